@@ -1,0 +1,92 @@
+// The CPU backend's function table: host memory plus the kernels of zt_cpu.h, so the Swift
+// backend drives the CPU and a CUDA device through the same entry points.
+#include <stdlib.h>
+#include <string.h>
+
+#include "zt_backend_api.h"
+#include "zt_cpu.h"
+
+static int cpu_device_count(int *count) { *count = 1; return 0; }
+static int cpu_set_device(int device) { return device == 0 ? 0 : 1; }
+static int cpu_device_name(int device, char *name, size_t len) {
+    (void)device;
+    if (len) { strncpy(name, "cpu", len - 1); name[len - 1] = 0; }
+    return 0;
+}
+static int cpu_mem_info(size_t *free_bytes, size_t *total_bytes) { *free_bytes = 0; *total_bytes = 0; return 0; }
+// 64-byte alignment: whole cache lines and aligned SIMD loads; zero-filled like cudaMalloc+memset.
+static int cpu_malloc(void **p, size_t bytes) {
+    if (posix_memalign(p, 64, bytes ? bytes : 1) != 0) { *p = NULL; return 2; }
+    memset(*p, 0, bytes);
+    return 0;
+}
+static int cpu_free(void *p) { free(p); return 0; }
+static int cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); return 0; }
+// Large device-to-device copies run on the worker pool (a same-dtype convert is a parallel memcpy).
+static int cpu_copy_parallel(void *dst, const void *src, size_t bytes) {
+    if (bytes % 4 == 0) zt_convert(dst, ZT_F32, src, ZT_F32, (int64_t)(bytes / 4));
+    else memcpy(dst, src, bytes);
+    return 0;
+}
+static int cpu_memset(void *p, int value, size_t bytes) { memset(p, value, bytes); return 0; }
+static int cpu_synchronize(void) { return 0; }
+static const char *cpu_last_error(void) { return ""; }
+
+static int cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    zt_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return 0;
+}
+static int cpu_sgemm_batched(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                             const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
+                             float beta, float *C, int64_t ldc, int64_t sc, int64_t batch) {
+    zt_sgemm_strided_batched(ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+    return 0;
+}
+static int cpu_newton_schulz(float *x, int64_t rows, int64_t cols, int steps, float *workspace) {
+    zt_newton_schulz(x, rows, cols, steps, workspace);
+    return 0;
+}
+
+static const zt_backend_api cpu_table = {
+    .abi_version = ZT_BACKEND_ABI_VERSION,
+    .struct_size = sizeof(zt_backend_api),
+    .device_count = cpu_device_count,
+    .set_device = cpu_set_device,
+    .device_name = cpu_device_name,
+    .mem_info = cpu_mem_info,
+    .malloc = cpu_malloc,
+    .free = cpu_free,
+    .memcpy_h2d = cpu_copy,
+    .memcpy_d2h = cpu_copy,
+    .memcpy_d2d = cpu_copy_parallel,
+    .memset = cpu_memset,
+    .synchronize = cpu_synchronize,
+    .last_error = cpu_last_error,
+    .perturb = zt_perturb,
+    .restore_update = zt_restore_update,
+    .perturbed_copy = zt_perturbed_copy,
+    .fill_normal = zt_fill_normal,
+    .convert = zt_convert,
+    .add = zt_add,
+    .mul = zt_mul,
+    .scale = zt_scale,
+    .add_rows = zt_add_rows,
+    .relu = zt_relu,
+    .silu = zt_silu,
+    .gelu_tanh = zt_gelu_tanh,
+    .gelu_erf = zt_gelu_erf,
+    .swiglu = zt_swiglu,
+    .softmax = zt_softmax,
+    .log_softmax = zt_log_softmax,
+    .layernorm = zt_layernorm,
+    .rmsnorm = zt_rmsnorm,
+    .embedding = zt_embedding,
+    .rope = zt_rope,
+    .attention = zt_attention,
+    .sgemm = cpu_sgemm,
+    .sgemm_strided_batched = cpu_sgemm_batched,
+    .newton_schulz = cpu_newton_schulz,
+};
+
+const zt_backend_api *zt_cpu_api(void) { return &cpu_table; }

@@ -1,0 +1,169 @@
+// Perturbation-stream kernels: perturb, fused restore+update, perturbed copy, fill_normal.
+//
+// These run once per ZO step over every trainable weight (3 passes per MeZO step), so they are
+// written for SIMD: z is produced 64 elements (16 Philox blocks) at a time in lane arrays, the
+// Philox rounds and the log/sincos polynomials of zt_philox.h are branch-free, and each loop is
+// compiled for AVX-512, AVX2+FMA and baseline x86-64, picked once at run time. Math is f32.
+#include <stdbool.h>
+
+#include "convert_inline.h"
+#include "zt_cpu.h"
+#include "zt_philox.h"
+#include "zt_threads.h"
+
+#define ZT_LANES 16                  // Philox blocks per batch (16: enough independent work to hide latency)
+#define ZT_BATCH (4 * ZT_LANES)      // elements per batch
+
+enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY };
+
+typedef struct {
+    void *x;                // (n) destination, elements [first, first + n) of the tensor
+    const void *src;        // (n) source of OP_COPY
+    zt_dtype dt, src_dt;
+    int op;
+    uint64_t first, seed;
+    uint32_t tensor_id, stream;
+    float a, decay;         // OP_PERTURB/COPY/FILL: a; OP_UPDATE: c = a, decay
+} stream_job;
+
+// z[0 .. ZT_BATCH) for global elements [4·j0, 4·j0 + ZT_BATCH).
+ZT_INLINE void normals_batch(uint64_t seed, uint32_t tid, uint32_t stream, uint64_t j0, float *restrict z) {
+    ZT_NO_CONTRACT
+    float z0[ZT_LANES], z1[ZT_LANES], z2[ZT_LANES], z3[ZT_LANES];
+    for (int l = 0; l < ZT_LANES; l++) {
+        zt_u32x4 w = zt_philox_block(seed, tid, stream, j0 + (uint64_t)l);
+        float c0, s0, c1, s1;
+        float r0 = zt_box_muller_radius(w.v[0]);
+        zt_sincos_2pi(w.v[1], &c0, &s0);
+        float r1 = zt_box_muller_radius(w.v[2]);
+        zt_sincos_2pi(w.v[3], &c1, &s1);
+        z0[l] = ZT_FMUL(r0, c0);
+        z1[l] = ZT_FMUL(r0, s0);
+        z2[l] = ZT_FMUL(r1, c1);
+        z3[l] = ZT_FMUL(r1, s1);
+    }
+    for (int l = 0; l < ZT_LANES; l++) {
+        z[4 * l + 0] = z0[l];
+        z[4 * l + 1] = z1[l];
+        z[4 * l + 2] = z2[l];
+        z[4 * l + 3] = z3[l];
+    }
+}
+
+// The per-element operation, in f32, with explicit FMAs so CPU and GPU round alike.
+ZT_INLINE float apply_op(int op, float x, float z, float a, float decay) {
+    ZT_NO_CONTRACT
+    switch (op) {
+    case OP_PERTURB:
+    case OP_COPY: return ZT_FMA(a, z, x);
+    case OP_UPDATE: return ZT_FMA(-decay, x, ZT_FMA(a, z, x));
+    default: return ZT_FMUL(a, z);
+    }
+}
+
+// Local elements [b, e) of job j; op and dtypes are compile-time constants at each call site.
+ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype sdt, int64_t b, int64_t e) {
+    void *x = j->x;
+    const void *src = op == OP_COPY ? j->src : j->x;
+    const float a = j->a, decay = j->decay;
+    float z[ZT_BATCH];
+    int64_t i = b;
+    // Head and tail (not on a batch boundary of the global index) go block by block.
+    while (i < e && ((j->first + (uint64_t)i) % ZT_BATCH) != 0) {
+        uint64_t g = j->first + (uint64_t)i;
+        zt_normal_block(j->seed, j->tensor_id, j->stream, g >> 2, z);
+        for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
+            float zi = z[(j->first + (uint64_t)i) & 3];
+            float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
+            zt_store(x, dt, i, apply_op(op, xi, zi, a, decay));
+        }
+    }
+    for (; i + ZT_BATCH <= e; i += ZT_BATCH) {
+        normals_batch(j->seed, j->tensor_id, j->stream, (j->first + (uint64_t)i) >> 2, z);
+        for (int k = 0; k < ZT_BATCH; k++) {
+            float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i + k);
+            zt_store(x, dt, i + k, apply_op(op, xi, z[k], a, decay));
+        }
+    }
+    while (i < e) {
+        uint64_t g = j->first + (uint64_t)i;
+        zt_normal_block(j->seed, j->tensor_id, j->stream, g >> 2, z);
+        for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
+            float zi = z[(j->first + (uint64_t)i) & 3];
+            float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
+            zt_store(x, dt, i, apply_op(op, xi, zi, a, decay));
+        }
+    }
+}
+
+// Dispatch to a specialised loop for each (op, dtype[, source dtype]).
+ZT_INLINE void stream_dispatch(const stream_job *j, int64_t b, int64_t e) {
+#define ZT_DT(OP, DT) if (j->dt == DT) { stream_range(j, OP, DT, DT, b, e); return; }
+#define ZT_CP(DT, SDT) if (j->dt == DT && j->src_dt == SDT) { stream_range(j, OP_COPY, DT, SDT, b, e); return; }
+    switch (j->op) {
+    case OP_PERTURB: ZT_DT(OP_PERTURB, ZT_F32) ZT_DT(OP_PERTURB, ZT_BF16) ZT_DT(OP_PERTURB, ZT_F16) return;
+    case OP_UPDATE: ZT_DT(OP_UPDATE, ZT_F32) ZT_DT(OP_UPDATE, ZT_BF16) ZT_DT(OP_UPDATE, ZT_F16) return;
+    case OP_FILL: ZT_DT(OP_FILL, ZT_F32) ZT_DT(OP_FILL, ZT_BF16) ZT_DT(OP_FILL, ZT_F16) return;
+    default:
+        ZT_CP(ZT_F32, ZT_F32) ZT_CP(ZT_F32, ZT_BF16) ZT_CP(ZT_F32, ZT_F16)
+        ZT_CP(ZT_BF16, ZT_BF16) ZT_CP(ZT_BF16, ZT_F32) ZT_CP(ZT_BF16, ZT_F16)
+        ZT_CP(ZT_F16, ZT_F16) ZT_CP(ZT_F16, ZT_F32) ZT_CP(ZT_F16, ZT_BF16)
+        return;
+    }
+#undef ZT_DT
+#undef ZT_CP
+}
+
+#if defined(__x86_64__) && defined(__clang__)
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,f16c")))
+static void stream_avx512(void *ctx, int64_t b, int64_t e) { stream_dispatch(ctx, b, e); }
+__attribute__((target("avx2,fma,f16c")))
+static void stream_avx2(void *ctx, int64_t b, int64_t e) { stream_dispatch(ctx, b, e); }
+#endif
+static void stream_generic(void *ctx, int64_t b, int64_t e) { stream_dispatch(ctx, b, e); }
+
+static zt_range_fn pick_stream_fn(void) {
+#if defined(__x86_64__) && defined(__clang__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return stream_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return stream_avx2;
+#endif
+    return stream_generic;
+}
+
+static void run_stream(stream_job *j, int64_t n) {
+    static zt_range_fn fn = NULL;
+    if (!fn) fn = pick_stream_fn();  // benign race: every thread picks the same function
+    // Ranges split on batch boundaries of the local index; results do not depend on the split.
+    zt_parallel_for(n, 1 << 14, fn, j);
+}
+
+void zt_perturb(void *x, zt_dtype dtype, int64_t n, uint64_t first,
+                uint64_t seed, uint32_t tensor_id, uint32_t stream, float a) {
+    stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_PERTURB, .first = first, .seed = seed,
+                    .tensor_id = tensor_id, .stream = stream, .a = a};
+    run_stream(&j, n);
+}
+
+void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first,
+                       uint64_t seed, uint32_t tensor_id, uint32_t stream, float c, float decay) {
+    stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_UPDATE, .first = first, .seed = seed,
+                    .tensor_id = tensor_id, .stream = stream, .a = c, .decay = decay};
+    run_stream(&j, n);
+}
+
+void zt_perturbed_copy(void *out, zt_dtype out_dtype, const void *src, zt_dtype src_dtype, int64_t n,
+                       uint64_t first, uint64_t seed, uint32_t tensor_id, uint32_t stream, float a) {
+    stream_job j = {.x = out, .src = src, .dt = out_dtype, .src_dt = src_dtype, .op = OP_COPY, .first = first,
+                    .seed = seed, .tensor_id = tensor_id, .stream = stream, .a = a};
+    run_stream(&j, n);
+}
+
+void zt_fill_normal(void *out, zt_dtype dtype, int64_t n, uint64_t first,
+                    uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale) {
+    stream_job j = {.x = out, .dt = dtype, .src_dt = dtype, .op = OP_FILL, .first = first, .seed = seed,
+                    .tensor_id = tensor_id, .stream = stream, .a = scale};
+    run_stream(&j, n);
+}

@@ -1,0 +1,98 @@
+// The backend function table: memory entry points plus the kernel set, one table per device.
+// The CPU table (zt_cpu_api) points at the kernels of zt_cpu.h; the CUDA table comes from
+// libzotune_cuda.so (built by Kernels/build.sh), which nothing links at build time: the Swift
+// backend dlopens it, calls zt_cuda_get_api() and checks the ABI version and struct size first.
+// Pointers named d_* are device pointers; kernels take the same arguments as their CPU twins in
+// zt_cpu.h, may be asynchronous (synchronize() waits) and report errors through last_error().
+#ifndef ZT_BACKEND_API_H
+#define ZT_BACKEND_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zt_dtype.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ZT_BACKEND_ABI_VERSION 1u
+#define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
+
+typedef struct zt_backend_api {
+    uint32_t abi_version;   // ZT_BACKEND_ABI_VERSION the table was built with
+    uint32_t struct_size;   // sizeof(zt_backend_api) the library was built with
+
+    // ---- device and memory (return 0 on success, else a device error code) ----
+    int (*device_count)(int *count);
+    int (*set_device)(int device);
+    int (*device_name)(int device, char *name, size_t len);
+    int (*mem_info)(size_t *free_bytes, size_t *total_bytes);
+    int (*malloc)(void **d_ptr, size_t bytes);
+    int (*free)(void *d_ptr);
+    int (*memcpy_h2d)(void *d_dst, const void *src, size_t bytes);
+    int (*memcpy_d2h)(void *dst, const void *d_src, size_t bytes);
+    int (*memcpy_d2d)(void *d_dst, const void *d_src, size_t bytes);
+    int (*memset)(void *d_ptr, int value, size_t bytes);
+    int (*synchronize)(void);
+    // Last error as text (thread-local; empty string when none).
+    const char *(*last_error)(void);
+
+    // ---- perturbation stream ----
+    void (*perturb)(void *d_x, zt_dtype dtype, int64_t n, uint64_t first,
+                    uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
+    void (*restore_update)(void *d_x, zt_dtype dtype, int64_t n, uint64_t first,
+                           uint64_t seed, uint32_t tensor_id, uint32_t stream, float c, float decay);
+    void (*perturbed_copy)(void *d_out, zt_dtype out_dtype, const void *d_src, zt_dtype src_dtype, int64_t n,
+                           uint64_t first, uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
+    void (*fill_normal)(void *d_out, zt_dtype dtype, int64_t n, uint64_t first,
+                        uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale);
+    void (*convert)(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n);
+
+    // ---- elementwise and rows (f32) ----
+    void (*add)(float *d_out, const float *d_a, const float *d_b, int64_t n);
+    void (*mul)(float *d_out, const float *d_a, const float *d_b, int64_t n);
+    void (*scale)(float *d_out, const float *d_a, float s, int64_t n);
+    void (*add_rows)(float *d_x, const float *d_bias, int64_t rows, int64_t dim);
+    void (*relu)(float *d_out, const float *d_x, int64_t n);
+    void (*silu)(float *d_out, const float *d_x, int64_t n);
+    void (*gelu_tanh)(float *d_out, const float *d_x, int64_t n);
+    void (*gelu_erf)(float *d_out, const float *d_x, int64_t n);
+    void (*swiglu)(float *d_out, const float *d_gate, const float *d_up, int64_t n);
+    void (*softmax)(float *d_out, const float *d_x, int64_t rows, int64_t dim);
+    void (*log_softmax)(float *d_out, const float *d_x, int64_t rows, int64_t dim);
+    void (*layernorm)(float *d_out, const float *d_x, const float *d_gamma, const float *d_beta,
+                      int64_t rows, int64_t dim, float eps);
+    void (*rmsnorm)(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
+    int64_t (*embedding)(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
+                      const int32_t *d_ids, int64_t n);
+    void (*rope)(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
+                 int64_t rot_dim, const float *d_inv_freq);
+    void (*attention)(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
+                      int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+
+    // ---- GEMM (OpenBLAS / cuBLAS, row-major like zt_sgemm; returns 0 or a BLAS status) ----
+    int (*sgemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *d_A, int64_t lda, const float *d_B, int64_t ldb, float beta, float *d_C, int64_t ldc);
+    int (*sgemm_strided_batched)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                                 const float *d_A, int64_t lda, int64_t sa, const float *d_B, int64_t ldb, int64_t sb,
+                                 float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch);
+    // ---- Newton–Schulz quintic orthogonalization of d_x (rows, cols) in place (ZO-Muon) ----
+    // d_workspace holds zt_newton_schulz_workspace(rows, cols) floats.
+    int (*newton_schulz)(float *d_x, int64_t rows, int64_t cols, int steps, float *d_workspace);
+} zt_backend_api;
+
+typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);
+
+// The CPU table (Kernels/cpu/cpu_api.c).
+const zt_backend_api *zt_cpu_api(void);
+
+// Host side (Kernels/cpu/cuda_loader.c): dlopen `path`, resolve the entry point, check the ABI
+// version and struct size, and query the device count. Returns 0 and sets *api and *devices, or
+// returns -1 with a one-line reason in err. The library stays loaded for the process's lifetime.
+int zt_cuda_load(const char *path, const zt_backend_api **api, int *devices, char *err, size_t err_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

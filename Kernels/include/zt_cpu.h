@@ -1,0 +1,110 @@
+// CPU kernels. Plain C over caller-owned memory: no allocation, no policy. Every kernel that
+// touches more than a few rows runs on the zt_threads pool; row-major layouts, shapes in comments.
+#ifndef ZT_CPU_H
+#define ZT_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zt_dtype.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- Perturbation stream (ALGORITHMS.md §2–§3) -------------------------------------------------
+// x holds elements [first, first + n) of the tensor (`first` is the global element index of x[0],
+// so a tensor can be processed whole, in chunks or in shards with the same z). Math is f32 for
+// every storage dtype; f16/bf16 results are rounded to nearest even once per write.
+
+// x += a·z
+void zt_perturb(void *x, zt_dtype dtype, int64_t n, uint64_t first,
+                uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
+
+// x += c·z − decay·x in one pass: the MeZO restore + update with c = ε − η·g, decay = η·λ.
+// f32: x' = fma(−decay, x, fma(c, z, x)).
+void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first,
+                       uint64_t seed, uint32_t tensor_id, uint32_t stream, float c, float decay);
+
+// out = src + a·z (src and out may differ in dtype; shadow perturbation writes a scratch copy).
+void zt_perturbed_copy(void *out, zt_dtype out_dtype, const void *src, zt_dtype src_dtype, int64_t n,
+                       uint64_t first, uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
+
+// out = scale·z
+void zt_fill_normal(void *out, zt_dtype dtype, int64_t n, uint64_t first,
+                    uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale);
+
+// ---- Conversions -----------------------------------------------------------------------------
+// dst = src converted (round to nearest even into f16/bf16; NaN stays NaN, overflow goes to inf).
+void zt_convert(void *dst, zt_dtype dst_dtype, const void *src, zt_dtype src_dtype, int64_t n);
+float zt_bf16_to_f32(uint16_t h);
+uint16_t zt_f32_to_bf16(float f);
+float zt_f16_to_f32(uint16_t h);
+uint16_t zt_f32_to_f16(float f);
+
+// ---- Elementwise (out may alias an input) ------------------------------------------------------
+void zt_add(float *out, const float *a, const float *b, int64_t n);            // out = a + b
+void zt_mul(float *out, const float *a, const float *b, int64_t n);            // out = a ⊙ b
+void zt_scale(float *out, const float *a, float s, int64_t n);                 // out = s·a
+void zt_add_rows(float *x, const float *bias, int64_t rows, int64_t dim);      // x(rows,dim) += bias(dim)
+void zt_relu(float *out, const float *x, int64_t n);
+void zt_silu(float *out, const float *x, int64_t n);                           // x·σ(x)
+void zt_gelu_tanh(float *out, const float *x, int64_t n);                      // GPT-2 "gelu_new"
+void zt_gelu_erf(float *out, const float *x, int64_t n);                       // exact GELU
+void zt_swiglu(float *out, const float *gate, const float *up, int64_t n);     // silu(gate)·up
+
+// ---- Rows: x(rows, dim) ----------------------------------------------------------------------
+void zt_softmax(float *out, const float *x, int64_t rows, int64_t dim);
+void zt_log_softmax(float *out, const float *x, int64_t rows, int64_t dim);
+// (x − mean)/sqrt(var + eps)·gamma + beta, biased variance; gamma/beta may be NULL (1 and 0).
+void zt_layernorm(float *out, const float *x, const float *gamma, const float *beta,
+                  int64_t rows, int64_t dim, float eps);
+// x / sqrt(mean(x²) + eps)·gamma; gamma may be NULL.
+void zt_rmsnorm(float *out, const float *x, const float *gamma, int64_t rows, int64_t dim, float eps);
+
+// ---- Embedding ---------------------------------------------------------------------------------
+// out(n, dim) = table(vocab, dim)[ids(n)], table in any storage dtype. Rows of out-of-range ids are
+// zeroed; returns how many there were (0 = all valid).
+int64_t zt_embedding(float *out, const void *table, zt_dtype dtype, int64_t vocab, int64_t dim,
+                     const int32_t *ids, int64_t n);
+
+// ---- Rotary position embedding (GPT-NeoX / Hugging Face layout) ------------------------------
+// x(n, heads, head_dim) in place. For token t at position pos[t], the first rot_dim dims of each
+// head are rotated in pairs (i, i + rot_dim/2), i < rot_dim/2, by angle pos[t]·inv_freq[i]
+// (f32 product, as transformers computes it). inv_freq(rot_dim/2) carries theta and rope scaling.
+void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t head_dim,
+             int64_t rot_dim, const float *inv_freq);
+
+// ---- Attention ---------------------------------------------------------------------------------
+// Causal attention with a key padding mask, grouped-query aware.
+//   q(B, T, Hq, D), k and v (B, S, Hkv, D) with S ≥ T: the T queries are the last T positions
+//   (query t sits at key index S − T + t, so S − T is the KV-cache length); Hq % Hkv == 0 and
+//   query head h reads kv head h / (Hq / Hkv). key_mask(B, S): 1 = attend, 0 = padding (NULL: all).
+//   out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v. A query with no allowed key gets 0.
+// Online (flash-style) softmax: no score matrix is stored.
+void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
+                  int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+
+// ---- GEMM through OpenBLAS cblas (row-major) ---------------------------------------------------
+// C(M,N) = alpha·op(A)·op(B) + beta·C; op(A) is (M,K), op(B) is (K,N); trans = 1 transposes.
+void zt_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+// The same for `batch` independent products at strides (in elements) sa, sb, sc.
+void zt_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                              const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
+                              float beta, float *C, int64_t ldc, int64_t sc, int64_t batch);
+// Newton–Schulz quintic orthogonalization (ZO-Muon, ALGORITHMS.md §4) of x(rows, cols) in place:
+// X = x/(‖x‖_F + 1e-7), transposed so rows ≤ cols, then `steps` × { A = X Xᵀ; X = aX + (bA + cA²)X }
+// with (a, b, c) = (3.4445, −4.7750, 2.0315). workspace: zt_newton_schulz_workspace floats.
+int64_t zt_newton_schulz_workspace(int64_t rows, int64_t cols);
+void zt_newton_schulz(float *x, int64_t rows, int64_t cols, int steps, float *workspace);
+
+// OpenBLAS's build configuration string and thread count.
+const char *zt_blas_config(void);
+int zt_blas_num_threads(void);
+void zt_blas_set_num_threads(int n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,50 @@
+// swift-tools-version:6.1
+// ZOTune: zeroth-order fine-tuning of language models, forward passes only.
+import PackageDescription
+
+let package = Package(
+    name: "ZOTune",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "zotune", targets: ["zotune"]),
+        .library(name: "ZOTuneBackend", targets: ["ZOTuneBackend"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Layer 0: hand-written kernels. C for the CPU (OpenBLAS for GEMM), the shared Philox
+        // header, and the run-time loader of the CUDA library (built separately by Kernels/build.sh).
+        .target(
+            name: "ZOTuneKernels",
+            path: "Kernels",
+            exclude: ["cuda"],
+            sources: ["cpu"],
+            publicHeadersPath: "include",
+            cSettings: [
+                .define("_GNU_SOURCE"),
+            ],
+            linkerSettings: [
+                .linkedLibrary("openblas"),
+                .linkedLibrary("dl"),
+                .linkedLibrary("pthread"),
+                .linkedLibrary("m"),
+            ]
+        ),
+        // Layer 1: tensors, device buffers, the memory ledger, backends and device choice.
+        .target(
+            name: "ZOTuneBackend",
+            dependencies: ["ZOTuneKernels"]
+        ),
+        // The command-line tool.
+        .executableTarget(
+            name: "zotune",
+            dependencies: [
+                "ZOTuneBackend",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "KernelTests", dependencies: ["ZOTuneKernels"]),
+        .testTarget(name: "BackendTests", dependencies: ["ZOTuneBackend", "ZOTuneKernels"]),
+    ]
+)

@@ -1,0 +1,99 @@
+import Foundation
+import ZOTuneKernels
+
+/// What the user asked for with `--device` or ZOTUNE_DEVICE.
+public enum DeviceRequest: String, Sendable, CaseIterable {
+    case auto, cpu, cuda
+
+    /// `flag` if given, else ZOTUNE_DEVICE, else auto.
+    public static func resolve(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DeviceRequest {
+        let text = flag ?? environment["ZOTUNE_DEVICE"] ?? "auto"
+        guard let request = DeviceRequest(rawValue: text.lowercased()) else {
+            let source = flag != nil ? "--device" : "ZOTUNE_DEVICE"
+            throw BackendError("\(source) must be auto, cpu or cuda (got \"\(text)\")")
+        }
+        return request
+    }
+}
+
+/// The CUDA library, found and loaded at run time (nothing links CUDA at build time).
+public enum CUDALibrary {
+    public static let fileName = "libzotune_cuda.so"
+
+    /// Where to look, in order: ZOTUNE_CUDA_LIB, next to the executable, Kernels/build/ under the
+    /// current directory, then the dynamic loader's own search (LD_LIBRARY_PATH).
+    public static func candidates(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        if let explicit = environment["ZOTUNE_CUDA_LIB"], !explicit.isEmpty { return [explicit] }
+        var paths: [String] = []
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        paths.append(exe.deletingLastPathComponent().appendingPathComponent(fileName).path)
+        paths.append(FileManager.default.currentDirectoryPath + "/Kernels/build/" + fileName)
+        return paths.filter { FileManager.default.fileExists(atPath: $0) } + [fileName]
+    }
+
+    public struct Loaded: @unchecked Sendable {
+        public let table: UnsafePointer<zt_backend_api>
+        public let devices: Int
+        public let path: String
+    }
+
+    /// Loads the first candidate that opens, or explains why none did.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) -> Result<Loaded, BackendError> {
+        var reasons: [String] = []
+        for path in candidates(environment: environment) {
+            var table: UnsafePointer<zt_backend_api>?
+            var devices: Int32 = 0
+            var err = [CChar](repeating: 0, count: 512)
+            if zt_cuda_load(path, &table, &devices, &err, err.count) == 0, let table {
+                return .success(Loaded(table: table, devices: Int(devices), path: path))
+            }
+            let reason = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            reasons.append(reason)
+            if reason.hasPrefix("no CUDA device") { break }  // the library is fine; the machine has no GPU
+        }
+        let reason = reasons.first { $0.hasPrefix("no CUDA device") } ?? reasons.last ?? "\(fileName) not found"
+        return .failure(BackendError(reason))
+    }
+}
+
+/// Picks the backend for a request: `auto` takes CUDA only when the library loads and reports a
+/// device, otherwise the CPU with one notice line; `cuda` without a usable device is an error.
+public enum DeviceSelection {
+    public struct Choice: Sendable {
+        public let backend: KernelBackend
+        /// One line for the user when auto fell back to the CPU.
+        public let notice: String?
+    }
+
+    public static func select(_ request: DeviceRequest, threads: Int? = nil,
+                              environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Choice {
+        switch request {
+        case .cpu:
+            return Choice(backend: .cpu(threads: threads), notice: nil)
+        case .cuda:
+            switch CUDALibrary.load(environment: environment) {
+            case .success(let lib): return Choice(backend: try cudaBackend(lib), notice: nil)
+            case .failure(let error): throw BackendError("--device cuda: \(error.message)")
+            }
+        case .auto:
+            switch CUDALibrary.load(environment: environment) {
+            case .success(let lib): return Choice(backend: try cudaBackend(lib), notice: nil)
+            case .failure(let error):
+                return Choice(backend: .cpu(threads: threads), notice: "device: CPU (CUDA unavailable: \(error.message))")
+            }
+        }
+    }
+
+    static func cudaBackend(_ lib: CUDALibrary.Loaded) throws -> KernelBackend {
+        let api = lib.table.pointee
+        guard api.set_device(0) == 0 else {
+            throw BackendError("cannot select CUDA device 0: \(lastError(api))")
+        }
+        var name = [CChar](repeating: 0, count: 256)
+        _ = api.device_name(0, &name, name.count)
+        let deviceName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return KernelBackend(device: .cuda, table: lib.table,
+                             summary: "CUDA: \(deviceName) (\(lib.devices) device(s), \(lib.path))",
+                             ledger: MemoryLedger(name: "cuda"))
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+import ZOTuneKernels
+
+/// A backend driven through a `zt_backend_api` function table: the CPU table (C kernels on the
+/// worker pool, OpenBLAS) or the CUDA library's table. Shapes are validated here, once for every
+/// device; the kernels trust them.
+public final class KernelBackend: Backend, @unchecked Sendable {
+    public let device: DeviceKind
+    public let ledger: MemoryLedger
+    public let summary: String
+    let api: zt_backend_api
+
+    init(device: DeviceKind, table: UnsafePointer<zt_backend_api>, summary: String, ledger: MemoryLedger) {
+        self.device = device
+        self.api = table.pointee
+        self.summary = summary
+        self.ledger = ledger
+    }
+
+    /// The CPU backend. `threads` sets the kernel pool size (nil: all online CPUs or ZOTUNE_NUM_THREADS).
+    public static func cpu(threads: Int? = nil, ledger: MemoryLedger = MemoryLedger(name: "cpu")) -> KernelBackend {
+        if let threads { zt_set_num_threads(Int32(threads)) }
+        return KernelBackend(device: .cpu, table: zt_cpu_api(), summary: CPUInfo.summary, ledger: ledger)
+    }
+
+    private func check(_ rc: Int32, _ what: String) {
+        if rc != 0 {
+            let reason = lastError(api)
+            fatalError("\(device) \(what) failed (code \(rc))\(reason.isEmpty ? "" : ": \(reason)")")
+        }
+    }
+
+    // MARK: memory
+
+    public func allocateRaw(bytes: Int) throws -> UnsafeMutableRawPointer {
+        var p: UnsafeMutableRawPointer?
+        let rc = api.malloc(&p, bytes)
+        guard rc == 0, let p else {
+            throw BackendError("out of \(device) memory allocating \(formatBytes(bytes)) (\(formatBytes(ledger.snapshot.total.current)) in use)")
+        }
+        if device != .cpu { check(api.memset(p, 0, bytes), "memset") }  // the CPU allocator zero-fills
+        return p
+    }
+
+    public func release(_ pointer: UnsafeMutableRawPointer, bytes: Int) { _ = api.free(pointer) }
+
+    public func copy(_ tensor: Tensor, fromHost source: UnsafeRawBufferPointer) {
+        precondition(source.count == tensor.bytes, "copy of \(source.count) bytes into \(tensor)")
+        if let base = source.baseAddress { check(api.memcpy_h2d(tensor.pointer, base, tensor.bytes), "host-to-device copy") }
+    }
+
+    public func copy(_ tensor: Tensor, toHost destination: UnsafeMutableRawBufferPointer) {
+        precondition(destination.count == tensor.bytes, "copy of \(tensor) into \(destination.count) bytes")
+        if let base = destination.baseAddress { check(api.memcpy_d2h(base, tensor.pointer, tensor.bytes), "device-to-host copy") }
+    }
+
+    public func copy(_ destination: Tensor, from source: Tensor) {
+        precondition(destination.count == source.count && destination.dtype == source.dtype, "copy \(source) into \(destination)")
+        check(api.memcpy_d2d(destination.pointer, source.pointer, source.bytes), "device copy")
+    }
+
+    public func synchronize() { check(api.synchronize(), "synchronize") }
+
+    // MARK: perturbation stream
+
+    public func perturb(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
+        api.perturb(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, scale)
+    }
+
+    public func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, zScale: Float, decay: Float) {
+        api.restore_update(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, zScale, decay)
+    }
+
+    public func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
+        precondition(out.count == source.count, "perturbed copy of \(source) into \(out)")
+        api.perturbed_copy(out.pointer, out.dtype.code, source.pointer, source.dtype.code, Int64(source.count),
+                           UInt64(source.offset), seed, tensorId, stream, scale)
+    }
+
+    public func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
+        api.fill_normal(out.pointer, out.dtype.code, Int64(out.count), UInt64(out.offset), seed, tensorId, stream, scale)
+    }
+
+    public func convert(into destination: Tensor, from source: Tensor) {
+        precondition(destination.count == source.count, "convert \(source) into \(destination)")
+        api.convert(destination.pointer, destination.dtype.code, source.pointer, source.dtype.code, Int64(source.count))
+    }
+
+    // MARK: elementwise
+
+    public func add(_ out: Tensor, _ a: Tensor, _ b: Tensor) {
+        checkSame(out, a, b)
+        api.add(out.f32, a.f32, b.f32, Int64(out.count))
+    }
+
+    public func mul(_ out: Tensor, _ a: Tensor, _ b: Tensor) {
+        checkSame(out, a, b)
+        api.mul(out.f32, a.f32, b.f32, Int64(out.count))
+    }
+
+    public func scale(_ out: Tensor, _ a: Tensor, by s: Float) {
+        checkSame(out, a)
+        api.scale(out.f32, a.f32, s, Int64(out.count))
+    }
+
+    public func addRows(_ x: Tensor, bias: Tensor) {
+        let dim = bias.count
+        precondition(x.rank >= 1 && x.shape.last == dim, "bias \(bias.shape) for \(x.shape)")
+        api.add_rows(x.f32, bias.f32, Int64(x.count / max(dim, 1)), Int64(dim))
+    }
+
+    public func activation(_ kind: Activation, _ out: Tensor, _ x: Tensor) {
+        checkSame(out, x)
+        let n = Int64(x.count)
+        switch kind {
+        case .relu: api.relu(out.f32, x.f32, n)
+        case .silu: api.silu(out.f32, x.f32, n)
+        case .geluTanh: api.gelu_tanh(out.f32, x.f32, n)
+        case .geluErf: api.gelu_erf(out.f32, x.f32, n)
+        }
+    }
+
+    public func swiglu(_ out: Tensor, gate: Tensor, up: Tensor) {
+        checkSame(out, gate, up)
+        api.swiglu(out.f32, gate.f32, up.f32, Int64(out.count))
+    }
+
+    // MARK: rows
+
+    public func softmax(_ out: Tensor, _ x: Tensor) {
+        checkSame(out, x)
+        let (rows, dim) = rowsAndDim(x)
+        api.softmax(out.f32, x.f32, rows, dim)
+    }
+
+    public func logSoftmax(_ out: Tensor, _ x: Tensor) {
+        checkSame(out, x)
+        let (rows, dim) = rowsAndDim(x)
+        api.log_softmax(out.f32, x.f32, rows, dim)
+    }
+
+    public func layerNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float) {
+        checkSame(out, x)
+        let (rows, dim) = rowsAndDim(x)
+        precondition((gamma.map { $0.count == Int(dim) } ?? true) && (beta.map { $0.count == Int(dim) } ?? true),
+                     "layernorm parameters do not match dim \(dim)")
+        api.layernorm(out.f32, x.f32, gamma?.f32, beta?.f32, rows, dim, eps)
+    }
+
+    public func rmsNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, eps: Float) {
+        checkSame(out, x)
+        let (rows, dim) = rowsAndDim(x)
+        precondition(gamma.map { $0.count == Int(dim) } ?? true, "rmsnorm gain does not match dim \(dim)")
+        api.rmsnorm(out.f32, x.f32, gamma?.f32, rows, dim, eps)
+    }
+
+    public func newtonSchulz(_ x: Tensor, steps: Int) throws {
+        precondition(x.rank == 2 && x.dtype == .f32, "Newton–Schulz needs an f32 matrix, got \(x)")
+        let (rows, cols) = (Int64(x.shape[0]), Int64(x.shape[1]))
+        let workspace = try allocate([Int(zt_newton_schulz_workspace(rows, cols))], tag: .workspace)
+        check(api.newton_schulz(x.f32, rows, cols, Int32(steps), workspace.f32), "Newton–Schulz")
+    }
+
+    // MARK: transformer pieces
+
+    public func embedding(_ out: Tensor, table: Tensor, ids: Tensor) throws {
+        precondition(table.rank == 2 && ids.dtype == .i32 && out.count == ids.count * table.shape[1],
+                     "embedding \(table.shape)[\(ids.shape)] → \(out.shape)")
+        let vocab = table.shape[0]
+        let bad = api.embedding(out.f32, table.pointer, table.dtype.code, Int64(vocab), Int64(table.shape[1]),
+                                ids.i32, Int64(ids.count))
+        if bad != 0 { throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))") }
+    }
+
+    public func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor) {
+        let tokens = positions.count
+        precondition(positions.dtype == .i32 && tokens > 0 && x.count % (tokens * headDim) == 0,
+                     "rope: \(x.shape) for \(tokens) positions")
+        precondition(rotaryDim % 2 == 0 && rotaryDim <= headDim && invFreq.count == rotaryDim / 2, "rope: rotary dim \(rotaryDim)")
+        let heads = x.count / (tokens * headDim)
+        api.rope(x.f32, positions.i32, Int64(tokens), Int64(heads), Int64(headDim), Int64(rotaryDim), invFreq.f32)
+    }
+
+    public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor?, scale: Float) {
+        // q, out (B, T, Hq, D); k, v (B, S, Hkv, D); keyMask (B, S) u8
+        precondition(q.rank == 4 && k.rank == 4 && k.shape == v.shape && out.shape == q.shape,
+                     "attention shapes q \(q.shape) k \(k.shape) v \(v.shape) out \(out.shape)")
+        let (b, t, hq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (s, hkv) = (k.shape[1], k.shape[2])
+        precondition(k.shape[0] == b && k.shape[3] == d && s >= t && hkv > 0 && hq % hkv == 0,
+                     "attention shapes q \(q.shape) k \(k.shape)")
+        precondition(keyMask.map { $0.dtype == .u8 && $0.count == b * s } ?? true, "attention key mask must be u8 (B, S) = (\(b), \(s))")
+        api.attention(out.f32, q.f32, k.f32, v.f32, keyMask?.pointer.assumingMemoryBound(to: UInt8.self),
+                      Int64(b), Int64(t), Int64(s), Int64(hq), Int64(hkv), Int64(d), scale)
+    }
+
+    public func matmul(_ c: Tensor, _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, alpha: Float, beta: Float) {
+        let g = GemmGeometry(c: c, a: a, transposeA: transposeA, b: b, transposeB: transposeB)
+        let (ta, tb): (Int32, Int32) = (transposeA ? 1 : 0, transposeB ? 1 : 0)
+        if g.batch == 1 {
+            check(api.sgemm(ta, tb, g.m, g.n, g.k, alpha, a.f32, g.lda, b.f32, g.ldb, beta, c.f32, g.ldc), "sgemm")
+        } else {
+            check(api.sgemm_strided_batched(ta, tb, g.m, g.n, g.k, alpha, a.f32, g.lda, g.strideA, b.f32, g.ldb, g.strideB,
+                                            beta, c.f32, g.ldc, g.strideC, g.batch), "batched sgemm")
+        }
+    }
+
+    // MARK: checks
+
+    private func checkSame(_ ts: Tensor...) {
+        let n = ts[0].count
+        precondition(ts.allSatisfy { $0.count == n && $0.dtype == .f32 }, "elementwise operands differ: \(ts)")
+    }
+
+    private func rowsAndDim(_ x: Tensor) -> (Int64, Int64) {
+        let dim = x.shape.last ?? 1
+        return (Int64(dim == 0 ? 0 : x.count / dim), Int64(dim))
+    }
+}
+
+/// Shapes and strides of a (batched) row-major GEMM on the last two dimensions; leading dimensions
+/// are a batch, and A or B may be a single matrix broadcast over it.
+public struct GemmGeometry: Sendable {
+    public let m, n, k, lda, ldb, ldc, batch, strideA, strideB, strideC: Int64
+
+    public init(c: Tensor, a: Tensor, transposeA: Bool, b: Tensor, transposeB: Bool) {
+        precondition(a.rank >= 2 && b.rank >= 2 && c.rank >= 2, "matmul needs matrices: \(a.shape) \(b.shape) → \(c.shape)")
+        precondition(a.dtype == .f32 && b.dtype == .f32 && c.dtype == .f32, "matmul is f32")
+        let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        let (m, ka) = transposeA ? (ac, ar) : (ar, ac)
+        let (kb, n) = transposeB ? (bc, br) : (br, bc)
+        precondition(ka == kb && c.shape[c.rank - 2] == m && c.shape[c.rank - 1] == n,
+                     "matmul shapes \(a.shape)\(transposeA ? "ᵀ" : "") × \(b.shape)\(transposeB ? "ᵀ" : "") → \(c.shape)")
+        let batch = c.count / max(m * n, 1)
+        let batchA = a.count / max(ar * ac, 1), batchB = b.count / max(br * bc, 1)
+        precondition((batchA == batch || batchA == 1) && (batchB == batch || batchB == 1),
+                     "matmul batch \(a.shape) × \(b.shape) → \(c.shape)")
+        self.m = Int64(m); self.n = Int64(n); self.k = Int64(ka)
+        lda = Int64(ac); ldb = Int64(bc); ldc = Int64(n)
+        self.batch = Int64(batch)
+        strideA = batchA == 1 ? 0 : Int64(ar * ac)
+        strideB = batchB == 1 ? 0 : Int64(br * bc)
+        strideC = Int64(m * n)
+    }
+}
+
+/// Facts about the CPU side: kernel threads and OpenBLAS.
+public enum CPUInfo {
+    public static var kernelThreads: Int { Int(zt_num_threads()) }
+    public static var blasThreads: Int { Int(zt_blas_num_threads()) }
+    public static var blasConfig: String { String(cString: zt_blas_config()).trimmingCharacters(in: .whitespaces) }
+    public static var summary: String {
+        "CPU: \(kernelThreads) kernel threads; OpenBLAS \(blasThreads) threads (\(blasConfig))"
+    }
+}
+
+/// The table's last error message ("" when none).
+func lastError(_ api: zt_backend_api) -> String {
+    api.last_error().map { String(cString: $0) } ?? ""
+}

@@ -1,0 +1,83 @@
+/// A device allocation: raw bytes owned by one backend and accounted in its ledger under one tag.
+/// Freed (and un-accounted) when the last tensor viewing it goes away.
+public final class DeviceBuffer: @unchecked Sendable {
+    public let pointer: UnsafeMutableRawPointer   // host or device address; opaque to Swift
+    public let bytes: Int
+    public let tag: MemoryTag
+    public let backend: any Backend
+
+    init(pointer: UnsafeMutableRawPointer, bytes: Int, tag: MemoryTag, backend: any Backend) {
+        self.pointer = pointer
+        self.bytes = bytes
+        self.tag = tag
+        self.backend = backend
+    }
+
+    deinit {
+        backend.release(pointer, bytes: bytes)
+        backend.ledger.freed(bytes, tag: tag)
+    }
+}
+
+/// A dense row-major view into a device buffer: dtype, shape and an element offset.
+public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+    public let buffer: DeviceBuffer
+    public let dtype: DType
+    public let shape: [Int]
+    /// Offset of element 0 in elements of `dtype` from the start of the buffer. For a buffer that
+    /// holds one named tensor this is also the element's global index in the z stream.
+    public let offset: Int
+
+    public init(buffer: DeviceBuffer, dtype: DType, shape: [Int], offset: Int = 0) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        precondition((offset + shape.reduce(1, *)) * dtype.size <= buffer.bytes,
+                     "view \(shape) at \(offset) exceeds its \(buffer.bytes)-byte buffer")
+        self.buffer = buffer
+        self.dtype = dtype
+        self.shape = shape
+        self.offset = offset
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+    public var rank: Int { shape.count }
+    public var backend: any Backend { buffer.backend }
+    public var bytes: Int { count * dtype.size }
+
+    /// Address of element 0 (device address for device backends).
+    public var pointer: UnsafeMutableRawPointer { buffer.pointer + offset * dtype.size }
+    public var f32: UnsafeMutablePointer<Float> {
+        precondition(dtype == .f32, "expected an f32 tensor, got \(dtype)")
+        return pointer.assumingMemoryBound(to: Float.self)
+    }
+
+    public var i32: UnsafeMutablePointer<Int32> {
+        precondition(dtype == .i32, "expected an i32 tensor, got \(dtype)")
+        return pointer.assumingMemoryBound(to: Int32.self)
+    }
+
+    /// The same elements under another shape.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        var shape = newShape
+        if let infer = shape.firstIndex(of: -1) {
+            let known = shape.enumerated().filter { $0.offset != infer }.map(\.element).reduce(1, *)
+            shape[infer] = known == 0 ? 0 : count / known
+        }
+        precondition(shape.reduce(1, *) == count, "cannot reshape \(self.shape) to \(newShape)")
+        return Tensor(buffer: buffer, dtype: dtype, shape: shape, offset: offset)
+    }
+
+    /// Rows [start, start + length) of the leading dimension.
+    public func rows(_ start: Int, _ length: Int) -> Tensor {
+        precondition(rank >= 1 && start >= 0 && start + length <= shape[0], "rows \(start)..<\(start + length) of \(shape)")
+        let rowCount = shape.dropFirst().reduce(1, *)
+        return Tensor(buffer: buffer, dtype: dtype, shape: [length] + shape.dropFirst(), offset: offset + start * rowCount)
+    }
+
+    /// A flat view of `length` elements starting at element `start`.
+    public func flatSlice(_ start: Int, _ length: Int) -> Tensor {
+        precondition(start >= 0 && start + length <= count, "slice \(start)..<\(start + length) of \(count) elements")
+        return Tensor(buffer: buffer, dtype: dtype, shape: [length], offset: offset + start)
+    }
+
+    public var description: String { "Tensor(\(dtype), \(shape), \(backend.device))" }
+}

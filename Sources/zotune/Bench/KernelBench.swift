@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import ZOTuneBackend
+
+/// `zotune bench kernels`: throughput of the perturbation-stream kernels next to the memory
+/// ceilings measured in the same run, and GEMM GFLOP/s.
+struct BenchKernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Time perturb / restore_update / fill_normal, memory copy and sgemm on the selected device."
+    )
+
+    @OptionGroup var options: DeviceOptions
+
+    @Option(help: "Elements per perturbation buffer (default 16M: 64 MiB of f32, beyond the caches).")
+    var elements: Int = 1 << 24
+
+    @Option(help: "Timed repetitions per kernel (the median is reported).")
+    var repeats: Int = 7
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func run() throws {
+        let backend = try options.backend(quiet: json)
+        var results: [(key: String, value: Double)] = []
+        func record(_ key: String, _ value: Double) { results.append((key, value)) }
+        func say(_ line: String) { if !json { print(line) } }
+
+        say(backend.summary)
+        let n = elements
+        let f32a = try backend.allocate([n], dtype: .f32, tag: .scratch)
+        let f32b = try backend.allocate([n], dtype: .f32, tag: .scratch)
+        let bf16 = try backend.allocate([n], dtype: .bf16, tag: .scratch)
+        let seed: UInt64 = 0x5EED, tid: UInt32 = 17
+
+        // Ceilings: a parallel device copy (read + write) and an in-place f32 scale (read + write).
+        let copy = median(repeats) { backend.copy(f32b, from: f32a) }
+        let copyGBps = Double(2 * 4 * n) / copy / 1e9
+        record("copy_gbps", copyGBps)
+        let inplace = median(repeats) { backend.scale(f32a, f32a, by: 1.0) }
+        record("inplace_f32_elems_per_s", Double(n) / inplace)
+        say(String(format: "%-28@ %8.2f GB/s (read+write)", "copy f32" as NSString, copyGBps))
+        say(String(format: "%-28@ %8.1f M el/s  %8.2f GB/s", "in-place scale f32" as NSString, Double(n) / inplace / 1e6, Double(8 * n) / inplace / 1e9))
+
+        func stream(_ name: String, key: String, bytesPerElement: Int, _ body: () -> Void) {
+            let t = median(repeats, body)
+            let rate = Double(n) / t
+            let gbps = Double(bytesPerElement * n) / t / 1e9
+            record(key + "_elems_per_s", rate)
+            record(key + "_gbps", gbps)
+            say(String(format: "%-28@ %8.1f M el/s  %8.2f GB/s  %5.1f%% of copy", name as NSString, rate / 1e6, gbps, 100 * gbps / copyGBps))
+        }
+        stream("perturb f32", key: "perturb_f32", bytesPerElement: 8) {
+            backend.perturb(f32a, seed: seed, tensorId: tid, stream: 0, scale: 1e-3)
+        }
+        stream("restore_update f32", key: "update_f32", bytesPerElement: 8) {
+            backend.restoreUpdate(f32a, seed: seed, tensorId: tid, stream: 0, zScale: -1e-3, decay: 1e-6)
+        }
+        stream("perturb bf16", key: "perturb_bf16", bytesPerElement: 4) {
+            backend.perturb(bf16, seed: seed, tensorId: tid, stream: 0, scale: 1e-3)
+        }
+        stream("restore_update bf16", key: "update_bf16", bytesPerElement: 4) {
+            backend.restoreUpdate(bf16, seed: seed, tensorId: tid, stream: 0, zScale: -1e-3, decay: 1e-6)
+        }
+        stream("fill_normal f32", key: "fill_normal_f32", bytesPerElement: 4) {
+            backend.fillNormal(f32b, seed: seed, tensorId: tid, stream: 0, scale: 1)
+        }
+
+        for size in [512, 1024, 2048] {
+            let a = try backend.allocate([size, size], tag: .scratch)
+            let b = try backend.allocate([size, size], tag: .scratch)
+            let c = try backend.allocate([size, size], tag: .scratch)
+            backend.fillNormal(a, seed: 1, tensorId: 1, stream: 0, scale: 1)
+            backend.fillNormal(b, seed: 1, tensorId: 2, stream: 0, scale: 1)
+            let t = median(size >= 2048 ? max(3, repeats / 2) : repeats) {
+                backend.matmul(c, a, transposeA: false, b, transposeB: false, alpha: 1, beta: 0)
+            }
+            let gflops = 2 * pow(Double(size), 3) / t / 1e9
+            record("sgemm_\(size)_gflops", gflops)
+            say(String(format: "%-28@ %8.1f GFLOP/s", "sgemm \(size)" as NSString, gflops))
+        }
+
+        if json {
+            var fields = results.map { "\"\($0.key)\": \(jsonNumber($0.value))" }
+            fields.insert("\"device\": \"\(backend.device)\"", at: 0)
+            fields.insert("\"summary\": \"\(backend.summary.replacingOccurrences(of: "\"", with: "'"))\"", at: 1)
+            fields.append("\"elements\": \(n)")
+            print("{" + fields.joined(separator: ", ") + "}")
+        } else {
+            let env = ProcessInfo.processInfo.environment
+            print("OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "(unset)") OPENBLAS_L2_SIZE=\(env["OPENBLAS_L2_SIZE"] ?? "(unset)")")
+        }
+    }
+}
+
+/// Median wall time in seconds of `repeats` runs after one warm-up run.
+func median(_ repeats: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<max(1, repeats) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+func jsonNumber(_ x: Double) -> String {
+    x.isFinite ? String(format: x.magnitude >= 1e4 || x == x.rounded() ? "%.0f" : "%.4g", x) : "null"
+}

@@ -1,0 +1,8 @@
+import ArgumentParser
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Microbenchmarks (build with -c release).",
+        subcommands: [BenchKernels.self]
+    )
+}
