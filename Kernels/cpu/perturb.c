@@ -23,7 +23,7 @@ typedef struct {
     int op;
     uint64_t first, seed;
     uint32_t tensor_id, stream;
-    float a, decay;         // OP_PERTURB/COPY/FILL: a; OP_UPDATE: c = a, decay
+    float a, step, decay;   // OP_PERTURB/COPY/FILL: a; OP_UPDATE: restore = a, step, decay
 } stream_job;
 
 // z[0 .. ZT_BATCH) for global elements [4·j0, 4·j0 + ZT_BATCH).
@@ -51,12 +51,15 @@ ZT_INLINE void normals_batch(uint64_t seed, uint32_t tid, uint32_t stream, uint6
 }
 
 // The per-element operation, in f32, with explicit FMAs so CPU and GPU round alike.
-ZT_INLINE float apply_op(int op, float x, float z, float a, float decay) {
+ZT_INLINE float apply_op(int op, float x, float z, float a, float step, float decay) {
     ZT_NO_CONTRACT
     switch (op) {
     case OP_PERTURB:
     case OP_COPY: return ZT_FMA(a, z, x);
-    case OP_UPDATE: return ZT_FMA(-decay, x, ZT_FMA(a, z, x));
+    case OP_UPDATE: {
+        float restored = ZT_FMA(a, z, x);
+        return ZT_FMA(-decay, restored, ZT_FMA(-step, z, restored));
+    }
     default: return ZT_FMUL(a, z);
     }
 }
@@ -65,7 +68,7 @@ ZT_INLINE float apply_op(int op, float x, float z, float a, float decay) {
 ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype sdt, int64_t b, int64_t e) {
     void *x = j->x;
     const void *src = op == OP_COPY ? j->src : j->x;
-    const float a = j->a, decay = j->decay;
+    const float a = j->a, step = j->step, decay = j->decay;
     float z[ZT_BATCH];
     int64_t i = b;
     // Head and tail (not on a batch boundary of the global index) go block by block.
@@ -75,14 +78,14 @@ ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype s
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, apply_op(op, xi, zi, a, decay));
+            zt_store(x, dt, i, apply_op(op, xi, zi, a, step, decay));
         }
     }
     for (; i + ZT_BATCH <= e; i += ZT_BATCH) {
         normals_batch(j->seed, j->tensor_id, j->stream, (j->first + (uint64_t)i) >> 2, z);
         for (int k = 0; k < ZT_BATCH; k++) {
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i + k);
-            zt_store(x, dt, i + k, apply_op(op, xi, z[k], a, decay));
+            zt_store(x, dt, i + k, apply_op(op, xi, z[k], a, step, decay));
         }
     }
     while (i < e) {
@@ -91,7 +94,7 @@ ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype s
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, apply_op(op, xi, zi, a, decay));
+            zt_store(x, dt, i, apply_op(op, xi, zi, a, step, decay));
         }
     }
 }
@@ -147,10 +150,10 @@ void zt_perturb(void *x, zt_dtype dtype, int64_t n, uint64_t first,
     run_stream(&j, n);
 }
 
-void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first,
-                       uint64_t seed, uint32_t tensor_id, uint32_t stream, float c, float decay) {
+void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed,
+                       uint32_t tensor_id, uint32_t stream, float restore, float step, float decay) {
     stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_UPDATE, .first = first, .seed = seed,
-                    .tensor_id = tensor_id, .stream = stream, .a = c, .decay = decay};
+                    .tensor_id = tensor_id, .stream = stream, .a = restore, .step = step, .decay = decay};
     run_stream(&j, n);
 }
 

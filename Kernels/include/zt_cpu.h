@@ -21,10 +21,12 @@ extern "C" {
 void zt_perturb(void *x, zt_dtype dtype, int64_t n, uint64_t first,
                 uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
 
-// x += c·z − decay·x in one pass: the MeZO restore + update with c = ε − η·g, decay = η·λ.
-// f32: x' = fma(−decay, x, fma(c, z, x)).
-void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first,
-                       uint64_t seed, uint32_t tensor_id, uint32_t stream, float c, float decay);
+// The MeZO restore + update in one pass (ALGORITHMS.md §3 step 4, as MeZO's code orders it):
+// θ = x + restore·z (undo the last perturbation), then θ −= step·z + decay·θ, with restore = ε,
+// step = η·g and decay = η·λ (0 for biases and norm gains).
+// f32: r = fma(restore, z, x); x' = fma(−decay, r, fma(−step, z, r)).
+void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed,
+                       uint32_t tensor_id, uint32_t stream, float restore, float step, float decay);
 
 // out = src + a·z (src and out may differ in dtype; shadow perturbation writes a scratch copy).
 void zt_perturbed_copy(void *out, zt_dtype out_dtype, const void *src, zt_dtype src_dtype, int64_t n,

@@ -29,7 +29,8 @@ public protocol Backend: AnyObject, Sendable {
 
     // Perturbation stream (ALGORITHMS.md §2–§3). z is indexed by the tensor's own offset.
     func perturb(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
-    func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, zScale: Float, decay: Float)
+    /// One pass: θ = x + restore·z, then θ −= step·z + decay·θ (restore = ε, step = ηg, decay = ηλ).
+    func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, restore: Float, step: Float, decay: Float)
     func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func convert(into destination: Tensor, from source: Tensor)

@@ -67,8 +67,8 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.perturb(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, scale)
     }
 
-    public func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, zScale: Float, decay: Float) {
-        api.restore_update(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, zScale, decay)
+    public func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, restore: Float, step: Float, decay: Float) {
+        api.restore_update(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, restore, step, decay)
     }
 
     public func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {

@@ -55,13 +55,13 @@ struct BenchKernels: ParsableCommand {
             backend.perturb(f32a, seed: seed, tensorId: tid, stream: 0, scale: 1e-3)
         }
         stream("restore_update f32", key: "update_f32", bytesPerElement: 8) {
-            backend.restoreUpdate(f32a, seed: seed, tensorId: tid, stream: 0, zScale: -1e-3, decay: 1e-6)
+            backend.restoreUpdate(f32a, seed: seed, tensorId: tid, stream: 0, restore: 1e-3, step: 2e-3, decay: 1e-6)
         }
         stream("perturb bf16", key: "perturb_bf16", bytesPerElement: 4) {
             backend.perturb(bf16, seed: seed, tensorId: tid, stream: 0, scale: 1e-3)
         }
         stream("restore_update bf16", key: "update_bf16", bytesPerElement: 4) {
-            backend.restoreUpdate(bf16, seed: seed, tensorId: tid, stream: 0, zScale: -1e-3, decay: 1e-6)
+            backend.restoreUpdate(bf16, seed: seed, tensorId: tid, stream: 0, restore: 1e-3, step: 2e-3, decay: 1e-6)
         }
         stream("fill_normal f32", key: "fill_normal_f32", bytesPerElement: 4) {
             backend.fillNormal(f32b, seed: seed, tensorId: tid, stream: 0, scale: 1)
