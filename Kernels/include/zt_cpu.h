@@ -55,7 +55,7 @@ void zt_gelu_tanh(float *out, const float *x, int64_t n);                      /
 void zt_gelu_erf(float *out, const float *x, int64_t n);                       // exact GELU
 void zt_swiglu(float *out, const float *gate, const float *up, int64_t n);     // silu(gate)·up
 
-// ---- Rows: x(rows, dim) ----------------------------------------------------------------------
+// ---- Rows: x(rows, dim); out may be x ------------------------------------------------------------
 void zt_softmax(float *out, const float *x, int64_t rows, int64_t dim);
 void zt_log_softmax(float *out, const float *x, int64_t rows, int64_t dim);
 // (x − mean)/sqrt(var + eps)·gamma + beta, biased variance; gamma/beta may be NULL (1 and 0).
@@ -74,6 +74,7 @@ int64_t zt_embedding(float *out, const void *table, zt_dtype dtype, int64_t voca
 // x(n, heads, head_dim) in place. For token t at position pos[t], the first rot_dim dims of each
 // head are rotated in pairs (i, i + rot_dim/2), i < rot_dim/2, by angle pos[t]·inv_freq[i]
 // (f32 product, as transformers computes it). inv_freq(rot_dim/2) carries theta and rope scaling.
+// rot_dim must be even.
 void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t head_dim,
              int64_t rot_dim, const float *inv_freq);
 
@@ -83,12 +84,14 @@ void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t hea
 //   (query t sits at key index S − T + t, so S − T is the KV-cache length); Hq % Hkv == 0 and
 //   query head h reads kv head h / (Hq / Hkv). key_mask(B, S): 1 = attend, 0 = padding (NULL: all).
 //   out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v. A query with no allowed key gets 0.
+//   out must not alias q, k or v (it is the running accumulator).
 // Online (flash-style) softmax: no score matrix is stored.
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                   int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale);
 
 // ---- GEMM through OpenBLAS cblas (row-major) ---------------------------------------------------
 // C(M,N) = alpha·op(A)·op(B) + beta·C; op(A) is (M,K), op(B) is (K,N); trans = 1 transposes.
+// Sizes and leading dimensions must fit OpenBLAS's 32-bit blasint (< 2^31).
 void zt_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 // The same for `batch` independent products at strides (in elements) sa, sb, sc.

@@ -1,0 +1,549 @@
+// CPU transformer ops (zt_cpu.h) against naive Swift references, mostly in Double.
+import XCTest
+import ZOTuneKernels
+
+/// Deterministic xorshift64 inputs so that failures reproduce.
+private struct Rng {
+    var s: UInt64
+    init(_ seed: UInt64) { s = (seed &+ 1) &* 0x9E37_79B9_7F4A_7C15 | 1 }
+    mutating func next() -> UInt64 {
+        s ^= s << 13
+        s ^= s >> 7
+        s ^= s << 17
+        return s
+    }
+    /// Uniform in [lo, hi) with 24 random mantissa bits.
+    mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+    mutating func array(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
+        (0..<n).map { _ in uniform(lo, hi) }
+    }
+}
+
+/// Fails at the first element with |got − want| > abs + rel·|want| (NaN always fails).
+private func assertClose(_ got: [Float], _ want: [Double], abs: Double, rel: Double = 0, _ what: String,
+                         file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(got.count, want.count, "\(what): count", file: file, line: line)
+    for i in 0..<min(got.count, want.count) {
+        let err = Swift.abs(Double(got[i]) - want[i])
+        if !(err <= abs + rel * Swift.abs(want[i])) {
+            XCTFail("\(what): [\(i)] got \(got[i]) want \(want[i]) err \(err)", file: file, line: line)
+            return
+        }
+    }
+}
+
+/// Bitwise equality (distinguishes −0/+0 and compares NaN payloads).
+private func assertBitwise(_ got: [Float], _ want: [Float], _ what: String,
+                           file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(got.count, want.count, "\(what): count", file: file, line: line)
+    for i in 0..<min(got.count, want.count) where got[i].bitPattern != want[i].bitPattern {
+        XCTFail("\(what): [\(i)] got \(got[i]) want \(want[i])", file: file, line: line)
+        return
+    }
+}
+
+private func withOptional<T, R>(_ a: [T]?, _ body: (UnsafePointer<T>?) -> R) -> R {
+    guard let a else { return body(nil) }
+    return a.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+private let dims = [1, 7, 33, 129]
+private let rowCounts = [1, 3, 17]
+
+final class OpsTests: XCTestCase {
+    // MARK: Elementwise
+
+    func testAddMulScaleExactAndAliasing() {
+        var rng = Rng(1)
+        // 40_000 exceeds one task's grain, so the threaded path runs too.
+        for n in [1, 7, 33, 129, 40_000] {
+            let a = rng.array(n, -3, 3), b = rng.array(n, -3, 3)
+            // A single IEEE op per element: the result must equal Swift's Float op exactly.
+            let sum = zip(a, b).map { $0 + $1 }, prod = zip(a, b).map { $0 * $1 }, scaled = a.map { 0.37 * $0 }
+            var out = [Float](repeating: .nan, count: n)
+            zt_add(&out, a, b, Int64(n)); assertBitwise(out, sum, "add n=\(n)")
+            zt_mul(&out, a, b, Int64(n)); assertBitwise(out, prod, "mul n=\(n)")
+            zt_scale(&out, a, 0.37, Int64(n)); assertBitwise(out, scaled, "scale n=\(n)")
+            // out aliasing a, then b.
+            var x = a
+            x.withUnsafeMutableBufferPointer { p in zt_add(p.baseAddress, p.baseAddress, b, Int64(n)) }
+            assertBitwise(x, sum, "add out==a n=\(n)")
+            x = b
+            x.withUnsafeMutableBufferPointer { p in zt_mul(p.baseAddress, a, p.baseAddress, Int64(n)) }
+            assertBitwise(x, prod, "mul out==b n=\(n)")
+            x = a
+            x.withUnsafeMutableBufferPointer { p in zt_scale(p.baseAddress, p.baseAddress, 0.37, Int64(n)) }
+            assertBitwise(x, scaled, "scale in place n=\(n)")
+        }
+    }
+
+    func testAddRows() {
+        var rng = Rng(2)
+        // 300×129 spans several tasks.
+        for (rows, dim) in rowCounts.flatMap({ r in dims.map { (r, $0) } }) + [(300, 129)] {
+            let x0 = rng.array(rows * dim), bias = rng.array(dim)
+            var x = x0
+            zt_add_rows(&x, bias, Int64(rows), Int64(dim))
+            let want = (0..<rows * dim).map { x0[$0] + bias[$0 % dim] }  // one exact f32 add each
+            assertBitwise(x, want, "add_rows \(rows)x\(dim)")
+        }
+    }
+
+    func testActivations() {
+        var rng = Rng(3)
+        let specials: [Float] = [0, -0.0, 1e-8, -1e-8, 20, -20, 88, -88, -100, 100]
+        for n in [1, 7, 33, 129, 10_000] {
+            let x = Array((specials + rng.array(n, -10, 10)).prefix(max(n, specials.count)))
+            let g = rng.array(x.count, -10, 10), u = rng.array(x.count, -3, 3)
+            let m = x.count
+            var out = [Float](repeating: .nan, count: m)
+
+            // relu is exact: max(x, 0).
+            zt_relu(&out, x, Int64(m))
+            assertBitwise(out, x.map { $0 > 0 ? $0 : 0 }, "relu n=\(n)")
+
+            let silu: (Double) -> Double = { $0 / (1 + exp(-$0)) }
+            // expf and one divide: a few ulp relative; abs 1e-30 covers f32 underflow for x ≪ 0.
+            zt_silu(&out, x, Int64(m))
+            assertClose(out, x.map { silu(Double($0)) }, abs: 1e-30, rel: 1e-6, "silu n=\(n)")
+            zt_swiglu(&out, g, u, Int64(m))
+            assertClose(out, (0..<m).map { silu(Double(g[$0])) * Double(u[$0]) }, abs: 1e-30, rel: 2e-6, "swiglu n=\(n)")
+
+            // 1 + tanh/erf cancels for x < 0, so the f32 error is absolute, ~ |x|·ulp(1); 1e-6·(1+|x|)
+            // is 16 ulp and still far below the ~1e-3 gap between the two GELU forms.
+            let k = (2.0 / Double.pi).squareRoot()
+            zt_gelu_tanh(&out, x, Int64(m))
+            for i in 0..<m {
+                let v = Double(x[i]), want = 0.5 * v * (1 + tanh(k * (v + 0.044715 * v * v * v)))
+                XCTAssertEqual(Double(out[i]), want, accuracy: 1e-6 * (1 + abs(v)), "gelu_tanh x=\(v)")
+            }
+            zt_gelu_erf(&out, x, Int64(m))
+            for i in 0..<m {
+                let v = Double(x[i]), want = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+                XCTAssertEqual(Double(out[i]), want, accuracy: 1e-6 * (1 + abs(v)), "gelu_erf x=\(v)")
+            }
+
+            // In place: out == x (and out == gate for swiglu).
+            var y = x
+            y.withUnsafeMutableBufferPointer { p in zt_silu(p.baseAddress, p.baseAddress, Int64(m)) }
+            assertClose(y, x.map { silu(Double($0)) }, abs: 1e-30, rel: 1e-6, "silu in place n=\(n)")
+            y = x
+            y.withUnsafeMutableBufferPointer { p in zt_relu(p.baseAddress, p.baseAddress, Int64(m)) }
+            assertBitwise(y, x.map { $0 > 0 ? $0 : 0 }, "relu in place n=\(n)")
+            y = g
+            y.withUnsafeMutableBufferPointer { p in zt_swiglu(p.baseAddress, p.baseAddress, u, Int64(m)) }
+            assertClose(y, (0..<m).map { silu(Double(g[$0])) * Double(u[$0]) }, abs: 1e-30, rel: 2e-6, "swiglu out==gate")
+            y = x
+            y.withUnsafeMutableBufferPointer { p in zt_gelu_erf(p.baseAddress, p.baseAddress, Int64(m)) }
+            for i in 0..<m {
+                let v = Double(x[i])
+                XCTAssertEqual(Double(y[i]), 0.5 * v * (1 + erf(v / 2.0.squareRoot())), accuracy: 1e-6 * (1 + abs(v)))
+            }
+        }
+        // relu propagates NaN (as torch.relu does).
+        var o: [Float] = [0]
+        zt_relu(&o, [Float.nan], 1)
+        XCTAssertTrue(o[0].isNaN)
+    }
+
+    // MARK: Rows
+
+    private func refSoftmax(_ x: [Float], _ rows: Int, _ dim: Int, log: Bool) -> [Double] {
+        var out = [Double](repeating: 0, count: rows * dim)
+        for r in 0..<rows {
+            let row = x[r * dim..<(r + 1) * dim].map(Double.init)
+            let m = row.max()!
+            let s = row.reduce(0) { $0 + exp($1 - m) }
+            for j in 0..<dim { out[r * dim + j] = log ? row[j] - m - Foundation.log(s) : exp(row[j] - m) / s }
+        }
+        return out
+    }
+
+    func testSoftmaxAndLogSoftmax() {
+        var rng = Rng(4)
+        for (rows, dim) in rowCounts.flatMap({ r in dims.map { (r, $0) } }) + [(200, 129)] {
+            var x = rng.array(rows * dim, -8, 8)
+            x[0] += 1000  // large logits: only max subtraction keeps exp finite
+            let n = rows * dim
+            var out = [Float](repeating: .nan, count: n)
+            // x − max rounds by up to ulp(16)/2 ≈ 1e-6 absolute in the exponent, i.e. relative in p.
+            zt_softmax(&out, x, Int64(rows), Int64(dim))
+            assertClose(out, refSoftmax(x, rows, dim, log: false), abs: 1e-12, rel: 4e-6, "softmax \(rows)x\(dim)")
+            var y = x
+            y.withUnsafeMutableBufferPointer { p in zt_softmax(p.baseAddress, p.baseAddress, Int64(rows), Int64(dim)) }
+            assertClose(y, refSoftmax(x, rows, dim, log: false), abs: 1e-12, rel: 4e-6, "softmax in place \(rows)x\(dim)")
+
+            // Same ~1e-6 from x − max plus ulp-level errors of log(sum) and the final subtraction.
+            let wantLog = refSoftmax(x, rows, dim, log: true)
+            zt_log_softmax(&out, x, Int64(rows), Int64(dim))
+            assertClose(out, wantLog, abs: 2e-6, rel: 1e-6, "log_softmax \(rows)x\(dim)")
+            y = x
+            y.withUnsafeMutableBufferPointer { p in zt_log_softmax(p.baseAddress, p.baseAddress, Int64(rows), Int64(dim)) }
+            assertClose(y, wantLog, abs: 2e-6, rel: 1e-6, "log_softmax in place \(rows)x\(dim)")
+        }
+        // −inf logits (masked vocabulary) get probability 0, the rest still normalise.
+        var out = [Float](repeating: .nan, count: 3)
+        zt_softmax(&out, [-.infinity, 0, 0], 1, 3)
+        XCTAssertEqual(out, [0, 0.5, 0.5])
+        zt_log_softmax(&out, [-.infinity, 0, 0], 1, 3)
+        XCTAssertEqual(out[0], -.infinity)
+        XCTAssertEqual(Double(out[1]), -log(2.0), accuracy: 1e-7)  // ulp(0.69) ≈ 6e-8
+    }
+
+    func testLayerNorm() {
+        var rng = Rng(5)
+        for (rows, dim) in rowCounts.flatMap({ r in dims.map { (r, $0) } }) + [(200, 129)] {
+            var x = rng.array(rows * dim, -1, 1)
+            // Row 1 sits on a large offset (two-pass variance must not cancel); the last row has
+            // variance ~3e-7 ≪ eps, so eps dominates and must be inside the sqrt (centred at 0, as
+            // rstd ≈ 300 would otherwise amplify the unavoidable ulp(mean) error of an f32 mean).
+            if rows > 1 { for j in 0..<dim { x[dim + j] += 30 } }
+            if rows > 2 { for j in 0..<dim { x[(rows - 1) * dim + j] *= 1e-3 } }
+            let gamma = rng.array(dim, 0.5, 2), beta = rng.array(dim)
+            for (g, b) in [(gamma, beta), (nil, nil), (gamma, nil), (nil, beta)] as [([Float]?, [Float]?)] {
+                for eps: Float in [1e-5, 0.1] {
+                    var want = [Double](repeating: 0, count: rows * dim)
+                    for r in 0..<rows {
+                        let row = x[r * dim..<(r + 1) * dim].map(Double.init)
+                        let mean = row.reduce(0, +) / Double(dim)
+                        let v = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(dim)  // biased
+                        for j in 0..<dim {
+                            want[r * dim + j] = (row[j] - mean) / (v + Double(eps)).squareRoot()
+                                * Double(g?[j] ?? 1) + Double(b?[j] ?? 0)
+                        }
+                    }
+                    // The f32 mean is off by up to ulp(30)/2 ≈ 1e-6 on the offset row; × rstd (≤ ~3 for
+                    // 7 samples) × γ ≤ 2 gives ~6e-6 (5e-6 seen), plus ulp-level affine rounding.
+                    let tol = 2e-5
+                    var out = [Float](repeating: .nan, count: rows * dim)
+                    withOptional(g) { gp in withOptional(b) { bp in
+                        zt_layernorm(&out, x, gp, bp, Int64(rows), Int64(dim), eps)
+                    } }
+                    assertClose(out, want, abs: tol, rel: 1e-6, "layernorm \(rows)x\(dim) γ=\(g != nil) β=\(b != nil) eps=\(eps)")
+                    var y = x
+                    withOptional(g) { gp in withOptional(b) { bp in
+                        y.withUnsafeMutableBufferPointer { p in
+                            zt_layernorm(p.baseAddress, p.baseAddress, gp, bp, Int64(rows), Int64(dim), eps)
+                        }
+                    } }
+                    assertClose(y, want, abs: tol, rel: 1e-6, "layernorm in place \(rows)x\(dim)")
+                }
+            }
+        }
+    }
+
+    func testRMSNorm() {
+        var rng = Rng(6)
+        for (rows, dim) in rowCounts.flatMap({ r in dims.map { (r, $0) } }) + [(200, 129)] {
+            var x = rng.array(rows * dim, -2, 2)
+            if rows > 2 { for j in 0..<dim { x[(rows - 1) * dim + j] *= 1e-3 } }  // mean(x²) ≪ eps row
+            let gamma = rng.array(dim, 0.5, 2)
+            for g in [gamma, nil] as [[Float]?] {
+                for eps: Float in [1e-6, 0.1] {
+                    var want = [Double](repeating: 0, count: rows * dim)
+                    for r in 0..<rows {
+                        let row = x[r * dim..<(r + 1) * dim].map(Double.init)
+                        let ms = row.reduce(0) { $0 + $1 * $1 } / Double(dim)
+                        for j in 0..<dim { want[r * dim + j] = row[j] / (ms + Double(eps)).squareRoot() * Double(g?[j] ?? 1) }
+                    }
+                    // Sum of squares (f32, ≤ 17 chained adds per lane), sqrt, divide and two
+                    // multiplies: a few ulp relative; abs floor for outputs near 0.
+                    var out = [Float](repeating: .nan, count: rows * dim)
+                    withOptional(g) { gp in zt_rmsnorm(&out, x, gp, Int64(rows), Int64(dim), eps) }
+                    assertClose(out, want, abs: 1e-7, rel: 4e-6, "rmsnorm \(rows)x\(dim) γ=\(g != nil) eps=\(eps)")
+                    var y = x
+                    withOptional(g) { gp in
+                        y.withUnsafeMutableBufferPointer { p in
+                            zt_rmsnorm(p.baseAddress, p.baseAddress, gp, Int64(rows), Int64(dim), eps)
+                        }
+                    }
+                    assertClose(y, want, abs: 1e-7, rel: 4e-6, "rmsnorm in place \(rows)x\(dim)")
+                }
+            }
+        }
+    }
+
+    // MARK: Embedding
+
+    func testEmbeddingAllDtypesAndBadIds() {
+        var rng = Rng(7)
+        let vocab = 11
+        for dim in [1, 7, 33] {
+            let f32 = rng.array(vocab * dim, -4, 4)
+            let f16 = f32.map { Float16($0).bitPattern }
+            let bf16 = f32.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+            var ids: [Int32] = [3, -1, 0, 10, 11, Int32.max, Int32.min, 5, 5]
+            ids += (0..<600).map { _ in Int32(rng.next() % UInt64(vocab + 2)) - 1 }  // threaded path, some bad
+            let bad = ids.filter { $0 < 0 || $0 >= vocab }.count
+            let n = ids.count
+            let widened: [(String, zt_dtype, [Float])] = [
+                ("f32", zt_dtype(ZT_F32), f32),
+                ("f16", zt_dtype(ZT_F16), f16.map { Float(Float16(bitPattern: $0)) }),
+                ("bf16", zt_dtype(ZT_BF16), bf16.map { Float(bitPattern: UInt32($0) << 16) }),
+            ]
+            // Widening f16/bf16 → f32 is exact, so every row must match bit for bit.
+            for (name, dtype, rowsF32) in widened {
+                var out = [Float](repeating: .nan, count: n * dim)  // NaN: bad rows must be written
+                let got: Int64
+                switch name {
+                case "f32": got = zt_embedding(&out, f32, dtype, Int64(vocab), Int64(dim), ids, Int64(n))
+                case "f16": got = zt_embedding(&out, f16, dtype, Int64(vocab), Int64(dim), ids, Int64(n))
+                default: got = zt_embedding(&out, bf16, dtype, Int64(vocab), Int64(dim), ids, Int64(n))
+                }
+                XCTAssertEqual(got, Int64(bad), "\(name) bad-id count")
+                var want = [Float](repeating: 0, count: n * dim)
+                for (t, id) in ids.enumerated() where id >= 0 && id < vocab {
+                    for j in 0..<dim { want[t * dim + j] = rowsF32[Int(id) * dim + j] }
+                }
+                assertBitwise(out, want, "embedding \(name) dim=\(dim)")
+            }
+        }
+        // All valid: returns 0.
+        var out = [Float](repeating: 0, count: 2)
+        XCTAssertEqual(zt_embedding(&out, [Float(1), 2, 3, 4], zt_dtype(ZT_F32), 2, 2, [1], 1), 0)
+        XCTAssertEqual(out, [3, 4])
+    }
+
+    // MARK: RoPE
+
+    func testRoPE() {
+        var rng = Rng(8)
+        // (tokens, heads, head_dim, rot_dim); rot_dim < head_dim leaves the tail untouched.
+        let cases = [(1, 1, 2, 2), (5, 3, 8, 8), (7, 2, 10, 4), (3, 4, 64, 32), (200, 4, 64, 64), (2, 1, 520, 520)]
+        for (n, heads, hd, rot) in cases {
+            let half = rot / 2
+            let invFreq = (0..<half).map { Float(1.0 / pow(10000.0, Double(2 * $0) / Double(rot))) }
+            let pos = (0..<n).map { t -> Int32 in [0, 1, 7, 4095, 131_071][t % 5] + Int32(t / 5) }
+            let x0 = rng.array(n * heads * hd)
+            var x = x0
+            zt_rope(&x, pos, Int64(n), Int64(heads), Int64(hd), Int64(rot), invFreq)
+            var want = x0.map(Double.init)
+            for t in 0..<n {
+                for h in 0..<heads {
+                    let base = (t * heads + h) * hd
+                    for i in 0..<half {
+                        // The angle is the f32 product (as transformers rounds it); cos/sin in Double.
+                        let ang = Double(Float(pos[t]) * invFreq[i])
+                        let x1 = Double(x0[base + i]), x2 = Double(x0[base + i + half])
+                        want[base + i] = x1 * cos(ang) - x2 * sin(ang)
+                        want[base + i + half] = x2 * cos(ang) + x1 * sin(ang)
+                    }
+                }
+            }
+            // cosf/sinf ≤ ~1 ulp plus two products and a sum of |x| ≤ 1 terms: a few ulp(1).
+            assertClose(x, want, abs: 1e-6, "rope n=\(n) heads=\(heads) hd=\(hd) rot=\(rot)")
+            for t in 0..<n {
+                for h in 0..<heads {
+                    let base = (t * heads + h) * hd
+                    assertBitwise(Array(x[base + rot..<base + hd]), Array(x0[base + rot..<base + hd]), "rope tail")
+                }
+            }
+        }
+    }
+
+    // MARK: Attention
+
+    private func refAttention(q: [Float], k: [Float], v: [Float], mask: [UInt8]?,
+                              B: Int, T: Int, S: Int, Hq: Int, Hkv: Int, D: Int, scale: Float) -> [Double] {
+        var out = [Double](repeating: 0, count: B * T * Hq * D)
+        let group = Hq / Hkv
+        for b in 0..<B {
+            for t in 0..<T {
+                for h in 0..<Hq {
+                    let kh = h / group
+                    let qo = ((b * T + t) * Hq + h) * D
+                    var keys: [Int] = []
+                    var scores: [Double] = []
+                    for s in 0...(S - T + t) where mask?[b * S + s] ?? 1 != 0 {
+                        let ko = ((b * S + s) * Hkv + kh) * D
+                        var dot = 0.0
+                        for d in 0..<D { dot += Double(q[qo + d]) * Double(k[ko + d]) }
+                        keys.append(s)
+                        scores.append(Double(scale) * dot)
+                    }
+                    guard let m = scores.max() else { continue }  // no allowed key: zeros
+                    let w = scores.map { exp($0 - m) }
+                    let l = w.reduce(0, +)
+                    for (i, s) in keys.enumerated() {
+                        let vo = ((b * S + s) * Hkv + kh) * D
+                        for d in 0..<D { out[qo + d] += w[i] / l * Double(v[vo + d]) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    private func checkAttention(B: Int, T: Int, S: Int, Hq: Int, Hkv: Int, D: Int, qRange: Float = 1,
+                                mask: [UInt8]?, seed: UInt64, tol: Double, _ what: String,
+                                file: StaticString = #filePath, line: UInt = #line) {
+        var rng = Rng(seed)
+        let q = rng.array(B * T * Hq * D, -qRange, qRange)
+        let k = rng.array(B * S * Hkv * D), v = rng.array(B * S * Hkv * D)
+        let scale = 1 / Float(D).squareRoot()
+        var out = [Float](repeating: .nan, count: B * T * Hq * D)  // NaN: every row must be written
+        withOptional(mask) { mp in
+            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), scale)
+        }
+        let want = refAttention(q: q, k: k, v: v, mask: mask, B: B, T: T, S: S, Hq: Hq, Hkv: Hkv, D: D, scale: scale)
+        assertClose(out, want, abs: tol, what, file: file, line: line)
+    }
+
+    func testAttention() {
+        // Outputs are convex combinations of v ∈ [−1, 1]; f32 scores carry ~D·ulp error and the
+        // online rescaling a few ulp per tile, so 1e-5 absolute (100× ulp(1)) is ample yet far below
+        // the O(0.1) change from a wrong key, head or mask.
+        checkAttention(B: 2, T: 5, S: 5, Hq: 2, Hkv: 2, D: 7, mask: nil, seed: 10, tol: 1e-5, "Hq=Hkv, no cache")
+        checkAttention(B: 1, T: 1, S: 1, Hq: 1, Hkv: 1, D: 1, mask: nil, seed: 11, tol: 1e-6, "single key")
+        // GQA Hq=6, Hkv=2 with a KV cache (S − T = 6) and left padding in batch 0.
+        let S = 9
+        var mask = [UInt8](repeating: 1, count: 2 * S)
+        mask[0] = 0; mask[1] = 0
+        checkAttention(B: 2, T: 3, S: S, Hq: 6, Hkv: 2, D: 33, mask: mask, seed: 12, tol: 1e-5, "GQA cache left pad")
+        checkAttention(B: 2, T: 3, S: S, Hq: 6, Hkv: 2, D: 129, mask: nil, seed: 13, tol: 1e-5, "GQA D=129")
+        // Prefill with left padding: queries 0…2 of batch 0 see only padding and must output 0;
+        // batch 1 is fully masked.
+        var pad = [UInt8](repeating: 1, count: 2 * 6)
+        for s in 0..<3 { pad[s] = 0 }
+        for s in 6..<12 { pad[s] = 0 }
+        checkAttention(B: 2, T: 6, S: 6, Hq: 6, Hkv: 3, D: 16, mask: pad, seed: 14, tol: 1e-5, "fully masked queries")
+        // S spanning several key tiles, with a masked run across a tile boundary and a whole
+        // masked tile; large q makes scores span ~±30 so the running max really changes.
+        let S2 = 200
+        var m2 = [UInt8](repeating: 1, count: S2)
+        for s in 50..<140 { m2[s] = 0 }
+        // Scores up to ~30 carry ~30·D·ulp ≈ 5e-5 relative weight error in the worst case.
+        checkAttention(B: 1, T: 3, S: S2, Hq: 4, Hkv: 1, D: 16, qRange: 8, mask: m2, seed: 15, tol: 5e-5, "multi-tile")
+        checkAttention(B: 1, T: 70, S: 70, Hq: 2, Hkv: 2, D: 8, mask: nil, seed: 16, tol: 1e-5, "prefill > tile")
+
+        // Direct check of the zero rule on a hand case: one query, its only key masked.
+        var out: [Float] = [.nan, .nan]
+        zt_attention(&out, [1, 1], [1, 1], [1, 1], [0], 1, 1, 1, 1, 1, 2, 1)
+        XCTAssertEqual(out, [0, 0])
+    }
+
+    // MARK: GEMM
+
+    /// C(M,N) = α·op(A)·op(B) + β·C in Double from row-major A, B with leading dimensions.
+    private func refGemm(_ ta: Bool, _ tb: Bool, _ M: Int, _ N: Int, _ K: Int, _ alpha: Float,
+                         _ A: [Float], _ lda: Int, _ B: [Float], _ ldb: Int, _ beta: Float,
+                         _ C: [Float], _ ldc: Int) -> [Double] {
+        var out = C.map(Double.init)
+        for i in 0..<M {
+            for j in 0..<N {
+                var s = 0.0
+                for p in 0..<K {
+                    let a = ta ? A[p * lda + i] : A[i * lda + p]
+                    let b = tb ? B[j * ldb + p] : B[p * ldb + j]
+                    s += Double(a) * Double(b)
+                }
+                out[i * ldc + j] = Double(alpha) * s + (beta == 0 ? 0 : Double(beta) * Double(C[i * ldc + j]))
+            }
+        }
+        return out
+    }
+
+    func testSgemmAllTransposesPaddedLeadingDims() {
+        var rng = Rng(20)
+        let sentinel: Float = 12345
+        for (M, N, K) in [(1, 1, 1), (3, 7, 5), (17, 33, 9), (33, 1, 129), (7, 129, 33)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    // Non-tight leading dimensions: padding columns in A, B and C.
+                    let (aRows, aCols) = ta ? (K, M) : (M, K)
+                    let (bRows, bCols) = tb ? (N, K) : (K, N)
+                    let lda = aCols + 3, ldb = bCols + 5, ldc = N + 2
+                    let A = rng.array(aRows * lda), B = rng.array(bRows * ldb)
+                    var C0 = rng.array(M * ldc)
+                    for i in 0..<M { for j in N..<ldc { C0[i * ldc + j] = sentinel } }
+                    for (alpha, beta) in [(Float(0.75), Float(-0.5)), (1, 0)] {
+                        var C = C0
+                        if beta == 0 { for i in 0..<M { for j in 0..<N { C[i * ldc + j] = .nan } } }  // β = 0 must not read C
+                        let want = refGemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+                        zt_sgemm(ta ? 1 : 0, tb ? 1 : 0, Int64(M), Int64(N), Int64(K), alpha,
+                                 A, Int64(lda), B, Int64(ldb), beta, &C, Int64(ldc))
+                        // f32 dot of K products of magnitude ≤ 1: rounding grows at most ~K·ulp(1).
+                        assertClose(C, want, abs: 1e-6 * Double(K + 1), "sgemm ta=\(ta) tb=\(tb) \(M)x\(N)x\(K) β=\(beta)")
+                        for i in 0..<M { for j in N..<ldc { XCTAssertEqual(C[i * ldc + j], sentinel, "ldc padding written") } }
+                    }
+                }
+            }
+        }
+    }
+
+    func testSgemmStridedBatched() {
+        var rng = Rng(21)
+        let (M, N, K, batch) = (5, 4, 6, 3)
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (aRows, aCols) = ta ? (K, M) : (M, K)
+            let (bRows, bCols) = tb ? (N, K) : (K, N)
+            let lda = aCols + 1, ldb = bCols + 2, ldc = N + 3
+            // Strides larger than one matrix (gaps between batches); sb = 0 broadcasts B.
+            let sa = aRows * lda + 7, sc = M * ldc + 4
+            for sb in [bRows * ldb + 3, 0] {
+                let A = rng.array(sa * batch), B = rng.array(max(sb * batch, bRows * ldb))
+                var C = rng.array(sc * batch)
+                let C0 = C
+                zt_sgemm_strided_batched(ta ? 1 : 0, tb ? 1 : 0, Int64(M), Int64(N), Int64(K), 0.5,
+                                         A, Int64(lda), Int64(sa), B, Int64(ldb), Int64(sb),
+                                         2, &C, Int64(ldc), Int64(sc), Int64(batch))
+                for i in 0..<batch {
+                    let want = refGemm(ta, tb, M, N, K, 0.5, Array(A[(i * sa)...]), lda, Array(B[(i * sb)...]), ldb,
+                                       2, Array(C0[(i * sc)..<(i * sc + M * ldc)]), ldc)
+                    // K = 6 products ≤ 1, plus β·C with |β·C| ≤ 2: a few ulp(2).
+                    var got = Array(C[(i * sc)..<(i * sc + M * ldc)])
+                    var wantCut = want
+                    for r in 0..<M { for j in N..<ldc { got[r * ldc + j] = 0; wantCut[r * ldc + j] = 0 } }
+                    assertClose(got, wantCut, abs: 2e-6 * Double(K + 2), "batched ta=\(ta) tb=\(tb) sb=\(sb) batch \(i)")
+                }
+                // Gaps between the batches' C blocks are untouched.
+                for i in 0..<batch {
+                    for e in (i * sc + M * ldc)..<((i + 1) * sc) { XCTAssertEqual(C[e], C0[e], "C gap written") }
+                }
+            }
+        }
+    }
+
+    func testBlasConfigAndThreads() {
+        let config = String(cString: zt_blas_config())
+        XCTAssertTrue(config.contains("OpenBLAS"), config)
+        let saved = zt_blas_num_threads()
+        XCTAssertGreaterThanOrEqual(saved, 1)
+        zt_blas_set_num_threads(1)
+        XCTAssertEqual(zt_blas_num_threads(), 1)
+        zt_blas_set_num_threads(saved)
+        XCTAssertEqual(zt_blas_num_threads(), saved)
+    }
+
+    // MARK: Threading
+
+    /// Results must not depend on the pool size: each row/element is computed by one task.
+    func testThreadCountInvariance() {
+        var rng = Rng(30)
+        let saved = zt_num_threads()
+        defer { zt_set_num_threads(Int32(saved)) }
+        let rows = 300, dim = 129
+        let x = rng.array(rows * dim, -5, 5), gamma = rng.array(dim), beta = rng.array(dim)
+        let (B, T, S, Hq, Hkv, D) = (2, 16, 40, 6, 2, 32)
+        let q = rng.array(B * T * Hq * D), k = rng.array(B * S * Hkv * D), v = rng.array(B * S * Hkv * D)
+        var mask = [UInt8](repeating: 1, count: B * S)
+        mask[0] = 0
+        func runAll() -> [[Float]] {
+            var a = [Float](repeating: 0, count: rows * dim), b = a, c = a, d = a
+            zt_softmax(&a, x, Int64(rows), Int64(dim))
+            zt_layernorm(&b, x, gamma, beta, Int64(rows), Int64(dim), 1e-5)
+            zt_gelu_tanh(&c, x, Int64(rows * dim))
+            zt_rmsnorm(&d, x, gamma, Int64(rows), Int64(dim), 1e-6)
+            var o = [Float](repeating: 0, count: B * T * Hq * D)
+            zt_attention(&o, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2)
+            return [a, b, c, d, o]
+        }
+        zt_set_num_threads(1)
+        let one = runAll()
+        zt_set_num_threads(3)
+        let three = runAll()
+        for (i, (p, r)) in zip(one, three).enumerated() { assertBitwise(r, p, "op \(i): 3 threads vs 1") }
+    }
+}
