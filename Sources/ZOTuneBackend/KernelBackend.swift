@@ -253,6 +253,18 @@ public enum CPUInfo {
     public static var summary: String {
         "CPU: \(kernelThreads) kernel threads; OpenBLAS \(blasThreads) threads (\(blasConfig))"
     }
+
+    /// Nominal f32 FMA peak: online cores × clock (/proc/cpuinfo) × flops per cycle (2 FMA units
+    /// of 8 lanes with AVX2, 16 with AVX-512). An estimate: turbo and VM clocks differ.
+    public static var nominalPeakGflops: Double? {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let mhzLine = info.split(separator: "\n").first(where: { $0.hasPrefix("cpu MHz") }),
+              let mhz = Double(mhzLine.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "")
+        else { return nil }
+        let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) ?? ""
+        let flopsPerCycle: Double = flags.contains(" avx512f") ? 64 : flags.contains(" fma") ? 32 : 8
+        return Double(ProcessInfo.processInfo.activeProcessorCount) * mhz * 1e-3 * flopsPerCycle
+    }
 }
 
 /// The table's last error message ("" when none).

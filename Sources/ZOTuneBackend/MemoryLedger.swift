@@ -19,8 +19,12 @@ public enum MemoryTag: String, Sendable, CaseIterable, Comparable {
 /// peaks: tags peak at different times). Thread-safe.
 public final class MemoryLedger: Sendable {
     public struct Usage: Sendable, Equatable {
-        public var current: Int = 0
-        public var peak: Int = 0
+        public var current: Int
+        public var peak: Int
+        public init(current: Int = 0, peak: Int = 0) {
+            self.current = current
+            self.peak = peak
+        }
     }
 
     public struct Snapshot: Sendable, Equatable {

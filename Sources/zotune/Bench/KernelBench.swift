@@ -40,8 +40,8 @@ struct BenchKernels: ParsableCommand {
         record("copy_gbps", copyGBps)
         let inplace = median(repeats) { backend.scale(f32a, f32a, by: 1.0) }
         record("inplace_f32_elems_per_s", Double(n) / inplace)
-        say(String(format: "%-28@ %8.2f GB/s (read+write)", "copy f32" as NSString, copyGBps))
-        say(String(format: "%-28@ %8.1f M el/s  %8.2f GB/s", "in-place scale f32" as NSString, Double(n) / inplace / 1e6, Double(8 * n) / inplace / 1e9))
+        say(label("copy f32 (device to device)") + String(format: "%9.2f GB/s read+write", copyGBps))
+        say(label("in-place scale f32") + String(format: "%9.1f M el/s %8.2f GB/s", Double(n) / inplace / 1e6, Double(8 * n) / inplace / 1e9))
 
         func stream(_ name: String, key: String, bytesPerElement: Int, _ body: () -> Void) {
             let t = median(repeats, body)
@@ -49,7 +49,7 @@ struct BenchKernels: ParsableCommand {
             let gbps = Double(bytesPerElement * n) / t / 1e9
             record(key + "_elems_per_s", rate)
             record(key + "_gbps", gbps)
-            say(String(format: "%-28@ %8.1f M el/s  %8.2f GB/s  %5.1f%% of copy", name as NSString, rate / 1e6, gbps, 100 * gbps / copyGBps))
+            say(label(name) + String(format: "%9.1f M el/s %8.2f GB/s  %5.1f%% of copy, %5.1f%% of in-place scale", rate / 1e6, gbps, 100 * gbps / copyGBps, 100 * rate * inplace / Double(n)))
         }
         stream("perturb f32", key: "perturb_f32", bytesPerElement: 8) {
             backend.perturb(f32a, seed: seed, tensorId: tid, stream: 0, scale: 1e-3)
@@ -78,7 +78,12 @@ struct BenchKernels: ParsableCommand {
             }
             let gflops = 2 * pow(Double(size), 3) / t / 1e9
             record("sgemm_\(size)_gflops", gflops)
-            say(String(format: "%-28@ %8.1f GFLOP/s", "sgemm \(size)" as NSString, gflops))
+            say(label("sgemm \(size)") + String(format: "%9.1f GFLOP/s", gflops))
+        }
+
+        if backend.device == .cpu, let peak = CPUInfo.nominalPeakGflops {
+            record("cpu_nominal_peak_gflops", peak)
+            say(label("nominal f32 FMA peak") + String(format: "%9.1f GFLOP/s (cores × clock × FMA width; an estimate)", peak))
         }
 
         if json {
@@ -93,6 +98,8 @@ struct BenchKernels: ParsableCommand {
         }
     }
 }
+
+func label(_ name: String) -> String { name.padding(toLength: 30, withPad: " ", startingAt: 0) }
 
 /// Median wall time in seconds of `repeats` runs after one warm-up run.
 func median(_ repeats: Int, _ body: () -> Void) -> Double {
