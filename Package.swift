@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "zotune", targets: ["zotune"]),
         .library(name: "ZOTuneBackend", targets: ["ZOTuneBackend"]),
+        .library(name: "ZOTuneModels", targets: ["ZOTuneModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,15 +37,23 @@ let package = Package(
             name: "ZOTuneBackend",
             dependencies: ["ZOTuneKernels"]
         ),
+        // Layer 2: checkpoint formats (safetensors, GGUF), tokenizers, architectures.
+        .target(
+            name: "ZOTuneModels",
+            dependencies: ["ZOTuneBackend", "ZOTuneKernels"]
+        ),
         // The command-line tool.
         .executableTarget(
             name: "zotune",
             dependencies: [
                 "ZOTuneBackend",
+                "ZOTuneModels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "KernelTests", dependencies: ["ZOTuneKernels"]),
         .testTarget(name: "BackendTests", dependencies: ["ZOTuneBackend", "ZOTuneKernels"]),
+        .testTarget(name: "ModelTests", dependencies: ["ZOTuneModels", "ZOTuneBackend", "ZOTuneKernels"],
+                    exclude: ["Fixtures"]),
     ]
 )

@@ -1,0 +1,80 @@
+import ZOTuneBackend
+
+/// The decoder families ZOTune runs.
+public enum Architecture: String, Sendable, CaseIterable {
+    case opt, gpt2, llama
+}
+
+/// Rotary scaling as in transformers' `rope_scaling` (Llama 3 style and linear).
+public enum RopeScaling: Sendable, Equatable {
+    case linear(factor: Float)
+    /// Llama 3: factor, low/high frequency factors, original context length.
+    case llama3(factor: Float, lowFreqFactor: Float, highFreqFactor: Float, originalMaxPositions: Int)
+}
+
+/// Everything an architecture needs to know about a checkpoint, from config.json or GGUF metadata.
+public struct ModelConfig: Sendable, Equatable {
+    public var architecture: Architecture
+    public var vocabSize: Int
+    public var hiddenSize: Int
+    public var numLayers: Int
+    public var numHeads: Int
+    public var numKVHeads: Int
+    public var headDim: Int
+    public var intermediateSize: Int
+    public var maxPositions: Int
+    /// LayerNorm / RMSNorm epsilon.
+    public var normEps: Float
+    /// MLP activation: relu (OPT), geluTanh (GPT-2 "gelu_new"), silu (Llama, gated).
+    public var activation: Activation
+    public var tieWordEmbeddings: Bool
+    // Llama
+    public var ropeTheta: Float
+    public var ropeScaling: RopeScaling?
+    /// Bias on q/k/v/o projections (Llama `attention_bias`; always true for OPT and GPT-2).
+    public var attentionBias: Bool
+    /// Bias on MLP projections (Llama `mlp_bias`; always true for OPT and GPT-2).
+    public var mlpBias: Bool
+    // OPT
+    /// Pre-LN (true for every OPT except 350m).
+    public var doLayerNormBefore: Bool
+    /// OPT-350m: embeddings are this wide and projected in/out of the hidden size.
+    public var wordEmbedProjDim: Int?
+    /// Learned positions start at this index (2 for OPT, 0 for GPT-2).
+    public var positionOffset: Int
+    // Special tokens (nil when the checkpoint has none)
+    public var bosTokenId: Int?
+    public var eosTokenId: Int?
+    public var padTokenId: Int?
+
+    public init(architecture: Architecture, vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int,
+                numKVHeads: Int? = nil, headDim: Int? = nil, intermediateSize: Int, maxPositions: Int,
+                normEps: Float, activation: Activation, tieWordEmbeddings: Bool,
+                ropeTheta: Float = 10000, ropeScaling: RopeScaling? = nil,
+                attentionBias: Bool = true, mlpBias: Bool = true,
+                doLayerNormBefore: Bool = true, wordEmbedProjDim: Int? = nil, positionOffset: Int = 0,
+                bosTokenId: Int? = nil, eosTokenId: Int? = nil, padTokenId: Int? = nil) {
+        self.architecture = architecture
+        self.vocabSize = vocabSize
+        self.hiddenSize = hiddenSize
+        self.numLayers = numLayers
+        self.numHeads = numHeads
+        self.numKVHeads = numKVHeads ?? numHeads
+        self.headDim = headDim ?? hiddenSize / max(numHeads, 1)
+        self.intermediateSize = intermediateSize
+        self.maxPositions = maxPositions
+        self.normEps = normEps
+        self.activation = activation
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.ropeTheta = ropeTheta
+        self.ropeScaling = ropeScaling
+        self.attentionBias = attentionBias
+        self.mlpBias = mlpBias
+        self.doLayerNormBefore = doLayerNormBefore
+        self.wordEmbedProjDim = wordEmbedProjDim
+        self.positionOffset = positionOffset
+        self.bosTokenId = bosTokenId
+        self.eosTokenId = eosTokenId
+        self.padTokenId = padTokenId
+    }
+}
