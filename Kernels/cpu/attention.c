@@ -13,9 +13,9 @@
 typedef struct {
     float *out;               // (B, T, Hq, D)
     const float *q;           // (B, T, Hq, D)
-    const float *k, *v;       // (B, S, Hkv, D)
-    const uint8_t *key_mask;  // (B, S) or NULL
-    int64_t T, S, Hq, Hkv, D;
+    const float *k, *v;       // (B, S_cap, Hkv, D), first S positions used
+    const uint8_t *key_mask;  // (B, S_cap) or NULL
+    int64_t T, S, S_cap, Hq, Hkv, D;
     float scale;
 } attn_ctx;
 
@@ -30,7 +30,7 @@ static float dot(const float *restrict a, const float *restrict b, int64_t n) {
 
 static void attn_range(void *p, int64_t lo, int64_t hi) {
     const attn_ctx *c = p;
-    const int64_t T = c->T, S = c->S, Hq = c->Hq, Hkv = c->Hkv, D = c->D;
+    const int64_t T = c->T, S = c->S, S_cap = c->S_cap, Hq = c->Hq, Hkv = c->Hkv, D = c->D;
     const int64_t group = Hq / Hkv;
     const int64_t kv_stride = Hkv * D;  // elements between consecutive keys of one head
     float score[KEY_TILE];
@@ -39,9 +39,9 @@ static void attn_range(void *p, int64_t lo, int64_t hi) {
         const int64_t h = row % Hq, bt = row / Hq, t = bt % T, b = bt / T;
         const float *restrict qr = c->q + row * D;
         float *restrict acc = c->out + row * D;
-        const float *kb = c->k + (b * S * Hkv + h / group) * D;  // key 0 of this kv head
-        const float *vb = c->v + (b * S * Hkv + h / group) * D;
-        const uint8_t *mask = c->key_mask ? c->key_mask + b * S : NULL;
+        const float *kb = c->k + (b * S_cap * Hkv + h / group) * D;  // key 0 of this kv head
+        const float *vb = c->v + (b * S_cap * Hkv + h / group) * D;
+        const uint8_t *mask = c->key_mask ? c->key_mask + b * S_cap : NULL;
         const int64_t nkeys = S - T + t + 1;  // causal: keys 0 … S − T + t
 
         for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
@@ -83,9 +83,9 @@ static void attn_range(void *p, int64_t lo, int64_t hi) {
 }
 
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                  int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale) {
+                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale) {
     if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return;
-    attn_ctx c = {out, q, k, v, key_mask, T, S, Hq, Hkv, D, scale};
+    attn_ctx c = {out, q, k, v, key_mask, T, S, S_cap < S ? S : S_cap, Hq, Hkv, D, scale};
     // Per row: about (S − T/2) keys × 2D multiply-adds.
     int64_t work = (S - T / 2) * 2 * D;
     int64_t grain = GRAIN_WORK / (work > 0 ? work : 1);

@@ -150,3 +150,22 @@ void zt_add_rows(float *x, const float *bias, int64_t rows, int64_t dim) {
     int64_t grain = GRAIN_CHEAP / dim;
     zt_parallel_for(rows, grain < 1 ? 1 : grain, add_rows_range, &c);
 }
+
+typedef struct {
+    float *dst;
+    const float *src;
+    int64_t ldd, lds, cols;
+} copy2d_ctx;
+
+static void copy2d_range(void *p, int64_t lo, int64_t hi) {
+    const copy2d_ctx *c = p;
+    for (int64_t r = lo; r < hi; r++)
+        __builtin_memcpy(c->dst + r * c->ldd, c->src + r * c->lds, (size_t)c->cols * sizeof(float));
+}
+
+void zt_copy_2d(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols) {
+    if (rows <= 0 || cols <= 0) return;
+    copy2d_ctx c = {dst, src, ldd, lds, cols};
+    int64_t grain = (1 << 16) / cols;  // ≥ 64K floats per task
+    zt_parallel_for(rows, grain < 1 ? 1 : grain, copy2d_range, &c);
+}

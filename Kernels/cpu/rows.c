@@ -66,22 +66,54 @@ static void softmax_range(void *p, int64_t lo, int64_t hi) {
     }
 }
 
+// log Σ exp(x − m) with m = max(x) returned through *max.
+static float row_log_sum_exp(const float *x, int64_t n, float *max) {
+    const float m = row_max(x, n);
+    float s[LANES] = {0};
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) s[j] += expf(x[i + j] - m);
+    for (; i < n; i++) s[0] += expf(x[i] - m);
+    *max = m;
+    return logf(lanes_sum(s));
+}
+
 static void log_softmax_range(void *p, int64_t lo, int64_t hi) {
     const rows_ctx *c = p;
     const int64_t n = c->dim;
     for (int64_t r = lo; r < hi; r++) {
         const float *x = c->x + r * n;
         float *out = c->out + r * n;
-        const float m = row_max(x, n);
-        float s[LANES] = {0};
-        int64_t i = 0;
-        for (; i + LANES <= n; i += LANES)
-            for (int j = 0; j < LANES; j++) s[j] += expf(x[i + j] - m);
-        for (; i < n; i++) s[0] += expf(x[i] - m);
-        const float lse = logf(lanes_sum(s));
+        float m;
+        const float lse = row_log_sum_exp(x, n, &m);
         // (x − max) is exact-ish near the max, so subtract log-sum separately.
         for (int64_t j = 0; j < n; j++) out[j] = (x[j] - m) - lse;
     }
+}
+
+typedef struct {
+    float *out;               // (rows)
+    const float *x;           // (rows, dim)
+    const int32_t *targets;   // (rows)
+    int64_t dim;
+} gather_ctx;
+
+static void token_logprobs_range(void *p, int64_t lo, int64_t hi) {
+    const gather_ctx *c = p;
+    for (int64_t r = lo; r < hi; r++) {
+        const int32_t t = c->targets[r];
+        if (t < 0 || t >= c->dim) { c->out[r] = 0.0f; continue; }
+        const float *x = c->x + r * c->dim;
+        float m;
+        const float lse = row_log_sum_exp(x, c->dim, &m);
+        c->out[r] = (x[t] - m) - lse;
+    }
+}
+
+void zt_token_logprobs(float *out, const float *x, const int32_t *targets, int64_t rows, int64_t dim) {
+    if (dim <= 0) return;
+    gather_ctx c = {out, x, targets, dim};
+    zt_parallel_for(rows, row_grain(dim), token_logprobs_range, &c);
 }
 
 static void layernorm_range(void *p, int64_t lo, int64_t hi) {

@@ -61,6 +61,7 @@ typedef struct zt_backend_api {
     void (*swiglu)(float *d_out, const float *d_gate, const float *d_up, int64_t n);
     void (*softmax)(float *d_out, const float *d_x, int64_t rows, int64_t dim);
     void (*log_softmax)(float *d_out, const float *d_x, int64_t rows, int64_t dim);
+    void (*token_logprobs)(float *d_out, const float *d_x, const int32_t *d_targets, int64_t rows, int64_t dim);
     void (*layernorm)(float *d_out, const float *d_x, const float *d_gamma, const float *d_beta,
                       int64_t rows, int64_t dim, float eps);
     void (*rmsnorm)(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
@@ -69,7 +70,8 @@ typedef struct zt_backend_api {
     void (*rope)(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
                  int64_t rot_dim, const float *d_inv_freq);
     void (*attention)(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
-                      int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+                      int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+    void (*copy_2d)(float *d_dst, int64_t ldd, const float *d_src, int64_t lds, int64_t rows, int64_t cols);
 
     // ---- GEMM (OpenBLAS / cuBLAS, row-major like zt_sgemm; returns 0 or a BLAS status) ----
     int (*sgemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,

@@ -58,6 +58,9 @@ void zt_swiglu(float *out, const float *gate, const float *up, int64_t n);     /
 // ---- Rows: x(rows, dim); out may be x ------------------------------------------------------------
 void zt_softmax(float *out, const float *x, int64_t rows, int64_t dim);
 void zt_log_softmax(float *out, const float *x, int64_t rows, int64_t dim);
+// out(rows) = log-softmax(x)[row, target[row]] without writing the softmax: what scoring needs.
+// A negative target gives 0 (ignored position).
+void zt_token_logprobs(float *out, const float *x, const int32_t *targets, int64_t rows, int64_t dim);
 // (x − mean)/sqrt(var + eps)·gamma + beta, biased variance; gamma/beta may be NULL (1 and 0).
 void zt_layernorm(float *out, const float *x, const float *gamma, const float *beta,
                   int64_t rows, int64_t dim, float eps);
@@ -79,15 +82,19 @@ void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t hea
              int64_t rot_dim, const float *inv_freq);
 
 // ---- Attention ---------------------------------------------------------------------------------
-// Causal attention with a key padding mask, grouped-query aware.
-//   q(B, T, Hq, D), k and v (B, S, Hkv, D) with S ≥ T: the T queries are the last T positions
-//   (query t sits at key index S − T + t, so S − T is the KV-cache length); Hq % Hkv == 0 and
-//   query head h reads kv head h / (Hq / Hkv). key_mask(B, S): 1 = attend, 0 = padding (NULL: all).
-//   out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v. A query with no allowed key gets 0.
-//   out must not alias q, k or v (it is the running accumulator).
+// Causal attention with a key padding mask, grouped-query aware, reading a KV cache in place.
+//   q(B, T, Hq, D); k and v (B, S_cap, Hkv, D) of which the first S ≥ T positions are used (S_cap
+//   is the cache capacity, the batch stride; S_cap = S without a cache). The T queries are the
+//   last T positions: query t sits at key index S − T + t, so S − T is the cached length.
+//   Hq % Hkv == 0 and query head h reads kv head h / (Hq / Hkv). key_mask(B, S_cap): 1 = attend,
+//   0 = padding (NULL: all). out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v; a query
+//   with no allowed key gets 0. out must not alias q, k or v (it is the running accumulator).
 // Online (flash-style) softmax: no score matrix is stored.
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                  int64_t B, int64_t T, int64_t S, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+
+// dst(rows, cols) with leading dimension ldd = src(rows, cols) with leading dimension lds (f32).
+void zt_copy_2d(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols);
 
 // ---- GEMM through OpenBLAS cblas (row-major) ---------------------------------------------------
 // C(M,N) = alpha·op(A)·op(B) + beta·C; op(A) is (M,K), op(B) is (K,N); trans = 1 transposes.

@@ -46,6 +46,8 @@ public protocol Backend: AnyObject, Sendable {
     // Rows of the last dimension.
     func softmax(_ out: Tensor, _ x: Tensor)
     func logSoftmax(_ out: Tensor, _ x: Tensor)
+    /// out (rows) = log-softmax(x (rows, dim))[row, targets[row]] (i32 targets; negative → 0).
+    func tokenLogProbs(_ out: Tensor, _ x: Tensor, targets: Tensor)
     func layerNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float)
     func rmsNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, eps: Float)
 
@@ -55,8 +57,11 @@ public protocol Backend: AnyObject, Sendable {
     /// Rotary embedding of x (tokens, heads, headDim) in place at i32 `positions` (tokens);
     /// `invFreq` (rotaryDim/2) carries theta and any rope scaling.
     func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor)
-    /// Causal attention, q/out (B, T, Hq, D), k/v (B, S, Hkv, D), u8 keyMask (B, S); see zt_attention.
-    func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor?, scale: Float)
+    /// Causal attention, q/out (B, T, Hq, D), k/v (B, S_cap, Hkv, D) of which the first
+    /// `keyLength` (default S_cap) positions are used, u8 keyMask (B, S_cap); see zt_attention.
+    func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float)
+    /// dst[r·ldd + c] = src[r·lds + c] for r < rows, c < cols (f32; offsets are the tensors' own).
+    func copy2D(_ dst: Tensor, ldd: Int, from src: Tensor, lds: Int, rows: Int, cols: Int)
 
     /// C = alpha·op(A)·op(B) + beta·C on the last two dimensions; leading dimensions of A, B, C
     /// (if any) are a batch (A or B may be 2-D and broadcast).

@@ -139,6 +139,13 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.log_softmax(out.f32, x.f32, rows, dim)
     }
 
+    public func tokenLogProbs(_ out: Tensor, _ x: Tensor, targets: Tensor) {
+        let (rows, dim) = rowsAndDim(x)
+        precondition(x.dtype == .f32 && out.dtype == .f32 && targets.dtype == .i32 && out.count == Int(rows) && targets.count == Int(rows),
+                     "tokenLogProbs: \(x) with \(targets) into \(out)")
+        api.token_logprobs(out.f32, x.f32, targets.i32, rows, dim)
+    }
+
     public func layerNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float) {
         checkSame(out, x)
         let (rows, dim) = rowsAndDim(x)
@@ -181,17 +188,26 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.rope(x.f32, positions.i32, Int64(tokens), Int64(heads), Int64(headDim), Int64(rotaryDim), invFreq.f32)
     }
 
-    public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyMask: Tensor?, scale: Float) {
-        // q, out (B, T, Hq, D); k, v (B, S, Hkv, D); keyMask (B, S) u8
+    public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float) {
+        // q, out (B, T, Hq, D); k, v (B, S_cap, Hkv, D); keyMask (B, S_cap) u8
         precondition(q.rank == 4 && k.rank == 4 && k.shape == v.shape && out.shape == q.shape,
                      "attention shapes q \(q.shape) k \(k.shape) v \(v.shape) out \(out.shape)")
         let (b, t, hq, d) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let (s, hkv) = (k.shape[1], k.shape[2])
-        precondition(k.shape[0] == b && k.shape[3] == d && s >= t && hkv > 0 && hq % hkv == 0,
-                     "attention shapes q \(q.shape) k \(k.shape)")
-        precondition(keyMask.map { $0.dtype == .u8 && $0.count == b * s } ?? true, "attention key mask must be u8 (B, S) = (\(b), \(s))")
+        let (cap, hkv) = (k.shape[1], k.shape[2])
+        let s = keyLength ?? cap
+        precondition(k.shape[0] == b && k.shape[3] == d && s >= t && s <= cap && hkv > 0 && hq % hkv == 0,
+                     "attention shapes q \(q.shape) k \(k.shape) with \(s) keys")
+        precondition(keyMask.map { $0.dtype == .u8 && $0.count == b * cap } ?? true,
+                     "attention key mask must be u8 (B, S_cap) = (\(b), \(cap))")
         api.attention(out.f32, q.f32, k.f32, v.f32, keyMask?.pointer.assumingMemoryBound(to: UInt8.self),
-                      Int64(b), Int64(t), Int64(s), Int64(hq), Int64(hkv), Int64(d), scale)
+                      Int64(b), Int64(t), Int64(s), Int64(cap), Int64(hq), Int64(hkv), Int64(d), scale)
+    }
+
+    public func copy2D(_ dst: Tensor, ldd: Int, from src: Tensor, lds: Int, rows: Int, cols: Int) {
+        guard rows > 0, cols > 0 else { return }
+        precondition(cols <= ldd && cols <= lds && (rows - 1) * ldd + cols <= dst.count && (rows - 1) * lds + cols <= src.count,
+                     "copy2D of \(rows)×\(cols) from \(src) (ld \(lds)) into \(dst) (ld \(ldd))")
+        api.copy_2d(dst.f32, Int64(ldd), src.f32, Int64(lds), Int64(rows), Int64(cols))
     }
 
     public func matmul(_ c: Tensor, _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, alpha: Float, beta: Float) {

@@ -385,7 +385,7 @@ final class OpsTests: XCTestCase {
         let scale = 1 / Float(D).squareRoot()
         var out = [Float](repeating: .nan, count: B * T * Hq * D)  // NaN: every row must be written
         withOptional(mask) { mp in
-            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), scale)
+            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), scale)
         }
         let want = refAttention(q: q, k: k, v: v, mask: mask, B: B, T: T, S: S, Hq: Hq, Hkv: Hkv, D: D, scale: scale)
         assertClose(out, want, abs: tol, what, file: file, line: line)
@@ -420,7 +420,7 @@ final class OpsTests: XCTestCase {
 
         // Direct check of the zero rule on a hand case: one query, its only key masked.
         var out: [Float] = [.nan, .nan]
-        zt_attention(&out, [1, 1], [1, 1], [1, 1], [0], 1, 1, 1, 1, 1, 2, 1)
+        zt_attention(&out, [1, 1], [1, 1], [1, 1], [0], 1, 1, 1, 1, 1, 1, 2, 1)
         XCTAssertEqual(out, [0, 0])
     }
 
@@ -537,7 +537,7 @@ final class OpsTests: XCTestCase {
             zt_gelu_tanh(&c, x, Int64(rows * dim))
             zt_rmsnorm(&d, x, gamma, Int64(rows), Int64(dim), 1e-6)
             var o = [Float](repeating: 0, count: B * T * Hq * D)
-            zt_attention(&o, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2)
+            zt_attention(&o, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2)
             return [a, b, c, d, o]
         }
         zt_set_num_threads(1)
