@@ -1,0 +1,363 @@
+import Foundation
+import ZOTuneBackend
+
+/// A decoder-only language model (OPT, GPT-2 or Llama) on one backend: weights, and forwards that
+/// return hidden states, logits, or the log-probs of given target tokens.
+///
+/// Activations are f32. Weights are f32, or f16/bf16 storage converted one matrix at a time into
+/// a scratch buffer before each GEMM. All activation buffers of a forward are allocated once per
+/// call under the `activations` tag and freed when it returns, so the ledger's peak is the
+/// forward's working set.
+public final class CausalLM: @unchecked Sendable {
+    public let config: ModelConfig
+    public let backend: any Backend
+    public let weights: ModelWeights
+    let invFreq: Tensor?
+    let scratch: Tensor?   // f32 copy of one low-precision weight matrix
+
+    public init(config: ModelConfig, reader: CheckpointReader, backend: any Backend, dtype: DType = .f32) throws {
+        guard dtype.isFloat else { throw ModelError(file: reader.path, field: "dtype", "weights must be f32, f16 or bf16") }
+        self.config = config
+        self.backend = backend
+        let (specs, tied) = CausalLM.tensorSpecs(config)
+        weights = try ModelWeights.load(specs, tied: tied, from: reader, backend: backend, dtype: dtype)
+        if config.architecture == .llama {
+            let inv = RotaryEmbedding.inverseFrequencies(dim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
+            invFreq = try backend.tensor(inv, shape: [inv.count], tag: .weights)
+        } else {
+            invFreq = nil
+        }
+        let largest = specs.filter { $0.shape.count == 2 }.map { $0.shape.reduce(1, *) }.max() ?? 0
+        scratch = dtype == .f32 ? nil : try backend.allocate([largest], tag: .scratch)
+    }
+
+    // MARK: tensor names and shapes
+
+    /// The tensors an architecture reads, with their expected shapes, and which may be tied.
+    static func tensorSpecs(_ c: ModelConfig) -> ([ModelWeights.Spec], [String: String]) {
+        typealias S = ModelWeights.Spec
+        let (h, v, f) = (c.hiddenSize, c.vocabSize, c.intermediateSize)
+        var specs: [S] = []
+        var tied: [String: String] = [:]
+        switch c.architecture {
+        case .opt:
+            let p = "model.decoder."
+            let e = c.wordEmbedProjDim ?? h
+            func add(_ n: String, _ shape: [Int]) { specs.append(S(name: p + n, shape: shape, aliases: ["decoder." + n])) }
+            add("embed_tokens.weight", [v, e])
+            add("embed_positions.weight", [c.maxPositions + c.positionOffset, h])
+            if e != h {
+                add("project_in.weight", [h, e])
+                add("project_out.weight", [e, h])
+            }
+            for l in 0..<c.numLayers {
+                let q = "layers.\(l)."
+                for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                    add(q + "self_attn.\(proj).weight", [h, h])
+                    add(q + "self_attn.\(proj).bias", [h])
+                }
+                add(q + "self_attn_layer_norm.weight", [h]); add(q + "self_attn_layer_norm.bias", [h])
+                add(q + "fc1.weight", [f, h]); add(q + "fc1.bias", [f])
+                add(q + "fc2.weight", [h, f]); add(q + "fc2.bias", [h])
+                add(q + "final_layer_norm.weight", [h]); add(q + "final_layer_norm.bias", [h])
+            }
+            if c.doLayerNormBefore {
+                add("final_layer_norm.weight", [h]); add("final_layer_norm.bias", [h])
+            }
+            specs.append(S(name: "lm_head.weight", shape: [v, e]))
+            if c.tieWordEmbeddings { tied["lm_head.weight"] = p + "embed_tokens.weight" }
+        case .gpt2:
+            let p = "transformer."
+            func add(_ n: String, _ shape: [Int]) { specs.append(S(name: p + n, shape: shape, aliases: [n])) }
+            add("wte.weight", [v, h])
+            add("wpe.weight", [c.maxPositions, h])
+            for l in 0..<c.numLayers {
+                let q = "h.\(l)."
+                add(q + "ln_1.weight", [h]); add(q + "ln_1.bias", [h])
+                add(q + "attn.c_attn.weight", [h, 3 * h]); add(q + "attn.c_attn.bias", [3 * h])   // Conv1D: (in, out)
+                add(q + "attn.c_proj.weight", [h, h]); add(q + "attn.c_proj.bias", [h])
+                add(q + "ln_2.weight", [h]); add(q + "ln_2.bias", [h])
+                add(q + "mlp.c_fc.weight", [h, f]); add(q + "mlp.c_fc.bias", [f])
+                add(q + "mlp.c_proj.weight", [f, h]); add(q + "mlp.c_proj.bias", [h])
+            }
+            add("ln_f.weight", [h]); add("ln_f.bias", [h])
+            specs.append(S(name: "lm_head.weight", shape: [v, h]))
+            if c.tieWordEmbeddings { tied["lm_head.weight"] = p + "wte.weight" }
+        case .llama:
+            let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
+            func add(_ n: String, _ shape: [Int]) { specs.append(S(name: n, shape: shape)) }
+            add("model.embed_tokens.weight", [v, h])
+            for l in 0..<c.numLayers {
+                let q = "model.layers.\(l)."
+                add(q + "input_layernorm.weight", [h])
+                for (proj, rows) in [("q_proj", qd), ("k_proj", kvd), ("v_proj", kvd)] {
+                    add(q + "self_attn.\(proj).weight", [rows, h])
+                    if c.attentionBias { add(q + "self_attn.\(proj).bias", [rows]) }
+                }
+                add(q + "self_attn.o_proj.weight", [h, qd])
+                if c.attentionBias { add(q + "self_attn.o_proj.bias", [h]) }
+                add(q + "post_attention_layernorm.weight", [h])
+                add(q + "mlp.gate_proj.weight", [f, h]); add(q + "mlp.up_proj.weight", [f, h]); add(q + "mlp.down_proj.weight", [h, f])
+                if c.mlpBias {
+                    add(q + "mlp.gate_proj.bias", [f]); add(q + "mlp.up_proj.bias", [f]); add(q + "mlp.down_proj.bias", [h])
+                }
+            }
+            add("model.norm.weight", [h])
+            add("lm_head.weight", [v, h])
+            if c.tieWordEmbeddings { tied["lm_head.weight"] = "model.embed_tokens.weight" }
+        }
+        return (specs, tied)
+    }
+
+    /// Width of the final hidden states (OPT-350m projects out to the embedding width).
+    public var outputWidth: Int { config.architecture == .opt ? (config.wordEmbedProjDim ?? config.hiddenSize) : config.hiddenSize }
+
+    // MARK: building blocks
+
+    /// out = x·Wᵀ + b for a Linear weight (out, in), or x·W + b for a GPT-2 Conv1D weight (in, out).
+    func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false) {
+        var w = weights[name]
+        if w.dtype != .f32, let scratch {
+            let f = scratch.flatSlice(0, w.count).reshaped(w.shape)
+            backend.convert(into: f, from: w)
+            w = f
+        }
+        backend.matmul(out, x, transposeA: false, w, transposeB: !conv1D, alpha: 1, beta: 0)
+        if let bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
+    }
+
+    func layerNorm(_ out: Tensor, _ x: Tensor, _ prefix: String) {
+        backend.layerNorm(out, x, gamma: weights[prefix + ".weight"], beta: weights[prefix + ".bias"], eps: config.normEps)
+    }
+
+    /// Position ids of each token: Llama/GPT-2 count real tokens (left padding does not shift a
+    /// sequence); OPT adds its offset of 2 and gives pads position 1, as transformers does.
+    func positions(_ batch: TokenBatch, cache: KVCache?) -> [Int32] {
+        var counts = cache?.realTokens ?? [Int32](repeating: 0, count: batch.batch)
+        var pos = [Int32](repeating: 0, count: batch.tokenCount)
+        let offset = Int32(config.positionOffset)
+        for b in 0..<batch.batch {
+            for t in 0..<batch.length {
+                let i = b * batch.length + t
+                if batch.mask[i] != 0 {
+                    pos[i] = counts[b] + offset
+                    counts[b] += 1
+                } else {
+                    pos[i] = config.architecture == .opt ? offset - 1 : 0
+                }
+            }
+        }
+        cache?.realTokens = counts
+        return pos
+    }
+
+    // MARK: forward
+
+    /// Final hidden states (B·T, outputWidth) after the final norm. With a cache, the batch's keys
+    /// and values are appended and attention sees every cached position.
+    public func hiddenStates(_ batch: TokenBatch, cache: KVCache? = nil) throws -> Tensor {
+        let c = config
+        let (n, h) = (batch.tokenCount, c.hiddenSize)
+        let be = backend
+        if let bad = batch.ids.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
+            throw ModelError(file: "input", field: "token ids", "id \(bad) is outside the vocabulary (\(c.vocabSize))")
+        }
+        let pos = positions(batch, cache: cache)
+        if let maxPos = pos.max(), c.architecture != .llama, Int(maxPos) >= c.maxPositions + c.positionOffset {
+            throw ModelError(file: "input", field: "positions", "\(maxPos - Int32(c.positionOffset) + 1) positions exceed the model's \(c.maxPositions)")
+        }
+        let ids = try be.tensor(batch.ids, shape: [n], tag: .activations)
+        let posT = try be.tensor(pos, shape: [n], tag: .activations)
+        let keyLength = try cache?.append(batch, backend: be) ?? batch.length
+        let mask: Tensor
+        if let cache { mask = cache.mask } else { mask = try be.tensor(batch.mask, shape: [batch.batch, batch.length], tag: .activations) }
+
+        let x = try be.allocate([n, h], tag: .activations)
+        let normed = try be.allocate([n, h], tag: .activations)
+        let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
+        let q = try be.allocate([n, qd], tag: .activations)
+        let k = try be.allocate([n, kvd], tag: .activations)
+        let v = try be.allocate([n, kvd], tag: .activations)
+        let attn = try be.allocate([n, qd], tag: .activations)
+        let proj = try be.allocate([n, h], tag: .activations)
+        let up = try be.allocate([n, c.intermediateSize], tag: .activations)
+        let gate = c.architecture == .llama ? try be.allocate([n, c.intermediateSize], tag: .activations) : nil
+        let qkv = c.architecture == .gpt2 ? try be.allocate([n, 3 * h], tag: .activations) : nil
+
+        try embed(x, ids: ids, positions: posT)
+
+        let scale = 1 / Float(c.headDim).squareRoot()
+        for l in 0..<c.numLayers {
+            // ---- attention ----
+            switch c.architecture {
+            case .llama:
+                let p = "model.layers.\(l)."
+                be.rmsNorm(normed, x, gamma: weights[p + "input_layernorm.weight"], eps: c.normEps)
+                linear(q, normed, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
+                linear(k, normed, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
+                linear(v, normed, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
+                be.rope(q, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
+                be.rope(k, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
+            case .opt:
+                let p = "model.decoder.layers.\(l)."
+                let input = c.doLayerNormBefore ? normed : x
+                if c.doLayerNormBefore { layerNorm(normed, x, p + "self_attn_layer_norm") }
+                linear(q, input, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
+                linear(k, input, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
+                linear(v, input, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
+            case .gpt2:
+                let p = "transformer.h.\(l)."
+                layerNorm(normed, x, p + "ln_1")
+                linear(qkv!, normed, p + "attn.c_attn.weight", bias: p + "attn.c_attn.bias", conv1D: true)
+                be.copy2D(q, ldd: h, from: qkv!, lds: 3 * h, rows: n, cols: h)
+                be.copy2D(k, ldd: h, from: qkv!.flatSlice(h, n * 3 * h - h), lds: 3 * h, rows: n, cols: h)
+                be.copy2D(v, ldd: h, from: qkv!.flatSlice(2 * h, n * 3 * h - 2 * h), lds: 3 * h, rows: n, cols: h)
+            }
+            let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
+            let attnOut = attn.reshaped(qv.shape)
+            if let cache {
+                // Append this batch's keys/values at positions [length − T, length) of every row.
+                let row = kvd, start = keyLength - batch.length
+                for b in 0..<batch.batch {
+                    let dst = (b * cache.capacity + start) * row
+                    be.copy2D(cache.keys[l].flatSlice(dst, batch.length * row), ldd: row,
+                              from: k.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
+                    be.copy2D(cache.values[l].flatSlice(dst, batch.length * row), ldd: row,
+                              from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
+                }
+                be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale)
+            } else {
+                let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
+                be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale)
+            }
+            switch c.architecture {
+            case .llama:
+                linear(proj, attn, "model.layers.\(l).self_attn.o_proj.weight", bias: "model.layers.\(l).self_attn.o_proj.bias")
+            case .opt:
+                linear(proj, attn, "model.decoder.layers.\(l).self_attn.out_proj.weight", bias: "model.decoder.layers.\(l).self_attn.out_proj.bias")
+            case .gpt2:
+                linear(proj, attn, "transformer.h.\(l).attn.c_proj.weight", bias: "transformer.h.\(l).attn.c_proj.bias", conv1D: true)
+            }
+            be.add(x, x, proj)
+            if c.architecture == .opt && !c.doLayerNormBefore { layerNorm(x, x, "model.decoder.layers.\(l).self_attn_layer_norm") }
+
+            // ---- MLP ----
+            switch c.architecture {
+            case .llama:
+                let p = "model.layers.\(l)."
+                be.rmsNorm(normed, x, gamma: weights[p + "post_attention_layernorm.weight"], eps: c.normEps)
+                linear(gate!, normed, p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias")
+                linear(up, normed, p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias")
+                be.swiglu(up, gate: gate!, up: up)
+                linear(proj, up, p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias")
+            case .opt:
+                let p = "model.decoder.layers.\(l)."
+                let input = c.doLayerNormBefore ? normed : x
+                if c.doLayerNormBefore { layerNorm(normed, x, p + "final_layer_norm") }
+                linear(up, input, p + "fc1.weight", bias: p + "fc1.bias")
+                be.activation(c.activation, up, up)
+                linear(proj, up, p + "fc2.weight", bias: p + "fc2.bias")
+            case .gpt2:
+                let p = "transformer.h.\(l)."
+                layerNorm(normed, x, p + "ln_2")
+                linear(up, normed, p + "mlp.c_fc.weight", bias: p + "mlp.c_fc.bias", conv1D: true)
+                be.activation(c.activation, up, up)
+                linear(proj, up, p + "mlp.c_proj.weight", bias: p + "mlp.c_proj.bias", conv1D: true)
+            }
+            be.add(x, x, proj)
+            if c.architecture == .opt && !c.doLayerNormBefore { layerNorm(x, x, "model.decoder.layers.\(l).final_layer_norm") }
+        }
+
+        // ---- final norm (and OPT's projection out) ----
+        switch c.architecture {
+        case .llama:
+            be.rmsNorm(x, x, gamma: weights["model.norm.weight"], eps: c.normEps)
+        case .gpt2:
+            layerNorm(x, x, "transformer.ln_f")
+        case .opt:
+            if c.doLayerNormBefore { layerNorm(x, x, "model.decoder.final_layer_norm") }
+            if outputWidth != h {
+                let out = try be.allocate([n, outputWidth], tag: .activations)
+                linear(out, x, "model.decoder.project_out.weight")
+                return out
+            }
+        }
+        return x
+    }
+
+    /// x (n, hidden) = token embeddings (+ learned positions for OPT and GPT-2).
+    func embed(_ x: Tensor, ids: Tensor, positions: Tensor) throws {
+        let c = config, be = backend
+        switch c.architecture {
+        case .llama:
+            try be.embedding(x, table: weights["model.embed_tokens.weight"], ids: ids)
+        case .gpt2:
+            let pos = try be.allocate(x.shape, tag: .activations)
+            try be.embedding(x, table: weights["transformer.wte.weight"], ids: ids)
+            try be.embedding(pos, table: weights["transformer.wpe.weight"], ids: positions)
+            be.add(x, x, pos)
+        case .opt:
+            let e = outputWidth
+            let pos = try be.allocate(x.shape, tag: .activations)
+            try be.embedding(pos, table: weights["model.decoder.embed_positions.weight"], ids: positions)
+            if e != c.hiddenSize {
+                let small = try be.allocate([ids.count, e], tag: .activations)
+                try be.embedding(small, table: weights["model.decoder.embed_tokens.weight"], ids: ids)
+                linear(x, small, "model.decoder.project_in.weight")
+            } else {
+                try be.embedding(x, table: weights["model.decoder.embed_tokens.weight"], ids: ids)
+            }
+            be.add(x, x, pos)
+        }
+    }
+
+    // MARK: outputs
+
+    /// logits (rows, vocab) of hidden rows (rows, outputWidth).
+    public func logits(ofHidden hidden: Tensor) throws -> Tensor {
+        let out = try backend.allocate([hidden.shape[0], config.vocabSize], tag: .activations)
+        linear(out, hidden, "lm_head.weight")
+        return out
+    }
+
+    /// Logits of every position, (B·T, vocab).
+    public func allLogits(_ batch: TokenBatch, cache: KVCache? = nil) throws -> Tensor {
+        try logits(ofHidden: try hiddenStates(batch, cache: cache))
+    }
+
+    /// Logits of each row's last position (B, vocab) — a real token under left padding.
+    public func lastLogits(_ batch: TokenBatch, cache: KVCache? = nil) throws -> Tensor {
+        let hidden = try hiddenStates(batch, cache: cache)
+        let e = outputWidth
+        let last = try backend.allocate([batch.batch, e], tag: .activations)
+        backend.copy2D(last, ldd: e, from: hidden.flatSlice((batch.length - 1) * e, hidden.count - (batch.length - 1) * e),
+                       lds: batch.length * e, rows: batch.batch, cols: e)
+        return try logits(ofHidden: last)
+    }
+
+    /// log p(targets[i] | tokens ≤ i) for every position i of the batch (B·T); a negative target
+    /// gives 0. Logits are produced `chunk` rows at a time, so the full (B·T, vocab) matrix is never
+    /// held: this is what ZO scoring needs.
+    public func tokenLogProbs(_ batch: TokenBatch, targets: [Int32], chunk: Int = 64) throws -> [Float] {
+        precondition(targets.count == batch.tokenCount, "one target per position")
+        let hidden = try hiddenStates(batch)
+        let rows = batch.tokenCount, e = outputWidth
+        let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)
+        let out = try backend.allocate([rows], tag: .activations)
+        let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations)
+        var start = 0
+        while start < rows {
+            let m = min(chunk, rows - start)
+            let l = logits.rows(0, m)
+            linear(l, hidden.rows(start, m).reshaped([m, e]), "lm_head.weight")
+            backend.tokenLogProbs(out.flatSlice(start, m), l, targets: targetT.flatSlice(start, m))
+            start += m
+        }
+        return backend.toHost(out)
+    }
+
+    /// A cache for `batch` rows of up to `capacity` positions.
+    public func makeCache(batch: Int, capacity: Int) throws -> KVCache {
+        try KVCache(config: config, batch: batch, capacity: capacity, backend: backend)
+    }
+}

@@ -1,0 +1,87 @@
+import ZOTuneBackend
+
+/// The named weight tensors of one model on one backend, loaded from a checkpoint and checked
+/// against the shapes its architecture expects. Names are the checkpoint's (Hugging Face naming),
+/// which is also what the z stream hashes into tensor ids.
+public final class ModelWeights: @unchecked Sendable {
+    public let tensors: [String: Tensor]
+    /// Names in load order (deterministic: the architecture's order).
+    public let names: [String]
+
+    init(tensors: [String: Tensor], names: [String]) {
+        self.tensors = tensors
+        self.names = names
+    }
+
+    public subscript(name: String) -> Tensor {
+        guard let t = tensors[name] else { preconditionFailure("weight \(name) was not loaded") }
+        return t
+    }
+
+    public func optional(_ name: String) -> Tensor? { tensors[name] }
+
+    /// Parameters counted once (a tied head shares the embedding's buffer).
+    public var parameterCount: Int {
+        var seen = Set<ObjectIdentifier>(), total = 0
+        for name in names {
+            let t = tensors[name]!
+            if seen.insert(ObjectIdentifier(t.buffer)).inserted { total += t.count }
+        }
+        return total
+    }
+
+    public var bytes: Int {
+        var seen = Set<ObjectIdentifier>(), total = 0
+        for name in names {
+            let t = tensors[name]!
+            if seen.insert(ObjectIdentifier(t.buffer)).inserted { total += t.bytes }
+        }
+        return total
+    }
+
+    /// One expected tensor: its name (and aliases older checkpoints use), its shape, whether the
+    /// checkpoint may omit it.
+    struct Spec {
+        let name: String
+        let shape: [Int]
+        var aliases: [String] = []
+    }
+
+    /// Loads every spec'd tensor from `reader` into `backend` as `dtype` (norm gains and biases stay
+    /// f32: they are tiny and the kernels read them as f32). `tiedTo` maps a name that may be
+    /// missing to the tensor it shares (lm_head → embeddings).
+    static func load(_ specs: [Spec], tied: [String: String], from reader: CheckpointReader,
+                     backend: any Backend, dtype: DType) throws -> ModelWeights {
+        var tensors: [String: Tensor] = [:]
+        var names: [String] = []
+        for spec in specs {
+            if let source = tied[spec.name], reader.tensors[spec.name] == nil {
+                guard let shared = tensors[source] else {
+                    throw ModelError(file: reader.path, field: spec.name, "missing tensor (and \(source) to tie it to)")
+                }
+                tensors[spec.name] = shared
+                names.append(spec.name)
+                continue
+            }
+            guard let stored = ([spec.name] + spec.aliases).lazy.compactMap({ reader.tensors[$0] }).first else {
+                throw ModelError(file: reader.path, field: spec.name, "missing tensor")
+            }
+            guard stored.shape == spec.shape else {
+                throw ModelError(file: stored.file, field: stored.name,
+                                 "shape \(stored.shape) does not match the config's \(spec.shape)")
+            }
+            let storage: DType = spec.shape.count == 1 ? .f32 : dtype
+            let t = try backend.allocate(spec.shape, dtype: storage, tag: .weights)
+            if backend.device == .cpu {
+                try reader.read(stored.name, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes), as: storage)
+            } else {
+                var staging = [UInt8](repeating: 0, count: t.bytes)
+                try staging.withUnsafeMutableBytes { try reader.read(stored.name, into: $0, as: storage) }
+                staging.withUnsafeBytes { backend.copy(t, fromHost: $0) }
+            }
+            tensors[spec.name] = t
+            names.append(spec.name)
+        }
+        return ModelWeights(tensors: tensors, names: names)
+    }
+}
