@@ -4,3 +4,4 @@
 #include "zt_threads.h"
 #include "zt_cpu.h"
 #include "zt_backend_api.h"
+#include "zt_quant.h"

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import ZOTuneBackend
+import ZOTuneModels
+
+/// Options of every command that loads a model.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model: a .gguf file, or a Hugging Face directory (config.json + safetensors + tokenizer.json).")
+    var model: String
+
+    @Option(help: "Weight storage: f32, bf16 or f16 (math is f32).")
+    var dtype: String = "f32"
+
+    func open() throws -> ModelFile { try ModelFile.open(model) }
+
+    func weightDType() throws -> DType {
+        guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, bf16 or f16") }
+        return d
+    }
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue a prompt (greedy by default).")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "The prompt text.")
+    var prompt: String
+
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate at most.")
+    var maxTokens = 32
+
+    @Option(help: "Sampling temperature (0: greedy).")
+    var temperature: Float = 0
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass.")
+    var topP: Float = 1
+
+    @Option(help: "Sampling seed.")
+    var seed: UInt64 = 0
+
+    func run() throws {
+        let file = try model.open()
+        let tokenizer = try file.requireTokenizer()
+        let lm = try file.load(on: try device.backend(), dtype: try model.weightDType())
+        let ids = tokenizer.encode(prompt, addSpecialTokens: true)
+        guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        writeStdout(prompt)
+        var generated: [Int32] = []
+        var printed = ""
+        let stop = Set([tokenizer.eosId].compactMap { $0 })
+        _ = try lm.generate([ids], maxNewTokens: maxTokens,
+                            sampling: SamplingOptions(temperature: temperature, topP: topP, seed: seed),
+                            stopIds: stop, padId: tokenizer.padId ?? 0) { next in
+            guard !stop.contains(next[0]) else { return }
+            generated.append(next[0])
+            // Decode the whole continuation and print what is new: multi-byte characters can span tokens.
+            let text = tokenizer.decode(generated, skipSpecialTokens: true)
+            if text.hasPrefix(printed), !text.hasSuffix("\u{FFFD}") {
+                writeStdout(String(text.dropFirst(printed.count)))
+                printed = text
+            }
+        }
+        let text = tokenizer.decode(generated, skipSpecialTokens: true)
+        if text.count > printed.count, text.hasPrefix(printed) { writeStdout(String(text.dropFirst(printed.count))) }
+        writeStdout("\n")
+    }
+}
+
+struct Logits: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The next-token distribution after a text: top-k tokens with log-probs.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var device: DeviceOptions
+
+    @Option(help: "The text.")
+    var text: String
+
+    @Option(help: "How many tokens to list.")
+    var top = 10
+
+    @Flag(help: "Print one JSON line.")
+    var json = false
+
+    func run() throws {
+        let file = try model.open()
+        let tokenizer = try file.requireTokenizer()
+        let lm = try file.load(on: try device.backend(quiet: json), dtype: try model.weightDType())
+        let ids = tokenizer.encode(text, addSpecialTokens: true)
+        guard !ids.isEmpty else { throw ValidationError("the text encodes to no tokens") }
+        let logits = lm.backend.toHost(try lm.lastLogits(.leftPadded([ids], padId: tokenizer.padId ?? 0)))
+        let m = logits.max()!
+        let lse = Double(m) + log(logits.reduce(0.0) { $0 + exp(Double($1 - m)) })
+        let best = logits.indices.sorted { logits[$0] > logits[$1] }.prefix(max(0, top))
+        let entries = best.map { (id: $0, token: tokenizer.decode([Int32($0)], skipSpecialTokens: false), logprob: Double(logits[$0]) - lse) }
+        if json {
+            let top = entries.map { e -> [String: Any] in ["id": e.id, "token": e.token, "logprob": (e.logprob * 1e4).rounded() / 1e4] }
+            let object: [String: Any] = ["ids": ids.map(Int.init), "top": top]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("ids: \(ids)")
+            for e in entries { print(String(format: "%8d  %9.4f  ", e.id, e.logprob) + e.token.debugDescription) }
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Architecture, parameter count, dtypes and bytes of a checkpoint.")
+
+    @Argument(help: "A .gguf file or a Hugging Face checkpoint directory.")
+    var path: String
+
+    func run() throws {
+        let file = try ModelFile.open(path)
+        let c = file.config
+        print("\(path) (\(file.format.rawValue))")
+        print("architecture   \(c.architecture.rawValue)")
+        print("parameters     \(file.parameterCount) (\(String(format: "%.1f", Double(file.parameterCount) / 1e6))M)")
+        print("layers \(c.numLayers), hidden \(c.hiddenSize), heads \(c.numHeads) (kv \(c.numKVHeads)), head dim \(c.headDim), mlp \(c.intermediateSize), vocab \(c.vocabSize), positions \(c.maxPositions)")
+        print("tied embeddings \(c.tieWordEmbeddings), norm eps \(c.normEps)" + (c.architecture == .llama ? ", rope theta \(c.ropeTheta)" : ""))
+        var byType: [StoredType: (tensors: Int, elements: Int)] = [:]
+        for t in file.reader.tensors.values { byType[t.type, default: (0, 0)].tensors += 1; byType[t.type, default: (0, 0)].elements += t.count }
+        for (type, n) in byType.sorted(by: { $0.value.elements > $1.value.elements }) {
+            print("  \(type.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(n.tensors) tensors, \(n.elements) elements")
+        }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        if let bytes { print("file bytes     \(bytes) (\(formatBytes(bytes)))") }
+        print("f32 in memory  \(formatBytes(4 * file.parameterCount))")
+        if let t = file.tokenizer { print("tokenizer      \(t.vocabSize) tokens, bos \(t.bosId.map(String.init) ?? "-"), eos \(t.eosId.map(String.init) ?? "-")") }
+    }
+}
+
+/// Unbuffered write to stdout, for streaming generated text.
+func writeStdout(_ s: String) {
+    FileHandle.standardOutput.write(Data(s.utf8))
+}
