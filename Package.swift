@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "zotune", targets: ["zotune"]),
         .library(name: "ZOTuneBackend", targets: ["ZOTuneBackend"]),
         .library(name: "ZOTuneModels", targets: ["ZOTuneModels"]),
+        .library(name: "ZOTuneTraining", targets: ["ZOTuneTraining"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,18 +43,26 @@ let package = Package(
             name: "ZOTuneModels",
             dependencies: ["ZOTuneBackend", "ZOTuneKernels"]
         ),
+        // Layer 3: tasks and prompts, trainable sets, ZO estimators and optimizers, schedule, trajectories.
+        .target(
+            name: "ZOTuneTraining",
+            dependencies: ["ZOTuneModels", "ZOTuneBackend", "ZOTuneKernels"]
+        ),
         // The command-line tool.
         .executableTarget(
             name: "zotune",
             dependencies: [
                 "ZOTuneBackend",
                 "ZOTuneModels",
+                "ZOTuneTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "KernelTests", dependencies: ["ZOTuneKernels"]),
         .testTarget(name: "BackendTests", dependencies: ["ZOTuneBackend", "ZOTuneKernels"]),
         .testTarget(name: "ModelTests", dependencies: ["ZOTuneModels", "ZOTuneBackend", "ZOTuneKernels"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["ZOTuneTraining", "ZOTuneModels", "ZOTuneBackend", "ZOTuneKernels"],
                     exclude: ["Fixtures"]),
     ]
 )
