@@ -33,3 +33,20 @@ void zt_convert(void *dst, zt_dtype dst_dtype, const void *src, zt_dtype src_dty
     convert_job j = {dst, src, dst_dtype, src_dtype};
     zt_parallel_for(n, 1 << 16, convert_range, &j);
 }
+
+// Eight bytes at a time through a multiply–xorshift mix; the tail is folded in byte by byte.
+uint64_t zt_hash64(const void *data, uint64_t len, uint64_t seed) {
+    const unsigned char *p = data;
+    uint64_t h = seed ^ (len * 0x9E3779B97F4A7C15ull);
+    uint64_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        __builtin_memcpy(&w, p + i, 8);
+        h ^= w * 0xBF58476D1CE4E5B9ull;
+        h = ((h << 27) | (h >> 37)) * 0x94D049BB133111EBull;
+    }
+    for (; i < len; i++) h = (h ^ p[i]) * 0x100000001B3ull;
+    h ^= h >> 31;
+    h *= 0xD6E8FEB86659FD93ull;
+    return h ^ (h >> 32);
+}

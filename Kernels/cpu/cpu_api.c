@@ -65,6 +65,7 @@ static const zt_backend_api cpu_table = {
     .last_error = cpu_last_error,
     .perturb = zt_perturb,
     .restore_update = zt_restore_update,
+    .replay_step = zt_replay_step,
     .perturbed_copy = zt_perturbed_copy,
     .fill_normal = zt_fill_normal,
     .convert = zt_convert,

@@ -14,7 +14,7 @@
 #define ZT_LANES 16                  // Philox blocks per batch (16: enough independent work to hide latency)
 #define ZT_BATCH (4 * ZT_LANES)      // elements per batch
 
-enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY };
+enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY, OP_REPLAY };
 
 typedef struct {
     void *x;                // (n) destination, elements [first, first + n) of the tensor
@@ -24,6 +24,7 @@ typedef struct {
     uint64_t first, seed;
     uint32_t tensor_id, stream;
     float a, step, decay;   // OP_PERTURB/COPY/FILL: a; OP_UPDATE: restore = a, step, decay
+    float a1, a2;           // OP_REPLAY: the two perturbations before the restore (= a)
 } stream_job;
 
 // z[0 .. ZT_BATCH) for global elements [4·j0, 4·j0 + ZT_BATCH).
@@ -51,6 +52,21 @@ ZT_INLINE void normals_batch(uint64_t seed, uint32_t tid, uint32_t stream, uint6
 }
 
 // The per-element operation, in f32, with explicit FMAs so CPU and GPU round alike.
+// Rounds v to what storage dtype dt holds (identity for f32).
+ZT_INLINE float round_to(zt_dtype dt, float v) {
+    if (dt == ZT_F32) return v;
+    if (dt == ZT_BF16) return zt_bf16_f32(zt_f32_bf16(v));
+    return zt_f16_f32(zt_f32_f16(v));
+}
+
+ZT_INLINE float apply_replay(zt_dtype dt, float x, float z, const stream_job *j) {
+    ZT_NO_CONTRACT
+    float x1 = round_to(dt, ZT_FMA(j->a1, z, x));
+    float x2 = j->a2 != 0.0f ? round_to(dt, ZT_FMA(j->a2, z, x1)) : x1;
+    float restored = ZT_FMA(j->a, z, x2);
+    return ZT_FMA(-j->decay, restored, ZT_FMA(-j->step, z, restored));
+}
+
 ZT_INLINE float apply_op(int op, float x, float z, float a, float step, float decay) {
     ZT_NO_CONTRACT
     switch (op) {
@@ -78,14 +94,14 @@ ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype s
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, apply_op(op, xi, zi, a, step, decay));
+            zt_store(x, dt, i, op == OP_REPLAY ? apply_replay(dt, xi, zi, j) : apply_op(op, xi, zi, a, step, decay));
         }
     }
     for (; i + ZT_BATCH <= e; i += ZT_BATCH) {
         normals_batch(j->seed, j->tensor_id, j->stream, (j->first + (uint64_t)i) >> 2, z);
         for (int k = 0; k < ZT_BATCH; k++) {
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i + k);
-            zt_store(x, dt, i + k, apply_op(op, xi, z[k], a, step, decay));
+            zt_store(x, dt, i + k, op == OP_REPLAY ? apply_replay(dt, xi, z[k], j) : apply_op(op, xi, z[k], a, step, decay));
         }
     }
     while (i < e) {
@@ -94,7 +110,7 @@ ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype s
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, apply_op(op, xi, zi, a, step, decay));
+            zt_store(x, dt, i, op == OP_REPLAY ? apply_replay(dt, xi, zi, j) : apply_op(op, xi, zi, a, step, decay));
         }
     }
 }
@@ -107,6 +123,7 @@ ZT_INLINE void stream_dispatch(const stream_job *j, int64_t b, int64_t e) {
     case OP_PERTURB: ZT_DT(OP_PERTURB, ZT_F32) ZT_DT(OP_PERTURB, ZT_BF16) ZT_DT(OP_PERTURB, ZT_F16) return;
     case OP_UPDATE: ZT_DT(OP_UPDATE, ZT_F32) ZT_DT(OP_UPDATE, ZT_BF16) ZT_DT(OP_UPDATE, ZT_F16) return;
     case OP_FILL: ZT_DT(OP_FILL, ZT_F32) ZT_DT(OP_FILL, ZT_BF16) ZT_DT(OP_FILL, ZT_F16) return;
+    case OP_REPLAY: ZT_DT(OP_REPLAY, ZT_F32) ZT_DT(OP_REPLAY, ZT_BF16) ZT_DT(OP_REPLAY, ZT_F16) return;
     default:
         ZT_CP(ZT_F32, ZT_F32) ZT_CP(ZT_F32, ZT_BF16) ZT_CP(ZT_F32, ZT_F16)
         ZT_CP(ZT_BF16, ZT_BF16) ZT_CP(ZT_BF16, ZT_F32) ZT_CP(ZT_BF16, ZT_F16)
@@ -154,6 +171,14 @@ void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first, uint6
                        uint32_t tensor_id, uint32_t stream, float restore, float step, float decay) {
     stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_UPDATE, .first = first, .seed = seed,
                     .tensor_id = tensor_id, .stream = stream, .a = restore, .step = step, .decay = decay};
+    run_stream(&j, n);
+}
+
+void zt_replay_step(void *x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                    uint32_t stream, float a1, float a2, float restore, float step, float decay) {
+    stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_REPLAY, .first = first, .seed = seed,
+                    .tensor_id = tensor_id, .stream = stream, .a = restore, .step = step, .decay = decay,
+                    .a1 = a1, .a2 = a2};
     run_stream(&j, n);
 }
 

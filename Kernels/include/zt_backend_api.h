@@ -43,6 +43,8 @@ typedef struct zt_backend_api {
                     uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
     void (*restore_update)(void *d_x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed,
                            uint32_t tensor_id, uint32_t stream, float restore, float step, float decay);
+    void (*replay_step)(void *d_x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                        uint32_t stream, float a1, float a2, float restore, float step, float decay);
     void (*perturbed_copy)(void *d_out, zt_dtype out_dtype, const void *d_src, zt_dtype src_dtype, int64_t n,
                            uint64_t first, uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
     void (*fill_normal)(void *d_out, zt_dtype dtype, int64_t n, uint64_t first,

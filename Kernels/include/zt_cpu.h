@@ -28,6 +28,12 @@ void zt_perturb(void *x, zt_dtype dtype, int64_t n, uint64_t first,
 void zt_restore_update(void *x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed,
                        uint32_t tensor_id, uint32_t stream, float restore, float step, float decay);
 
+// One whole MeZO step without forwards, for replaying a trajectory bit for bit: the same roundings
+// as perturb(a1), perturb(a2), restore_update(restore, step, decay) run one after another
+// (each intermediate rounded to the storage dtype), in one pass. a2 = 0 skips the second.
+void zt_replay_step(void *x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                    uint32_t stream, float a1, float a2, float restore, float step, float decay);
+
 // out = src + a·z (src and out may differ in dtype; shadow perturbation writes a scratch copy).
 void zt_perturbed_copy(void *out, zt_dtype out_dtype, const void *src, zt_dtype src_dtype, int64_t n,
                        uint64_t first, uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
@@ -35,6 +41,9 @@ void zt_perturbed_copy(void *out, zt_dtype out_dtype, const void *src, zt_dtype 
 // out = scale·z
 void zt_fill_normal(void *out, zt_dtype dtype, int64_t n, uint64_t first,
                     uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale);
+
+// A 64-bit content hash of bytes (not cryptographic): identifies a base checkpoint in trajectories.
+uint64_t zt_hash64(const void *data, uint64_t len, uint64_t seed);
 
 // ---- Conversions -----------------------------------------------------------------------------
 // dst = src converted (round to nearest even into f16/bf16; NaN stays NaN, overflow goes to inf).
