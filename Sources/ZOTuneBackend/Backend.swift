@@ -31,6 +31,8 @@ public protocol Backend: AnyObject, Sendable {
     func perturb(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     /// One pass: θ = x + restore·z, then θ −= step·z + decay·θ (restore = ε, step = ηg, decay = ηλ).
     func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, restore: Float, step: Float, decay: Float)
+    /// A training step's perturb(a1), perturb(a2), restoreUpdate(...) in one pass with the same roundings.
+    func replayStep(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, a1: Float, a2: Float, restore: Float, step: Float, decay: Float)
     func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func convert(into destination: Tensor, from source: Tensor)

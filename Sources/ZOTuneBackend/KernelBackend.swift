@@ -71,6 +71,10 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.restore_update(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, restore, step, decay)
     }
 
+    public func replayStep(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, a1: Float, a2: Float, restore: Float, step: Float, decay: Float) {
+        api.replay_step(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, a1, a2, restore, step, decay)
+    }
+
     public func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
         precondition(out.count == source.count, "perturbed copy of \(source) into \(out)")
         api.perturbed_copy(out.pointer, out.dtype.code, source.pointer, source.dtype.code, Int64(source.count),

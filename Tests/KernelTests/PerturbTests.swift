@@ -129,6 +129,24 @@ final class PerturbTests: XCTestCase {
         }
     }
 
+    // Replaying a step in one pass rounds exactly like the three passes of training, per dtype.
+    func testReplayStepEqualsTheTrainingSequenceBitForBit() {
+        let n = 1031, eps: Float = 1e-3
+        let theta = randomWeights(n)
+        for (dt, bits) in [(f32, 4), (bf16, 2), (f16, 2)] {
+            var trained = [UInt8](repeating: 0, count: n * bits)
+            theta.withUnsafeBytes { src in trained.withUnsafeMutableBytes { zt_convert($0.baseAddress, dt, src.baseAddress, f32, Int64(n)) } }
+            var replayed = trained
+            for (a2, restore) in [(-2 * eps, eps), (Float(0), -eps)] {   // two-sided, one-sided
+                zt_perturb(&trained, dt, Int64(n), 0, 31, 8, 0, eps)
+                if a2 != 0 { zt_perturb(&trained, dt, Int64(n), 0, 31, 8, 0, a2) }
+                zt_restore_update(&trained, dt, Int64(n), 0, 31, 8, 0, restore, 0.02, 1e-3)
+                zt_replay_step(&replayed, dt, Int64(n), 0, 31, 8, 0, eps, a2, restore, 0.02, 1e-3)
+                XCTAssertEqual(replayed, trained, "dtype \(dt), a2 \(a2)")
+            }
+        }
+    }
+
     func testPerturbedCopyAndFill() {
         let n = 2053, a: Float = -0.3
         let src = randomWeights(n)

@@ -14,11 +14,14 @@ public final class CausalLM: @unchecked Sendable {
     public let weights: ModelWeights
     let invFreq: Tensor?
     let scratch: Tensor?   // f32 copy of one low-precision weight matrix
+    /// Where the weights came from (to reload them in place).
+    public let reader: CheckpointReader
 
     public init(config: ModelConfig, reader: CheckpointReader, backend: any Backend, dtype: DType = .f32) throws {
         guard dtype.isFloat else { throw ModelError(file: reader.path, field: "dtype", "weights must be f32, f16 or bf16") }
         self.config = config
         self.backend = backend
+        self.reader = reader
         let (specs, tied) = CausalLM.tensorSpecs(config)
         weights = try ModelWeights.load(specs, tied: tied, from: reader, backend: backend, dtype: dtype)
         if config.architecture == .llama {
@@ -29,6 +32,24 @@ public final class CausalLM: @unchecked Sendable {
         }
         let largest = specs.filter { $0.shape.count == 2 }.map { $0.shape.reduce(1, *) }.max() ?? 0
         scratch = dtype == .f32 ? nil : try backend.allocate([largest], tag: .scratch)
+    }
+
+    /// Reads every weight again from the checkpoint into the existing buffers (no extra memory):
+    /// how a run returns to the base model before replaying part of a trajectory.
+    public func reloadWeights() throws {
+        var seen = Set<ObjectIdentifier>()
+        for name in weights.names {
+            let t = weights[name]
+            guard seen.insert(ObjectIdentifier(t.buffer)).inserted else { continue }
+            guard let stored = weights.storedNames[name] else { continue }
+            if backend.device == .cpu {
+                try reader.read(stored, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes), as: t.dtype)
+            } else {
+                var staging = [UInt8](repeating: 0, count: t.bytes)
+                try staging.withUnsafeMutableBytes { try reader.read(stored, into: $0, as: t.dtype) }
+                staging.withUnsafeBytes { backend.copy(t, fromHost: $0) }
+            }
+        }
     }
 
     // MARK: tensor names and shapes

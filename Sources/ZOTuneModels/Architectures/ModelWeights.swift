@@ -8,9 +8,14 @@ public final class ModelWeights: @unchecked Sendable {
     /// Names in load order (deterministic: the architecture's order).
     public let names: [String]
 
-    init(tensors: [String: Tensor], names: [String]) {
+    /// The name each weight has in the checkpoint (an alias of older checkpoints, or the
+    /// canonical name); tied weights that the checkpoint omits have none.
+    let storedNames: [String: String]
+
+    init(tensors: [String: Tensor], names: [String], storedNames: [String: String]) {
         self.tensors = tensors
         self.names = names
+        self.storedNames = storedNames
     }
 
     public subscript(name: String) -> Tensor {
@@ -54,6 +59,7 @@ public final class ModelWeights: @unchecked Sendable {
                      backend: any Backend, dtype: DType) throws -> ModelWeights {
         var tensors: [String: Tensor] = [:]
         var names: [String] = []
+        var stored: [String: String] = [:]
         for spec in specs {
             if let source = tied[spec.name], reader.tensors[spec.name] == nil {
                 guard let shared = tensors[source] else {
@@ -63,25 +69,26 @@ public final class ModelWeights: @unchecked Sendable {
                 names.append(spec.name)
                 continue
             }
-            guard let stored = ([spec.name] + spec.aliases).lazy.compactMap({ reader.tensors[$0] }).first else {
+            guard let entry = ([spec.name] + spec.aliases).lazy.compactMap({ reader.tensors[$0] }).first else {
                 throw ModelError(file: reader.path, field: spec.name, "missing tensor")
             }
-            guard stored.shape == spec.shape else {
-                throw ModelError(file: stored.file, field: stored.name,
-                                 "shape \(stored.shape) does not match the config's \(spec.shape)")
+            guard entry.shape == spec.shape else {
+                throw ModelError(file: entry.file, field: entry.name,
+                                 "shape \(entry.shape) does not match the config's \(spec.shape)")
             }
             let storage: DType = spec.shape.count == 1 ? .f32 : dtype
             let t = try backend.allocate(spec.shape, dtype: storage, tag: .weights)
             if backend.device == .cpu {
-                try reader.read(stored.name, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes), as: storage)
+                try reader.read(entry.name, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes), as: storage)
             } else {
                 var staging = [UInt8](repeating: 0, count: t.bytes)
-                try staging.withUnsafeMutableBytes { try reader.read(stored.name, into: $0, as: storage) }
+                try staging.withUnsafeMutableBytes { try reader.read(entry.name, into: $0, as: storage) }
                 staging.withUnsafeBytes { backend.copy(t, fromHost: $0) }
             }
             tensors[spec.name] = t
             names.append(spec.name)
+            stored[spec.name] = entry.name
         }
-        return ModelWeights(tensors: tensors, names: names)
+        return ModelWeights(tensors: tensors, names: names, storedNames: stored)
     }
 }

@@ -1,0 +1,111 @@
+import Foundation
+import ZOTuneBackend
+import ZOTuneModels
+
+/// Writes a model in Hugging Face format — model.safetensors, config.json, tokenizer files — so
+/// transformers loads the tuned weights. Each file goes through AtomicFile (temp + rename).
+public enum HFExport {
+    /// Safetensors bytes of `tensors` (name, tensor) in order: header JSON padded to 8 bytes.
+    public static func safetensors(_ tensors: [(String, Tensor)], backend: any Backend, metadata: [String: String] = [:]) throws -> Data {
+        var header = "{"
+        var offset = 0
+        var first = true
+        if !metadata.isEmpty {
+            let m = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])
+            header += "\"__metadata__\":" + String(decoding: m, as: UTF8.self)
+            first = false
+        }
+        for (name, t) in tensors {
+            let dtype: String
+            switch t.dtype {
+            case .f32: dtype = "F32"
+            case .f16: dtype = "F16"
+            case .bf16: dtype = "BF16"
+            default: throw ModelError(file: "export", field: name, "cannot export a \(t.dtype) tensor")
+            }
+            let escaped = String(decoding: try JSONSerialization.data(withJSONObject: [name], options: []), as: UTF8.self).dropFirst().dropLast()
+            header += (first ? "" : ",") + "\(escaped):{\"dtype\":\"\(dtype)\",\"shape\":\(t.shape),\"data_offsets\":[\(offset),\(offset + t.bytes)]}"
+            first = false
+            offset += t.bytes
+        }
+        header += "}"
+        while header.utf8.count % 8 != 0 { header += " " }
+        var data = Data()
+        var len = UInt64(header.utf8.count).littleEndian
+        data.append(Data(bytes: &len, count: 8))
+        data.append(Data(header.utf8))
+        data.reserveCapacity(data.count + offset)
+        for (_, t) in tensors {
+            var host = [UInt8](repeating: 0, count: t.bytes)
+            host.withUnsafeMutableBytes { backend.copy(t, toHost: $0) }
+            data.append(contentsOf: host)
+        }
+        return data
+    }
+
+    /// transformers' config.json for `c`.
+    public static func configJSON(_ c: ModelConfig, dtype: DType) throws -> Data {
+        var j: [String: Any] = ["vocab_size": c.vocabSize, "torch_dtype": dtype == .f32 ? "float32" : dtype == .bf16 ? "bfloat16" : "float16",
+                                "tie_word_embeddings": c.tieWordEmbeddings]
+        if let b = c.bosTokenId { j["bos_token_id"] = b }
+        if let e = c.eosTokenId { j["eos_token_id"] = e }
+        if let p = c.padTokenId { j["pad_token_id"] = p }
+        switch c.architecture {
+        case .llama:
+            j["architectures"] = ["LlamaForCausalLM"]; j["model_type"] = "llama"
+            j["hidden_size"] = c.hiddenSize; j["intermediate_size"] = c.intermediateSize
+            j["num_hidden_layers"] = c.numLayers; j["num_attention_heads"] = c.numHeads
+            j["num_key_value_heads"] = c.numKVHeads; j["head_dim"] = c.headDim
+            j["rms_norm_eps"] = Double(c.normEps); j["rope_theta"] = Double(c.ropeTheta)
+            j["max_position_embeddings"] = c.maxPositions; j["hidden_act"] = "silu"
+            j["attention_bias"] = c.attentionBias; j["mlp_bias"] = c.mlpBias
+            switch c.ropeScaling {
+            case nil: break
+            case .linear(let f): j["rope_scaling"] = ["rope_type": "linear", "factor": Double(f)]
+            case .llama3(let f, let lo, let hi, let orig):
+                j["rope_scaling"] = ["rope_type": "llama3", "factor": Double(f), "low_freq_factor": Double(lo),
+                                     "high_freq_factor": Double(hi), "original_max_position_embeddings": orig]
+            }
+        case .opt:
+            j["architectures"] = ["OPTForCausalLM"]; j["model_type"] = "opt"
+            j["hidden_size"] = c.hiddenSize; j["ffn_dim"] = c.intermediateSize; j["num_hidden_layers"] = c.numLayers
+            j["num_attention_heads"] = c.numHeads; j["max_position_embeddings"] = c.maxPositions
+            j["do_layer_norm_before"] = c.doLayerNormBefore; j["word_embed_proj_dim"] = c.wordEmbedProjDim ?? c.hiddenSize
+            j["activation_function"] = "relu"
+        case .gpt2:
+            j["architectures"] = ["GPT2LMHeadModel"]; j["model_type"] = "gpt2"
+            j["n_embd"] = c.hiddenSize; j["n_layer"] = c.numLayers; j["n_head"] = c.numHeads
+            j["n_positions"] = c.maxPositions; j["n_inner"] = c.intermediateSize
+            j["layer_norm_epsilon"] = Double(c.normEps); j["activation_function"] = c.activation == .geluErf ? "gelu" : "gelu_new"
+        }
+        return try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys, .prettyPrinted])
+    }
+
+    /// Exports `model` into `dir`: every weight once under its checkpoint name (a tied head is
+    /// left to the embedding, as transformers saves it), config.json, and the tokenizer files
+    /// (copied from a Hugging Face checkpoint, or converted from GGUF metadata).
+    public static func write(_ model: CausalLM, file: ModelFile, to dir: URL, metadata: [String: String] = [:]) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var seen = Set<ObjectIdentifier>()
+        var tensors: [(String, Tensor)] = []
+        for name in model.weights.names {
+            let t = model.weights[name]
+            if seen.insert(ObjectIdentifier(t.buffer)).inserted { tensors.append((name, t)) }
+        }
+        let dtype = tensors.first { $0.1.rank == 2 }?.1.dtype ?? .f32
+        try AtomicFile.write(try safetensors(tensors, backend: model.backend, metadata: metadata.merging(["format": "pt"]) { a, _ in a }),
+                             to: dir.appendingPathComponent("model.safetensors"))
+        try AtomicFile.write(try configJSON(model.config, dtype: dtype), to: dir.appendingPathComponent("config.json"))
+        switch file.format {
+        case .safetensors:
+            let src = URL(fileURLWithPath: file.path).hasDirectoryPath ? URL(fileURLWithPath: file.path)
+                : URL(fileURLWithPath: file.path).deletingLastPathComponent()
+            for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"] {
+                let from = src.appendingPathComponent(name)
+                if let data = try? Data(contentsOf: from) { try AtomicFile.write(data, to: dir.appendingPathComponent(name)) }
+            }
+        case .gguf:
+            break  // GGUF tokenizer export: pending
+        }
+    }
+}

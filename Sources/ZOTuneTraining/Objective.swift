@@ -1,0 +1,117 @@
+import Foundation
+import ZOTuneBackend
+import ZOTuneModels
+
+/// What a ZO step minimises (ALGORITHMS.md §3, §6). Only loss values are used, so
+/// non-differentiable objectives work as well as cross-entropy.
+public enum ObjectiveKind: String, Sendable, CaseIterable {
+    /// Cross-entropy over the candidates' mean log-probs (classification as in MeZO).
+    case crossEntropy = "ce"
+    /// Mean negative log-likelihood of the correct candidate / gold answer tokens (LM loss).
+    case lmLoss = "lm"
+    /// −accuracy of the argmax candidate.
+    case negativeAccuracy = "neg-accuracy"
+}
+
+/// Scores of one minibatch: the loss the optimizer sees and what was predicted.
+public struct BatchScore: Sendable {
+    public let loss: Double
+    public let correct: Int
+    public let count: Int
+    public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+}
+
+/// Turns task examples into token batches and scores them with forward passes only.
+public final class Scorer: @unchecked Sendable {
+    public let model: CausalLM
+    public let tokenizer: any Tokenizer
+    /// Longest sequence fed to the model; longer prefixes lose tokens at the left.
+    public let maxLength: Int
+    let padId: Int32
+    private var cache: [String: [Int32]] = [:]
+
+    public init(model: CausalLM, tokenizer: any Tokenizer, maxLength: Int = 256) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.maxLength = maxLength
+        padId = tokenizer.padId ?? tokenizer.eosId ?? 0
+    }
+
+    func encode(_ text: String, special: Bool) -> [Int32] {
+        let key = (special ? "1" : "0") + text
+        if let ids = cache[key] { return ids }
+        let ids = tokenizer.encode(text, addSpecialTokens: special)
+        if cache.count < 200_000 { cache[key] = ids }
+        return ids
+    }
+
+    /// Token ids of prefix + continuation and how many trailing tokens are the continuation. The
+    /// two are encoded separately (the continuation starts with its own space), as MeZO does.
+    func sequence(_ c: Candidate) -> (ids: [Int32], scored: Int) {
+        var prefix = encode(c.prefix, special: true)
+        var cont = encode(c.continuation, special: false)
+        if cont.isEmpty { cont = [padId] }
+        if cont.count >= maxLength { cont = Array(cont.prefix(maxLength - 1)) }
+        if prefix.count + cont.count > maxLength { prefix = Array(prefix.suffix(maxLength - cont.count)) }
+        if prefix.isEmpty { prefix = [tokenizer.bosId ?? padId] }
+        return (prefix + cont, cont.count)
+    }
+
+    /// Mean log-prob of each candidate's continuation, for every candidate of every example, in
+    /// one left-padded batch (split in `microBatch` sequences to bound activation memory).
+    public func candidateScores(_ examples: [TaskExample], microBatch: Int = 64) throws -> [[Double]] {
+        var seqs: [(ids: [Int32], scored: Int)] = []
+        var owner: [(example: Int, candidate: Int)] = []
+        for (e, ex) in examples.enumerated() {
+            for (c, cand) in ex.candidates.enumerated() {
+                seqs.append(sequence(cand))
+                owner.append((e, c))
+            }
+        }
+        var scores = examples.map { [Double](repeating: 0, count: $0.candidates.count) }
+        var start = 0
+        while start < seqs.count {
+            let part = Array(seqs[start..<min(seqs.count, start + microBatch)])
+            let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
+            var targets = [Int32](repeating: -1, count: batch.tokenCount)
+            for (b, s) in part.enumerated() {
+                let offset = batch.length - s.ids.count   // left padding
+                for k in (s.ids.count - s.scored)..<s.ids.count {
+                    targets[b * batch.length + offset + k - 1] = s.ids[k]   // position k−1 predicts token k
+                }
+            }
+            let lp = try model.tokenLogProbs(batch, targets: targets)
+            for (b, s) in part.enumerated() {
+                let row = lp[(b * batch.length)..<((b + 1) * batch.length)]
+                let total = row.reduce(0.0) { $0 + Double($1) }
+                let (e, c) = owner[start + b]
+                scores[e][c] = total / Double(s.scored)
+            }
+            start += part.count
+        }
+        return scores
+    }
+
+    /// The objective on a minibatch of labelled examples.
+    public func score(_ examples: [TaskExample], objective: ObjectiveKind) throws -> BatchScore {
+        let scores = try candidateScores(examples)
+        var loss = 0.0, correct = 0
+        for (ex, s) in zip(examples, scores) {
+            guard let label = ex.label, !s.isEmpty else { continue }
+            let best = s.indices.max { s[$0] < s[$1] }!
+            if best == label { correct += 1 }
+            switch objective {
+            case .crossEntropy:
+                let m = s.max()!
+                let lse = m + log(s.reduce(0) { $0 + exp($1 - m) })
+                loss -= s[label] - lse
+            case .lmLoss:
+                loss -= s[label]
+            case .negativeAccuracy:
+                loss -= best == label ? 1 : 0
+            }
+        }
+        let n = examples.filter { $0.label != nil }.count
+        return BatchScore(loss: n == 0 ? 0 : loss / Double(n), correct: correct, count: n)
+    }
+}

@@ -1,0 +1,52 @@
+import ZOTuneBackend
+import ZOTuneKernels
+import ZOTuneModels
+
+/// θ of ALGORITHMS.md §1: the ordered, named tensors a ZO optimizer perturbs and updates. Each
+/// carries its z-stream id (FNV-1a of its checkpoint name) and whether weight decay applies.
+public final class TrainableSet: @unchecked Sendable {
+    public struct Entry: Sendable {
+        public let name: String
+        public let tensor: Tensor
+        public let tensorId: UInt32
+        /// Weight decay is skipped for biases and norm gains (every 1-D tensor).
+        public let decays: Bool
+    }
+
+    public let entries: [Entry]
+    /// How the set was chosen, as stored in trajectory files ("full", or "full-except:<names>").
+    public let spec: String
+
+    public init(entries: [Entry], spec: String) {
+        self.entries = entries
+        self.spec = spec
+    }
+
+    /// Every weight of the model, each buffer once (a tied head is the embedding: perturbing it
+    /// twice would apply z twice).
+    public static func full(_ model: CausalLM) -> TrainableSet {
+        var seen = Set<ObjectIdentifier>()
+        var entries: [Entry] = []
+        for name in model.weights.names {
+            let t = model.weights[name]
+            guard seen.insert(ObjectIdentifier(t.buffer)).inserted else { continue }
+            entries.append(Entry(name: name, tensor: t, tensorId: tensorId(name), decays: t.rank >= 2))
+        }
+        return TrainableSet(entries: entries, spec: "full")
+    }
+
+    /// Rebuilds a set from its spec (trajectory replay and resume).
+    public static func from(spec: String, model: CausalLM) throws -> TrainableSet {
+        guard spec == "full" else {
+            throw ModelError(file: "trajectory", field: "trainable", "unknown trainable-set spec \"\(spec)\" (this build knows \"full\")")
+        }
+        return full(model)
+    }
+
+    public var parameterCount: Int { entries.reduce(0) { $0 + $1.tensor.count } }
+
+    public static func tensorId(_ name: String) -> UInt32 {
+        let bytes = Array(name.utf8).map { CChar(bitPattern: $0) }
+        return zt_fnv1a32(bytes, UInt64(bytes.count))
+    }
+}
