@@ -57,21 +57,45 @@ public final class Scorer: @unchecked Sendable {
         return (prefix + cont, cont.count)
     }
 
-    /// Mean log-prob of each candidate's continuation, for every candidate of every example, in
-    /// one left-padded batch (split in `microBatch` sequences to bound activation memory).
-    public func candidateScores(_ examples: [TaskExample], microBatch: Int = 64) throws -> [[Double]] {
-        var seqs: [(ids: [Int32], scored: Int)] = []
-        var owner: [(example: Int, candidate: Int)] = []
+    /// Mean log-prob of each candidate's continuation, for every candidate of every example.
+    /// Examples whose candidates share one prefix and are one token each (SST-2 style) cost one
+    /// sequence: the prefix, read at its last position. The rest run as prefix + continuation.
+    /// Sequences are sorted by length before batching (less padding) and run `microBatch` at a
+    /// time to bound activation memory.
+    public func candidateScores(_ examples: [TaskExample], microBatch: Int = 32) throws -> [[Double]] {
+        var scores = examples.map { [Double](repeating: 0, count: $0.candidates.count) }
+        var single: [(example: Int, ids: [Int32], tokens: [Int32])] = []
+        var multi: [(example: Int, candidate: Int, ids: [Int32], scored: Int)] = []
         for (e, ex) in examples.enumerated() {
-            for (c, cand) in ex.candidates.enumerated() {
-                seqs.append(sequence(cand))
-                owner.append((e, c))
+            let conts = ex.candidates.map { encode($0.continuation, special: false) }
+            if ex.candidates.count > 1, conts.allSatisfy({ $0.count == 1 }), Set(ex.candidates.map(\.prefix)).count == 1 {
+                var prefix = encode(ex.candidates[0].prefix, special: true)
+                if prefix.count > maxLength { prefix = Array(prefix.suffix(maxLength)) }
+                if prefix.isEmpty { prefix = [tokenizer.bosId ?? padId] }
+                single.append((e, prefix, conts.map { $0[0] }))
+            } else {
+                for (c, cand) in ex.candidates.enumerated() {
+                    let s = sequence(cand)
+                    multi.append((e, c, s.ids, s.scored))
+                }
             }
         }
-        var scores = examples.map { [Double](repeating: 0, count: $0.candidates.count) }
-        var start = 0
-        while start < seqs.count {
-            let part = Array(seqs[start..<min(seqs.count, start + microBatch)])
+        let v = model.config.vocabSize
+        single.sort { $0.ids.count < $1.ids.count }
+        for start in stride(from: 0, to: single.count, by: microBatch) {
+            let part = single[start..<min(single.count, start + microBatch)]
+            let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
+            let logits = model.backend.toHost(try model.lastLogits(batch))
+            for (b, job) in part.enumerated() {
+                let row = logits[(b * v)..<((b + 1) * v)]
+                let m = Double(row.max()!)
+                let lse = m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
+                for (c, t) in job.tokens.enumerated() { scores[job.example][c] = Double(row[row.startIndex + Int(t)]) - lse }
+            }
+        }
+        multi.sort { $0.ids.count < $1.ids.count }
+        for start in stride(from: 0, to: multi.count, by: microBatch) {
+            let part = Array(multi[start..<min(multi.count, start + microBatch)])
             let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
             var targets = [Int32](repeating: -1, count: batch.tokenCount)
             for (b, s) in part.enumerated() {
@@ -82,12 +106,9 @@ public final class Scorer: @unchecked Sendable {
             }
             let lp = try model.tokenLogProbs(batch, targets: targets)
             for (b, s) in part.enumerated() {
-                let row = lp[(b * batch.length)..<((b + 1) * batch.length)]
-                let total = row.reduce(0.0) { $0 + Double($1) }
-                let (e, c) = owner[start + b]
-                scores[e][c] = total / Double(s.scored)
+                let total = lp[(b * batch.length)..<((b + 1) * batch.length)].reduce(0.0) { $0 + Double($1) }
+                scores[s.example][s.candidate] = total / Double(s.scored)
             }
-            start += part.count
         }
         return scores
     }

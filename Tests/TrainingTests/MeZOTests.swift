@@ -85,13 +85,19 @@ final class MeZOTests: XCTestCase {
         XCTAssertEqual(set.entries.filter { $0.name == "lm_head.weight" }.count, lm.config.tieWordEmbeddings ? 0 : 1)
     }
 
-    // Candidate scores = mean log-prob of the continuation tokens, from full logits by hand.
+    // Candidate scores = mean log-prob of the continuation tokens, from full logits by hand: for
+    // multi-token candidates, and for one-token candidates sharing a prefix (the fast path).
     func testCandidateScoresMatchHandComputation() throws {
         let lm = try tinyModel(), tok = try tokenizer()
         let scorer = Scorer(model: lm, tokenizer: tok)
-        let ex = tinySplits().train[0]
-        let scores = try scorer.candidateScores([ex])[0]
-        for (c, cand) in ex.candidates.enumerated() {
+        let oneToken = TaskExample(id: "s", candidates: [Candidate(prefix: "it was a film", continuation: " a"),
+                                                       Candidate(prefix: "it was a film", continuation: " the")], label: 0)
+        XCTAssertEqual(tok.encode(" a", addSpecialTokens: false).count, 1)
+        XCTAssertEqual(tok.encode(" the", addSpecialTokens: false).count, 1)
+        XCTAssertGreaterThan(tok.encode(" terrible", addSpecialTokens: false).count, 1)
+        let examples = [tinySplits().train[0], oneToken, tinySplits().train[3]]
+        let all = try scorer.candidateScores(examples)
+        for (ex, scores) in zip(examples, all) { for (c, cand) in ex.candidates.enumerated() {
             let p = tok.encode(cand.prefix, addSpecialTokens: true), k = tok.encode(cand.continuation, addSpecialTokens: false)
             let ids = p + k
             let logits = backend.toHost(try lm.allLogits(.leftPadded([ids], padId: 0)))
@@ -103,7 +109,7 @@ final class MeZOTests: XCTestCase {
                 total += row[Int(ids[j]) - 0] - (m + log(row.reduce(0) { $0 + exp($1 - m) }))
             }
             XCTAssertEqual(scores[c], total / Double(k.count), accuracy: 1e-4)
-        }
+        } }
     }
 
     func trainOptions(steps: Int, keepBest: Bool = true) -> TrainOptions {

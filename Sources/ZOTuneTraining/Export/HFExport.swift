@@ -105,7 +105,7 @@ public enum HFExport {
                 if let data = try? Data(contentsOf: from) { try AtomicFile.write(data, to: dir.appendingPathComponent(name)) }
             }
         case .gguf:
-            break  // GGUF tokenizer export: pending
+            try writeGGUFTokenizer(file: file, to: dir)
         }
     }
 }

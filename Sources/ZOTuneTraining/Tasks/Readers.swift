@@ -52,6 +52,7 @@ func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
 /// maps every byte (Windows-1252 leaves 0x81, 0x8D, 0x8F, 0x90, 0x9D undefined). Done per line,
 /// so one stray byte does not change how the rest of a file reads.
 func decodeText(_ bytes: ArraySlice<UInt8>) -> String {
+    if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
     if let s = String(bytes: bytes, encoding: .utf8) { return s }
     if let s = String(data: Data(bytes), encoding: .windowsCP1252) { return s }
     return String(decoding: bytes.map { UInt16($0) }, as: UTF16.self)  // ISO-8859-1: byte = code point
@@ -59,8 +60,17 @@ func decodeText(_ bytes: ArraySlice<UInt8>) -> String {
 
 /// Python's `str.strip(' ')`: spaces only (MeZO strips prompts this way, keeping newlines).
 func stripSpaces(_ s: String) -> String {
+    guard s.utf8.first == 0x20 || s.utf8.last == 0x20 else { return s }
     var scalars = Substring(s).unicodeScalars
     while scalars.first == " " { scalars.removeFirst() }
+    while scalars.last == " " { scalars.removeLast() }
+    return String(scalars)
+}
+
+/// Python's `str.rstrip(' ')`.
+func rstripSpaces(_ s: String) -> String {
+    guard s.utf8.last == 0x20 else { return s }
+    var scalars = Substring(s).unicodeScalars
     while scalars.last == " " { scalars.removeLast() }
     return String(scalars)
 }
@@ -101,7 +111,7 @@ func readTSV(_ url: URL) throws -> TSVTable {
     var rows: [(Int, [String])] = []
     rows.reserveCapacity(lines.count)
     for line in lines.dropFirst() {
-        let fields = decodeText(line.bytes).components(separatedBy: "\t")
+        let fields = line.bytes.split(separator: 0x09, omittingEmptySubsequences: false).map(decodeText)
         guard fields.count == columns.count else {
             throw ModelError(file: url.path, field: "line \(line.number)",
                              "expected \(columns.count) tab-separated columns (\(columns.joined(separator: ", "))), found \(fields.count)")
@@ -116,6 +126,10 @@ func readTSV(_ url: URL) throws -> TSVTable {
 
 /// The class JSONSerialization uses for true/false (so a JSON 1 is not taken for a Bool and back).
 private let jsonBoolType = ObjectIdentifier(type(of: NSNumber(value: true)))
+
+/// JSON null. Checked by type: `x is NSNull` on a Swift dictionary or array bridges the whole
+/// collection to Foundation first (slow on large documents).
+private func isNull(_ v: Any) -> Bool { ObjectIdentifier(type(of: v)) == ObjectIdentifier(NSNull.self) }
 
 /// A JSON object read from a task file, with where it came from for error messages.
 struct JSONObject {
@@ -134,10 +148,10 @@ struct JSONObject {
         return ModelError(file: file, field: [where_, keyPart].compactMap { $0 }.joined(separator: ": "), message)
     }
 
-    func has(_ key: String) -> Bool { dict[key] != nil && !(dict[key] is NSNull) }
+    func has(_ key: String) -> Bool { dict[key].map { !isNull($0) } ?? false }
 
     func value(_ key: String) throws -> Any {
-        guard let v = dict[key], !(v is NSNull) else { throw error(key, "missing key") }
+        guard let v = dict[key], !isNull(v) else { throw error(key, "missing key") }
         return v
     }
 
@@ -191,12 +205,13 @@ struct JSONObject {
 }
 
 func describe(_ v: Any) -> String {
+    if v is [Any] { return "an array" }
+    if v is [String: Any] { return "an object" }
+    if isNull(v) { return "null" }
     if let s = v as? String { return "\"\(s)\"" }
     if let n = v as? NSNumber {
         return ObjectIdentifier(type(of: n)) == jsonBoolType ? (n.boolValue ? "true" : "false") : "\(n)"
     }
-    if v is [Any] { return "an array" }
-    if v is [String: Any] { return "an object" }
     return "\(v)"
 }
 

@@ -5,46 +5,41 @@ import Foundation
 //
 // How MeZO turns a template into a scored option (utils.py `encode_prompt`): the prompt is
 // `encode(sample).strip(' ')`, each option's full text is `verbalize(sample, c).strip(' ')`, and the
-// option tokens are what the full text adds to the prompt. `option(encoded:verbalized:)` does
-// the same split on strings: Candidate.prefix = the stripped prompt, continuation = the rest
-// (e.g. " great", or "Yes" after a prompt ending in "\n").
+// option tokens are what the full text adds to the prompt. In every template used here
+// verbalize = encode + a suffix, so `options(encoded:suffixes:)` makes that split on strings:
+// Candidate.prefix = the stripped prompt (one string shared by all options), continuation = the
+// rest (e.g. " great", or "Yes" after a prompt ending in "\n").
 
 /// Prompts and options per task, as MeZO builds them. Candidates are in label order.
 public enum MeZOTemplates {
-    /// Splits MeZO's stripped `encode` / `verbalize` strings into prefix and continuation.
-    static func option(encoded: String, verbalized: String) -> Candidate {
-        let prompt = stripSpaces(encoded), full = stripSpaces(verbalized)
-        let p = Array(prompt.unicodeScalars), f = Array(full.unicodeScalars)
-        var n = 0
-        while n < p.count, n < f.count, p[n] == f[n] { n += 1 }
-        // n == p.count for every MeZO template; the common prefix is a fallback only.
-        var prefix = String.UnicodeScalarView(), rest = String.UnicodeScalarView()
-        prefix.append(contentsOf: f[..<n])
-        rest.append(contentsOf: f[n...])
-        return Candidate(prefix: String(prefix), continuation: String(rest))
+    /// MeZO's split of `encode.strip(' ')` and `(encode + suffix).strip(' ')` into prefix and option.
+    static func options(encoded: String, suffixes: [String]) -> [Candidate] {
+        let prompt = stripSpaces(encoded)
+        // Spaces that end `encoded` are stripped from the prompt but stay inside the full text.
+        let inner = String(repeating: " ", count: prompt.isEmpty ? 0 : encoded.utf8.reversed().prefix { $0 == 0x20 }.count)
+        return suffixes.map { suffix in
+            let rest = prompt.isEmpty ? stripSpaces(suffix) : rstripSpaces(suffix)
+            return Candidate(prefix: prompt, continuation: rest.isEmpty ? "" : inner + rest)
+        }
     }
 
     /// SST2Template: "{sentence.strip()} It was" + " terrible" (label 0) / " great" (label 1).
     /// Also used for the movie-review snippets.
     public static func sst2(sentence: String) -> [Candidate] {
         let text = stripWhitespace(sentence)
-        return ["terrible", "great"].map {
-            option(encoded: "\(text) It was", verbalized: "\(text) It was \($0)")
-        }
+        return options(encoded: "\(text) It was", suffixes: [" terrible", " great"])
     }
 
     /// RTETemplate: "{premise}\nDoes this mean that \"{hypothesis}\" is true? Yes or No?\n" +
     /// "Yes" (0 entailment) / "No" (1 not_entailment).
     public static func rte(premise: String, hypothesis: String) -> [Candidate] {
-        let prompt = "\(premise)\nDoes this mean that \"\(hypothesis)\" is true? Yes or No?\n"
-        return ["Yes", "No"].map { option(encoded: prompt, verbalized: prompt + $0) }
+        options(encoded: "\(premise)\nDoes this mean that \"\(hypothesis)\" is true? Yes or No?\n", suffixes: ["Yes", "No"])
     }
 
     /// CBTemplate: "Suppose {premise} Can we infer that \"{hypothesis}\"? Yes, No, or Maybe?\n" +
     /// "Yes" (0 entailment) / "No" (1 contradiction) / "Maybe" (2 neutral).
     public static func cb(premise: String, hypothesis: String) -> [Candidate] {
-        let prompt = "Suppose \(premise) Can we infer that \"\(hypothesis)\"? Yes, No, or Maybe?\n"
-        return ["Yes", "No", "Maybe"].map { option(encoded: prompt, verbalized: prompt + $0) }
+        options(encoded: "Suppose \(premise) Can we infer that \"\(hypothesis)\"? Yes, No, or Maybe?\n", suffixes: ["Yes", "No", "Maybe"])
     }
 
     /// BoolQTemplateV3 (BoolQDataset's default, template_version=2): "{passage} {Question?}\n" +
@@ -55,29 +50,28 @@ public enum MeZOTemplates {
         if let first = q.unicodeScalars.first {
             q = String(first).uppercased() + String(q.unicodeScalars.dropFirst())
         }
-        let prompt = "\(passage) \(q)\n"
-        return ["Yes", "No"].map { option(encoded: prompt, verbalized: prompt + $0) }
+        return options(encoded: "\(passage) \(q)\n", suffixes: ["Yes", "No"])
     }
 
     /// WICTemplate: "Does the word \"{word}\" have the same meaning in these two sentences? Yes, No?\n
     /// {sentence1}\n{sentence2}\n" + "No" (0, false) / "Yes" (1, true).
     public static func wic(word: String, sentence1: String, sentence2: String) -> [Candidate] {
-        let prompt = "Does the word \"\(word)\" have the same meaning in these two sentences? Yes, No?\n\(sentence1)\n\(sentence2)\n"
-        return ["No", "Yes"].map { option(encoded: prompt, verbalized: prompt + $0) }
+        options(encoded: "Does the word \"\(word)\" have the same meaning in these two sentences? Yes, No?\n\(sentence1)\n\(sentence2)\n",
+                suffixes: ["No", "Yes"])
     }
 
     /// WSCTemplate: "{text}\nIn the previous sentence, does the pronoun \"{span2.lower()}\" refer to
     /// {span1}? Yes or No?\n" + "No" (0, false) / "Yes" (1, true). Spans as in HF `wsc.fixed`.
     public static func wsc(text: String, span1: String, span2: String) -> [Candidate] {
-        let prompt = "\(text)\nIn the previous sentence, does the pronoun \"\(span2.lowercased())\" refer to \(span1)? Yes or No?\n"
-        return ["No", "Yes"].map { option(encoded: prompt, verbalized: prompt + $0) }
+        options(encoded: "\(text)\nIn the previous sentence, does the pronoun \"\(span2.lowercased())\" refer to \(span1)? Yes or No?\n",
+                suffixes: ["No", "Yes"])
     }
 
     /// MultiRCTemplate: "{paragraph}\nQuestion: {question}\nI found this answer \"{answer}\". Is that
     /// correct? Yes or No?\n" + "No" (0) / "Yes" (1). One example per (paragraph, question, answer).
     public static func multirc(paragraph: String, question: String, answer: String) -> [Candidate] {
-        let prompt = "\(paragraph)\nQuestion: \(question)\nI found this answer \"\(answer)\". Is that correct? Yes or No?\n"
-        return ["No", "Yes"].map { option(encoded: prompt, verbalized: prompt + $0) }
+        options(encoded: "\(paragraph)\nQuestion: \(question)\nI found this answer \"\(answer)\". Is that correct? Yes or No?\n",
+                suffixes: ["No", "Yes"])
     }
 
     /// CopaTemplate (capitalization "correct"): premise without its final "." + " because " (cause)
@@ -92,23 +86,20 @@ public enum MeZOTemplates {
         }
         var p = rstripWhitespace(premise)
         if p.hasSuffix(".") { p = String(p.unicodeScalars.dropLast()) }
-        let prompt = p + conjunction
         func capitalize(_ c: String) -> String {
             var words = c.components(separatedBy: " ")
             if words[0] != "I" { words[0] = words[0].lowercased() }
             return words.joined(separator: " ")
         }
-        return [choice1, choice2].map { option(encoded: prompt, verbalized: prompt + capitalize($0)) }
+        return options(encoded: p + conjunction, suffixes: [capitalize(choice1), capitalize(choice2)])
     }
 
     /// ReCoRDTemplateGPT3 (what ReCoRDDataset uses): prompt "{passage}\n-" with each "@highlight\n"
     /// replaced by "- "; option " {query with @placeholder replaced by the entity}", one per entity.
     public static func record(passage: String, query: String, entities: [String]) -> [Candidate] {
         let text = passage.replacingOccurrences(of: "@highlight\n", with: "- ")
-        return entities.map { entity in
-            option(encoded: "\(text)\n-",
-                   verbalized: "\(text)\n- \(query.replacingOccurrences(of: "@placeholder", with: entity))")
-        }
+        return options(encoded: "\(text)\n-",
+                       suffixes: entities.map { " " + query.replacingOccurrences(of: "@placeholder", with: $0) })
     }
 
     /// SQuADv2Template (MeZO's SQuAD task uses it on SQuAD v1.1):
