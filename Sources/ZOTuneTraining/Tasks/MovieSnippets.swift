@@ -14,7 +14,7 @@ let movieInnerArchiveName = "hutto_ICWSM_2014.tar.gz"
 
 /// Parses the snippets file, or pulls it out of the sdist / inner archive first when `url` ends
 /// in .tar.gz (nothing is written to disk).
-func readMovieSnippets(_ url: URL) throws -> TaskFileContents {
+func readMovieSnippets(_ url: URL) throws -> (examples: [PendingExample], notes: [String]) {
     let bytes: [UInt8]
     var notes: [String] = []
     if url.lastPathComponent.hasSuffix(".tar.gz") || url.lastPathComponent.hasSuffix(".tgz") {
@@ -25,11 +25,11 @@ func readMovieSnippets(_ url: URL) throws -> TaskFileContents {
     }
     let (examples, zeros) = try parseMovieSnippets(bytes, path: url.path, name: movieSnippetsFileName)
     if zeros > 0 { notes.append("movies: dropped \(zeros) snippet(s) with mean score 0 (no sentiment sign)") }
-    return TaskFileContents(examples: examples, notes: notes)
+    return (examples, notes)
 }
 
-func parseMovieSnippets(_ bytes: [UInt8], path: String, name: String) throws -> (examples: [TaskExample], zeros: Int) {
-    var examples: [TaskExample] = [], zeros = 0
+func parseMovieSnippets(_ bytes: [UInt8], path: String, name: String) throws -> (examples: [PendingExample], zeros: Int) {
+    var examples: [PendingExample] = [], zeros = 0
     for line in splitLines(bytes) where !isBlank(line.bytes) {
         let text = decodeText(line.bytes)
         let fields = text.split(separator: "\t", maxSplits: 2, omittingEmptySubsequences: false)
@@ -37,8 +37,8 @@ func parseMovieSnippets(_ bytes: [UInt8], path: String, name: String) throws -> 
             throw ModelError(file: path, field: "line \(line.number)",
                              "expected 3 tab-separated columns (id, mean score, sentence), found \(fields.count)")
         }
-        let id = fields[0].trimmingCharacters(in: .whitespaces)
-        let scoreText = fields[1].trimmingCharacters(in: .whitespaces)
+        let id = stripWhitespace(fields[0])
+        let scoreText = stripWhitespace(fields[1])
         guard let score = Double(scoreText), score.isFinite else {
             throw ModelError(file: path, field: "line \(line.number): column 2 (mean score)", "expected a number, found \"\(scoreText)\"")
         }
@@ -47,8 +47,10 @@ func parseMovieSnippets(_ bytes: [UInt8], path: String, name: String) throws -> 
             throw ModelError(file: path, field: "line \(line.number): column 3 (sentence)", "empty sentence")
         }
         if score == 0 { zeros += 1; continue }
-        examples.append(TaskExample(id: "\(name):\(id.isEmpty ? String(line.number) : id)",
-                                    candidates: MeZOTemplates.sst2(sentence: sentence), label: score > 0 ? 1 : 0))
+        let exampleID = "\(name):\(id.isEmpty ? String(line.number) : id)", y = score > 0 ? 1 : 0
+        examples.append(PendingExample(id: exampleID) {
+            TaskExample(id: exampleID, candidates: MeZOTemplates.sst2(sentence: sentence), label: y)
+        })
     }
     guard !examples.isEmpty else { throw ModelError(file: path, field: "file", "empty file: no snippets with a non-zero score") }
     return (examples, zeros)

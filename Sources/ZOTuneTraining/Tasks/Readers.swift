@@ -75,11 +75,24 @@ func rstripSpaces(_ s: String) -> String {
     return String(scalars)
 }
 
-/// Python's `str.strip()` / `rstrip()`: whitespace and newlines.
-func stripWhitespace(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
+/// Python's `str.isspace()` for one code point (Unicode White_Space plus the separators \x1c-\x1f).
+func isPythonSpace(_ c: Unicode.Scalar) -> Bool {
+    c.properties.isWhitespace || (0x1C...0x1F).contains(c.value)
+}
+
+/// Python's `str.strip()`: whitespace and newlines on both ends.
+func stripWhitespace<S: StringProtocol>(_ s: S) -> String {
+    var scalars = Substring(s).unicodeScalars
+    guard let first = scalars.first, let last = scalars.last, isPythonSpace(first) || isPythonSpace(last) else { return String(s) }
+    while let c = scalars.first, isPythonSpace(c) { scalars.removeFirst() }
+    while let c = scalars.last, isPythonSpace(c) { scalars.removeLast() }
+    return String(scalars)
+}
+
+/// Python's `str.rstrip()`.
 func rstripWhitespace(_ s: String) -> String {
     var scalars = Substring(s).unicodeScalars
-    while let last = scalars.last, CharacterSet.whitespacesAndNewlines.contains(last) { scalars.removeLast() }
+    while let c = scalars.last, isPythonSpace(c) { scalars.removeLast() }
     return String(scalars)
 }
 
@@ -106,8 +119,7 @@ func readTSV(_ url: URL) throws -> TSVTable {
     guard let header = lines.first else {
         throw ModelError(file: url.path, field: "file", "empty file: no header and no examples")
     }
-    let columns = decodeText(header.bytes).components(separatedBy: "\t")
-        .map { $0.trimmingCharacters(in: .whitespaces) }
+    let columns = decodeText(header.bytes).components(separatedBy: "\t").map { stripWhitespace($0) }
     var rows: [(Int, [String])] = []
     rows.reserveCapacity(lines.count)
     for line in lines.dropFirst() {
@@ -247,7 +259,9 @@ func readJSONDocument(_ url: URL) throws -> JSONObject {
     } catch {
         var field = "file"
         let text = jsonErrorText(error)
-        if let r = text.range(of: #"character (\d+)"#, options: .regularExpression),
+        if let r = text.range(of: #"line \d+, column \d+"#, options: .regularExpression) {
+            field = text[r].replacingOccurrences(of: ",", with: ":")  // Darwin reports line and column
+        } else if let r = text.range(of: #"character (\d+)"#, options: .regularExpression),
            let offset = Int(text[r].dropFirst("character ".count)) {
             // The offset counts characters; for ASCII-heavy JSON it is close to the byte offset.
             let upTo = bytes.prefix(min(offset, bytes.count))

@@ -1,10 +1,11 @@
 import Foundation
 import ZOTuneModels
 
-// One parser per original file format. Each reads a whole file, checks every record (a bad
-// record anywhere is an error naming the file, line and key) and renders MeZO's prompts.
-// Field handling follows the Hugging Face loaders MeZO used (glue/sst2, super_glue, boolq,
-// squad, drop) so prompts match what MeZO's models saw; differences are noted where they occur.
+// One parser per original file format. Each reads a whole file and checks every record (a bad
+// record anywhere is an error naming the file, line and key); prompts are rendered on demand, so
+// sampling 1000 examples from a large file renders only those. Field handling follows the
+// Hugging Face loaders MeZO used (glue/sst2, super_glue, boolq, squad, drop) so prompts match
+// what MeZO's models saw; differences are noted where they occur.
 
 /// Which original split a file holds (DROP reads different answer fields for each).
 public enum SourceSplit: String, Sendable {
@@ -18,42 +19,53 @@ public struct TaskFileContents: Sendable {
     public let notes: [String]
 }
 
+/// A checked record whose prompt is rendered when asked for.
+struct PendingExample {
+    let id: String
+    let render: () -> TaskExample
+}
+
 /// Reads one file in `task`'s original format. Movies also accepts the vaderSentiment sdist or
 /// hutto_ICWSM_2014.tar.gz archive in place of the snippets file.
 public func readTaskFile(_ task: TaskName, at url: URL, split: SourceSplit) throws -> TaskFileContents {
-    let name = url.lastPathComponent
+    let (pending, notes) = try readPending(task, at: url, split: split)
+    return TaskFileContents(examples: pending.map { $0.render() }, notes: notes)
+}
+
+func readPending(_ task: TaskName, at url: URL, split: SourceSplit) throws -> (examples: [PendingExample], notes: [String]) {
     switch task {
-    case .sst2: return TaskFileContents(examples: try readSST2(url), notes: [])
+    case .sst2: return (try readSST2(url), [])
     case .movies: return try readMovieSnippets(url)
-    case .rte, .cb: return TaskFileContents(examples: try readNLI(task, url), notes: [])
-    case .boolq: return TaskFileContents(examples: try readBoolQ(url), notes: [])
-    case .wic: return TaskFileContents(examples: try readWiC(url), notes: [])
-    case .wsc: return TaskFileContents(examples: try readWSC(url), notes: [])
-    case .multirc: return TaskFileContents(examples: try readMultiRC(url), notes: [])
-    case .copa: return TaskFileContents(examples: try readCOPA(url), notes: [])
-    case .record: return TaskFileContents(examples: try readReCoRD(url), notes: [])
-    case .winogrande: return TaskFileContents(examples: try readWinoGrande(url), notes: [])
-    case .squad: return TaskFileContents(examples: try readSQuAD(url), notes: [])
+    case .rte, .cb: return (try readNLI(task, url), [])
+    case .boolq: return (try readBoolQ(url), [])
+    case .wic: return (try readWiC(url), [])
+    case .wsc: return (try readWSC(url), [])
+    case .multirc: return (try readMultiRC(url), [])
+    case .copa: return (try readCOPA(url), [])
+    case .record: return (try readReCoRD(url), [])
+    case .winogrande: return (try readWinoGrande(url), [])
+    case .squad: return (try readSQuAD(url), [])
     case .drop:
         let (examples, skipped) = try readDROP(url, split: split)
-        let notes = skipped == 0 ? [] : ["\(name): skipped \(skipped) question(s) with no usable answer (as the HF drop loader does)"]
-        return TaskFileContents(examples: examples, notes: notes)
+        let notes = skipped == 0 ? [] : ["\(url.lastPathComponent): skipped \(skipped) question(s) with no usable answer (as the HF drop loader does)"]
+        return (examples, notes)
     }
 }
 
 // MARK: - SST-2 (GLUE TSV)
 
 /// GLUE SST-2 `train.tsv` / `dev.tsv`: header `sentence\tlabel`, label 0 (negative) or 1 (positive).
-func readSST2(_ url: URL) throws -> [TaskExample] {
+func readSST2(_ url: URL) throws -> [PendingExample] {
     let table = try readTSV(url)
     let sentence = try table.column("sentence"), label = try table.column("label")
     let name = url.lastPathComponent
     return try table.rows.map { row in
-        let raw = row.fields[label].trimmingCharacters(in: .whitespaces)
+        let raw = stripWhitespace(row.fields[label])
         guard let y = Int(raw), y == 0 || y == 1 else {
             throw ModelError(file: url.path, field: "line \(row.line): column label", "expected 0 or 1, found \"\(raw)\"")
         }
-        return TaskExample(id: "\(name):\(row.line)", candidates: MeZOTemplates.sst2(sentence: row.fields[sentence]), label: y)
+        let id = "\(name):\(row.line)", text = row.fields[sentence]
+        return PendingExample(id: id) { TaskExample(id: id, candidates: MeZOTemplates.sst2(sentence: text), label: y) }
     }
 }
 
@@ -72,22 +84,22 @@ private func classLabel(_ o: JSONObject, _ key: String, _ names: [String]) throw
 
 /// RTE {premise, hypothesis, label: entailment|not_entailment}; CB adds contradiction|neutral
 /// (HF super_glue class order: entailment, contradiction, neutral).
-func readNLI(_ task: TaskName, _ url: URL) throws -> [TaskExample] {
+func readNLI(_ task: TaskName, _ url: URL) throws -> [PendingExample] {
     try readJSONLines(url).map { o in
-        let premise = try o.string("premise"), hypothesis = try o.string("hypothesis")
+        let premise = try o.string("premise"), hypothesis = try o.string("hypothesis"), id = lineID(url, o)
         if task == .rte {
             let y = try classLabel(o, "label", ["entailment", "not_entailment"])
-            return TaskExample(id: lineID(url, o), candidates: MeZOTemplates.rte(premise: premise, hypothesis: hypothesis), label: y)
+            return PendingExample(id: id) { TaskExample(id: id, candidates: MeZOTemplates.rte(premise: premise, hypothesis: hypothesis), label: y) }
         }
         let y = try classLabel(o, "label", ["entailment", "contradiction", "neutral"])
-        return TaskExample(id: lineID(url, o), candidates: MeZOTemplates.cb(premise: premise, hypothesis: hypothesis), label: y)
+        return PendingExample(id: id) { TaskExample(id: id, candidates: MeZOTemplates.cb(premise: premise, hypothesis: hypothesis), label: y) }
     }
 }
 
 /// BoolQ, SuperGLUE form {question, passage: "<title> -- <text>", label: bool} or the original
 /// release {question, title, passage, answer: bool}. MeZO loaded HF `boolq`, whose passage has no
 /// title, so the SuperGLUE "<title> -- " prefix is removed to give the same prompt.
-func readBoolQ(_ url: URL) throws -> [TaskExample] {
+func readBoolQ(_ url: URL) throws -> [PendingExample] {
     try readJSONLines(url).map { o in
         let question = try o.string("question")
         var passage = try o.string("passage")
@@ -100,29 +112,32 @@ func readBoolQ(_ url: URL) throws -> [TaskExample] {
         } else {
             throw o.error("label", "missing key (nor is there an \"answer\" key)")
         }
-        return TaskExample(id: lineID(url, o), candidates: MeZOTemplates.boolq(passage: passage, question: question),
-                           label: answer ? 0 : 1)
+        let id = lineID(url, o), text = passage
+        return PendingExample(id: id) {
+            TaskExample(id: id, candidates: MeZOTemplates.boolq(passage: text, question: question), label: answer ? 0 : 1)
+        }
     }
 }
 
 /// WiC {word, sentence1, sentence2, label: bool}.
-func readWiC(_ url: URL) throws -> [TaskExample] {
+func readWiC(_ url: URL) throws -> [PendingExample] {
     try readJSONLines(url).map { o in
-        let c = MeZOTemplates.wic(word: try o.string("word"), sentence1: try o.string("sentence1"), sentence2: try o.string("sentence2"))
-        return TaskExample(id: lineID(url, o), candidates: c, label: try o.bool("label") ? 1 : 0)
+        let word = try o.string("word"), s1 = try o.string("sentence1"), s2 = try o.string("sentence2")
+        let y = try o.bool("label") ? 1 : 0, id = lineID(url, o)
+        return PendingExample(id: id) { TaskExample(id: id, candidates: MeZOTemplates.wic(word: word, sentence1: s1, sentence2: s2), label: y) }
     }
 }
 
 /// WSC {text, target: {span1_text, span1_index, span2_text, span2_index}, label: bool}, with the
 /// span repairs of HF super_glue `wsc.fixed` (the config MeZO loads).
-func readWSC(_ url: URL) throws -> [TaskExample] {
+func readWSC(_ url: URL) throws -> [PendingExample] {
     try readJSONLines(url).map { o in
         let text = try o.string("text")
         let target = try o.object("target")
         let span1 = fixWSCSpan(try target.string("span1_text"), index: try target.int("span1_index"), text: text)
         let span2 = fixWSCSpan(try target.string("span2_text"), index: try target.int("span2_index"), text: text)
-        return TaskExample(id: lineID(url, o), candidates: MeZOTemplates.wsc(text: text, span1: span1, span2: span2),
-                           label: try o.bool("label") ? 1 : 0)
+        let y = try o.bool("label") ? 1 : 0, id = lineID(url, o)
+        return PendingExample(id: id) { TaskExample(id: id, candidates: MeZOTemplates.wsc(text: text, span1: span1, span2: span2), label: y) }
     }
 }
 
@@ -143,16 +158,18 @@ func fixWSCSpan(_ span: String, index: Int, text: String) -> String {
 /// MultiRC, one paragraph per line: {idx, passage: {text, questions: [{question, idx, answers:
 /// [{text, idx, label}]}]}}. One example per answer, as in HF super_glue. Id "file:line/qI/aJ"
 /// (positions in the line).
-func readMultiRC(_ url: URL) throws -> [TaskExample] {
-    var examples: [TaskExample] = []
+func readMultiRC(_ url: URL) throws -> [PendingExample] {
+    var examples: [PendingExample] = []
     for o in try readJSONLines(url) {
         let passage = try o.object("passage")
         let paragraph = try passage.string("text")
         for (qi, q) in try passage.objects("questions").enumerated() {
             let question = try q.string("question")
             for (ai, a) in try q.objects("answers").enumerated() {
-                let c = MeZOTemplates.multirc(paragraph: paragraph, question: question, answer: try a.string("text"))
-                examples.append(TaskExample(id: "\(lineID(url, o))/q\(qi)/a\(ai)", candidates: c, label: try a.bool("label") ? 1 : 0))
+                let answer = try a.string("text"), y = try a.bool("label") ? 1 : 0, id = "\(lineID(url, o))/q\(qi)/a\(ai)"
+                examples.append(PendingExample(id: id) {
+                    TaskExample(id: id, candidates: MeZOTemplates.multirc(paragraph: paragraph, question: question, answer: answer), label: y)
+                })
             }
         }
     }
@@ -160,7 +177,7 @@ func readMultiRC(_ url: URL) throws -> [TaskExample] {
 }
 
 /// COPA {premise, choice1, choice2, question: cause|effect, label: 0|1}.
-func readCOPA(_ url: URL) throws -> [TaskExample] {
+func readCOPA(_ url: URL) throws -> [PendingExample] {
     try readJSONLines(url).map { o in
         let question = try o.string("question")
         guard let c = MeZOTemplates.copa(premise: try o.string("premise"), choice1: try o.string("choice1"),
@@ -169,7 +186,8 @@ func readCOPA(_ url: URL) throws -> [TaskExample] {
         }
         let y = try o.int("label")
         guard y == 0 || y == 1 else { throw o.error("label", "expected 0 or 1, found \(y)") }
-        return TaskExample(id: lineID(url, o), candidates: c, label: y)
+        let id = lineID(url, o)
+        return PendingExample(id: id) { TaskExample(id: id, candidates: c, label: y) }
     }
 }
 
@@ -189,8 +207,8 @@ private func sortedDistinct(_ strings: [String]) -> [String] {
 /// idx}], idx}, one example per query. Candidates: the passage's distinct entity strings (offsets
 /// in code points, end inclusive), sorted (HF super_glue); label: the first gold answer in that
 /// order (MeZO: `candidates.index(correct_candidate[0])`); `answers`: every gold answer string.
-func readReCoRD(_ url: URL) throws -> [TaskExample] {
-    var examples: [TaskExample] = []
+func readReCoRD(_ url: URL) throws -> [PendingExample] {
+    var examples: [PendingExample] = []
     for o in try readJSONLines(url) {
         let passage = try o.object("passage")
         let text = try passage.string("text")
@@ -214,16 +232,17 @@ func readReCoRD(_ url: URL) throws -> [TaskExample] {
             guard let y = entities.firstIndex(of: gold) else {
                 throw q.error("answers", "answer \"\(gold)\" is not one of the passage's entities")
             }
-            examples.append(TaskExample(id: "\(lineID(url, o))/q\(qi)",
-                                        candidates: MeZOTemplates.record(passage: text, query: query, entities: entities),
-                                        label: y, answers: answers))
+            let id = "\(lineID(url, o))/q\(qi)"
+            examples.append(PendingExample(id: id) {
+                TaskExample(id: id, candidates: MeZOTemplates.record(passage: text, query: query, entities: entities), label: y, answers: answers)
+            })
         }
     }
     return examples
 }
 
 /// WinoGrande {qID, sentence (with "_"), option1, option2, answer: "1"|"2"}; label = answer - 1.
-func readWinoGrande(_ url: URL) throws -> [TaskExample] {
+func readWinoGrande(_ url: URL) throws -> [PendingExample] {
     try readJSONLines(url).map { o in
         let sentence = try o.string("sentence")
         guard let c = MeZOTemplates.winogrande(sentence: sentence, option1: try o.string("option1"), option2: try o.string("option2")) else {
@@ -232,7 +251,8 @@ func readWinoGrande(_ url: URL) throws -> [TaskExample] {
         let v = try o.value("answer")
         let answer = (v as? String) ?? (v as? NSNumber).map { "\($0)" } ?? ""
         guard answer == "1" || answer == "2" else { throw o.error("answer", "expected \"1\" or \"2\", found \(describe(v))") }
-        return TaskExample(id: lineID(url, o), candidates: c, label: answer == "1" ? 0 : 1)
+        let id = lineID(url, o), y = answer == "1" ? 0 : 1
+        return PendingExample(id: id) { TaskExample(id: id, candidates: c, label: y) }
     }
 }
 
@@ -240,21 +260,23 @@ func readWinoGrande(_ url: URL) throws -> [TaskExample] {
 
 /// SQuAD v1.1 {data: [{title, paragraphs: [{context, qas: [{id, question, answers: [{text}]}]}]}]}.
 /// One generation example per question; answers keep SQuAD's order and repeats (HF squad).
-func readSQuAD(_ url: URL) throws -> [TaskExample] {
+func readSQuAD(_ url: URL) throws -> [PendingExample] {
     let doc = try readJSONDocument(url)
     let name = url.lastPathComponent
-    var examples: [TaskExample] = []
+    var examples: [PendingExample] = []
     for article in try doc.objects("data") {
         let title = try article.string("title")
         for paragraph in try article.objects("paragraphs") {
             let context = try paragraph.string("context")
             for qa in try paragraph.objects("qas") {
-                let id = try qa.string("id")
+                let qid = try qa.string("id"), question = try qa.string("question")
                 let answers = try qa.objects("answers").map { try $0.string("text") }
-                guard !answers.isEmpty else { throw qa.error("answers", "question \(id) has no answers") }
-                examples.append(TaskExample(id: "\(name):\(id)", candidates: [], label: nil,
-                                            prompt: MeZOTemplates.squad(title: title, context: context, question: try qa.string("question")),
-                                            answers: answers))
+                guard !answers.isEmpty else { throw qa.error("answers", "question \(qid) has no answers") }
+                let id = "\(name):\(qid)"
+                examples.append(PendingExample(id: id) {
+                    TaskExample(id: id, candidates: [], label: nil,
+                                prompt: MeZOTemplates.squad(title: title, context: context, question: question), answers: answers)
+                })
             }
         }
     }
@@ -266,10 +288,10 @@ func readSQuAD(_ url: URL) throws -> [TaskExample] {
 /// strings as HF drop builds `answers_spans` (which MeZO uses): from `answer` for the train split,
 /// from `validated_answers` otherwise; a number, else a date "day month year" (blanks left out),
 /// plus the spans. Questions whose answers mix kinds or are empty are skipped, as HF does.
-func readDROP(_ url: URL, split: SourceSplit) throws -> (examples: [TaskExample], skipped: Int) {
+func readDROP(_ url: URL, split: SourceSplit) throws -> (examples: [PendingExample], skipped: Int) {
     let doc = try readJSONDocument(url)
     let name = url.lastPathComponent
-    var examples: [TaskExample] = [], skipped = 0
+    var examples: [PendingExample] = [], skipped = 0
     // JSONSerialization's dictionaries are unordered: sort passage ids for a stable order.
     for passageID in doc.dict.keys.sorted() {
         let section = try doc.object(passageID)
@@ -279,8 +301,10 @@ func readDROP(_ url: URL, split: SourceSplit) throws -> (examples: [TaskExample]
             let queryID = qa.has("query_id") ? try qa.string("query_id") : "\(passageID)/q\(qi)"
             let golds = split == .train ? [try qa.object("answer")] : try qa.objects("validated_answers")
             guard let answers = try dropAnswers(golds) else { skipped += 1; continue }
-            examples.append(TaskExample(id: "\(name):\(queryID)", candidates: [], label: nil,
-                                        prompt: MeZOTemplates.drop(passage: passage, question: question), answers: answers))
+            let id = "\(name):\(queryID)"
+            examples.append(PendingExample(id: id) {
+                TaskExample(id: id, candidates: [], label: nil, prompt: MeZOTemplates.drop(passage: passage, question: question), answers: answers)
+            })
         }
     }
     guard !examples.isEmpty else { throw ModelError(file: url.path, field: "file", "no usable questions") }

@@ -183,16 +183,16 @@ public func loadTask(_ name: String, dataDir: URL, dataSeed: UInt64, trainCount:
         throw ModelError(file: name, field: "\(label) count", "must be 0 or more, found \(n)")
     }
     let sources = try locateTaskFiles(task, dataDir: dataDir)
-    let train = try sources.train.map { try readTaskFile(task, at: $0, split: .train) }
-    let validation = try sources.validation.map { try readTaskFile(task, at: $0, split: .validation) }
+    let train = try sources.train.map { try readPending(task, at: $0, split: .train) }
+    let validation = try sources.validation.map { try readPending(task, at: $0, split: .validation) }
     var notes = (train?.notes ?? []) + (validation?.notes ?? [])
 
-    /// Draws `counts` disjoint runs from one source's examples, in the order given.
-    func draw(_ examples: [TaskExample], source: String, _ counts: [Int]) -> [[TaskExample]] {
+    /// Draws `counts` disjoint runs from one source's examples, in the order given, and renders them.
+    func draw(_ examples: [PendingExample], source: String, _ counts: [Int]) -> [[TaskExample]] {
         let order = seededPermutation(count: examples.count, seed: sourceSeed(dataSeed: dataSeed, source: "\(task.rawValue)/\(source)"))
         var runs: [[TaskExample]] = [], at = 0
         for n in counts {
-            runs.append(order[at..<(at + n)].map { examples[$0] })
+            runs.append(order[at..<(at + n)].map { examples[$0].render() })
             at += n
         }
         return runs

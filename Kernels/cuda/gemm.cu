@@ -1,0 +1,153 @@
+// Row-major single-precision GEMM on cuBLAS, loaded at run time with dlopen (nothing links
+// cuBLAS at build time, so the library loads on machines without it until a GEMM runs).
+//
+// Row-major C(M,N) = α·op(A)·op(B) + β·C is, read column-major, Cᵀ(N,M) = α·op(B)ᵀ·op(A)ᵀ + β·Cᵀ:
+// cublasSgemm with the operands swapped, m = N, n = M, and the same leading dimensions.
+// TF32 tensor cores: ZOTUNE_TF32=1 (read at every call, so a process can switch; cuBLAS's math
+// mode is only changed when the setting does). Default: full f32 (CUBLAS_DEFAULT_MATH).
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kernels.cuh"
+
+// The few cuBLAS declarations we need (values from cublas_api.h; stable across 11–13).
+typedef struct cublasContext *cublasHandle_t;
+typedef int cublasStatus_t;  // 0 = CUBLAS_STATUS_SUCCESS
+enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 };
+enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TF32_TENSOR_OP_MATH = 3 };
+enum { CUBLAS_STATUS_NOT_INITIALIZED = 1, CUBLAS_STATUS_INVALID_VALUE = 7 };
+
+typedef cublasStatus_t (*cublasCreate_fn)(cublasHandle_t *);
+typedef cublasStatus_t (*cublasSetStream_fn)(cublasHandle_t, cudaStream_t);
+typedef cublasStatus_t (*cublasSetMathMode_fn)(cublasHandle_t, int);
+typedef cublasStatus_t (*cublasSgemm_fn)(cublasHandle_t, int, int, int, int, int, const float *, const float *, int,
+                                         const float *, int, const float *, float *, int);
+typedef cublasStatus_t (*cublasSgemmStridedBatched_fn)(cublasHandle_t, int, int, int, int, int, const float *,
+                                                       const float *, int, long long, const float *, int, long long,
+                                                       const float *, float *, int, long long, int);
+typedef const char *(*cublasGetStatusString_fn)(cublasStatus_t);
+
+static struct {
+    int loaded;  // 0: not tried, 1: ok, −1: failed
+    char why[384];
+    cublasCreate_fn create;
+    cublasSetStream_fn set_stream;
+    cublasSetMathMode_fn set_math_mode;
+    cublasSgemm_fn sgemm;
+    cublasSgemmStridedBatched_fn sgemm_strided_batched;
+    cublasGetStatusString_fn status_string;  // may be NULL (old cuBLAS)
+} cb;
+
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+static cublasHandle_t cb_handle[ZT_MAX_DEVICES];
+static int cb_math[ZT_MAX_DEVICES];  // math mode set on the handle
+
+static void load_cublas(void) {
+    const char *names[4] = {getenv("ZOTUNE_CUBLAS"), "libcublas.so.13", "libcublas.so.12", "libcublas.so"};
+    void *lib = NULL;
+    const char *err = "";
+    for (int i = 0; i < 4 && !lib; i++) {
+        if (!names[i] || !names[i][0]) continue;
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (!lib) err = dlerror();
+    }
+    if (!lib) {
+        snprintf(cb.why, sizeof cb.why, "cannot load cuBLAS (libcublas.so.13, .12, libcublas.so; ZOTUNE_CUBLAS=path): %s", err);
+        cb.loaded = -1;
+        return;
+    }
+    cb.create = (cublasCreate_fn)dlsym(lib, "cublasCreate_v2");
+    cb.set_stream = (cublasSetStream_fn)dlsym(lib, "cublasSetStream_v2");
+    cb.set_math_mode = (cublasSetMathMode_fn)dlsym(lib, "cublasSetMathMode");
+    cb.sgemm = (cublasSgemm_fn)dlsym(lib, "cublasSgemm_v2");
+    cb.sgemm_strided_batched = (cublasSgemmStridedBatched_fn)dlsym(lib, "cublasSgemmStridedBatched");
+    cb.status_string = (cublasGetStatusString_fn)dlsym(lib, "cublasGetStatusString");
+    if (!cb.create || !cb.set_stream || !cb.set_math_mode || !cb.sgemm || !cb.sgemm_strided_batched) {
+        snprintf(cb.why, sizeof cb.why, "the cuBLAS found lacks cublasCreate_v2/SetStream_v2/SetMathMode/Sgemm_v2/SgemmStridedBatched");
+        cb.loaded = -1;
+        return;
+    }
+    cb.loaded = 1;
+}
+
+static int cublas_error(cublasStatus_t st, const char *what) {
+    return zt_error((int)st, "%s: cuBLAS status %d (%s)", what, (int)st,
+                    cb.status_string ? cb.status_string(st) : "see cublas_api.h");
+}
+
+// The current device's handle on the context's stream, math mode as ZOTUNE_TF32 asks.
+static cublasHandle_t get_handle(zt_ctx *c, int *status) {
+    *status = 0;
+    pthread_mutex_lock(&cb_lock);
+    if (!cb.loaded) load_cublas();
+    if (cb.loaded < 0) {
+        pthread_mutex_unlock(&cb_lock);
+        *status = zt_error(CUBLAS_STATUS_NOT_INITIALIZED, "%s", cb.why);
+        return NULL;
+    }
+    cublasHandle_t h = cb_handle[c->device];
+    if (!h) {
+        cublasStatus_t st = cb.create(&h);
+        if (st == 0) st = cb.set_stream(h, c->stream);
+        if (st != 0) {
+            pthread_mutex_unlock(&cb_lock);
+            *status = cublas_error(st, "cublasCreate");
+            return NULL;
+        }
+        cb_handle[c->device] = h;
+        cb_math[c->device] = CUBLAS_DEFAULT_MATH;
+    }
+    const char *tf32 = getenv("ZOTUNE_TF32");
+    const int want = tf32 && tf32[0] == '1' ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    if (want != cb_math[c->device]) {
+        cublasStatus_t st = cb.set_math_mode(h, want);
+        if (st != 0) {
+            pthread_mutex_unlock(&cb_lock);
+            *status = cublas_error(st, "cublasSetMathMode");
+            return NULL;
+        }
+        cb_math[c->device] = want;
+    }
+    pthread_mutex_unlock(&cb_lock);
+    return h;
+}
+
+static bool fits_int(int64_t v) { return v >= 0 && v <= 0x7FFFFFFF; }
+
+int zt_cu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                const float *d_A, int64_t lda, const float *d_B, int64_t ldb, float beta, float *d_C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc))
+        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "sgemm: sizes must fit 32-bit ints (M %lld N %lld K %lld)",
+                        (long long)M, (long long)N, (long long)K);
+    int status;
+    cublasHandle_t h = get_handle(c, &status);
+    if (!h) return status;
+    cublasStatus_t st = cb.sgemm(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 (int)N, (int)M, (int)K, &alpha, d_B, (int)ldb, d_A, (int)lda, &beta, d_C, (int)ldc);
+    return st ? cublas_error(st, "cublasSgemm") : 0;
+}
+
+int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                                const float *d_A, int64_t lda, int64_t sa, const float *d_B, int64_t ldb, int64_t sb,
+                                float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc) ||
+        !fits_int(batch))
+        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "sgemm_strided_batched: sizes must fit 32-bit ints");
+    int status;
+    cublasHandle_t h = get_handle(c, &status);
+    if (!h) return status;
+    // Stride 0 (a matrix broadcast over the batch) is allowed by cuBLAS for the inputs.
+    cublasStatus_t st = cb.sgemm_strided_batched(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha,
+                                                 d_B, (int)ldb, (long long)sb, d_A, (int)lda, (long long)sa, &beta,
+                                                 d_C, (int)ldc, (long long)sc, (int)batch);
+    return st ? cublas_error(st, "cublasSgemmStridedBatched") : 0;
+}

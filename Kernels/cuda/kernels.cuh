@@ -1,0 +1,65 @@
+// Host launchers of every kernel, with the signatures of the zt_backend_api entries they fill
+// (api.cu builds the table from them). Arguments are trusted: the Swift backend validates shapes.
+#ifndef ZT_CUDA_KERNELS_CUH
+#define ZT_CUDA_KERNELS_CUH
+
+#include "common.cuh"
+
+// perturb.cu
+ZT_INTERNAL void zt_cu_perturb(void *d_x, zt_dtype dtype, int64_t n, uint64_t first,
+                               uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
+ZT_INTERNAL void zt_cu_restore_update(void *d_x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed,
+                                      uint32_t tensor_id, uint32_t stream, float restore, float step, float decay);
+ZT_INTERNAL void zt_cu_replay_step(void *d_x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed,
+                                   uint32_t tensor_id, uint32_t stream, float a1, float a2, float restore, float step,
+                                   float decay);
+ZT_INTERNAL void zt_cu_perturbed_copy(void *d_out, zt_dtype out_dtype, const void *d_src, zt_dtype src_dtype,
+                                      int64_t n, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                                      uint32_t stream, float a);
+ZT_INTERNAL void zt_cu_fill_normal(void *d_out, zt_dtype dtype, int64_t n, uint64_t first,
+                                   uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale);
+ZT_INTERNAL void zt_cu_convert(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n);
+
+// elementwise.cu
+ZT_INTERNAL void zt_cu_add(float *d_out, const float *d_a, const float *d_b, int64_t n);
+ZT_INTERNAL void zt_cu_mul(float *d_out, const float *d_a, const float *d_b, int64_t n);
+ZT_INTERNAL void zt_cu_scale(float *d_out, const float *d_a, float s, int64_t n);
+ZT_INTERNAL void zt_cu_add_rows(float *d_x, const float *d_bias, int64_t rows, int64_t dim);
+ZT_INTERNAL void zt_cu_relu(float *d_out, const float *d_x, int64_t n);
+ZT_INTERNAL void zt_cu_silu(float *d_out, const float *d_x, int64_t n);
+ZT_INTERNAL void zt_cu_gelu_tanh(float *d_out, const float *d_x, int64_t n);
+ZT_INTERNAL void zt_cu_gelu_erf(float *d_out, const float *d_x, int64_t n);
+ZT_INTERNAL void zt_cu_swiglu(float *d_out, const float *d_gate, const float *d_up, int64_t n);
+ZT_INTERNAL void zt_cu_copy_2d(float *d_dst, int64_t ldd, const float *d_src, int64_t lds, int64_t rows, int64_t cols);
+// out = a·x + y (Newton–Schulz); out may alias x or y.
+ZT_INTERNAL void zt_cu_axpby(float *d_out, float a, const float *d_x, const float *d_y, int64_t n);
+
+// rows.cu
+ZT_INTERNAL void zt_cu_softmax(float *d_out, const float *d_x, int64_t rows, int64_t dim);
+ZT_INTERNAL void zt_cu_log_softmax(float *d_out, const float *d_x, int64_t rows, int64_t dim);
+ZT_INTERNAL void zt_cu_token_logprobs(float *d_out, const float *d_x, const int32_t *d_targets, int64_t rows, int64_t dim);
+ZT_INTERNAL void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_gamma, const float *d_beta,
+                                 int64_t rows, int64_t dim, float eps);
+ZT_INTERNAL void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
+
+// embedding.cu
+ZT_INTERNAL int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
+                                    const int32_t *d_ids, int64_t n);
+// rope.cu
+ZT_INTERNAL void zt_cu_rope(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
+                            int64_t rot_dim, const float *d_inv_freq);
+// attention.cu
+ZT_INTERNAL void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const float *d_v,
+                                 const uint8_t *d_key_mask, int64_t B, int64_t T, int64_t S, int64_t S_cap,
+                                 int64_t Hq, int64_t Hkv, int64_t D, float scale);
+// gemm.cu
+ZT_INTERNAL int zt_cu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *d_A, int64_t lda, const float *d_B, int64_t ldb, float beta,
+                            float *d_C, int64_t ldc);
+ZT_INTERNAL int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                                            const float *d_A, int64_t lda, int64_t sa, const float *d_B, int64_t ldb,
+                                            int64_t sb, float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch);
+// newton_schulz.cu
+ZT_INTERNAL int zt_cu_newton_schulz(float *d_x, int64_t rows, int64_t cols, int steps, float *d_workspace);
+
+#endif

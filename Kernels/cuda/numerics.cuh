@@ -1,0 +1,202 @@
+// Element math of the kernels whose results must be bit-identical to the CPU kernels: f16/bf16
+// conversions and the perturbation-stream ops (perturb, restore+update, perturbed copy,
+// fill_normal, convert, replay_step), one Philox block (4 elements) at a time.
+//
+// Host-and-device code with no CUDA runtime dependency: nvcc compiles it into the kernels, and the
+// device harness (bench/device/emulate.cpp) compiles the same text with g++ -ffp-contract=off to
+// run the kernels' block logic on the CPU, so head/tail/vector handling is tested without a GPU.
+// Every float operation is one IEEE operation: __f*_rn intrinsics on the device (never contracted
+// into FMAs), plain operators on the host under -ffp-contract=off, fmaf where the CPU uses fmaf.
+#ifndef ZT_CUDA_NUMERICS_CUH
+#define ZT_CUDA_NUMERICS_CUH
+
+#include <stdint.h>
+#include <string.h>
+
+#include "zt_dtype.h"
+#include "zt_philox.h"
+
+#if defined(__CUDACC__)
+#define ZT_HD __host__ __device__ __forceinline__
+#else
+#define ZT_HD static inline __attribute__((always_inline))
+#endif
+
+// ---- Conversions (ports of Kernels/cpu/convert_inline.h; same integer tricks, same rounding) ----
+// The CUDA intrinsics (__float2bfloat16_rn, __float2half_rn) are not used: they canonicalise NaN
+// payloads differently from the CPU code.
+
+ZT_HD float zt_d_bf16_f32(uint16_t h) { return zt_bits_f32((uint32_t)h << 16); }
+
+// Round to nearest even; NaN keeps its sign and payload's top bits and becomes quiet.
+ZT_HD uint16_t zt_d_f32_bf16(float f) {
+    uint32_t x = zt_f32_bits(f);
+    uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
+    uint32_t nan = (x >> 16) | 0x40u;
+    return (uint16_t)((x & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+}
+
+ZT_HD float zt_d_f16_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t em = h & 0x7FFFu;
+    // em << 13 is a (possibly subnormal) float; scaling by 2^112 is exact. Needs denormals kept
+    // (nvcc's default -ftz=false; never build with --use_fast_math).
+    uint32_t bits = zt_f32_bits(ZT_FMUL(zt_bits_f32(em << 13), 0x1p112f));
+    bits = em >= 0x7C00u ? (0x7F800000u | (em << 13)) : bits;   // inf, NaN
+    return zt_bits_f32(bits | sign);
+}
+
+ZT_HD uint16_t zt_d_f32_f16(float f) {
+    uint32_t x = zt_f32_bits(f);
+    uint32_t sign = (x >> 16) & 0x8000u;
+    uint32_t u = x & 0x7FFFFFFFu;
+    uint32_t normal = (u - ((127u - 15u) << 23) + 0xFFFu + ((u >> 13) & 1u)) >> 13;
+    // |f| < 2^-14: adding 0.5 aligns the half's subnormal bits with the float mantissa's bottom and
+    // the adder rounds them to nearest even.
+    uint32_t sub = zt_f32_bits(ZT_FADD(zt_bits_f32(u), 0.5f)) - 0x3F000000u;
+    uint32_t r = u < 0x38800000u ? sub : normal;
+    r = u >= 0x477FF000u ? 0x7C00u : r;
+    r = u > 0x7F800000u ? 0x7E00u : r;
+    return (uint16_t)(sign | r);
+}
+
+// Element i of a buffer of storage dtype DT, as f32 (DT is a template constant).
+template <int DT>
+ZT_HD float zt_ld(const void *p, int64_t i) {
+    if (DT == ZT_F32) return ((const float *)p)[i];
+    if (DT == ZT_BF16) return zt_d_bf16_f32(((const uint16_t *)p)[i]);
+    return zt_d_f16_f32(((const uint16_t *)p)[i]);
+}
+
+template <int DT>
+ZT_HD void zt_st(void *p, int64_t i, float v) {
+    if (DT == ZT_F32) ((float *)p)[i] = v;
+    else if (DT == ZT_BF16) ((uint16_t *)p)[i] = zt_d_f32_bf16(v);
+    else ((uint16_t *)p)[i] = zt_d_f32_f16(v);
+}
+
+// Four consecutive elements at p + i (address aligned to 4 elements: 16 bytes for f32, 8 for
+// 16-bit types) in one vector load or store.
+template <int DT>
+ZT_HD void zt_ld4(const void *p, int64_t i, float v[4]) {
+    if (DT == ZT_F32) {
+#if defined(__CUDA_ARCH__)
+        float4 q = *(const float4 *)((const float *)p + i);
+        v[0] = q.x; v[1] = q.y; v[2] = q.z; v[3] = q.w;
+#else
+        memcpy(v, (const float *)p + i, 16);
+#endif
+    } else {
+        uint16_t h[4];
+#if defined(__CUDA_ARCH__)
+        uint2 q = *(const uint2 *)((const uint16_t *)p + i);
+        h[0] = (uint16_t)q.x; h[1] = (uint16_t)(q.x >> 16); h[2] = (uint16_t)q.y; h[3] = (uint16_t)(q.y >> 16);
+#else
+        memcpy(h, (const uint16_t *)p + i, 8);
+#endif
+        for (int k = 0; k < 4; k++) v[k] = DT == ZT_BF16 ? zt_d_bf16_f32(h[k]) : zt_d_f16_f32(h[k]);
+    }
+}
+
+template <int DT>
+ZT_HD void zt_st4(void *p, int64_t i, const float v[4]) {
+    if (DT == ZT_F32) {
+#if defined(__CUDA_ARCH__)
+        *(float4 *)((float *)p + i) = make_float4(v[0], v[1], v[2], v[3]);
+#else
+        memcpy((float *)p + i, v, 16);
+#endif
+    } else {
+        uint16_t h[4];
+        for (int k = 0; k < 4; k++) h[k] = DT == ZT_BF16 ? zt_d_f32_bf16(v[k]) : zt_d_f32_f16(v[k]);
+#if defined(__CUDA_ARCH__)
+        *(uint2 *)((uint16_t *)p + i) = make_uint2((uint32_t)h[0] | ((uint32_t)h[1] << 16),
+                                                   (uint32_t)h[2] | ((uint32_t)h[3] << 16));
+#else
+        memcpy((uint16_t *)p + i, h, 8);
+#endif
+    }
+}
+
+// ---- Perturbation-stream ops ------------------------------------------------------------------
+
+enum { ZT_OP_PERTURB = 0, ZT_OP_UPDATE = 1, ZT_OP_COPY = 2, ZT_OP_FILL = 3, ZT_OP_CONVERT = 4, ZT_OP_REPLAY = 5 };
+
+// Arguments of one stream launch. x/src hold elements [first, first + n) of the tensor.
+typedef struct {
+    void *x;            // (n) destination, dtype DT
+    const void *src;    // (n) source of COPY / CONVERT, dtype SDT (x itself for PERTURB / UPDATE)
+    int64_t n;
+    uint64_t first;     // global element index of x[0] (0 for CONVERT)
+    uint64_t seed;
+    uint32_t tensor_id, stream;
+    float a, step, decay;  // PERTURB/COPY/FILL: a; UPDATE: restore = a, step, decay
+    float a1, a2;       // REPLAY: the two perturbations before the restore (restore = a)
+    int vec;            // 1: x − (first % 4) and src − (first % 4) are 4-element aligned
+} zt_stream_args;
+
+// v rounded to what storage dtype DT holds (identity for f32).
+template <int DT>
+ZT_HD float zt_round_to(float v) {
+    if (DT == ZT_F32) return v;
+    if (DT == ZT_BF16) return zt_d_bf16_f32(zt_d_f32_bf16(v));
+    return zt_d_f16_f32(zt_d_f32_f16(v));
+}
+
+// perturb.c's apply_op / apply_replay: the same operations in the same order.
+template <int OP, int DT>
+ZT_HD float zt_stream_elem(const zt_stream_args &g, float x, float z) {
+    if (OP == ZT_OP_PERTURB || OP == ZT_OP_COPY) return ZT_FMA(g.a, z, x);
+    if (OP == ZT_OP_UPDATE) {
+        float restored = ZT_FMA(g.a, z, x);
+        return ZT_FMA(-g.decay, restored, ZT_FMA(-g.step, z, restored));
+    }
+    if (OP == ZT_OP_REPLAY) {  // perturb(a1), perturb(a2), restore_update, each rounded to storage
+        float x1 = zt_round_to<DT>(ZT_FMA(g.a1, z, x));
+        float x2 = g.a2 != 0.0f ? zt_round_to<DT>(ZT_FMA(g.a2, z, x1)) : x1;
+        float restored = ZT_FMA(g.a, z, x2);
+        return ZT_FMA(-g.decay, restored, ZT_FMA(-g.step, z, restored));
+    }
+    if (OP == ZT_OP_FILL) return ZT_FMUL(g.a, z);
+    return x;  // CONVERT
+}
+
+// Philox block j of the launch: global elements [4j, 4j + 4) ∩ [first, first + n). Whole
+// blocks inside the range go through one vector load/store when args.vec; the partial head and
+// tail blocks element by element. Blocks are independent, so any thread order gives the same bits.
+template <int OP, int DT, int SDT>
+ZT_HD void zt_stream_block(const zt_stream_args &g, uint64_t j) {
+    float z[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (OP != ZT_OP_CONVERT) zt_normal_block(g.seed, g.tensor_id, g.stream, j, z);
+    const void *src = (OP == ZT_OP_COPY || OP == ZT_OP_CONVERT) ? g.src : (const void *)g.x;
+    const int64_t i0 = (int64_t)(4 * j - g.first);  // local index of element 4j (< 0 in a head block)
+    if (g.vec && i0 >= 0 && i0 + 4 <= g.n) {
+        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (OP != ZT_OP_FILL) zt_ld4<SDT>(src, i0, v);
+        for (int k = 0; k < 4; k++) v[k] = zt_stream_elem<OP, DT>(g, v[k], z[k]);
+        zt_st4<DT>(g.x, i0, v);
+        return;
+    }
+    for (int k = 0; k < 4; k++) {
+        const int64_t i = i0 + k;
+        if (i < 0 || i >= g.n) continue;
+        const float xi = OP == ZT_OP_FILL ? 0.0f : zt_ld<SDT>(src, i);
+        zt_st<DT>(g.x, i, zt_stream_elem<OP, DT>(g, xi, z[k]));
+    }
+}
+
+// Philox blocks touched by [first, first + n): j = first/4 + t for t < zt_stream_blocks(...).
+ZT_HD uint64_t zt_stream_blocks(uint64_t first, int64_t n) {
+    return n <= 0 ? 0 : (first + (uint64_t)n - 1) / 4 - first / 4 + 1;
+}
+
+// Whether the vector path is safe: both pointers, moved back by first % 4 elements, sit on a
+// 4-element boundary (then every whole block of the range is aligned as well).
+ZT_HD int zt_stream_vec_ok(const void *x, int64_t xsize, const void *src, int64_t ssize, uint64_t first) {
+    const uint64_t r = first % 4;
+    const uintptr_t bx = (uintptr_t)x - (uintptr_t)(r * (uint64_t)xsize);
+    const uintptr_t bs = (uintptr_t)src - (uintptr_t)(r * (uint64_t)ssize);
+    return bx % (uintptr_t)(4 * xsize) == 0 && bs % (uintptr_t)(4 * ssize) == 0;
+}
+
+#endif

@@ -1,0 +1,153 @@
+// Perturbation-stream kernels (perturb, restore+update, replay step, perturbed copy, fill_normal) and dtype
+// conversion. One thread per Philox block of 4 elements, grid-stride: z is made in registers from
+// zt_philox.h and never stored. The element math lives in numerics.cuh, shared with the CPU
+// emulation of bench/device; results are bit-identical to Kernels/cpu/perturb.c and convert.c.
+#include "kernels.cuh"
+#include "numerics.cuh"
+
+#define STREAM_THREADS 256
+
+// Philox blocks first/4 + t for t in [0, nblocks), grid-stride.
+template <int OP, int DT, int SDT>
+__global__ void __launch_bounds__(STREAM_THREADS) stream_kernel(zt_stream_args g, uint64_t nblocks) {
+    const uint64_t j0 = g.first / 4;
+    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride)
+        zt_stream_block<OP, DT, SDT>(g, j0 + t);
+}
+
+template <int OP, int DT, int SDT>
+static void launch_stream(const zt_stream_args &g, const char *what) {
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return;
+    const uint64_t nblocks = zt_stream_blocks(g.first, g.n);
+    // 16 blocks of 256 threads per SM: full occupancy at ≤ 64 registers per thread (the Philox
+    // rounds and polynomials need ~40), and enough loads in flight for HBM.
+    stream_kernel<OP, DT, SDT><<<zt_grid(c, (int64_t)nblocks, STREAM_THREADS, 16), STREAM_THREADS, 0, c->stream>>>(g, nblocks);
+    zt_launch_check(what);
+}
+
+static bool dtype_ok(zt_dtype d) { return d == ZT_F32 || d == ZT_BF16 || d == ZT_F16; }
+
+// Runtime dtypes → template instance.
+template <int OP>
+static void dispatch_same(const zt_stream_args &g, zt_dtype dt, const char *what) {
+    switch (dt) {
+    case ZT_F32: launch_stream<OP, ZT_F32, ZT_F32>(g, what); break;
+    case ZT_BF16: launch_stream<OP, ZT_BF16, ZT_BF16>(g, what); break;
+    case ZT_F16: launch_stream<OP, ZT_F16, ZT_F16>(g, what); break;
+    default: zt_async_error((int)cudaErrorInvalidValue, "%s: unknown dtype %d", what, (int)dt);
+    }
+}
+
+template <int OP, int DT>
+static void dispatch_src(const zt_stream_args &g, zt_dtype sdt, const char *what) {
+    switch (sdt) {
+    case ZT_F32: launch_stream<OP, DT, ZT_F32>(g, what); break;
+    case ZT_BF16: launch_stream<OP, DT, ZT_BF16>(g, what); break;
+    case ZT_F16: launch_stream<OP, DT, ZT_F16>(g, what); break;
+    default: zt_async_error((int)cudaErrorInvalidValue, "%s: unknown source dtype %d", what, (int)sdt);
+    }
+}
+
+template <int OP>
+static void dispatch_pair(const zt_stream_args &g, zt_dtype dt, zt_dtype sdt, const char *what) {
+    switch (dt) {
+    case ZT_F32: dispatch_src<OP, ZT_F32>(g, sdt, what); break;
+    case ZT_BF16: dispatch_src<OP, ZT_BF16>(g, sdt, what); break;
+    case ZT_F16: dispatch_src<OP, ZT_F16>(g, sdt, what); break;
+    default: zt_async_error((int)cudaErrorInvalidValue, "%s: unknown dtype %d", what, (int)dt);
+    }
+}
+
+static zt_stream_args make_args(void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
+                                uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay) {
+    zt_stream_args g;
+    g.a1 = g.a2 = 0.0f;
+    g.x = x;
+    g.src = src ? src : x;
+    g.n = n;
+    g.first = first;
+    g.seed = seed;
+    g.tensor_id = tensor_id;
+    g.stream = stream;
+    g.a = a;
+    g.step = step;
+    g.decay = decay;
+    const int64_t xs = dtype_ok(dt) ? zt_dtype_size(dt) : 4, ss = dtype_ok(sdt) ? zt_dtype_size(sdt) : 4;
+    g.vec = zt_stream_vec_ok(x, xs, g.src, ss, first);
+    return g;
+}
+
+void zt_cu_perturb(void *d_x, zt_dtype dtype, int64_t n, uint64_t first,
+                   uint64_t seed, uint32_t tensor_id, uint32_t stream, float a) {
+    if (n <= 0) return;
+    zt_stream_args g = make_args(d_x, dtype, NULL, dtype, n, first, seed, tensor_id, stream, a, 0.0f, 0.0f);
+    dispatch_same<ZT_OP_PERTURB>(g, dtype, "perturb");
+}
+
+void zt_cu_restore_update(void *d_x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed,
+                          uint32_t tensor_id, uint32_t stream, float restore, float step, float decay) {
+    if (n <= 0) return;
+    zt_stream_args g = make_args(d_x, dtype, NULL, dtype, n, first, seed, tensor_id, stream, restore, step, decay);
+    dispatch_same<ZT_OP_UPDATE>(g, dtype, "restore_update");
+}
+
+void zt_cu_replay_step(void *d_x, zt_dtype dtype, int64_t n, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                       uint32_t stream, float a1, float a2, float restore, float step, float decay) {
+    if (n <= 0) return;
+    zt_stream_args g = make_args(d_x, dtype, NULL, dtype, n, first, seed, tensor_id, stream, restore, step, decay);
+    g.a1 = a1;
+    g.a2 = a2;
+    dispatch_same<ZT_OP_REPLAY>(g, dtype, "replay_step");
+}
+
+void zt_cu_perturbed_copy(void *d_out, zt_dtype out_dtype, const void *d_src, zt_dtype src_dtype, int64_t n,
+                          uint64_t first, uint64_t seed, uint32_t tensor_id, uint32_t stream, float a) {
+    if (n <= 0) return;
+    zt_stream_args g = make_args(d_out, out_dtype, d_src, src_dtype, n, first, seed, tensor_id, stream, a, 0.0f, 0.0f);
+    dispatch_pair<ZT_OP_COPY>(g, out_dtype, src_dtype, "perturbed_copy");
+}
+
+void zt_cu_fill_normal(void *d_out, zt_dtype dtype, int64_t n, uint64_t first,
+                       uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale) {
+    if (n <= 0) return;
+    zt_stream_args g = make_args(d_out, dtype, NULL, dtype, n, first, seed, tensor_id, stream, scale, 0.0f, 0.0f);
+    dispatch_same<ZT_OP_FILL>(g, dtype, "fill_normal");
+}
+
+// Same dtype: a device copy (as the CPU's memcpy). Otherwise through f32, rounding once.
+void zt_cu_convert(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n) {
+    if (n <= 0) return;
+    if (dst_dtype == src_dtype && dtype_ok(dst_dtype)) {
+        zt_ctx *c = zt_ctx_get();
+        if (!c) return;
+        zt_cuda_check_async(cudaMemcpyAsync(d_dst, d_src, (size_t)n * (size_t)zt_dtype_size(dst_dtype),
+                                            cudaMemcpyDeviceToDevice, c->stream), "convert (copy)");
+        return;
+    }
+    zt_stream_args g = make_args(d_dst, dst_dtype, d_src, src_dtype, n, 0, 0, 0, 0, 0.0f, 0.0f, 0.0f);
+    dispatch_pair<ZT_OP_CONVERT>(g, dst_dtype, src_dtype, "convert");
+}
+
+// ---- Debug entry point (not in the table): raw Philox words for the device harness ---------------
+
+__global__ void philox_words_kernel(uint32_t *out, uint64_t nblocks, uint64_t j0, uint64_t seed,
+                                    uint32_t tensor_id, uint32_t stream) {
+    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride) {
+        zt_u32x4 w = zt_philox_block(seed, tensor_id, stream, j0 + t);
+        for (int k = 0; k < 4; k++) out[4 * t + k] = w.v[k];
+    }
+}
+
+// d_out(4·nblocks) = words of Philox blocks j0 … j0 + nblocks − 1. Returns 0 or a CUDA error.
+ZT_EXPORT int zt_cuda_debug_philox(uint32_t *d_out, uint64_t nblocks, uint64_t j0, uint64_t seed,
+                                   uint32_t tensor_id, uint32_t stream) {
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    if (!nblocks) return 0;
+    philox_words_kernel<<<zt_grid(c, (int64_t)nblocks, 256), 256, 0, c->stream>>>(d_out, nblocks, j0, seed,
+                                                                                  tensor_id, stream);
+    return zt_cuda_check(cudaGetLastError(), "debug_philox");
+}

@@ -1,0 +1,1448 @@
+// Device check of libzotune_cuda.so against the CPU reference kernels (Kernels/cpu/*.c, built with
+// gcc -O2 -ffp-contract=off here; GEMM and Newton–Schulz references are naive loops in double, so
+// no BLAS is needed). Run by bench/device/check.sh.
+//
+//   check LIB              full run on a GPU: every kernel vs the CPU, then timings and the
+//                          shadow-vs-in-place experiment; exit 1 on any failed check
+//   check --self-test LIB  no GPU needed: the library's table and ABI, clean no-device errors,
+//                          CPU-side references (Philox known answers, the CUDA stream kernels'
+//                          block code emulated on the CPU vs the CPU kernels, naive GEMM vs
+//                          OpenBLAS when present, Newton–Schulz properties), then a dry run of
+//                          every device check against a host "device" table (small sizes)
+//
+// Claims: Philox words, normals, perturb / restore_update / replay_step / perturbed_copy / fill_normal /
+// convert, add / mul / scale / relu / add_rows / copy_2d and embedding are bit-identical to the
+// CPU; the other kernels pass within the tolerances printed next to them.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "zt_backend_api.h"
+#include "zt_cpu.h"
+#include "zt_philox.h"
+
+// emulate.cpp: the CUDA stream kernels' block code run on the CPU. op as numerics.cuh's ZT_OP_*.
+enum { OP_PERTURB = 0, OP_UPDATE = 1, OP_COPY = 2, OP_FILL = 3, OP_CONVERT = 4, OP_REPLAY = 5 };
+int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
+                  uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay, float a1,
+                  float a2, int vec_mode);
+
+typedef int (*debug_philox_fn)(uint32_t *d_out, uint64_t nblocks, uint64_t j0, uint64_t seed, uint32_t tensor_id,
+                               uint32_t stream);
+
+// ---- Run state -------------------------------------------------------------------------------------
+
+static const zt_backend_api *G;     // table under test (CUDA, or the host table in a dry run)
+static debug_philox_fn g_philox;    // raw Philox words on the device
+static int g_fails, g_checks;
+static int g_dry;                   // dry run on the host table: small sizes, no meaningful timings
+
+// Sizes: full run (GPU) / dry run (host).
+static int64_t SZ(int64_t full, int64_t dry) { return g_dry ? dry : full; }
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "check: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+static void section(const char *name) { printf("\n== %s\n", name); }
+
+static void result(int ok, const char *name, const char *fmt, ...) {
+    char detail[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    g_checks++;
+    if (!ok) g_fails++;
+    printf("  %-44s %-4s %s\n", name, ok ? "ok" : "FAIL", detail);
+    fflush(stdout);
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// ---- Device helpers (abort on error: a failing allocation or copy is not a numerics result) ------
+
+static void dcheck(int rc, const char *what) {
+    if (rc) die("%s failed (code %d): %s", what, rc, G->last_error());
+}
+static void *dalloc(size_t bytes) {
+    void *p = NULL;
+    dcheck(G->malloc(&p, bytes), "malloc");
+    return p;
+}
+static void dfree(void *p) { dcheck(G->free(p), "free"); }
+static void h2d(void *d, const void *h, size_t bytes) { dcheck(G->memcpy_h2d(d, h, bytes), "memcpy_h2d"); }
+static void d2h(void *h, const void *d, size_t bytes) { dcheck(G->memcpy_d2h(h, d, bytes), "memcpy_d2h"); }
+static void dsync(const char *what) { dcheck(G->synchronize(), what); }
+// Poison: every byte 0xFF (NaN in f32, NaN in f16/bf16), so unwritten outputs never pass.
+static void dpoison(void *d, size_t bytes) { dcheck(G->memset(d, 0xFF, bytes), "memset"); }
+static void *hmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) die("out of host memory (%zu bytes)", bytes);
+    return p;
+}
+
+// ---- Random inputs (splitmix64) ---------------------------------------------------------------------
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd64(void) {
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static double rnd_unit(void) { return (double)((rnd64() >> 11) + 1) * 0x1p-53; }  // (0, 1]
+static float rnd_normal(void) { return (float)(sqrt(-2.0 * log(rnd_unit())) * cos(6.283185307179586 * rnd_unit())); }
+static void fill_normal_host(float *x, int64_t n, float scale, float offset) {
+    for (int64_t i = 0; i < n; i++) x[i] = offset + scale * rnd_normal();
+}
+// Storage-dtype buffer of n random values (f32 math values rounded to the dtype).
+static void *random_storage(zt_dtype dt, int64_t n, float scale) {
+    void *p = hmalloc((size_t)n * (size_t)zt_dtype_size(dt));
+    for (int64_t i = 0; i < n; i++) {
+        float v = scale * rnd_normal();
+        if (dt == ZT_F32) ((float *)p)[i] = v;
+        else if (dt == ZT_BF16) ((uint16_t *)p)[i] = zt_f32_to_bf16(v);
+        else ((uint16_t *)p)[i] = zt_f32_to_f16(v);
+    }
+    return p;
+}
+
+static const char *dtname(zt_dtype d) { return d == ZT_F32 ? "f32" : d == ZT_BF16 ? "bf16" : d == ZT_F16 ? "f16" : "?"; }
+
+// ---- Comparisons ------------------------------------------------------------------------------------
+
+// Bit-identical element arrays (elem bytes each). Returns mismatch count; detail names the first.
+static int64_t diff_bits(const void *a, const void *b, int64_t n, int elem, char *detail, size_t len) {
+    const unsigned char *x = a, *y = b;
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(x + i * elem, y + i * elem, (size_t)elem) != 0) {
+            if (first < 0) first = i;
+            bad++;
+        }
+    if (bad) {
+        uint32_t u = 0, v = 0;
+        memcpy(&u, x + first * elem, (size_t)(elem < 4 ? elem : 4));
+        memcpy(&v, y + first * elem, (size_t)(elem < 4 ? elem : 4));
+        snprintf(detail, len, "%lld of %lld differ; first at %lld: device %08x cpu %08x", (long long)bad,
+                 (long long)n, (long long)first, u, v);
+    } else {
+        snprintf(detail, len, "bit-identical (%lld elements)", (long long)n);
+    }
+    return bad;
+}
+
+static void check_bits(const char *name, const void *dev, const void *cpu, int64_t n, int elem) {
+    char d[200];
+    result(diff_bits(dev, cpu, n, elem, d, sizeof d) == 0, name, "%s", d);
+}
+
+// |dev − ref| ≤ atol + rtol·|ref| everywhere, NaN only where ref is NaN.
+static void check_close(const char *name, const float *dev, const float *ref, int64_t n, double atol, double rtol) {
+    double worst = 0, max_abs = 0;
+    int64_t at = -1, nan_bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(ref[i]) || isnan(dev[i])) {
+            if (isnan(ref[i]) != isnan(dev[i])) {
+                nan_bad++;
+                if (at < 0) at = i;
+            }
+            continue;
+        }
+        if (isinf(ref[i]) || isinf(dev[i])) {
+            if (dev[i] != ref[i]) { nan_bad++; if (at < 0) at = i; }
+            continue;
+        }
+        double e = fabs((double)dev[i] - (double)ref[i]);
+        double r = e / (atol + rtol * fabs((double)ref[i]));
+        if (e > max_abs) max_abs = e;
+        if (r > worst) { worst = r; if (r > 1) at = at < 0 ? i : at; }
+    }
+    int ok = worst <= 1.0 && nan_bad == 0;
+    if (ok)
+        result(1, name, "max|err| %.2e (atol %.0e, rtol %.0e, n %lld)", max_abs, atol, rtol, (long long)n);
+    else
+        result(0, name, "max|err| %.2e (atol %.0e rtol %.0e); %lld NaN/inf mismatches; first bad %lld: dev %.9g ref %.9g",
+               max_abs, atol, rtol, (long long)nan_bad, (long long)at, at >= 0 ? dev[at] : 0.0, at >= 0 ? ref[at] : 0.0);
+}
+
+// ‖dev − ref‖_F / ‖ref‖_F against a double reference.
+static double rel_fro(const float *dev, const double *ref, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)dev[i] - ref[i];
+        num += e * e;
+        den += ref[i] * ref[i];
+        if (isnan(dev[i])) return INFINITY;
+    }
+    return sqrt(num) / (den > 0 ? sqrt(den) : 1.0);
+}
+
+// ---- Naive references: GEMM and Newton–Schulz in double ---------------------------------------------
+
+// Row-major C(M,N) = alpha·op(A)·op(B) + beta·C, as zt_sgemm, accumulated in double.
+static void gemm_ref(int ta, int tb, int64_t M, int64_t N, int64_t K, double alpha, const float *A, int64_t lda,
+                     const float *B, int64_t ldb, double beta, const float *C0, int64_t ldc, double *C) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double a = ta ? A[k * lda + i] : A[i * lda + k];
+                double b = tb ? B[j * ldb + k] : B[k * ldb + j];
+                s += a * b;
+            }
+            C[i * ldc + j] = alpha * s + (beta != 0 ? beta * (double)C0[i * ldc + j] : 0.0);
+        }
+}
+
+// zt_sgemm for Kernels/cpu/newton_schulz.c (linked in as an f32 CPU reference): naive, double
+// accumulation, so the harness needs no BLAS.
+void zt_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+              const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++)
+                s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (double)(tb ? B[j * ldb + k] : B[k * ldb + j]);
+            C[i * ldc + j] = (float)((double)alpha * s + (beta != 0 ? (double)beta * C[i * ldc + j] : 0.0));
+        }
+}
+
+static void dgemm_nn(int64_t M, int64_t N, int64_t K, const double *A, const double *B, double *C) {
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < N; j++) C[i * N + j] = 0;
+        for (int64_t k = 0; k < K; k++) {
+            const double a = A[i * K + k];
+            for (int64_t j = 0; j < N; j++) C[i * N + j] += a * B[k * N + j];
+        }
+    }
+}
+
+// ALGORITHMS.md §4 Newton–Schulz in double: out(rows, cols).
+static void ns_ref(const float *x, int64_t rows, int64_t cols, int steps, double *out) {
+    const int tr = rows > cols;
+    const int64_t r = tr ? cols : rows, c = tr ? rows : cols;
+    double *X = hmalloc(sizeof(double) * (size_t)(r * c)), *BX = hmalloc(sizeof(double) * (size_t)(r * c));
+    double *A = hmalloc(sizeof(double) * (size_t)(r * r)), *B = hmalloc(sizeof(double) * (size_t)(r * r));
+    double *Xt = hmalloc(sizeof(double) * (size_t)(r * c));
+    double ss = 0;
+    for (int64_t i = 0; i < rows * cols; i++) ss += (double)x[i] * x[i];
+    const double inv = 1.0 / (sqrt(ss) + 1e-7);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            double v = x[i * cols + j] * inv;
+            if (tr) X[j * c + i] = v; else X[i * c + j] = v;
+        }
+    for (int s = 0; s < steps; s++) {
+        for (int64_t i = 0; i < r; i++)
+            for (int64_t j = 0; j < c; j++) Xt[j * r + i] = X[i * c + j];
+        dgemm_nn(r, r, c, X, Xt, A);                                            // A = X Xᵀ
+        dgemm_nn(r, r, r, A, A, B);                                             // A²
+        for (int64_t i = 0; i < r * r; i++) B[i] = -4.7750 * A[i] + 2.0315 * B[i];
+        dgemm_nn(r, c, r, B, X, BX);
+        for (int64_t i = 0; i < r * c; i++) X[i] = 3.4445 * X[i] + BX[i];
+    }
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) out[i * cols + j] = tr ? X[j * c + i] : X[i * c + j];
+    free(X); free(BX); free(A); free(B); free(Xt);
+}
+
+// ‖O Oᵀ − I‖_F / √r with O oriented so that r = min(rows, cols) (the NS fixed point is O Oᵀ = I).
+static double orth_error(const float *o, int64_t rows, int64_t cols) {
+    const int tr = rows > cols;
+    const int64_t r = tr ? cols : rows, c = tr ? rows : cols;
+    double e = 0;
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < r; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < c; k++) {
+                double a = tr ? o[k * cols + i] : o[i * cols + k];
+                double b = tr ? o[k * cols + j] : o[j * cols + k];
+                s += a * b;
+            }
+            s -= (i == j);
+            e += s * s;
+        }
+    return sqrt(e / (double)r);
+}
+
+// ---- The host "device" table (dry run): host memory, the CUDA stream kernels emulated on the CPU,
+// the CPU kernels for the rest, naive GEMM. Exercises every device check without a GPU. ------------
+
+static int host_count(int *n) { *n = 1; return 0; }
+static int host_set_device(int d) { return d == 0 ? 0 : 1; }
+static int host_name(int d, char *name, size_t len) { (void)d; snprintf(name, len, "host (dry run)"); return 0; }
+static int host_mem_info(size_t *f, size_t *t) { *f = 0; *t = 0; return 0; }
+static int host_malloc(void **p, size_t b) { *p = malloc(b ? b : 1); return *p ? 0 : 2; }
+static int host_free(void *p) { free(p); return 0; }
+static int host_copy(void *d, const void *s, size_t b) { memmove(d, s, b); return 0; }
+static int host_memset(void *p, int v, size_t b) { memset(p, v, b); return 0; }
+static int host_sync(void) { return 0; }
+static const char *host_last_error(void) { return ""; }
+static void emu_perturb(void *x, zt_dtype dt, int64_t n, uint64_t first, uint64_t seed, uint32_t tid, uint32_t st, float a) {
+    zt_emu_stream(OP_PERTURB, x, dt, x, dt, n, first, seed, tid, st, a, 0, 0, 0, 0, -1);
+}
+static void emu_update(void *x, zt_dtype dt, int64_t n, uint64_t first, uint64_t seed, uint32_t tid, uint32_t st,
+                       float restore, float step, float decay) {
+    zt_emu_stream(OP_UPDATE, x, dt, x, dt, n, first, seed, tid, st, restore, step, decay, 0, 0, -1);
+}
+static void emu_replay(void *x, zt_dtype dt, int64_t n, uint64_t first, uint64_t seed, uint32_t tid, uint32_t st,
+                       float a1, float a2, float restore, float step, float decay) {
+    zt_emu_stream(OP_REPLAY, x, dt, x, dt, n, first, seed, tid, st, restore, step, decay, a1, a2, -1);
+}
+static void emu_copy(void *out, zt_dtype odt, const void *src, zt_dtype sdt, int64_t n, uint64_t first, uint64_t seed,
+                     uint32_t tid, uint32_t st, float a) {
+    zt_emu_stream(OP_COPY, out, odt, src, sdt, n, first, seed, tid, st, a, 0, 0, 0, 0, -1);
+}
+static void emu_fill(void *out, zt_dtype dt, int64_t n, uint64_t first, uint64_t seed, uint32_t tid, uint32_t st, float s) {
+    zt_emu_stream(OP_FILL, out, dt, out, dt, n, first, seed, tid, st, s, 0, 0, 0, 0, -1);
+}
+static void emu_convert(void *dst, zt_dtype ddt, const void *src, zt_dtype sdt, int64_t n) {
+    zt_emu_stream(OP_CONVERT, dst, ddt, src, sdt, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1);
+}
+static int host_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    double *tmp = hmalloc(sizeof(double) * (size_t)(M * ldc));
+    gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tmp);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = (float)tmp[i * ldc + j];
+    free(tmp);
+    return 0;
+}
+static int host_sgemm_batched(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                              int64_t sa, const float *B, int64_t ldb, int64_t sb, float beta, float *C, int64_t ldc,
+                              int64_t sc, int64_t batch) {
+    for (int64_t i = 0; i < batch; i++) host_sgemm(ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
+    return 0;
+}
+static int host_ns(float *x, int64_t rows, int64_t cols, int steps, float *ws) {
+    zt_newton_schulz(x, rows, cols, steps, ws);  // the CPU kernel (f32, naive zt_sgemm above)
+    return 0;
+}
+static int host_debug_philox(uint32_t *out, uint64_t nblocks, uint64_t j0, uint64_t seed, uint32_t tid, uint32_t st) {
+    for (uint64_t t = 0; t < nblocks; t++) {
+        zt_u32x4 w = zt_philox_block(seed, tid, st, j0 + t);
+        memcpy(out + 4 * t, w.v, 16);
+    }
+    return 0;
+}
+
+static const zt_backend_api host_table = {
+    .abi_version = ZT_BACKEND_ABI_VERSION, .struct_size = sizeof(zt_backend_api),
+    .device_count = host_count, .set_device = host_set_device, .device_name = host_name, .mem_info = host_mem_info,
+    .malloc = host_malloc, .free = host_free, .memcpy_h2d = host_copy, .memcpy_d2h = host_copy,
+    .memcpy_d2d = host_copy, .memset = host_memset, .synchronize = host_sync, .last_error = host_last_error,
+    .perturb = emu_perturb, .restore_update = emu_update, .replay_step = emu_replay, .perturbed_copy = emu_copy, .fill_normal = emu_fill,
+    .convert = emu_convert, .add = zt_add, .mul = zt_mul, .scale = zt_scale, .add_rows = zt_add_rows,
+    .relu = zt_relu, .silu = zt_silu, .gelu_tanh = zt_gelu_tanh, .gelu_erf = zt_gelu_erf, .swiglu = zt_swiglu,
+    .softmax = zt_softmax, .log_softmax = zt_log_softmax, .token_logprobs = zt_token_logprobs,
+    .layernorm = zt_layernorm, .rmsnorm = zt_rmsnorm, .embedding = zt_embedding, .rope = zt_rope,
+    .attention = zt_attention, .copy_2d = zt_copy_2d, .sgemm = host_sgemm,
+    .sgemm_strided_batched = host_sgemm_batched, .newton_schulz = host_ns,
+};
+
+// ---- Table and ABI ----------------------------------------------------------------------------------
+
+#define TABLE_FIELDS(X)                                                                                  \
+    X(device_count) X(set_device) X(device_name) X(mem_info) X(malloc) X(free) X(memcpy_h2d) X(memcpy_d2h) \
+    X(memcpy_d2d) X(memset) X(synchronize) X(last_error) X(perturb) X(restore_update) X(replay_step)       \
+    X(perturbed_copy)                                                                                    \
+    X(fill_normal) X(convert) X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)  \
+    X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
+    X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz)
+
+static void check_table(const zt_backend_api *t) {
+    result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
+           "version %u (want %u), struct %u bytes (want %zu)", t->abi_version, ZT_BACKEND_ABI_VERSION, t->struct_size,
+           sizeof(zt_backend_api));
+    int fields = 0, missing = 0;
+    char names[512] = "";
+#define COUNT(f)                                                                                         \
+    fields++;                                                                                            \
+    if (!t->f) {                                                                                         \
+        missing++;                                                                                       \
+        strncat(names, " " #f, sizeof names - strlen(names) - 1);                                        \
+    }
+    TABLE_FIELDS(COUNT)
+#undef COUNT
+    // Every pointer of the struct is listed above (the struct is 2 uint32 + pointers).
+    const int in_struct = (int)((sizeof(zt_backend_api) - 8) / sizeof(void *));
+    result(missing == 0 && fields == in_struct, "table entries non-NULL", "%d of %d set%s%s", fields - missing,
+           in_struct, missing ? "; NULL:" : "", names);
+}
+
+// ---- CPU-side checks (no device) ---------------------------------------------------------------------
+
+// Random123's published known-answer vectors for philox4x32_10.
+static void check_philox_kat(void) {
+    static const struct { uint32_t ctr[4], key[2], out[4]; } kat[] = {
+        {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}},
+        {{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu}, {0xffffffffu, 0xffffffffu},
+         {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}},
+        {{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u}, {0xa4093822u, 0x299f31d0u},
+         {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}},
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
+        zt_u32x4 c;
+        memcpy(c.v, kat[i].ctr, 16);
+        zt_u32x4 w = zt_philox4x32_10(c, kat[i].key[0], kat[i].key[1]);
+        ok &= memcmp(w.v, kat[i].out, 16) == 0;
+    }
+    result(ok, "Philox4x32-10 known answers (Random123)", "3 vectors");
+}
+
+// The CUDA stream kernels' block code (emulated) vs the CPU kernels, every op, dtype, offset and
+// vector mode; src/x pointer offsets make head blocks, tails and misaligned vector bases.
+static void check_emulated_stream(void) {
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    const uint64_t firsts[5] = {0, 1, 3, 6, (1ull << 33) + 2};
+    const int64_t ns[4] = {1, 3, 70, 1031};
+    const uint64_t seed = 0xA5A5F00D12345678ull;
+    int64_t cases = 0, bad = 0;
+    char first_bad[200] = "";
+    for (int op = OP_PERTURB; op <= OP_REPLAY; op++)
+        for (int di = 0; di < 3; di++)
+            for (int si = 0; si < 3; si++) {
+                if (op != OP_COPY && op != OP_CONVERT && si != di) continue;
+                const zt_dtype dt = dts[di], sdt = dts[si];
+                for (int fi = 0; fi < 5; fi++)
+                    for (int ni = 0; ni < 4; ni++)
+                        for (int off = 0; off < 4; off++)
+                            for (int vm = -1; vm <= 1; vm++) {
+                                const int64_t n = ns[ni];
+                                const uint64_t first = op == OP_CONVERT ? 0 : firsts[fi];
+                                if (op == OP_CONVERT && fi) continue;
+                                const size_t ds = (size_t)zt_dtype_size(dt), ss = (size_t)zt_dtype_size(sdt);
+                                char *src = random_storage(sdt, n + 4, 1.5f);
+                                char *a = hmalloc((n + 4) * ds), *b = hmalloc((n + 4) * ds);
+                                char *init = random_storage(dt, n + 4, 0.7f);
+                                memcpy(a, init, (n + 4) * ds);
+                                memcpy(b, init, (n + 4) * ds);
+                                void *xa = a + off * ds, *xb = b + off * ds;
+                                const void *s = src + off * ss;
+                                const float eps = 1e-3f, step = 3e-4f, decay = 1e-5f;
+                                // replay: a2 = 0 (one perturbation, as n-SPSA's last) on odd n
+                                const float a1 = 2 * eps, a2 = (n & 1) ? 0.0f : -4 * eps;
+                                zt_emu_stream(op, xa, dt, s, sdt, n, first, seed, 77u, 1u, eps, step, decay, a1, a2, vm);
+                                switch (op) {
+                                case OP_PERTURB: zt_perturb(xb, dt, n, first, seed, 77u, 1u, eps); break;
+                                case OP_UPDATE: zt_restore_update(xb, dt, n, first, seed, 77u, 1u, eps, step, decay); break;
+                                case OP_COPY: zt_perturbed_copy(xb, dt, s, sdt, n, first, seed, 77u, 1u, eps); break;
+                                case OP_FILL: zt_fill_normal(xb, dt, n, first, seed, 77u, 1u, eps); break;
+                                case OP_REPLAY: zt_replay_step(xb, dt, n, first, seed, 77u, 1u, a1, a2, eps, step, decay); break;
+                                default: zt_convert(xb, dt, s, sdt, n); break;
+                                }
+                                cases++;
+                                // Whole buffers: also catches writes outside [off, off + n).
+                                if (memcmp(a, b, (n + 4) * ds) != 0) {
+                                    if (!bad)
+                                        snprintf(first_bad, sizeof first_bad, "op %d %s<-%s first %llu n %lld off %d vec %d",
+                                                 op, dtname(dt), dtname(sdt), (unsigned long long)first, (long long)n, off, vm);
+                                    bad++;
+                                }
+                                free(src); free(a); free(b); free(init);
+                            }
+            }
+    result(bad == 0, "emulated CUDA stream blocks vs CPU kernels", "%lld of %lld cases differ%s%s", (long long)bad,
+           (long long)cases, bad ? "; first: " : " (bit-identical)", first_bad);
+}
+
+// Conversions of the CUDA code (emulated) on every 16-bit pattern and on special/random f32 values.
+static void check_emulated_convert(void) {
+    uint16_t *h = hmalloc(65536 * 2), *o16a = hmalloc(65536 * 2), *o16b = hmalloc(65536 * 2);
+    float *fa = hmalloc(65536 * 4), *fb = hmalloc(65536 * 4);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    int64_t bad = 0;
+    const zt_dtype d16[2] = {ZT_BF16, ZT_F16};
+    for (int k = 0; k < 2; k++) {
+        zt_emu_stream(OP_CONVERT, fa, ZT_F32, h, d16[k], 65536, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1);
+        zt_convert(fb, ZT_F32, h, d16[k], 65536);
+        bad += memcmp(fa, fb, 65536 * 4) != 0;
+        zt_emu_stream(OP_CONVERT, o16a, d16[1 - k], h, d16[k], 65536, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1);
+        zt_convert(o16b, d16[1 - k], h, d16[k], 65536);
+        bad += memcmp(o16a, o16b, 65536 * 2) != 0;
+    }
+    const int64_t n = 1 << 20;
+    uint32_t *bits = hmalloc(n * 4);
+    uint16_t *ra = hmalloc(n * 2), *rb = hmalloc(n * 2);
+    static const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 65504.0f, 65519.99f, 65520.0f, 1e-8f,
+                                     2.98e-8f, 5.96e-8f, 6.1e-5f, 1e-40f, 3.4e38f, 1.00390625f, 1.01171875f};
+    for (int64_t i = 0; i < n; i++) bits[i] = (uint32_t)rnd64();
+    memcpy(bits, specials, sizeof specials);
+    for (int k = 0; k < 2; k++) {
+        zt_emu_stream(OP_CONVERT, ra, d16[k], bits, ZT_F32, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1);
+        zt_convert(rb, d16[k], bits, ZT_F32, n);
+        bad += memcmp(ra, rb, n * 2) != 0;
+    }
+    result(bad == 0, "emulated CUDA conversions vs CPU", "all 2^16 f16/bf16 patterns, 2^20 f32 patterns: %s",
+           bad ? "DIFFER" : "bit-identical");
+    free(h); free(o16a); free(o16b); free(fa); free(fb); free(bits); free(ra); free(rb);
+}
+
+// The CPU references agree with themselves: chunked == whole, moments of z, copy == perturb.
+static void check_reference_consistency(void) {
+    const int64_t n = 1 << 24;  // 16M
+    float *whole = hmalloc(n * 4), *chunks = hmalloc(n * 4);
+    const uint64_t first = (1ull << 32) + 1, seed = 42;
+    zt_fill_normal(whole, ZT_F32, n, first, seed, 5, 0, 1.0f);
+    const int64_t cuts[] = {0, 1, 3, 4, 1000003, 5000000, n};
+    for (int c = 0; c + 1 < (int)(sizeof cuts / sizeof cuts[0]); c++)
+        zt_fill_normal(chunks + cuts[c], ZT_F32, cuts[c + 1] - cuts[c], first + (uint64_t)cuts[c], seed, 5, 0, 1.0f);
+    result(memcmp(whole, chunks, n * 4) == 0, "CPU fill_normal: chunks == whole (16M)", "");
+    double m = 0, v = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        m += whole[i];
+        v += (double)whole[i] * whole[i];
+        if (fabs(whole[i]) > mx) mx = fabs(whole[i]);
+    }
+    m /= (double)n;
+    v = v / (double)n - m * m;
+    result(fabs(m) < 1.5e-3 && fabs(v - 1) < 3e-3 && mx <= 5.78, "CPU z moments (16M)", "mean %.2e var %.6f max|z| %.3f",
+           m, v, mx);
+    // perturbed_copy(src) == perturb(copy of src), f32 and bf16
+    int ok = 1;
+    for (int k = 0; k < 2; k++) {
+        const zt_dtype dt = k ? ZT_BF16 : ZT_F32;
+        const int64_t m2 = 100003;
+        void *src = random_storage(dt, m2, 0.02f);
+        void *a = hmalloc(m2 * 4), *b = hmalloc(m2 * 4);
+        memcpy(a, src, m2 * (size_t)zt_dtype_size(dt));
+        zt_perturb(a, dt, m2, 9, seed, 3, 0, 1e-3f);
+        zt_perturbed_copy(b, dt, src, dt, m2, 9, seed, 3, 0, 1e-3f);
+        ok &= memcmp(a, b, m2 * (size_t)zt_dtype_size(dt)) == 0;
+        free(src); free(a); free(b);
+    }
+    result(ok, "CPU perturbed_copy == perturb on a copy", "f32, bf16");
+    free(whole);
+    free(chunks);
+}
+
+// Naive GEMM reference vs OpenBLAS (when libopenblas is present): validates the reference's
+// row-major / transpose / leading-dimension conventions that the device checks rely on.
+typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float,
+                               float *, int);
+static void check_gemm_reference(void) {
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) lib = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+    cblas_sgemm_fn sg = lib ? (cblas_sgemm_fn)dlsym(lib, "cblas_sgemm") : NULL;
+    if (!sg) {
+        printf("  %-44s %-4s %s\n", "naive GEMM vs OpenBLAS", "skip", "libopenblas not found");
+        return;
+    }
+    double worst = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            const int M = 37, N = 29, K = 53, lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+            float *A = hmalloc(4 * (size_t)lda * (ta ? K : M)), *B = hmalloc(4 * (size_t)ldb * (tb ? N : K));
+            float *C = hmalloc(4 * (size_t)ldc * M), *C0 = hmalloc(4 * (size_t)ldc * M);
+            double *R = hmalloc(8 * (size_t)ldc * M);
+            fill_normal_host(A, (int64_t)lda * (ta ? K : M), 1, 0);
+            fill_normal_host(B, (int64_t)ldb * (tb ? N : K), 1, 0);
+            fill_normal_host(C0, (int64_t)ldc * M, 1, 0);
+            memcpy(C, C0, 4 * (size_t)ldc * M);
+            // CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112
+            sg(101, ta ? 112 : 111, tb ? 112 : 111, M, N, K, 0.7f, A, lda, B, ldb, 0.3f, C, ldc);
+            gemm_ref(ta, tb, M, N, K, 0.7, A, lda, B, ldb, 0.3, C0, ldc, R);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double e = fabs(C[i * ldc + j] - R[i * ldc + j]) / (1 + fabs(R[i * ldc + j]));
+                    if (e > worst) worst = e;
+                }
+            free(A); free(B); free(C); free(C0); free(R);
+        }
+    result(worst < 1e-5, "naive GEMM vs OpenBLAS (4 transposes, ld pad)", "max rel err %.2e", worst);
+}
+
+static void check_ns_reference(void) {
+    const int64_t r = 64, c = 256;
+    float *x = hmalloc(4 * r * c), *xt = hmalloc(4 * r * c), *o = hmalloc(4 * r * c);
+    double *a = hmalloc(8 * r * c), *b = hmalloc(8 * r * c);
+    fill_normal_host(x, r * c, 1, 0);
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < c; j++) xt[j * r + i] = x[i * c + j];
+    ns_ref(x, r, c, 5, a);
+    ns_ref(xt, c, r, 5, b);
+    double asym = 0;
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < c; j++) asym = fmax(asym, fabs(a[i * c + j] - b[j * r + i]));
+    for (int64_t i = 0; i < r * c; i++) o[i] = (float)a[i];
+    const double orth = orth_error(o, r, c);
+    // ‖x‖² is summed in another order for xᵀ: equal up to double rounding
+    result(asym < 1e-12 && orth < 0.6, "naive Newton-Schulz reference",
+           "|NS(x^T) - NS(x)^T| %.1e; |OO^T-I|_F/sqrt(r) %.3f (64x256)", asym, orth);
+    free(x); free(xt); free(o); free(a); free(b);
+}
+
+// ---- Device checks -----------------------------------------------------------------------------------
+
+static void dev_philox(void) {
+    section("Philox stream (bit-identical)");
+    const uint64_t nb = (uint64_t)SZ(1 << 22, 1 << 14), j0 = (1ull << 33) + 5, seed = 0x0123456789ABCDEFull;
+    uint32_t *d = dalloc(nb * 16), *hg = hmalloc(nb * 16), *hc = hmalloc(nb * 16);
+    dcheck(g_philox(d, nb, j0, seed, 0xDEADBEEFu, 1), "debug_philox");
+    d2h(hg, d, nb * 16);
+    for (uint64_t t = 0; t < nb; t++) {
+        zt_u32x4 w = zt_philox_block(seed, 0xDEADBEEFu, 1, j0 + t);
+        memcpy(hc + 4 * t, w.v, 16);
+    }
+    char name[96];
+    snprintf(name, sizeof name, "Philox words, %llu blocks at j0 = 2^33+5", (unsigned long long)nb);
+    check_bits(name, hg, hc, (int64_t)nb * 4, 4);
+    dfree(d);
+    free(hg);
+    free(hc);
+
+    // fill_normal f32 over ≥ 16M elements at first ≡ 1 (mod 4), whole and in misaligned chunks.
+    const int64_t n = SZ((1 << 24) + 3, (1 << 16) + 3);
+    const uint64_t first = (1ull << 32) + 1;
+    float *dz = dalloc(n * 4), *gz = hmalloc(n * 4), *cz = hmalloc(n * 4);
+    dpoison(dz, n * 4);
+    G->fill_normal(dz, ZT_F32, n, first, seed, 1234u, 0, 1.0f);
+    d2h(gz, dz, n * 4);
+    zt_fill_normal(cz, ZT_F32, n, first, seed, 1234u, 0, 1.0f);
+    snprintf(name, sizeof name, "fill_normal f32 n=%lld first≡1 mod 4", (long long)n);
+    check_bits(name, gz, cz, n, 4);
+    dpoison(dz, n * 4);
+    const int64_t cuts[] = {0, 1, 3, 6, 1001, n / 3, n / 2 + 1, n};
+    for (int c = 0; c + 1 < (int)(sizeof cuts / sizeof cuts[0]); c++)
+        G->fill_normal(dz + cuts[c], ZT_F32, cuts[c + 1] - cuts[c], first + (uint64_t)cuts[c], seed, 1234u, 0, 1.0f);
+    d2h(gz, dz, n * 4);
+    check_bits("fill_normal f32 in 7 misaligned chunks", gz, cz, n, 4);
+    dfree(dz);
+    free(gz);
+    free(cz);
+
+    const int64_t m = SZ(1 << 20, 1 << 12) + 1;
+    for (int k = 0; k < 2; k++) {
+        const zt_dtype dt = k ? ZT_F16 : ZT_BF16;
+        uint16_t *d16 = dalloc(m * 2), *g16 = hmalloc(m * 2), *c16 = hmalloc(m * 2);
+        dpoison(d16, m * 2);
+        G->fill_normal(d16, dt, m, 7, seed, 99u, 1, 0.02f);
+        d2h(g16, d16, m * 2);
+        zt_fill_normal(c16, dt, m, 7, seed, 99u, 1, 0.02f);
+        snprintf(name, sizeof name, "fill_normal %s scale 0.02", dtname(dt));
+        check_bits(name, g16, c16, m, 2);
+        dfree(d16);
+        free(g16);
+        free(c16);
+    }
+}
+
+// perturb / restore_update / perturbed_copy on device vs CPU, per dtype, at offsets where the device
+// takes the vector path (pointer offset ≡ first mod 4) and where it cannot.
+static void dev_stream_ops(void) {
+    section("perturb / restore_update / replay_step / perturbed_copy (bit-identical)");
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    const struct { uint64_t first; int off; const char *what; } at[] = {
+        {0, 0, "first 0"},
+        {3, 3, "first 3, vector"},
+        {3, 0, "first 3, scalar"},
+        {(1ull << 33) + 2, 1, "first 2^33+2, scalar"},
+        {(1ull << 40) + 1, 1, "first 2^40+1, vector"},
+    };
+    const int64_t n = SZ((1 << 20) + 5, 4099);
+    const uint64_t seed = 0xFEEDFACECAFEBEEFull;
+    char name[128];
+    for (int di = 0; di < 3; di++) {
+        const zt_dtype dt = dts[di];
+        const size_t es = (size_t)zt_dtype_size(dt);
+        for (size_t ai = 0; ai < sizeof at / sizeof at[0]; ai++) {
+            void *h0 = random_storage(dt, n, 0.05f);
+            char *hc = hmalloc(n * es), *hg = hmalloc(n * es);
+            char *d = dalloc((n + 4) * es);
+            void *dx = d + at[ai].off * es;
+            // perturb(+ε), perturb(−2ε), restore_update: one MeZO step
+            h2d(dx, h0, n * es);
+            memcpy(hc, h0, n * es);
+            G->perturb(dx, dt, n, at[ai].first, seed, 11u, 0, 1e-3f);
+            zt_perturb(hc, dt, n, at[ai].first, seed, 11u, 0, 1e-3f);
+            d2h(hg, dx, n * es);
+            snprintf(name, sizeof name, "perturb %s %s", dtname(dt), at[ai].what);
+            check_bits(name, hg, hc, n, (int)es);
+            G->perturb(dx, dt, n, at[ai].first, seed, 11u, 0, -2e-3f);
+            zt_perturb(hc, dt, n, at[ai].first, seed, 11u, 0, -2e-3f);
+            G->restore_update(dx, dt, n, at[ai].first, seed, 11u, 0, 1e-3f, 2.5e-4f, 1e-6f);
+            zt_restore_update(hc, dt, n, at[ai].first, seed, 11u, 0, 1e-3f, 2.5e-4f, 1e-6f);
+            d2h(hg, dx, n * es);
+            snprintf(name, sizeof name, "perturb(-2e)+restore_update %s %s", dtname(dt), at[ai].what);
+            check_bits(name, hg, hc, n, (int)es);
+            // replay_step: the same step fused (and a one-perturbation variant, a2 = 0)
+            G->replay_step(dx, dt, n, at[ai].first, seed, 13u, 0, 1e-3f, -2e-3f, 1e-3f, 2.5e-4f, 1e-6f);
+            zt_replay_step(hc, dt, n, at[ai].first, seed, 13u, 0, 1e-3f, -2e-3f, 1e-3f, 2.5e-4f, 1e-6f);
+            G->replay_step(dx, dt, n, at[ai].first, seed, 14u, 0, 1e-3f, 0.0f, -1e-3f, -2.5e-4f, 0.0f);
+            zt_replay_step(hc, dt, n, at[ai].first, seed, 14u, 0, 1e-3f, 0.0f, -1e-3f, -2.5e-4f, 0.0f);
+            d2h(hg, dx, n * es);
+            snprintf(name, sizeof name, "replay_step x2 %s %s", dtname(dt), at[ai].what);
+            check_bits(name, hg, hc, n, (int)es);
+            dfree(d);
+            free(h0); free(hc); free(hg);
+        }
+    }
+    // perturbed_copy: all 9 (out, src) dtype pairs, at a vector and a scalar offset.
+    int64_t bad_pairs = 0, pairs = 0;
+    char first_bad[320] = "";
+    for (int oi = 0; oi < 3; oi++)
+        for (int si = 0; si < 3; si++)
+            for (int ai = 1; ai <= 2; ai++) {
+                const zt_dtype odt = dts[oi], sdt = dts[si];
+                const size_t os = (size_t)zt_dtype_size(odt), ss = (size_t)zt_dtype_size(sdt);
+                void *h0 = random_storage(sdt, n, 0.05f);
+                char *hc = hmalloc(n * os), *hg = hmalloc(n * os);
+                char *ds = dalloc((n + 4) * ss), *dout = dalloc((n + 4) * os);
+                h2d(ds + at[ai].off * ss, h0, n * ss);
+                dpoison(dout, (n + 4) * os);
+                G->perturbed_copy(dout + at[ai].off * os, odt, ds + at[ai].off * ss, sdt, n, at[ai].first, seed, 12u, 0, 1e-3f);
+                zt_perturbed_copy(hc, odt, h0, sdt, n, at[ai].first, seed, 12u, 0, 1e-3f);
+                d2h(hg, dout + at[ai].off * os, n * os);
+                char d[200];
+                pairs++;
+                if (diff_bits(hg, hc, n, (int)os, d, sizeof d)) {
+                    if (!bad_pairs) snprintf(first_bad, sizeof first_bad, "%s<-%s %s: %s", dtname(odt), dtname(sdt), at[ai].what, d);
+                    bad_pairs++;
+                }
+                dfree(ds); dfree(dout);
+                free(h0); free(hc); free(hg);
+            }
+    result(bad_pairs == 0, "perturbed_copy, 9 dtype pairs x 2 offsets", "%lld of %lld differ%s%s", (long long)bad_pairs,
+           (long long)pairs, bad_pairs ? "; first: " : " (bit-identical)", first_bad);
+}
+
+static void dev_convert(void) {
+    section("convert (bit-identical)");
+    const zt_dtype d16[2] = {ZT_BF16, ZT_F16};
+    uint16_t *h = hmalloc(65536 * 2);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    void *ds = dalloc(65536 * 4 + 16), *dd = dalloc(65536 * 4 + 16);
+    float *gf = hmalloc(65536 * 4), *cf = hmalloc(65536 * 4);
+    uint16_t *g16 = hmalloc(65536 * 2), *c16 = hmalloc(65536 * 2);
+    char name[96];
+    for (int k = 0; k < 2; k++) {
+        h2d(ds, h, 65536 * 2);
+        dpoison(dd, 65536 * 4);
+        G->convert(dd, ZT_F32, ds, d16[k], 65536);
+        d2h(gf, dd, 65536 * 4);
+        zt_convert(cf, ZT_F32, h, d16[k], 65536);
+        snprintf(name, sizeof name, "convert %s -> f32, all 2^16 patterns", dtname(d16[k]));
+        check_bits(name, gf, cf, 65536, 4);
+        dpoison(dd, 65536 * 2);
+        G->convert(dd, d16[1 - k], ds, d16[k], 65536);
+        d2h(g16, dd, 65536 * 2);
+        zt_convert(c16, d16[1 - k], h, d16[k], 65536);
+        snprintf(name, sizeof name, "convert %s -> %s, all 2^16 patterns", dtname(d16[k]), dtname(d16[1 - k]));
+        check_bits(name, g16, c16, 65536, 2);
+    }
+    const int64_t n = SZ(1 << 22, 1 << 14) + 3;
+    uint32_t *bits = hmalloc(n * 4);
+    static const float specials[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 65504.0f, 65519.99f, 65520.0f, 1e-8f,
+                                     2.98e-8f, 5.96e-8f, 6.1e-5f, 1e-40f, 3.4e38f, 1.00390625f, 1.01171875f};
+    for (int64_t i = 0; i < n; i++) bits[i] = (uint32_t)rnd64();
+    memcpy(bits, specials, sizeof specials);
+    uint32_t *dbits = dalloc(n * 4 + 16);
+    uint16_t *dout = dalloc(n * 2 + 16), *go = hmalloc(n * 2), *co = hmalloc(n * 2);
+    for (int k = 0; k < 2; k++) {
+        h2d(dbits + 1, bits, n * 4);  // misaligned: the scalar path
+        dpoison(dout, n * 2);
+        G->convert(dout + 1, d16[k], dbits + 1, ZT_F32, n);
+        d2h(go, dout + 1, n * 2);
+        zt_convert(co, d16[k], bits, ZT_F32, n);
+        snprintf(name, sizeof name, "convert f32 -> %s, %lld random+special", dtname(d16[k]), (long long)n);
+        check_bits(name, go, co, n, 2);
+        h2d(dbits, bits, n * 4);  // aligned: the vector path
+        G->convert(dout, d16[k], dbits, ZT_F32, n);
+        d2h(go, dout, n * 2);
+        snprintf(name, sizeof name, "convert f32 -> %s, aligned", dtname(d16[k]));
+        check_bits(name, go, co, n, 2);
+    }
+    dfree(ds); dfree(dd); dfree(dbits); dfree(dout);
+    free(h); free(gf); free(cf); free(g16); free(c16); free(bits); free(go); free(co);
+}
+
+typedef void (*binary_fn)(float *, const float *, const float *, int64_t);
+typedef void (*unary_fn)(float *, const float *, int64_t);
+
+static void dev_elementwise(void) {
+    section("elementwise");
+    const int64_t n = SZ((1 << 20) + 3, 10007);
+    float *a = hmalloc(n * 4), *b = hmalloc(n * 4), *g = hmalloc(n * 4), *c = hmalloc(n * 4);
+    fill_normal_host(a, n, 4.0f, 0.0f);
+    fill_normal_host(b, n, 2.0f, 0.5f);
+    a[0] = NAN; a[1] = -INFINITY; a[2] = 1e-40f; a[3] = -100.0f; a[4] = 100.0f; a[5] = -0.0f;
+    float *da = dalloc(n * 4 + 16), *db = dalloc(n * 4 + 16), *dout = dalloc(n * 4 + 16);
+    h2d(da, a, n * 4);
+    h2d(db, b, n * 4);
+    struct { const char *name; binary_fn dev, cpu; } bins[] = {
+        {"add (exact)", G->add, zt_add}, {"mul (exact)", G->mul, zt_mul}};
+    for (int k = 0; k < 2; k++) {
+        dpoison(dout, n * 4);
+        bins[k].dev(dout, da, db, n);
+        d2h(g, dout, n * 4);
+        bins[k].cpu(c, a, b, n);
+        check_bits(bins[k].name, g, c, n, 4);
+    }
+    dpoison(dout, n * 4);
+    G->scale(dout, da, -0.37f, n);
+    d2h(g, dout, n * 4);
+    zt_scale(c, a, -0.37f, n);
+    check_bits("scale (exact)", g, c, n, 4);
+    // misaligned operands (scalar path) and in place: out = a + b with out == a
+    h2d(dout + 1, a, n * 4);
+    h2d(db + 1, b, n * 4);
+    G->add(dout + 1, dout + 1, db + 1, n);
+    d2h(g, dout + 1, n * 4);
+    zt_add(c, a, b, n);
+    check_bits("add in place, misaligned (exact)", g, c, n, 4);
+    struct { const char *name; unary_fn dev, cpu; double atol, rtol; } uns[] = {
+        {"relu (exact)", G->relu, zt_relu, 0, 0},
+        {"silu", G->silu, zt_silu, 1e-6, 1e-5},
+        {"gelu_tanh", G->gelu_tanh, zt_gelu_tanh, 2e-6, 1e-5},
+        {"gelu_erf", G->gelu_erf, zt_gelu_erf, 2e-6, 1e-5},
+    };
+    for (int k = 0; k < 4; k++) {
+        dpoison(dout, n * 4);
+        uns[k].dev(dout, da, n);
+        d2h(g, dout, n * 4);
+        uns[k].cpu(c, a, n);
+        if (k == 0) check_bits(uns[k].name, g, c, n, 4);
+        else check_close(uns[k].name, g, c, n, uns[k].atol, uns[k].rtol);
+    }
+    h2d(db, b, n * 4);
+    dpoison(dout, n * 4);
+    G->swiglu(dout, da, db, n);
+    d2h(g, dout, n * 4);
+    zt_swiglu(c, a, b, n);
+    check_close("swiglu", g, c, n, 2e-6, 1e-5);
+
+    // add_rows(rows 33, dim 1031), copy_2d with padded leading dimensions (padding must survive)
+    const int64_t rows = 33, dim = 1031;
+    float *x = hmalloc(rows * dim * 4), *bias = hmalloc(dim * 4);
+    fill_normal_host(x, rows * dim, 1, 0);
+    fill_normal_host(bias, dim, 1, 0);
+    float *dx = dalloc(rows * dim * 4), *dbias = dalloc(dim * 4);
+    h2d(dx, x, rows * dim * 4);
+    h2d(dbias, bias, dim * 4);
+    G->add_rows(dx, dbias, rows, dim);
+    float *gx = hmalloc(rows * dim * 4);
+    d2h(gx, dx, rows * dim * 4);
+    zt_add_rows(x, bias, rows, dim);
+    check_bits("add_rows 33x1031 (exact)", gx, x, rows * dim, 4);
+    const int64_t r2 = 77, cols = 100, lds = 130, ldd = 111;
+    float *src = hmalloc(r2 * lds * 4), *dst = hmalloc(r2 * ldd * 4), *gdst = hmalloc(r2 * ldd * 4);
+    fill_normal_host(src, r2 * lds, 1, 0);
+    fill_normal_host(dst, r2 * ldd, 1, 0);
+    float *dsrc = dalloc(r2 * lds * 4), *ddst = dalloc(r2 * ldd * 4);
+    h2d(dsrc, src, r2 * lds * 4);
+    h2d(ddst, dst, r2 * ldd * 4);
+    G->copy_2d(ddst, ldd, dsrc, lds, r2, cols);
+    d2h(gdst, ddst, r2 * ldd * 4);
+    zt_copy_2d(dst, ldd, src, lds, r2, cols);
+    check_bits("copy_2d 77x100 (ld 130 -> 111)", gdst, dst, r2 * ldd, 4);
+    dfree(da); dfree(db); dfree(dout); dfree(dx); dfree(dbias); dfree(dsrc); dfree(ddst);
+    free(a); free(b); free(g); free(c); free(x); free(bias); free(gx); free(src); free(dst); free(gdst);
+}
+
+static void dev_rows(void) {
+    section("rows (tolerance)");
+    const int64_t dims[] = {1, 7, 33, 1000, 4096, 50257};
+    const int64_t rows = 37;
+    char name[96];
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const int64_t dim = dims[di];
+        if (g_dry && dim > 4096) continue;
+        const int64_t n = rows * dim;
+        float *x = hmalloc(n * 4), *g = hmalloc(n * 4), *c = hmalloc(n * 4), *gam = hmalloc(dim * 4), *bet = hmalloc(dim * 4);
+        fill_normal_host(x, n, 3.0f, 0.0f);
+        fill_normal_host(gam, dim, 0.5f, 1.0f);
+        fill_normal_host(bet, dim, 0.5f, 0.0f);
+        float *dx = dalloc(n * 4), *dout = dalloc(n * 4), *dg = dalloc(dim * 4), *db = dalloc(dim * 4);
+        h2d(dx, x, n * 4);
+        h2d(dg, gam, dim * 4);
+        h2d(db, bet, dim * 4);
+
+        dpoison(dout, n * 4);
+        G->softmax(dout, dx, rows, dim);
+        d2h(g, dout, n * 4);
+        zt_softmax(c, x, rows, dim);
+        snprintf(name, sizeof name, "softmax %lldx%lld", (long long)rows, (long long)dim);
+        check_close(name, g, c, n, 1e-9, 1e-5);
+
+        dpoison(dout, n * 4);
+        G->log_softmax(dout, dx, rows, dim);
+        d2h(g, dout, n * 4);
+        zt_log_softmax(c, x, rows, dim);
+        snprintf(name, sizeof name, "log_softmax %lldx%lld", (long long)rows, (long long)dim);
+        check_close(name, g, c, n, 2e-5, 1e-6);
+
+        int32_t *tg = hmalloc(rows * 4);
+        for (int64_t r = 0; r < rows; r++) tg[r] = (int32_t)(rnd64() % (uint64_t)dim);
+        tg[0] = -1;
+        tg[1] = (int32_t)dim;  // out of range: 0
+        int32_t *dtg = dalloc(rows * 4);
+        float *dlp = dalloc(rows * 4);
+        h2d(dtg, tg, rows * 4);
+        dpoison(dlp, rows * 4);
+        G->token_logprobs(dlp, dx, dtg, rows, dim);
+        d2h(g, dlp, rows * 4);
+        zt_token_logprobs(c, x, tg, rows, dim);
+        snprintf(name, sizeof name, "token_logprobs %lldx%lld", (long long)rows, (long long)dim);
+        check_close(name, g, c, rows, 2e-5, 1e-6);
+
+        // layernorm on rows with a large common offset (the corrected two-pass statistics)
+        float *xo = hmalloc(n * 4);
+        for (int64_t i = 0; i < n; i++) xo[i] = x[i] + 100.0f;
+        h2d(dout, xo, n * 4);
+        G->layernorm(dout, dout, dg, db, rows, dim, 1e-5f);  // in place
+        d2h(g, dout, n * 4);
+        zt_layernorm(c, xo, gam, bet, rows, dim, 1e-5f);
+        snprintf(name, sizeof name, "layernorm %lldx%lld (+100 offset, in place)", (long long)rows, (long long)dim);
+        check_close(name, g, c, n, 2e-5, 2e-5);
+        dpoison(dout, n * 4);
+        G->layernorm(dout, dx, NULL, NULL, rows, dim, 1e-5f);
+        d2h(g, dout, n * 4);
+        zt_layernorm(c, x, NULL, NULL, rows, dim, 1e-5f);
+        snprintf(name, sizeof name, "layernorm %lldx%lld (no gamma/beta)", (long long)rows, (long long)dim);
+        check_close(name, g, c, n, 2e-5, 2e-5);
+
+        dpoison(dout, n * 4);
+        G->rmsnorm(dout, dx, dg, rows, dim, 1e-6f);
+        d2h(g, dout, n * 4);
+        zt_rmsnorm(c, x, gam, rows, dim, 1e-6f);
+        snprintf(name, sizeof name, "rmsnorm %lldx%lld", (long long)rows, (long long)dim);
+        check_close(name, g, c, n, 1e-6, 1e-5);
+
+        h2d(dout, x, n * 4);
+        G->softmax(dout, dout, rows, dim);  // in place
+        d2h(g, dout, n * 4);
+        zt_softmax(c, x, rows, dim);
+        snprintf(name, sizeof name, "softmax %lldx%lld in place", (long long)rows, (long long)dim);
+        check_close(name, g, c, n, 1e-9, 1e-5);
+
+        dfree(dx); dfree(dout); dfree(dg); dfree(db); dfree(dtg); dfree(dlp);
+        free(x); free(g); free(c); free(gam); free(bet); free(tg); free(xo);
+    }
+}
+
+static void dev_embedding(void) {
+    section("embedding (bit-identical)");
+    const int64_t vocab = 1000, dim = 67, n = 300;
+    int32_t *ids = hmalloc(n * 4);
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)(rnd64() % (uint64_t)vocab);
+    ids[3] = -1; ids[10] = (int32_t)vocab; ids[11] = 1 << 30; ids[50] = -7; ids[299] = (int32_t)vocab + 1;
+    const int64_t want_bad = 5;
+    int32_t *dids = dalloc(n * 4);
+    h2d(dids, ids, n * 4);
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    float *g = hmalloc(n * dim * 4), *c = hmalloc(n * dim * 4);
+    float *dout = dalloc(n * dim * 4);
+    char name[96];
+    for (int k = 0; k < 3; k++) {
+        void *table = random_storage(dts[k], vocab * dim, 1.0f);
+        void *dtab = dalloc(vocab * dim * (size_t)zt_dtype_size(dts[k]));
+        h2d(dtab, table, vocab * dim * (size_t)zt_dtype_size(dts[k]));
+        dpoison(dout, n * dim * 4);
+        int64_t gb = G->embedding(dout, dtab, dts[k], vocab, dim, dids, n);
+        d2h(g, dout, n * dim * 4);
+        int64_t cb = zt_embedding(c, table, dts[k], vocab, dim, ids, n);
+        char d[200];
+        int64_t bad = diff_bits(g, c, n * dim, 4, d, sizeof d);
+        snprintf(name, sizeof name, "embedding %s (300 ids, 5 bad)", dtname(dts[k]));
+        result(bad == 0 && gb == cb && gb == want_bad, name, "bad ids device %lld cpu %lld; %s", (long long)gb,
+               (long long)cb, d);
+        dfree(dtab);
+        free(table);
+    }
+    dfree(dids); dfree(dout);
+    free(ids); free(g); free(c);
+}
+
+static void dev_rope(void) {
+    section("rope (tolerance)");
+    const struct { int64_t n, heads, hd, rot; } cs[] = {{50, 6, 64, 32}, {37, 4, 128, 128}, {5, 2, 80, 64}};
+    char name[96];
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        const int64_t n = cs[k].n, heads = cs[k].heads, hd = cs[k].hd, half = cs[k].rot / 2, total = n * heads * hd;
+        float *x = hmalloc(total * 4), *g = hmalloc(total * 4), *inv = hmalloc(half * 4);
+        int32_t *pos = hmalloc(n * 4);
+        fill_normal_host(x, total, 1, 0);
+        for (int64_t i = 0; i < n; i++) pos[i] = (int32_t)(rnd64() % 8192);
+        pos[0] = 0;
+        for (int64_t i = 0; i < half; i++) inv[i] = (float)pow(10000.0, -2.0 * (double)i / (double)cs[k].rot);
+        float *dx = dalloc(total * 4), *dinv = dalloc(half * 4);
+        int32_t *dpos = dalloc(n * 4);
+        h2d(dx, x, total * 4);
+        h2d(dinv, inv, half * 4);
+        h2d(dpos, pos, n * 4);
+        G->rope(dx, dpos, n, heads, hd, cs[k].rot, dinv);
+        d2h(g, dx, total * 4);
+        zt_rope(x, pos, n, heads, hd, cs[k].rot, inv);
+        snprintf(name, sizeof name, "rope n %lld heads %lld hd %lld rot %lld", (long long)n, (long long)heads,
+                 (long long)hd, (long long)cs[k].rot);
+        check_close(name, g, x, total, 2e-6, 2e-5);
+        dfree(dx); dfree(dinv); dfree(dpos);
+        free(x); free(g); free(inv); free(pos);
+    }
+}
+
+static void dev_attention(void) {
+    section("attention (tolerance; both kernels where they apply)");
+    const struct { int64_t B, T, S, S_cap, Hq, Hkv, D; int mask; const char *what; } cs[] = {
+        {2, 5, 9, 12, 8, 2, 64, 2, "GQA 4:1, cache, a query with no key"},
+        {1, 200, 200, 200, 4, 4, 128, 0, "prefill, no mask"},
+        {2, 40, 100, 128, 8, 2, 80, 1, "GQA, cache, random mask, D 80"},
+        {1, 33, 70, 70, 2, 1, 256, 1, "D 256, MQA"},
+        {1, 17, 17, 17, 3, 1, 30, 1, "D 30 (not /4)"},
+        {3, 1, 300, 512, 8, 8, 128, 1, "decode, cache, mask"},
+        {1, 9, 20, 24, 2, 2, 320, 0, "D 320 (warp kernel only)"},
+    };
+    const char *modes[3] = {NULL, "tile", "warp"};
+    char name[128];
+    for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+        const int64_t B = cs[k].B, T = cs[k].T, S = cs[k].S, Sc = cs[k].S_cap, Hq = cs[k].Hq, Hkv = cs[k].Hkv, D = cs[k].D;
+        const int64_t nq = B * T * Hq * D, nkv = B * Sc * Hkv * D;
+        float *q = hmalloc(nq * 4), *kk = hmalloc(nkv * 4), *v = hmalloc(nkv * 4), *g = hmalloc(nq * 4), *c = hmalloc(nq * 4);
+        uint8_t *mask = hmalloc(B * Sc);
+        fill_normal_host(q, nq, 1, 0);
+        fill_normal_host(kk, nkv, 1, 0);
+        fill_normal_host(v, nkv, 1, 0);
+        for (int64_t i = 0; i < B * Sc; i++) mask[i] = cs[k].mask == 1 ? (rnd64() % 10 != 0) : 1;
+        if (cs[k].mask == 2) {  // batch 1: keys 0..5 masked, so its query 0 (key index S − T = 4) sees none
+            for (int64_t s = 0; s <= 5; s++) mask[1 * Sc + s] = 0;
+            mask[0] = 0;
+        }
+        float *dq = dalloc(nq * 4), *dk = dalloc(nkv * 4), *dv = dalloc(nkv * 4), *dout = dalloc(nq * 4);
+        uint8_t *dm = dalloc(B * Sc);
+        h2d(dq, q, nq * 4);
+        h2d(dk, kk, nkv * 4);
+        h2d(dv, v, nkv * 4);
+        h2d(dm, mask, B * Sc);
+        const float scale = 1.0f / sqrtf((float)D);
+        zt_attention(c, q, kk, v, cs[k].mask ? mask : NULL, B, T, S, Sc, Hq, Hkv, D, scale);
+        for (int mi = 0; mi < 3; mi++) {
+            if (mi == 1 && D > 256) continue;
+            if (modes[mi]) setenv("ZOTUNE_ATTN", modes[mi], 1); else unsetenv("ZOTUNE_ATTN");
+            dpoison(dout, nq * 4);
+            G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale);
+            d2h(g, dout, nq * 4);
+            snprintf(name, sizeof name, "%s [%s]", cs[k].what, modes[mi] ? modes[mi] : "auto");
+            check_close(name, g, c, nq, 1e-5, 1e-4);
+        }
+        unsetenv("ZOTUNE_ATTN");
+        dfree(dq); dfree(dk); dfree(dv); dfree(dout); dfree(dm);
+        free(q); free(kk); free(v); free(g); free(c); free(mask);
+    }
+}
+
+static void dev_gemm(int tf32) {
+    section(tf32 ? "GEMM, ZOTUNE_TF32=1 (tolerance)" : "GEMM f32 (tolerance)");
+    if (tf32) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
+    const double tol = tf32 ? 2e-3 : 1e-5;
+    const struct { int64_t M, N, K; } shapes[] = {{1, 1, 1}, {17, 33, 65}, {128, 96, 200}, {257, 255, 513}};
+    char name[128];
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int64_t M = shapes[si].M, N = shapes[si].N, K = shapes[si].K;
+                if (g_dry && M > 200) continue;
+                const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+                const int64_t na = lda * (ta ? K : M), nb = ldb * (tb ? N : K), nc = ldc * M;
+                float *A = hmalloc(na * 4), *B = hmalloc(nb * 4), *C = hmalloc(nc * 4), *g = hmalloc(nc * 4);
+                double *R = hmalloc(nc * 8);
+                fill_normal_host(A, na, 1, 0);
+                fill_normal_host(B, nb, 1, 0);
+                fill_normal_host(C, nc, 1, 0);
+                float *dA = dalloc(na * 4), *dB = dalloc(nb * 4), *dC = dalloc(nc * 4);
+                h2d(dA, A, na * 4);
+                h2d(dB, B, nb * 4);
+                h2d(dC, C, nc * 4);
+                int rc = G->sgemm(ta, tb, M, N, K, 0.7f, dA, lda, dB, ldb, 0.3f, dC, ldc);
+                d2h(g, dC, nc * 4);
+                gemm_ref(ta, tb, M, N, K, 0.7, A, lda, B, ldb, 0.3, C, ldc, R);
+                // padding columns of C (j ≥ N) must be untouched
+                double e = 0, den = 0;
+                int pad_ok = 1;
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < ldc; j++) {
+                        if (j >= N) { pad_ok &= memcmp(&g[i * ldc + j], &C[i * ldc + j], 4) == 0; continue; }
+                        double d = g[i * ldc + j] - R[i * ldc + j];
+                        e += d * d;
+                        den += R[i * ldc + j] * R[i * ldc + j];
+                    }
+                e = sqrt(e) / sqrt(den > 0 ? den : 1);
+                snprintf(name, sizeof name, "sgemm %c%c %lldx%lldx%lld", ta ? 'T' : 'N', tb ? 'T' : 'N', (long long)M,
+                         (long long)N, (long long)K);
+                result(rc == 0 && e <= tol && pad_ok, name, "rel err %.2e (tol %.0e)%s%s", e, tol,
+                       pad_ok ? "" : ", padding overwritten", rc ? G->last_error() : "");
+                dfree(dA); dfree(dB); dfree(dC);
+                free(A); free(B); free(C); free(g); free(R);
+            }
+    // strided batched, A broadcast (stride 0) and per-batch B, C; then both per batch
+    for (int bc = 0; bc < 2; bc++) {
+        const int64_t M = 31, N = 45, K = 27, batch = 5;
+        const int64_t sa = bc ? M * K : 0, sb = K * N + 7, sc = M * N + 3;
+        const int64_t na = bc ? sa * batch : M * K, nb = sb * batch, nc = sc * batch;
+        float *A = hmalloc(na * 4), *B = hmalloc(nb * 4), *C = hmalloc(nc * 4), *g = hmalloc(nc * 4);
+        double *R = hmalloc(nc * 8);
+        fill_normal_host(A, na, 1, 0);
+        fill_normal_host(B, nb, 1, 0);
+        fill_normal_host(C, nc, 1, 0);
+        for (int64_t i = 0; i < nc; i++) R[i] = C[i];
+        float *dA = dalloc(na * 4), *dB = dalloc(nb * 4), *dC = dalloc(nc * 4);
+        h2d(dA, A, na * 4);
+        h2d(dB, B, nb * 4);
+        h2d(dC, C, nc * 4);
+        int rc = G->sgemm_strided_batched(0, 1, M, N, K, 1.5f, dA, K, sa, dB, K, sb, -0.5f, dC, N, sc, batch);
+        d2h(g, dC, nc * 4);
+        for (int64_t i = 0; i < batch; i++)  // op(B) = Bᵀ: B stored (N, K), ld K
+            gemm_ref(0, 1, M, N, K, 1.5, A + i * sa, K, B + i * sb, K, -0.5, C + i * sc, N, R + i * sc);
+        double e = 0, den = 0;
+        for (int64_t i = 0; i < nc; i++) {
+            double d = g[i] - R[i];
+            e += d * d;
+            den += R[i] * R[i];
+        }
+        e = sqrt(e / den);
+        snprintf(name, sizeof name, "sgemm_strided_batched NT x5, A stride %s", bc ? "M*K" : "0");
+        result(rc == 0 && e <= tol, name, "rel err %.2e (tol %.0e)", e, tol);
+        dfree(dA); dfree(dB); dfree(dC);
+        free(A); free(B); free(C); free(g); free(R);
+    }
+    unsetenv("ZOTUNE_TF32");
+}
+
+static void dev_newton_schulz(int tf32) {
+    section(tf32 ? "Newton-Schulz, ZOTUNE_TF32=1" : "Newton-Schulz f32");
+    if (tf32) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
+    const double tol = tf32 ? 3e-2 : 1e-4;
+    const struct { int64_t r, c; } shapes[] = {{64, 256}, {256, 64}, {96, 96}, {1, 50}, {300, 129}};
+    char name[128];
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int64_t rows = shapes[k].r, cols = shapes[k].c, n = rows * cols;
+        float *x = hmalloc(n * 4), *g = hmalloc(n * 4);
+        double *ref = hmalloc(n * 8);
+        fill_normal_host(x, n, 0.3f, 0);
+        float *dx = dalloc(n * 4), *ws = dalloc((size_t)zt_newton_schulz_workspace(rows, cols) * 4);
+        h2d(dx, x, n * 4);
+        dpoison(ws, (size_t)zt_newton_schulz_workspace(rows, cols) * 4);
+        int rc = G->newton_schulz(dx, rows, cols, 5, ws);
+        d2h(g, dx, n * 4);
+        ns_ref(x, rows, cols, 5, ref);
+        const double e = rel_fro(g, ref, n);
+        // the CPU kernel (f32) as well, for information
+        float *xc = hmalloc(n * 4), *wc = hmalloc((size_t)zt_newton_schulz_workspace(rows, cols) * 4);
+        memcpy(xc, x, n * 4);
+        zt_newton_schulz(xc, rows, cols, 5, wc);
+        double ec = 0, dc = 0;
+        for (int64_t i = 0; i < n; i++) {
+            ec += ((double)g[i] - xc[i]) * ((double)g[i] - xc[i]);
+            dc += (double)xc[i] * xc[i];
+        }
+        ec = sqrt(ec / (dc > 0 ? dc : 1));
+        free(xc);
+        free(wc);
+        float *rf = hmalloc(n * 4);
+        for (int64_t i = 0; i < n; i++) rf[i] = (float)ref[i];
+        const double og = orth_error(g, rows, cols), orf = orth_error(rf, rows, cols);
+        // The quintic does not converge to OOᵀ = I: singular values end in a band around 1 (about
+        // 0.7 … 1.1), so RMS(σ² − 1) ≈ 0.37 is the expected value for inputs that reached the band.
+        const int rect = rows * 2 <= cols || cols * 2 <= rows;
+        snprintf(name, sizeof name, "newton_schulz %lldx%lld, 5 steps", (long long)rows, (long long)cols);
+        result(rc == 0 && e <= tol && fabs(og - orf) <= 10 * tol && (!rect || og < 0.6), name,
+               "vs double %.1e (tol %.0e), vs CPU f32 %.1e; |OO^T-I|/sqrt(r) %.3f (ref %.3f)", e, tol, ec, og, orf);
+        dfree(dx); dfree(ws);
+        free(x); free(g); free(ref); free(rf);
+    }
+    unsetenv("ZOTUNE_TF32");
+}
+
+// ---- Timings -------------------------------------------------------------------------------------------
+
+// Seconds per call of `body` (median of 5 timed batches of `iters` calls, after one warm-up batch).
+#define TIME_IT(out, iters, ...)                                                                     \
+    do {                                                                                             \
+        double ts_[5];                                                                               \
+        for (int w_ = 0; w_ < 6; w_++) {                                                             \
+            dsync("timing");                                                                         \
+            double t0_ = now();                                                                      \
+            for (int i_ = 0; i_ < (iters); i_++) { __VA_ARGS__; }                                         \
+            dsync("timing");                                                                         \
+            if (w_) ts_[w_ - 1] = (now() - t0_) / (iters);                                           \
+        }                                                                                            \
+        for (int a_ = 0; a_ < 5; a_++)                                                               \
+            for (int b_ = a_ + 1; b_ < 5; b_++)                                                      \
+                if (ts_[b_] < ts_[a_]) { double t_ = ts_[a_]; ts_[a_] = ts_[b_]; ts_[b_] = t_; }     \
+        (out) = ts_[2];                                                                              \
+    } while (0)
+
+static void dev_timings(void) {
+    section(g_dry ? "timings (dry run: host numbers, small sizes)" : "timings");
+    const int64_t n = SZ((int64_t)1 << 28, 1 << 20);  // 256M elements
+    const int it = g_dry ? 1 : 5;
+    char *a = dalloc(n * 4), *b = dalloc(n * 4);
+    dcheck(G->memset(a, 0, n * 4), "memset");
+    dcheck(G->memset(b, 0, n * 4), "memset");
+    G->fill_normal(a, ZT_F32, n, 0, 1, 1, 0, 0.02f);
+    double t;
+    TIME_IT(t, it, dcheck(G->memcpy_d2d(b, a, n * 4), "memcpy_d2d"));
+    const double copy_bw = 2.0 * n * 4 / t / 1e9;
+    printf("  %-34s %10s %10s %8s\n", "kernel (elements)", "ms", "GB/s", "of copy");
+    printf("  %-34s %10.3f %10.1f %7.0f%%\n", "cudaMemcpy d2d (f32, read+write)", t * 1e3, copy_bw, 100.0);
+    const zt_dtype dts[2] = {ZT_F32, ZT_BF16};
+    for (int k = 0; k < 2; k++) {
+        const zt_dtype dt = dts[k];
+        const double es = (double)zt_dtype_size(dt);
+        if (dt == ZT_BF16) G->convert(b, ZT_BF16, a, ZT_F32, n);
+        void *x = dt == ZT_F32 ? (void *)a : (void *)b;
+        char label[64];
+        uint64_t s = 100;
+        TIME_IT(t, it, G->perturb(x, dt, n, 0, s++, 3, 0, 1e-3f));
+        snprintf(label, sizeof label, "perturb %s", dtname(dt));
+        printf("  %-34s %10.3f %10.1f %7.0f%%\n", label, t * 1e3, 2 * es * n / t / 1e9, 100 * 2 * es * n / t / 1e9 / copy_bw);
+        TIME_IT(t, it, G->restore_update(x, dt, n, 0, s++, 3, 0, 1e-3f, 1e-4f, 1e-6f));
+        snprintf(label, sizeof label, "restore_update %s", dtname(dt));
+        printf("  %-34s %10.3f %10.1f %7.0f%%\n", label, t * 1e3, 2 * es * n / t / 1e9, 100 * 2 * es * n / t / 1e9 / copy_bw);
+        TIME_IT(t, it, G->fill_normal(x, dt, n, 0, s++, 3, 0, 1.0f));
+        snprintf(label, sizeof label, "fill_normal %s (write only)", dtname(dt));
+        printf("  %-34s %10.3f %10.1f %7.0f%%\n", label, t * 1e3, es * n / t / 1e9, 100 * es * n / t / 1e9 / copy_bw);
+    }
+    dfree(a);
+    dfree(b);
+
+    const int64_t gn = SZ(4096, 128);
+    float *A = dalloc(gn * gn * 4), *B = dalloc(gn * gn * 4), *C = dalloc(gn * gn * 4);
+    G->fill_normal(A, ZT_F32, gn * gn, 0, 5, 1, 0, 1.0f);
+    G->fill_normal(B, ZT_F32, gn * gn, 0, 6, 1, 0, 1.0f);
+    printf("  %-34s %10s %10s\n", "GEMM", "ms", "TFLOP/s");
+    for (int tf = 0; tf < 2; tf++) {
+        if (tf) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
+        TIME_IT(t, g_dry ? 1 : 10, dcheck(G->sgemm(0, 0, gn, gn, gn, 1.0f, A, gn, B, gn, 0.0f, C, gn), "sgemm"));
+        char label[64];
+        snprintf(label, sizeof label, "sgemm %lld^3 %s", (long long)gn, tf ? "TF32" : "f32");
+        printf("  %-34s %10.3f %10.1f\n", label, t * 1e3, 2.0 * gn * gn * gn / t / 1e12);
+    }
+    unsetenv("ZOTUNE_TF32");
+    dfree(A); dfree(B); dfree(C);
+}
+
+// Shadow vs in-place perturbation of bf16 weights (ALGORITHMS.md §3): bytes and time per step, and
+// the drift of W after 1000 perturb(+ε)/perturb(−2ε)/perturb(+ε) cycles.
+static void dev_shadow(void) {
+    section("shadow vs in-place perturbation (bf16)");
+    const int64_t n = SZ((int64_t)64 << 20, 1 << 16);
+    uint16_t *W = dalloc(n * 2), *Sc = dalloc(n * 2);
+    G->fill_normal(W, ZT_BF16, n, 0, 7, 1, 0, 0.02f);
+    const float eps = 1e-3f;
+    double t_in, t_sh;
+    uint64_t s = 1;
+    const int it = g_dry ? 1 : 10;
+    // in place: θ+εz, θ−2εz, restore+update: 3 read+write passes over W
+    TIME_IT(t_in, it, {
+        G->perturb(W, ZT_BF16, n, 0, s, 1, 0, eps);
+        G->perturb(W, ZT_BF16, n, 0, s, 1, 0, -2 * eps);
+        G->restore_update(W, ZT_BF16, n, 0, s, 1, 0, eps, 1e-6f, 0.0f);
+        s++;
+    });
+    // shadow: scratch = W ± εz (read W, write scratch) twice, then the update alone (read+write W)
+    TIME_IT(t_sh, it, {
+        G->perturbed_copy(Sc, ZT_BF16, W, ZT_BF16, n, 0, s, 1, 0, eps);
+        G->perturbed_copy(Sc, ZT_BF16, W, ZT_BF16, n, 0, s, 1, 0, -eps);
+        G->restore_update(W, ZT_BF16, n, 0, s, 1, 0, 0.0f, 1e-6f, 0.0f);
+        s++;
+    });
+    const double bytes = 3.0 * 4.0 * (double)n;  // each pass reads 2 and writes 2 bytes per element
+    printf("  %-22s %12s %12s %10s   (W: %lld bf16 elements; scratch: one matrix)\n", "mode", "MB/step", "ms/step",
+           "GB/s", (long long)n);
+    printf("  %-22s %12.1f %12.3f %10.1f\n", "in-place (3 passes)", bytes / 1e6, t_in * 1e3, bytes / t_in / 1e9);
+    printf("  %-22s %12.1f %12.3f %10.1f\n", "shadow (2 copies+upd)", bytes / 1e6, t_sh * 1e3, bytes / t_sh / 1e9);
+
+    // drift after 1000 cycles without update
+    const int64_t m = SZ(16 << 20, 1 << 14);
+    const int cycles = 1000;
+    uint16_t *W0 = hmalloc(m * 2), *W1 = hmalloc(m * 2);
+    G->fill_normal(W, ZT_BF16, m, 0, 8, 1, 0, 0.02f);
+    d2h(W0, W, m * 2);
+    double t0 = now();
+    for (int c = 0; c < cycles; c++) {
+        G->perturb(W, ZT_BF16, m, 0, 1000 + c, 1, 0, eps);
+        G->perturb(W, ZT_BF16, m, 0, 1000 + c, 1, 0, -2 * eps);
+        G->perturb(W, ZT_BF16, m, 0, 1000 + c, 1, 0, eps);
+    }
+    dsync("drift");
+    const double t_drift = now() - t0;
+    d2h(W1, W, m * 2);
+    int64_t changed = 0;
+    double max_d = 0, ss_d = 0, ss_w = 0;
+    for (int64_t i = 0; i < m; i++) {
+        const double w0 = zt_bf16_to_f32(W0[i]), w1 = zt_bf16_to_f32(W1[i]);
+        changed += W0[i] != W1[i];
+        max_d = fmax(max_d, fabs(w1 - w0));
+        ss_d += (w1 - w0) * (w1 - w0);
+        ss_w += w0 * w0;
+    }
+    printf("  in-place drift after %d cycles (+e,-2e,+e; e=%.0e) over %lld weights (%.2fs):\n", cycles, eps, (long long)m, t_drift);
+    printf("    %.1f%% of weights changed, max |dW| %.3e, rms(dW)/rms(W) %.3e\n", 100.0 * changed / m, max_d, sqrt(ss_d / ss_w));
+    result(changed > 0, "in-place bf16 drift is nonzero", "%lld of %lld weights moved", (long long)changed, (long long)m);
+
+    // same cycles in shadow mode: W is only read
+    d2h(W0, W, m * 2);
+    for (int c = 0; c < cycles; c++) {
+        G->perturbed_copy(Sc, ZT_BF16, W, ZT_BF16, m, 0, 2000 + c, 1, 0, eps);
+        G->perturbed_copy(Sc, ZT_BF16, W, ZT_BF16, m, 0, 2000 + c, 1, 0, -eps);
+    }
+    dsync("shadow drift");
+    d2h(W1, W, m * 2);
+    result(memcmp(W0, W1, m * 2) == 0, "shadow: W unchanged after 1000 cycles", "drift exactly 0");
+
+    // the in-place cycles on the device reproduce the CPU bit for bit (end-to-end determinism)
+    const int64_t k = 1 << 16;
+    uint16_t *hc = hmalloc(k * 2), *hg = hmalloc(k * 2);
+    G->fill_normal(W, ZT_BF16, k, 0, 9, 1, 0, 0.02f);
+    d2h(hc, W, k * 2);
+    for (int c = 0; c < (g_dry ? 20 : cycles); c++) {
+        const float sg[3] = {eps, -2 * eps, eps};
+        for (int p = 0; p < 3; p++) {
+            G->perturb(W, ZT_BF16, k, 0, 3000 + c, 1, 0, sg[p]);
+            zt_perturb(hc, ZT_BF16, k, 0, 3000 + c, 1, 0, sg[p]);
+        }
+    }
+    d2h(hg, W, k * 2);
+    check_bits("in-place cycles: device == CPU (65536 bf16)", hg, hc, k, 2);
+    dfree(W); dfree(Sc);
+    free(W0); free(W1); free(hc); free(hg);
+}
+
+static void run_device_checks(void) {
+    dev_philox();
+    dev_stream_ops();
+    dev_convert();
+    dev_elementwise();
+    dev_rows();
+    dev_embedding();
+    dev_rope();
+    dev_attention();
+    dev_gemm(0);
+    dev_gemm(1);
+    dev_newton_schulz(0);
+    dev_newton_schulz(1);
+    dev_timings();
+    dev_shadow();
+}
+
+// ---- main ------------------------------------------------------------------------------------------
+
+static void cpu_checks(void) {
+    section("CPU-side references");
+    check_philox_kat();
+    check_emulated_stream();
+    check_emulated_convert();
+    check_reference_consistency();
+    check_gemm_reference();
+    check_ns_reference();
+}
+
+static int finish(double t0) {
+    printf("\n%d checks, %d failed (%.1f s)\n", g_checks, g_fails, now() - t0);
+    return g_fails ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    const double t0 = now();
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int self_test = argc == 3 && strcmp(argv[1], "--self-test") == 0;
+    if (!(argc == 2 || self_test)) {
+        fprintf(stderr, "usage: %s [--self-test] path/to/libzotune_cuda.so\n", argv[0]);
+        return 2;
+    }
+    const char *lib_path = argv[argc - 1];
+
+    section("library");
+    void *lib = dlopen(lib_path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) die("cannot load %s: %s", lib_path, dlerror());
+    zt_cuda_get_api_fn get = (zt_cuda_get_api_fn)dlsym(lib, ZT_CUDA_ENTRY_POINT);
+    result(get != NULL, "exports " ZT_CUDA_ENTRY_POINT, "%s", lib_path);
+    if (!get) return finish(t0);
+    const zt_backend_api *cuda = get();
+    check_table(cuda);
+    g_philox = (debug_philox_fn)dlsym(lib, "zt_cuda_debug_philox");
+    result(g_philox != NULL, "exports zt_cuda_debug_philox", "");
+
+    int count = -1;
+    const int rc = cuda->device_count(&count);
+    const char *why = cuda->last_error();
+    if (self_test) {
+        if (rc != 0) {
+            result(rc == 35 || rc == 100, "device_count: no-device error", "code %d, count %d: %s", rc, count, why);
+            result(why && why[0] != 0 && count == 0, "last_error text", "\"%s\"", why);
+            const zt_backend_api *api = NULL;
+            int devices = -1;
+            char err[512];
+            int lr = zt_cuda_load(lib_path, &api, &devices, err, sizeof err);
+            result(lr == -1 && api == NULL && strncmp(err, "no CUDA device", 14) == 0, "zt_cuda_load refuses cleanly", "%s", err);
+            // Entry points fail cleanly (no crash) without a device.
+            void *p = (void *)1;
+            size_t f = 1, t = 1;
+            char nm[64];
+            int m1 = cuda->malloc(&p, 1024), m2 = cuda->mem_info(&f, &t), m3 = cuda->synchronize();
+            int m4 = cuda->device_name(0, nm, sizeof nm), m5 = cuda->memset((void *)0, 0, 16);
+            int m6 = cuda->sgemm(0, 0, 4, 4, 4, 1.0f, NULL, 4, NULL, 4, 0.0f, NULL, 4);
+            int m7 = cuda->newton_schulz(NULL, 4, 4, 5, NULL);
+            cuda->perturb(NULL, ZT_F32, 16, 0, 1, 1, 0, 1.0f);
+            cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f);
+            int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3);
+            result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1, "entry points fail cleanly without a GPU",
+                   "malloc %d, mem_info %d, synchronize %d, device_name %d, memset %d, sgemm %d, NS %d, embedding %lld",
+                   m1, m2, m3, m4, m5, m6, m7, (long long)e1);
+        } else {
+            printf("  a CUDA device is present (%d): run check.sh without --self-test for the device checks\n", count);
+        }
+        cpu_checks();
+        // Dry run of every device check on the host table.
+        printf("\n-- dry run of the device checks on the host table (emulated stream kernels, CPU kernels)\n");
+        G = &host_table;
+        g_philox = host_debug_philox;
+        g_dry = 1;
+        run_device_checks();
+        return finish(t0);
+    }
+
+    // Full run: through the Swift backend's loader.
+    const zt_backend_api *api = NULL;
+    int devices = 0;
+    char err[512];
+    if (zt_cuda_load(lib_path, &api, &devices, err, sizeof err) != 0) {
+        result(0, "zt_cuda_load", "%s", err);
+        return finish(t0);
+    }
+    G = api;
+    dcheck(G->set_device(0), "set_device");
+    char name[256];
+    size_t f = 0, t = 0;
+    dcheck(G->device_name(0, name, sizeof name), "device_name");
+    dcheck(G->mem_info(&f, &t), "mem_info");
+    printf("  device 0 of %d: %s, %.1f / %.1f GiB free\n", devices, name, f / 1073741824.0, t / 1073741824.0);
+    if (!g_philox) return finish(t0);
+    cpu_checks();
+    run_device_checks();
+    // the library reports kernel errors at synchronize; none may be pending
+    result(G->synchronize() == 0, "no pending device error", "%s", G->last_error());
+    return finish(t0);
+}

@@ -1,0 +1,74 @@
+// CPU emulation of the CUDA perturbation-stream kernels: the block function of
+// Kernels/cuda/numerics.cuh (the code each GPU thread runs per Philox block) compiled for the host
+// with g++ -ffp-contract=off, so the harness can check the kernels' head/tail/vector logic and
+// conversions against the CPU kernels bit for bit on a machine without a GPU.
+// Blocks run in reverse order: the result must not depend on which thread ran first.
+#include "numerics.cuh"
+
+extern "C" int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
+                             uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay,
+                             float a1, float a2, int vec_mode);
+
+template <int OP, int DT, int SDT>
+static void run(const zt_stream_args &g) {
+    const uint64_t nb = zt_stream_blocks(g.first, g.n);
+    for (uint64_t t = nb; t-- > 0;) zt_stream_block<OP, DT, SDT>(g, g.first / 4 + t);
+}
+
+template <int OP, int DT>
+static int by_src(const zt_stream_args &g, zt_dtype sdt) {
+    switch (sdt) {
+    case ZT_F32: run<OP, DT, ZT_F32>(g); return 0;
+    case ZT_BF16: run<OP, DT, ZT_BF16>(g); return 0;
+    case ZT_F16: run<OP, DT, ZT_F16>(g); return 0;
+    default: return -1;
+    }
+}
+
+template <int OP>
+static int by_dst(const zt_stream_args &g, zt_dtype dt, zt_dtype sdt) {
+    switch (dt) {
+    case ZT_F32: return by_src<OP, ZT_F32>(g, sdt);
+    case ZT_BF16: return by_src<OP, ZT_BF16>(g, sdt);
+    case ZT_F16: return by_src<OP, ZT_F16>(g, sdt);
+    default: return -1;
+    }
+}
+
+// As the CUDA launchers: op ZT_OP_*; src ignored for PERTURB/UPDATE/FILL/REPLAY (x is the source).
+// vec_mode −1: vector path when the pointers allow it (as the device decides); 0: never;
+// 1: always (host memcpy does not need alignment, so this runs the vector path on any offset).
+int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
+                  uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay, float a1,
+                  float a2, int vec_mode) {
+    if (n <= 0) return 0;
+    if (op == ZT_OP_CONVERT && dt == sdt) {  // the launcher copies (NaN payloads untouched)
+        memcpy(x, src, (size_t)n * (size_t)zt_dtype_size(dt));
+        return 0;
+    }
+    zt_stream_args g;
+    g.x = x;
+    g.src = (op == ZT_OP_COPY || op == ZT_OP_CONVERT) ? src : x;
+    if (op != ZT_OP_COPY && op != ZT_OP_CONVERT) sdt = dt;
+    g.n = n;
+    g.first = op == ZT_OP_CONVERT ? 0 : first;
+    g.seed = seed;
+    g.tensor_id = tensor_id;
+    g.stream = stream;
+    g.a = a;
+    g.step = step;
+    g.decay = decay;
+    g.a1 = a1;
+    g.a2 = a2;
+    const int64_t xs = zt_dtype_size(dt), ss = zt_dtype_size(sdt);
+    g.vec = vec_mode < 0 ? zt_stream_vec_ok(x, xs, g.src, ss, g.first) : vec_mode;
+    switch (op) {
+    case ZT_OP_PERTURB: return by_dst<ZT_OP_PERTURB>(g, dt, sdt);
+    case ZT_OP_UPDATE: return by_dst<ZT_OP_UPDATE>(g, dt, sdt);
+    case ZT_OP_COPY: return by_dst<ZT_OP_COPY>(g, dt, sdt);
+    case ZT_OP_FILL: return by_dst<ZT_OP_FILL>(g, dt, sdt);
+    case ZT_OP_CONVERT: return by_dst<ZT_OP_CONVERT>(g, dt, sdt);
+    case ZT_OP_REPLAY: return by_dst<ZT_OP_REPLAY>(g, dt, sdt);
+    default: return -1;
+    }
+}
