@@ -1,5 +1,6 @@
 // The CPU backend's function table: host memory plus the kernels of zt_cpu.h, so the Swift
 // backend drives the CPU and a CUDA device through the same entry points.
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,16 @@ static const zt_backend_api cpu_table = {
     .newton_schulz = cpu_newton_schulz,
 };
 
-const zt_backend_api *zt_cpu_api(void) { return &cpu_table; }
+const zt_backend_api *zt_cpu_api(void) {
+    // Activation buffers come and go every forward: keep blocks up to 32 MiB in the heap rather
+    // than fresh mmaps (each page-faulted and zeroed by the kernel again), and keep freed heap.
+#ifdef M_MMAP_THRESHOLD
+    static int tuned = 0;
+    if (!tuned) {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+        tuned = 1;
+    }
+#endif
+    return &cpu_table;
+}

@@ -60,9 +60,9 @@ public final class Scorer: @unchecked Sendable {
     /// Mean log-prob of each candidate's continuation, for every candidate of every example.
     /// Examples whose candidates share one prefix and are one token each (SST-2 style) cost one
     /// sequence: the prefix, read at its last position. The rest run as prefix + continuation.
-    /// Sequences are sorted by length before batching (less padding) and run `microBatch` at a
-    /// time to bound activation memory.
-    public func candidateScores(_ examples: [TaskExample], microBatch: Int = 32) throws -> [[Double]] {
+    /// Sequences are sorted by length and grouped into micro-batches of at most `tokenBudget`
+    /// padded tokens (and `microBatch` sequences): little padding, bounded activation memory.
+    public func candidateScores(_ examples: [TaskExample], microBatch: Int = 32, tokenBudget: Int = 512) throws -> [[Double]] {
         var scores = examples.map { [Double](repeating: 0, count: $0.candidates.count) }
         var single: [(example: Int, ids: [Int32], tokens: [Int32])] = []
         var multi: [(example: Int, candidate: Int, ids: [Int32], scored: Int)] = []
@@ -82,8 +82,8 @@ public final class Scorer: @unchecked Sendable {
         }
         let v = model.config.vocabSize
         single.sort { $0.ids.count < $1.ids.count }
-        for start in stride(from: 0, to: single.count, by: microBatch) {
-            let part = single[start..<min(single.count, start + microBatch)]
+        for range in Scorer.groups(single.map(\.ids.count), maxCount: microBatch, tokenBudget: tokenBudget) {
+            let part = single[range]
             let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
             let logits = model.backend.toHost(try model.lastLogits(batch))
             for (b, job) in part.enumerated() {
@@ -94,8 +94,8 @@ public final class Scorer: @unchecked Sendable {
             }
         }
         multi.sort { $0.ids.count < $1.ids.count }
-        for start in stride(from: 0, to: multi.count, by: microBatch) {
-            let part = Array(multi[start..<min(multi.count, start + microBatch)])
+        for range in Scorer.groups(multi.map(\.ids.count), maxCount: microBatch, tokenBudget: tokenBudget) {
+            let part = Array(multi[range])
             let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
             var targets = [Int32](repeating: -1, count: batch.tokenCount)
             for (b, s) in part.enumerated() {
@@ -111,6 +111,21 @@ public final class Scorer: @unchecked Sendable {
             }
         }
         return scores
+    }
+
+    /// Consecutive ranges of ascending `lengths` whose padded size (count × longest) stays within
+    /// the budget; a sequence longer than the budget goes alone.
+    static func groups(_ lengths: [Int], maxCount: Int, tokenBudget: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        var start = 0
+        for i in lengths.indices where i > start {
+            if (i - start + 1) * lengths[i] > tokenBudget || i - start >= maxCount {
+                out.append(start..<i)
+                start = i
+            }
+        }
+        if start < lengths.count { out.append(start..<lengths.count) }
+        return out
     }
 
     /// The objective on a minibatch of labelled examples.

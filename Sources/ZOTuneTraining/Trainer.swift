@@ -118,6 +118,12 @@ public final class Trainer: @unchecked Sendable {
     var metrics: [String] = []
     var best: (step: Int, dev: Double) = (0, -1)
     var devBefore = 0.0
+    /// Highest ledger total seen during training steps (evaluations excluded): what the memory
+    /// report compares with an inference-only forward of the same batch.
+    public private(set) var stepPeakBytes = 0
+    /// Highest ledger total of a single forward of a training minibatch (the first loss of each
+    /// step, measured on its own): the inference-only footprint of the same batches.
+    public private(set) var forwardPeakBytes = 0
 
     public init(model: CausalLM, tokenizer: any Tokenizer, splits: TaskSplits, options: TrainOptions, runDir: URL,
                 base: [String: Any]) throws {
@@ -136,7 +142,7 @@ public final class Trainer: @unchecked Sendable {
     public var metricsURL: URL { runDir.appendingPathComponent("metrics.jsonl") }
 
     /// Minibatch of step t: consecutive slices of a per-epoch permutation of the training set.
-    func batch(_ t: Int) -> [TaskExample] {
+    public func minibatch(_ t: Int) -> [TaskExample] {
         let n = splits.train.count, b = options.batchSize
         return (0..<b).map { i in
             let k = t * b + i
@@ -223,15 +229,23 @@ public final class Trainer: @unchecked Sendable {
         var lastDev = best.dev
         for t in start..<options.steps {
             let lr = options.schedule.lr(at: t)
-            let examples = batch(t)
+            let examples = minibatch(t)
             let result: (records: [ZORecord], loss: Double)
+            ledger.resetPeaks()
+            var calls = 0
             do {
-                result = try optimizer.step(t, runSeed: options.seed, lr: lr) { try scorer.score(examples, objective: options.objective).loss }
+                result = try optimizer.step(t, runSeed: options.seed, lr: lr) {
+                    let loss = try scorer.score(examples, objective: options.objective).loss
+                    calls += 1
+                    if calls == 1 { forwardPeakBytes = max(forwardPeakBytes, ledger.snapshot.total.peak) }
+                    return loss
+                }
             } catch let e as NonFiniteLoss {
                 try save(completed: t)
                 throw e
             }
             records += result.records
+            stepPeakBytes = max(stepPeakBytes, ledger.snapshot.total.peak)
             let done = t + 1
             var fields: [String: Any] = ["step": done, "loss": result.loss, "g": Double(result.records.last!.projectedGrad), "lr": Double(lr)]
             var dev: Double? = nil

@@ -105,16 +105,11 @@ struct Train: ParsableCommand {
             throw ValidationError("\(e.description). Trajectory and metrics in \(runDir.path) hold the last good step; rebuild it with `zotune replay`.")
         }
         progress.finish()
-        let zoPeak = backend.ledger.snapshot.total.peak
+        let zoPeak = trainer.stepPeakBytes
 
-        // Inference-only reference: a forward of the largest training batch, nothing perturbed.
-        backend.ledger.resetPeaks()
-        let scorer = Scorer(model: lm, tokenizer: tokenizer, maxLength: maxLength)
-        let inferenceBatches = stride(from: 0, to: min(splits.train.count, 8 * batchSize), by: batchSize).map {
-            Array(splits.train[$0..<min(splits.train.count, $0 + batchSize)])
-        }
-        for b in inferenceBatches { _ = try scorer.score(b, objective: obj) }
-        let inferencePeak = backend.ledger.snapshot.total.peak
+        // Inference-only reference: one forward of each training minibatch on its own (measured
+        // inside every step, before any second forward or update pass).
+        let inferencePeak = trainer.forwardPeakBytes
         let report = MemoryReport(zoPeakBytes: zoPeak, inferencePeakBytes: inferencePeak,
                                   foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: trainer.set.parameterCount,
                                                                         batch: batchSize * 2, seqLen: 64),
