@@ -15,22 +15,31 @@ struct MemoryCommand: ParsableCommand {
     var batchSize = 16
     @Option(name: .customLong("seq-len"), help: "Tokens per sequence.")
     var seqLen = 64
+    @Option(help: "What to run: both (default), or only inference / zo (one phase per process, to compare process RSS).")
+    var phase = "both"
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func run() throws {
+        guard ["both", "inference", "zo"].contains(phase) else { throw ValidationError("--phase must be both, inference or zo") }
         let backend = try device.backend(quiet: json)
         let file = try model.open()
         let lm = try file.load(on: backend, dtype: try model.weightDType())
         let batch = randomTokenBatch(batch: batchSize, length: seqLen, vocab: lm.config.vocabSize)
-        backend.ledger.resetPeaks()
-        _ = try languageModelLoss(lm, batch)
-        let inference = backend.ledger.snapshot.total.peak
+        var inference = 0, zo = 0
+        if phase != "zo" {
+            backend.ledger.resetPeaks()
+            _ = try languageModelLoss(lm, batch)
+            inference = backend.ledger.snapshot.total.peak
+        }
         let set = TrainableSet.full(lm)
-        let mezo = MeZO(set: set, options: MeZOOptions(), backend: backend)
-        backend.ledger.resetPeaks()
-        _ = try mezo.step(0, runSeed: 1, lr: 0) { try languageModelLoss(lm, batch) }
-        let zo = backend.ledger.snapshot.total.peak
+        if phase != "inference" {
+            let mezo = MeZO(set: set, options: MeZOOptions(), backend: backend)
+            backend.ledger.resetPeaks()
+            _ = try mezo.step(0, runSeed: 1, lr: 0) { try languageModelLoss(lm, batch) }
+            zo = backend.ledger.snapshot.total.peak
+        }
         let report = MemoryReport(zoPeakBytes: zo, inferencePeakBytes: inference,
                                   foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: set.parameterCount, batch: batchSize, seqLen: seqLen),
                                   weightBytes: lm.weights.bytes)
