@@ -3,6 +3,7 @@
 // so memory beyond the caller's is one tile of scores on the stack, whatever S and D are.
 #include "zt_cpu.h"
 #include "zt_threads.h"
+#include "fast_exp.h"
 
 #include <math.h>
 
@@ -60,13 +61,13 @@ static void attn_range(void *p, int64_t lo, int64_t hi) {
             }
             if (tmax == -INFINITY) continue;  // whole tile masked: nothing to add
             const float m_new = tmax > m ? tmax : m;
-            const float alpha = expf(m - m_new);  // 0 on the first allowed tile (m = −inf)
+            const float alpha = zt_exp(m - m_new);  // 0 on the first allowed tile (m = −inf)
             if (alpha != 1.0f)
                 for (int64_t d = 0; d < D; d++) acc[d] *= alpha;
             float lsum = 0.0f;
             for (int64_t j = 0; j < n; j++) {
                 if (score[j] == -INFINITY) continue;  // masked key
-                const float pj = expf(score[j] - m_new);
+                const float pj = zt_exp(score[j] - m_new);
                 lsum += pj;
                 const float *restrict vr = vb + (s0 + j) * kv_stride;
                 for (int64_t d = 0; d < D; d++) acc[d] += pj * vr[d];

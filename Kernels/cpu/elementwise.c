@@ -2,6 +2,7 @@
 // vectorizes the loops behind a runtime overlap check.
 #include "zt_cpu.h"
 #include "zt_threads.h"
+#include "fast_exp.h"
 
 #include <math.h>
 
@@ -48,7 +49,7 @@ static void relu_range(void *p, int64_t lo, int64_t hi) {
 }
 
 // x·σ(x) = x / (1 + e^−x): e^−x overflows to inf for x ≪ 0, giving −0 rather than NaN.
-static inline float silu1(float x) { return x / (1.0f + expf(-x)); }
+static inline float silu1(float x) { return x / (1.0f + zt_exp(-x)); }
 
 static void silu_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
