@@ -157,6 +157,13 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    /// Sequences and longest sequence (tokens) of step 0's forward: the shape the memory report's
+    /// first-order estimate is computed for.
+    public func firstBatchShape() -> (sequences: Int, length: Int) {
+        let cands = minibatch(0).flatMap(\.candidates)
+        return (cands.count, cands.map { scorer.sequence($0).ids.count }.max() ?? 1)
+    }
+
     public func evaluate(_ examples: [TaskExample]) throws -> Double {
         var correct = 0, total = 0
         for chunk in stride(from: 0, to: examples.count, by: 32) {

@@ -11,10 +11,7 @@ struct MemoryCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var device: DeviceOptions
-    @Option(name: .customLong("batch-size"), help: "Sequences per batch.")
-    var batchSize = 16
-    @Option(name: .customLong("seq-len"), help: "Tokens per sequence.")
-    var seqLen = 64
+    @OptionGroup var shape: BatchShapeOptions
     @Option(help: "What to run: both (default), or only inference / zo (one phase per process, to compare process RSS).")
     var phase = "both"
 
@@ -26,7 +23,7 @@ struct MemoryCommand: ParsableCommand {
         let backend = try device.backend(quiet: json)
         let file = try model.open()
         let lm = try file.load(on: backend, dtype: try model.weightDType())
-        let batch = randomTokenBatch(batch: batchSize, length: seqLen, vocab: lm.config.vocabSize)
+        let batch = shape.tokens(vocab: lm.config.vocabSize)
         var inference = 0, zo = 0
         if phase != "zo" {
             backend.ledger.resetPeaks()
@@ -41,15 +38,15 @@ struct MemoryCommand: ParsableCommand {
             zo = backend.ledger.snapshot.total.peak
         }
         let report = MemoryReport(zoPeakBytes: zo, inferencePeakBytes: inference,
-                                  foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: set.parameterCount, batch: batchSize, seqLen: seqLen),
+                                  foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: set.parameterCount, batch: shape.batchSize, seqLen: shape.seqLen),
                                   weightBytes: lm.weights.bytes)
         if json {
             var j = report.json
-            j["batch_size"] = batchSize; j["seq_len"] = seqLen; j["peak_rss_bytes"] = peakRSSBytes()
+            j["batch_size"] = shape.batchSize; j["seq_len"] = shape.seqLen; j["peak_rss_bytes"] = peakRSSBytes()
             let d = try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
         } else {
-            print("\(file.path): batch \(batchSize) × \(seqLen) tokens, \(set.parameterCount) parameters")
+            print("\(file.path): batch \(shape.batchSize) × \(shape.seqLen) tokens, \(set.parameterCount) parameters")
             print(report.table)
             print("process peak RSS \(formatBytes(peakRSSBytes()))")
         }
@@ -62,10 +59,7 @@ struct BenchStep: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var device: DeviceOptions
-    @Option(name: .customLong("batch-size"), help: "Sequences per batch.")
-    var batchSize = 16
-    @Option(name: .customLong("seq-len"), help: "Tokens per sequence.")
-    var seqLen = 64
+    @OptionGroup var shape: BatchShapeOptions
     @Option(help: "Timed repetitions (median reported).")
     var repeats = 3
     @Flag(help: "Print one JSON object.")
@@ -75,7 +69,7 @@ struct BenchStep: ParsableCommand {
         let backend = try device.backend(quiet: json)
         let file = try model.open()
         let lm = try file.load(on: backend, dtype: try model.weightDType())
-        let batch = randomTokenBatch(batch: batchSize, length: seqLen, vocab: lm.config.vocabSize)
+        let batch = shape.tokens(vocab: lm.config.vocabSize)
         let mezo = MeZO(set: TrainableSet.full(lm), options: MeZOOptions(), backend: backend)
         let forward = median(repeats) { _ = try? languageModelLoss(lm, batch); backend.synchronize() }
         var t = 0
@@ -85,7 +79,7 @@ struct BenchStep: ParsableCommand {
             t += 1
         }
         if json {
-            print("{\"forward_s\": \(jsonNumber(forward)), \"step_s\": \(jsonNumber(step)), \"step_over_forward\": \(jsonNumber(step / forward)), \"batch_size\": \(batchSize), \"seq_len\": \(seqLen), \"parameters\": \(mezo.set.parameterCount)}")
+            print("{\"forward_s\": \(jsonNumber(forward)), \"step_s\": \(jsonNumber(step)), \"step_over_forward\": \(jsonNumber(step / forward)), \"batch_size\": \(shape.batchSize), \"seq_len\": \(shape.seqLen), \"parameters\": \(mezo.set.parameterCount)}")
         } else {
             print(backend.summary)
             print(String(format: "forward %.3f s, MeZO step %.3f s: step / forward = %.3f (2 forwards + 3 passes over %d parameters)",

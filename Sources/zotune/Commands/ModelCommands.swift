@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ZOTuneBackend
 import ZOTuneModels
+import ZOTuneTraining
 
 /// Options of every command that loads a model.
 struct ModelOptions: ParsableArguments {
@@ -17,6 +18,17 @@ struct ModelOptions: ParsableArguments {
         guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, bf16 or f16") }
         return d
     }
+}
+
+/// The batch of random tokens that `bench forward`, `bench step` and `memory` run on.
+struct BatchShapeOptions: ParsableArguments {
+    @Option(name: .customLong("batch-size"), help: "Sequences per batch.")
+    var batchSize = 16
+
+    @Option(name: .customLong("seq-len"), help: "Tokens per sequence.")
+    var seqLen = 64
+
+    func tokens(vocab: Int) -> TokenBatch { randomTokenBatch(batch: batchSize, length: seqLen, vocab: vocab) }
 }
 
 struct Generate: ParsableCommand {

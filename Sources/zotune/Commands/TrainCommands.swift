@@ -110,9 +110,10 @@ struct Train: ParsableCommand {
         // Inference-only reference: one forward of each training minibatch on its own (measured
         // inside every step, before any second forward or update pass).
         let inferencePeak = trainer.forwardPeakBytes
+        let shape = trainer.firstBatchShape()
         let report = MemoryReport(zoPeakBytes: zoPeak, inferencePeakBytes: inferencePeak,
                                   foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: trainer.set.parameterCount,
-                                                                        batch: batchSize * 2, seqLen: 64),
+                                                                        batch: shape.sequences, seqLen: shape.length),
                                   weightBytes: lm.weights.bytes)
 
         try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"),
