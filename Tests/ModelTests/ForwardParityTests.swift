@@ -115,3 +115,22 @@ final class ForwardParityTests: XCTestCase {
         }
     }
 }
+
+/// A checkpoint whose tensors do not fit its config is refused, naming the file and the tensor.
+final class CheckpointShapeTests: XCTestCase {
+    func testMisshapedTensorIsRejectedWithItsName() throws {
+        let ckpt = try HFCheckpoint(path: ForwardParityTests.fixtures.appendingPathComponent("llama").path)
+        var config = ckpt.config
+        config.intermediateSize += 1
+        XCTAssertThrowsError(try CausalLM(config: config, reader: ckpt, backend: KernelBackend.cpu())) { error in
+            let e = error as? ModelError
+            XCTAssertEqual(e?.field, "model.layers.0.mlp.gate_proj.weight", "\(error)")
+            XCTAssertTrue("\(error)".contains("model.safetensors"), "\(error)")
+        }
+        var wrongVocab = ckpt.config
+        wrongVocab.vocabSize += 7
+        XCTAssertThrowsError(try CausalLM(config: wrongVocab, reader: ckpt, backend: KernelBackend.cpu())) {
+            XCTAssertEqual(($0 as? ModelError)?.field, "model.embed_tokens.weight")
+        }
+    }
+}
