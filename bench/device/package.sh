@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Packages the `zotune` binary for a GPU machine that has no Swift toolchain: a release build with
+# the Swift runtime linked statically, plus the OpenBLAS shared library it loads, into
+# bench/device/dist/ (git-ignored). On the GPU machine:
+#   Kernels/build.sh && LD_LIBRARY_PATH=bench/device/dist bench/device/dist/zotune devices --device cuda
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+swift build -c release --static-swift-stdlib --product zotune >/dev/null
+dist=bench/device/dist
+rm -rf "$dist" && mkdir -p "$dist"
+cp .build/release/zotune "$dist/"
+# The OpenBLAS the binary links (and its gfortran runtime), resolved through ldd.
+ldd .build/release/zotune | awk '/openblas|gfortran|quadmath/ {print $3}' | while read -r lib; do
+    cp -L "$lib" "$dist/"
+done
+# The name the binary asks for (libopenblas.so.0) must exist in dist.
+for f in "$dist"/libopenblas*.so*; do [ -e "$dist/libopenblas.so.0" ] || cp "$f" "$dist/libopenblas.so.0"; done
+ls -la "$dist"
