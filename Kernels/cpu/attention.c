@@ -2,6 +2,7 @@
 // Each task owns whole query rows (b, t, h); the output row doubles as the running accumulator,
 // so memory beyond the caller's is one tile of scores on the stack, whatever S and D are.
 #include "zt_cpu.h"
+#include "cpu_isa.h"
 #include "zt_threads.h"
 #include "fast_exp.h"
 
@@ -20,7 +21,7 @@ typedef struct {
     float scale;
 } attn_ctx;
 
-static float dot(const float *restrict a, const float *restrict b, int64_t n) {
+static inline float dot(const float *restrict a, const float *restrict b, int64_t n) {
     float s[LANES] = {0};
     int64_t i = 0;
     for (; i + LANES <= n; i += LANES)
@@ -29,7 +30,7 @@ static float dot(const float *restrict a, const float *restrict b, int64_t n) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-static void attn_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void attn_range(void *p, int64_t lo, int64_t hi) {
     const attn_ctx *c = p;
     const int64_t T = c->T, S = c->S, S_cap = c->S_cap, Hq = c->Hq, Hkv = c->Hkv, D = c->D;
     const int64_t group = Hq / Hkv;

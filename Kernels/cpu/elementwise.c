@@ -1,6 +1,7 @@
 // Elementwise ops over flat f32 arrays. out may alias an input, so no restrict: clang still
 // vectorizes the loops behind a runtime overlap check.
 #include "zt_cpu.h"
+#include "cpu_isa.h"
 #include "zt_threads.h"
 #include "fast_exp.h"
 
@@ -18,21 +19,21 @@ typedef struct {
     float s;
 } ew_ctx;
 
-static void add_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void add_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *a = c->a, *b = c->b;
     for (int64_t i = lo; i < hi; i++) out[i] = a[i] + b[i];
 }
 
-static void mul_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void mul_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *a = c->a, *b = c->b;
     for (int64_t i = lo; i < hi; i++) out[i] = a[i] * b[i];
 }
 
-static void scale_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void scale_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *a = c->a;
@@ -40,7 +41,7 @@ static void scale_range(void *p, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) out[i] = s * a[i];
 }
 
-static void relu_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void relu_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
@@ -51,14 +52,14 @@ static void relu_range(void *p, int64_t lo, int64_t hi) {
 // x·σ(x) = x / (1 + e^−x): e^−x overflows to inf for x ≪ 0, giving −0 rather than NaN.
 static inline float silu1(float x) { return x / (1.0f + zt_exp(-x)); }
 
-static void silu_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void silu_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
     for (int64_t i = lo; i < hi; i++) out[i] = silu1(x[i]);
 }
 
-static void gelu_tanh_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void gelu_tanh_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
@@ -69,7 +70,7 @@ static void gelu_tanh_range(void *p, int64_t lo, int64_t hi) {
     }
 }
 
-static void gelu_erf_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void gelu_erf_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
@@ -80,7 +81,7 @@ static void gelu_erf_range(void *p, int64_t lo, int64_t hi) {
     }
 }
 
-static void swiglu_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void swiglu_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *g = c->a, *u = c->b;
@@ -135,7 +136,7 @@ typedef struct {
     int64_t dim;
 } add_rows_ctx;
 
-static void add_rows_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void add_rows_range(void *p, int64_t lo, int64_t hi) {
     const add_rows_ctx *c = p;
     const int64_t dim = c->dim;
     const float *bias = c->bias;

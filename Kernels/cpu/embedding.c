@@ -1,5 +1,6 @@
 // Embedding lookup: out(n, dim) = table(vocab, dim)[ids(n)], widened to f32.
 #include "zt_cpu.h"
+#include "cpu_isa.h"
 #include "zt_threads.h"
 
 #include <string.h>
@@ -14,7 +15,7 @@ typedef struct {
     zt_dtype dtype;
 } emb_ctx;
 
-static void emb_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void emb_range(void *p, int64_t lo, int64_t hi) {
     const emb_ctx *c = p;
     const int64_t dim = c->dim;
     for (int64_t t = lo; t < hi; t++) {

@@ -3,6 +3,7 @@
 //   x[i + h]    ← x[i + h]·cos + x[i]·sin        (h = rot_dim/2, i < h)
 // Dims ≥ rot_dim pass through.
 #include "zt_cpu.h"
+#include "cpu_isa.h"
 #include "zt_threads.h"
 
 #include <math.h>
@@ -17,7 +18,7 @@ typedef struct {
     int64_t heads, head_dim, half;
 } rope_ctx;
 
-static void rope_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void rope_range(void *p, int64_t lo, int64_t hi) {
     const rope_ctx *c = p;
     const int64_t heads = c->heads, hd = c->head_dim, half = c->half;
     float cs[ANGLE_TILE], sn[ANGLE_TILE];

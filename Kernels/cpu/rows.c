@@ -2,6 +2,7 @@
 // independent, so results do not depend on how rows are split over threads. out may equal x:
 // every pass reads x[j] before (or without) writing out[j] at the same index only.
 #include "zt_cpu.h"
+#include "cpu_isa.h"
 #include "zt_threads.h"
 
 #include <math.h>
@@ -41,7 +42,7 @@ static float lanes_sum(const float s[LANES]) {
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-static void softmax_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void softmax_range(void *p, int64_t lo, int64_t hi) {
     const rows_ctx *c = p;
     const int64_t n = c->dim;
     for (int64_t r = lo; r < hi; r++) {
@@ -78,7 +79,7 @@ static float row_log_sum_exp(const float *x, int64_t n, float *max) {
     return logf(lanes_sum(s));
 }
 
-static void log_softmax_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void log_softmax_range(void *p, int64_t lo, int64_t hi) {
     const rows_ctx *c = p;
     const int64_t n = c->dim;
     for (int64_t r = lo; r < hi; r++) {
@@ -98,7 +99,7 @@ typedef struct {
     int64_t dim;
 } gather_ctx;
 
-static void token_logprobs_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void token_logprobs_range(void *p, int64_t lo, int64_t hi) {
     const gather_ctx *c = p;
     for (int64_t r = lo; r < hi; r++) {
         const int32_t t = c->targets[r];
@@ -116,7 +117,7 @@ void zt_token_logprobs(float *out, const float *x, const int32_t *targets, int64
     zt_parallel_for(rows, row_grain(dim), token_logprobs_range, &c);
 }
 
-static void layernorm_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void layernorm_range(void *p, int64_t lo, int64_t hi) {
     const rows_ctx *c = p;
     const int64_t n = c->dim;
     const float *gamma = c->gamma, *beta = c->beta;
@@ -163,7 +164,7 @@ static void layernorm_range(void *p, int64_t lo, int64_t hi) {
     }
 }
 
-static void rmsnorm_range(void *p, int64_t lo, int64_t hi) {
+ZT_ISA_CLONES static void rmsnorm_range(void *p, int64_t lo, int64_t hi) {
     const rows_ctx *c = p;
     const int64_t n = c->dim;
     const float *gamma = c->gamma;
