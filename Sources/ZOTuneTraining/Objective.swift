@@ -11,6 +11,8 @@ public enum ObjectiveKind: String, Sendable, CaseIterable {
     case lmLoss = "lm"
     /// −accuracy of the argmax candidate.
     case negativeAccuracy = "neg-accuracy"
+    /// −F1 of greedy generations against the gold answers (SQuAD, DROP).
+    case negativeF1 = "neg-f1"
 }
 
 /// Scores of one minibatch: the loss the optimizer sees and what was predicted.
@@ -18,7 +20,12 @@ public struct BatchScore: Sendable {
     public let loss: Double
     public let correct: Int
     public let count: Int
+    /// Generation tasks: summed F1 and exact match over `count` examples.
+    public var f1Sum: Double = 0
+    public var exactSum: Double = 0
     public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+    public var f1: Double { count == 0 ? 0 : f1Sum / Double(count) }
+    public var exactMatch: Double { count == 0 ? 0 : exactSum / Double(count) }
 }
 
 /// Turns task examples into token batches and scores them with forward passes only.
@@ -128,8 +135,48 @@ public final class Scorer: @unchecked Sendable {
         return out
     }
 
+    /// Greedy answers to generation prompts, cut at the first newline (the template's answer end).
+    public func generateAnswers(_ examples: [TaskExample], maxNewTokens: Int = 32) throws -> [String] {
+        var out: [String] = []
+        for start in stride(from: 0, to: examples.count, by: 8) {
+            let part = examples[start..<min(examples.count, start + 8)]
+            let prompts = part.map { ex -> [Int32] in
+                var ids = encode(ex.prompt ?? "", special: true)
+                if ids.count > maxLength - maxNewTokens { ids = Array(ids.suffix(maxLength - maxNewTokens)) }
+                return ids.isEmpty ? [tokenizer.bosId ?? padId] : ids
+            }
+            let stop = Set([tokenizer.eosId].compactMap { $0 })
+            let generated = try model.generate(prompts, maxNewTokens: maxNewTokens, stopIds: stop, padId: padId)
+            for ids in generated {
+                let text = tokenizer.decode(ids, skipSpecialTokens: true)
+                out.append(String(text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+                    .trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return out
+    }
+
+    /// Generation examples: the LM loss of the gold answer (teacher forcing), or −F1 of greedy
+    /// answers; F1 and exact match are reported either way for −F1.
+    func scoreGeneration(_ examples: [TaskExample], objective: ObjectiveKind) throws -> BatchScore {
+        if objective == .negativeF1 {
+            let answers = try generateAnswers(examples)
+            var f1 = 0.0, em = 0.0
+            for (ex, a) in zip(examples, answers) {
+                f1 += AnswerMetrics.f1(a, ex.answers)
+                em += AnswerMetrics.exactMatch(a, ex.answers)
+            }
+            return BatchScore(loss: -f1 / Double(max(1, examples.count)), correct: Int(em), count: examples.count, f1Sum: f1, exactSum: em)
+        }
+        let targets = examples.map { TaskExample(id: $0.id, candidates: [Candidate(prefix: $0.prompt ?? "", continuation: $0.generationTarget ?? " \n")], label: 0) }
+        let scores = try candidateScores(targets)
+        let nll = scores.reduce(0.0) { $0 - $1[0] }
+        return BatchScore(loss: nll / Double(max(1, examples.count)), correct: 0, count: examples.count)
+    }
+
     /// The objective on a minibatch of labelled examples.
     public func score(_ examples: [TaskExample], objective: ObjectiveKind) throws -> BatchScore {
+        if let first = examples.first, first.isGeneration { return try scoreGeneration(examples, objective: objective) }
         let scores = try candidateScores(examples)
         var loss = 0.0, correct = 0
         for (ex, s) in zip(examples, scores) {
@@ -143,7 +190,7 @@ public final class Scorer: @unchecked Sendable {
                 loss -= s[label] - lse
             case .lmLoss:
                 loss -= s[label]
-            case .negativeAccuracy:
+            case .negativeAccuracy, .negativeF1:
                 loss -= best == label ? 1 : 0
             }
         }

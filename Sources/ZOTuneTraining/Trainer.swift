@@ -164,16 +164,22 @@ public final class Trainer: @unchecked Sendable {
         return (cands.count, cands.map { scorer.sequence($0).ids.count }.max() ?? 1)
     }
 
+    /// The evaluation metric: accuracy for classification tasks, SQuAD F1 of greedy answers for
+    /// generation tasks (named by `metricName`).
     public func evaluate(_ examples: [TaskExample]) throws -> Double {
-        var correct = 0, total = 0
+        var value = 0.0, total = 0
         for chunk in stride(from: 0, to: examples.count, by: 32) {
             let part = Array(examples[chunk..<min(examples.count, chunk + 32)])
-            let s = try scorer.score(part, objective: .crossEntropy)
-            correct += s.correct
+            let s = try scorer.score(part, objective: isGeneration ? .negativeF1 : .crossEntropy)
+            value += isGeneration ? s.f1Sum : Double(s.correct)
             total += s.count
         }
-        return total == 0 ? 0 : Double(correct) / Double(total)
+        return total == 0 ? 0 : value / Double(total)
     }
+
+    var isGeneration: Bool { splits.train.first?.isGeneration ?? false }
+    /// "accuracy" or "f1": the name of what `evaluate` returns, in metrics.jsonl keys.
+    public var metricName: String { isGeneration ? "f1" : "accuracy" }
 
     var devExamples: [TaskExample] { options.evalCount.map { Array(splits.dev.prefix($0)) } ?? splits.dev }
 
@@ -227,7 +233,7 @@ public final class Trainer: @unchecked Sendable {
         } else {
             devBefore = try evaluate(devExamples)
             best = (0, devBefore)
-            log(["step": 0, "dev_accuracy": devBefore])
+            log(["step": 0, "dev_\(metricName)": devBefore])
             try save(completed: 0)
         }
 
@@ -258,7 +264,7 @@ public final class Trainer: @unchecked Sendable {
             var dev: Double? = nil
             if options.evalEvery > 0 && (done % options.evalEvery == 0 || done == options.steps) {
                 dev = try evaluate(devExamples)
-                fields["dev_accuracy"] = dev!
+                fields["dev_\(metricName)"] = dev!
                 lastDev = dev!
                 if dev! > best.dev { best = (done, dev!) }
             }
@@ -277,7 +283,7 @@ public final class Trainer: @unchecked Sendable {
         if options.evalEvery <= 0 {
             lastDev = try evaluate(devExamples)
             if lastDev > best.dev { best = (options.steps, lastDev) }
-            log(["step": options.steps, "dev_accuracy": lastDev])
+            log(["step": options.steps, "dev_\(metricName)": lastDev])
         }
         // Keep the best: go back to the base and replay up to the best step (no extra memory).
         if !options.keepBest { best = (options.steps, lastDev) }
@@ -286,7 +292,7 @@ public final class Trainer: @unchecked Sendable {
             optimizer.replay(records.filter { Int($0.step) < best.step })
         }
         let test = splits.test.isEmpty ? nil : try evaluate(splits.test)
-        if let test { log(["step": options.steps, "test_accuracy": test, "best_step": best.step]) }
+        if let test { log(["step": options.steps, "test_\(metricName)": test, "best_step": best.step]) }
         try save(completed: options.steps)
         return TrainSummary(devBefore: devBefore, devAfter: lastDev, bestStep: best.step, bestDev: best.dev, test: test,
                             steps: options.steps, seconds: Date().timeIntervalSince(started))

@@ -63,7 +63,7 @@ struct Train: ParsableCommand {
     var directions = 1
     @Flag(name: .customLong("one-sided"), help: "One-sided estimate (L(θ+εz) − L(θ))/ε.")
     var oneSided = false
-    @Option(help: "Objective: ce (cross-entropy over candidates), lm (LM loss of the answer), neg-accuracy.")
+    @Option(help: "Objective: ce (cross-entropy over candidates), lm (LM loss of the answer), neg-accuracy, neg-f1 (generation tasks).")
     var objective = "ce"
     @Option(name: .customLong("max-length"), help: "Longest token sequence (longer prompts lose their start).")
     var maxLength = 256
@@ -77,7 +77,7 @@ struct Train: ParsableCommand {
     func run() throws {
         guard optimizer == "mezo" else { throw ValidationError("--optimizer: only mezo is available in this build") }
         guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
-        guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm or neg-accuracy") }
+        guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm, neg-accuracy or neg-f1") }
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
         let backend = try device.backend()
@@ -118,11 +118,12 @@ struct Train: ParsableCommand {
 
         try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"),
                            metadata: ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)])
-        print(String(format: "dev accuracy: %.4f before, %.4f after %d steps (best %.4f at step %d)",
-                     summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
-        if let test = summary.test { print(String(format: "test accuracy (best step): %.4f", test)) }
+        let metric = trainer.metricName
+        print("dev \(metric): " + String(format: "%.4f before, %.4f after %d steps (best %.4f at step %d)",
+                                            summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
+        if let test = summary.test { print("test \(metric) (best step): " + String(format: "%.4f", test)) }
         print(report.table)
-        print(String(format: "trained in %.0f s; run directory %@", summary.seconds, runDir.path))
+        print(String(format: "trained in %.0f s; run directory ", summary.seconds) + runDir.path)
         if let d = try? JSONSerialization.data(withJSONObject: report.json.merging(["dev_before": summary.devBefore, "dev_after": summary.devAfter,
                                                                                     "best_step": summary.bestStep, "test": summary.test ?? NSNull()]) { a, _ in a },
                                                options: [.sortedKeys]) {
@@ -178,9 +179,22 @@ struct Eval: ParsableCommand {
         default: throw ValidationError("--split must be dev or test")
         }
         guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task) is empty") }
-        guard !examples[0].isGeneration else { throw ValidationError("\(data.task) is a generation task; F1/EM evaluation is not in this build yet") }
         let lm = try file.load(on: backend, dtype: try model.weightDType())
         let scorer = Scorer(model: lm, tokenizer: try file.requireTokenizer(), maxLength: maxLength)
+        if examples[0].isGeneration {
+            var f1 = 0.0, em = 0.0, n = 0
+            for start in stride(from: 0, to: examples.count, by: 8) {
+                let s = try scorer.score(Array(examples[start..<min(examples.count, start + 8)]), objective: .negativeF1)
+                f1 += s.f1Sum; em += s.exactSum; n += s.count
+                if !json { writeStdout("\r\(n)/\(examples.count) examples, F1 \(String(format: "%.4f", f1 / Double(n))), EM \(String(format: "%.4f", em / Double(n)))") }
+            }
+            if json {
+                print("{\"task\": \"\(data.task)\", \"split\": \"\(split)\", \"examples\": \(n), \"f1\": \(String(format: "%.6f", f1 / Double(max(1, n)))), \"em\": \(String(format: "%.6f", em / Double(max(1, n))))}")
+            } else {
+                writeStdout("\n")
+            }
+            return
+        }
         var correct = 0, total = 0
         for start in stride(from: 0, to: examples.count, by: 32) {
             let s = try scorer.score(Array(examples[start..<min(examples.count, start + 32)]), objective: .crossEntropy)
