@@ -4,6 +4,7 @@
 # dependencies would build llama-cpp-python, which ZOTune does not use); and nvcc from NVIDIA's
 # PyPI wheels, so the tests compile the CUDA library (no GPU or driver is needed for that).
 set -euo pipefail
+cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
@@ -15,4 +16,12 @@ if ! python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('
 fi
 if ! python3 -c "import nvidia, os, sys; sys.exit(not os.path.exists(os.path.join(os.path.dirname(nvidia.__path__[0]), 'nvidia', 'cu13', 'bin', 'nvcc')))" 2>/dev/null; then
     python3 -m pip install -q "cuda-toolkit[nvcc,nvvm,crt,cudart,cccl]==13.0.2"
+fi
+# The Python reference (CPU torch + transformers) in .venv-ref, for the test that loads exported
+# models in transformers. Best effort: without it that test is skipped, never passed.
+if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c "import torch, transformers" 2>/dev/null; then
+    if ! { python3 -m venv .venv-ref && .venv-ref/bin/python -m pip install -q 'torch==2.13.0+cpu' transformers safetensors; }; then
+        echo "Tests/setup.sh: the Python reference could not be installed; the export check will be skipped" >&2
+        rm -rf .venv-ref
+    fi
 fi

@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+import ZOTuneBackend
+import ZOTuneModels
+import ZOTuneTraining
+
+/// Tuned weights exported in Hugging Face format load in transformers and give the logits ZOTune
+/// computes for them (Python reference: Fixtures/check_export.py). Skipped when no Python with
+/// torch and transformers is found ($ZOTUNE_REF_PYTHON, .venv-ref/ in the package, /work/venv-ref).
+final class ExportTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+
+    func referencePython() -> String? {
+        let env = ProcessInfo.processInfo.environment["ZOTUNE_REF_PYTHON"]
+        let candidates = [env, Self.root.appendingPathComponent(".venv-ref/bin/python").path, "/work/venv-ref/bin/python"].compactMap { $0 }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    func testExportLoadsInTransformersWithTheSameLogits() throws {
+        guard let python = referencePython() else { throw XCTSkip("no reference Python with torch/transformers") }
+        let backend = KernelBackend.cpu()
+        let fixtures = Self.root.appendingPathComponent("Tests/ModelTests/Fixtures")
+        let file = try ModelFile.open(fixtures.appendingPathComponent("models/llama").path)
+        let lm = try file.load(on: backend)
+        // Move the weights off the checkpoint: two MeZO steps.
+        let mezo = MeZO(set: TrainableSet.full(lm), options: MeZOOptions(eps: 1e-2), backend: backend)
+        let batch = randomTokenBatch(batch: 2, length: 5, vocab: lm.config.vocabSize)
+        for t in 0..<2 { _ = try mezo.step(t, runSeed: 3, lr: 1e-2) { try languageModelLoss(lm, batch) } }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-export-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try HFExport.write(lm, file: file, to: dir)
+
+        let ids: [Int32] = [5, 77, 300, 12, 9]
+        let ours = backend.toHost(try lm.lastLogits(.leftPadded([ids], padId: 0)))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [Self.root.appendingPathComponent("Tests/TrainingTests/Fixtures/check_export.py").path, dir.path] + ids.map(String.init)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "transformers could not load the export")
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        XCTAssertEqual(json["architecture"] as? String, "LlamaForCausalLM")
+        let theirs = (json["logits"] as! [NSNumber]).map(\.floatValue)
+        XCTAssertEqual(theirs.count, ours.count)
+        // Both f32 on the same weights: the forward-parity tolerance.
+        XCTAssertLessThanOrEqual(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-4)
+        // And the export is not the base model: the update reached the file.
+        let base = try ModelFile.open(fixtures.appendingPathComponent("models/llama").path).load(on: backend)
+        XCTAssertNotEqual(backend.toHost(try base.lastLogits(.leftPadded([ids], padId: 0))), ours)
+    }
+}
