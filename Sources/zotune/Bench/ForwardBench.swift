@@ -22,8 +22,7 @@ struct BenchForward: ParsableCommand {
 
     func run() throws {
         let backend = try device.backend(quiet: json)
-        let file = try model.open()
-        let lm = try file.load(on: backend, dtype: try model.weightDType())
+        let (file, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
         backend.ledger.resetPeaks()
         let t = median(repeats) {

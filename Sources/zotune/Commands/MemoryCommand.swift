@@ -21,8 +21,7 @@ struct MemoryCommand: ParsableCommand {
     func run() throws {
         guard ["both", "inference", "zo"].contains(phase) else { throw ValidationError("--phase must be both, inference or zo") }
         let backend = try device.backend(quiet: json)
-        let file = try model.open()
-        let lm = try file.load(on: backend, dtype: try model.weightDType())
+        let (file, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
         var inference = 0, zo = 0
         if phase != "zo" {
@@ -67,8 +66,7 @@ struct BenchStep: ParsableCommand {
 
     func run() throws {
         let backend = try device.backend(quiet: json)
-        let file = try model.open()
-        let lm = try file.load(on: backend, dtype: try model.weightDType())
+        let (file, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
         let mezo = MeZO(set: TrainableSet.full(lm), options: MeZOOptions(), backend: backend)
         let forward = median(repeats) { _ = try? languageModelLoss(lm, batch); backend.synchronize() }

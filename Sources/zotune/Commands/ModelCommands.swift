@@ -14,6 +14,12 @@ struct ModelOptions: ParsableArguments {
 
     func open() throws -> ModelFile { try ModelFile.open(model) }
 
+    /// Opens the checkpoint and loads its weights onto `backend` with the chosen storage dtype.
+    func load(on backend: any Backend) throws -> (file: ModelFile, model: CausalLM) {
+        let file = try open()
+        return (file, try file.load(on: backend, dtype: try weightDType()))
+    }
+
     func weightDType() throws -> DType {
         guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, bf16 or f16") }
         return d
