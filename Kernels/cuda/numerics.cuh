@@ -22,57 +22,25 @@
 #define ZT_HD static inline __attribute__((always_inline))
 #endif
 
-// ---- Conversions (ports of Kernels/cpu/convert_inline.h; same integer tricks, same rounding) ----
+// ---- Conversions: the CPU kernels' own (one definition, host+device through ZT_FN) ----
 // The CUDA intrinsics (__float2bfloat16_rn, __float2half_rn) are not used: they canonicalise NaN
-// payloads differently from the CPU code.
-
-ZT_HD float zt_d_bf16_f32(uint16_t h) { return zt_bits_f32((uint32_t)h << 16); }
-
-// Round to nearest even; NaN keeps its sign and payload's top bits and becomes quiet.
-ZT_HD uint16_t zt_d_f32_bf16(float f) {
-    uint32_t x = zt_f32_bits(f);
-    uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
-    uint32_t nan = (x >> 16) | 0x40u;
-    return (uint16_t)((x & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
-}
-
-ZT_HD float zt_d_f16_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t em = h & 0x7FFFu;
-    // em << 13 is a (possibly subnormal) float; scaling by 2^112 is exact. Needs denormals kept
-    // (nvcc's default -ftz=false; never build with --use_fast_math).
-    uint32_t bits = zt_f32_bits(ZT_FMUL(zt_bits_f32(em << 13), 0x1p112f));
-    bits = em >= 0x7C00u ? (0x7F800000u | (em << 13)) : bits;   // inf, NaN
-    return zt_bits_f32(bits | sign);
-}
-
-ZT_HD uint16_t zt_d_f32_f16(float f) {
-    uint32_t x = zt_f32_bits(f);
-    uint32_t sign = (x >> 16) & 0x8000u;
-    uint32_t u = x & 0x7FFFFFFFu;
-    uint32_t normal = (u - ((127u - 15u) << 23) + 0xFFFu + ((u >> 13) & 1u)) >> 13;
-    // |f| < 2^-14: adding 0.5 aligns the half's subnormal bits with the float mantissa's bottom and
-    // the adder rounds them to nearest even.
-    uint32_t sub = zt_f32_bits(ZT_FADD(zt_bits_f32(u), 0.5f)) - 0x3F000000u;
-    uint32_t r = u < 0x38800000u ? sub : normal;
-    r = u >= 0x477FF000u ? 0x7C00u : r;
-    r = u > 0x7F800000u ? 0x7E00u : r;
-    return (uint16_t)(sign | r);
-}
+// payloads differently from the CPU code. f16 decoding needs denormals kept (nvcc's default
+// -ftz=false; never build with --use_fast_math).
+#include "../cpu/convert_inline.h"
 
 // Element i of a buffer of storage dtype DT, as f32 (DT is a template constant).
 template <int DT>
 ZT_HD float zt_ld(const void *p, int64_t i) {
     if (DT == ZT_F32) return ((const float *)p)[i];
-    if (DT == ZT_BF16) return zt_d_bf16_f32(((const uint16_t *)p)[i]);
-    return zt_d_f16_f32(((const uint16_t *)p)[i]);
+    if (DT == ZT_BF16) return zt_bf16_f32(((const uint16_t *)p)[i]);
+    return zt_f16_f32(((const uint16_t *)p)[i]);
 }
 
 template <int DT>
 ZT_HD void zt_st(void *p, int64_t i, float v) {
     if (DT == ZT_F32) ((float *)p)[i] = v;
-    else if (DT == ZT_BF16) ((uint16_t *)p)[i] = zt_d_f32_bf16(v);
-    else ((uint16_t *)p)[i] = zt_d_f32_f16(v);
+    else if (DT == ZT_BF16) ((uint16_t *)p)[i] = zt_f32_bf16(v);
+    else ((uint16_t *)p)[i] = zt_f32_f16(v);
 }
 
 // Four consecutive elements at p + i (address aligned to 4 elements: 16 bytes for f32, 8 for
@@ -94,7 +62,7 @@ ZT_HD void zt_ld4(const void *p, int64_t i, float v[4]) {
 #else
         memcpy(h, (const uint16_t *)p + i, 8);
 #endif
-        for (int k = 0; k < 4; k++) v[k] = DT == ZT_BF16 ? zt_d_bf16_f32(h[k]) : zt_d_f16_f32(h[k]);
+        for (int k = 0; k < 4; k++) v[k] = DT == ZT_BF16 ? zt_bf16_f32(h[k]) : zt_f16_f32(h[k]);
     }
 }
 
@@ -108,7 +76,7 @@ ZT_HD void zt_st4(void *p, int64_t i, const float v[4]) {
 #endif
     } else {
         uint16_t h[4];
-        for (int k = 0; k < 4; k++) h[k] = DT == ZT_BF16 ? zt_d_f32_bf16(v[k]) : zt_d_f32_f16(v[k]);
+        for (int k = 0; k < 4; k++) h[k] = DT == ZT_BF16 ? zt_f32_bf16(v[k]) : zt_f32_f16(v[k]);
 #if defined(__CUDA_ARCH__)
         *(uint2 *)((uint16_t *)p + i) = make_uint2((uint32_t)h[0] | ((uint32_t)h[1] << 16),
                                                    (uint32_t)h[2] | ((uint32_t)h[3] << 16));
@@ -139,8 +107,8 @@ typedef struct {
 template <int DT>
 ZT_HD float zt_round_to(float v) {
     if (DT == ZT_F32) return v;
-    if (DT == ZT_BF16) return zt_d_bf16_f32(zt_d_f32_bf16(v));
-    return zt_d_f16_f32(zt_d_f32_f16(v));
+    if (DT == ZT_BF16) return zt_bf16_f32(zt_f32_bf16(v));
+    return zt_f16_f32(zt_f32_f16(v));
 }
 
 // perturb.c's apply_op / apply_replay: the same operations in the same order.
