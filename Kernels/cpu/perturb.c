@@ -8,13 +8,14 @@
 
 #include "convert_inline.h"
 #include "zt_cpu.h"
+#include "zt_optim.h"
 #include "zt_philox.h"
 #include "zt_threads.h"
 
 #define ZT_LANES 16                  // Philox blocks per batch (16: enough independent work to hide latency)
 #define ZT_BATCH (4 * ZT_LANES)      // elements per batch
 
-enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY, OP_REPLAY };
+enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY, OP_REPLAY, OP_ZO, OP_HPERTURB };
 
 typedef struct {
     void *x;                // (n) destination, elements [first, first + n) of the tensor
@@ -25,6 +26,9 @@ typedef struct {
     uint32_t tensor_id, stream;
     float a, step, decay;   // OP_PERTURB/COPY/FILL: a; OP_UPDATE: restore = a, step, decay
     float a1, a2;           // OP_REPLAY: the two perturbations before the restore (= a)
+    float *s1, *s2;         // (n) f32 optimizer state of OP_ZO (s1 = H of OP_HPERTURB), local index
+    int kind;               // OP_ZO: zt_zo_kind
+    const zt_zo_update_args *zo;
 } stream_job;
 
 // z[0 .. ZT_BATCH) for global elements [4·j0, 4·j0 + ZT_BATCH).
@@ -67,6 +71,18 @@ ZT_INLINE float apply_replay(zt_dtype dt, float x, float z, const stream_job *j)
     return ZT_FMA(-j->decay, restored, ZT_FMA(-j->step, z, restored));
 }
 
+// OP_ZO: replay's probe perturbations along the kind's direction, then the fused update (zt_optim.h).
+ZT_INLINE float apply_zo(zt_dtype dt, float x, float z, const stream_job *j, int64_t i) {
+    ZT_NO_CONTRACT
+    const zt_zo_update_args *p = j->zo;
+    float *s2 = j->s2 ? &j->s2[i] : NULL;
+    const float d = zt_zo_direction(j->kind, z, j->s1[i]);
+    float x2 = x;
+    if (p->a1 != 0.0f) x2 = round_to(dt, ZT_FMA(p->a1, d, x2));
+    if (p->a2 != 0.0f) x2 = round_to(dt, ZT_FMA(p->a2, d, x2));
+    return zt_zo_update_elem(j->kind, p, x2, z, d, &j->s1[i], s2);
+}
+
 ZT_INLINE float apply_op(int op, float x, float z, float a, float step, float decay) {
     ZT_NO_CONTRACT
     switch (op) {
@@ -80,11 +96,19 @@ ZT_INLINE float apply_op(int op, float x, float z, float a, float step, float de
     }
 }
 
+// The per-element result of job j at local index i (state ops read and write j->s1/s2 at i).
+ZT_INLINE float apply_elem(const stream_job *j, int op, zt_dtype dt, int64_t i, float xi, float zi) {
+    ZT_NO_CONTRACT
+    if (op == OP_REPLAY) return apply_replay(dt, xi, zi, j);
+    if (op == OP_ZO) return apply_zo(dt, xi, zi, j, i);
+    if (op == OP_HPERTURB) return ZT_FMA(j->a, zt_zo_direction(ZT_ZO_HIZOO, zi, j->s1[i]), xi);
+    return apply_op(op, xi, zi, j->a, j->step, j->decay);
+}
+
 // Local elements [b, e) of job j; op and dtypes are compile-time constants at each call site.
 ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype sdt, int64_t b, int64_t e) {
     void *x = j->x;
     const void *src = op == OP_COPY ? j->src : j->x;
-    const float a = j->a, step = j->step, decay = j->decay;
     float z[ZT_BATCH];
     int64_t i = b;
     // Head and tail (not on a batch boundary of the global index) go block by block.
@@ -94,14 +118,14 @@ ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype s
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, op == OP_REPLAY ? apply_replay(dt, xi, zi, j) : apply_op(op, xi, zi, a, step, decay));
+            zt_store(x, dt, i, apply_elem(j, op, dt, i, xi, zi));
         }
     }
     for (; i + ZT_BATCH <= e; i += ZT_BATCH) {
         normals_batch(j->seed, j->tensor_id, j->stream, (j->first + (uint64_t)i) >> 2, z);
         for (int k = 0; k < ZT_BATCH; k++) {
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i + k);
-            zt_store(x, dt, i + k, op == OP_REPLAY ? apply_replay(dt, xi, z[k], j) : apply_op(op, xi, z[k], a, step, decay));
+            zt_store(x, dt, i + k, apply_elem(j, op, dt, i + k, xi, z[k]));
         }
     }
     while (i < e) {
@@ -110,7 +134,7 @@ ZT_INLINE void stream_range(const stream_job *j, int op, zt_dtype dt, zt_dtype s
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, op == OP_REPLAY ? apply_replay(dt, xi, zi, j) : apply_op(op, xi, zi, a, step, decay));
+            zt_store(x, dt, i, apply_elem(j, op, dt, i, xi, zi));
         }
     }
 }
@@ -124,6 +148,8 @@ ZT_INLINE void stream_dispatch(const stream_job *j, int64_t b, int64_t e) {
     case OP_UPDATE: ZT_DT(OP_UPDATE, ZT_F32) ZT_DT(OP_UPDATE, ZT_BF16) ZT_DT(OP_UPDATE, ZT_F16) return;
     case OP_FILL: ZT_DT(OP_FILL, ZT_F32) ZT_DT(OP_FILL, ZT_BF16) ZT_DT(OP_FILL, ZT_F16) return;
     case OP_REPLAY: ZT_DT(OP_REPLAY, ZT_F32) ZT_DT(OP_REPLAY, ZT_BF16) ZT_DT(OP_REPLAY, ZT_F16) return;
+    case OP_ZO: ZT_DT(OP_ZO, ZT_F32) ZT_DT(OP_ZO, ZT_BF16) ZT_DT(OP_ZO, ZT_F16) return;
+    case OP_HPERTURB: ZT_DT(OP_HPERTURB, ZT_F32) ZT_DT(OP_HPERTURB, ZT_BF16) ZT_DT(OP_HPERTURB, ZT_F16) return;
     default:
         ZT_CP(ZT_F32, ZT_F32) ZT_CP(ZT_F32, ZT_BF16) ZT_CP(ZT_F32, ZT_F16)
         ZT_CP(ZT_BF16, ZT_BF16) ZT_CP(ZT_BF16, ZT_F32) ZT_CP(ZT_BF16, ZT_F16)
@@ -193,5 +219,19 @@ void zt_fill_normal(void *out, zt_dtype dtype, int64_t n, uint64_t first,
                     uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale) {
     stream_job j = {.x = out, .dt = dtype, .src_dt = dtype, .op = OP_FILL, .first = first, .seed = seed,
                     .tensor_id = tensor_id, .stream = stream, .a = scale};
+    run_stream(&j, n);
+}
+
+void zt_zo_update(int kind, void *x, zt_dtype dtype, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
+                  uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args) {
+    stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_ZO, .first = first, .seed = seed,
+                    .tensor_id = tensor_id, .stream = stream, .s1 = s1, .s2 = s2, .kind = kind, .zo = args};
+    run_stream(&j, n);
+}
+
+void zt_perturb_hessian(void *x, zt_dtype dtype, const float *h, int64_t n, uint64_t first, uint64_t seed,
+                        uint32_t tensor_id, uint32_t stream, float a) {
+    stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_HPERTURB, .first = first, .seed = seed,
+                    .tensor_id = tensor_id, .stream = stream, .a = a, .s1 = (float *)h};
     run_stream(&j, n);
 }

@@ -11,12 +11,13 @@
 #include <stdint.h>
 
 #include "zt_dtype.h"
+#include "zt_optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define ZT_BACKEND_ABI_VERSION 1u
+#define ZT_BACKEND_ABI_VERSION 2u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -50,6 +51,11 @@ typedef struct zt_backend_api {
     void (*fill_normal)(void *d_out, zt_dtype dtype, int64_t n, uint64_t first,
                         uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale);
     void (*convert)(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n);
+    // Fused stateful optimizer updates and HiZOO's probe (zt_cpu.h); args is a host pointer.
+    void (*zo_update)(int kind, void *d_x, zt_dtype dtype, float *d_s1, float *d_s2, int64_t n, uint64_t first,
+                      uint64_t seed, uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args);
+    void (*perturb_hessian)(void *d_x, zt_dtype dtype, const float *d_h, int64_t n, uint64_t first, uint64_t seed,
+                            uint32_t tensor_id, uint32_t stream, float a);
 
     // ---- elementwise and rows (f32) ----
     void (*add)(float *d_out, const float *d_a, const float *d_b, int64_t n);

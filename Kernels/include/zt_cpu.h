@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "zt_dtype.h"
+#include "zt_optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,16 @@ void zt_perturbed_copy(void *out, zt_dtype out_dtype, const void *src, zt_dtype 
 // out = scale·z
 void zt_fill_normal(void *out, zt_dtype dtype, int64_t n, uint64_t first,
                     uint64_t seed, uint32_t tensor_id, uint32_t stream, float scale);
+
+// The fused update of a stateful ZO optimizer (zt_optim.h: ZO-SGD-MMT, ZO-Adam, HiZOO) in one pass:
+// redo the replayed probes (args->a1, a2), undo the last probe (args->restore), advance the f32
+// state s1 (and s2 for Adam; NULL otherwise), which holds the same n elements as x, and write θ.
+void zt_zo_update(int kind, void *x, zt_dtype dtype, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
+                  uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args);
+
+// HiZOO's probe: x += a·z/√h, h(n) the f32 diagonal Hessian estimate.
+void zt_perturb_hessian(void *x, zt_dtype dtype, const float *h, int64_t n, uint64_t first, uint64_t seed,
+                        uint32_t tensor_id, uint32_t stream, float a);
 
 // A 64-bit content hash of bytes (not cryptographic): identifies a base checkpoint in trajectories.
 uint64_t zt_hash64(const void *data, uint64_t len, uint64_t seed);

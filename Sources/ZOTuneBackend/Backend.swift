@@ -36,6 +36,13 @@ public protocol Backend: AnyObject, Sendable {
     func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func convert(into destination: Tensor, from source: Tensor)
+    /// One fused pass of a stateful ZO optimizer (zt_optim.h): redo the replayed probes, undo the
+    /// last one, advance the f32 state (`state2`: Adam's v only) and write x. The state tensors
+    /// hold x's elements in order.
+    func zoUpdate(_ kind: ZOUpdateKind, _ x: Tensor, state1: Tensor, state2: Tensor?, seed: UInt64, tensorId: UInt32,
+                  stream: UInt32, scalars: ZOUpdateScalars)
+    /// HiZOO's probe: x += scale·z/√h (h: f32, x's elements in order).
+    func perturbHessian(_ x: Tensor, h: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
 
     // Elementwise (f32; out may be an input).
     func add(_ out: Tensor, _ a: Tensor, _ b: Tensor)
@@ -70,6 +77,30 @@ public protocol Backend: AnyObject, Sendable {
     func matmul(_ c: Tensor, _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, alpha: Float, beta: Float)
     /// Newton–Schulz quintic orthogonalization of an f32 matrix in place (ZO-Muon).
     func newtonSchulz(_ x: Tensor, steps: Int) throws
+}
+
+/// The optimizers with a fused stateful update kernel.
+public enum ZOUpdateKind: Int32, Sendable {
+    case momentum = 1, adam = 2, hizoo = 3
+}
+
+/// The scalars of one fused update (zt_zo_update_args; the meaning of each field depends on the kind).
+public struct ZOUpdateScalars: Sendable, Equatable {
+    /// Replay only: the step's probe perturbations, redone before the restore (0 in training).
+    public var a1: Float = 0, a2: Float = 0
+    /// Undoes the last probe (ε for the two-sided estimate).
+    public var restore: Float = 0
+    /// Projected gradient.
+    public var g: Float = 0
+    /// η_t (Adam: η_t / (1 − β₁ᵗ)).
+    public var lr: Float = 0
+    /// η_t·λ, decoupled weight decay (0 for tensors that are not decayed).
+    public var decay: Float = 0
+    public var beta1: Float = 0, beta2: Float = 0, adamEps: Float = 0, bc2Sqrt: Float = 1
+    /// HiZOO: α·|ℓ₊ + ℓ₋ − 2ℓ₀|/(2ε²) and 1 − α.
+    public var curvature: Float = 0, keep: Float = 1
+
+    public init() {}
 }
 
 public enum Activation: String, Sendable, CaseIterable {

@@ -85,6 +85,22 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.fill_normal(out.pointer, out.dtype.code, Int64(out.count), UInt64(out.offset), seed, tensorId, stream, scale)
     }
 
+    public func zoUpdate(_ kind: ZOUpdateKind, _ x: Tensor, state1: Tensor, state2: Tensor?, seed: UInt64, tensorId: UInt32,
+                         stream: UInt32, scalars s: ZOUpdateScalars) {
+        precondition(state1.dtype == .f32 && state1.count == x.count, "optimizer state \(state1) for \(x)")
+        precondition((state2 != nil) == (kind == .adam), "second state tensor is Adam's v")
+        if let state2 { precondition(state2.dtype == .f32 && state2.count == x.count, "optimizer state \(state2) for \(x)") }
+        var args = zt_zo_update_args(a1: s.a1, a2: s.a2, restore: s.restore, g: s.g, lr: s.lr, decay: s.decay, beta1: s.beta1,
+                                     beta2: s.beta2, adam_eps: s.adamEps, bc2_sqrt: s.bc2Sqrt, curvature: s.curvature, keep: s.keep)
+        api.zo_update(kind.rawValue, x.pointer, x.dtype.code, state1.f32, state2?.f32, Int64(x.count), UInt64(x.offset),
+                      seed, tensorId, stream, &args)
+    }
+
+    public func perturbHessian(_ x: Tensor, h: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
+        precondition(h.dtype == .f32 && h.count == x.count, "Hessian \(h) for \(x)")
+        api.perturb_hessian(x.pointer, x.dtype.code, h.f32, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, scale)
+    }
+
     public func convert(into destination: Tensor, from source: Tensor) {
         precondition(destination.count == source.count, "convert \(source) into \(destination)")
         api.convert(destination.pointer, destination.dtype.code, source.pointer, source.dtype.code, Int64(source.count))

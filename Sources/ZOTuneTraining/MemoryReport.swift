@@ -9,12 +9,17 @@ public struct MemoryReport: Sendable {
     public let inferencePeakBytes: Int
     public let foAdamBytes: Int
     public let weightBytes: Int
+    /// The optimizer's name and its state's bytes (part of the ZO peak).
+    public let optimizer: String
+    public let stateBytes: Int
 
-    public init(zoPeakBytes: Int, inferencePeakBytes: Int, foAdamBytes: Int, weightBytes: Int) {
+    public init(zoPeakBytes: Int, inferencePeakBytes: Int, foAdamBytes: Int, weightBytes: Int, optimizer: String = "mezo", stateBytes: Int = 0) {
         self.zoPeakBytes = zoPeakBytes
         self.inferencePeakBytes = inferencePeakBytes
         self.foAdamBytes = foAdamBytes
         self.weightBytes = weightBytes
+        self.optimizer = optimizer
+        self.stateBytes = stateBytes
     }
 
     public var ratio: Double { Double(zoPeakBytes) / Double(max(1, inferencePeakBytes)) }
@@ -40,7 +45,8 @@ public struct MemoryReport: Sendable {
         return """
         memory (ledger peaks)
           inference-only forward      \(mib(inferencePeakBytes))
-          ZO training (MeZO)          \(mib(zoPeakBytes))   \(String(format: "%.3f", ratio))× inference
+          ZO training (\(optimizer.padding(toLength: 10, withPad: " ", startingAt: 0))) \(mib(zoPeakBytes))   \(String(format: "%.3f", ratio))× inference
+            of which optimizer state  \(mib(stateBytes))
           FO fine-tuning, Adam (est.) \(mib(foAdamBytes))   \(String(format: "%.1f", Double(foAdamBytes) / Double(max(1, inferencePeakBytes))))× inference
           weights                     \(mib(weightBytes))
         """
@@ -48,6 +54,7 @@ public struct MemoryReport: Sendable {
 
     public var json: [String: Any] {
         ["zo_peak_bytes": zoPeakBytes, "inference_peak_bytes": inferencePeakBytes, "fo_adam_bytes": foAdamBytes,
-         "weight_bytes": weightBytes, "zo_over_inference": (ratio * 1e4).rounded() / 1e4]
+         "weight_bytes": weightBytes, "zo_over_inference": (ratio * 1e4).rounded() / 1e4,
+         "optimizer": optimizer, "state_bytes": stateBytes]
     }
 }

@@ -4,7 +4,7 @@ import ZOTuneModels
 
 /// What a ZO step minimises (ALGORITHMS.md §3, §6). Only loss values are used, so
 /// non-differentiable objectives work as well as cross-entropy.
-public enum ObjectiveKind: String, Sendable, CaseIterable {
+public enum ObjectiveKind: String, Sendable, CaseIterable, Codable {
     /// Cross-entropy over the candidates' mean log-probs (classification as in MeZO).
     case crossEntropy = "ce"
     /// Mean negative log-likelihood of the correct candidate / gold answer tokens (LM loss).

@@ -1,15 +1,17 @@
 import Foundation
 
 /// Learning-rate schedules (with linear warm-up from 0).
-public enum LRSchedule: String, Sendable, CaseIterable {
+public enum LRSchedule: String, Sendable, CaseIterable, Codable {
     case constant, linear, cosine
 }
 
-public struct StepSchedule: Sendable, Equatable {
+public struct StepSchedule: Sendable, Equatable, Codable {
     public var lr: Float
     public var kind: LRSchedule
     public var warmupSteps: Int
     public var totalSteps: Int
+
+    enum CodingKeys: String, CodingKey { case lr, kind, warmupSteps = "warmup_steps", totalSteps = "total_steps" }
 
     public init(lr: Float, kind: LRSchedule = .constant, warmupSteps: Int = 0, totalSteps: Int) {
         self.lr = lr

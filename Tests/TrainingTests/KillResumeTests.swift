@@ -1,8 +1,10 @@
 import Foundation
 import XCTest
+import ZOTuneTraining
 
 /// A real interruption: `zotune train` killed with SIGKILL mid-run, then `--resume`d, ends with the
-/// same trajectory and the same exported weights as a run that was never interrupted.
+/// same trajectory and the same exported weights as a run that was never interrupted — for every
+/// optimizer (stateful ones rebuild their state by replay).
 final class KillResumeTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../ModelTests/Fixtures").standardized
 
@@ -49,36 +51,39 @@ final class KillResumeTests: XCTestCase {
         let bin = try binary()
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
-        let whole = w.root.appendingPathComponent("whole"), killed = w.root.appendingPathComponent("killed")
-        let a = try train(bin, w, ["--out", whole.path])
-        a.waitUntilExit()
-        XCTAssertEqual(a.terminationStatus, 0)
+        let optimizers: [[String]] = [[], ["--optimizer", "zo-sgd-mmt"], ["--optimizer", "zo-adam", "--lr", "1e-4"], ["--optimizer", "zo-sign", "--lr", "1e-4"],
+                                      ["--optimizer", "zo-cons"], ["--optimizer", "hizoo", "--hessian-smoothing", "0.1"]]
+        for opt in optimizers {
+            let name = opt.count > 1 ? opt[1] : "mezo"
+            let whole = w.root.appendingPathComponent("whole-\(name)"), killed = w.root.appendingPathComponent("killed-\(name)")
+            let a = try train(bin, w, opt + ["--out", whole.path])
+            a.waitUntilExit()
+            XCTAssertEqual(a.terminationStatus, 0, name)
 
-        let b = try train(bin, w, ["--out", killed.path])
-        // Kill once a few steps are on disk (the trajectory header records completed steps).
-        let traj = killed.appendingPathComponent("trajectory.zot")
-        let deadline = Date().addingTimeInterval(120)
-        while b.isRunning && Date() < deadline {
-            if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
-               let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 5 { break }
-            usleep(20_000)
-        }
-        XCTAssertTrue(b.isRunning, "the run finished before it could be killed")
-        kill(b.processIdentifier, SIGKILL)
-        b.waitUntilExit()
-        XCTAssertFalse(FileManager.default.fileExists(atPath: killed.appendingPathComponent("model/model.safetensors").path))
-
-        let c = try train(bin, w, ["--resume", killed.path])
-        c.waitUntilExit()
-        XCTAssertEqual(c.terminationStatus, 0)
-        for f in ["trajectory.zot", "model/model.safetensors"] {
-            let x = try Data(contentsOf: whole.appendingPathComponent(f)), y = try Data(contentsOf: killed.appendingPathComponent(f))
-            if f == "trajectory.zot" {
-                // Same records; headers differ only in the run directory's absent fields, none here.
-                XCTAssertEqual(x.suffix(12 * 24), y.suffix(12 * 24), "trajectory records differ")
-            } else {
-                XCTAssertTrue(x == y, "exported weights differ after kill + resume")
+            let b = try train(bin, w, opt + ["--out", killed.path])
+            // Kill once a few steps are on disk (the trajectory header records completed steps).
+            let traj = killed.appendingPathComponent("trajectory.zot")
+            let deadline = Date().addingTimeInterval(120)
+            while b.isRunning && Date() < deadline {
+                if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
+                   let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 5 { break }
+                usleep(20_000)
             }
+            XCTAssertTrue(b.isRunning, "\(name): the run finished before it could be killed")
+            kill(b.processIdentifier, SIGKILL)
+            b.waitUntilExit()
+            XCTAssertFalse(FileManager.default.fileExists(atPath: killed.appendingPathComponent("model/model.safetensors").path))
+
+            let c = try train(bin, w, opt + ["--resume", killed.path])
+            c.waitUntilExit()
+            XCTAssertEqual(c.terminationStatus, 0, name)
+            let x = try TrajectoryFile.read(whole.appendingPathComponent("trajectory.zot"))
+            let y = try TrajectoryFile.read(killed.appendingPathComponent("trajectory.zot"))
+            XCTAssertEqual(x.records, y.records, "\(name): trajectory records differ")
+            XCTAssertEqual(x.records.count, 12, name)
+            let mx = try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors"))
+            let my = try Data(contentsOf: killed.appendingPathComponent("model/model.safetensors"))
+            XCTAssertTrue(mx == my, "\(name): exported weights differ after kill + resume")
         }
     }
 }

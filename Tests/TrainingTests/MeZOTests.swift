@@ -5,39 +5,10 @@ import ZOTuneKernels
 import ZOTuneModels
 import ZOTuneTraining
 
-/// The MeZO step, trajectories, replay, resume and scoring on a tiny random Llama (from the model
-/// fixtures) with a small trained BPE tokenizer, against direct computations.
-final class MeZOTests: XCTestCase {
-    static let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../ModelTests/Fixtures").standardized
+/// The MeZO step and candidate scoring on a tiny random Llama (from the model fixtures) with a
+/// small trained BPE tokenizer, against direct computations.
+final class MeZOTests: XCTestCase, TinyFixture {
     let backend = KernelBackend.cpu()
-
-    func tinyModel(_ name: String = "llama") throws -> CausalLM {
-        let ckpt = try HFCheckpoint(path: Self.modelFixtures.appendingPathComponent("models/\(name)").path)
-        return try CausalLM(config: ckpt.config, reader: ckpt, backend: backend)
-    }
-
-    func tokenizer() throws -> BPETokenizer {
-        try BPETokenizer(tokenizerJSON: Self.modelFixtures.appendingPathComponent("tokenizers/smollm.json"))
-    }
-
-    /// A small sentiment task in the SST-2 template's shape.
-    func tinySplits() -> TaskSplits {
-        let words = ["the film was a joy", "dull and far too long", "a warm and clever story", "nothing works here",
-                     "great acting all round", "I wanted my money back", "a small marvel", "flat characters, flat jokes",
-                     "funny and moving", "a tedious mess", "worth every minute", "the worst of the year"]
-        let examples = words.enumerated().map { i, s in
-            TaskExample(id: "\(i)", candidates: [Candidate(prefix: s + " It was", continuation: " terrible"),
-                                                 Candidate(prefix: s + " It was", continuation: " great")], label: (i + 1) % 2)
-        }
-        return TaskSplits(task: "tiny", train: Array(examples[0..<8]), dev: Array(examples[8..<12]), test: Array(examples[8..<12]), notes: [])
-    }
-
-    func weights(_ lm: CausalLM) -> [String: [Float]] {
-        var out: [String: [Float]] = [:]
-        for e in TrainableSet.full(lm).entries { out[e.name] = backend.toHost(e.tensor) }
-        return out
-    }
 
     // One step against independent forwards at θ ± εz built on the host in double precision.
     func testOneStepEqualsDirectComputation() throws {
@@ -112,68 +83,6 @@ final class MeZOTests: XCTestCase {
         } }
     }
 
-    func trainOptions(steps: Int, keepBest: Bool = true) -> TrainOptions {
-        TrainOptions(task: "tiny", steps: steps, batchSize: 4, lr: 1e-3, schedule: .linear, mezo: MeZOOptions(eps: 1e-2, weightDecay: 0.01),
-                     evalEvery: 4, seed: 7, dataSeed: 3, saveEvery: 2, keepBest: keepBest)
-    }
-
-    func tempDir() -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-test-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        return d
-    }
-
-    // Two runs with the same options give the same trajectory and weights; replaying the
-    // trajectory on the base rebuilds those weights bit for bit (all 10 steps, and — with
-    // keep-best — up to the best dev step).
-    func testTrajectoryDeterminismAndReplay() throws {
-        var results: [([ZORecord], [String: [Float]])] = []
-        for keepBest in [false, false, true] {
-            let lm = try tinyModel(), dir = tempDir()
-            let trainer = try Trainer(model: lm, tokenizer: try tokenizer(), splits: tinySplits(), options: trainOptions(steps: 10, keepBest: keepBest),
-                                      runDir: dir, base: ["base_hash": "test"])
-            _ = try trainer.run()
-            let traj = try TrajectoryFile.read(dir.appendingPathComponent("trajectory.zot"))
-            XCTAssertEqual(traj.records.count, 10)
-            results.append((traj.records, weights(lm)))
-
-            // Replay up to the best step on a fresh copy of the base.
-            let base = try tinyModel()
-            let best = (traj.header["best_step"] as? Int)!
-            if !keepBest { XCTAssertEqual(best, 10) }
-            MeZO(set: TrainableSet.full(base), options: trainOptions(steps: 10).mezo, backend: backend)
-                .replay(traj.records.filter { Int($0.step) < best })
-            XCTAssertTrue(weights(base) == weights(lm), "replay of \(best) steps differs from the trained weights")
-        }
-        XCTAssertEqual(results[0].0, results[1].0)
-        XCTAssertTrue(results[0].1 == results[1].1, "same options, different weights")
-        XCTAssertTrue(results[0].0.contains { $0.projectedGrad != 0 })
-    }
-
-    // A run stopped after 5 of 10 steps and resumed reaches the uninterrupted run's trajectory and
-    // final weights exactly.
-    func testResumeAfterInterruption() throws {
-        let whole = try tinyModel(), dirA = tempDir()
-        _ = try Trainer(model: whole, tokenizer: try tokenizer(), splits: tinySplits(), options: trainOptions(steps: 10),
-                        runDir: dirA, base: ["base_hash": "test"]).run()
-        let dirB = tempDir()
-        let first = try tinyModel()
-        XCTAssertThrowsError(try Trainer(model: first, tokenizer: try tokenizer(), splits: tinySplits(), options: trainOptions(steps: 10),
-                                         runDir: dirB, base: ["base_hash": "test"]).run(stopAfter: 5)) { XCTAssertTrue($0 is RunInterrupted) }
-        let resumed = try tinyModel()   // a new process: base weights, state from disk only
-        _ = try Trainer(model: resumed, tokenizer: try tokenizer(), splits: tinySplits(), options: trainOptions(steps: 10),
-                        runDir: dirB, base: ["base_hash": "test"]).run(resume: true)
-        let a = try TrajectoryFile.read(dirA.appendingPathComponent("trajectory.zot"))
-        let b = try TrajectoryFile.read(dirB.appendingPathComponent("trajectory.zot"))
-        XCTAssertEqual(a.records, b.records)
-        XCTAssertTrue(weights(whole) == weights(resumed), "resumed run's weights differ")
-        // Resuming with other options is refused, naming the field.
-        var other = trainOptions(steps: 10)
-        other.mezo.eps = 5e-3
-        XCTAssertThrowsError(try Trainer(model: try tinyModel(), tokenizer: try tokenizer(), splits: tinySplits(), options: other,
-                                         runDir: dirB, base: ["base_hash": "test"]).run(resume: true))
-    }
-
     func testNonFiniteLossStopsWithStateRestored() throws {
         let lm = try tinyModel()
         let before = weights(lm)
@@ -186,19 +95,6 @@ final class MeZOTests: XCTestCase {
         for (name, w) in weights(lm) {
             for (x, y) in zip(w, before[name]!) { XCTAssertEqual(x, y, accuracy: 3e-7 * (abs(y) + 0.05)) }
         }
-    }
-
-    func testTrajectoryFileRejectsCorruption() throws {
-        let dir = tempDir()
-        let url = dir.appendingPathComponent("t.zot")
-        try TrajectoryFile(header: ["a": 1], records: [ZORecord(step: 0, direction: 0, seed: 9, lr: 1, projectedGrad: 2)]).write(to: url)
-        XCTAssertEqual(try TrajectoryFile.read(url).records.first?.seed, 9)
-        var data = try Data(contentsOf: url)
-        data.removeLast(3)
-        try data.write(to: url)
-        XCTAssertThrowsError(try TrajectoryFile.read(url)) { XCTAssertTrue("\($0)".contains("records"), "\($0)") }
-        try Data("garbage".utf8).write(to: url)
-        XCTAssertThrowsError(try TrajectoryFile.read(url)) { XCTAssertTrue("\($0)".contains("magic"), "\($0)") }
     }
 
     func testScheduleShapes() {

@@ -2,57 +2,53 @@ import Foundation
 import ZOTuneKernels
 import ZOTuneModels
 
-/// The trajectory checkpoint (ALGORITHMS.md §3): a run's update as (seed, η, g) per step and
-/// direction, plus what is needed to redo it — the base checkpoint's content hash, the z-stream
-/// version, the trainable-set spec and the hyperparameters.
+/// The trajectory checkpoint (ALGORITHMS.md §3): a run's updates as a few scalars per step and
+/// direction, plus the header that says how to redo them (RunHeader).
 ///
-/// Layout: "ZOTRAJ" 0x00 0x01 (8 bytes) · u32 LE header length · header JSON (UTF-8) ·
-/// records of 24 bytes: u32 step, u16 direction, u16 zero, u64 seed, f32 lr, f32 g (all LE).
+/// Version 2: "ZOTRAJ" 0x00 0x02 · u32 header length · header JSON (UTF-8) · records · u64
+/// checksum. A record is u32 step, u16 direction, u16 zero, u64 seed, f32 lr, then one f32 per
+/// header `record_fields` entry (20 + 4k bytes). The checksum (zt_hash64, seed 0x2A70) covers
+/// every byte before it, so a flipped or truncated byte anywhere is an error, never wrong weights.
+/// All integers and floats little-endian.
+///
+/// Version 1 (MeZO only, read for replay and resume): "ZOTRAJ" 0x00 0x01 · u32 header length ·
+/// flat header JSON · 24-byte records (u32 step, u16 direction, u16 0, u64 seed, f32 lr, f32 g),
+/// no checksum.
 public struct TrajectoryFile: Sendable {
-    public static let magic: [UInt8] = Array("ZOTRAJ".utf8) + [0, 1]
-    public static let formatVersion = 1
-    public static let recordSize = 24
+    public static let formatVersion = 2
+    static let magicPrefix: [UInt8] = Array("ZOTRAJ".utf8) + [0]
+    static let checksumSeed: UInt64 = 0x2A70
 
-    /// Hyperparameters and provenance (JSON object with string/number/bool values).
-    public var header: [String: Any] { headerStorage.value }
-    private var headerStorage: Box
+    public var header: RunHeader
     public var records: [ZORecord]
 
-    final class Box: @unchecked Sendable {
-        var value: [String: Any]
-        init(_ v: [String: Any]) { value = v }
-    }
-
-    public init(header: [String: Any], records: [ZORecord]) {
-        var h = header
-        h["format"] = "zotune-trajectory"
-        h["version"] = Self.formatVersion
-        h["z_stream_version"] = Int(ZT_Z_STREAM_VERSION)
-        headerStorage = Box(h)
+    public init(header: RunHeader, records: [ZORecord]) {
+        self.header = header
         self.records = records
     }
 
-    public mutating func set(_ key: String, _ value: Any) {
-        var h = headerStorage.value
-        h[key] = value
-        headerStorage = Box(h)
-    }
+    static func recordSize(fields: Int) -> Int { 20 + 4 * fields }
 
     public func encoded() throws -> Data {
-        let json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
-        var data = Data(Self.magic)
-        var len = UInt32(json.count).littleEndian
-        data.append(Data(bytes: &len, count: 4))
-        data.append(json)
-        var raw = [UInt8](repeating: 0, count: records.count * Self.recordSize)
-        for (i, r) in records.enumerated() {
-            let o = i * Self.recordSize
-            func put<T: FixedWidthInteger>(_ v: T, _ at: Int) { withUnsafeBytes(of: v.littleEndian) { raw.replaceSubrange((o + at)..<(o + at + $0.count), with: $0) } }
-            put(r.step, 0); put(r.direction, 4); put(UInt16(0), 6); put(r.seed, 8)
-            put(r.lr.bitPattern, 16); put(r.projectedGrad.bitPattern, 20)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var h = header
+        h.version = Self.formatVersion
+        let json = try encoder.encode(h)
+        let fields = header.recordFields.count
+        var out = [UInt8]()
+        out.reserveCapacity(8 + 4 + json.count + records.count * Self.recordSize(fields: fields) + 8)
+        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        out += Self.magicPrefix + [UInt8(Self.formatVersion)]
+        put(UInt32(json.count))
+        out += json
+        for r in records {
+            precondition(r.values.count == fields, "record of step \(r.step) has \(r.values.count) values, the optimizer declares \(fields)")
+            put(r.step); put(r.direction); put(UInt16(0)); put(r.seed); put(r.lr.bitPattern)
+            for v in r.values { put(v.bitPattern) }
         }
-        data.append(contentsOf: raw)
-        return data
+        put(out.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64($0.count), Self.checksumSeed) })
+        return Data(out)
     }
 
     public func write(to url: URL) throws { try AtomicFile.write(try encoded(), to: url) }
@@ -61,46 +57,74 @@ public struct TrajectoryFile: Sendable {
         let file = url.path
         guard let data = try? Data(contentsOf: url) else { throw ModelError(file: file, field: "file", "cannot read the trajectory") }
         let bytes = [UInt8](data)
-        guard bytes.count >= 12, Array(bytes[0..<6]) == Array(magic[0..<6]) else {
+        guard bytes.count >= 12, Array(bytes[0..<7]) == magicPrefix else {
             throw ModelError(file: file, field: "magic", "not a ZOTune trajectory file")
         }
-        let len = Int(UInt32(bytes[8]) | UInt32(bytes[9]) << 8 | UInt32(bytes[10]) << 16 | UInt32(bytes[11]) << 24)
-        guard 12 + len <= bytes.count else { throw ModelError(file: file, field: "header length", "\(len) bytes run past the end of the file") }
-        guard let header = try? JSONSerialization.jsonObject(with: Data(bytes[12..<(12 + len)])) as? [String: Any] else {
-            throw ModelError(file: file, field: "header", "malformed JSON")
+        func u32(_ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[o + $1]) << (8 * $1) } }
+        func u64(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[o + $1]) << (8 * $1) } }
+        let version = Int(bytes[7])
+        guard version == 1 || version == 2 else {
+            throw ModelError(file: file, field: "version", "format version \(version); this build reads 1 and 2")
         }
-        guard (header["version"] as? Int) == formatVersion else {
-            throw ModelError(file: file, field: "version", "format version \(header["version"] ?? "none"), this build reads \(formatVersion)")
+        let len = Int(u32(8))
+        let trailer = version == 2 ? 8 : 0
+        guard 12 + len + trailer <= bytes.count else {
+            throw ModelError(file: file, field: "header length", "\(len) bytes run past the end of the file (truncated?)")
         }
-        guard (header["z_stream_version"] as? Int) == Int(ZT_Z_STREAM_VERSION) else {
-            throw ModelError(file: file, field: "z_stream_version", "written with z stream \(header["z_stream_version"] ?? "none"); this build generates version \(ZT_Z_STREAM_VERSION), so it cannot replay it")
-        }
-        let body = bytes.count - 12 - len
-        guard body % recordSize == 0 else { throw ModelError(file: file, field: "records", "\(body) bytes is not a whole number of \(recordSize)-byte records (truncated?)") }
-        var records: [ZORecord] = []
-        records.reserveCapacity(body / recordSize)
-        for i in 0..<(body / recordSize) {
-            let o = 12 + len + i * recordSize
-            func get<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T {
-                var v: T = 0
-                for k in 0..<(T.bitWidth / 8) { v |= T(bytes[o + at + k]) << (8 * k) }
-                return v
+        if version == 2 {
+            let end = bytes.count - 8
+            let sum = bytes.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64(end), checksumSeed) }
+            guard sum == u64(end) else {
+                throw ModelError(file: file, field: "checksum", "the file is corrupt (checksum mismatch: a byte was changed or the file was cut short); it cannot be replayed")
             }
-            records.append(ZORecord(step: get(0, UInt32.self), direction: get(4, UInt16.self), seed: get(8, UInt64.self),
-                                    lr: Float(bitPattern: get(16, UInt32.self)), projectedGrad: Float(bitPattern: get(20, UInt32.self))))
+        }
+        let json = Data(bytes[12..<(12 + len)])
+        let header: RunHeader
+        if version == 1 {
+            guard let h = try? JSONSerialization.jsonObject(with: json) as? [String: Any] else {
+                throw ModelError(file: file, field: "header", "malformed JSON")
+            }
+            guard (h["z_stream_version"] as? Int) == Int(ZT_Z_STREAM_VERSION) else {
+                throw ModelError(file: file, field: "z_stream_version", "written with z stream \(h["z_stream_version"] ?? "none"); this build generates version \(ZT_Z_STREAM_VERSION), so it cannot replay it")
+            }
+            header = try RunHeader.fromVersion1(h, file: file)
+        } else {
+            do {
+                header = try JSONDecoder().decode(RunHeader.self, from: json)
+            } catch let e as DecodingError {
+                throw ModelError(file: file, field: "header", describe(e))
+            }
+            guard header.zStreamVersion == Int(ZT_Z_STREAM_VERSION) else {
+                throw ModelError(file: file, field: "z_stream_version", "written with z stream \(header.zStreamVersion); this build generates version \(ZT_Z_STREAM_VERSION), so it cannot replay it")
+            }
+        }
+        let fields = header.recordFields.count
+        let size = recordSize(fields: fields)
+        let body = bytes.count - 12 - len - trailer
+        guard body % size == 0 else {
+            throw ModelError(file: file, field: "records", "\(body) bytes is not a whole number of \(size)-byte records (truncated?)")
+        }
+        var records: [ZORecord] = []
+        records.reserveCapacity(body / size)
+        for i in 0..<(body / size) {
+            let o = 12 + len + i * size
+            let values = (0..<fields).map { Float(bitPattern: u32(o + 20 + 4 * $0)) }
+            records.append(ZORecord(step: u32(o), direction: UInt16(bytes[o + 4]) | UInt16(bytes[o + 5]) << 8, seed: u64(o + 8),
+                                    lr: Float(bitPattern: u32(o + 16)), values: values))
         }
         return TrajectoryFile(header: header, records: records)
     }
+}
 
-    // Typed header access with errors naming the field.
-    public func string(_ key: String, file: String) throws -> String {
-        guard let v = header[key] as? String else { throw ModelError(file: file, field: key, "missing or not a string") }
-        return v
-    }
-
-    public func number(_ key: String, file: String) throws -> Double {
-        guard let v = header[key] as? NSNumber else { throw ModelError(file: file, field: key, "missing or not a number") }
-        return v.doubleValue
+/// A decoding error as "field.path: what".
+func describe(_ e: DecodingError) -> String {
+    func path(_ c: [CodingKey]) -> String { c.map(\.stringValue).joined(separator: ".") }
+    switch e {
+    case .keyNotFound(let k, let c): return "\(path(c.codingPath + [k])): missing"
+    case .typeMismatch(_, let c): return "\(path(c.codingPath)): wrong type (\(c.debugDescription))"
+    case .valueNotFound(_, let c): return "\(path(c.codingPath)): missing value"
+    case .dataCorrupted(let c): return "\(path(c.codingPath)): \(c.debugDescription)"
+    @unknown default: return "\(e)"
     }
 }
 

@@ -4,14 +4,16 @@ import ZOTuneBackend
 import ZOTuneModels
 import ZOTuneTraining
 
-/// `zotune memory`: ledger peaks of an inference-only forward and of a MeZO step on the same
-/// batch of random tokens (LM loss over all positions), and the analytic FO-Adam footprint.
+/// `zotune memory`: ledger peaks of an inference-only forward and of one ZO step of the chosen
+/// optimizer on the same batch of random tokens (LM loss over all positions), and the analytic
+/// FO-Adam footprint.
 struct MemoryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "memory", abstract: "ZO training memory vs inference and first-order Adam.")
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup var shape: BatchShapeOptions
+    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
     @Option(help: "What to run: both (default), or only inference / zo (one phase per process, to compare process RSS).")
     var phase = "both"
 
@@ -20,10 +22,11 @@ struct MemoryCommand: ParsableCommand {
 
     func run() throws {
         guard ["both", "inference", "zo"].contains(phase) else { throw ValidationError("--phase must be both, inference or zo") }
+        let config = try optim.config()
         let backend = try device.backend(quiet: json)
         let (file, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
-        var inference = 0, zo = 0
+        var inference = 0, zo = 0, state = 0
         if phase != "zo" {
             backend.ledger.resetPeaks()
             _ = try languageModelLoss(lm, batch)
@@ -31,14 +34,15 @@ struct MemoryCommand: ParsableCommand {
         }
         let set = TrainableSet.full(lm)
         if phase != "inference" {
-            let mezo = MeZO(set: set, options: MeZOOptions(), backend: backend)
+            let optimizer = try config.make(set: set, backend: backend)
+            state = optimizer.stateBytes
             backend.ledger.resetPeaks()
-            _ = try mezo.step(0, runSeed: 1, lr: 0) { try languageModelLoss(lm, batch) }
+            _ = try optimizer.step(0, runSeed: 1, lr: 0) { try languageModelLoss(lm, batch) }
             zo = backend.ledger.snapshot.total.peak
         }
         let report = MemoryReport(zoPeakBytes: zo, inferencePeakBytes: inference,
                                   foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: set.parameterCount, batch: shape.batchSize, seqLen: shape.seqLen),
-                                  weightBytes: lm.weights.bytes)
+                                  weightBytes: lm.weights.bytes, optimizer: config.kind.rawValue, stateBytes: state)
         if json {
             var j = report.json
             j["batch_size"] = shape.batchSize; j["seq_len"] = shape.seqLen; j["peak_rss_bytes"] = peakRSSBytes()
@@ -52,36 +56,84 @@ struct MemoryCommand: ParsableCommand {
     }
 }
 
-/// `zotune bench step`: one forward vs one full MeZO step on the same batch of random tokens.
+/// `zotune bench step`: one forward vs one step of the chosen optimizer on the same batch of random tokens.
 struct BenchStep: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "step", abstract: "Time one forward and one MeZO step (LM loss over all positions).")
+    static let configuration = CommandConfiguration(commandName: "step", abstract: "Time one forward and one ZO step (LM loss over all positions).")
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup var shape: BatchShapeOptions
+    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
     @Option(help: "Timed repetitions (median reported).")
     var repeats = 3
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func run() throws {
+        let config = try optim.config()
         let backend = try device.backend(quiet: json)
-        let (file, lm) = try model.load(on: backend)
+        let (_, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
-        let mezo = MeZO(set: TrainableSet.full(lm), options: MeZOOptions(), backend: backend)
-        let forward = median(repeats) { _ = try? languageModelLoss(lm, batch); backend.synchronize() }
-        var t = 0
-        let step = median(repeats) {
-            _ = try? mezo.step(t, runSeed: 1, lr: 1e-7) { try languageModelLoss(lm, batch) }
-            backend.synchronize()
-            t += 1
-        }
+        let set = TrainableSet.full(lm)
+        let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
+        let r = try OptimizerBenchmark.measure(config, model: lm, batch: batch, set: set, repeats: repeats, lr: 1e-7, baseline: base)
         if json {
-            print("{\"forward_s\": \(jsonNumber(forward)), \"step_s\": \(jsonNumber(step)), \"step_over_forward\": \(jsonNumber(step / forward)), \"batch_size\": \(shape.batchSize), \"seq_len\": \(shape.seqLen), \"parameters\": \(mezo.set.parameterCount)}")
+            var j = r.json
+            j["batch_size"] = shape.batchSize; j["seq_len"] = shape.seqLen; j["parameters"] = set.parameterCount
+            print(String(decoding: try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(backend.summary)
-            print(String(format: "forward %.3f s, MeZO step %.3f s: step / forward = %.3f (2 forwards + 3 passes over %d parameters)",
-                         forward, step, step / forward, mezo.set.parameterCount))
+            print(String(format: "forward %.3f s, %@ step %.3f s: step / forward = %.3f (%d forwards + %.0f passes over %d parameters)",
+                         r.forwardSeconds, r.optimizer, r.stepSeconds, r.stepOverForward, r.forwardsPerStep, r.passesPerStep, set.parameterCount))
+        }
+    }
+}
+
+/// `zotune bench optimizers`: every optimizer's step on one batch, against the same run's forward and pass.
+struct BenchOptimizers: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "optimizers",
+                                                    abstract: "Time a step of each ZO optimizer against forwards × forward + passes × pass, with memory.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var device: DeviceOptions
+    @OptionGroup var shape: BatchShapeOptions
+    @Option(help: "Comma-separated optimizers (default: all).")
+    var optimizers: String?
+    @Option(help: "Timed steps per optimizer (median reported).")
+    var repeats = 3
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let kinds = try (optimizers?.split(separator: ",").map(String.init) ?? OptimizerKind.allCases.map(\.rawValue)).map { name in
+            guard let k = OptimizerKind(rawValue: name) else { throw ValidationError("unknown optimizer \(name)") }
+            return k
+        }
+        let backend = try device.backend(quiet: json)
+        let (_, lm) = try model.load(on: backend)
+        let batch = shape.tokens(vocab: lm.config.vocabSize)
+        let set = TrainableSet.full(lm)
+        let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
+        if !json {
+            print(backend.summary)
+            print(String(format: "batch %d × %d, %d parameters: forward %.3f s, pass over θ %.3f s (%.2f G el/s)", shape.batchSize, shape.seqLen,
+                         set.parameterCount, base.forward, base.pass, Double(set.parameterCount) / base.pass / 1e9))
+            print("optimizer     fwd  passes   step s  step/fwd  step/predicted   state MiB  peak/inference")
+        }
+        var rows: [[String: Any]] = []
+        for k in kinds {
+            let r = try OptimizerBenchmark.measure(OptimizerBenchmark.defaultConfig(k), model: lm, batch: batch, set: set, repeats: repeats,
+                                                   lr: 1e-7, baseline: base)
+            rows.append(r.json)
+            if !json {
+                print(String(format: "%-12@ %4d %7.1f %8.3f %9.3f %15.3f %11.1f %15.3f", r.optimizer as NSString, r.forwardsPerStep, r.passesPerStep,
+                             r.stepSeconds, r.stepOverForward, r.stepOverPredicted, Double(r.stateBytes) / 1_048_576, r.peakOverInference))
+            }
+        }
+        if json {
+            let o: [String: Any] = ["batch_size": shape.batchSize, "seq_len": shape.seqLen, "parameters": set.parameterCount,
+                                    "forward_s": base.forward, "pass_s": base.pass, "optimizers": rows]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
         }
     }
 }

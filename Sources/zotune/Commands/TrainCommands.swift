@@ -30,19 +30,10 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Fine-tune a model on a task with forward passes only (MeZO).")
-
-    @OptionGroup var model: ModelOptions
-    @OptionGroup var data: DataOptions
-    @OptionGroup var device: DeviceOptions
-
-    @Option(help: "Optimizer: mezo (ZO-SGD with n-SPSA).")
-    var optimizer = "mezo"
-    @Option(help: "Learning rate η.")
+/// The run's schedule, evaluation, seeds and saving (everything but the optimizer).
+struct RunArguments: ParsableArguments {
+    @Option(help: "Learning rate η (the peak of the schedule).")
     var lr: Float = 1e-6
-    @Option(help: "Perturbation scale ε.")
-    var eps: Float = 1e-3
     @Option(name: .customLong("batch-size"), help: "Examples per step.")
     var batchSize = 16
     @Option(help: "Training steps.")
@@ -57,27 +48,41 @@ struct Train: ParsableCommand {
     var schedule = "constant"
     @Option(help: "Warm-up steps.")
     var warmup = 0
-    @Option(name: .customLong("weight-decay"), help: "Weight decay λ (not applied to biases and norm gains).")
-    var weightDecay: Float = 0
-    @Option(help: "SPSA directions per step (n-SPSA).")
-    var directions = 1
-    @Flag(name: .customLong("one-sided"), help: "One-sided estimate (L(θ+εz) − L(θ))/ε.")
-    var oneSided = false
     @Option(help: "Objective: ce (cross-entropy over candidates), lm (LM loss of the answer), neg-accuracy, neg-f1 (generation tasks).")
     var objective = "ce"
     @Option(name: .customLong("max-length"), help: "Longest token sequence (longer prompts lose their start).")
     var maxLength = 256
     @Option(name: .customLong("save-every"), help: "Save the trajectory every N steps.")
     var saveEvery = 10
+    @Flag(name: .customLong("keep-last"), help: "End on the last step's weights instead of the best dev evaluation's.")
+    var keepLast = false
+
+    func options(task: String, dataSeed: UInt64) throws -> RunOptions {
+        guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
+        guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm, neg-accuracy or neg-f1") }
+        guard steps >= 1, batchSize >= 1 else { throw ValidationError("--steps and --batch-size must be at least 1") }
+        return RunOptions(task: task, steps: steps, batchSize: batchSize, lr: lr, schedule: sched, warmupSteps: warmup, objective: obj,
+                          evalEvery: evalEvery, evalCount: evalCount, seed: seed, dataSeed: dataSeed, saveEvery: saveEvery,
+                          maxLength: maxLength, keepBest: !keepLast)
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Fine-tune a model on a task with forward passes only (MeZO and the ZO optimizer family).")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var data: DataOptions
+    @OptionGroup var device: DeviceOptions
+    @OptionGroup(title: "Run") var runArguments: RunArguments
+    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/.")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options).")
     var resume: String?
 
     func run() throws {
-        guard optimizer == "mezo" else { throw ValidationError("--optimizer: only mezo is available in this build") }
-        guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
-        guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm, neg-accuracy or neg-f1") }
+        let config = try optim.config()
+        let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
         let backend = try device.backend()
@@ -86,17 +91,15 @@ struct Train: ParsableCommand {
         let splits = try data.load()
         for note in splits.notes { print("data: \(note)") }
         print("data: \(splits.train.count) train, \(splits.dev.count) dev, \(splits.test.count) test examples of \(splits.task)")
-        let lm = try file.load(on: backend, dtype: try model.weightDType())
-        let options = TrainOptions(task: data.task, steps: steps, batchSize: batchSize, lr: lr, schedule: sched, warmupSteps: warmup,
-                                   mezo: MeZOOptions(eps: eps, weightDecay: weightDecay, directions: directions, oneSided: oneSided),
-                                   objective: obj, evalEvery: evalEvery, evalCount: evalCount, seed: seed, dataSeed: data.dataSeed,
-                                   saveEvery: saveEvery, maxLength: maxLength)
-        let base: [String: Any] = ["base_path": file.path, "base_hash": try checkpointHash(file.path), "base_format": file.format.rawValue,
-                                   "dtype": try model.weightDType().rawValue]
-        let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, runDir: runDir, base: base)
+        let dtype = try model.weightDType()
+        let lm = try file.load(on: backend, dtype: dtype)
+        let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue, dtype: dtype.rawValue)
+        let optimizer = try config.make(set: TrainableSet.full(lm), backend: backend)
+        let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir, base: base)
         print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters; \(backend.summary)")
+        print("optimizer: \(config); \(optimizer.forwardsPerStep) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         backend.ledger.resetPeaks()
-        let progress = ProgressLine(total: steps)
+        let progress = ProgressLine(total: options.steps)
         let summary: TrainSummary
         do {
             summary = try trainer.run(resume: resume != nil) { progress.update($0) }
@@ -105,30 +108,30 @@ struct Train: ParsableCommand {
             throw ValidationError("\(e.description). Trajectory and metrics in \(runDir.path) hold the last good step; rebuild it with `zotune replay`.")
         }
         progress.finish()
-        let zoPeak = trainer.stepPeakBytes
 
         // Inference-only reference: one forward of each training minibatch on its own (measured
         // inside every step, before any second forward or update pass).
-        let inferencePeak = trainer.forwardPeakBytes
         let shape = trainer.firstBatchShape()
-        let report = MemoryReport(zoPeakBytes: zoPeak, inferencePeakBytes: inferencePeak,
+        let report = MemoryReport(zoPeakBytes: trainer.stepPeakBytes, inferencePeakBytes: trainer.forwardPeakBytes,
                                   foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: trainer.set.parameterCount,
                                                                         batch: shape.sequences, seqLen: shape.length),
-                                  weightBytes: lm.weights.bytes)
+                                  weightBytes: lm.weights.bytes, optimizer: config.kind.rawValue, stateBytes: optimizer.stateBytes)
 
         try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"),
                            metadata: ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)])
         let metric = trainer.metricName
         print("dev \(metric): " + String(format: "%.4f before, %.4f after %d steps (best %.4f at step %d)",
                                             summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
-        if let test = summary.test { print("test \(metric) (best step): " + String(format: "%.4f", test)) }
+        if let test = summary.test { print("test (best step): \(test.summary)") }
         print(report.table)
         print(String(format: "trained in %.0f s; run directory ", summary.seconds) + runDir.path)
-        if let d = try? JSONSerialization.data(withJSONObject: report.json.merging(["dev_before": summary.devBefore, "dev_after": summary.devAfter,
-                                                                                    "best_step": summary.bestStep, "test": summary.test ?? NSNull()]) { a, _ in a },
-                                               options: [.sortedKeys]) {
-            try AtomicFile.write(d, to: runDir.appendingPathComponent("summary.json"))
-        }
+        var json = report.json
+        json["dev_before"] = summary.devBefore
+        json["dev_after"] = summary.devAfter
+        json["best_step"] = summary.bestStep
+        json["test"] = summary.test?.metric ?? NSNull()
+        json["seconds"] = summary.seconds
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
     }
 }
 
@@ -142,8 +145,8 @@ final class ProgressLine {
         let eta = r.stepsPerSecond > 0 ? Double(r.total - r.step) / r.stepsPerSecond : 0
         var line = String(format: "step %d/%d  loss %.4f  g %+.3e  lr %.2e  %.2f it/s  ETA %@  peak %@",
                           r.step, r.total, r.loss, r.projectedGrad, r.lr, r.stepsPerSecond, duration(eta), formatBytes(r.peakBytes))
-        if let dev = r.devAccuracy { line += String(format: "  dev %.4f", dev) }
-        writeStdout(tty ? "\r\u{1B}[K" + line + (r.devAccuracy != nil ? "\n" : "") : line + "\n")
+        if let dev = r.devMetric { line += String(format: "  dev %.4f", dev) }
+        writeStdout(tty ? "\r\u{1B}[K" + line + (r.devMetric != nil ? "\n" : "") : line + "\n")
     }
 
     func finish() { if tty { writeStdout("\n") } }
@@ -180,31 +183,14 @@ struct Eval: ParsableCommand {
         }
         guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task) is empty") }
         let lm = try file.load(on: backend, dtype: try model.weightDType())
-        let scorer = Scorer(model: lm, tokenizer: try file.requireTokenizer(), maxLength: maxLength)
-        if examples[0].isGeneration {
-            var f1 = 0.0, em = 0.0, n = 0
-            for start in stride(from: 0, to: examples.count, by: 8) {
-                let s = try scorer.score(Array(examples[start..<min(examples.count, start + 8)]), objective: .negativeF1)
-                f1 += s.f1Sum; em += s.exactSum; n += s.count
-                if !json { writeStdout("\r\(n)/\(examples.count) examples, F1 \(String(format: "%.4f", f1 / Double(n))), EM \(String(format: "%.4f", em / Double(n)))") }
-            }
-            if json {
-                print("{\"task\": \"\(data.task)\", \"split\": \"\(split)\", \"examples\": \(n), \"f1\": \(String(format: "%.6f", f1 / Double(max(1, n)))), \"em\": \(String(format: "%.6f", em / Double(max(1, n))))}")
-            } else {
-                writeStdout("\n")
-            }
-            return
+        let evaluator = Evaluator(scorer: Scorer(model: lm, tokenizer: try file.requireTokenizer(), maxLength: maxLength))
+        let result = try evaluator.evaluate(examples) { r in
+            if !json { writeStdout("\r\(r.examples)/\(examples.count) examples, \(r.summary)") }
         }
-        var correct = 0, total = 0
-        for start in stride(from: 0, to: examples.count, by: 32) {
-            let s = try scorer.score(Array(examples[start..<min(examples.count, start + 32)]), objective: .crossEntropy)
-            correct += s.correct
-            total += s.count
-            if !json { writeStdout("\r\(total)/\(examples.count) examples, accuracy \(String(format: "%.4f", Double(correct) / Double(max(1, total))))") }
-        }
-        let acc = Double(correct) / Double(max(1, total))
         if json {
-            print("{\"task\": \"\(data.task)\", \"split\": \"\(split)\", \"examples\": \(total), \"accuracy\": \(String(format: "%.6f", acc))}")
+            var o: [String: Any] = ["task": data.task, "split": split, "examples": result.examples]
+            if result.isGeneration { o["f1"] = result.f1; o["em"] = result.exactMatch } else { o["accuracy"] = result.accuracy }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
         } else {
             writeStdout("\n")
         }
@@ -226,22 +212,24 @@ struct Replay: ParsableCommand {
 
     func run() throws {
         let traj = try TrajectoryFile.read(URL(fileURLWithPath: trajectory))
-        let options = try TrainOptions.from(header: traj.header, file: trajectory)
+        let h = traj.header
         let hash = try checkpointHash(base)
-        if let want = traj.header["base_hash"] as? String, want != hash {
-            throw ValidationError("\(base) has content hash \(hash), but the trajectory was trained from \(want) (\(traj.header["base_path"] ?? "?"))")
+        guard h.base.hash == hash else {
+            throw ValidationError("\(base) has content hash \(hash), but the trajectory was trained from \(h.base.hash) (\(h.base.path))")
         }
-        let dtype = DType(rawValue: (traj.header["dtype"] as? String) ?? "f32") ?? .f32
+        guard let dtype = DType(rawValue: h.base.dtype) else { throw ValidationError("\(trajectory): base.dtype: unknown dtype \(h.base.dtype)") }
         let file = try ModelFile.open(base)
-        let lm = try file.load(on: try device.backend(), dtype: dtype)
-        let set = try TrainableSet.from(spec: (traj.header["trainable"] as? String) ?? "full", model: lm)
-        let upTo = allSteps ? Int.max : ((traj.header["best_step"] as? Int) ?? Int.max)
+        let backend = try device.backend()
+        let lm = try file.load(on: backend, dtype: dtype)
+        let set = try TrainableSet.from(spec: h.trainable, model: lm)
+        let optimizer = try h.optimizer.make(set: set, backend: backend)
+        let upTo = allSteps ? Int.max : h.progress.bestStep
         let records = traj.records.filter { Int($0.step) < upTo }
         let started = Date()
-        MeZO(set: set, options: options.mezo, backend: lm.backend).replay(records)
-        lm.backend.synchronize()
+        optimizer.replay(records)
+        backend.synchronize()
         try HFExport.write(lm, file: file, to: URL(fileURLWithPath: out), metadata: ["zotune_trajectory": trajectory])
-        print(String(format: "replayed %d updates (%d steps) on %d parameters in %.1f s → %@", records.count,
-                     Set(records.map(\.step)).count, set.parameterCount, Date().timeIntervalSince(started), out))
+        print(String(format: "replayed %d updates (%d steps, %@) on %d parameters in %.1f s → %@", records.count,
+                     Set(records.map(\.step)).count, h.optimizer.kind.rawValue, set.parameterCount, Date().timeIntervalSince(started), out))
     }
 }

@@ -1,0 +1,89 @@
+import Foundation
+import ZOTuneBackend
+import ZOTuneModels
+
+/// One optimizer's step on a fixed batch (LM loss over all positions), against the forward and
+/// the pass over θ measured in the same run: the step should cost about
+/// forwards × forward + passes × pass, and its ledger peak should stay at the inference figure
+/// plus the optimizer's state.
+public struct OptimizerTiming: Sendable {
+    public let optimizer: String
+    public let forwardsPerStep: Int
+    public let passesPerStep: Double
+    public let stepSeconds: Double
+    public let forwardSeconds: Double
+    public let passSeconds: Double
+    public let stateBytes: Int
+    public let peakBytes: Int
+    public let inferencePeakBytes: Int
+
+    /// forwards × forward time + passes × pass time.
+    public var predictedSeconds: Double { Double(forwardsPerStep) * forwardSeconds + passesPerStep * passSeconds }
+    public var stepOverForward: Double { stepSeconds / forwardSeconds }
+    public var stepOverPredicted: Double { stepSeconds / predictedSeconds }
+    public var peakOverInference: Double { Double(peakBytes) / Double(max(1, inferencePeakBytes)) }
+
+    public var json: [String: Any] {
+        func r(_ x: Double) -> Double { (x * 1e4).rounded() / 1e4 }
+        return ["optimizer": optimizer, "forwards_per_step": forwardsPerStep, "passes_per_step": passesPerStep,
+                "step_s": r(stepSeconds), "forward_s": r(forwardSeconds), "pass_s": r(passSeconds), "predicted_s": r(predictedSeconds),
+                "step_over_forward": r(stepOverForward), "step_over_predicted": r(stepOverPredicted), "state_bytes": stateBytes,
+                "peak_bytes": peakBytes, "inference_peak_bytes": inferencePeakBytes, "peak_over_inference": r(peakOverInference)]
+    }
+}
+
+public enum OptimizerBenchmark {
+    /// Median seconds of `repeats` runs of `body` (after one warm-up run), device synchronised.
+    public static func median(_ repeats: Int, backend: any Backend, _ body: () throws -> Void) rethrows -> Double {
+        try body()
+        backend.synchronize()
+        var times: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let t0 = Date()
+            try body()
+            backend.synchronize()
+            times.append(Date().timeIntervalSince(t0))
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    /// The baseline of the run: one forward (time and ledger peak) and one perturb pass over θ
+    /// (scale 0 leaves θ unchanged but does all the work: z regenerated, θ read and written).
+    public static func baseline(model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int) throws -> (forward: Double, pass: Double, inferencePeak: Int) {
+        let backend = model.backend
+        backend.ledger.resetPeaks()
+        let forward = try median(repeats, backend: backend) { _ = try languageModelLoss(model, batch) }
+        let peak = backend.ledger.snapshot.total.peak
+        let pass = median(repeats, backend: backend) { set.perturb(backend, seed: 7, scale: 0) }
+        return (forward, pass, peak)
+    }
+
+    /// Median step time of `config` over `repeats` steps, its state allocated for the measurement
+    /// and released after it.
+    public static func measure(_ config: OptimizerConfig, model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int, lr: Float,
+                               baseline: (forward: Double, pass: Double, inferencePeak: Int)) throws -> OptimizerTiming {
+        let backend = model.backend
+        let optimizer = try config.make(set: set, backend: backend)
+        backend.ledger.resetPeaks()
+        var t = 0
+        let step = try median(repeats, backend: backend) {
+            _ = try optimizer.step(t, runSeed: 1, lr: lr) { try languageModelLoss(model, batch) }
+            t += 1
+        }
+        return OptimizerTiming(optimizer: config.kind.rawValue, forwardsPerStep: optimizer.forwardsPerStep, passesPerStep: optimizer.passesPerStep,
+                               stepSeconds: step, forwardSeconds: baseline.forward, passSeconds: baseline.pass, stateBytes: optimizer.stateBytes,
+                               peakBytes: backend.ledger.snapshot.total.peak, inferencePeakBytes: baseline.inferencePeak)
+    }
+
+    /// Each optimizer with its default hyper-parameters (ε as given).
+    public static func defaultConfig(_ kind: OptimizerKind, eps: Float = 1e-3) -> OptimizerConfig {
+        switch kind {
+        case .mezo: return .mezo(MeZOOptions(eps: eps))
+        case .zoSGDMomentum: return .zoSGDMomentum(ZOMomentumOptions(eps: eps))
+        case .zoAdam: return .zoAdam(ZOAdamOptions(eps: eps))
+        case .zoSign: return .zoSign(ZOSignOptions(eps: eps))
+        case .zoCons: return .zoCons(ZOConsOptions(eps: eps))
+        case .hizoo: return .hizoo(HiZOOOptions(eps: eps))
+        }
+    }
+}

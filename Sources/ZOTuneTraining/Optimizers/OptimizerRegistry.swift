@@ -1,0 +1,109 @@
+import Foundation
+import ZOTuneBackend
+
+/// The optimizers by their command-line names (`--optimizer`).
+public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
+    case mezo
+    case zoSGDMomentum = "zo-sgd-mmt"
+    case zoAdam = "zo-adam"
+    case zoSign = "zo-sign"
+    case zoCons = "zo-cons"
+    case hizoo
+
+    /// One line for help texts and tables.
+    public var summary: String {
+        switch self {
+        case .mezo: return "ZO-SGD with n-SPSA, in place (MeZO)"
+        case .zoSGDMomentum: return "ZO-SGD with heavy-ball momentum"
+        case .zoAdam: return "Adam on the ZO estimate, f32 moments"
+        case .zoSign: return "ZO-SGD on sign(g)·z"
+        case .zoCons: return "conservative ZO-SGD: the best of θ, θ−Δ, θ+Δ (5 forwards)"
+        case .hizoo: return "HiZOO: diagonal-Hessian-preconditioned ZO-SGD (3 forwards)"
+        }
+    }
+}
+
+/// An optimizer's name and hyper-parameters: what the run header stores and what builds it.
+/// Encoded as one JSON object, {"name": "zo-adam", "eps": …, "beta1": …}.
+public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertible {
+    case mezo(MeZOOptions)
+    case zoSGDMomentum(ZOMomentumOptions)
+    case zoAdam(ZOAdamOptions)
+    case zoSign(ZOSignOptions)
+    case zoCons(ZOConsOptions)
+    case hizoo(HiZOOOptions)
+
+    public var kind: OptimizerKind {
+        switch self {
+        case .mezo: return .mezo
+        case .zoSGDMomentum: return .zoSGDMomentum
+        case .zoAdam: return .zoAdam
+        case .zoSign: return .zoSign
+        case .zoCons: return .zoCons
+        case .hizoo: return .hizoo
+        }
+    }
+
+    /// The optimizer over `set`, its state allocated on `backend`.
+    public func make(set: TrainableSet, backend: any Backend) throws -> any ZOOptimizer {
+        switch self {
+        case .mezo(let o): return MeZO(set: set, options: o, backend: backend)
+        case .zoSGDMomentum(let o): return try ZOMomentum(set: set, options: o, backend: backend)
+        case .zoAdam(let o): return try ZOAdam(set: set, options: o, backend: backend)
+        case .zoSign(let o): return ZOSign(set: set, options: o, backend: backend)
+        case .zoCons(let o): return ZOCons(set: set, options: o, backend: backend)
+        case .hizoo(let o): return try HiZOO(set: set, options: o, backend: backend)
+        }
+    }
+
+    /// The perturbation scale ε every optimizer here probes with.
+    public var eps: Float {
+        switch self {
+        case .mezo(let o): return o.eps
+        case .zoSGDMomentum(let o): return o.eps
+        case .zoAdam(let o): return o.eps
+        case .zoSign(let o): return o.eps
+        case .zoCons(let o): return o.eps
+        case .hizoo(let o): return o.eps
+        }
+    }
+
+    private enum Key: String, CodingKey { case name }
+
+    public init(from decoder: Decoder) throws {
+        let name = try decoder.container(keyedBy: Key.self).decode(String.self, forKey: .name)
+        guard let kind = OptimizerKind(rawValue: name) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [Key.name],
+                                                    debugDescription: "unknown optimizer \"\(name)\" (this build knows \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")))"))
+        }
+        switch kind {
+        case .mezo: self = .mezo(try MeZOOptions(from: decoder))
+        case .zoSGDMomentum: self = .zoSGDMomentum(try ZOMomentumOptions(from: decoder))
+        case .zoAdam: self = .zoAdam(try ZOAdamOptions(from: decoder))
+        case .zoSign: self = .zoSign(try ZOSignOptions(from: decoder))
+        case .zoCons: self = .zoCons(try ZOConsOptions(from: decoder))
+        case .hizoo: self = .hizoo(try HiZOOOptions(from: decoder))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(kind.rawValue, forKey: .name)
+        switch self {
+        case .mezo(let o): try o.encode(to: encoder)
+        case .zoSGDMomentum(let o): try o.encode(to: encoder)
+        case .zoAdam(let o): try o.encode(to: encoder)
+        case .zoSign(let o): try o.encode(to: encoder)
+        case .zoCons(let o): try o.encode(to: encoder)
+        case .hizoo(let o): try o.encode(to: encoder)
+        }
+    }
+
+    /// "zo-adam eps=0.001 beta1=0.9 …" (sorted keys), for logs and errors.
+    public var description: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let d = try? encoder.encode(self), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return kind.rawValue }
+        return ([kind.rawValue] + o.keys.sorted().filter { $0 != "name" }.map { "\($0)=\(o[$0]!)" }).joined(separator: " ")
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import ZOTuneTraining
+
+/// `--optimizer` and the options every optimizer shares.
+struct OptimizerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).",
+                               discussion: OptimizerKind.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(separator: "\n")))
+    var optimizer = "mezo"
+    @Option(help: "Perturbation scale ε.")
+    var eps: Float = 1e-3
+    @Option(name: .customLong("weight-decay"), help: "Weight decay λ, decoupled (θ −= ηλθ; not on biases and norm gains). Not for zo-cons.")
+    var weightDecay: Float = 0
+
+    @OptionGroup(title: "MeZO (--optimizer mezo)") var mezo: MeZOArguments
+    @OptionGroup(title: "ZO-SGD-MMT (--optimizer zo-sgd-mmt)") var momentum: MomentumArguments
+    @OptionGroup(title: "ZO-Adam (--optimizer zo-adam)") var adam: AdamArguments
+    @OptionGroup(title: "HiZOO (--optimizer hizoo)") var hizoo: HiZOOArguments
+
+    func kind() throws -> OptimizerKind {
+        guard let k = OptimizerKind(rawValue: optimizer) else {
+            throw ValidationError("--optimizer must be one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(optimizer))")
+        }
+        return k
+    }
+
+    /// The optimizer's configuration; an option that belongs to another optimizer is an error.
+    func config() throws -> OptimizerConfig {
+        let k = try kind()
+        let given: [(String, Bool, OptimizerKind)] = [
+            ("--directions", mezo.directions != nil, .mezo), ("--one-sided", mezo.oneSided, .mezo),
+            ("--momentum", momentum.momentum != nil, .zoSGDMomentum),
+            ("--beta1", adam.beta1 != nil, .zoAdam), ("--beta2", adam.beta2 != nil, .zoAdam), ("--adam-eps", adam.adamEps != nil, .zoAdam),
+            ("--hessian-smoothing", hizoo.hessianSmoothing != nil, .hizoo),
+        ]
+        for (name, set, owner) in given where set && owner != k {
+            throw ValidationError("\(name) is an option of --optimizer \(owner.rawValue), not \(k.rawValue)")
+        }
+        guard eps > 0 && eps.isFinite else { throw ValidationError("--eps must be positive") }
+        switch k {
+        case .mezo:
+            let n = mezo.directions ?? 1
+            guard n >= 1 else { throw ValidationError("--directions must be at least 1") }
+            return .mezo(MeZOOptions(eps: eps, weightDecay: weightDecay, directions: n, oneSided: mezo.oneSided))
+        case .zoSGDMomentum:
+            let m = momentum.momentum ?? 0.9
+            guard m >= 0 && m < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
+            return .zoSGDMomentum(ZOMomentumOptions(eps: eps, momentum: m, weightDecay: weightDecay))
+        case .zoAdam:
+            let o = ZOAdamOptions(eps: eps, beta1: adam.beta1 ?? 0.9, beta2: adam.beta2 ?? 0.999, adamEps: adam.adamEps ?? 1e-8, weightDecay: weightDecay)
+            guard (0..<1).contains(o.beta1) && (0..<1).contains(o.beta2) else { throw ValidationError("--beta1 and --beta2 must be in [0, 1)") }
+            return .zoAdam(o)
+        case .zoSign:
+            return .zoSign(ZOSignOptions(eps: eps, weightDecay: weightDecay))
+        case .zoCons:
+            guard weightDecay == 0 else { throw ValidationError("--weight-decay is not available with zo-cons (its moves are pure ±ηgz)") }
+            return .zoCons(ZOConsOptions(eps: eps))
+        case .hizoo:
+            let a = hizoo.hessianSmoothing ?? 1e-8
+            guard a >= 0 && a < 1 else { throw ValidationError("--hessian-smoothing must be in [0, 1)") }
+            return .hizoo(HiZOOOptions(eps: eps, hessianSmoothing: a, weightDecay: weightDecay))
+        }
+    }
+}
+
+struct MeZOArguments: ParsableArguments {
+    @Option(help: "SPSA directions per step, n-SPSA (default 1).")
+    var directions: Int?
+    @Flag(name: .customLong("one-sided"), help: "One-sided estimate (L(θ+εz) − L(θ))/ε.")
+    var oneSided = false
+}
+
+struct MomentumArguments: ParsableArguments {
+    @Option(help: "Momentum μ: m ← μm + g·z (default 0.9).")
+    var momentum: Float?
+}
+
+struct AdamArguments: ParsableArguments {
+    @Option(help: "Adam β₁ (default 0.9).")
+    var beta1: Float?
+    @Option(help: "Adam β₂ (default 0.999).")
+    var beta2: Float?
+    @Option(name: .customLong("adam-eps"), help: "Adam ε added to √v̂ (default 1e-8).")
+    var adamEps: Float?
+}
+
+struct HiZOOArguments: ParsableArguments {
+    @Option(name: .customLong("hessian-smoothing"),
+            help: "α: H ← (1−α)H + α·Ĥ (default 1e-8, the anchor's README; its script's 0 makes HiZOO MeZO with a third forward).")
+    var hessianSmoothing: Float?
+}

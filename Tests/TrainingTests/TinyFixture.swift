@@ -1,0 +1,50 @@
+import Foundation
+import XCTest
+import ZOTuneBackend
+import ZOTuneModels
+import ZOTuneTraining
+
+/// The tiny random Llama of the model fixtures, a small trained BPE tokenizer and an SST-2-shaped
+/// task: what the training tests run on.
+protocol TinyFixture {
+    var backend: KernelBackend { get }
+}
+
+let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../ModelTests/Fixtures").standardized
+let trainingFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+extension TinyFixture {
+    func tinyModel(_ name: String = "llama") throws -> CausalLM {
+        let ckpt = try HFCheckpoint(path: modelFixtures.appendingPathComponent("models/\(name)").path)
+        return try CausalLM(config: ckpt.config, reader: ckpt, backend: backend)
+    }
+
+    func tokenizer() throws -> BPETokenizer {
+        try BPETokenizer(tokenizerJSON: modelFixtures.appendingPathComponent("tokenizers/smollm.json"))
+    }
+
+    /// A small sentiment task in the SST-2 template's shape.
+    func tinySplits() -> TaskSplits {
+        let words = ["the film was a joy", "dull and far too long", "a warm and clever story", "nothing works here",
+                     "great acting all round", "I wanted my money back", "a small marvel", "flat characters, flat jokes",
+                     "funny and moving", "a tedious mess", "worth every minute", "the worst of the year"]
+        let examples = words.enumerated().map { i, s in
+            TaskExample(id: "\(i)", candidates: [Candidate(prefix: s + " It was", continuation: " terrible"),
+                                                 Candidate(prefix: s + " It was", continuation: " great")], label: (i + 1) % 2)
+        }
+        return TaskSplits(task: "tiny", train: Array(examples[0..<8]), dev: Array(examples[8..<12]), test: Array(examples[8..<12]), notes: [])
+    }
+
+    func weights(_ lm: CausalLM) -> [String: [Float]] {
+        var out: [String: [Float]] = [:]
+        for e in TrainableSet.full(lm).entries { out[e.name] = backend.toHost(e.tensor) }
+        return out
+    }
+
+    func tempDir() -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-test-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d
+    }
+}
