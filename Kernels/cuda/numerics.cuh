@@ -1,6 +1,7 @@
 // Element math of the kernels whose results must be bit-identical to the CPU kernels: f16/bf16
 // conversions and the perturbation-stream ops (perturb, restore+update, perturbed copy,
-// fill_normal, convert, replay_step), one Philox block (4 elements) at a time.
+// fill_normal, convert, replay_step, the fused ZO optimizer updates and HiZOO's probe), one Philox
+// block (4 elements) at a time.
 //
 // Host-and-device code with no CUDA runtime dependency: nvcc compiles it into the kernels, and the
 // device harness (bench/device/emulate.cpp) compiles the same text with g++ -ffp-contract=off to
@@ -14,6 +15,7 @@
 #include <string.h>
 
 #include "zt_dtype.h"
+#include "zt_optim.h"
 #include "zt_philox.h"
 
 #if defined(__CUDACC__)
@@ -88,7 +90,11 @@ ZT_HD void zt_st4(void *p, int64_t i, const float v[4]) {
 
 // ---- Perturbation-stream ops ------------------------------------------------------------------
 
-enum { ZT_OP_PERTURB = 0, ZT_OP_UPDATE = 1, ZT_OP_COPY = 2, ZT_OP_FILL = 3, ZT_OP_CONVERT = 4, ZT_OP_REPLAY = 5 };
+enum {
+    ZT_OP_PERTURB = 0, ZT_OP_UPDATE = 1, ZT_OP_COPY = 2, ZT_OP_FILL = 3, ZT_OP_CONVERT = 4, ZT_OP_REPLAY = 5,
+    ZT_OP_ZO = 6,        // fused optimizer update (zt_optim.h); the zt_zo_kind is the KIND template constant
+    ZT_OP_HPERTURB = 7,  // HiZOO probe x += a·z/√h, h = s1
+};
 
 // Arguments of one stream launch. x/src hold elements [first, first + n) of the tensor.
 typedef struct {
@@ -100,7 +106,9 @@ typedef struct {
     uint32_t tensor_id, stream;
     float a, step, decay;  // PERTURB/COPY/FILL: a; UPDATE: restore = a, step, decay
     float a1, a2;       // REPLAY: the two perturbations before the restore (restore = a)
-    int vec;            // 1: x − (first % 4) and src − (first % 4) are 4-element aligned
+    float *s1, *s2;     // (n) f32 state at the local index: ZO m / H (s2 = v for Adam), HPERTURB h
+    zt_zo_update_args zo;  // ZO's scalars, by value: kernel arguments cannot point to host memory
+    int vec;            // 1: x, src (and s1, s2 when set), each moved back by first % 4, are 4-element aligned
 } zt_stream_args;
 
 // v rounded to what storage dtype DT holds (identity for f32).
@@ -111,9 +119,10 @@ ZT_HD float zt_round_to(float v) {
     return zt_f16_f32(zt_f32_f16(v));
 }
 
-// perturb.c's apply_op / apply_replay: the same operations in the same order.
-template <int OP, int DT>
-ZT_HD float zt_stream_elem(const zt_stream_args &g, float x, float z) {
+// perturb.c's apply_op / apply_replay / apply_zo: the same operations in the same order. s1, s2:
+// the element's state (read by ZO and HPERTURB, advanced by ZO).
+template <int OP, int DT, int KIND>
+ZT_HD float zt_stream_elem(const zt_stream_args &g, float x, float z, float &s1, float &s2) {
     if (OP == ZT_OP_PERTURB || OP == ZT_OP_COPY) return ZT_FMA(g.a, z, x);
     if (OP == ZT_OP_UPDATE) {
         float restored = ZT_FMA(g.a, z, x);
@@ -125,6 +134,14 @@ ZT_HD float zt_stream_elem(const zt_stream_args &g, float x, float z) {
         float restored = ZT_FMA(g.a, z, x2);
         return ZT_FMA(-g.decay, restored, ZT_FMA(-g.step, z, restored));
     }
+    if (OP == ZT_OP_ZO) {  // the replayed probes along the kind's direction, each rounded to storage
+        const float d = zt_zo_direction(KIND, z, s1);
+        float x2 = x;
+        if (g.zo.a1 != 0.0f) x2 = zt_round_to<DT>(ZT_FMA(g.zo.a1, d, x2));
+        if (g.zo.a2 != 0.0f) x2 = zt_round_to<DT>(ZT_FMA(g.zo.a2, d, x2));
+        return zt_zo_update_elem(KIND, &g.zo, x2, z, d, &s1, &s2);
+    }
+    if (OP == ZT_OP_HPERTURB) return ZT_FMA(g.a, zt_zo_direction(ZT_ZO_HIZOO, z, s1), x);
     if (OP == ZT_OP_FILL) return ZT_FMUL(g.a, z);
     return x;  // CONVERT
 }
@@ -132,24 +149,36 @@ ZT_HD float zt_stream_elem(const zt_stream_args &g, float x, float z) {
 // Philox block j of the launch: global elements [4j, 4j + 4) ∩ [first, first + n). Whole
 // blocks inside the range go through one vector load/store when args.vec; the partial head and
 // tail blocks element by element. Blocks are independent, so any thread order gives the same bits.
-template <int OP, int DT, int SDT>
+// State (f32, same local index as x) goes with x: one vector load/store per array, or per element.
+template <int OP, int DT, int SDT, int KIND = 0>
 ZT_HD void zt_stream_block(const zt_stream_args &g, uint64_t j) {
+    const bool reads_s1 = OP == ZT_OP_ZO || OP == ZT_OP_HPERTURB, writes_s1 = OP == ZT_OP_ZO;
+    const bool uses_s2 = OP == ZT_OP_ZO && KIND == ZT_ZO_ADAM;
     float z[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (OP != ZT_OP_CONVERT) zt_normal_block(g.seed, g.tensor_id, g.stream, j, z);
     const void *src = (OP == ZT_OP_COPY || OP == ZT_OP_CONVERT) ? g.src : (const void *)g.x;
     const int64_t i0 = (int64_t)(4 * j - g.first);  // local index of element 4j (< 0 in a head block)
+    float s1[4] = {0.0f, 0.0f, 0.0f, 0.0f}, s2[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (g.vec && i0 >= 0 && i0 + 4 <= g.n) {
         float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
         if (OP != ZT_OP_FILL) zt_ld4<SDT>(src, i0, v);
-        for (int k = 0; k < 4; k++) v[k] = zt_stream_elem<OP, DT>(g, v[k], z[k]);
+        if (reads_s1) zt_ld4<ZT_F32>(g.s1, i0, s1);
+        if (uses_s2) zt_ld4<ZT_F32>(g.s2, i0, s2);
+        for (int k = 0; k < 4; k++) v[k] = zt_stream_elem<OP, DT, KIND>(g, v[k], z[k], s1[k], s2[k]);
         zt_st4<DT>(g.x, i0, v);
+        if (writes_s1) zt_st4<ZT_F32>(g.s1, i0, s1);
+        if (uses_s2) zt_st4<ZT_F32>(g.s2, i0, s2);
         return;
     }
     for (int k = 0; k < 4; k++) {
         const int64_t i = i0 + k;
         if (i < 0 || i >= g.n) continue;
         const float xi = OP == ZT_OP_FILL ? 0.0f : zt_ld<SDT>(src, i);
-        zt_st<DT>(g.x, i, zt_stream_elem<OP, DT>(g, xi, z[k]));
+        if (reads_s1) s1[k] = g.s1[i];
+        if (uses_s2) s2[k] = g.s2[i];
+        zt_st<DT>(g.x, i, zt_stream_elem<OP, DT, KIND>(g, xi, z[k], s1[k], s2[k]));
+        if (writes_s1) g.s1[i] = s1[k];
+        if (uses_s2) g.s2[i] = s2[k];
     }
 }
 
@@ -165,6 +194,11 @@ ZT_HD int zt_stream_vec_ok(const void *x, int64_t xsize, const void *src, int64_
     const uintptr_t bx = (uintptr_t)x - (uintptr_t)(r * (uint64_t)xsize);
     const uintptr_t bs = (uintptr_t)src - (uintptr_t)(r * (uint64_t)ssize);
     return bx % (uintptr_t)(4 * xsize) == 0 && bs % (uintptr_t)(4 * ssize) == 0;
+}
+
+// The same for the f32 state arrays of ZO / HPERTURB (s2 may be NULL).
+ZT_HD int zt_stream_state_vec_ok(const float *s1, const float *s2, uint64_t first) {
+    return zt_stream_vec_ok(s1, 4, s2 ? s2 : s1, 4, first);
 }
 
 #endif

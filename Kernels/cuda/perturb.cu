@@ -1,41 +1,43 @@
-// Perturbation-stream kernels (perturb, restore+update, replay step, perturbed copy, fill_normal) and dtype
-// conversion. One thread per Philox block of 4 elements, grid-stride: z is made in registers from
-// zt_philox.h and never stored. The element math lives in numerics.cuh, shared with the CPU
-// emulation of bench/device; results are bit-identical to Kernels/cpu/perturb.c and convert.c.
+// Perturbation-stream kernels (perturb, restore+update, replay step, perturbed copy, fill_normal, the
+// fused ZO optimizer updates, HiZOO's probe) and dtype conversion. One thread per Philox block of 4
+// elements, grid-stride: z is made in registers from zt_philox.h and never stored. The element math
+// lives in numerics.cuh, shared with the CPU emulation of bench/device; results are bit-identical to
+// Kernels/cpu/perturb.c and convert.c. KIND (zt_zo_kind, 0 for the other ops) is a template
+// constant: each optimizer gets its own kernel, with no branch on the kind per element.
 #include "kernels.cuh"
 #include "numerics.cuh"
 
 #define STREAM_THREADS 256
 
 // Philox blocks first/4 + t for t in [0, nblocks), grid-stride.
-template <int OP, int DT, int SDT>
+template <int OP, int DT, int SDT, int KIND>
 __global__ void __launch_bounds__(STREAM_THREADS) stream_kernel(zt_stream_args g, uint64_t nblocks) {
     const uint64_t j0 = g.first / 4;
     const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
     for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride)
-        zt_stream_block<OP, DT, SDT>(g, j0 + t);
+        zt_stream_block<OP, DT, SDT, KIND>(g, j0 + t);
 }
 
-template <int OP, int DT, int SDT>
+template <int OP, int DT, int SDT, int KIND = 0>
 static void launch_stream(const zt_stream_args &g, const char *what) {
     zt_ctx *c = zt_ctx_get();
     if (!c) return;
     const uint64_t nblocks = zt_stream_blocks(g.first, g.n);
     // 16 blocks of 256 threads per SM: full occupancy at ≤ 64 registers per thread (the Philox
     // rounds and polynomials need ~40), and enough loads in flight for HBM.
-    stream_kernel<OP, DT, SDT><<<zt_grid(c, (int64_t)nblocks, STREAM_THREADS, 16), STREAM_THREADS, 0, c->stream>>>(g, nblocks);
+    stream_kernel<OP, DT, SDT, KIND><<<zt_grid(c, (int64_t)nblocks, STREAM_THREADS, 16), STREAM_THREADS, 0, c->stream>>>(g, nblocks);
     zt_launch_check(what);
 }
 
 static bool dtype_ok(zt_dtype d) { return d == ZT_F32 || d == ZT_BF16 || d == ZT_F16; }
 
 // Runtime dtypes → template instance.
-template <int OP>
+template <int OP, int KIND = 0>
 static void dispatch_same(const zt_stream_args &g, zt_dtype dt, const char *what) {
     switch (dt) {
-    case ZT_F32: launch_stream<OP, ZT_F32, ZT_F32>(g, what); break;
-    case ZT_BF16: launch_stream<OP, ZT_BF16, ZT_BF16>(g, what); break;
-    case ZT_F16: launch_stream<OP, ZT_F16, ZT_F16>(g, what); break;
+    case ZT_F32: launch_stream<OP, ZT_F32, ZT_F32, KIND>(g, what); break;
+    case ZT_BF16: launch_stream<OP, ZT_BF16, ZT_BF16, KIND>(g, what); break;
+    case ZT_F16: launch_stream<OP, ZT_F16, ZT_F16, KIND>(g, what); break;
     default: zt_async_error((int)cudaErrorInvalidValue, "%s: unknown dtype %d", what, (int)dt);
     }
 }
@@ -62,8 +64,7 @@ static void dispatch_pair(const zt_stream_args &g, zt_dtype dt, zt_dtype sdt, co
 
 static zt_stream_args make_args(void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
                                 uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay) {
-    zt_stream_args g;
-    g.a1 = g.a2 = 0.0f;
+    zt_stream_args g = {};  // a1, a2, state and zo unused unless the caller sets them
     g.x = x;
     g.src = src ? src : x;
     g.n = n;
@@ -114,6 +115,31 @@ void zt_cu_fill_normal(void *d_out, zt_dtype dtype, int64_t n, uint64_t first,
     if (n <= 0) return;
     zt_stream_args g = make_args(d_out, dtype, NULL, dtype, n, first, seed, tensor_id, stream, scale, 0.0f, 0.0f);
     dispatch_same<ZT_OP_FILL>(g, dtype, "fill_normal");
+}
+
+void zt_cu_zo_update(int kind, void *d_x, zt_dtype dtype, float *d_s1, float *d_s2, int64_t n, uint64_t first,
+                     uint64_t seed, uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args) {
+    if (n <= 0) return;
+    zt_stream_args g = make_args(d_x, dtype, NULL, dtype, n, first, seed, tensor_id, stream, 0.0f, 0.0f, 0.0f);
+    g.s1 = d_s1;
+    g.s2 = kind == ZT_ZO_ADAM ? d_s2 : NULL;  // the other kinds never touch s2
+    g.zo = *args;
+    g.vec = g.vec && zt_stream_state_vec_ok(g.s1, g.s2, first);
+    switch (kind) {
+    case ZT_ZO_MOMENTUM: dispatch_same<ZT_OP_ZO, ZT_ZO_MOMENTUM>(g, dtype, "zo_update"); break;
+    case ZT_ZO_ADAM: dispatch_same<ZT_OP_ZO, ZT_ZO_ADAM>(g, dtype, "zo_update"); break;
+    case ZT_ZO_HIZOO: dispatch_same<ZT_OP_ZO, ZT_ZO_HIZOO>(g, dtype, "zo_update"); break;
+    default: zt_async_error((int)cudaErrorInvalidValue, "zo_update: unknown optimizer kind %d", kind);
+    }
+}
+
+void zt_cu_perturb_hessian(void *d_x, zt_dtype dtype, const float *d_h, int64_t n, uint64_t first, uint64_t seed,
+                           uint32_t tensor_id, uint32_t stream, float a) {
+    if (n <= 0) return;
+    zt_stream_args g = make_args(d_x, dtype, NULL, dtype, n, first, seed, tensor_id, stream, a, 0.0f, 0.0f);
+    g.s1 = (float *)d_h;  // read only
+    g.vec = g.vec && zt_stream_state_vec_ok(g.s1, NULL, first);
+    dispatch_same<ZT_OP_HPERTURB>(g, dtype, "perturb_hessian");
 }
 
 // Same dtype: a device copy (as the CPU's memcpy). Otherwise through f32, rounding once.

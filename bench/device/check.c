@@ -11,8 +11,9 @@
 //                          every device check against a host "device" table (small sizes)
 //
 // Claims: Philox words, normals, perturb / restore_update / replay_step / perturbed_copy / fill_normal /
-// convert, add / mul / scale / relu / add_rows / copy_2d and embedding are bit-identical to the
-// CPU; the other kernels pass within the tolerances printed next to them.
+// convert, zo_update (ZO-SGD-MMT, ZO-Adam, HiZOO; weights and f32 optimizer state, training and
+// replay) / perturb_hessian, add / mul / scale / relu / add_rows / copy_2d and embedding are
+// bit-identical to the CPU; the other kernels pass within the tolerances printed next to them.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -34,6 +35,10 @@ enum { OP_PERTURB = 0, OP_UPDATE = 1, OP_COPY = 2, OP_FILL = 3, OP_CONVERT = 4, 
 int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
                   uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay, float a1,
                   float a2, int vec_mode);
+int zt_emu_zo_update(int kind, void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
+                     uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args, int vec_mode);
+int zt_emu_perturb_hessian(void *x, zt_dtype dt, const float *h, int64_t n, uint64_t first, uint64_t seed,
+                           uint32_t tensor_id, uint32_t stream, float a, int vec_mode);
 
 typedef int (*debug_philox_fn)(uint32_t *d_out, uint64_t nblocks, uint64_t j0, uint64_t seed, uint32_t tensor_id,
                                uint32_t stream);
@@ -127,6 +132,40 @@ static void *random_storage(zt_dtype dt, int64_t n, float scale) {
 }
 
 static const char *dtname(zt_dtype d) { return d == ZT_F32 ? "f32" : d == ZT_BF16 ? "bf16" : d == ZT_F16 ? "f16" : "?"; }
+
+// ---- Fused ZO optimizer updates: state and scalars -------------------------------------------------
+
+static const int zo_kinds[3] = {ZT_ZO_MOMENTUM, ZT_ZO_ADAM, ZT_ZO_HIZOO};
+static const char *zo_name(int kind) { return kind == ZT_ZO_MOMENTUM ? "momentum" : kind == ZT_ZO_ADAM ? "adam" : "hizoo"; }
+
+// Non-trivial state of n elements: m ~ 0.01·N(0, 1) (s1 of MMT and Adam), v in [5e-7, 1.5e-6]
+// (Adam's s2), H in [0.5, 1.5] (HiZOO's s1: the probes divide by √H).
+static void zo_state_init(int kind, float *s1, float *s2, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        s1[i] = kind == ZT_ZO_HIZOO ? (float)(0.5 + rnd_unit()) : 0.01f * rnd_normal();
+        if (s2) s2[i] = (float)(1e-6 * (0.5 + rnd_unit()));
+    }
+}
+
+// The scalars of step t (1-based) as the optimizers set them; replay redoes the step's probes
+// (+ε, −2ε) first, training has them already applied (a1 = a2 = 0).
+static zt_zo_update_args zo_args(int kind, int t, int replay, float eps) {
+    const float lr = 1e-3f, b1 = 0.9f, b2 = 0.999f;
+    zt_zo_update_args p = {0};
+    p.a1 = replay ? eps : 0.0f;
+    p.a2 = replay ? -2 * eps : 0.0f;
+    p.restore = eps;
+    p.g = (t & 1) ? 0.37f : -0.52f;
+    p.lr = kind == ZT_ZO_ADAM ? lr / (1.0f - powf(b1, (float)t)) : lr;
+    p.decay = lr * 0.01f;
+    p.beta1 = b1;
+    p.beta2 = b2;
+    p.adam_eps = 1e-8f;
+    p.bc2_sqrt = sqrtf(1.0f - powf(b2, (float)t));
+    p.curvature = 0.05f;  // α·|Δℓ|/(2ε²) with α = 0.1, |Δℓ| = 1e-6, ε = 1e-3
+    p.keep = 0.9f;
+    return p;
+}
 
 // ---- Comparisons ------------------------------------------------------------------------------------
 
@@ -319,6 +358,14 @@ static void emu_fill(void *out, zt_dtype dt, int64_t n, uint64_t first, uint64_t
 static void emu_convert(void *dst, zt_dtype ddt, const void *src, zt_dtype sdt, int64_t n) {
     zt_emu_stream(OP_CONVERT, dst, ddt, src, sdt, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1);
 }
+static void emu_zo_update(int kind, void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first,
+                          uint64_t seed, uint32_t tid, uint32_t st, const zt_zo_update_args *args) {
+    zt_emu_zo_update(kind, x, dt, s1, s2, n, first, seed, tid, st, args, -1);
+}
+static void emu_perturb_hessian(void *x, zt_dtype dt, const float *h, int64_t n, uint64_t first, uint64_t seed,
+                                uint32_t tid, uint32_t st, float a) {
+    zt_emu_perturb_hessian(x, dt, h, n, first, seed, tid, st, a, -1);
+}
 static int host_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return 0;
@@ -353,7 +400,8 @@ static const zt_backend_api host_table = {
     .malloc = host_malloc, .free = host_free, .memcpy_h2d = host_copy, .memcpy_d2h = host_copy,
     .memcpy_d2d = host_copy, .memset = host_memset, .synchronize = host_sync, .last_error = host_last_error,
     .perturb = emu_perturb, .restore_update = emu_update, .replay_step = emu_replay, .perturbed_copy = emu_copy, .fill_normal = emu_fill,
-    .convert = emu_convert, .add = zt_add, .mul = zt_mul, .scale = zt_scale, .add_rows = zt_add_rows,
+    .convert = emu_convert, .zo_update = emu_zo_update, .perturb_hessian = emu_perturb_hessian,
+    .add = zt_add, .mul = zt_mul, .scale = zt_scale, .add_rows = zt_add_rows,
     .relu = zt_relu, .silu = zt_silu, .gelu_tanh = zt_gelu_tanh, .gelu_erf = zt_gelu_erf, .swiglu = zt_swiglu,
     .softmax = zt_softmax, .log_softmax = zt_log_softmax, .token_logprobs = zt_token_logprobs,
     .layernorm = zt_layernorm, .rmsnorm = zt_rmsnorm, .embedding = zt_embedding, .rope = zt_rope,
@@ -367,7 +415,8 @@ static const zt_backend_api host_table = {
     X(device_count) X(set_device) X(device_name) X(mem_info) X(malloc) X(free) X(memcpy_h2d) X(memcpy_d2h) \
     X(memcpy_d2d) X(memset) X(synchronize) X(last_error) X(perturb) X(restore_update) X(replay_step)       \
     X(perturbed_copy)                                                                                    \
-    X(fill_normal) X(convert) X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)  \
+    X(fill_normal) X(convert) X(zo_update) X(perturb_hessian)                                              \
+    X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz)
 
@@ -466,6 +515,70 @@ static void check_emulated_stream(void) {
             }
     result(bad == 0, "emulated CUDA stream blocks vs CPU kernels", "%lld of %lld cases differ%s%s", (long long)bad,
            (long long)cases, bad ? "; first: " : " (bit-identical)", first_bad);
+}
+
+// The stateful ops' block code (emulated) vs the CPU kernels: zo_update of each kind over three
+// steps (training, replay, training) and perturb_hessian, on every dtype, offset and vector mode;
+// the state arrays sit at their own offset (aligned with x or not), and x and the state are
+// compared whole (writes outside [off, off + n) fail too).
+static void check_emulated_zo(void) {
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    const uint64_t firsts[5] = {0, 1, 3, 6, (1ull << 33) + 2};
+    const int64_t ns[4] = {1, 3, 70, 1031};
+    const uint64_t seed = 0x5EED0F2E0DEC0DE5ull;
+    const float eps = 1e-3f;
+    int64_t cases = 0, bad = 0;
+    char first_bad[200] = "";
+    for (int op = 0; op < 4; op++)  // the three zo_update kinds, then perturb_hessian
+        for (int di = 0; di < 3; di++)
+            for (int fi = 0; fi < 5; fi++)
+                for (int ni = 0; ni < 4; ni++)
+                    for (int off = 0; off < 4; off++)
+                        for (int sshift = 0; sshift < 2; sshift++)
+                            for (int vm = -1; vm <= 1; vm++) {
+                                const int kind = op < 3 ? zo_kinds[op] : ZT_ZO_HIZOO;
+                                const zt_dtype dt = dts[di];
+                                const int64_t n = ns[ni], m = n + 4;
+                                const uint64_t first = firsts[fi];
+                                const int soff = (off + sshift) % 4;
+                                const size_t ds = (size_t)zt_dtype_size(dt);
+                                char *init = random_storage(dt, m, 0.05f), *a = hmalloc(m * ds), *b = hmalloc(m * ds);
+                                float *s1a = hmalloc(m * 4), *s1b = hmalloc(m * 4), *s2a = NULL, *s2b = NULL;
+                                memcpy(a, init, m * ds);
+                                memcpy(b, init, m * ds);
+                                if (kind == ZT_ZO_ADAM) {
+                                    s2a = hmalloc(m * 4);
+                                    s2b = hmalloc(m * 4);
+                                }
+                                zo_state_init(kind, s1a, s2a, m);
+                                memcpy(s1b, s1a, m * 4);
+                                if (s2a) memcpy(s2b, s2a, m * 4);
+                                void *xa = a + off * ds, *xb = b + off * ds;
+                                float *t1a = s1a + soff, *t1b = s1b + soff;
+                                float *t2a = s2a ? s2a + soff : NULL, *t2b = s2b ? s2b + soff : NULL;
+                                if (op == 3) {
+                                    zt_emu_perturb_hessian(xa, dt, t1a, n, first, seed, 21u, 0, eps, vm);
+                                    zt_perturb_hessian(xb, dt, t1b, n, first, seed, 21u, 0, eps);
+                                } else {
+                                    for (int t = 1; t <= 3; t++) {
+                                        const zt_zo_update_args p = zo_args(kind, t, t == 2, eps);
+                                        zt_emu_zo_update(kind, xa, dt, t1a, t2a, n, first, seed + (uint64_t)t, 21u, 0, &p, vm);
+                                        zt_zo_update(kind, xb, dt, t1b, t2b, n, first, seed + (uint64_t)t, 21u, 0, &p);
+                                    }
+                                }
+                                cases++;
+                                if (memcmp(a, b, m * ds) != 0 || memcmp(s1a, s1b, m * 4) != 0 ||
+                                    (s2a && memcmp(s2a, s2b, m * 4) != 0)) {
+                                    if (!bad)
+                                        snprintf(first_bad, sizeof first_bad, "%s %s first %llu n %lld off %d state off %d vec %d",
+                                                 op == 3 ? "perturb_hessian" : zo_name(kind), dtname(dt),
+                                                 (unsigned long long)first, (long long)n, off, soff, vm);
+                                    bad++;
+                                }
+                                free(init); free(a); free(b); free(s1a); free(s1b); free(s2a); free(s2b);
+                            }
+    result(bad == 0, "emulated zo_update / perturb_hessian vs CPU", "%lld of %lld cases differ%s%s", (long long)bad,
+           (long long)cases, bad ? "; first: " : " (bit-identical, x and state)", first_bad);
 }
 
 // Conversions of the CUDA code (emulated) on every 16-bit pattern and on special/random f32 values.
@@ -649,25 +762,30 @@ static void dev_philox(void) {
     }
 }
 
-// perturb / restore_update / perturbed_copy on device vs CPU, per dtype, at offsets where the device
-// takes the vector path (pointer offset ≡ first mod 4) and where it cannot.
+// Where the stream checks put x: offsets at which the device takes the vector path (pointer offset
+// ≡ first mod 4) and where it cannot.
+typedef struct { uint64_t first; int off; const char *what; } stream_offset;
+static const stream_offset stream_at[] = {
+    {0, 0, "first 0"},
+    {3, 3, "first 3, vector"},
+    {3, 0, "first 3, scalar"},
+    {(1ull << 33) + 2, 1, "first 2^33+2, scalar"},
+    {(1ull << 40) + 1, 1, "first 2^40+1, vector"},
+};
+#define N_STREAM_AT ((int)(sizeof stream_at / sizeof stream_at[0]))
+
+// perturb / restore_update / perturbed_copy on device vs CPU, per dtype, at each of stream_at.
 static void dev_stream_ops(void) {
     section("perturb / restore_update / replay_step / perturbed_copy (bit-identical)");
     const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
-    const struct { uint64_t first; int off; const char *what; } at[] = {
-        {0, 0, "first 0"},
-        {3, 3, "first 3, vector"},
-        {3, 0, "first 3, scalar"},
-        {(1ull << 33) + 2, 1, "first 2^33+2, scalar"},
-        {(1ull << 40) + 1, 1, "first 2^40+1, vector"},
-    };
+    const stream_offset *at = stream_at;
     const int64_t n = SZ((1 << 20) + 5, 4099);
     const uint64_t seed = 0xFEEDFACECAFEBEEFull;
     char name[128];
     for (int di = 0; di < 3; di++) {
         const zt_dtype dt = dts[di];
         const size_t es = (size_t)zt_dtype_size(dt);
-        for (size_t ai = 0; ai < sizeof at / sizeof at[0]; ai++) {
+        for (int ai = 0; ai < N_STREAM_AT; ai++) {
             void *h0 = random_storage(dt, n, 0.05f);
             char *hc = hmalloc(n * es), *hg = hmalloc(n * es);
             char *d = dalloc((n + 4) * es);
@@ -726,6 +844,83 @@ static void dev_stream_ops(void) {
             }
     result(bad_pairs == 0, "perturbed_copy, 9 dtype pairs x 2 offsets", "%lld of %lld differ%s%s", (long long)bad_pairs,
            (long long)pairs, bad_pairs ? "; first: " : " (bit-identical)", first_bad);
+}
+
+// zo_update of each kind over three steps (training with its probes, replay, training) and
+// perturb_hessian on device vs CPU, per dtype, at each of stream_at; the state arrays sit at the
+// offset of x, so they take the vector path with it. x and the state are compared after every pass.
+static void dev_zo_ops(void) {
+    section("zo_update / perturb_hessian (bit-identical, x and optimizer state)");
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    const int64_t n = SZ((1 << 20) + 5, 4099);
+    const uint64_t seed = 0x0DDBA11C0FFEE123ull;
+    const float eps = 1e-3f;
+    char name[128];
+    for (int ki = 0; ki <= 3; ki++)  // the three zo_update kinds, then perturb_hessian alone
+        for (int di = 0; di < 3; di++) {
+            const int kind = ki < 3 ? zo_kinds[ki] : ZT_ZO_HIZOO, hessian_only = ki == 3;
+            const zt_dtype dt = dts[di];
+            const size_t es = (size_t)zt_dtype_size(dt);
+            int64_t passes = 0, bad = 0;
+            char first_bad[320] = "";
+            for (int ai = 0; ai < N_STREAM_AT; ai++) {
+                const uint64_t first = stream_at[ai].first;
+                const int off = stream_at[ai].off;
+                void *hx = random_storage(dt, n, 0.05f), *back = hmalloc(n * 4);  // back: a device array read back
+                float *h1 = hmalloc(n * 4), *h2 = kind == ZT_ZO_ADAM ? hmalloc(n * 4) : NULL;
+                zo_state_init(kind, h1, h2, n);
+                char *d = dalloc((n + 4) * es);
+                float *d1 = dalloc((n + 4) * 4), *d2 = h2 ? dalloc((n + 4) * 4) : NULL;
+                void *dx = d + off * es;
+                float *ds1 = d1 + off, *ds2 = d2 ? d2 + off : NULL;
+                h2d(dx, hx, n * es);
+                h2d(ds1, h1, n * 4);
+                if (h2) h2d(ds2, h2, n * 4);
+                // Every pass of the steps, in order: probes (training steps), then the update.
+                for (int t = 1; t <= (hessian_only ? 1 : 3); t++) {
+                    const uint64_t s = seed + (uint64_t)t;
+                    const int replay = t == 2;
+                    const float probes[2] = {eps, -2 * eps};
+                    for (int pi = 0; pi < (replay ? 0 : hessian_only ? 1 : 2); pi++) {
+                        if (kind == ZT_ZO_HIZOO) {
+                            G->perturb_hessian(dx, dt, ds1, n, first, s, 31u, 0, probes[pi]);
+                            zt_perturb_hessian(hx, dt, h1, n, first, s, 31u, 0, probes[pi]);
+                        } else {
+                            G->perturb(dx, dt, n, first, s, 31u, 0, probes[pi]);
+                            zt_perturb(hx, dt, n, first, s, 31u, 0, probes[pi]);
+                        }
+                    }
+                    if (!hessian_only) {
+                        const zt_zo_update_args p = zo_args(kind, t, replay, eps);
+                        G->zo_update(kind, dx, dt, ds1, ds2, n, first, s, 31u, 0, &p);
+                        zt_zo_update(kind, hx, dt, h1, h2, n, first, s, 31u, 0, &p);
+                    }
+                    // x, s1 (h: must be unchanged by perturb_hessian) and s2 after the step
+                    const struct { const void *dev, *cpu; int elem; const char *what; } arr[3] = {
+                        {dx, hx, (int)es, "x"}, {ds1, h1, 4, "s1"}, {ds2, h2, 4, "s2"}};
+                    for (int k = 0; k < (h2 ? 3 : 2); k++) {
+                        char detail[200];
+                        d2h(back, arr[k].dev, n * (size_t)arr[k].elem);
+                        passes++;
+                        if (diff_bits(back, arr[k].cpu, n, arr[k].elem, detail, sizeof detail)) {
+                            if (!bad)
+                                snprintf(first_bad, sizeof first_bad, "%s, step %d, %s: %s", stream_at[ai].what, t,
+                                         arr[k].what, detail);
+                            bad++;
+                        }
+                    }
+                }
+                dfree(d); dfree(d1);
+                if (d2) dfree(d2);
+                free(hx); free(back); free(h1); free(h2);
+            }
+            if (hessian_only)
+                snprintf(name, sizeof name, "perturb_hessian %s, %d offsets", dtname(dt), N_STREAM_AT);
+            else
+                snprintf(name, sizeof name, "zo_update %s %s, %d offsets x 3 steps", zo_name(kind), dtname(dt), N_STREAM_AT);
+            result(bad == 0, name, "%lld of %lld array compares differ%s%s", (long long)bad, (long long)passes,
+                   bad ? "; first: " : " (bit-identical)", first_bad);
+        }
 }
 
 static void dev_convert(void) {
@@ -1193,6 +1388,12 @@ static void dev_newton_schulz(int tf32) {
         (out) = ts_[2];                                                                              \
     } while (0)
 
+// One timing row: `bytes` read and written per call, as GB/s and as a share of the device copy's.
+static void time_row(const char *label, double t, double bytes, int64_t n, double copy_bw) {
+    printf("  %-34s %10.3f %10.1f %7.0f%% %9.2f\n", label, t * 1e3, bytes / t / 1e9, 100 * bytes / t / 1e9 / copy_bw,
+           (double)n / t / 1e9);
+}
+
 static void dev_timings(void) {
     section(g_dry ? "timings (dry run: host numbers, small sizes)" : "timings");
     const int64_t n = SZ((int64_t)1 << 28, 1 << 20);  // 256M elements
@@ -1204,8 +1405,12 @@ static void dev_timings(void) {
     double t;
     TIME_IT(t, it, dcheck(G->memcpy_d2d(b, a, n * 4), "memcpy_d2d"));
     const double copy_bw = 2.0 * n * 4 / t / 1e9;
-    printf("  %-34s %10s %10s %8s\n", "kernel (elements)", "ms", "GB/s", "of copy");
-    printf("  %-34s %10.3f %10.1f %7.0f%%\n", "cudaMemcpy d2d (f32, read+write)", t * 1e3, copy_bw, 100.0);
+    printf("  %-34s %10s %10s %8s %9s\n", "kernel (elements)", "ms", "GB/s", "of copy", "Gelem/s");
+    time_row("cudaMemcpy d2d (f32, read+write)", t, 2.0 * n * 4, n, copy_bw);
+    // Optimizer state (f32): 0x3F3F3F3F ≈ 0.75 everywhere, positive as HiZOO's H and Adam's v must be.
+    float *s1 = dalloc(n * 4), *s2 = dalloc(n * 4);
+    dcheck(G->memset(s1, 0x3F, n * 4), "memset");
+    dcheck(G->memset(s2, 0x3F, n * 4), "memset");
     const zt_dtype dts[2] = {ZT_F32, ZT_BF16};
     for (int k = 0; k < 2; k++) {
         const zt_dtype dt = dts[k];
@@ -1216,16 +1421,30 @@ static void dev_timings(void) {
         uint64_t s = 100;
         TIME_IT(t, it, G->perturb(x, dt, n, 0, s++, 3, 0, 1e-3f));
         snprintf(label, sizeof label, "perturb %s", dtname(dt));
-        printf("  %-34s %10.3f %10.1f %7.0f%%\n", label, t * 1e3, 2 * es * n / t / 1e9, 100 * 2 * es * n / t / 1e9 / copy_bw);
+        time_row(label, t, 2 * es * n, n, copy_bw);
         TIME_IT(t, it, G->restore_update(x, dt, n, 0, s++, 3, 0, 1e-3f, 1e-4f, 1e-6f));
         snprintf(label, sizeof label, "restore_update %s", dtname(dt));
-        printf("  %-34s %10.3f %10.1f %7.0f%%\n", label, t * 1e3, 2 * es * n / t / 1e9, 100 * 2 * es * n / t / 1e9 / copy_bw);
+        time_row(label, t, 2 * es * n, n, copy_bw);
+        // Fused optimizer updates (training: a1 = a2 = 0): x and the state each read and written.
+        for (int ki = 0; ki < 3; ki++) {
+            const int kind = zo_kinds[ki];
+            const zt_zo_update_args p = zo_args(kind, 10, 0, 1e-3f);
+            float *v = kind == ZT_ZO_ADAM ? s2 : NULL;
+            TIME_IT(t, it, G->zo_update(kind, x, dt, s1, v, n, 0, s++, 3, 0, &p));
+            snprintf(label, sizeof label, "zo_update %s %s (+%s state)", zo_name(kind), dtname(dt), v ? "2" : "1");
+            time_row(label, t, (2 * es + (v ? 16 : 8)) * n, n, copy_bw);
+        }
+        TIME_IT(t, it, G->perturb_hessian(x, dt, s1, n, 0, s++, 3, 0, 1e-3f));
+        snprintf(label, sizeof label, "perturb_hessian %s (+ read H)", dtname(dt));
+        time_row(label, t, (2 * es + 4) * n, n, copy_bw);
         TIME_IT(t, it, G->fill_normal(x, dt, n, 0, s++, 3, 0, 1.0f));
         snprintf(label, sizeof label, "fill_normal %s (write only)", dtname(dt));
-        printf("  %-34s %10.3f %10.1f %7.0f%%\n", label, t * 1e3, es * n / t / 1e9, 100 * es * n / t / 1e9 / copy_bw);
+        time_row(label, t, es * n, n, copy_bw);
     }
     dfree(a);
     dfree(b);
+    dfree(s1);
+    dfree(s2);
 
     const int64_t gn = SZ(4096, 128);
     float *A = dalloc(gn * gn * 4), *B = dalloc(gn * gn * 4), *C = dalloc(gn * gn * 4);
@@ -1333,6 +1552,7 @@ static void dev_shadow(void) {
 static void run_device_checks(void) {
     dev_philox();
     dev_stream_ops();
+    dev_zo_ops();
     dev_convert();
     dev_elementwise();
     dev_rows();
@@ -1353,6 +1573,7 @@ static void cpu_checks(void) {
     section("CPU-side references");
     check_philox_kat();
     check_emulated_stream();
+    check_emulated_zo();
     check_emulated_convert();
     check_reference_consistency();
     check_gemm_reference();
@@ -1406,6 +1627,9 @@ int main(int argc, char **argv) {
             int m6 = cuda->sgemm(0, 0, 4, 4, 4, 1.0f, NULL, 4, NULL, 4, 0.0f, NULL, 4);
             int m7 = cuda->newton_schulz(NULL, 4, 4, 5, NULL);
             cuda->perturb(NULL, ZT_F32, 16, 0, 1, 1, 0, 1.0f);
+            const zt_zo_update_args za = zo_args(ZT_ZO_ADAM, 1, 1, 1e-3f);
+            cuda->zo_update(ZT_ZO_ADAM, NULL, ZT_F32, NULL, NULL, 16, 0, 1, 1, 0, &za);
+            cuda->perturb_hessian(NULL, ZT_F32, NULL, 16, 0, 1, 1, 0, 1.0f);
             cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f);
             int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3);
             result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1, "entry points fail cleanly without a GPU",

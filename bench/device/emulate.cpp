@@ -8,11 +8,26 @@
 extern "C" int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
                              uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay,
                              float a1, float a2, int vec_mode);
+extern "C" int zt_emu_zo_update(int kind, void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first,
+                                uint64_t seed, uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args,
+                                int vec_mode);
+extern "C" int zt_emu_perturb_hessian(void *x, zt_dtype dt, const float *h, int64_t n, uint64_t first, uint64_t seed,
+                                      uint32_t tensor_id, uint32_t stream, float a, int vec_mode);
 
-template <int OP, int DT, int SDT>
+template <int OP, int DT, int SDT, int KIND = 0>
 static void run(const zt_stream_args &g) {
     const uint64_t nb = zt_stream_blocks(g.first, g.n);
-    for (uint64_t t = nb; t-- > 0;) zt_stream_block<OP, DT, SDT>(g, g.first / 4 + t);
+    for (uint64_t t = nb; t-- > 0;) zt_stream_block<OP, DT, SDT, KIND>(g, g.first / 4 + t);
+}
+
+template <int OP, int KIND = 0>
+static int by_dtype(const zt_stream_args &g, zt_dtype dt) {
+    switch (dt) {
+    case ZT_F32: run<OP, ZT_F32, ZT_F32, KIND>(g); return 0;
+    case ZT_BF16: run<OP, ZT_BF16, ZT_BF16, KIND>(g); return 0;
+    case ZT_F16: run<OP, ZT_F16, ZT_F16, KIND>(g); return 0;
+    default: return -1;
+    }
 }
 
 template <int OP, int DT>
@@ -71,4 +86,44 @@ int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, i
     case ZT_OP_REPLAY: return by_dst<ZT_OP_REPLAY>(g, dt, sdt);
     default: return -1;
     }
+}
+
+// The stateful ops, set up as perturb.cu's launchers do (s2 only for Adam; state alignment joins
+// the vector decision); vec_mode as above.
+static zt_stream_args state_args(void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
+                                 uint32_t tensor_id, uint32_t stream, int vec_mode) {
+    zt_stream_args g = {};
+    g.x = x;
+    g.src = x;
+    g.n = n;
+    g.first = first;
+    g.seed = seed;
+    g.tensor_id = tensor_id;
+    g.stream = stream;
+    g.s1 = s1;
+    g.s2 = s2;
+    const int64_t xs = zt_dtype_size(dt);
+    g.vec = vec_mode < 0 ? zt_stream_vec_ok(x, xs, x, xs, first) && zt_stream_state_vec_ok(s1, s2, first) : vec_mode;
+    return g;
+}
+
+int zt_emu_zo_update(int kind, void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
+                     uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args, int vec_mode) {
+    if (n <= 0) return 0;
+    zt_stream_args g = state_args(x, dt, s1, kind == ZT_ZO_ADAM ? s2 : NULL, n, first, seed, tensor_id, stream, vec_mode);
+    g.zo = *args;
+    switch (kind) {
+    case ZT_ZO_MOMENTUM: return by_dtype<ZT_OP_ZO, ZT_ZO_MOMENTUM>(g, dt);
+    case ZT_ZO_ADAM: return by_dtype<ZT_OP_ZO, ZT_ZO_ADAM>(g, dt);
+    case ZT_ZO_HIZOO: return by_dtype<ZT_OP_ZO, ZT_ZO_HIZOO>(g, dt);
+    default: return -1;
+    }
+}
+
+int zt_emu_perturb_hessian(void *x, zt_dtype dt, const float *h, int64_t n, uint64_t first, uint64_t seed,
+                           uint32_t tensor_id, uint32_t stream, float a, int vec_mode) {
+    if (n <= 0) return 0;
+    zt_stream_args g = state_args(x, dt, (float *)h, NULL, n, first, seed, tensor_id, stream, vec_mode);
+    g.a = a;
+    return by_dtype<ZT_OP_HPERTURB>(g, dt);
 }
