@@ -44,6 +44,45 @@ final class CUDABackendTests: XCTestCase {
         }
     }
 
+    // The fused optimizer updates (momentum, Adam, HiZOO, replayed and not) and HiZOO's probe:
+    // θ and the f32 state bit-identical to the CPU after several steps, for every storage dtype.
+    func testFusedOptimizerUpdatesBitIdenticalToCPU() throws {
+        let gpu = try cuda(), cpu = KernelBackend.cpu()
+        let n = 300_007
+        for dtype in [DType.f32, .bf16, .f16] {
+            for kind in [ZOUpdateKind.momentum, .adam, .hizoo] {
+                var bits: [[UInt8]] = []
+                for be in [cpu, gpu] as [KernelBackend] {
+                    let x = try be.allocate([n], dtype: dtype, tag: .weights)
+                    let s1 = try be.allocate([n], dtype: .f32, tag: .optimizer), s2 = try be.allocate([n], dtype: .f32, tag: .optimizer)
+                    be.fillNormal(x, seed: 21, tensorId: 5, stream: 0, scale: 0.05)
+                    be.fillNormal(s1, seed: 22, tensorId: 5, stream: 0, scale: 0.1)
+                    if kind == .hizoo { be.convert(into: s1, from: try be.tensor([Float](repeating: 0.75, count: n), shape: [n], tag: .scratch)) }
+                    for t in 0..<3 {
+                        var s = ZOUpdateScalars()
+                        (s.restore, s.g, s.lr, s.decay, s.beta1, s.beta2, s.adamEps) = (1e-3, 0.37 - Float(t), 1e-3, 1e-6, 0.9, 0.999, 1e-8)
+                        (s.bc2Sqrt, s.curvature, s.keep) = (0.05, 0.2, 0.9)
+                        if t == 1 { (s.a1, s.a2) = (1e-3, -2e-3) }
+                        if kind == .hizoo && t != 1 {
+                            be.perturbHessian(x, h: s1, seed: UInt64(30 + t), tensorId: 5, stream: 0, scale: 1e-3)
+                            be.perturbHessian(x, h: s1, seed: UInt64(30 + t), tensorId: 5, stream: 0, scale: -2e-3)
+                        }
+                        be.zoUpdate(kind, x.flatSlice(3, n - 5), state1: s1.flatSlice(3, n - 5), state2: kind == .adam ? s2.flatSlice(3, n - 5) : nil,
+                                    seed: UInt64(30 + t), tensorId: 5, stream: 0, scalars: s)
+                    }
+                    var h = [UInt8](repeating: 0, count: x.bytes + 2 * s1.bytes)
+                    h.withUnsafeMutableBytes { buf in
+                        be.copy(x, toHost: UnsafeMutableRawBufferPointer(rebasing: buf[0..<x.bytes]))
+                        be.copy(s1, toHost: UnsafeMutableRawBufferPointer(rebasing: buf[x.bytes..<(x.bytes + s1.bytes)]))
+                        be.copy(s2, toHost: UnsafeMutableRawBufferPointer(rebasing: buf[(x.bytes + s1.bytes)...]))
+                    }
+                    bits.append(h)
+                }
+                XCTAssertTrue(bits[0] == bits[1], "\(kind) \(dtype): device θ or state differ from the CPU's")
+            }
+        }
+    }
+
     // A whole forward on the GPU (cuBLAS GEMMs, device attention) against the CPU's logits.
     func testTinyLlamaForwardMatchesCPU() throws {
         let gpu = try cuda()
