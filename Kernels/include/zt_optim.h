@@ -8,9 +8,11 @@
 // probe (restore), then advances the optimizer state (always f32) and writes θ. Weight decay is
 // decoupled, as in MeZO's update: θ −= decay·θ_restored with decay = η·λ (0 for 1-D tensors).
 //
-// Operation order follows torch.optim (single-tensor CPU path) where a torch optimizer is the
-// reference: SGD momentum buf = buf·μ + ĝ; Adam m = lerp(m, ĝ, 1 − β₁),
-// v = v·β₂ + ((1 − β₂)·ĝ)·ĝ, θ += (−η/(1 − β₁ᵗ))·m / (√v / √(1 − β₂ᵗ) + ε).
+// Operation order follows torch.optim where a torch optimizer is the reference: SGD momentum
+// buf = buf·μ + ĝ (bit-identical to torch); Adam m = lerp(m, ĝ, 1 − β₁),
+// v = v·β₂ + ((1 − β₂)·ĝ)·ĝ, θ += (−η/(1 − β₁ᵗ))·m / (√v / √(1 − β₂ᵗ) + ε). Adam stays within
+// about 1 ulp per step of torch's CPU Adam, not bit-identical: 1 − β is formed here from the f32
+// β, η is f32, and torch's vectorised addcmul fuses the v update (OptimizerReferenceTests).
 #ifndef ZT_OPTIM_H
 #define ZT_OPTIM_H
 
