@@ -67,11 +67,7 @@ public final class ZOAdam: ZOOptimizer, @unchecked Sendable {
     }
 
     public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
-        let p = try twoSidedProbe(step: t, eps: options.eps, move: { set.perturb(backend, seed: seed, scale: $0) }, loss: loss)
-        let r = ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [projectedGradient(p, eps: options.eps)])
-        update(r, replay: false)
-        return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
+        try twoSidedStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, backend: backend, loss: loss) { update($0, replay: false) }
     }
 
     public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }

@@ -74,6 +74,18 @@ func twoSidedProbe(step t: Int, eps: Float, move: (Float) -> Void, loss: () thro
     return (lp, lm)
 }
 
+/// The step of the optimizers that probe one two-sided direction and record g alone (MMT, Adam,
+/// Sign): probe along z, then `update` (the fused restore + update pass) with the step's record.
+/// The step loss is (ℓ₊ + ℓ₋)/2.
+func twoSidedStep(_ t: Int, runSeed: UInt64, lr: Float, eps: Float, set: TrainableSet, backend: any Backend,
+                  loss: () throws -> Double, update: (ZORecord) -> Void) throws -> StepOutcome {
+    let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
+    let p = try twoSidedProbe(step: t, eps: eps, move: { set.perturb(backend, seed: seed, scale: $0) }, loss: loss)
+    let r = ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [projectedGradient(p, eps: eps)])
+    update(r)
+    return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
+}
+
 /// g = (ℓ₊ − ℓ₋)/2ε, rounded once to f32: the value recorded and used by the update.
 func projectedGradient(_ p: (plus: Double, minus: Double), eps: Float) -> Float {
     Float((p.plus - p.minus) / (2 * Double(eps)))

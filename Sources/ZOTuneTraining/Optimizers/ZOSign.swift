@@ -38,15 +38,12 @@ public final class ZOSign: ZOOptimizer, @unchecked Sendable {
     static func sign(_ g: Float) -> Float { g > 0 ? 1 : g < 0 ? -1 : 0 }
 
     public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
-        let eps = options.eps
-        let p = try twoSidedProbe(step: t, eps: eps, move: { set.perturb(backend, seed: seed, scale: $0) }, loss: loss)
-        let g = projectedGradient(p, eps: eps)
-        for e in set.entries {
-            backend.restoreUpdate(e.tensor, seed: seed, tensorId: e.tensorId, stream: 0, restore: eps, step: lr * Self.sign(g),
-                                  decay: e.decays ? lr * options.weightDecay : 0)
+        try twoSidedStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, backend: backend, loss: loss) { r in
+            for e in set.entries {
+                backend.restoreUpdate(e.tensor, seed: r.seed, tensorId: e.tensorId, stream: 0, restore: options.eps,
+                                      step: lr * Self.sign(r.projectedGrad), decay: e.decays ? lr * options.weightDecay : 0)
+            }
         }
-        return StepOutcome(records: [ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [g])], loss: (p.plus + p.minus) / 2)
     }
 
     public func replay(_ records: [ZORecord]) {
