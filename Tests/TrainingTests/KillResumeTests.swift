@@ -86,4 +86,26 @@ final class KillResumeTests: XCTestCase {
             XCTAssertTrue(mx == my, "\(name): exported weights differ after kill + resume")
         }
     }
+
+    // An option of another optimizer, or an unknown optimizer, is refused before any work, naming it.
+    func testOptimizerOptionsAreValidated() throws {
+        let bin = try binary()
+        let w = try workspace()
+        defer { try? FileManager.default.removeItem(at: w.root) }
+        for (args, message) in [(["--optimizer", "zo-adam", "--momentum", "0.5"], "--momentum is an option of --optimizer zo-sgd-mmt"),
+                                (["--optimizer", "zo-muon"], "--optimizer must be one of"),
+                                (["--optimizer", "zo-cons", "--weight-decay", "0.1"], "not available with zo-cons")] {
+            let p = Process()
+            p.executableURL = bin
+            p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--out", w.root.appendingPathComponent("x").path] + args
+            let err = Pipe()
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = err
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertNotEqual(p.terminationStatus, 0, "\(args)")
+            XCTAssertTrue(text.contains(message), "\(args): \(text)")
+        }
+    }
 }

@@ -13,7 +13,7 @@ struct MemoryCommand: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup var shape: BatchShapeOptions
-    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
+    @OptionGroup var optim: OptimizerChoice
     @Option(help: "What to run: both (default), or only inference / zo (one phase per process, to compare process RSS).")
     var phase = "both"
 
@@ -22,7 +22,7 @@ struct MemoryCommand: ParsableCommand {
 
     func run() throws {
         guard ["both", "inference", "zo"].contains(phase) else { throw ValidationError("--phase must be both, inference or zo") }
-        let config = try optim.config()
+        let config = try optim.defaultConfig()
         let backend = try device.backend(quiet: json)
         let (file, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
@@ -63,14 +63,14 @@ struct BenchStep: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup var shape: BatchShapeOptions
-    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
+    @OptionGroup var optim: OptimizerChoice
     @Option(help: "Timed repetitions (median reported).")
     var repeats = 3
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func run() throws {
-        let config = try optim.config()
+        let config = try optim.defaultConfig()
         let backend = try device.backend(quiet: json)
         let (_, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)

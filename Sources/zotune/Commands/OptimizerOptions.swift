@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import ZOTuneTraining
 
-/// `--optimizer` and the options every optimizer shares.
+/// `--optimizer` and the options every optimizer shares. The options of one optimizer live in
+/// their own groups (`MeZOArguments` …), which `train` shows under their own titles.
 struct OptimizerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).",
                                discussion: OptimizerKind.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(separator: "\n")))
@@ -12,20 +13,10 @@ struct OptimizerOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "Weight decay λ, decoupled (θ −= ηλθ; not on biases and norm gains). Not for zo-cons.")
     var weightDecay: Float = 0
 
-    @OptionGroup(title: "MeZO (--optimizer mezo)") var mezo: MeZOArguments
-    @OptionGroup(title: "ZO-SGD-MMT (--optimizer zo-sgd-mmt)") var momentum: MomentumArguments
-    @OptionGroup(title: "ZO-Adam (--optimizer zo-adam)") var adam: AdamArguments
-    @OptionGroup(title: "HiZOO (--optimizer hizoo)") var hizoo: HiZOOArguments
-
-    func kind() throws -> OptimizerKind {
-        guard let k = OptimizerKind(rawValue: optimizer) else {
-            throw ValidationError("--optimizer must be one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(optimizer))")
-        }
-        return k
-    }
+    func kind() throws -> OptimizerKind { try optimizerKind(optimizer) }
 
     /// The optimizer's configuration; an option that belongs to another optimizer is an error.
-    func config() throws -> OptimizerConfig {
+    func config(mezo: MeZOArguments, momentum: MomentumArguments, adam: AdamArguments, hizoo: HiZOOArguments) throws -> OptimizerConfig {
         let k = try kind()
         let given: [(String, Bool, OptimizerKind)] = [
             ("--directions", mezo.directions != nil, .mezo), ("--one-sided", mezo.oneSided, .mezo),
@@ -61,6 +52,21 @@ struct OptimizerOptions: ParsableArguments {
             return .hizoo(HiZOOOptions(eps: eps, hessianSmoothing: a, weightDecay: weightDecay))
         }
     }
+}
+
+func optimizerKind(_ name: String) throws -> OptimizerKind {
+    guard let k = OptimizerKind(rawValue: name) else {
+        throw ValidationError("--optimizer must be one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")) (got \(name))")
+    }
+    return k
+}
+
+/// `--optimizer` alone, for commands that size or time a step with the optimizer's defaults.
+struct OptimizerChoice: ParsableArguments {
+    @Option(help: "Optimizer (its default hyper-parameters): \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var optimizer = "mezo"
+
+    func defaultConfig() throws -> OptimizerConfig { OptimizerBenchmark.defaultConfig(try optimizerKind(optimizer)) }
 }
 
 struct MeZOArguments: ParsableArguments {

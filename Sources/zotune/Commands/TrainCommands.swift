@@ -75,13 +75,17 @@ struct Train: ParsableCommand {
     @OptionGroup var device: DeviceOptions
     @OptionGroup(title: "Run") var runArguments: RunArguments
     @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
+    @OptionGroup(title: "MeZO options") var mezo: MeZOArguments
+    @OptionGroup(title: "ZO-SGD-MMT options") var momentum: MomentumArguments
+    @OptionGroup(title: "ZO-Adam options") var adam: AdamArguments
+    @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/.")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options).")
     var resume: String?
 
     func run() throws {
-        let config = try optim.config()
+        let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo)
         let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
