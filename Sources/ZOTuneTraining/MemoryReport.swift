@@ -45,7 +45,7 @@ public struct MemoryReport: Sendable {
         return """
         memory (ledger peaks)
           inference-only forward      \(mib(inferencePeakBytes))
-          ZO training (\(optimizer.padding(toLength: 10, withPad: " ", startingAt: 0))) \(mib(zoPeakBytes))   \(String(format: "%.3f", ratio))× inference
+        \("  ZO training, \(optimizer)".padding(toLength: 30, withPad: " ", startingAt: 0))\(mib(zoPeakBytes))   \(String(format: "%.3f", ratio))× inference
             of which optimizer state  \(mib(stateBytes))
           FO fine-tuning, Adam (est.) \(mib(foAdamBytes))   \(String(format: "%.1f", Double(foAdamBytes) / Double(max(1, inferencePeakBytes))))× inference
           weights                     \(mib(weightBytes))

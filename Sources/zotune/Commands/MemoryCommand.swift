@@ -126,7 +126,7 @@ struct BenchOptimizers: ParsableCommand {
                                                    lr: 1e-7, baseline: base)
             rows.append(r.json)
             if !json {
-                print(String(format: "%-12@ %4d %7.1f %8.3f %9.3f %15.3f %11.1f %15.3f", r.optimizer as NSString, r.forwardsPerStep, r.passesPerStep,
+                print(r.optimizer.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %4d %7.1f %8.3f %9.3f %15.3f %11.1f %15.3f", r.forwardsPerStep, r.passesPerStep,
                              r.stepSeconds, r.stepOverForward, r.stepOverPredicted, Double(r.stateBytes) / 1_048_576, r.peakOverInference))
             }
         }
