@@ -16,7 +16,8 @@
 #define ZT_LANES 32                  // Philox blocks per batch (32: four AVX-512 registers per word)
 #define ZT_BATCH (4 * ZT_LANES)      // elements per batch
 
-enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY, OP_REPLAY, OP_ZO, OP_HPERTURB };
+// OP_ZO_* are the fused optimizer updates, one op per zt_zo_kind so the kind is a compile-time constant.
+enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY, OP_REPLAY, OP_ZO_MOMENTUM, OP_ZO_ADAM, OP_ZO_HIZOO, OP_HPERTURB };
 
 typedef struct {
     void *x;                // (n) destination, elements [first, first + n) of the tensor
@@ -27,10 +28,18 @@ typedef struct {
     uint32_t tensor_id, stream;
     float a, step, decay;   // OP_PERTURB/COPY/FILL: a; OP_UPDATE: restore = a, step, decay
     float a1, a2;           // OP_REPLAY: the two perturbations before the restore (= a)
-    float *s1, *s2;         // (n) f32 optimizer state of OP_ZO (s1 = H of OP_HPERTURB), local index
-    int kind;               // OP_ZO: zt_zo_kind
-    const zt_zo_update_args *zo;
+    float *s1, *s2;         // (n) f32 optimizer state of OP_ZO_* (s1 = H of OP_HPERTURB), local index
+    zt_zo_update_args zo;   // OP_ZO_*
 } stream_job;
+
+// What the element functions read, copied out of the job into a local in stream_range: a local
+// whose address does not escape cannot alias the state arrays, so the compiler keeps the scalars
+// in registers while the loop stores to s1/s2, and vectorises it.
+typedef struct {
+    float a, step, decay, a1, a2;
+    float *s1, *s2;
+    zt_zo_update_args zo;
+} elem_ctx;
 
 // z[0 .. ZT_BATCH) for global elements [4·j0, 4·j0 + ZT_BATCH): the scalar formulas of zt_philox.h,
 // lane by lane (the baseline x86-64 / non-x86 path).
@@ -245,24 +254,22 @@ ZT_INLINE float round_to(zt_dtype dt, float v) {
     return zt_f16_f32(zt_f32_f16(v));
 }
 
-ZT_INLINE float apply_replay(zt_dtype dt, float x, float z, const stream_job *j) {
+ZT_INLINE float apply_replay(zt_dtype dt, float x, float z, const elem_ctx *c) {
     ZT_NO_CONTRACT
-    float x1 = round_to(dt, ZT_FMA(j->a1, z, x));
-    float x2 = j->a2 != 0.0f ? round_to(dt, ZT_FMA(j->a2, z, x1)) : x1;
-    float restored = ZT_FMA(j->a, z, x2);
-    return ZT_FMA(-j->decay, restored, ZT_FMA(-j->step, z, restored));
+    float x1 = round_to(dt, ZT_FMA(c->a1, z, x));
+    float x2 = c->a2 != 0.0f ? round_to(dt, ZT_FMA(c->a2, z, x1)) : x1;
+    float restored = ZT_FMA(c->a, z, x2);
+    return ZT_FMA(-c->decay, restored, ZT_FMA(-c->step, z, restored));
 }
 
-// OP_ZO: replay's probe perturbations along the kind's direction, then the fused update (zt_optim.h).
-ZT_INLINE float apply_zo(zt_dtype dt, float x, float z, const stream_job *j, int64_t i) {
+// OP_ZO_*: replay's probe perturbations along the kind's direction, then the fused update (zt_optim.h).
+ZT_INLINE float apply_zo(zt_dtype dt, int kind, float x, float z, const elem_ctx *c, int64_t i) {
     ZT_NO_CONTRACT
-    const zt_zo_update_args *p = j->zo;
-    float *s2 = j->s2 ? &j->s2[i] : NULL;
-    const float d = zt_zo_direction(j->kind, z, j->s1[i]);
+    const float d = zt_zo_direction(kind, z, c->s1[i]);
     float x2 = x;
-    if (p->a1 != 0.0f) x2 = round_to(dt, ZT_FMA(p->a1, d, x2));
-    if (p->a2 != 0.0f) x2 = round_to(dt, ZT_FMA(p->a2, d, x2));
-    return zt_zo_update_elem(j->kind, p, x2, z, d, &j->s1[i], s2);
+    if (c->zo.a1 != 0.0f) x2 = round_to(dt, ZT_FMA(c->zo.a1, d, x2));
+    if (c->zo.a2 != 0.0f) x2 = round_to(dt, ZT_FMA(c->zo.a2, d, x2));
+    return zt_zo_update_elem(kind, &c->zo, x2, z, d, &c->s1[i], kind == ZT_ZO_ADAM ? &c->s2[i] : NULL);
 }
 
 ZT_INLINE float apply_op(int op, float x, float z, float a, float step, float decay) {
@@ -278,19 +285,22 @@ ZT_INLINE float apply_op(int op, float x, float z, float a, float step, float de
     }
 }
 
-// The per-element result of job j at local index i (state ops read and write j->s1/s2 at i).
-ZT_INLINE float apply_elem(const stream_job *j, int op, zt_dtype dt, int64_t i, float xi, float zi) {
+// The per-element result at local index i (state ops read and write c->s1/s2 at i).
+ZT_INLINE float apply_elem(const elem_ctx *c, int op, zt_dtype dt, int64_t i, float xi, float zi) {
     ZT_NO_CONTRACT
-    if (op == OP_REPLAY) return apply_replay(dt, xi, zi, j);
-    if (op == OP_ZO) return apply_zo(dt, xi, zi, j, i);
-    if (op == OP_HPERTURB) return ZT_FMA(j->a, zt_zo_direction(ZT_ZO_HIZOO, zi, j->s1[i]), xi);
-    return apply_op(op, xi, zi, j->a, j->step, j->decay);
+    if (op == OP_REPLAY) return apply_replay(dt, xi, zi, c);
+    if (op == OP_ZO_MOMENTUM) return apply_zo(dt, ZT_ZO_MOMENTUM, xi, zi, c, i);
+    if (op == OP_ZO_ADAM) return apply_zo(dt, ZT_ZO_ADAM, xi, zi, c, i);
+    if (op == OP_ZO_HIZOO) return apply_zo(dt, ZT_ZO_HIZOO, xi, zi, c, i);
+    if (op == OP_HPERTURB) return ZT_FMA(c->a, zt_zo_direction(ZT_ZO_HIZOO, zi, c->s1[i]), xi);
+    return apply_op(op, xi, zi, c->a, c->step, c->decay);
 }
 
 // Local elements [b, e) of job j; op and dtypes are compile-time constants at each call site.
 ZT_INLINE void stream_range(const stream_job *j, bool simd, int op, zt_dtype dt, zt_dtype sdt, int64_t b, int64_t e) {
     void *x = j->x;
     const void *src = op == OP_COPY ? j->src : j->x;
+    const elem_ctx c = {.a = j->a, .step = j->step, .decay = j->decay, .a1 = j->a1, .a2 = j->a2, .s1 = j->s1, .s2 = j->s2, .zo = j->zo};
     float z[ZT_BATCH];
     int64_t i = b;
     // A head that starts inside a Philox block takes the rest of that block; batches then start on
@@ -301,14 +311,14 @@ ZT_INLINE void stream_range(const stream_job *j, bool simd, int op, zt_dtype dt,
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, apply_elem(j, op, dt, i, xi, zi));
+            zt_store(x, dt, i, apply_elem(&c, op, dt, i, xi, zi));
         }
     }
     for (; i + ZT_BATCH <= e; i += ZT_BATCH) {
         normals_batch(simd, j->seed, j->tensor_id, j->stream, (j->first + (uint64_t)i) >> 2, z);
         for (int k = 0; k < ZT_BATCH; k++) {
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i + k);
-            zt_store(x, dt, i + k, apply_elem(j, op, dt, i + k, xi, z[k]));
+            zt_store(x, dt, i + k, apply_elem(&c, op, dt, i + k, xi, z[k]));
         }
     }
     // The tail (< ZT_BATCH elements): a vector batch of which only the start is used costs less than
@@ -317,7 +327,7 @@ ZT_INLINE void stream_range(const stream_job *j, bool simd, int op, zt_dtype dt,
         normals_batch(simd, j->seed, j->tensor_id, j->stream, (j->first + (uint64_t)i) >> 2, z);
         for (int k = 0; i + k < e; k++) {
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i + k);
-            zt_store(x, dt, i + k, apply_elem(j, op, dt, i + k, xi, z[k]));
+            zt_store(x, dt, i + k, apply_elem(&c, op, dt, i + k, xi, z[k]));
         }
         i = e;
     }
@@ -327,7 +337,7 @@ ZT_INLINE void stream_range(const stream_job *j, bool simd, int op, zt_dtype dt,
         for (; i < e && ((j->first + (uint64_t)i) >> 2) == (g >> 2); i++) {
             float zi = z[(j->first + (uint64_t)i) & 3];
             float xi = op == OP_FILL ? 0.0f : zt_load(src, sdt, i);
-            zt_store(x, dt, i, apply_elem(j, op, dt, i, xi, zi));
+            zt_store(x, dt, i, apply_elem(&c, op, dt, i, xi, zi));
         }
     }
 }
@@ -341,7 +351,9 @@ ZT_INLINE void stream_dispatch(const stream_job *j, bool simd, int64_t b, int64_
     case OP_UPDATE: ZT_DT(OP_UPDATE, ZT_F32) ZT_DT(OP_UPDATE, ZT_BF16) ZT_DT(OP_UPDATE, ZT_F16) return;
     case OP_FILL: ZT_DT(OP_FILL, ZT_F32) ZT_DT(OP_FILL, ZT_BF16) ZT_DT(OP_FILL, ZT_F16) return;
     case OP_REPLAY: ZT_DT(OP_REPLAY, ZT_F32) ZT_DT(OP_REPLAY, ZT_BF16) ZT_DT(OP_REPLAY, ZT_F16) return;
-    case OP_ZO: ZT_DT(OP_ZO, ZT_F32) ZT_DT(OP_ZO, ZT_BF16) ZT_DT(OP_ZO, ZT_F16) return;
+    case OP_ZO_MOMENTUM: ZT_DT(OP_ZO_MOMENTUM, ZT_F32) ZT_DT(OP_ZO_MOMENTUM, ZT_BF16) ZT_DT(OP_ZO_MOMENTUM, ZT_F16) return;
+    case OP_ZO_ADAM: ZT_DT(OP_ZO_ADAM, ZT_F32) ZT_DT(OP_ZO_ADAM, ZT_BF16) ZT_DT(OP_ZO_ADAM, ZT_F16) return;
+    case OP_ZO_HIZOO: ZT_DT(OP_ZO_HIZOO, ZT_F32) ZT_DT(OP_ZO_HIZOO, ZT_BF16) ZT_DT(OP_ZO_HIZOO, ZT_F16) return;
     case OP_HPERTURB: ZT_DT(OP_HPERTURB, ZT_F32) ZT_DT(OP_HPERTURB, ZT_BF16) ZT_DT(OP_HPERTURB, ZT_F16) return;
     default:
         ZT_CP(ZT_F32, ZT_F32) ZT_CP(ZT_F32, ZT_BF16) ZT_CP(ZT_F32, ZT_F16)
@@ -417,8 +429,10 @@ void zt_fill_normal(void *out, zt_dtype dtype, int64_t n, uint64_t first,
 
 void zt_zo_update(int kind, void *x, zt_dtype dtype, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
                   uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args) {
-    stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = OP_ZO, .first = first, .seed = seed,
-                    .tensor_id = tensor_id, .stream = stream, .s1 = s1, .s2 = s2, .kind = kind, .zo = args};
+    const int op = kind == ZT_ZO_MOMENTUM ? OP_ZO_MOMENTUM : kind == ZT_ZO_ADAM ? OP_ZO_ADAM : kind == ZT_ZO_HIZOO ? OP_ZO_HIZOO : -1;
+    if (op < 0 || (kind == ZT_ZO_ADAM && !s2)) return;  // unknown kind: nothing to do (the Swift layer validates)
+    stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = op, .first = first, .seed = seed,
+                    .tensor_id = tensor_id, .stream = stream, .s1 = s1, .s2 = s2, .zo = *args};
     run_stream(&j, n);
 }
 

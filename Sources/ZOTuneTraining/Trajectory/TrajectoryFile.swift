@@ -132,7 +132,7 @@ func describe(_ e: DecodingError) -> String {
 /// name order), hex. Identifies the base a trajectory must be replayed on.
 public func checkpointHash(_ path: String) throws -> String {
     var isDir: ObjCBool = false
-    FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
+    _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
     var files = [path]
     if isDir.boolValue {
         files = try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".safetensors") }.sorted().map { path + "/" + $0 }

@@ -66,6 +66,27 @@ struct BenchKernels: ParsableCommand {
         stream("fill_normal f32", key: "fill_normal_f32", bytesPerElement: 4) {
             backend.fillNormal(f32b, seed: seed, tensorId: tid, stream: 0, scale: 1)
         }
+        // The fused optimizer updates (θ f32 plus f32 state: momentum 16, Adam 24, HiZOO 16 bytes
+        // per element read + written) and HiZOO's probe (θ read + written, H read).
+        let v = try backend.allocate([n], dtype: .f32, tag: .scratch)
+        backend.scale(f32b, f32b, by: 0)
+        backend.convert(into: v, from: f32b)
+        var s = ZOUpdateScalars()
+        (s.restore, s.g, s.lr, s.beta1, s.beta2, s.adamEps, s.bc2Sqrt, s.curvature, s.keep) = (1e-3, 0.5, 1e-4, 0.9, 0.999, 1e-8, 0.03, 1e-6, 1)
+        stream("zo_update momentum f32", key: "zo_momentum_f32", bytesPerElement: 16) {
+            backend.zoUpdate(.momentum, f32a, state1: f32b, state2: nil, seed: seed, tensorId: tid, stream: 0, scalars: s)
+        }
+        stream("zo_update adam f32", key: "zo_adam_f32", bytesPerElement: 24) {
+            backend.zoUpdate(.adam, f32a, state1: f32b, state2: v, seed: seed, tensorId: tid, stream: 0, scalars: s)
+        }
+        backend.fillNormal(f32b, seed: 3, tensorId: 3, stream: 0, scale: 0.01)
+        backend.mul(f32b, f32b, f32b)   // H > 0 for HiZOO
+        stream("perturb_hessian f32", key: "perturb_hessian_f32", bytesPerElement: 12) {
+            backend.perturbHessian(f32a, h: f32b, seed: seed, tensorId: tid, stream: 0, scale: 1e-3)
+        }
+        stream("zo_update hizoo f32", key: "zo_hizoo_f32", bytesPerElement: 16) {
+            backend.zoUpdate(.hizoo, f32a, state1: f32b, state2: nil, seed: seed, tensorId: tid, stream: 0, scalars: s)
+        }
 
         for size in [512, 1024, 2048] {
             let a = try backend.allocate([size, size], tag: .scratch)
