@@ -16,9 +16,14 @@ for name in sorted(os.listdir(root)):
     steps = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl")) if l.strip()]
     losses = [m["loss"] for m in steps if "loss" in m]
     dev = [m["dev_accuracy"] for m in steps if "dev_accuracy" in m]
+    # Runs before summary.json said "inference_peak_excludes_state" measured the inference-only
+    # forward with the optimizer state already allocated: take it out here.
+    inference = s["inference_peak_bytes"]
+    if not s.get("inference_peak_excludes_state"):
+        inference -= s.get("state_bytes", 0)
     rows.append(dict(opt=opt, lr=lr, before=s["dev_before"], after=s["dev_after"], best=max(dev), best_step=s["best_step"],
                      test=s["test"], s_step=s["seconds"] / len(losses) if losses else float("nan"),
-                     ratio=s["zo_over_inference"], state=s.get("state_bytes", 0) / 2**20))
+                     ratio=s["zo_peak_bytes"] / inference, state=s.get("state_bytes", 0) / 2**20))
 best = {}
 for r in rows:
     if r["opt"] not in best or r["best"] > best[r["opt"]]["best"]:

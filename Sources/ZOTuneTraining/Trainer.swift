@@ -48,7 +48,8 @@ public final class Trainer: @unchecked Sendable {
     /// report compares with an inference-only forward of the same batch.
     public private(set) var stepPeakBytes = 0
     /// Highest ledger total of a single forward of a training minibatch (the first loss of each
-    /// step, measured on its own): the inference-only footprint of the same batches.
+    /// step, measured on its own), less the optimizer state: the inference-only footprint of the
+    /// same batches.
     public private(set) var forwardPeakBytes = 0
 
     public init(model: CausalLM, tokenizer: any Tokenizer, splits: TaskSplits, options: RunOptions, optimizer: any ZOOptimizer,
@@ -189,7 +190,8 @@ public final class Trainer: @unchecked Sendable {
             outcome = try optimizer.step(t, runSeed: options.seed, lr: lr) {
                 let loss = try scorer.score(examples, objective: options.objective).loss
                 calls += 1
-                if calls == 1 { forwardPeakBytes = max(forwardPeakBytes, ledger.snapshot.total.peak) }
+                // The optimizer's state is allocated already: an inference-only process would not hold it.
+                if calls == 1 { forwardPeakBytes = max(forwardPeakBytes, ledger.snapshot.total.peak - optimizer.stateBytes) }
                 return loss
             }
         } catch let e as NonFiniteLoss {

@@ -135,6 +135,7 @@ struct Train: ParsableCommand {
         json["best_step"] = summary.bestStep
         json["test"] = summary.test?.metric ?? NSNull()
         json["seconds"] = summary.seconds
+        json["inference_peak_excludes_state"] = true
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
     }
 }
