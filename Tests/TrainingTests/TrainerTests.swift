@@ -134,6 +134,16 @@ final class TrainerTests: XCTestCase, TinyFixture {
         }
     }
 
+    // The memory report's inference-only reference excludes the optimizer state: the training
+    // peak is at least the reference plus the state (Adam: 2 × 4 bytes per parameter).
+    func testMemoryReferenceExcludesOptimizerState() throws {
+        let lm = try tinyModel()
+        let t = try trainer(lm, Self.configs[2], tempDir(), steps: 2)
+        _ = try t.run()
+        XCTAssertEqual(t.optimizer.stateBytes, 8 * t.set.parameterCount)
+        XCTAssertGreaterThanOrEqual(t.stepPeakBytes - t.forwardPeakBytes, t.optimizer.stateBytes)
+    }
+
     // Version 2 files: any flipped byte (header, records or checksum) or a cut is a clear error.
     func testTrajectoryChecksumCatchesEveryFlippedByte() throws {
         let lm = try tinyModel(), dir = tempDir()
