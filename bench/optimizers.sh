@@ -23,7 +23,7 @@ out=runs/optimizers
 # matches MeZO's (MMT's effective lr is η/(1−μ), so 1e-5; Adam and Sign move each coordinate by
 # about η, so 1e-5 and 1e-4), then larger steps.
 grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1e-4 zo-cons:1e-4 hizoo:1e-4
-      zo-adam:3e-4 zo-sign:3e-4 zo-sgd-mmt:3e-5 zo-cons:3e-4 hizoo:3e-4 mezo:3e-4)
+      zo-adam:3e-4 zo-sign:3e-4 zo-sgd-mmt:3e-5 zo-adam:1e-3 zo-sign:1e-3 zo-cons:3e-4 hizoo:3e-4 mezo:3e-4)
 cells=("${@:-${grid[@]}}")
 for cell in "${cells[@]}"; do
     opt=${cell%%:*} lr=${cell##*:}
