@@ -4,7 +4,7 @@ import ZOTuneTraining
 
 /// A real interruption: `zotune train` killed with SIGKILL mid-run, then `--resume`d, ends with the
 /// same trajectory and the same exported weights as a run that was never interrupted — for every
-/// optimizer (stateful ones rebuild their state by replay).
+/// optimizer (stateful ones rebuild their state by replay); `zotune replay` writes that same file.
 final class KillResumeTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../ModelTests/Fixtures").standardized
 
@@ -84,6 +84,18 @@ final class KillResumeTests: XCTestCase {
             let mx = try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors"))
             let my = try Data(contentsOf: killed.appendingPathComponent("model/model.safetensors"))
             XCTAssertTrue(mx == my, "\(name): exported weights differ after kill + resume")
+
+            // `zotune replay` rebuilds the same file from the base and the trajectory alone.
+            let r = Process()
+            r.executableURL = bin
+            let replayed = w.root.appendingPathComponent("replayed-\(name)")
+            r.arguments = ["replay", "--base", w.model.path, "--trajectory", whole.appendingPathComponent("trajectory.zot").path,
+                           "--out", replayed.path, "--device", "cpu"]
+            r.standardOutput = FileHandle.nullDevice
+            try r.run()
+            r.waitUntilExit()
+            XCTAssertEqual(r.terminationStatus, 0, name)
+            XCTAssertTrue(try Data(contentsOf: replayed.appendingPathComponent("model.safetensors")) == mx, "\(name): replay differs from the trained export")
         }
     }
 

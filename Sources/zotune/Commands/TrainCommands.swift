@@ -233,7 +233,10 @@ struct Replay: ParsableCommand {
         let started = Date()
         optimizer.replay(records)
         backend.synchronize()
-        try HFExport.write(lm, file: file, to: URL(fileURLWithPath: out), metadata: ["zotune_trajectory": trajectory])
+        // The same metadata as train's export, so a replay of the same steps is byte-identical to it.
+        let step = allSteps ? h.progress.completedSteps : h.progress.bestStep
+        try HFExport.write(lm, file: file, to: URL(fileURLWithPath: out),
+                           metadata: ["zotune_trajectory": URL(fileURLWithPath: trajectory).lastPathComponent, "zotune_step": String(step)])
         print(String(format: "replayed %d updates (%d steps, %@) on %d parameters in %.1f s → %@", records.count,
                      Set(records.map(\.step)).count, h.optimizer.kind.rawValue, set.parameterCount, Date().timeIntervalSince(started), out))
     }
