@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Where tensors live and kernels run.
 public enum DeviceKind: String, Sendable, CustomStringConvertible {
     case cpu, cuda
@@ -152,3 +154,20 @@ extension Backend {
 
 @inline(__always) func bf16ToFloat(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
 @inline(__always) func f16ToFloat(_ h: UInt16) -> Float { Float(Float16(bitPattern: h)) }
+
+extension Backend {
+    /// Median wall seconds of `repeats` runs of `body` after one warm-up run, each waited for on
+    /// the device (kernels may be asynchronous): the one timer of every benchmark.
+    public func medianSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+        try body()
+        synchronize()
+        var times: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            synchronize()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return times.sorted()[times.count / 2]
+    }
+}

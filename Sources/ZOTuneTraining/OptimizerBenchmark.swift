@@ -33,28 +33,14 @@ public struct OptimizerTiming: Sendable {
 }
 
 public enum OptimizerBenchmark {
-    /// Median seconds of `repeats` runs of `body` (after one warm-up run), device synchronised.
-    public static func median(_ repeats: Int, backend: any Backend, _ body: () throws -> Void) rethrows -> Double {
-        try body()
-        backend.synchronize()
-        var times: [Double] = []
-        for _ in 0..<max(1, repeats) {
-            let t0 = Date()
-            try body()
-            backend.synchronize()
-            times.append(Date().timeIntervalSince(t0))
-        }
-        return times.sorted()[times.count / 2]
-    }
-
     /// The baseline of the run: one forward (time and ledger peak) and one perturb pass over θ
     /// (scale 0 leaves θ unchanged but does all the work: z regenerated, θ read and written).
     public static func baseline(model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int) throws -> (forward: Double, pass: Double, inferencePeak: Int) {
         let backend = model.backend
         backend.ledger.resetPeaks()
-        let forward = try median(repeats, backend: backend) { _ = try languageModelLoss(model, batch) }
+        let forward = try backend.medianSeconds(repeats) { _ = try languageModelLoss(model, batch) }
         let peak = backend.ledger.snapshot.total.peak
-        let pass = median(repeats, backend: backend) { set.perturb(backend, seed: 7, scale: 0) }
+        let pass = backend.medianSeconds(repeats) { set.perturb(backend, seed: 7, scale: 0) }
         return (forward, pass, peak)
     }
 
@@ -66,24 +52,12 @@ public enum OptimizerBenchmark {
         let optimizer = try config.make(set: set, backend: backend)
         backend.ledger.resetPeaks()
         var t = 0
-        let step = try median(repeats, backend: backend) {
+        let step = try backend.medianSeconds(repeats) {
             _ = try optimizer.step(t, runSeed: 1, lr: lr) { try languageModelLoss(model, batch) }
             t += 1
         }
         return OptimizerTiming(optimizer: config.kind.rawValue, forwardsPerStep: optimizer.forwardsPerStep, passesPerStep: optimizer.passesPerStep,
                                stepSeconds: step, forwardSeconds: baseline.forward, passSeconds: baseline.pass, stateBytes: optimizer.stateBytes,
                                peakBytes: backend.ledger.snapshot.total.peak, inferencePeakBytes: baseline.inferencePeak)
-    }
-
-    /// Each optimizer with its default hyper-parameters (ε as given).
-    public static func defaultConfig(_ kind: OptimizerKind, eps: Float = 1e-3) -> OptimizerConfig {
-        switch kind {
-        case .mezo: return .mezo(MeZOOptions(eps: eps))
-        case .zoSGDMomentum: return .zoSGDMomentum(ZOMomentumOptions(eps: eps))
-        case .zoAdam: return .zoAdam(ZOAdamOptions(eps: eps))
-        case .zoSign: return .zoSign(ZOSignOptions(eps: eps))
-        case .zoCons: return .zoCons(ZOConsOptions(eps: eps))
-        case .hizoo: return .hizoo(HiZOOOptions(eps: eps))
-        }
     }
 }

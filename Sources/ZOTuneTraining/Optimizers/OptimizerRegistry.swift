@@ -44,6 +44,18 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         }
     }
 
+    /// Each optimizer with its default hyper-parameters (ε as given).
+    public static func defaults(_ kind: OptimizerKind, eps: Float = 1e-3) -> OptimizerConfig {
+        switch kind {
+        case .mezo: return .mezo(MeZOOptions(eps: eps))
+        case .zoSGDMomentum: return .zoSGDMomentum(ZOMomentumOptions(eps: eps))
+        case .zoAdam: return .zoAdam(ZOAdamOptions(eps: eps))
+        case .zoSign: return .zoSign(ZOSignOptions(eps: eps))
+        case .zoCons: return .zoCons(ZOConsOptions(eps: eps))
+        case .hizoo: return .hizoo(HiZOOOptions(eps: eps))
+        }
+    }
+
     /// The optimizer over `set`, its state allocated on `backend`.
     public func make(set: TrainableSet, backend: any Backend) throws -> any ZOOptimizer {
         switch self {

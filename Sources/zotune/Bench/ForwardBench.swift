@@ -25,10 +25,7 @@ struct BenchForward: ParsableCommand {
         let (file, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
         backend.ledger.resetPeaks()
-        let t = median(repeats) {
-            _ = try? lm.allLogits(batch)
-            backend.synchronize()
-        }
+        let t = try backend.medianSeconds(repeats) { _ = try lm.allLogits(batch) }
         let tokensPerS = Double(batch.tokenCount) / t
         let rss = peakRSSBytes()
         let ledgerPeak = backend.ledger.snapshot.total.peak

@@ -35,16 +35,16 @@ struct BenchKernels: ParsableCommand {
         let seed: UInt64 = 0x5EED, tid: UInt32 = 17
 
         // Ceilings: a parallel device copy (read + write) and an in-place f32 scale (read + write).
-        let copy = median(repeats) { backend.copy(f32b, from: f32a) }
+        let copy = backend.medianSeconds(repeats) { backend.copy(f32b, from: f32a) }
         let copyGBps = Double(2 * 4 * n) / copy / 1e9
         record("copy_gbps", copyGBps)
-        let inplace = median(repeats) { backend.scale(f32a, f32a, by: 1.0) }
+        let inplace = backend.medianSeconds(repeats) { backend.scale(f32a, f32a, by: 1.0) }
         record("inplace_f32_elems_per_s", Double(n) / inplace)
         say(label("copy f32 (device to device)") + String(format: "%9.2f GB/s read+write", copyGBps))
         say(label("in-place scale f32") + String(format: "%9.1f M el/s %8.2f GB/s", Double(n) / inplace / 1e6, Double(8 * n) / inplace / 1e9))
 
         func stream(_ name: String, key: String, bytesPerElement: Int, _ body: () -> Void) {
-            let t = median(repeats, body)
+            let t = backend.medianSeconds(repeats, body)
             let rate = Double(n) / t
             let gbps = Double(bytesPerElement * n) / t / 1e9
             record(key + "_elems_per_s", rate)
@@ -94,7 +94,7 @@ struct BenchKernels: ParsableCommand {
             let c = try backend.allocate([size, size], tag: .scratch)
             backend.fillNormal(a, seed: 1, tensorId: 1, stream: 0, scale: 1)
             backend.fillNormal(b, seed: 1, tensorId: 2, stream: 0, scale: 1)
-            let t = median(size >= 2048 ? max(3, repeats / 2) : repeats) {
+            let t = backend.medianSeconds(size >= 2048 ? max(3, repeats / 2) : repeats) {
                 backend.matmul(c, a, transposeA: false, b, transposeB: false, alpha: 1, beta: 0)
             }
             let gflops = 2 * pow(Double(size), 3) / t / 1e9
@@ -122,18 +122,6 @@ struct BenchKernels: ParsableCommand {
 
 func label(_ name: String) -> String { name.padding(toLength: 30, withPad: " ", startingAt: 0) }
 
-/// Median wall time in seconds of `repeats` runs after one warm-up run.
-func median(_ repeats: Int, _ body: () -> Void) -> Double {
-    body()
-    var times: [Double] = []
-    for _ in 0..<max(1, repeats) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        body()
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-    }
-    times.sort()
-    return times[times.count / 2]
-}
 
 func jsonNumber(_ x: Double) -> String {
     x.isFinite ? String(format: x.magnitude >= 1e4 || x == x.rounded() ? "%.0f" : "%.4g", x) : "null"

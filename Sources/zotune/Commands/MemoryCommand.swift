@@ -122,7 +122,7 @@ struct BenchOptimizers: ParsableCommand {
         }
         var rows: [[String: Any]] = []
         for k in kinds {
-            let r = try OptimizerBenchmark.measure(OptimizerBenchmark.defaultConfig(k), model: lm, batch: batch, set: set, repeats: repeats,
+            let r = try OptimizerBenchmark.measure(OptimizerConfig.defaults(k), model: lm, batch: batch, set: set, repeats: repeats,
                                                    lr: 1e-7, baseline: base)
             rows.append(r.json)
             if !json {

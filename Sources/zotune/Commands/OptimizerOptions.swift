@@ -28,17 +28,23 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("\(name) is an option of --optimizer \(owner.rawValue), not \(k.rawValue)")
         }
         guard eps > 0 && eps.isFinite else { throw ValidationError("--eps must be positive") }
+        // Each optimizer's own defaults, then what was given.
         switch k {
         case .mezo:
-            let n = mezo.directions ?? 1
-            guard n >= 1 else { throw ValidationError("--directions must be at least 1") }
-            return .mezo(MeZOOptions(eps: eps, weightDecay: weightDecay, directions: n, oneSided: mezo.oneSided))
+            var o = MeZOOptions(eps: eps, weightDecay: weightDecay, oneSided: mezo.oneSided)
+            if let n = mezo.directions { o.directions = n }
+            guard o.directions >= 1 else { throw ValidationError("--directions must be at least 1") }
+            return .mezo(o)
         case .zoSGDMomentum:
-            let m = momentum.momentum ?? 0.9
-            guard m >= 0 && m < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
-            return .zoSGDMomentum(ZOMomentumOptions(eps: eps, momentum: m, weightDecay: weightDecay))
+            var o = ZOMomentumOptions(eps: eps, weightDecay: weightDecay)
+            if let m = momentum.momentum { o.momentum = m }
+            guard o.momentum >= 0 && o.momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
+            return .zoSGDMomentum(o)
         case .zoAdam:
-            let o = ZOAdamOptions(eps: eps, beta1: adam.beta1 ?? 0.9, beta2: adam.beta2 ?? 0.999, adamEps: adam.adamEps ?? 1e-8, weightDecay: weightDecay)
+            var o = ZOAdamOptions(eps: eps, weightDecay: weightDecay)
+            if let b = adam.beta1 { o.beta1 = b }
+            if let b = adam.beta2 { o.beta2 = b }
+            if let e = adam.adamEps { o.adamEps = e }
             guard (0..<1).contains(o.beta1) && (0..<1).contains(o.beta2) else { throw ValidationError("--beta1 and --beta2 must be in [0, 1)") }
             return .zoAdam(o)
         case .zoSign:
@@ -47,9 +53,10 @@ struct OptimizerOptions: ParsableArguments {
             guard weightDecay == 0 else { throw ValidationError("--weight-decay is not available with zo-cons (its moves are pure ±ηgz)") }
             return .zoCons(ZOConsOptions(eps: eps))
         case .hizoo:
-            let a = hizoo.hessianSmoothing ?? 1e-8
-            guard a >= 0 && a < 1 else { throw ValidationError("--hessian-smoothing must be in [0, 1)") }
-            return .hizoo(HiZOOOptions(eps: eps, hessianSmoothing: a, weightDecay: weightDecay))
+            var o = HiZOOOptions(eps: eps, weightDecay: weightDecay)
+            if let a = hizoo.hessianSmoothing { o.hessianSmoothing = a }
+            guard o.hessianSmoothing >= 0 && o.hessianSmoothing < 1 else { throw ValidationError("--hessian-smoothing must be in [0, 1)") }
+            return .hizoo(o)
         }
     }
 }
@@ -66,7 +73,7 @@ struct OptimizerChoice: ParsableArguments {
     @Option(help: "Optimizer (its default hyper-parameters): \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var optimizer = "mezo"
 
-    func defaultConfig() throws -> OptimizerConfig { OptimizerBenchmark.defaultConfig(try optimizerKind(optimizer)) }
+    func defaultConfig() throws -> OptimizerConfig { OptimizerConfig.defaults(try optimizerKind(optimizer)) }
 }
 
 struct MeZOArguments: ParsableArguments {
