@@ -44,8 +44,10 @@ static int cpu_sgemm_batched(int ta, int tb, int64_t M, int64_t N, int64_t K, fl
     zt_sgemm_strided_batched(ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
     return 0;
 }
-static int cpu_newton_schulz(float *x, int64_t rows, int64_t cols, int steps, float *workspace) {
-    zt_newton_schulz(x, rows, cols, steps, workspace);
+static int cpu_newton_schulz(const float *src, float *dst, int64_t rows, int64_t cols, int steps, float a, float b,
+                             float c, int bf16, float *workspace) {
+    (void)bf16;  // OpenBLAS f32
+    zt_newton_schulz(src, dst, rows, cols, steps, a, b, c, workspace);
     return 0;
 }
 
@@ -93,6 +95,9 @@ static const zt_backend_api cpu_table = {
     .sgemm = cpu_sgemm,
     .sgemm_strided_batched = cpu_sgemm_batched,
     .newton_schulz = cpu_newton_schulz,
+    .add_scaled = zt_add_scaled,
+    .jaguar_probe = zt_jaguar_probe,
+    .jaguar_update = zt_jaguar_update,
 };
 
 const zt_backend_api *zt_cpu_api(void) {

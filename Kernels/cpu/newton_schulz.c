@@ -1,42 +1,50 @@
-// Newton–Schulz quintic orthogonalization on the CPU, on top of the BLAS GEMMs.
+// Newton–Schulz orthogonalization on the CPU, on top of the BLAS GEMMs (zt_cpu.h).
+//
+// Each iteration is X ← p(X Xᵀ)·X with p(A) = aI + bA + cA²: the quintic of Muon and ZO-Muon
+// (3.4445, −4.7750, 2.0315) or the cubic of Jaguar-Muon (1.5, −0.5, 0). Both act on the singular
+// values only, σ ← aσ + bσ³ + cσ⁵, after a Frobenius normalisation that puts every σ in [0, 1].
+// The polynomial matrix B = aI + bA + cA² is formed first (c = 0 skips A²), so each iteration is
+// two or three GEMMs and no elementwise pass over X: the new X is written to the other half of a
+// ping-pong pair.
 #include <math.h>
 
 #include "zt_cpu.h"
 
-#define NS_A 3.4445f
-#define NS_B (-4.7750f)
-#define NS_C 2.0315f
-
 int64_t zt_newton_schulz_workspace(int64_t rows, int64_t cols) {
     int64_t r = rows < cols ? rows : cols, c = rows < cols ? cols : rows;
-    return 2 * r * c + 2 * r * r;  // X and BX (r, c); A and B (r, r)
+    // X ping-pong (r, c) ×2 and A, B (r, r) in f32; then room for a device's bf16 copies of X and
+    // B (r·c + r·r halves), unused here, so one size serves every backend.
+    return 2 * r * c + 2 * r * r + (r * c + r * r + 1) / 2 + 64;
 }
 
-void zt_newton_schulz(float *x, int64_t rows, int64_t cols, int steps, float *workspace) {
+void zt_newton_schulz(const float *src, float *dst, int64_t rows, int64_t cols, int steps, float a, float b, float c,
+                      float *workspace) {
+    if (rows <= 0 || cols <= 0) return;
     const int transposed = rows > cols;
-    const int64_t r = transposed ? cols : rows, c = transposed ? rows : cols;
-    float *X = workspace;            // (r, c)
-    float *BX = X + r * c;           // (r, c)
-    float *A = BX + r * c;           // (r, r)
-    float *Bm = A + r * r;           // (r, r)
+    const int64_t r = transposed ? cols : rows, n = transposed ? rows : cols;
+    float *X = workspace;       // (r, n)
+    float *Y = X + r * n;       // (r, n)
+    float *A = Y + r * n;       // (r, r)
+    float *B = A + r * r;       // (r, r)
 
-    double ss = 0;                   // ‖x‖_F in double: the sum of squares of a large matrix
-    for (int64_t i = 0; i < rows * cols; i++) ss += (double)x[i] * x[i];
+    double ss = 0;              // ‖src‖²_F in double, in a fixed order: the same bits every run
+    for (int64_t i = 0; i < rows * cols; i++) ss += (double)src[i] * src[i];
     const float inv = 1.0f / ((float)sqrt(ss) + 1e-7f);
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) {
-            float v = x[i * cols + j] * inv;
-            if (transposed) X[j * c + i] = v; else X[i * c + j] = v;
+            const float v = src[i * cols + j] * inv;
+            if (transposed) X[j * n + i] = v; else X[i * n + j] = v;
         }
 
     for (int s = 0; s < steps; s++) {
-        zt_sgemm(0, 1, r, r, c, 1.0f, X, c, X, c, 0.0f, A, r);              // A = X Xᵀ
-        for (int64_t i = 0; i < r * r; i++) Bm[i] = NS_B * A[i];
-        zt_sgemm(0, 0, r, r, r, NS_C, A, r, A, r, 1.0f, Bm, r);             // B = bA + cA²
-        zt_sgemm(0, 0, r, c, r, 1.0f, Bm, r, X, c, 0.0f, BX, c);            // BX = B X
-        for (int64_t i = 0; i < r * c; i++) X[i] = NS_A * X[i] + BX[i];     // X = aX + BX
+        zt_sgemm(0, 1, r, r, n, 1.0f, X, n, X, n, 0.0f, A, r);              // A = X Xᵀ
+        for (int64_t i = 0; i < r * r; i++) B[i] = b * A[i];
+        for (int64_t i = 0; i < r; i++) B[i * r + i] += a;                  // B = aI + bA
+        if (c != 0.0f) zt_sgemm(0, 0, r, r, r, c, A, r, A, r, 1.0f, B, r);  //   + cA²
+        zt_sgemm(0, 0, r, n, r, 1.0f, B, r, X, n, 0.0f, Y, n);              // Y = B X
+        float *t = X; X = Y; Y = t;
     }
 
     for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) x[i * cols + j] = transposed ? X[j * c + i] : X[i * c + j];
+        for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = transposed ? X[j * n + i] : X[i * n + j];
 }

@@ -17,7 +17,8 @@
 #define ZT_BATCH (4 * ZT_LANES)      // elements per batch
 
 // OP_ZO_* are the fused optimizer updates, one op per zt_zo_kind so the kind is a compile-time constant.
-enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY, OP_REPLAY, OP_ZO_MOMENTUM, OP_ZO_ADAM, OP_ZO_HIZOO, OP_HPERTURB };
+enum { OP_PERTURB, OP_UPDATE, OP_FILL, OP_COPY, OP_REPLAY, OP_ZO_MOMENTUM, OP_ZO_ADAM, OP_ZO_HIZOO, OP_ZO_DIRECTION,
+       OP_HPERTURB };
 
 typedef struct {
     void *x;                // (n) destination, elements [first, first + n) of the tensor
@@ -28,7 +29,7 @@ typedef struct {
     uint32_t tensor_id, stream;
     float a, step, decay;   // OP_PERTURB/COPY/FILL: a; OP_UPDATE: restore = a, step, decay
     float a1, a2;           // OP_REPLAY: the two perturbations before the restore (= a)
-    float *s1, *s2;         // (n) f32 optimizer state of OP_ZO_* (s1 = H of OP_HPERTURB), local index
+    float *s1, *s2;         // (n) f32 optimizer state of OP_ZO_* (s1 = H of OP_HPERTURB; s2 = D of DIRECTION), local index
     zt_zo_update_args zo;   // OP_ZO_*
 } stream_job;
 
@@ -269,7 +270,7 @@ ZT_INLINE float apply_zo(zt_dtype dt, int kind, float x, float z, const elem_ctx
     float x2 = x;
     if (c->zo.a1 != 0.0f) x2 = round_to(dt, ZT_FMA(c->zo.a1, d, x2));
     if (c->zo.a2 != 0.0f) x2 = round_to(dt, ZT_FMA(c->zo.a2, d, x2));
-    return zt_zo_update_elem(kind, &c->zo, x2, z, d, &c->s1[i], kind == ZT_ZO_ADAM ? &c->s2[i] : NULL);
+    return zt_zo_update_elem(kind, &c->zo, x2, z, d, &c->s1[i], kind == ZT_ZO_ADAM || kind == ZT_ZO_DIRECTION ? &c->s2[i] : NULL);
 }
 
 ZT_INLINE float apply_op(int op, float x, float z, float a, float step, float decay) {
@@ -292,6 +293,7 @@ ZT_INLINE float apply_elem(const elem_ctx *c, int op, zt_dtype dt, int64_t i, fl
     if (op == OP_ZO_MOMENTUM) return apply_zo(dt, ZT_ZO_MOMENTUM, xi, zi, c, i);
     if (op == OP_ZO_ADAM) return apply_zo(dt, ZT_ZO_ADAM, xi, zi, c, i);
     if (op == OP_ZO_HIZOO) return apply_zo(dt, ZT_ZO_HIZOO, xi, zi, c, i);
+    if (op == OP_ZO_DIRECTION) return apply_zo(dt, ZT_ZO_DIRECTION, xi, zi, c, i);
     if (op == OP_HPERTURB) return ZT_FMA(c->a, zt_zo_direction(ZT_ZO_HIZOO, zi, c->s1[i]), xi);
     return apply_op(op, xi, zi, c->a, c->step, c->decay);
 }
@@ -354,6 +356,7 @@ ZT_INLINE void stream_dispatch(const stream_job *j, bool simd, int64_t b, int64_
     case OP_ZO_MOMENTUM: ZT_DT(OP_ZO_MOMENTUM, ZT_F32) ZT_DT(OP_ZO_MOMENTUM, ZT_BF16) ZT_DT(OP_ZO_MOMENTUM, ZT_F16) return;
     case OP_ZO_ADAM: ZT_DT(OP_ZO_ADAM, ZT_F32) ZT_DT(OP_ZO_ADAM, ZT_BF16) ZT_DT(OP_ZO_ADAM, ZT_F16) return;
     case OP_ZO_HIZOO: ZT_DT(OP_ZO_HIZOO, ZT_F32) ZT_DT(OP_ZO_HIZOO, ZT_BF16) ZT_DT(OP_ZO_HIZOO, ZT_F16) return;
+    case OP_ZO_DIRECTION: ZT_DT(OP_ZO_DIRECTION, ZT_F32) ZT_DT(OP_ZO_DIRECTION, ZT_BF16) ZT_DT(OP_ZO_DIRECTION, ZT_F16) return;
     case OP_HPERTURB: ZT_DT(OP_HPERTURB, ZT_F32) ZT_DT(OP_HPERTURB, ZT_BF16) ZT_DT(OP_HPERTURB, ZT_F16) return;
     default:
         ZT_CP(ZT_F32, ZT_F32) ZT_CP(ZT_F32, ZT_BF16) ZT_CP(ZT_F32, ZT_F16)
@@ -429,8 +432,9 @@ void zt_fill_normal(void *out, zt_dtype dtype, int64_t n, uint64_t first,
 
 void zt_zo_update(int kind, void *x, zt_dtype dtype, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
                   uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args) {
-    const int op = kind == ZT_ZO_MOMENTUM ? OP_ZO_MOMENTUM : kind == ZT_ZO_ADAM ? OP_ZO_ADAM : kind == ZT_ZO_HIZOO ? OP_ZO_HIZOO : -1;
-    if (op < 0 || (kind == ZT_ZO_ADAM && !s2)) return;  // unknown kind: nothing to do (the Swift layer validates)
+    const int op = kind == ZT_ZO_MOMENTUM ? OP_ZO_MOMENTUM : kind == ZT_ZO_ADAM ? OP_ZO_ADAM : kind == ZT_ZO_HIZOO ? OP_ZO_HIZOO
+                 : kind == ZT_ZO_DIRECTION ? OP_ZO_DIRECTION : -1;
+    if (op < 0 || ((kind == ZT_ZO_ADAM || kind == ZT_ZO_DIRECTION) && !s2)) return;  // unknown kind: nothing to do (the Swift layer validates)
     stream_job j = {.x = x, .dt = dtype, .src_dt = dtype, .op = op, .first = first, .seed = seed,
                     .tensor_id = tensor_id, .stream = stream, .s1 = s1, .s2 = s2, .zo = *args};
     run_stream(&j, n);

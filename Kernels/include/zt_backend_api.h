@@ -11,13 +11,14 @@
 #include <stdint.h>
 
 #include "zt_dtype.h"
+#include "zt_jaguar.h"
 #include "zt_optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define ZT_BACKEND_ABI_VERSION 2u
+#define ZT_BACKEND_ABI_VERSION 3u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -87,9 +88,18 @@ typedef struct zt_backend_api {
     int (*sgemm_strided_batched)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                                  const float *d_A, int64_t lda, int64_t sa, const float *d_B, int64_t ldb, int64_t sb,
                                  float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch);
-    // ---- Newton–Schulz quintic orthogonalization of d_x (rows, cols) in place (ZO-Muon) ----
-    // d_workspace holds zt_newton_schulz_workspace(rows, cols) floats.
-    int (*newton_schulz)(float *d_x, int64_t rows, int64_t cols, int steps, float *d_workspace);
+    // ---- matrix optimizers (zt_cpu.h) ----
+    // Newton–Schulz of d_src (rows, cols) into d_dst (may alias) with polynomial (a, b, c);
+    // d_workspace holds zt_newton_schulz_workspace(rows, cols) floats. bf16 = 1 lets a device use
+    // bf16 tensor-core GEMM operands with f32 accumulation where the shapes allow (the CPU is always
+    // f32). Returns 0 or an error code.
+    int (*newton_schulz)(const float *d_src, float *d_dst, int64_t rows, int64_t cols, int steps, float a, float b,
+                         float c, int bf16, float *d_workspace);
+    void (*add_scaled)(void *d_x, zt_dtype dtype, int64_t n, float alpha, const float *d_dir);
+    void (*jaguar_probe)(void *d_x, zt_dtype dtype, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                         const zt_jaguar_args *args, float a);
+    void (*jaguar_update)(int kind, void *d_x, zt_dtype dtype, float *d_m, uint64_t first, uint64_t seed,
+                          uint32_t tensor_id, const zt_jaguar_args *args);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);

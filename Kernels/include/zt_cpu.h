@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "zt_dtype.h"
+#include "zt_jaguar.h"
 #include "zt_optim.h"
 
 #ifdef __cplusplus
@@ -125,11 +126,25 @@ void zt_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 void zt_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                               const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
                               float beta, float *C, int64_t ldc, int64_t sc, int64_t batch);
-// Newton–Schulz quintic orthogonalization (ZO-Muon, ALGORITHMS.md §4) of x(rows, cols) in place:
-// X = x/(‖x‖_F + 1e-7), transposed so rows ≤ cols, then `steps` × { A = X Xᵀ; X = aX + (bA + cA²)X }
-// with (a, b, c) = (3.4445, −4.7750, 2.0315). workspace: zt_newton_schulz_workspace floats.
+// Newton–Schulz orthogonalization (ZO-Muon, Jaguar-Muon; docs/optimizers.md) of src(rows, cols)
+// into dst (dst may be src): X = src/(‖src‖_F + 1e-7), transposed so rows ≤ cols, then `steps` ×
+// { A = X Xᵀ; X = (aI + bA + cA²) X }. Quintic (a, b, c) = (3.4445, −4.7750, 2.0315); cubic
+// (1.5, −0.5, 0) skips A². workspace: zt_newton_schulz_workspace(rows, cols) floats.
 int64_t zt_newton_schulz_workspace(int64_t rows, int64_t cols);
-void zt_newton_schulz(float *x, int64_t rows, int64_t cols, int steps, float *workspace);
+void zt_newton_schulz(const float *src, float *dst, int64_t rows, int64_t cols, int steps, float a, float b, float c,
+                      float *workspace);
+
+// ---- Matrix-optimizer passes (Kernels/cpu/jaguar.c) -----------------------------------------------
+// x += alpha·d (x in any storage dtype, d f32; one rounding per element): applies an update
+// direction such as NS(M).
+void zt_add_scaled(void *x, zt_dtype dtype, int64_t n, float alpha, const float *d);
+// Jaguar's probe: x += a·s on the selected entries of args' selection (zt_jaguar.h); `first` is
+// the tensor's global index of x[0], as for the perturbation stream.
+void zt_jaguar_probe(void *x, zt_dtype dtype, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                     const zt_jaguar_args *args, float a);
+// One Jaguar pass of kind zt_jaguar_kind over x and its f32 state m (same n elements, in order).
+void zt_jaguar_update(int kind, void *x, zt_dtype dtype, float *m, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                      const zt_jaguar_args *args);
 
 // OpenBLAS's build configuration string and thread count.
 const char *zt_blas_config(void);

@@ -33,6 +33,8 @@ typedef enum {
     ZT_ZO_MOMENTUM = 1,  // ZO-SGD-MMT: s1 = m
     ZT_ZO_ADAM = 2,      // ZO-Adam: s1 = m, s2 = v
     ZT_ZO_HIZOO = 3,     // HiZOO: s1 = H (diagonal Hessian estimate; probes move along z/√H)
+    ZT_ZO_DIRECTION = 4, // ZO-Muon: s1 = SGD buffer, s2 = the update direction D (read only, e.g. NS(g·Z)):
+                         // buf = buf·μ + D, θ −= η·buf (the probes still move along z)
 } zt_zo_kind;
 
 // The scalars of one fused update (one direction of one step).
@@ -42,7 +44,7 @@ typedef struct zt_zo_update_args {
     float g;             // projected gradient (ℓ₊ − ℓ₋)/2ε
     float lr;            // η_t; Adam: η_t / (1 − β₁ᵗ)
     float decay;         // η_t·λ (decoupled weight decay; 0 for biases and norm gains)
-    float beta1;         // MMT: μ; Adam: β₁
+    float beta1;         // MMT, DIRECTION: μ; Adam: β₁
     float beta2;         // Adam: β₂
     float adam_eps;      // Adam: ε added to the bias-corrected √v
     float bc2_sqrt;      // Adam: √(1 − β₂ᵗ)
@@ -74,6 +76,10 @@ ZT_FN float zt_zo_update_elem(int kind, const zt_zo_update_args *p, float x2, fl
         *s2 = v;
         const float denom = ZT_FADD(ZT_FDIV(ZT_SQRT(v), p->bc2_sqrt), p->adam_eps);
         moved = ZT_FADD(r, ZT_FDIV(ZT_FMUL(-p->lr, m), denom));
+    } else if (kind == ZT_ZO_DIRECTION) {
+        const float m = ZT_FADD(ZT_FMUL(*s1, p->beta1), *s2);
+        *s1 = m;
+        moved = ZT_FMA(-p->lr, m, r);
     } else {  // ZT_ZO_HIZOO: H ← (1 − α)H + α·|Δℓ|/(2ε²)·H z², then θ −= η g z/√H_new
         const float h = *s1;
         const float h_new = ZT_FMA(p->keep, h, ZT_FMUL(ZT_FMUL(ZT_FMUL(p->curvature, h), z), z));

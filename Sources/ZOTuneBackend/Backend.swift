@@ -37,6 +37,9 @@ public protocol Backend: AnyObject, Sendable {
     func replayStep(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, a1: Float, a2: Float, restore: Float, step: Float, decay: Float)
     func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
+    /// out = scale·z of another tensor: z indexed from element `first` (that tensor's own offset),
+    /// so out holds exactly the z its perturbation uses.
+    func fillNormal(_ out: Tensor, first: Int, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func convert(into destination: Tensor, from source: Tensor)
     /// One fused pass of a stateful ZO optimizer (zt_optim.h): redo the replayed probes, undo the
     /// last one, advance the f32 state (`state2`: Adam's v only) and write x. The state tensors
@@ -77,13 +80,90 @@ public protocol Backend: AnyObject, Sendable {
     /// C = alpha·op(A)·op(B) + beta·C on the last two dimensions; leading dimensions of A, B, C
     /// (if any) are a batch (A or B may be 2-D and broadcast).
     func matmul(_ c: Tensor, _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, alpha: Float, beta: Float)
-    /// Newton–Schulz quintic orthogonalization of an f32 matrix in place (ZO-Muon).
-    func newtonSchulz(_ x: Tensor, steps: Int) throws
+
+    // Matrix optimizers (docs/optimizers.md).
+    /// out = NS(src): `steps` Newton–Schulz iterations of polynomial `p` on the f32 matrix src
+    /// (out may be src), using `workspace` (≥ newtonSchulzWorkspace(rows, cols) f32 elements).
+    /// `bf16` lets a device use bf16 tensor-core operands (f32 accumulate); the CPU is always f32.
+    func newtonSchulz(_ out: Tensor, from src: Tensor, _ p: NewtonSchulz, steps: Int, workspace: Tensor, bf16: Bool)
+    /// x += alpha·d (x in its storage dtype, d f32 with x's element count).
+    func addScaled(_ x: Tensor, _ d: Tensor, alpha: Float)
+    /// Jaguar's probe: x += scale·s on the entries `selection` picks for (seed, tensorId).
+    func jaguarProbe(_ x: Tensor, _ selection: JaguarSelection, seed: UInt64, tensorId: UInt32, scale: Float)
+    /// One Jaguar pass over x and its f32 state (zt_jaguar.h).
+    func jaguarUpdate(_ kind: JaguarKind, _ x: Tensor, state: Tensor, _ selection: JaguarSelection, seed: UInt64,
+                      tensorId: UInt32, scalars: JaguarScalars)
+}
+
+/// The Newton–Schulz polynomials p(A) = aI + bA + cA² (X ← p(XXᵀ)X, so σ ← aσ + bσ³ + cσ⁵).
+public enum NewtonSchulz: String, Sendable, Codable, CaseIterable {
+    /// Muon's and the released ZO-Muon's (3.4445, −4.7750, 2.0315): fast, leaves σ in about [0.7, 1.13].
+    case quintic
+    /// Jaguar-Muon's (1.5, −0.5, 0): slower, converges to σ = 1.
+    case cubic
+
+    public var coefficients: (a: Float, b: Float, c: Float) {
+        switch self {
+        case .quintic: return (3.4445, -4.7750, 2.0315)
+        case .cubic: return (1.5, -0.5, 0)
+        }
+    }
+
+    /// FLOPs of one iteration on an m×n matrix (GEMMs only; r = min, n' = max).
+    public func flopsPerIteration(rows: Int, cols: Int) -> Double {
+        let r = Double(min(rows, cols)), n = Double(max(rows, cols))
+        return 4 * r * r * n + (self == .quintic ? 2 * r * r * r : 0)
+    }
+}
+
+/// The entries a Jaguar step probes in one tensor: the crossings of kRows of its rows and kCols of
+/// its columns (a 1-D tensor is one row), drawn from the seeded stream (zt_jaguar.h).
+public struct JaguarSelection: Sendable, Equatable {
+    public let rows, cols, kRows, kCols: Int
+    /// Rademacher signs on the selection (paper variants), else all +1 (released code).
+    public let signs: Bool
+
+    /// fraction of each dimension, at least one: the released code's n//10 is fraction 0.1.
+    public init(shape: [Int], fraction: Double, signs: Bool) {
+        let rows = shape.count >= 2 ? shape[0] : 1
+        let cols = shape.count >= 2 ? shape.dropFirst().reduce(1, *) : (shape.first ?? 1)
+        self.rows = rows
+        self.cols = cols
+        kRows = min(rows, max(1, Int((Double(rows) * fraction + 1e-9).rounded(.down))))
+        kCols = min(cols, max(1, Int((Double(cols) * fraction + 1e-9).rounded(.down))))
+        self.signs = signs
+    }
+
+    public var selectedCount: Int { kRows * kCols }
+}
+
+/// Which Jaguar pass runs (zt_jaguar_kind).
+public enum JaguarKind: Int32, Sendable {
+    /// Final paper: memory of the selection ← β·m + (1 − β)·ĝ·s; θ −= η·sign(m) everywhere.
+    case sign = 1
+    /// Released code: buf ← μ·buf + G (G on the selection, 0 elsewhere); θ −= η·buf.
+    case sgd = 2
+    /// Jaguar-Muon: memory of the selection only (θ restored); the update is NS(M) applied after.
+    case memory = 3
+}
+
+/// The scalars of one Jaguar pass (zt_jaguar_args).
+public struct JaguarScalars: Sendable, Equatable {
+    public var a1: Float = 0, a2: Float = 0
+    public var restore: Float = 0
+    /// sign, memory: ĝ; sgd: G, the value of every selected gradient entry.
+    public var g: Float = 0
+    public var beta: Float = 0
+    public var momentum: Float = 0
+    public var lr: Float = 0
+    public init() {}
 }
 
 /// The optimizers with a fused stateful update kernel.
 public enum ZOUpdateKind: Int32, Sendable {
     case momentum = 1, adam = 2, hizoo = 3
+    /// state1 = SGD buffer, state2 = a given f32 direction D (ZO-Muon's NS(g·Z)): buf = buf·μ + D, θ −= η·buf.
+    case direction = 4
 }
 
 /// The scalars of one fused update (zt_zo_update_args; the meaning of each field depends on the kind).
@@ -155,7 +235,21 @@ extension Backend {
 @inline(__always) func bf16ToFloat(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
 @inline(__always) func f16ToFloat(_ h: UInt16) -> Float { Float(Float16(bitPattern: h)) }
 
+/// f32 elements of Newton–Schulz workspace for a rows × cols matrix, on every backend
+/// (zt_newton_schulz_workspace).
+public func newtonSchulzWorkspace(rows: Int, cols: Int) -> Int {
+    let r = min(rows, cols), n = max(rows, cols)
+    return 2 * r * n + 2 * r * r + (r * n + r * r + 1) / 2 + 64
+}
+
 extension Backend {
+    /// NS of x in place with a workspace allocated for this call (tests, benchmarks).
+    public func newtonSchulz(_ x: Tensor, _ p: NewtonSchulz, steps: Int, bf16: Bool = false) throws {
+        precondition(x.rank == 2, "Newton–Schulz needs a matrix, got \(x)")
+        let ws = try allocate([newtonSchulzWorkspace(rows: x.shape[0], cols: x.shape[1])], tag: .workspace)
+        newtonSchulz(x, from: x, p, steps: steps, workspace: ws, bf16: bf16)
+    }
+
     /// Median wall seconds of `repeats` runs of `body` after one warm-up run, each waited for on
     /// the device (kernels may be asynchronous): the one timer of every benchmark.
     public func medianSeconds(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {

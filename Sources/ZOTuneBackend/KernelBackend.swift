@@ -81,6 +81,10 @@ public final class KernelBackend: Backend, @unchecked Sendable {
                            UInt64(source.offset), seed, tensorId, stream, scale)
     }
 
+    public func fillNormal(_ out: Tensor, first: Int, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
+        api.fill_normal(out.pointer, out.dtype.code, Int64(out.count), UInt64(first), seed, tensorId, stream, scale)
+    }
+
     public func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
         api.fill_normal(out.pointer, out.dtype.code, Int64(out.count), UInt64(out.offset), seed, tensorId, stream, scale)
     }
@@ -88,7 +92,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     public func zoUpdate(_ kind: ZOUpdateKind, _ x: Tensor, state1: Tensor, state2: Tensor?, seed: UInt64, tensorId: UInt32,
                          stream: UInt32, scalars s: ZOUpdateScalars) {
         precondition(state1.dtype == .f32 && state1.count == x.count, "optimizer state \(state1) for \(x)")
-        precondition((state2 != nil) == (kind == .adam), "second state tensor is Adam's v")
+        precondition((state2 != nil) == (kind == .adam || kind == .direction), "second state tensor is Adam's v or the direction D")
         if let state2 { precondition(state2.dtype == .f32 && state2.count == x.count, "optimizer state \(state2) for \(x)") }
         var args = zt_zo_update_args(a1: s.a1, a2: s.a2, restore: s.restore, g: s.g, lr: s.lr, decay: s.decay, beta1: s.beta1,
                                      beta2: s.beta2, adam_eps: s.adamEps, bc2_sqrt: s.bc2Sqrt, curvature: s.curvature, keep: s.keep)
@@ -181,11 +185,43 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.rmsnorm(out.f32, x.f32, gamma?.f32, rows, dim, eps)
     }
 
-    public func newtonSchulz(_ x: Tensor, steps: Int) throws {
-        precondition(x.rank == 2 && x.dtype == .f32, "Newton–Schulz needs an f32 matrix, got \(x)")
-        let (rows, cols) = (Int64(x.shape[0]), Int64(x.shape[1]))
-        let workspace = try allocate([Int(zt_newton_schulz_workspace(rows, cols))], tag: .workspace)
-        check(api.newton_schulz(x.f32, rows, cols, Int32(steps), workspace.f32), "Newton–Schulz")
+    // MARK: matrix optimizers
+
+    public func newtonSchulz(_ out: Tensor, from src: Tensor, _ p: NewtonSchulz, steps: Int, workspace: Tensor, bf16: Bool) {
+        precondition(src.rank == 2 && src.dtype == .f32 && out.dtype == .f32 && out.count == src.count,
+                     "Newton–Schulz needs an f32 matrix and an f32 output of its size, got \(src) → \(out)")
+        let (rows, cols) = (src.shape[0], src.shape[1])
+        precondition(workspace.dtype == .f32 && workspace.count >= newtonSchulzWorkspace(rows: rows, cols: cols),
+                     "Newton–Schulz workspace \(workspace) too small for \(rows)×\(cols)")
+        let (a, b, c) = p.coefficients
+        check(api.newton_schulz(src.f32, out.f32, Int64(rows), Int64(cols), Int32(steps), a, b, c, bf16 ? 1 : 0, workspace.f32),
+              "Newton–Schulz")
+    }
+
+    public func addScaled(_ x: Tensor, _ d: Tensor, alpha: Float) {
+        precondition(d.dtype == .f32 && d.count == x.count && x.dtype.isFloat, "addScaled: \(d) into \(x)")
+        api.add_scaled(x.pointer, x.dtype.code, Int64(x.count), alpha, d.f32)
+    }
+
+    private func jaguarArgs(_ x: Tensor, _ sel: JaguarSelection, _ s: JaguarScalars) -> zt_jaguar_args {
+        precondition(sel.rows * sel.cols == x.count && sel.kRows >= 1 && sel.kRows <= sel.rows && sel.kCols >= 1
+                     && sel.kCols <= sel.cols && sel.rows < Int(Int32.max) && sel.cols < Int(Int32.max),
+                     "Jaguar selection \(sel) for \(x)")
+        return zt_jaguar_args(rows: Int64(sel.rows), cols: Int64(sel.cols), k_rows: Int64(sel.kRows), k_cols: Int64(sel.kCols),
+                              signs: sel.signs ? 1 : 0, a1: s.a1, a2: s.a2, restore: s.restore, g: s.g, beta: s.beta,
+                              momentum: s.momentum, lr: s.lr)
+    }
+
+    public func jaguarProbe(_ x: Tensor, _ selection: JaguarSelection, seed: UInt64, tensorId: UInt32, scale: Float) {
+        var args = jaguarArgs(x, selection, JaguarScalars())
+        api.jaguar_probe(x.pointer, x.dtype.code, UInt64(x.offset), seed, tensorId, &args, scale)
+    }
+
+    public func jaguarUpdate(_ kind: JaguarKind, _ x: Tensor, state: Tensor, _ selection: JaguarSelection, seed: UInt64,
+                             tensorId: UInt32, scalars: JaguarScalars) {
+        precondition(state.dtype == .f32 && state.count == x.count, "Jaguar state \(state) for \(x)")
+        var args = jaguarArgs(x, selection, scalars)
+        api.jaguar_update(kind.rawValue, x.pointer, x.dtype.code, state.f32, UInt64(x.offset), seed, tensorId, &args)
     }
 
     // MARK: transformer pieces

@@ -52,7 +52,9 @@ final class KillResumeTests: XCTestCase {
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
         let optimizers: [[String]] = [[], ["--optimizer", "zo-sgd-mmt"], ["--optimizer", "zo-adam", "--lr", "1e-4"], ["--optimizer", "zo-sign", "--lr", "1e-4"],
-                                      ["--optimizer", "zo-cons"], ["--optimizer", "hizoo", "--hessian-smoothing", "0.1"]]
+                                      ["--optimizer", "zo-cons"], ["--optimizer", "hizoo", "--hessian-smoothing", "0.1"],
+                                      ["--optimizer", "zo-muon", "--ns-steps", "5"], ["--optimizer", "jaguar-sign", "--block-fraction", "0.3"],
+                                      ["--optimizer", "jaguar-muon", "--ns-steps", "5", "--orthogonalize-every", "2"]]
         for opt in optimizers {
             let name = opt.count > 1 ? opt[1] : "mezo"
             let whole = w.root.appendingPathComponent("whole-\(name)"), killed = w.root.appendingPathComponent("killed-\(name)")
@@ -104,8 +106,11 @@ final class KillResumeTests: XCTestCase {
         let bin = try binary()
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
-        for (args, message) in [(["--optimizer", "zo-adam", "--momentum", "0.5"], "--momentum is an option of --optimizer zo-sgd-mmt"),
-                                (["--optimizer", "zo-muon"], "--optimizer must be one of"),
+        for (args, message) in [(["--optimizer", "zo-adam", "--momentum", "0.5"], "--momentum is an option of --optimizer zo-sgd-mmt/zo-muon/jaguar-sign, not zo-adam"),
+                                (["--optimizer", "zo-lion"], "--optimizer must be one of"),
+                                (["--optimizer", "zo-muon", "--orthogonalize-every", "2"], "--orthogonalize-every is an option of --optimizer jaguar-muon"),
+                                (["--optimizer", "jaguar-sign", "--momentum", "0.5"], "belong to --jaguar-variant released"),
+                                (["--optimizer", "jaguar-muon", "--block-fraction", "1.5"], "--block-fraction must be in (0, 1]"),
                                 (["--optimizer", "zo-cons", "--weight-decay", "0.1"], "not available with zo-cons")] {
             let p = Process()
             p.executableURL = bin

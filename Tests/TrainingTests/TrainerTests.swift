@@ -19,6 +19,12 @@ final class TrainerTests: XCTestCase, TinyFixture {
         .zoSign(ZOSignOptions(eps: 1e-2, weightDecay: 0.01)),
         .zoCons(ZOConsOptions(eps: 1e-2)),
         .hizoo(HiZOOOptions(eps: 1e-2, hessianSmoothing: 0.1, weightDecay: 0.01)),
+        .zoMuon(ZOMuonOptions(eps: 1e-2, nsSteps: 5, otherLRRatio: 0.5)),
+        .zoMuon(ZOMuonOptions(eps: 1e-2, nsSteps: 5, placement: .beforeNS, otherLRRatio: 0.5, tallScale: true)),
+        .jaguarSign(JaguarSignOptions(eps: 1e-2, fraction: 0.3)),
+        .jaguarSign(JaguarSignOptions(eps: 1e-2, fraction: 0.3, variant: .released, smoothing: true)),
+        .jaguarMuon(JaguarMuonOptions(eps: 1e-2, fraction: 0.3, nsSteps: 5, otherLRRatio: 0.5)),
+        .jaguarMuon(JaguarMuonOptions(eps: 1e-2, fraction: 0.3, nsSteps: 5, orthogonalizeEvery: 3, otherLRRatio: 0.5)),
     ]
 
     func runOptions(steps: Int, keepBest: Bool = true) -> RunOptions {
@@ -114,6 +120,9 @@ final class TrainerTests: XCTestCase, TinyFixture {
         case let m as ZOMomentum: return m.momentum.map { backend.toHost($0) }
         case let a as ZOAdam: return (a.m + a.v).map { backend.toHost($0) }
         case let h as HiZOO: return h.hessian.map { backend.toHost($0) }
+        case let m as ZOMuon: return m.buffers.map { backend.toHost($0) }
+        case let j as JaguarSign: return j.state.map { backend.toHost($0) }
+        case let j as JaguarMuon: return (j.memory + j.cache.compactMap { $0 }).map { backend.toHost($0) }
         default: return []
         }
     }
@@ -121,14 +130,19 @@ final class TrainerTests: XCTestCase, TinyFixture {
     // State bytes = 4 × trainable parameters per state tensor (f32 whatever the weights' dtype),
     // and exactly that much shows in the ledger's optimizer tag.
     func testStateBytesMatchTheAnalyticFigure() throws {
-        let perTensor: [OptimizerKind: Int] = [.mezo: 0, .zoSGDMomentum: 1, .zoAdam: 2, .zoSign: 0, .zoCons: 0, .hizoo: 1]
+        let perTensor: [OptimizerKind: Int] = [.mezo: 0, .zoSGDMomentum: 1, .zoAdam: 2, .zoSign: 0, .zoCons: 0, .hizoo: 1,
+                                                .zoMuon: 1, .jaguarSign: 1, .jaguarMuon: 1]
         for config in Self.configs {
             let b = KernelBackend.cpu(ledger: MemoryLedger(name: "state"))
             let ckpt = try HFCheckpoint(path: modelFixtures.appendingPathComponent("models/llama").path)
             let lm = try CausalLM(config: ckpt.config, reader: ckpt, backend: b, dtype: .bf16)
             let set = TrainableSet.full(lm)
             let optimizer = try config.make(set: set, backend: b)
-            let want = perTensor[config.kind]! * 4 * set.parameterCount
+            var want = perTensor[config.kind]! * 4 * set.parameterCount
+            // Jaguar-Muon orthogonalising every k > 1 steps keeps NS(M) of each hidden matrix too.
+            if case .jaguarMuon(let o) = config, o.orthogonalizeEvery > 1 {
+                want += 4 * set.entries.filter(\.isHiddenMatrix).reduce(0) { $0 + $1.tensor.count }
+            }
             XCTAssertEqual(optimizer.stateBytes, want, "\(config)")
             XCTAssertEqual(b.ledger.snapshot.byTag[.optimizer]?.current ?? 0, want, "\(config)")
         }

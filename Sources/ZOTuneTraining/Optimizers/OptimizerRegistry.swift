@@ -9,6 +9,9 @@ public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
     case zoSign = "zo-sign"
     case zoCons = "zo-cons"
     case hizoo
+    case zoMuon = "zo-muon"
+    case jaguarSign = "jaguar-sign"
+    case jaguarMuon = "jaguar-muon"
 
     /// One line for help texts and tables.
     public var summary: String {
@@ -19,6 +22,9 @@ public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
         case .zoSign: return "ZO-SGD on sign(g)·z"
         case .zoCons: return "conservative ZO-SGD: the best of θ, θ−Δ, θ+Δ (5 forwards)"
         case .hizoo: return "HiZOO: diagonal-Hessian-preconditioned ZO-SGD (3 forwards)"
+        case .zoMuon: return "ZO-Muon: Newton–Schulz-orthogonalised ZO matrix steps"
+        case .jaguarSign: return "ZO-Jaguar SignSGD: coordinate blocks, sign of a block memory"
+        case .jaguarMuon: return "Jaguar-Muon: block memory per matrix, orthogonalised by NS"
         }
     }
 }
@@ -32,6 +38,9 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
     case zoSign(ZOSignOptions)
     case zoCons(ZOConsOptions)
     case hizoo(HiZOOOptions)
+    case zoMuon(ZOMuonOptions)
+    case jaguarSign(JaguarSignOptions)
+    case jaguarMuon(JaguarMuonOptions)
 
     public var kind: OptimizerKind {
         switch self {
@@ -41,6 +50,9 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoSign: return .zoSign
         case .zoCons: return .zoCons
         case .hizoo: return .hizoo
+        case .zoMuon: return .zoMuon
+        case .jaguarSign: return .jaguarSign
+        case .jaguarMuon: return .jaguarMuon
         }
     }
 
@@ -53,6 +65,9 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoSign: return .zoSign(ZOSignOptions(eps: eps))
         case .zoCons: return .zoCons(ZOConsOptions(eps: eps))
         case .hizoo: return .hizoo(HiZOOOptions(eps: eps))
+        case .zoMuon: return .zoMuon(ZOMuonOptions(eps: eps))
+        case .jaguarSign: return .jaguarSign(JaguarSignOptions(eps: eps))
+        case .jaguarMuon: return .jaguarMuon(JaguarMuonOptions(eps: eps))
         }
     }
 
@@ -65,6 +80,9 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoSign(let o): return ZOSign(set: set, options: o, backend: backend)
         case .zoCons(let o): return ZOCons(set: set, options: o, backend: backend)
         case .hizoo(let o): return try HiZOO(set: set, options: o, backend: backend)
+        case .zoMuon(let o): return try ZOMuon(set: set, options: o, backend: backend)
+        case .jaguarSign(let o): return try JaguarSign(set: set, options: o, backend: backend)
+        case .jaguarMuon(let o): return try JaguarMuon(set: set, options: o, backend: backend)
         }
     }
 
@@ -77,6 +95,9 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoSign(let o): return o.eps
         case .zoCons(let o): return o.eps
         case .hizoo(let o): return o.eps
+        case .zoMuon(let o): return o.eps
+        case .jaguarSign(let o): return o.eps
+        case .jaguarMuon(let o): return o.eps
         }
     }
 
@@ -95,6 +116,9 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoSign: self = .zoSign(try ZOSignOptions(from: decoder))
         case .zoCons: self = .zoCons(try ZOConsOptions(from: decoder))
         case .hizoo: self = .hizoo(try HiZOOOptions(from: decoder))
+        case .zoMuon: self = .zoMuon(try ZOMuonOptions(from: decoder))
+        case .jaguarSign: self = .jaguarSign(try JaguarSignOptions(from: decoder))
+        case .jaguarMuon: self = .jaguarMuon(try JaguarMuonOptions(from: decoder))
         }
     }
 
@@ -108,6 +132,9 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoSign(let o): try o.encode(to: encoder)
         case .zoCons(let o): try o.encode(to: encoder)
         case .hizoo(let o): try o.encode(to: encoder)
+        case .zoMuon(let o): try o.encode(to: encoder)
+        case .jaguarSign(let o): try o.encode(to: encoder)
+        case .jaguarMuon(let o): try o.encode(to: encoder)
         }
     }
 

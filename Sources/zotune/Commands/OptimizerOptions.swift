@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ZOTuneBackend
 import ZOTuneTraining
 
 /// `--optimizer` and the options every optimizer shares. The options of one optimizer live in
@@ -10,24 +11,41 @@ struct OptimizerOptions: ParsableArguments {
     var optimizer = "mezo"
     @Option(help: "Perturbation scale ε.")
     var eps: Float = 1e-3
-    @Option(name: .customLong("weight-decay"), help: "Weight decay λ, decoupled (θ −= ηλθ; not on biases and norm gains). Not for zo-cons.")
+    @Option(name: .customLong("weight-decay"),
+            help: "Weight decay λ, decoupled (θ −= ηλθ; not on biases and norm gains). Not for zo-cons, zo-muon and the Jaguar optimizers.")
     var weightDecay: Float = 0
 
     func kind() throws -> OptimizerKind { try optimizerKind(optimizer) }
 
     /// The optimizer's configuration; an option that belongs to another optimizer is an error.
-    func config(mezo: MeZOArguments, momentum: MomentumArguments, adam: AdamArguments, hizoo: HiZOOArguments) throws -> OptimizerConfig {
+    func config(mezo: MeZOArguments, momentum: MomentumArguments, adam: AdamArguments, hizoo: HiZOOArguments,
+                muon: MuonArguments, jaguar: JaguarArguments) throws -> OptimizerConfig {
         let k = try kind()
-        let given: [(String, Bool, OptimizerKind)] = [
-            ("--directions", mezo.directions != nil, .mezo), ("--one-sided", mezo.oneSided, .mezo),
-            ("--momentum", momentum.momentum != nil, .zoSGDMomentum),
-            ("--beta1", adam.beta1 != nil, .zoAdam), ("--beta2", adam.beta2 != nil, .zoAdam), ("--adam-eps", adam.adamEps != nil, .zoAdam),
-            ("--hessian-smoothing", hizoo.hessianSmoothing != nil, .hizoo),
+        let given: [(String, Bool, [OptimizerKind])] = [
+            ("--directions", mezo.directions != nil, [.mezo]), ("--one-sided", mezo.oneSided, [.mezo]),
+            ("--momentum", momentum.momentum != nil, [.zoSGDMomentum, .zoMuon, .jaguarSign]),
+            ("--beta1", adam.beta1 != nil, [.zoAdam]), ("--beta2", adam.beta2 != nil, [.zoAdam]), ("--adam-eps", adam.adamEps != nil, [.zoAdam]),
+            ("--hessian-smoothing", hizoo.hessianSmoothing != nil, [.hizoo]),
+            ("--ns-steps", muon.nsSteps != nil, [.zoMuon, .jaguarMuon]), ("--ns-polynomial", muon.nsPolynomial != nil, [.zoMuon, .jaguarMuon]),
+            ("--other-lr-ratio", muon.otherLRRatio != nil, [.zoMuon, .jaguarMuon]),
+            ("--momentum-placement", muon.momentumPlacement != nil, [.zoMuon]), ("--tall-scale", muon.tallScale, [.zoMuon]),
+            ("--orthogonalize-every", muon.orthogonalizeEvery != nil, [.jaguarMuon]),
+            ("--beta", jaguar.beta != nil, [.jaguarSign, .jaguarMuon]), ("--block-fraction", jaguar.blockFraction != nil, [.jaguarSign, .jaguarMuon]),
+            ("--jaguar-variant", jaguar.variant != nil, [.jaguarSign]), ("--smoothing", jaguar.smoothing, [.jaguarSign]),
         ]
-        for (name, set, owner) in given where set && owner != k {
-            throw ValidationError("\(name) is an option of --optimizer \(owner.rawValue), not \(k.rawValue)")
+        for (name, set, owners) in given where set && !owners.contains(k) {
+            throw ValidationError("\(name) is an option of --optimizer \(owners.map(\.rawValue).joined(separator: "/")), not \(k.rawValue)")
         }
         guard eps > 0 && eps.isFinite else { throw ValidationError("--eps must be positive") }
+        if [.zoMuon, .jaguarSign, .jaguarMuon].contains(k) && weightDecay != 0 {
+            throw ValidationError("--weight-decay is not available with \(k.rawValue) (the released code has none)")
+        }
+        if let m = momentum.momentum, !(m >= 0 && m < 1) { throw ValidationError("--momentum must be in [0, 1)") }
+        if let n = muon.nsSteps, !(1...100).contains(n) { throw ValidationError("--ns-steps must be in 1…100") }
+        if let r = muon.otherLRRatio, !(r >= 0 && r.isFinite) { throw ValidationError("--other-lr-ratio must be ≥ 0") }
+        if let e = muon.orthogonalizeEvery, e < 1 { throw ValidationError("--orthogonalize-every must be at least 1") }
+        if let b = jaguar.beta, !(b >= 0 && b < 1) { throw ValidationError("--beta must be in [0, 1)") }
+        if let f = jaguar.blockFraction, !(f > 0 && f <= 1) { throw ValidationError("--block-fraction must be in (0, 1]") }
         // Each optimizer's own defaults, then what was given.
         switch k {
         case .mezo:
@@ -57,6 +75,35 @@ struct OptimizerOptions: ParsableArguments {
             if let a = hizoo.hessianSmoothing { o.hessianSmoothing = a }
             guard o.hessianSmoothing >= 0 && o.hessianSmoothing < 1 else { throw ValidationError("--hessian-smoothing must be in [0, 1)") }
             return .hizoo(o)
+        case .zoMuon:
+            var o = ZOMuonOptions(eps: eps)
+            if let m = momentum.momentum { o.momentum = m }
+            if let n = muon.nsSteps { o.nsSteps = n }
+            if let p = muon.nsPolynomial { o.polynomial = p }
+            if let p = muon.momentumPlacement { o.placement = p }
+            if let r = muon.otherLRRatio { o.otherLRRatio = r }
+            o.tallScale = muon.tallScale
+            return .zoMuon(o)
+        case .jaguarSign:
+            var o = JaguarSignOptions(eps: eps)
+            if let m = momentum.momentum { o.momentum = m }
+            if let b = jaguar.beta { o.beta = b }
+            if let f = jaguar.blockFraction { o.fraction = f }
+            if let v = jaguar.variant { o.variant = v }
+            o.smoothing = jaguar.smoothing
+            if o.variant == .paper && (momentum.momentum != nil || o.smoothing) {
+                throw ValidationError("--momentum and --smoothing belong to --jaguar-variant released")
+            }
+            return .jaguarSign(o)
+        case .jaguarMuon:
+            var o = JaguarMuonOptions(eps: eps)
+            if let b = jaguar.beta { o.beta = b }
+            if let f = jaguar.blockFraction { o.fraction = f }
+            if let n = muon.nsSteps { o.nsSteps = n }
+            if let p = muon.nsPolynomial { o.polynomial = p }
+            if let r = muon.otherLRRatio { o.otherLRRatio = r }
+            if let e = muon.orthogonalizeEvery { o.orthogonalizeEvery = e }
+            return .jaguarMuon(o)
         }
     }
 }
@@ -84,7 +131,7 @@ struct MeZOArguments: ParsableArguments {
 }
 
 struct MomentumArguments: ParsableArguments {
-    @Option(help: "Momentum μ: m ← μm + g·z (default 0.9).")
+    @Option(help: "Momentum μ: m ← μm + g·z (default 0.9); zo-muon's SGD buffer; jaguar-sign released's SGD buffer.")
     var momentum: Float?
 }
 
@@ -101,4 +148,40 @@ struct HiZOOArguments: ParsableArguments {
     @Option(name: .customLong("hessian-smoothing"),
             help: "α: H ← (1−α)H + α·Ĥ (default 1e-8, the anchor's README; its script's 0 makes HiZOO MeZO with a third forward).")
     var hessianSmoothing: Float?
+}
+
+extension NewtonSchulz: ExpressibleByArgument {}
+extension MomentumPlacement: ExpressibleByArgument {}
+extension JaguarVariant: ExpressibleByArgument {}
+
+struct MuonArguments: ParsableArguments {
+    @Option(name: .customLong("ns-steps"), help: "Newton–Schulz iterations (default 10).")
+    var nsSteps: Int?
+    @Option(name: .customLong("ns-polynomial"),
+            help: "Newton–Schulz polynomial: quintic (Muon, default of zo-muon) or cubic (default of jaguar-muon).")
+    var nsPolynomial: NewtonSchulz?
+    @Option(name: .customLong("other-lr-ratio"),
+            help: "Learning rate of embeddings, LM head, biases and norm gains as a fraction of --lr (default 0.01; 1 is the released ZO-Muon, 0 freezes them).")
+    var otherLRRatio: Float?
+    @Option(name: .customLong("momentum-placement"),
+            help: "zo-muon: after-ns (released: momentum on NS(g·Z)) or before-ns (ZOTune variant: NS of the momentum of g·Z).")
+    var momentumPlacement: MomentumPlacement?
+    @Flag(name: .customLong("tall-scale"), help: "zo-muon: scale each matrix step by √max(1, rows/cols).")
+    var tallScale = false
+    @Option(name: .customLong("orthogonalize-every"),
+            help: "jaguar-muon: recompute NS(M) every k steps, applying the cached one in between (default 1; k > 1 keeps one more f32 copy of the matrices).")
+    var orthogonalizeEvery: Int?
+}
+
+struct JaguarArguments: ParsableArguments {
+    @Option(help: "Memory factor β: m ← βm + (1−β)ĝ on the probed block (default 0.01).")
+    var beta: Float?
+    @Option(name: .customLong("block-fraction"),
+            help: "Fraction of each tensor's rows and of its columns probed per step (default 0.1: ≈1% of a matrix).")
+    var blockFraction: Double?
+    @Option(name: .customLong("jaguar-variant"),
+            help: "jaguar-sign: paper (sign of a persistent block memory, default) or released (the public code: SGD momentum on ρτ).")
+    var variant: JaguarVariant?
+    @Flag(help: "jaguar-sign released: scale the block gradient by 1 − β (the code's zo_use_smoothing).")
+    var smoothing = false
 }

@@ -79,13 +79,15 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "ZO-SGD-MMT options") var momentum: MomentumArguments
     @OptionGroup(title: "ZO-Adam options") var adam: AdamArguments
     @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
+    @OptionGroup(title: "ZO-Muon and Jaguar-Muon options") var muon: MuonArguments
+    @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/.")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options).")
     var resume: String?
 
     func run() throws {
-        let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo)
+        let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar)
         let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)

@@ -1,0 +1,63 @@
+import Foundation
+import ZOTuneBackend
+
+/// What the matrix optimizers (ZO-Muon, Jaguar-Muon) need beyond the elementwise ones: which
+/// tensors they orthogonalise, and one Newton–Schulz workspace reused by every matrix.
+extension TrainableSet.Entry {
+    /// A hidden-layer weight matrix: rank 2 and not an embedding table or LM head. Embeddings,
+    /// heads, biases and norm gains take the optimizer's "other" update instead: Muon practice,
+    /// and the released ZO-Muon's full-tuning failures come from treating them alike
+    /// (ZO-FAMILY.md §4.8). By name, not by the released code's size(0) ≥ 10 000 rule, which would
+    /// also exclude wide MLP matrices of large models.
+    public var isHiddenMatrix: Bool {
+        guard tensor.rank == 2 else { return false }
+        let n = name.lowercased()
+        return !["embed", "wte", "wpe", "lm_head", "token_embd"].contains { n.contains($0) }
+    }
+
+    /// √max(1, rows/cols): the optional ZO-Muon scale for tall matrices.
+    var tallScale: Float { Float(max(1, Double(tensor.shape[0]) / Double(tensor.shape[1])).squareRoot()) }
+}
+
+/// The Newton–Schulz workspace and one f32 matrix buffer (the direction being orthogonalised),
+/// both sized for the largest hidden matrix of the set and reused for every matrix of every step.
+/// Accounted under the ledger's `workspace` tag.
+final class NSWorkspace: @unchecked Sendable {
+    let workspace: Tensor
+    let buffer: Tensor
+    let polynomial: NewtonSchulz
+    let steps: Int
+    let bf16: Bool
+    let backend: any Backend
+
+    init(matrices: [TrainableSet.Entry], polynomial: NewtonSchulz, steps: Int, backend: any Backend) throws {
+        let ws = matrices.map { newtonSchulzWorkspace(rows: $0.tensor.shape[0], cols: $0.tensor.shape[1]) }.max() ?? 1
+        workspace = try backend.allocate([ws], tag: .workspace)
+        buffer = try backend.allocate([matrices.map(\.tensor.count).max() ?? 1], tag: .workspace)
+        self.polynomial = polynomial
+        self.steps = steps
+        // The released ZO-Muon runs NS in bf16; on a device with tensor cores so do we (the CPU is f32).
+        bf16 = backend.device == .cuda
+        self.backend = backend
+    }
+
+    /// The buffer viewed with e's shape.
+    func direction(for e: TrainableSet.Entry) -> Tensor {
+        Tensor(buffer: buffer.buffer, dtype: .f32, shape: e.tensor.shape)
+    }
+
+    /// out = NS(src).
+    func orthogonalize(_ src: Tensor, into out: Tensor) {
+        backend.newtonSchulz(out, from: src, polynomial, steps: steps, workspace: workspace, bf16: bf16)
+    }
+
+    var bytes: Int { workspace.bytes + buffer.bytes }
+}
+
+/// Options of the matrix optimizers' non-matrix tensors, shared by ZO-Muon and Jaguar-Muon.
+func checkMatrixOptions(_ name: String, nsSteps: Int, otherLRRatio: Float) throws {
+    guard nsSteps >= 1 && nsSteps <= 100 else { throw BackendError("\(name): Newton–Schulz steps must be in 1…100 (got \(nsSteps))") }
+    guard otherLRRatio >= 0 && otherLRRatio.isFinite else {
+        throw BackendError("\(name): the learning-rate ratio of non-matrix tensors must be ≥ 0 (got \(otherLRRatio))")
+    }
+}

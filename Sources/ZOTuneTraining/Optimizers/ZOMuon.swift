@@ -1,0 +1,110 @@
+import Foundation
+import ZOTuneBackend
+
+/// Where ZO-Muon's momentum sits relative to Newton–Schulz.
+public enum MomentumPlacement: String, Sendable, Codable, CaseIterable {
+    /// The released code: O = NS(g·Z) each step, then SGD momentum on O. Since NS(g·Z) =
+    /// sign(g)·NS(Z), the matrices see only the sign of each step's loss difference.
+    case afterNS = "after-ns"
+    /// A ZOTune variant (Muon's own order): M ← μM + g·Z, then θ −= η·NS(M), so the momentum
+    /// keeps the magnitudes of g across steps before orthogonalisation.
+    case beforeNS = "before-ns"
+}
+
+/// ZO-Muon (intsystems `zo_muon`; ZO-FAMILY.md §4.8). MeZO's two-sided probe gives g; each hidden
+/// weight matrix W is then updated with an orthogonalised ZO matrix estimate:
+///   after-ns (released):  O = NS(g·Z); buf ← μ·buf + O; W ← W − η·s·buf
+///   before-ns (ZOTune):   buf ← μ·buf + g·Z; W ← W − η·s·NS(buf)
+/// with s = √max(1, rows/cols) if `tallScale`, else 1 (the released code has no scale). Newton–
+/// Schulz is the quintic, 10 iterations, as released. Embeddings, the LM head, biases and norm
+/// gains (`isHiddenMatrix` false) take ZO-SGD-MMT on g·z at η·`otherLRRatio`: the released code
+/// gives them raw g·z at the matrices' η, orders of magnitude larger than NS's entries ~1/√n
+/// (ratio 1 reproduces it). State: one f32 buffer per tensor; NS workspace for the largest matrix.
+public struct ZOMuonOptions: Sendable, Equatable, Codable {
+    public var eps: Float
+    public var momentum: Float
+    public var nsSteps: Int
+    public var polynomial: NewtonSchulz
+    public var placement: MomentumPlacement
+    public var otherLRRatio: Float
+    public var tallScale: Bool
+
+    public init(eps: Float = 1e-3, momentum: Float = 0.9, nsSteps: Int = 10, polynomial: NewtonSchulz = .quintic,
+                placement: MomentumPlacement = .afterNS, otherLRRatio: Float = 0.01, tallScale: Bool = false) {
+        self.eps = eps
+        self.momentum = momentum
+        self.nsSteps = nsSteps
+        self.polynomial = polynomial
+        self.placement = placement
+        self.otherLRRatio = otherLRRatio
+        self.tallScale = tallScale
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case eps, momentum, nsSteps = "ns_steps", polynomial = "ns_polynomial", placement = "momentum_placement"
+        case otherLRRatio = "other_lr_ratio", tallScale = "tall_scale"
+    }
+}
+
+public final class ZOMuon: ZOOptimizer, @unchecked Sendable {
+    public let set: TrainableSet
+    public let options: ZOMuonOptions
+    let backend: any Backend
+    /// The SGD buffer of every tensor (f32).
+    let buffers: [Tensor]
+    let ns: NSWorkspace
+
+    public init(set: TrainableSet, options: ZOMuonOptions, backend: any Backend) throws {
+        try checkMatrixOptions("ZO-Muon", nsSteps: options.nsSteps, otherLRRatio: options.otherLRRatio)
+        self.set = set
+        self.options = options
+        self.backend = backend
+        buffers = try set.allocateState(backend)
+        ns = try NSWorkspace(matrices: set.entries.filter(\.isHiddenMatrix), polynomial: options.polynomial,
+                             steps: options.nsSteps, backend: backend)
+    }
+
+    public var config: OptimizerConfig { .zoMuon(options) }
+    public var recordFields: [String] { ["g"] }
+    public var forwardsPerStep: Int { 2 }
+    /// Probes (2), the fused restore + update, and z regenerated once more per matrix (g·Z for NS
+    /// after-ns; before-ns applies NS(buf) in a pass without z). NS itself is not a pass over θ.
+    public var passesPerStep: Double { 4 }
+    public var stateBytes: Int { buffers.reduce(0) { $0 + $1.bytes } }
+    public func resetState() { fillState(buffers, 0, backend: backend) }
+
+    func update(_ r: ZORecord, replay: Bool) {
+        var s = ZOUpdateScalars()
+        if replay { (s.a1, s.a2) = (options.eps, -2 * options.eps) }
+        s.restore = options.eps
+        s.g = r.projectedGrad
+        s.beta1 = options.momentum
+        for (e, buf) in zip(set.entries, buffers) {
+            guard e.isHiddenMatrix else {
+                s.lr = r.lr * options.otherLRRatio
+                backend.zoUpdate(.momentum, e.tensor, state1: buf, state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+                continue
+            }
+            let lr = r.lr * (options.tallScale ? e.tallScale : 1)
+            let d = ns.direction(for: e)
+            switch options.placement {
+            case .afterNS:
+                backend.fillNormal(d, first: e.tensor.offset, seed: r.seed, tensorId: e.tensorId, stream: 0, scale: r.projectedGrad)
+                ns.orthogonalize(d, into: d)
+                s.lr = lr
+                backend.zoUpdate(.direction, e.tensor, state1: buf, state2: d, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+            case .beforeNS:
+                s.lr = 0  // restore θ and advance buf only
+                backend.zoUpdate(.momentum, e.tensor, state1: buf, state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+                ns.orthogonalize(buf.reshaped(e.tensor.shape), into: d)
+                backend.addScaled(e.tensor, d, alpha: -lr)
+            }
+        }
+    }
+
+    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
+        try twoSidedStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, backend: backend, loss: loss) { update($0, replay: false) }
+    }
+
+    public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
+}
