@@ -67,24 +67,38 @@ static void sparse_range(void *ctx, int64_t b, int64_t e) {
     }
 }
 
-// Rows [b, e): the dense SIGN / SGD pass.
-static void dense_range(void *ctx, int64_t b, int64_t e) {
+// Rows [b, e) of the dense SIGN / SGD pass; kind and dtype are compile-time constants at each
+// call site. Rows without a probed entry (most of them) take a branch-free loop that vectorises.
+ZT_INLINE void dense_rows(const jaguar_job *j, int kind, zt_dtype dt, int64_t b, int64_t e) {
     ZT_NO_CONTRACT
-    const jaguar_job *j = ctx;
-    const int64_t cols = j->p.cols;
+    const zt_jaguar_args p = j->p;  // a local copy: cannot alias the state, so it stays in registers
+    const int64_t cols = p.cols;
     for (int64_t r = b; r < e; r++) {
-        const int row_selected = zt_perm_rank(&j->rows, (uint32_t)r) < (uint32_t)j->p.k_rows;
+        float *m = j->m + r * cols;
+        const int64_t base = r * cols;
+        if (zt_perm_rank(&j->rows, (uint32_t)r) >= (uint32_t)p.k_rows) {
+            for (int64_t c = 0; c < cols; c++)
+                zt_store(j->x, dt, base + c, zt_jaguar_dense_elem(kind, &p, 0, zt_load(j->x, dt, base + c), 1.0f, &m[c]));
+            continue;
+        }
         for (int64_t c = 0; c < cols; c++) {
-            const int64_t at = r * cols + c;
-            const int selected = row_selected && zt_perm_rank(&j->cols, (uint32_t)c) < (uint32_t)j->p.k_cols;
-            float x = zt_load(j->x, j->dt, at), s = 1.0f;
+            const int selected = zt_perm_rank(&j->cols, (uint32_t)c) < (uint32_t)p.k_cols;
+            float x = zt_load(j->x, dt, base + c), s = 1.0f;
             if (selected) {
-                s = jg_sign(j, j->first + (uint64_t)at);
-                x = ZT_FMA(j->p.restore, s, jg_probed(j, x, s));
+                s = jg_sign(j, j->first + (uint64_t)(base + c));
+                x = ZT_FMA(p.restore, s, jg_probed(j, x, s));
             }
-            zt_store(j->x, j->dt, at, zt_jaguar_dense_elem(j->kind, &j->p, selected, x, s, &j->m[at]));
+            zt_store(j->x, dt, base + c, zt_jaguar_dense_elem(kind, &p, selected, x, s, &m[c]));
         }
     }
+}
+
+ZT_ISA_CLONES static void dense_range(void *ctx, int64_t b, int64_t e) {
+    const jaguar_job *j = ctx;
+#define ZT_JG(K, DT) if (j->kind == K && j->dt == DT) { dense_rows(j, K, DT, b, e); return; }
+    ZT_JG(ZT_JAGUAR_SIGN, ZT_F32) ZT_JG(ZT_JAGUAR_SIGN, ZT_BF16) ZT_JG(ZT_JAGUAR_SIGN, ZT_F16)
+    ZT_JG(ZT_JAGUAR_SGD, ZT_F32) ZT_JG(ZT_JAGUAR_SGD, ZT_BF16) ZT_JG(ZT_JAGUAR_SGD, ZT_F16)
+#undef ZT_JG
 }
 
 static jaguar_job make_job(int kind, void *x, zt_dtype dtype, float *m, uint64_t first, uint64_t seed,

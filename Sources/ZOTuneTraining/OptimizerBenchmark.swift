@@ -16,9 +16,14 @@ public struct OptimizerTiming: Sendable {
     public let stateBytes: Int
     public let peakBytes: Int
     public let inferencePeakBytes: Int
+    /// Newton–Schulz GEMM FLOPs per step, and the GEMM rate of the run's baseline.
+    public let matrixFlopsPerStep: Double
+    public let gemmFlopsPerSecond: Double
 
-    /// forwards × forward time + passes × pass time.
-    public var predictedSeconds: Double { Double(forwardsPerStep) * forwardSeconds + passesPerStep * passSeconds }
+    /// forwards × forward time + passes × pass time + NS FLOPs at the measured GEMM rate.
+    public var predictedSeconds: Double {
+        Double(forwardsPerStep) * forwardSeconds + passesPerStep * passSeconds + matrixFlopsPerStep / gemmFlopsPerSecond
+    }
     public var stepOverForward: Double { stepSeconds / forwardSeconds }
     public var stepOverPredicted: Double { stepSeconds / predictedSeconds }
     public var peakOverInference: Double { Double(peakBytes) / Double(max(1, inferencePeakBytes)) }
@@ -28,26 +33,40 @@ public struct OptimizerTiming: Sendable {
         return ["optimizer": optimizer, "forwards_per_step": forwardsPerStep, "passes_per_step": passesPerStep,
                 "step_s": r(stepSeconds), "forward_s": r(forwardSeconds), "pass_s": r(passSeconds), "predicted_s": r(predictedSeconds),
                 "step_over_forward": r(stepOverForward), "step_over_predicted": r(stepOverPredicted), "state_bytes": stateBytes,
-                "peak_bytes": peakBytes, "inference_peak_bytes": inferencePeakBytes, "peak_over_inference": r(peakOverInference)]
+                "peak_bytes": peakBytes, "inference_peak_bytes": inferencePeakBytes, "peak_over_inference": r(peakOverInference),
+                "matrix_tflop_per_step": r(matrixFlopsPerStep / 1e12), "gemm_gflops": r(gemmFlopsPerSecond / 1e9)]
     }
 }
 
 public enum OptimizerBenchmark {
-    /// The baseline of the run: one forward (time and ledger peak) and one perturb pass over θ
-    /// (scale 0 leaves θ unchanged but does all the work: z regenerated, θ read and written).
-    public static func baseline(model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int) throws -> (forward: Double, pass: Double, inferencePeak: Int) {
+    public typealias Baseline = (forward: Double, pass: Double, inferencePeak: Int, gemmRate: Double)
+
+    /// The baseline of the run: one forward (time and ledger peak), one perturb pass over θ
+    /// (scale 0 leaves θ unchanged but does all the work: z regenerated, θ read and written), and
+    /// the FLOP rate of NS's largest GEMM, (r × r)·(r × n), for the largest hidden matrix.
+    public static func baseline(model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int) throws -> Baseline {
         let backend = model.backend
         backend.ledger.resetPeaks()
         let forward = try backend.medianSeconds(repeats) { _ = try languageModelLoss(model, batch) }
         let peak = backend.ledger.snapshot.total.peak
         let pass = backend.medianSeconds(repeats) { set.perturb(backend, seed: 7, scale: 0) }
-        return (forward, pass, peak)
+        var gemmRate = 1e12
+        if let big = set.entries.filter(\.isHiddenMatrix).max(by: { $0.tensor.count < $1.tensor.count }) {
+            let (r, n) = (min(big.tensor.shape[0], big.tensor.shape[1]), max(big.tensor.shape[0], big.tensor.shape[1]))
+            let a = try backend.allocate([r, r], tag: .scratch), x = try backend.allocate([r, n], tag: .scratch)
+            let c = try backend.allocate([r, n], tag: .scratch)
+            backend.fillNormal(a, seed: 1, tensorId: 1, stream: 0, scale: 1)
+            backend.fillNormal(x, seed: 1, tensorId: 2, stream: 0, scale: 1)
+            let t = backend.medianSeconds(repeats) { backend.matmul(c, a, transposeA: false, x, transposeB: false, alpha: 1, beta: 0) }
+            gemmRate = 2 * Double(r * r * n) / t
+        }
+        return (forward, pass, peak, gemmRate)
     }
 
     /// Median step time of `config` over `repeats` steps, its state allocated for the measurement
     /// and released after it.
     public static func measure(_ config: OptimizerConfig, model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int, lr: Float,
-                               baseline: (forward: Double, pass: Double, inferencePeak: Int)) throws -> OptimizerTiming {
+                               baseline: Baseline) throws -> OptimizerTiming {
         let backend = model.backend
         let optimizer = try config.make(set: set, backend: backend)
         backend.ledger.resetPeaks()
@@ -58,6 +77,7 @@ public enum OptimizerBenchmark {
         }
         return OptimizerTiming(optimizer: config.kind.rawValue, forwardsPerStep: optimizer.forwardsPerStep, passesPerStep: optimizer.passesPerStep,
                                stepSeconds: step, forwardSeconds: baseline.forward, passSeconds: baseline.pass, stateBytes: optimizer.stateBytes,
-                               peakBytes: backend.ledger.snapshot.total.peak, inferencePeakBytes: baseline.inferencePeak)
+                               peakBytes: backend.ledger.snapshot.total.peak, inferencePeakBytes: baseline.inferencePeak,
+                               matrixFlopsPerStep: optimizer.matrixFlopsPerStep, gemmFlopsPerSecond: baseline.gemmRate)
     }
 }

@@ -181,6 +181,10 @@ public final class JaguarMuon: ZOOptimizer, @unchecked Sendable {
     /// Two sparse probes, the sparse memory pass and one dense apply pass (no z anywhere).
     public var passesPerStep: Double { 1 + 3 * options.fraction * options.fraction }
     public var stateBytes: Int { memory.reduce(0) { $0 + $1.bytes } + cache.reduce(0) { $0 + ($1?.bytes ?? 0) } }
+    /// NS of every matrix every k-th step: the average per step.
+    public var matrixFlopsPerStep: Double {
+        NSWorkspace.flops(set.entries.filter(\.isHiddenMatrix), options.polynomial, steps: options.nsSteps) / Double(options.orthogonalizeEvery)
+    }
     public func resetState() {
         fillState(memory, 0, backend: backend)
         fillState(cache.compactMap { $0 }, 0, backend: backend)

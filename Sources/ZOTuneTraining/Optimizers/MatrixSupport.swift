@@ -52,6 +52,11 @@ final class NSWorkspace: @unchecked Sendable {
     }
 
     var bytes: Int { workspace.bytes + buffer.bytes }
+
+    /// GEMM FLOPs of one orthogonalisation of every matrix in `matrices`.
+    static func flops(_ matrices: [TrainableSet.Entry], _ p: NewtonSchulz, steps: Int) -> Double {
+        matrices.reduce(0) { $0 + Double(steps) * p.flopsPerIteration(rows: $1.tensor.shape[0], cols: $1.tensor.shape[1]) }
+    }
 }
 
 /// Options of the matrix optimizers' non-matrix tensors, shared by ZO-Muon and Jaguar-Muon.

@@ -71,6 +71,7 @@ public final class ZOMuon: ZOOptimizer, @unchecked Sendable {
     /// after-ns; before-ns applies NS(buf) in a pass without z). NS itself is not a pass over θ.
     public var passesPerStep: Double { 4 }
     public var stateBytes: Int { buffers.reduce(0) { $0 + $1.bytes } }
+    public var matrixFlopsPerStep: Double { NSWorkspace.flops(set.entries.filter(\.isHiddenMatrix), options.polynomial, steps: options.nsSteps) }
     public func resetState() { fillState(buffers, 0, backend: backend) }
 
     func update(_ r: ZORecord, replay: Bool) {

@@ -18,6 +18,8 @@ public protocol ZOOptimizer: AnyObject {
     var passesPerStep: Double { get }
     /// Bytes of optimizer state (f32, under the ledger's `optimizer` tag).
     var stateBytes: Int { get }
+    /// GEMM FLOPs per step beyond the forwards (Newton–Schulz of the matrix optimizers; 0 for the others).
+    var matrixFlopsPerStep: Double { get }
 
     /// Step t: `loss` evaluates the step's minibatch at the current θ.
     func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome
@@ -25,6 +27,10 @@ public protocol ZOOptimizer: AnyObject {
     func replay(_ records: [ZORecord])
     /// State back to its initial value (the trainer reloads the base weights and replays).
     func resetState()
+}
+
+extension ZOOptimizer {
+    public var matrixFlopsPerStep: Double { 0 }
 }
 
 /// What one step produced: its records (one per direction) and the loss it reports.

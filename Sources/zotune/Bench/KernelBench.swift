@@ -88,6 +88,24 @@ struct BenchKernels: ParsableCommand {
             backend.zoUpdate(.hizoo, f32a, state1: f32b, state2: nil, seed: seed, tensorId: tid, stream: 0, scalars: s)
         }
 
+        // The matrix optimizers' passes: ZO-Muon's fused restore + momentum on a given direction
+        // (θ, buf read + written, D read), applying a direction, and Jaguar's dense sign pass on a
+        // 4096-column view with 10 % of rows and columns probed.
+        backend.scale(f32b, f32b, by: 0)
+        stream("zo_update direction f32", key: "zo_direction_f32", bytesPerElement: 20) {
+            backend.zoUpdate(.direction, f32a, state1: f32b, state2: v, seed: seed, tensorId: tid, stream: 0, scalars: s)
+        }
+        stream("add_scaled bf16", key: "add_scaled_bf16", bytesPerElement: 8) {
+            backend.addScaled(bf16, v, alpha: -1e-4)
+        }
+        let matrixView = f32a.reshaped([n / 4096, 4096])
+        let selection = JaguarSelection(shape: matrixView.shape, fraction: 0.1, signs: true)
+        var js = JaguarScalars()
+        (js.restore, js.g, js.beta, js.lr) = (1e-3, 0.5, 0.01, 1e-4)
+        stream("jaguar sign pass f32", key: "jaguar_sign_f32", bytesPerElement: 16) {
+            backend.jaguarUpdate(.sign, matrixView, state: f32b, selection, seed: seed, tensorId: tid, scalars: js)
+        }
+
         for size in [512, 1024, 2048] {
             let a = try backend.allocate([size, size], tag: .scratch)
             let b = try backend.allocate([size, size], tag: .scratch)
@@ -100,6 +118,34 @@ struct BenchKernels: ParsableCommand {
             let gflops = 2 * pow(Double(size), 3) / t / 1e9
             record("sgemm_\(size)_gflops", gflops)
             say(label("sgemm \(size)") + String(format: "%9.1f GFLOP/s", gflops))
+        }
+
+        // Newton–Schulz on SmolLM2's matrix shapes, 10 iterations, against the rate of its largest
+        // GEMM alone, (r × r)·(r × n), timed in the same run. FLOPs: 4r²n + 2r³ per quintic
+        // iteration, 4r²n per cubic one (r = min, n = max).
+        for (rows, cols) in [(576, 576), (576, 1536), (192, 576)] {
+            let x = try backend.allocate([rows, cols], tag: .scratch)
+            let out = try backend.allocate([rows, cols], tag: .scratch)
+            backend.fillNormal(x, seed: 9, tensorId: UInt32(rows), stream: 0, scale: 1)
+            let ws = try backend.allocate([newtonSchulzWorkspace(rows: rows, cols: cols)], tag: .scratch)
+            let (r, m) = (min(rows, cols), max(rows, cols))
+            let a = try backend.allocate([r, r], tag: .scratch), c = try backend.allocate([r, m], tag: .scratch)
+            backend.fillNormal(a, seed: 2, tensorId: 2, stream: 0, scale: 1)
+            let tg = backend.medianSeconds(repeats) {
+                backend.matmul(c, a, transposeA: false, x.reshaped([r, m]), transposeB: false, alpha: 1, beta: 0)
+            }
+            let gemmGflops = 2 * Double(r * r * m) / tg / 1e9
+            record("sgemm_\(r)x\(r)x\(m)_gflops", gemmGflops)
+            for p in NewtonSchulz.allCases {
+                let t = backend.medianSeconds(max(3, repeats / 2)) {
+                    backend.newtonSchulz(out, from: x, p, steps: 10, workspace: ws, bf16: backend.device == .cuda)
+                }
+                let gflops = 10 * p.flopsPerIteration(rows: rows, cols: cols) / t / 1e9
+                record("ns_\(p.rawValue)_\(rows)x\(cols)_gflops", gflops)
+                record("ns_\(p.rawValue)_\(rows)x\(cols)_ms", t * 1e3)
+                say(label("NS \(p.rawValue) \(rows)×\(cols) ×10") + String(format: "%9.1f GFLOP/s %8.2f ms  %5.1f%% of its sgemm (%.1f GFLOP/s)",
+                                                                             gflops, t * 1e3, 100 * gflops / gemmGflops, gemmGflops))
+            }
         }
 
         if backend.device == .cpu, let peak = CPUInfo.nominalPeakGflops {

@@ -116,9 +116,10 @@ struct BenchOptimizers: ParsableCommand {
         let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
         if !json {
             print(backend.summary)
-            print(String(format: "batch %d × %d, %d parameters: forward %.3f s, pass over θ %.3f s (%.2f G el/s)", shape.batchSize, shape.seqLen,
-                         set.parameterCount, base.forward, base.pass, Double(set.parameterCount) / base.pass / 1e9))
-            print("optimizer     fwd  passes   step s  step/fwd  step/predicted   state MiB  peak/inference")
+            print(String(format: "batch %d × %d, %d parameters: forward %.3f s, pass over θ %.3f s (%.2f G el/s), NS GEMM %.1f GFLOP/s",
+                         shape.batchSize, shape.seqLen, set.parameterCount, base.forward, base.pass, Double(set.parameterCount) / base.pass / 1e9,
+                         base.gemmRate / 1e9))
+            print("optimizer     fwd  passes  NS TFLOP   step s  step/fwd  step/predicted   state MiB  peak/inference")
         }
         var rows: [[String: Any]] = []
         for k in kinds {
@@ -126,13 +127,13 @@ struct BenchOptimizers: ParsableCommand {
                                                    lr: 1e-7, baseline: base)
             rows.append(r.json)
             if !json {
-                print(r.optimizer.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %4d %7.1f %8.3f %9.3f %15.3f %11.1f %15.3f", r.forwardsPerStep, r.passesPerStep,
-                             r.stepSeconds, r.stepOverForward, r.stepOverPredicted, Double(r.stateBytes) / 1_048_576, r.peakOverInference))
+                print(r.optimizer.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %4d %7.2f %9.3f %8.3f %9.3f %15.3f %11.1f %15.3f", r.forwardsPerStep, r.passesPerStep,
+                             r.matrixFlopsPerStep / 1e12, r.stepSeconds, r.stepOverForward, r.stepOverPredicted, Double(r.stateBytes) / 1_048_576, r.peakOverInference))
             }
         }
         if json {
             let o: [String: Any] = ["batch_size": shape.batchSize, "seq_len": shape.seqLen, "parameters": set.parameterCount,
-                                    "forward_s": base.forward, "pass_s": base.pass, "optimizers": rows]
+                                    "forward_s": base.forward, "pass_s": base.pass, "gemm_gflops": base.gemmRate / 1e9, "optimizers": rows]
             print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
         }
     }
