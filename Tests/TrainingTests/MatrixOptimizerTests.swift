@@ -209,6 +209,27 @@ final class MatrixOptimizerTests: XCTestCase {
         }
     }
 
+    // ZO-FAMILY.md §4.6, the final paper's variant: on f = ½‖θ‖² with d = 4, one coordinate per
+    // step, β = 0 and η = 0, the memory of a visited coordinate is ĝ·s = (s·θᵢ)·s = θᵢ, so once
+    // every coordinate has been visited m = θ₀ (the central difference is exact on a quadratic).
+    func testPaperMemoryRecoversTheGradientOfHalfNormSquared() throws {
+        let x0: [Float] = [0.7, -1.3, 0.25, 2.0]
+        let t = try backend.tensor(x0, shape: [4], tag: .weights)
+        let set = TrainableSet(entries: [.init(name: "x", tensor: t, tensorId: TrainableSet.tensorId("x"), decays: false)], spec: "test")
+        let opt = try JaguarSign(set: set, options: JaguarSignOptions(eps: 1e-2, beta: 0, fraction: 0.1), backend: backend)
+        XCTAssertEqual(opt.selections[0].selectedCount, 1)
+        var visited = Set<Int>(), steps = 0
+        while visited.count < 4 && steps < 100 {
+            _ = try opt.step(steps, runSeed: 11, lr: 0) { backend.toHost(t).reduce(0) { $0 + 0.5 * Double($1) * Double($1) } }
+            var pc = zt_perm_make(4, stepSeed(runSeed: 11, step: steps, direction: 0), TrainableSet.tensorId("x"), ZT_STREAM_SELECT_COLS)
+            visited.insert(Int(zt_perm_at(&pc, 0)))
+            steps += 1
+        }
+        XCTAssertEqual(visited.count, 4, "every coordinate visited within 100 steps")
+        // θ moved only by the probes' roundings (η = 0): m = θ₀ to the loss differences' f32 error.
+        for (m, x) in zip(backend.toHost(opt.state[0]), x0) { XCTAssertEqual(m, x, accuracy: 2e-4 * (1 + abs(x))) }
+    }
+
     // On a linear loss the recorded g is exactly the signed sum of the probed block's coefficients.
     func testLinearOracleGivesTheBlockSum() throws {
         let c = (0..<(rows * cols + n)).map { Double(($0 * 7) % 11) - 5 }
