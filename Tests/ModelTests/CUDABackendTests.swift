@@ -94,4 +94,63 @@ final class CUDABackendTests: XCTestCase {
         let worst = zip(a, b).map { abs($0 - $1) }.max()!
         XCTAssertLessThanOrEqual(worst, 1e-4, "max |Δlogit| between devices")   // f32 GEMMs (TF32 off)
     }
+
+    // The matrix optimizers' passes on the device: ZO-Muon's direction update, add_scaled and the
+    // Jaguar probe/passes (both sign modes, replayed and not) bit-identical to the CPU for every
+    // storage dtype; Newton–Schulz within f32 rounding (f32 GEMMs) or bf16 rounding (tensor-core
+    // operands, 3e-2 of the largest entry), and bit-identical run to run (deterministic norm).
+    func testMatrixOptimizerPassesMatchCPU() throws {
+        let gpu = try cuda(), cpu = KernelBackend.cpu()
+        let (rows, cols) = (96, 200)
+        for dtype in [DType.f32, .bf16, .f16] {
+            var bits: [[UInt8]] = []
+            for be in [cpu, gpu] as [KernelBackend] {
+                let x = try be.allocate([rows, cols], dtype: dtype, tag: .weights)
+                let m = try be.allocate([rows * cols], dtype: .f32, tag: .optimizer), d = try be.allocate([rows, cols], dtype: .f32, tag: .scratch)
+                be.fillNormal(x, seed: 41, tensorId: 6, stream: 0, scale: 0.05)
+                be.fillNormal(d, seed: 42, tensorId: 6, stream: 0, scale: 0.01)
+                var s = ZOUpdateScalars()
+                (s.restore, s.lr, s.beta1) = (1e-3, 1e-2, 0.9)
+                be.zoUpdate(.direction, x, state1: m, state2: d, seed: 43, tensorId: 6, stream: 0, scalars: s)
+                (s.a1, s.a2) = (1e-3, -2e-3)
+                be.zoUpdate(.direction, x, state1: m, state2: d, seed: 44, tensorId: 6, stream: 0, scalars: s)
+                be.addScaled(x, d, alpha: -0.3)
+                for (t, signs) in [false, true].enumerated() {
+                    let sel = JaguarSelection(shape: [rows, cols], fraction: 0.07, signs: signs)
+                    var j = JaguarScalars()
+                    (j.restore, j.g, j.beta, j.momentum, j.lr) = (1e-3, 0.7, 0.2, 0.9, 1e-3)
+                    for kind in [JaguarKind.sign, .sgd, .memory] {
+                        be.jaguarProbe(x, sel, seed: UInt64(50 + t), tensorId: 6, scale: 1e-3)
+                        be.jaguarProbe(x, sel, seed: UInt64(50 + t), tensorId: 6, scale: -2e-3)
+                        be.jaguarUpdate(kind, x, state: m, sel, seed: UInt64(50 + t), tensorId: 6, scalars: j)
+                        var r = j
+                        (r.a1, r.a2) = (1e-3, -2e-3)
+                        be.jaguarUpdate(kind, x, state: m, sel, seed: UInt64(60 + t), tensorId: 6, scalars: r)
+                    }
+                }
+                var h = [UInt8](repeating: 0, count: x.bytes + m.bytes)
+                h.withUnsafeMutableBytes { buf in
+                    be.copy(x, toHost: UnsafeMutableRawBufferPointer(rebasing: buf[0..<x.bytes]))
+                    be.copy(m, toHost: UnsafeMutableRawBufferPointer(rebasing: buf[x.bytes...]))
+                }
+                bits.append(h)
+            }
+            XCTAssertTrue(bits[0] == bits[1], "\(dtype): matrix-optimizer passes differ from the CPU's")
+        }
+        for (r, c) in [(64, 256), (200, 72)] {
+            for p in NewtonSchulz.allCases {
+                var outs: [[Float]] = []
+                for (be, bf16) in [(cpu, false), (gpu, false), (gpu, true), (gpu, true)] as [(KernelBackend, Bool)] {
+                    let x = try be.allocate([r, c], tag: .scratch)
+                    be.fillNormal(x, seed: 70, tensorId: 7, stream: 0, scale: 1)
+                    try be.newtonSchulz(x, p, steps: 10, bf16: bf16)
+                    outs.append(be.toHost(x))
+                }
+                let big = outs[0].map(abs).max()!
+                XCTAssertLessThan(zip(outs[0], outs[1]).map { abs($0 - $1) }.max()!, 1e-4, "\(p) \(r)×\(c) f32")
+                XCTAssertLessThan(zip(outs[0], outs[2]).map { abs($0 - $1) }.max()!, 3e-2 * big, "\(p) \(r)×\(c) bf16")
+                XCTAssertEqual(outs[2], outs[3], "\(p) \(r)×\(c): NS is not deterministic on the device")
+            }
+        }
+    }
 }
