@@ -161,6 +161,9 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
             ("zo-sign", .zoSign(ZOSignOptions(eps: eps)), 1e-4, 2.5e-7),
             ("zo-cons", .zoCons(ZOConsOptions(eps: eps)), 1e-2, 2.5e-6),
             ("hizoo", .hizoo(HiZOOOptions(eps: eps, hessianSmoothing: 0.1)), 1e-3, 1.2e-6),
+            ("zo-muon", .zoMuon(ZOMuonOptions(eps: eps, momentum: 0.9, nsSteps: 5, otherLRRatio: 0.5)), 1e-3, 7e-7),
+            ("zo-muon-before-ns", .zoMuon(ZOMuonOptions(eps: eps, momentum: 0.9, nsSteps: 5, placement: .beforeNS, otherLRRatio: 0.5)),
+             1e-3, 6e-7),
         ]
     }
 
@@ -264,7 +267,8 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
             // (MeZO: 1e-3 × 6.8e-5 × max|z| ≈ 4.5 ≈ 3e-7; momentum carries each error into later
             // steps; Cons has η = 1e-2; Adam's m/√v and Sign's sign(g) barely feel |Δg|). Measured
             // max |Δθ|: MeZO 2.4e-7, MMT 5.7e-7, Adam 1.2e-7, Sign 0 (bit-exact: same sign(g), same
-            // in-place moves), Cons 1.26e-6, HiZOO 6.0e-7; each tolerance (`configs`) is about 2×
+            // in-place moves), Cons 1.26e-6, HiZOO 6.0e-7, ZO-Muon 3.6e-7 after NS / 3.0e-7 before
+            // (torch's NS sums ‖G‖ in f32 and adds aX + BX where ZOTune forms (aI + B)X); each tolerance (`configs`) is about 2×
             // its figure (Sign: 2 ulp of |θ| < 2), against elements moving by up to 5e-4 (Adam) to
             // 0.3 (Cons) over the five steps.
             var worstW: Float = 0, moved: Float = 0

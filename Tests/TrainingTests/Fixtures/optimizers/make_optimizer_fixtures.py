@@ -3,7 +3,7 @@
 perturbation directions z (written by `zotune stream`), computes what each optimizer must do.
 OptimizerReferenceTests holds ZOTune to these numbers.
 
-The algorithms follow ZO-FAMILY.md §2 and §4.1-§4.5, written here from the equations (they are
+The algorithms follow ZO-FAMILY.md §2, §4.1-§4.5 and §4.8 (ZO-Muon), written here from the equations (they are
 not a port of the Swift code): SPSA probes in place (θ += εz, θ -= 2εz, θ += εz), g = (ℓ₊-ℓ₋)/2ε
 rounded to float32, then the optimizer's move. Parameters and all tensor arithmetic are float32.
 
@@ -100,7 +100,28 @@ CONFIGS = {
     "zo-sign": {"lr": 1e-4},
     "zo-cons": {"lr": 1e-2},
     "hizoo": {"lr": 1e-3, "hessian_smoothing": 0.1},
+    # ZO-Muon as released (momentum after Newton-Schulz) and ZOTune's before-NS variant; quintic NS.
+    "zo-muon": {"lr": 1e-3, "momentum": 0.9, "ns_steps": 5, "other_lr_ratio": 0.5},
+    "zo-muon-before-ns": {"lr": 1e-3, "momentum": 0.9, "ns_steps": 5, "other_lr_ratio": 0.5},
 }
+
+
+def newton_schulz(G, steps, a=3.4445, b=-4.7750, c=2.0315):
+    """The released ZO-Muon's zeropower_via_newtonschulz5 iteration, in float32: X = G/(|G|_F + 1e-7),
+    transposed if rows > cols, then steps x {A = X X^T; X = aX + (bA + cA^2)X}."""
+    X = G / (G.norm() + 1e-7)
+    tall = X.shape[0] > X.shape[1]
+    if tall:
+        X = X.T
+    for _ in range(steps):
+        A = X @ X.T
+        X = a * X + (b * A + c * A @ A) @ X
+    return X.T if tall else X
+
+
+def is_hidden_matrix(name, p):
+    """ZO-Muon orthogonalises rank-2 weights that are not embeddings or the LM head."""
+    return p.dim() == 2 and not any(k in name for k in ("embed", "lm_head"))
 
 
 def load_model():
@@ -146,6 +167,13 @@ def run_optimizer(name, hp, zs, ids):
         torch_opt = torch.optim.Adam(list(params.values()), lr=lr, betas=(hp["beta1"], hp["beta2"]),
                                      eps=hp["adam_eps"], foreach=False)
     hessian = {n: torch.ones_like(p) for n, p in params.items()} if name == "hizoo" else None
+    if name.startswith("zo-muon"):
+        hidden = [p for n, p in params.items() if is_hidden_matrix(n, p)]
+        others = [p for n, p in params.items() if not is_hidden_matrix(n, p)]
+        # The released code's torch SGD with momentum; the non-matrix tensors at lr * ratio.
+        torch_opt = torch.optim.SGD([{"params": hidden, "lr": lr}, {"params": others, "lr": lr * hp["other_lr_ratio"]}],
+                                    lr=lr, momentum=hp["momentum"], foreach=False)
+        before_buf = {n: torch.zeros_like(p) for n, p in params.items()}
 
     steps = []
     with torch.no_grad():
@@ -196,6 +224,24 @@ def run_optimizer(name, hp, zs, ids):
                     p.add_(z[n] / h_new.sqrt(), alpha=-lr * g)  # θ ← θ − η g z/√H_new
                 rec["forwards"] = [l0, lp, lm]
                 rec["curvature_diff"] = dl
+            elif name == "zo-muon":
+                lp, lm, g = probe(z)
+                rec["forwards"] = [lp, lm]
+                for n, p in params.items():  # grad = NS(g Z) for hidden matrices, g z for the rest
+                    gz = z[n] * torch.tensor(g, dtype=torch.float32)
+                    p.grad = newton_schulz(gz, hp["ns_steps"]) if is_hidden_matrix(n, p) else gz
+                torch_opt.step()
+            elif name == "zo-muon-before-ns":
+                lp, lm, g = probe(z)
+                rec["forwards"] = [lp, lm]
+                mu = hp["momentum"]
+                for n, p in params.items():
+                    gz = z[n] * torch.tensor(g, dtype=torch.float32)
+                    before_buf[n] = before_buf[n] * mu + gz
+                    if is_hidden_matrix(n, p):  # M = mu M + g Z; W -= lr NS(M)
+                        p.sub_(newton_schulz(before_buf[n], hp["ns_steps"]), alpha=lr)
+                    else:  # the others: SGD momentum on g z at lr * ratio
+                        p.sub_(before_buf[n], alpha=lr * hp["other_lr_ratio"])
             else:
                 raise ValueError(name)
             rec["g"] = g
