@@ -101,8 +101,26 @@ struct BenchOptimizers: ParsableCommand {
     var optimizers: String?
     @Option(help: "Timed steps per optimizer (median reported).")
     var repeats = 3
+    @Option(name: .customLong("ns-steps"), help: "Newton–Schulz iterations of zo-muon and jaguar-muon (default: theirs, 10).")
+    var nsSteps: Int?
+    @Option(name: .customLong("orthogonalize-every"), help: "jaguar-muon: NS every k steps (default 1).")
+    var orthogonalizeEvery: Int?
     @Flag(help: "Print one JSON object.")
     var json = false
+
+    /// The optimizer's defaults with this command's NS overrides.
+    func config(_ k: OptimizerKind) -> OptimizerConfig {
+        switch OptimizerConfig.defaults(k) {
+        case .zoMuon(var o):
+            if let n = nsSteps { o.nsSteps = n }
+            return .zoMuon(o)
+        case .jaguarMuon(var o):
+            if let n = nsSteps { o.nsSteps = n }
+            if let e = orthogonalizeEvery { o.orthogonalizeEvery = e }
+            return .jaguarMuon(o)
+        case let c: return c
+        }
+    }
 
     func run() throws {
         let kinds = try (optimizers?.split(separator: ",").map(String.init) ?? OptimizerKind.allCases.map(\.rawValue)).map { name in
@@ -123,7 +141,7 @@ struct BenchOptimizers: ParsableCommand {
         }
         var rows: [[String: Any]] = []
         for k in kinds {
-            let r = try OptimizerBenchmark.measure(OptimizerConfig.defaults(k), model: lm, batch: batch, set: set, repeats: repeats,
+            let r = try OptimizerBenchmark.measure(config(k), model: lm, batch: batch, set: set, repeats: repeats,
                                                    lr: 1e-7, baseline: base)
             rows.append(r.json)
             if !json {
