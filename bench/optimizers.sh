@@ -26,7 +26,7 @@ out=runs/optimizers
 # about η, so 1e-5 and 1e-4), then larger steps.
 grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1e-4 zo-cons:1e-4 hizoo:1e-4
       zo-adam:3e-4 zo-sign:3e-4 zo-sgd-mmt:3e-5 zo-adam:1e-3 zo-sign:1e-3 zo-cons:3e-4 hizoo:3e-4 mezo:3e-4
-      jaguar-sign:1e-4 jaguar-sign:1e-5 jaguar-muon:1e-3 jaguar-muon:1e-4 zo-muon:1e-3 zo-muon:1e-4)
+      jaguar-sign:1e-4 jaguar-sign:1e-3 jaguar-muon:1e-3 jaguar-muon:1e-2 zo-muon:1e-3 zo-muon:1e-4)
 # Matrix optimizers at a CPU budget: ZO-Muon with 5 quintic iterations (the released code's 10
 # double the NS cost; both leave σ in ≈[0.7, 1.13]), Jaguar-Muon re-orthogonalising every 5 steps.
 declare -A extra=([zo-muon]="--ns-steps 5" [jaguar-muon]="--orthogonalize-every 5")

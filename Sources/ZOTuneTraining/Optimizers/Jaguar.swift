@@ -48,12 +48,17 @@ func checkJaguarOptions(_ name: String, beta: Float, fraction: Double) throws {
     guard fraction > 0 && fraction <= 1 else { throw BackendError("\(name): the block fraction must be in (0, 1] (got \(fraction))") }
 }
 
-/// The probe shared by the Jaguar optimizers: θ ± τ·s on every tensor's selection.
-func jaguarProbe(_ t: Int, seed: UInt64, eps: Float, set: TrainableSet, selections: [JaguarSelection], backend: any Backend,
-                 loss: () throws -> Double) throws -> (plus: Double, minus: Double) {
-    try twoSidedProbe(step: t, eps: eps, move: { a in
+/// The step shared by the Jaguar optimizers: θ ± τ·s on every tensor's block → ĝ, recorded, then
+/// `update`. The step loss is (ℓ₊ + ℓ₋)/2.
+func jaguarStep(_ t: Int, runSeed: UInt64, lr: Float, eps: Float, set: TrainableSet, selections: [JaguarSelection],
+                backend: any Backend, loss: () throws -> Double, update: (ZORecord) -> Void) throws -> StepOutcome {
+    let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
+    let p = try twoSidedProbe(step: t, eps: eps, move: { a in
         for (e, sel) in zip(set.entries, selections) { backend.jaguarProbe(e.tensor, sel, seed: seed, tensorId: e.tensorId, scale: a) }
     }, loss: loss)
+    let r = ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [projectedGradient(p, eps: eps)])
+    update(r)
+    return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
 }
 
 public final class JaguarSign: ZOOptimizer, @unchecked Sendable {
@@ -104,11 +109,9 @@ public final class JaguarSign: ZOOptimizer, @unchecked Sendable {
     }
 
     public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
-        let p = try jaguarProbe(t, seed: seed, eps: options.eps, set: set, selections: selections, backend: backend, loss: loss)
-        let r = ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [projectedGradient(p, eps: options.eps)])
-        update(r, replay: false)
-        return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
+        try jaguarStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, selections: selections, backend: backend, loss: loss) {
+            update($0, replay: false)
+        }
     }
 
     public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
@@ -211,11 +214,9 @@ public final class JaguarMuon: ZOOptimizer, @unchecked Sendable {
     }
 
     public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
-        let p = try jaguarProbe(t, seed: seed, eps: options.eps, set: set, selections: selections, backend: backend, loss: loss)
-        let r = ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [projectedGradient(p, eps: options.eps)])
-        update(r, replay: false)
-        return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
+        try jaguarStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, selections: selections, backend: backend, loss: loss) {
+            update($0, replay: false)
+        }
     }
 
     public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
