@@ -395,6 +395,9 @@ static const zt_backend_api cuda_table = {
     .sgemm = zt_cu_sgemm,
     .sgemm_strided_batched = zt_cu_sgemm_strided_batched,
     .newton_schulz = zt_cu_newton_schulz,
+    .add_scaled = zt_cu_add_scaled,
+    .jaguar_probe = zt_cu_jaguar_probe,
+    .jaguar_update = zt_cu_jaguar_update,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

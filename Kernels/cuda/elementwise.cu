@@ -1,7 +1,7 @@
 // Elementwise f32 ops, bias over rows, strided 2-D copy. Grid-stride loops, four elements per
 // thread through float4 when every pointer is 16-byte aligned (scalar tail), scalar otherwise.
 //
-// Numerics: add, mul, scale, relu, add_rows, copy_2d and axpby are one IEEE operation per element
+// Numerics: add, mul, scale, relu, add_rows and copy_2d are one IEEE operation per element
 // and bit-identical to the CPU. The transcendental ones (silu, gelu, swiglu) use CUDA's expf,
 // tanhf and erff (≤ 2 ulp, not glibc's), with the surrounding arithmetic spelled with __f*_rn so
 // that no extra rounding difference comes from contraction.
@@ -9,7 +9,7 @@
 
 #define EW_THREADS 256
 
-enum { EW_ADD, EW_MUL, EW_SCALE, EW_RELU, EW_SILU, EW_GELU_TANH, EW_GELU_ERF, EW_SWIGLU, EW_AXPBY };
+enum { EW_ADD, EW_MUL, EW_SCALE, EW_RELU, EW_SILU, EW_GELU_TANH, EW_GELU_ERF, EW_SWIGLU };
 
 // x·σ(x) = x / (1 + e^−x): e^−x → inf for x ≪ 0 gives −0, not NaN (as the CPU).
 __device__ __forceinline__ float silu1(float x) { return __fdiv_rn(x, __fadd_rn(1.0f, expf(-x))); }
@@ -32,8 +32,7 @@ __device__ __forceinline__ float ew_op(float a, float b, float s) {
         const float r = 0.7071067811865476f;  // 1/√2
         return __fmul_rn(__fmul_rn(0.5f, a), __fadd_rn(1.0f, erff(__fmul_rn(a, r))));
     }
-    case EW_SWIGLU: return __fmul_rn(silu1(a), b);
-    default: return __fadd_rn(__fmul_rn(s, a), b);  // EW_AXPBY: s·a + b, two roundings (as CPU NS)
+    default: return __fmul_rn(silu1(a), b);  // EW_SWIGLU
     }
 }
 
@@ -49,7 +48,7 @@ __global__ void __launch_bounds__(EW_THREADS) ew_kernel(float *out, const float 
         for (int64_t i = t; i < n4; i += stride) {
             float4 x = ((const float4 *)a)[i];
             float4 y = make_float4(0.f, 0.f, 0.f, 0.f);
-            if (OP == EW_ADD || OP == EW_MUL || OP == EW_SWIGLU || OP == EW_AXPBY) y = ((const float4 *)b)[i];
+            if (OP == EW_ADD || OP == EW_MUL || OP == EW_SWIGLU) y = ((const float4 *)b)[i];
             float4 r;
             r.x = ew_op<OP>(x.x, y.x, s);
             r.y = ew_op<OP>(x.y, y.y, s);
@@ -59,11 +58,11 @@ __global__ void __launch_bounds__(EW_THREADS) ew_kernel(float *out, const float 
         }
         t += n4 * 4;  // scalar tail: the last n % 4 elements
         if (t >= n) return;
-        out[t] = ew_op<OP>(a[t], (OP == EW_ADD || OP == EW_MUL || OP == EW_SWIGLU || OP == EW_AXPBY) ? b[t] : 0.f, s);
+        out[t] = ew_op<OP>(a[t], (OP == EW_ADD || OP == EW_MUL || OP == EW_SWIGLU) ? b[t] : 0.f, s);
         return;
     }
     for (int64_t i = t; i < n; i += stride)
-        out[i] = ew_op<OP>(a[i], (OP == EW_ADD || OP == EW_MUL || OP == EW_SWIGLU || OP == EW_AXPBY) ? b[i] : 0.f, s);
+        out[i] = ew_op<OP>(a[i], (OP == EW_ADD || OP == EW_MUL || OP == EW_SWIGLU) ? b[i] : 0.f, s);
 }
 
 template <int OP>
@@ -86,9 +85,6 @@ void zt_cu_gelu_tanh(float *d_out, const float *d_x, int64_t n) { launch_ew<EW_G
 void zt_cu_gelu_erf(float *d_out, const float *d_x, int64_t n) { launch_ew<EW_GELU_ERF>(d_out, d_x, NULL, 0.f, n, "gelu_erf"); }
 void zt_cu_swiglu(float *d_out, const float *d_gate, const float *d_up, int64_t n) {
     launch_ew<EW_SWIGLU>(d_out, d_gate, d_up, 0.f, n, "swiglu");
-}
-void zt_cu_axpby(float *d_out, float a, const float *d_x, const float *d_y, int64_t n) {
-    launch_ew<EW_AXPBY>(d_out, d_x, d_y, a, n, "axpby");
 }
 
 // ---- x(rows, dim) += bias(dim) -------------------------------------------------------------------

@@ -28,6 +28,10 @@ typedef cublasStatus_t (*cublasSgemmStridedBatched_fn)(cublasHandle_t, int, int,
                                                        const float *, int, long long, const float *, int, long long,
                                                        const float *, float *, int, long long, int);
 typedef const char *(*cublasGetStatusString_fn)(cublasStatus_t);
+// cublasGemmEx with bf16 operands and f32 output / accumulation (Newton–Schulz on tensor cores).
+enum { ZT_CUDA_R_32F = 0, ZT_CUDA_R_16BF = 14, ZT_CUBLAS_COMPUTE_32F = 68, ZT_CUBLAS_GEMM_DEFAULT = -1 };
+typedef cublasStatus_t (*cublasGemmEx_fn)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int,
+                                          const void *, int, int, const void *, void *, int, int, int, int);
 
 static struct {
     int loaded;  // 0: not tried, 1: ok, −1: failed
@@ -38,6 +42,7 @@ static struct {
     cublasSgemm_fn sgemm;
     cublasSgemmStridedBatched_fn sgemm_strided_batched;
     cublasGetStatusString_fn status_string;  // may be NULL (old cuBLAS)
+    cublasGemmEx_fn gemm_ex;                 // may be NULL: bf16 GEMMs then report an error
 } cb;
 
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -64,6 +69,7 @@ static void load_cublas(void) {
     cb.sgemm = (cublasSgemm_fn)dlsym(lib, "cublasSgemm_v2");
     cb.sgemm_strided_batched = (cublasSgemmStridedBatched_fn)dlsym(lib, "cublasSgemmStridedBatched");
     cb.status_string = (cublasGetStatusString_fn)dlsym(lib, "cublasGetStatusString");
+    cb.gemm_ex = (cublasGemmEx_fn)dlsym(lib, "cublasGemmEx");
     if (!cb.create || !cb.set_stream || !cb.set_math_mode || !cb.sgemm || !cb.sgemm_strided_batched) {
         snprintf(cb.why, sizeof cb.why, "the cuBLAS found lacks cublasCreate_v2/SetStream_v2/SetMathMode/Sgemm_v2/SgemmStridedBatched");
         cb.loaded = -1;
@@ -150,4 +156,22 @@ int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, 
                                                  d_B, (int)ldb, (long long)sb, d_A, (int)lda, (long long)sa, &beta,
                                                  d_C, (int)ldc, (long long)sc, (int)batch);
     return st ? cublas_error(st, "cublasSgemmStridedBatched") : 0;
+}
+
+int zt_cu_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *d_A,
+                    int64_t lda, const uint16_t *d_B, int64_t ldb, float beta, float *d_C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc))
+        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "gemm_bf16: sizes must fit 32-bit ints");
+    int status;
+    cublasHandle_t h = get_handle(c, &status);
+    if (!h) return status;
+    if (!cb.gemm_ex) return zt_error(CUBLAS_STATUS_NOT_INITIALIZED, "the cuBLAS found lacks cublasGemmEx");
+    // Row-major as for sgemm: operands swapped, column-major sizes (N, M).
+    cublasStatus_t st = cb.gemm_ex(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M,
+                                   (int)K, &alpha, d_B, ZT_CUDA_R_16BF, (int)ldb, d_A, ZT_CUDA_R_16BF, (int)lda, &beta, d_C,
+                                   ZT_CUDA_R_32F, (int)ldc, ZT_CUBLAS_COMPUTE_32F, ZT_CUBLAS_GEMM_DEFAULT);
+    return st ? cublas_error(st, "cublasGemmEx (bf16)") : 0;
 }

@@ -36,8 +36,6 @@ ZT_INTERNAL void zt_cu_gelu_tanh(float *d_out, const float *d_x, int64_t n);
 ZT_INTERNAL void zt_cu_gelu_erf(float *d_out, const float *d_x, int64_t n);
 ZT_INTERNAL void zt_cu_swiglu(float *d_out, const float *d_gate, const float *d_up, int64_t n);
 ZT_INTERNAL void zt_cu_copy_2d(float *d_dst, int64_t ldd, const float *d_src, int64_t lds, int64_t rows, int64_t cols);
-// out = a·x + y (Newton–Schulz); out may alias x or y.
-ZT_INTERNAL void zt_cu_axpby(float *d_out, float a, const float *d_x, const float *d_y, int64_t n);
 
 // rows.cu
 ZT_INTERNAL void zt_cu_softmax(float *d_out, const float *d_x, int64_t rows, int64_t dim);
@@ -64,7 +62,18 @@ ZT_INTERNAL int zt_cu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int6
 ZT_INTERNAL int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                                             const float *d_A, int64_t lda, int64_t sa, const float *d_B, int64_t ldb,
                                             int64_t sb, float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch);
+// C(M,N) = alpha·op(A)·op(B) + beta·C with bf16 A, B (row-major) and f32 C, f32 accumulation.
+ZT_INTERNAL int zt_cu_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                                const uint16_t *d_A, int64_t lda, const uint16_t *d_B, int64_t ldb, float beta,
+                                float *d_C, int64_t ldc);
 // newton_schulz.cu
-ZT_INTERNAL int zt_cu_newton_schulz(float *d_x, int64_t rows, int64_t cols, int steps, float *d_workspace);
+ZT_INTERNAL int zt_cu_newton_schulz(const float *d_src, float *d_dst, int64_t rows, int64_t cols, int steps, float a,
+                                    float b, float c, int bf16, float *d_workspace);
+// jaguar.cu
+ZT_INTERNAL void zt_cu_jaguar_probe(void *d_x, zt_dtype dtype, uint64_t first, uint64_t seed, uint32_t tensor_id,
+                                    const zt_jaguar_args *args, float a);
+ZT_INTERNAL void zt_cu_jaguar_update(int kind, void *d_x, zt_dtype dtype, float *d_m, uint64_t first, uint64_t seed,
+                                     uint32_t tensor_id, const zt_jaguar_args *args);
+ZT_INTERNAL void zt_cu_add_scaled(void *d_x, zt_dtype dtype, int64_t n, float alpha, const float *d_dir);
 
 #endif

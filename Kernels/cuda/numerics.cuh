@@ -106,7 +106,7 @@ typedef struct {
     uint32_t tensor_id, stream;
     float a, step, decay;  // PERTURB/COPY/FILL: a; UPDATE: restore = a, step, decay
     float a1, a2;       // REPLAY: the two perturbations before the restore (restore = a)
-    float *s1, *s2;     // (n) f32 state at the local index: ZO m / H (s2 = v for Adam), HPERTURB h
+    float *s1, *s2;     // (n) f32 state at the local index: ZO m / H (s2 = v for Adam, D for DIRECTION), HPERTURB h
     zt_zo_update_args zo;  // ZO's scalars, by value: kernel arguments cannot point to host memory
     int vec;            // 1: x, src (and s1, s2 when set), each moved back by first % 4, are 4-element aligned
 } zt_stream_args;
@@ -153,7 +153,9 @@ ZT_HD float zt_stream_elem(const zt_stream_args &g, float x, float z, float &s1,
 template <int OP, int DT, int SDT, int KIND = 0>
 ZT_HD void zt_stream_block(const zt_stream_args &g, uint64_t j) {
     const bool reads_s1 = OP == ZT_OP_ZO || OP == ZT_OP_HPERTURB, writes_s1 = OP == ZT_OP_ZO;
-    const bool uses_s2 = OP == ZT_OP_ZO && KIND == ZT_ZO_ADAM;
+    // s2: Adam's v (read and written) or DIRECTION's D (read only).
+    const bool uses_s2 = OP == ZT_OP_ZO && (KIND == ZT_ZO_ADAM || KIND == ZT_ZO_DIRECTION);
+    const bool writes_s2 = OP == ZT_OP_ZO && KIND == ZT_ZO_ADAM;
     float z[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (OP != ZT_OP_CONVERT) zt_normal_block(g.seed, g.tensor_id, g.stream, j, z);
     const void *src = (OP == ZT_OP_COPY || OP == ZT_OP_CONVERT) ? g.src : (const void *)g.x;
@@ -167,7 +169,7 @@ ZT_HD void zt_stream_block(const zt_stream_args &g, uint64_t j) {
         for (int k = 0; k < 4; k++) v[k] = zt_stream_elem<OP, DT, KIND>(g, v[k], z[k], s1[k], s2[k]);
         zt_st4<DT>(g.x, i0, v);
         if (writes_s1) zt_st4<ZT_F32>(g.s1, i0, s1);
-        if (uses_s2) zt_st4<ZT_F32>(g.s2, i0, s2);
+        if (writes_s2) zt_st4<ZT_F32>(g.s2, i0, s2);
         return;
     }
     for (int k = 0; k < 4; k++) {
@@ -178,7 +180,7 @@ ZT_HD void zt_stream_block(const zt_stream_args &g, uint64_t j) {
         if (uses_s2) s2[k] = g.s2[i];
         zt_st<DT>(g.x, i, zt_stream_elem<OP, DT, KIND>(g, xi, z[k], s1[k], s2[k]));
         if (writes_s1) g.s1[i] = s1[k];
-        if (uses_s2) g.s2[i] = s2[k];
+        if (writes_s2) g.s2[i] = s2[k];
     }
 }
 

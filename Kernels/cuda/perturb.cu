@@ -122,13 +122,18 @@ void zt_cu_zo_update(int kind, void *d_x, zt_dtype dtype, float *d_s1, float *d_
     if (n <= 0) return;
     zt_stream_args g = make_args(d_x, dtype, NULL, dtype, n, first, seed, tensor_id, stream, 0.0f, 0.0f, 0.0f);
     g.s1 = d_s1;
-    g.s2 = kind == ZT_ZO_ADAM ? d_s2 : NULL;  // the other kinds never touch s2
+    g.s2 = (kind == ZT_ZO_ADAM || kind == ZT_ZO_DIRECTION) ? d_s2 : NULL;  // the other kinds never touch s2
+    if ((kind == ZT_ZO_ADAM || kind == ZT_ZO_DIRECTION) && !d_s2) {
+        zt_async_error((int)cudaErrorInvalidValue, "zo_update: kind %d needs its second array", kind);
+        return;
+    }
     g.zo = *args;
     g.vec = g.vec && zt_stream_state_vec_ok(g.s1, g.s2, first);
     switch (kind) {
     case ZT_ZO_MOMENTUM: dispatch_same<ZT_OP_ZO, ZT_ZO_MOMENTUM>(g, dtype, "zo_update"); break;
     case ZT_ZO_ADAM: dispatch_same<ZT_OP_ZO, ZT_ZO_ADAM>(g, dtype, "zo_update"); break;
     case ZT_ZO_HIZOO: dispatch_same<ZT_OP_ZO, ZT_ZO_HIZOO>(g, dtype, "zo_update"); break;
+    case ZT_ZO_DIRECTION: dispatch_same<ZT_OP_ZO, ZT_ZO_DIRECTION>(g, dtype, "zo_update"); break;
     default: zt_async_error((int)cudaErrorInvalidValue, "zo_update: unknown optimizer kind %d", kind);
     }
 }

@@ -98,7 +98,7 @@ final class CUDABackendTests: XCTestCase {
     // The matrix optimizers' passes on the device: ZO-Muon's direction update, add_scaled and the
     // Jaguar probe/passes (both sign modes, replayed and not) bit-identical to the CPU for every
     // storage dtype; Newton–Schulz within f32 rounding (f32 GEMMs) or bf16 rounding (tensor-core
-    // operands, 3e-2 of the largest entry), and bit-identical run to run (deterministic norm).
+    // operands, 5e-2 relative), and bit-identical run to run (deterministic norm).
     func testMatrixOptimizerPassesMatchCPU() throws {
         let gpu = try cuda(), cpu = KernelBackend.cpu()
         let (rows, cols) = (96, 200)
@@ -146,9 +146,14 @@ final class CUDABackendTests: XCTestCase {
                     try be.newtonSchulz(x, p, steps: 10, bf16: bf16)
                     outs.append(be.toHost(x))
                 }
-                let big = outs[0].map(abs).max()!
+                func relFro(_ a: [Float], _ b: [Float]) -> Double {
+                    let num = zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+                    return (num / b.reduce(0.0) { $0 + Double($1) * Double($1) }).squareRoot()
+                }
                 XCTAssertLessThan(zip(outs[0], outs[1]).map { abs($0 - $1) }.max()!, 1e-4, "\(p) \(r)×\(c) f32")
-                XCTAssertLessThan(zip(outs[0], outs[2]).map { abs($0 - $1) }.max()!, 3e-2 * big, "\(p) \(r)×\(c) bf16")
+                // bf16 operands: NS differs from f32 NS by 2–3e-2 (Frobenius, measured on the CPU
+                // with operands rounded as the kernel rounds them; bench/device/check.c).
+                XCTAssertLessThan(relFro(outs[2], outs[0]), 5e-2, "\(p) \(r)×\(c) bf16")
                 XCTAssertEqual(outs[2], outs[3], "\(p) \(r)×\(c): NS is not deterministic on the device")
             }
         }

@@ -11,9 +11,11 @@
 //                          every device check against a host "device" table (small sizes)
 //
 // Claims: Philox words, normals, perturb / restore_update / replay_step / perturbed_copy / fill_normal /
-// convert, zo_update (ZO-SGD-MMT, ZO-Adam, HiZOO; weights and f32 optimizer state, training and
-// replay) / perturb_hessian, add / mul / scale / relu / add_rows / copy_2d and embedding are
-// bit-identical to the CPU; the other kernels pass within the tolerances printed next to them.
+// convert, zo_update (ZO-SGD-MMT, ZO-Adam, HiZOO, ZO-Muon's DIRECTION; weights and f32 optimizer
+// state, training and replay) / perturb_hessian, jaguar_probe / jaguar_update (3 kinds, both sign
+// modes) / add_scaled, add / mul / scale / relu / add_rows / copy_2d and embedding are
+// bit-identical to the CPU; Newton–Schulz (quintic and cubic; f32, TF32, bf16 operands) is
+// deterministic run to run; the other kernels pass within the tolerances printed next to them.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -135,15 +137,21 @@ static const char *dtname(zt_dtype d) { return d == ZT_F32 ? "f32" : d == ZT_BF1
 
 // ---- Fused ZO optimizer updates: state and scalars -------------------------------------------------
 
-static const int zo_kinds[3] = {ZT_ZO_MOMENTUM, ZT_ZO_ADAM, ZT_ZO_HIZOO};
-static const char *zo_name(int kind) { return kind == ZT_ZO_MOMENTUM ? "momentum" : kind == ZT_ZO_ADAM ? "adam" : "hizoo"; }
+#define N_ZO_KINDS 4
+static const int zo_kinds[N_ZO_KINDS] = {ZT_ZO_MOMENTUM, ZT_ZO_ADAM, ZT_ZO_HIZOO, ZT_ZO_DIRECTION};
+static const char *zo_name(int kind) {
+    return kind == ZT_ZO_MOMENTUM ? "momentum" : kind == ZT_ZO_ADAM ? "adam" : kind == ZT_ZO_HIZOO ? "hizoo" : "direction";
+}
+// Whether the kind reads a second f32 array (Adam's v, DIRECTION's D).
+static int zo_two_arrays(int kind) { return kind == ZT_ZO_ADAM || kind == ZT_ZO_DIRECTION; }
 
-// Non-trivial state of n elements: m ~ 0.01·N(0, 1) (s1 of MMT and Adam), v in [5e-7, 1.5e-6]
-// (Adam's s2), H in [0.5, 1.5] (HiZOO's s1: the probes divide by √H).
+// Non-trivial state of n elements: m ~ 0.01·N(0, 1) (s1 of MMT, Adam, DIRECTION), v in
+// [5e-7, 1.5e-6] (Adam's s2), D ~ 0.03·N(0, 1) (DIRECTION's s2), H in [0.5, 1.5] (HiZOO's s1: the
+// probes divide by √H).
 static void zo_state_init(int kind, float *s1, float *s2, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         s1[i] = kind == ZT_ZO_HIZOO ? (float)(0.5 + rnd_unit()) : 0.01f * rnd_normal();
-        if (s2) s2[i] = (float)(1e-6 * (0.5 + rnd_unit()));
+        if (s2) s2[i] = kind == ZT_ZO_DIRECTION ? 0.03f * rnd_normal() : (float)(1e-6 * (0.5 + rnd_unit()));
     }
 }
 
@@ -276,8 +284,20 @@ static void dgemm_nn(int64_t M, int64_t N, int64_t K, const double *A, const dou
     }
 }
 
-// ALGORITHMS.md §4 Newton–Schulz in double: out(rows, cols).
-static void ns_ref(const float *x, int64_t rows, int64_t cols, int steps, double *out) {
+static double bf16_round(double v) { return (double)zt_bf16_to_f32(zt_f32_to_bf16((float)v)); }
+static void round_bf16_all(double *a, int64_t n) { for (int64_t i = 0; i < n; i++) a[i] = bf16_round(a[i]); }
+
+// Newton–Schulz in double with polynomial (a, b, c): X ← (aI + bA + cA²)X, A = XXᵀ; out(rows, cols).
+// bf16 = 1 rounds the GEMM operands to bf16 where the CUDA kernel does (X before both of its
+// products, A before A², B before BX), the rest in double: what tensor cores with f32 accumulation
+// compute, up to the accumulation order.
+static void ns_ref_poly_mode(const float *x, int64_t rows, int64_t cols, int steps, double pa, double pb, double pc, int bf16,
+                             double *out);
+static void ns_ref_poly(const float *x, int64_t rows, int64_t cols, int steps, double pa, double pb, double pc, double *out) {
+    ns_ref_poly_mode(x, rows, cols, steps, pa, pb, pc, 0, out);
+}
+static void ns_ref_poly_mode(const float *x, int64_t rows, int64_t cols, int steps, double pa, double pb, double pc, int bf16,
+                             double *out) {
     const int tr = rows > cols;
     const int64_t r = tr ? cols : rows, c = tr ? rows : cols;
     double *X = hmalloc(sizeof(double) * (size_t)(r * c)), *BX = hmalloc(sizeof(double) * (size_t)(r * c));
@@ -291,18 +311,30 @@ static void ns_ref(const float *x, int64_t rows, int64_t cols, int steps, double
             double v = x[i * cols + j] * inv;
             if (tr) X[j * c + i] = v; else X[i * c + j] = v;
         }
+    double *Ah = hmalloc(sizeof(double) * (size_t)(r * r));
     for (int s = 0; s < steps; s++) {
+        if (bf16) round_bf16_all(X, r * c);
         for (int64_t i = 0; i < r; i++)
             for (int64_t j = 0; j < c; j++) Xt[j * r + i] = X[i * c + j];
         dgemm_nn(r, r, c, X, Xt, A);                                            // A = X Xᵀ
-        dgemm_nn(r, r, r, A, A, B);                                             // A²
-        for (int64_t i = 0; i < r * r; i++) B[i] = -4.7750 * A[i] + 2.0315 * B[i];
-        dgemm_nn(r, c, r, B, X, BX);
-        for (int64_t i = 0; i < r * c; i++) X[i] = 3.4445 * X[i] + BX[i];
+        memcpy(Ah, A, sizeof(double) * (size_t)(r * r));
+        if (bf16) round_bf16_all(Ah, r * r);
+        dgemm_nn(r, r, r, Ah, Ah, B);                                           // A²
+        for (int64_t i = 0; i < r * r; i++) B[i] = pb * A[i] + pc * B[i] + (i / r == i % r ? pa : 0.0);
+        if (bf16) round_bf16_all(B, r * r);
+        dgemm_nn(r, c, r, B, X, BX);                                            // X ← (aI + bA + cA²) X
+        memcpy(X, BX, sizeof(double) * (size_t)(r * c));
     }
+    free(Ah);
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) out[i * cols + j] = tr ? X[j * c + i] : X[i * c + j];
     free(X); free(BX); free(A); free(B); free(Xt);
+}
+
+#define NS_QUINTIC 3.4445f, -4.7750f, 2.0315f
+#define NS_CUBIC 1.5f, -0.5f, 0.0f
+static void ns_ref(const float *x, int64_t rows, int64_t cols, int steps, double *out) {
+    ns_ref_poly(x, rows, cols, steps, 3.4445f, -4.7750f, 2.0315f, out);  // the f32 coefficients, as the kernels
 }
 
 // ‖O Oᵀ − I‖_F / √r with O oriented so that r = min(rows, cols) (the NS fixed point is O Oᵀ = I).
@@ -382,8 +414,10 @@ static int host_sgemm_batched(int ta, int tb, int64_t M, int64_t N, int64_t K, f
     for (int64_t i = 0; i < batch; i++) host_sgemm(ta, tb, M, N, K, alpha, A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);
     return 0;
 }
-static int host_ns(float *x, int64_t rows, int64_t cols, int steps, float *ws) {
-    zt_newton_schulz(x, rows, cols, steps, ws);  // the CPU kernel (f32, naive zt_sgemm above)
+static int host_ns(const float *src, float *dst, int64_t rows, int64_t cols, int steps, float a, float b, float c, int bf16,
+                   float *ws) {
+    (void)bf16;
+    zt_newton_schulz(src, dst, rows, cols, steps, a, b, c, ws);  // the CPU kernel (f32, naive zt_sgemm above)
     return 0;
 }
 static int host_debug_philox(uint32_t *out, uint64_t nblocks, uint64_t j0, uint64_t seed, uint32_t tid, uint32_t st) {
@@ -407,6 +441,7 @@ static const zt_backend_api host_table = {
     .layernorm = zt_layernorm, .rmsnorm = zt_rmsnorm, .embedding = zt_embedding, .rope = zt_rope,
     .attention = zt_attention, .copy_2d = zt_copy_2d, .sgemm = host_sgemm,
     .sgemm_strided_batched = host_sgemm_batched, .newton_schulz = host_ns,
+    .add_scaled = zt_add_scaled, .jaguar_probe = zt_jaguar_probe, .jaguar_update = zt_jaguar_update,
 };
 
 // ---- Table and ABI ----------------------------------------------------------------------------------
@@ -418,7 +453,8 @@ static const zt_backend_api host_table = {
     X(fill_normal) X(convert) X(zo_update) X(perturb_hessian)                                              \
     X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
-    X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz)
+    X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
+    X(jaguar_update)
 
 static void check_table(const zt_backend_api *t) {
     result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
@@ -529,14 +565,14 @@ static void check_emulated_zo(void) {
     const float eps = 1e-3f;
     int64_t cases = 0, bad = 0;
     char first_bad[200] = "";
-    for (int op = 0; op < 4; op++)  // the three zo_update kinds, then perturb_hessian
+    for (int op = 0; op <= N_ZO_KINDS; op++)  // the zo_update kinds, then perturb_hessian
         for (int di = 0; di < 3; di++)
             for (int fi = 0; fi < 5; fi++)
                 for (int ni = 0; ni < 4; ni++)
                     for (int off = 0; off < 4; off++)
                         for (int sshift = 0; sshift < 2; sshift++)
                             for (int vm = -1; vm <= 1; vm++) {
-                                const int kind = op < 3 ? zo_kinds[op] : ZT_ZO_HIZOO;
+                                const int kind = op < N_ZO_KINDS ? zo_kinds[op] : ZT_ZO_HIZOO;
                                 const zt_dtype dt = dts[di];
                                 const int64_t n = ns[ni], m = n + 4;
                                 const uint64_t first = firsts[fi];
@@ -546,7 +582,7 @@ static void check_emulated_zo(void) {
                                 float *s1a = hmalloc(m * 4), *s1b = hmalloc(m * 4), *s2a = NULL, *s2b = NULL;
                                 memcpy(a, init, m * ds);
                                 memcpy(b, init, m * ds);
-                                if (kind == ZT_ZO_ADAM) {
+                                if (op < N_ZO_KINDS && zo_two_arrays(kind)) {
                                     s2a = hmalloc(m * 4);
                                     s2b = hmalloc(m * 4);
                                 }
@@ -556,7 +592,7 @@ static void check_emulated_zo(void) {
                                 void *xa = a + off * ds, *xb = b + off * ds;
                                 float *t1a = s1a + soff, *t1b = s1b + soff;
                                 float *t2a = s2a ? s2a + soff : NULL, *t2b = s2b ? s2b + soff : NULL;
-                                if (op == 3) {
+                                if (op == N_ZO_KINDS) {
                                     zt_emu_perturb_hessian(xa, dt, t1a, n, first, seed, 21u, 0, eps, vm);
                                     zt_perturb_hessian(xb, dt, t1b, n, first, seed, 21u, 0, eps);
                                 } else {
@@ -571,7 +607,7 @@ static void check_emulated_zo(void) {
                                     (s2a && memcmp(s2a, s2b, m * 4) != 0)) {
                                     if (!bad)
                                         snprintf(first_bad, sizeof first_bad, "%s %s first %llu n %lld off %d state off %d vec %d",
-                                                 op == 3 ? "perturb_hessian" : zo_name(kind), dtname(dt),
+                                                 op == N_ZO_KINDS ? "perturb_hessian" : zo_name(kind), dtname(dt),
                                                  (unsigned long long)first, (long long)n, off, soff, vm);
                                     bad++;
                                 }
@@ -856,9 +892,9 @@ static void dev_zo_ops(void) {
     const uint64_t seed = 0x0DDBA11C0FFEE123ull;
     const float eps = 1e-3f;
     char name[128];
-    for (int ki = 0; ki <= 3; ki++)  // the three zo_update kinds, then perturb_hessian alone
+    for (int ki = 0; ki <= N_ZO_KINDS; ki++)  // the zo_update kinds, then perturb_hessian alone
         for (int di = 0; di < 3; di++) {
-            const int kind = ki < 3 ? zo_kinds[ki] : ZT_ZO_HIZOO, hessian_only = ki == 3;
+            const int kind = ki < N_ZO_KINDS ? zo_kinds[ki] : ZT_ZO_HIZOO, hessian_only = ki == N_ZO_KINDS;
             const zt_dtype dt = dts[di];
             const size_t es = (size_t)zt_dtype_size(dt);
             int64_t passes = 0, bad = 0;
@@ -867,7 +903,7 @@ static void dev_zo_ops(void) {
                 const uint64_t first = stream_at[ai].first;
                 const int off = stream_at[ai].off;
                 void *hx = random_storage(dt, n, 0.05f), *back = hmalloc(n * 4);  // back: a device array read back
-                float *h1 = hmalloc(n * 4), *h2 = kind == ZT_ZO_ADAM ? hmalloc(n * 4) : NULL;
+                float *h1 = hmalloc(n * 4), *h2 = !hessian_only && zo_two_arrays(kind) ? hmalloc(n * 4) : NULL;
                 zo_state_init(kind, h1, h2, n);
                 char *d = dalloc((n + 4) * es);
                 float *d1 = dalloc((n + 4) * 4), *d2 = h2 ? dalloc((n + 4) * 4) : NULL;
@@ -1324,49 +1360,173 @@ static void dev_gemm(int tf32) {
     unsetenv("ZOTUNE_TF32");
 }
 
-static void dev_newton_schulz(int tf32) {
-    section(tf32 ? "Newton-Schulz, ZOTUNE_TF32=1" : "Newton-Schulz f32");
-    if (tf32) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
-    const double tol = tf32 ? 3e-2 : 1e-4;
-    const struct { int64_t r, c; } shapes[] = {{64, 256}, {256, 64}, {96, 96}, {1, 50}, {300, 129}};
-    char name[128];
-    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
-        const int64_t rows = shapes[k].r, cols = shapes[k].c, n = rows * cols;
-        float *x = hmalloc(n * 4), *g = hmalloc(n * 4);
-        double *ref = hmalloc(n * 8);
-        fill_normal_host(x, n, 0.3f, 0);
-        float *dx = dalloc(n * 4), *ws = dalloc((size_t)zt_newton_schulz_workspace(rows, cols) * 4);
-        h2d(dx, x, n * 4);
-        dpoison(ws, (size_t)zt_newton_schulz_workspace(rows, cols) * 4);
-        int rc = G->newton_schulz(dx, rows, cols, 5, ws);
-        d2h(g, dx, n * 4);
-        ns_ref(x, rows, cols, 5, ref);
-        const double e = rel_fro(g, ref, n);
-        // the CPU kernel (f32) as well, for information
-        float *xc = hmalloc(n * 4), *wc = hmalloc((size_t)zt_newton_schulz_workspace(rows, cols) * 4);
-        memcpy(xc, x, n * 4);
-        zt_newton_schulz(xc, rows, cols, 5, wc);
-        double ec = 0, dc = 0;
-        for (int64_t i = 0; i < n; i++) {
-            ec += ((double)g[i] - xc[i]) * ((double)g[i] - xc[i]);
-            dc += (double)xc[i] * xc[i];
+// Newton–Schulz on the device: quintic against the double reference (f32 GEMMs, or TF32 / bf16
+// tensor cores with a looser bound), cubic against its own double reference; src ≠ dst and in
+// place; a tall shape (transposed inside); two runs on one input give the same bits (the norm is
+// reduced in a fixed order).
+static void dev_newton_schulz(int mode) {  // 0: f32, 1: ZOTUNE_TF32=1, 2: bf16 operands
+    section(mode == 1 ? "Newton-Schulz, ZOTUNE_TF32=1" : mode == 2 ? "Newton-Schulz, bf16 tensor-core operands" : "Newton-Schulz f32");
+    if (mode == 1) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
+    // TF32 (10-bit mantissa) against the f32 reference: 3e-2 relative (Frobenius). bf16 against a
+    // reference that rounds the same operands to bf16: only the f32 accumulation order and the
+    // rare operand that rounds the other way (then amplified by the early iterations) differ,
+    // 1e-2, where bf16 and f32 NS differ by 2–3e-2; its distance to the f32 reference is printed
+    // (bf16 NS is what the released ZO-Muon runs). The host table of the dry run is f32.
+    const double tol = mode == 1 ? 3e-2 : mode == 2 ? 1e-2 : 1e-4;
+    const struct { int64_t r, c; } shapes[] = {{64, 256}, {256, 64}, {96, 96}, {1, 50}, {300, 129}, {192, 576}};
+    char name[160];
+    for (int poly = 0; poly < 2; poly++)
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            const float pa = poly ? 1.5f : 3.4445f, pb = poly ? -0.5f : -4.7750f, pc = poly ? 0.0f : 2.0315f;
+            const int64_t rows = shapes[k].r, cols = shapes[k].c, n = rows * cols;
+            const size_t wsb = (size_t)zt_newton_schulz_workspace(rows, cols) * 4;
+            float *x = hmalloc(n * 4), *g = hmalloc(n * 4), *g2 = hmalloc(n * 4);
+            double *ref = hmalloc(n * 8);
+            fill_normal_host(x, n, 0.3f, 0);
+            float *dx = dalloc(n * 4), *dy = dalloc(n * 4), *ws = dalloc(wsb);
+            h2d(dx, x, n * 4);
+            dpoison(ws, wsb);
+            dpoison(dy, n * 4);
+            int rc = G->newton_schulz(dx, dy, rows, cols, 5, pa, pb, pc, mode == 2, ws);  // src ≠ dst
+            d2h(g, dy, n * 4);
+            rc |= G->newton_schulz(dx, dx, rows, cols, 5, pa, pb, pc, mode == 2, ws);     // in place
+            d2h(g2, dx, n * 4);
+            const int same = memcmp(g, g2, n * 4) == 0;
+            // bf16 operands only where the kernel can use them (both dimensions multiples of 8)
+            const int tc = mode == 2 && !g_dry && rows % 8 == 0 && cols % 8 == 0;
+            ns_ref_poly_mode(x, rows, cols, 5, pa, pb, pc, tc, ref);
+            const double e = rel_fro(g, ref, n);
+            double *ref32 = hmalloc(n * 8);
+            ns_ref_poly(x, rows, cols, 5, pa, pb, pc, ref32);
+            const double e32 = rel_fro(g, ref32, n);
+            free(ref32);
+            // the CPU kernel (f32) as well, for information
+            float *xc = hmalloc(n * 4), *wc = hmalloc(wsb);
+            zt_newton_schulz(x, xc, rows, cols, 5, pa, pb, pc, wc);
+            double ec = 0, dc = 0;
+            for (int64_t i = 0; i < n; i++) {
+                ec += ((double)g[i] - xc[i]) * ((double)g[i] - xc[i]);
+                dc += (double)xc[i] * xc[i];
+            }
+            ec = sqrt(ec / (dc > 0 ? dc : 1));
+            free(xc);
+            free(wc);
+            snprintf(name, sizeof name, "newton_schulz %s %lldx%lld, 5 steps", poly ? "cubic" : "quintic", (long long)rows,
+                     (long long)cols);
+            result(rc == 0 && e <= tol && same, name, "vs double%s %.1e (tol %.0e), vs f32 double %.1e, vs CPU f32 %.1e; in place == out of place, run to run: %s",
+                   tc ? " (bf16 operands)" : "", e, tol, e32, ec, same ? "bit-identical" : "DIFFERENT");
+            dfree(dx); dfree(dy); dfree(ws);
+            free(x); free(g); free(g2); free(ref);
         }
-        ec = sqrt(ec / (dc > 0 ? dc : 1));
-        free(xc);
-        free(wc);
-        float *rf = hmalloc(n * 4);
-        for (int64_t i = 0; i < n; i++) rf[i] = (float)ref[i];
-        const double og = orth_error(g, rows, cols), orf = orth_error(rf, rows, cols);
-        // The quintic does not converge to OOᵀ = I: singular values end in a band around 1 (about
-        // 0.7 … 1.1), so RMS(σ² − 1) ≈ 0.37 is the expected value for inputs that reached the band.
-        const int rect = rows * 2 <= cols || cols * 2 <= rows;
-        snprintf(name, sizeof name, "newton_schulz %lldx%lld, 5 steps", (long long)rows, (long long)cols);
-        result(rc == 0 && e <= tol && fabs(og - orf) <= 10 * tol && (!rect || og < 0.6), name,
-               "vs double %.1e (tol %.0e), vs CPU f32 %.1e; |OO^T-I|/sqrt(r) %.3f (ref %.3f)", e, tol, ec, og, orf);
-        dfree(dx); dfree(ws);
-        free(x); free(g); free(ref); free(rf);
-    }
     unsetenv("ZOTUNE_TF32");
+}
+
+// The Jaguar passes and add_scaled on device vs CPU, bit for bit: for a matrix and a vector
+// (non-zero `first`), each dtype and both sign modes, the probes (+τ, −2τ) of a training step, its
+// pass, then a replayed step's pass (a1, a2 ≠ 0); the probe changes exactly k_rows·k_cols entries.
+static void dev_jaguar(void) {
+    section("jaguar_probe / jaguar_update / add_scaled (bit-identical, x and state)");
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    const struct { int64_t rows, cols, kr, kc; uint64_t first; } shapes[] = {{37, 53, 5, 7, 0}, {1, 300, 1, 30, 1001},
+                                                                           {SZ(1024, 96), SZ(1536, 200), SZ(102, 9), SZ(153, 20), 7}};
+    const int kinds[3] = {ZT_JAGUAR_SIGN, ZT_JAGUAR_SGD, ZT_JAGUAR_MEMORY};
+    const char *kname[3] = {"sign", "sgd", "memory"};
+    char name[160];
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int di = 0; di < 3; di++)
+            for (int signs = 0; signs < 2; signs++) {
+                const zt_dtype dt = dts[di];
+                const size_t es = (size_t)zt_dtype_size(dt);
+                const int64_t n = shapes[si].rows * shapes[si].cols;
+                const uint64_t first = shapes[si].first;
+                int64_t compares = 0, bad = 0, wrong_count = 0;
+                char first_bad[240] = "";
+                void *hx = random_storage(dt, n, 0.05f), *back = hmalloc(n * 4), *before = hmalloc(n * es);
+                float *hm = hmalloc(n * 4);
+                fill_normal_host(hm, n, 0.01f, 0);
+                void *dx = dalloc(n * es);
+                float *dm = dalloc(n * 4);
+                h2d(dx, hx, n * es);
+                h2d(dm, hm, n * 4);
+                for (int ki = 0; ki < 3; ki++)
+                    for (int replay = 0; replay < 2; replay++) {
+                        const uint64_t seed = 0xA6A6ull + (uint64_t)(ki * 2 + replay);
+                        zt_jaguar_args p = {.rows = shapes[si].rows, .cols = shapes[si].cols, .k_rows = shapes[si].kr,
+                                            .k_cols = shapes[si].kc, .signs = signs, .restore = 1e-3f, .g = ki == 1 ? 1e-3f : 0.37f,
+                                            .beta = 0.2f, .momentum = 0.9f, .lr = 1e-3f};
+                        if (replay) {
+                            p.a1 = 1e-3f;
+                            p.a2 = -2e-3f;
+                        } else {
+                            memcpy(before, hx, n * es);
+                            G->jaguar_probe(dx, dt, first, seed, 41u, &p, 1e-3f);
+                            zt_jaguar_probe(hx, dt, first, seed, 41u, &p, 1e-3f);
+                            int64_t changed = 0;
+                            for (int64_t i = 0; i < n; i++) changed += memcmp((char *)hx + i * es, (char *)before + i * es, es) != 0;
+                            // a probe can leave an entry unchanged only where τ is below its ulp (none here)
+                            wrong_count += changed != p.k_rows * p.k_cols;
+                            G->jaguar_probe(dx, dt, first, seed, 41u, &p, -2e-3f);
+                            zt_jaguar_probe(hx, dt, first, seed, 41u, &p, -2e-3f);
+                        }
+                        G->jaguar_update(kinds[ki], dx, dt, dm, first, seed, 41u, &p);
+                        zt_jaguar_update(kinds[ki], hx, dt, hm, first, seed, 41u, &p);
+                        const struct { const void *dev, *cpu; size_t elem; const char *what; } arr[2] = {{dx, hx, es, "x"}, {dm, hm, 4, "m"}};
+                        for (int k = 0; k < 2; k++) {
+                            char detail[200];
+                            d2h(back, arr[k].dev, n * arr[k].elem);
+                            compares++;
+                            if (diff_bits(back, arr[k].cpu, n, (int)arr[k].elem, detail, sizeof detail)) {
+                                if (!bad) snprintf(first_bad, sizeof first_bad, "%s%s, %s: %s", kname[ki], replay ? " (replay)" : "", arr[k].what, detail);
+                                bad++;
+                            }
+                        }
+                    }
+                // add_scaled of a direction held in the state array
+                G->add_scaled(dx, dt, n, -0.3f, dm);
+                zt_add_scaled(hx, dt, n, -0.3f, hm);
+                d2h(back, dx, n * es);
+                compares++;
+                char detail[200];
+                if (diff_bits(back, hx, n, (int)es, detail, sizeof detail)) {
+                    if (!bad) snprintf(first_bad, sizeof first_bad, "add_scaled: %s", detail);
+                    bad++;
+                }
+                snprintf(name, sizeof name, "jaguar %lldx%lld k %lldx%lld %s signs %d", (long long)shapes[si].rows,
+                         (long long)shapes[si].cols, (long long)shapes[si].kr, (long long)shapes[si].kc, dtname(dt), signs);
+                result(bad == 0 && wrong_count == 0, name, "%lld of %lld compares differ; %lld probes changed a count other than k_rows*k_cols%s%s",
+                       (long long)bad, (long long)compares, (long long)wrong_count, bad ? "; first: " : " (bit-identical)", first_bad);
+                dfree(dx); dfree(dm);
+                free(hx); free(back); free(before); free(hm);
+            }
+}
+
+// Host: the selection permutation is a bijection of [0, n) with its inverse (zt_jaguar.h); NS
+// closed forms (ZO-FAMILY.md §4.7–§4.8) through the CPU kernel.
+static void check_jaguar_and_ns_closed_forms(void) {
+    const uint32_t sizes[] = {1, 2, 3, 5, 16, 17, 1000, 65537};
+    int64_t bad = 0;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const uint32_t n = sizes[k];
+        const zt_perm p = zt_perm_make(n, 42, 7, ZT_STREAM_SELECT_ROWS);
+        unsigned char *seen = calloc(n, 1);
+        for (uint32_t i = 0; i < n; i++) {
+            const uint32_t x = zt_perm_at(&p, i);
+            if (x >= n || seen[x] || zt_perm_rank(&p, x) != i) bad++;
+            else seen[x] = 1;
+        }
+        free(seen);
+    }
+    result(bad == 0, "selection permutation: bijection and inverse", "n in {1, 2, 3, 5, 16, 17, 1000, 65537}: %lld bad", (long long)bad);
+    float m[54] = {0}, o[54], w[4096];
+    m[2 * 9 + 7] = -0.37f;
+    zt_newton_schulz(m, o, 6, 9, 10, NS_CUBIC, w);
+    double worst = 0;
+    for (int i = 0; i < 54; i++) worst = fmax(worst, fabs(o[i] - (i == 2 * 9 + 7 ? -1.0 : 0.0)));
+    result(worst < 1e-6, "cubic NS: one non-zero entry is a fixed point", "max |NS - sign(m) e_i e_j^T| %.1e", worst);
+    float d[4] = {3, 0, 0, 4}, q[4];
+    zt_newton_schulz(d, q, 2, 2, 5, NS_QUINTIC, w);
+    result(fabs(q[0] - 0.72288) < 1e-4 && fabs(q[3] - 1.11920) < 1e-4 && q[1] == 0 && q[2] == 0, "quintic NS on diag(3,4), 5 steps",
+           "(%.5f, %.5f), want (0.72288, 1.11920)", q[0], q[3]);
 }
 
 // ---- Timings -------------------------------------------------------------------------------------------
@@ -1392,6 +1552,26 @@ static void dev_newton_schulz(int tf32) {
 static void time_row(const char *label, double t, double bytes, int64_t n, double copy_bw) {
     printf("  %-34s %10.3f %10.1f %7.0f%% %9.2f\n", label, t * 1e3, bytes / t / 1e9, 100 * bytes / t / 1e9 / copy_bw,
            (double)n / t / 1e9);
+}
+
+// NS on the matrix shapes of SmolLM2-135M (10 iterations), f32 and bf16 operands, in GFLOP/s.
+static void dev_ns_timings(void) {
+    const struct { int64_t r, c; } shapes[] = {{576, 576}, {576, 1536}, {192, 576}, {2048, 8192}};
+    printf("  %-34s %10s %10s\n", "Newton-Schulz x10 (quintic)", "ms", "TFLOP/s");
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int64_t rows = SZ(shapes[k].r, 48), cols = SZ(shapes[k].c, 64), r = rows < cols ? rows : cols, m = rows < cols ? cols : rows;
+        const size_t wsb = (size_t)zt_newton_schulz_workspace(rows, cols) * 4;
+        float *x = dalloc(rows * cols * 4), *y = dalloc(rows * cols * 4), *ws = dalloc(wsb);
+        G->fill_normal(x, ZT_F32, rows * cols, 0, 9, 9, 0, 1.0f);
+        for (int bf = 0; bf < 2; bf++) {
+            double t;
+            TIME_IT(t, g_dry ? 1 : 5, dcheck(G->newton_schulz(x, y, rows, cols, 10, NS_QUINTIC, bf, ws), "newton_schulz"));
+            char label[64];
+            snprintf(label, sizeof label, "NS %lldx%lld %s", (long long)rows, (long long)cols, bf ? "bf16" : "f32");
+            printf("  %-34s %10.3f %10.2f\n", label, t * 1e3, 10.0 * (4.0 * r * r * m + 2.0 * r * r * r) / t / 1e12);
+        }
+        dfree(x); dfree(y); dfree(ws);
+    }
 }
 
 static void dev_timings(void) {
@@ -1426,13 +1606,23 @@ static void dev_timings(void) {
         snprintf(label, sizeof label, "restore_update %s", dtname(dt));
         time_row(label, t, 2 * es * n, n, copy_bw);
         // Fused optimizer updates (training: a1 = a2 = 0): x and the state each read and written.
-        for (int ki = 0; ki < 3; ki++) {
+        for (int ki = 0; ki < N_ZO_KINDS; ki++) {
             const int kind = zo_kinds[ki];
             const zt_zo_update_args p = zo_args(kind, 10, 0, 1e-3f);
-            float *v = kind == ZT_ZO_ADAM ? s2 : NULL;
+            float *v = zo_two_arrays(kind) ? s2 : NULL;
             TIME_IT(t, it, G->zo_update(kind, x, dt, s1, v, n, 0, s++, 3, 0, &p));
             snprintf(label, sizeof label, "zo_update %s %s (+%s state)", zo_name(kind), dtname(dt), v ? "2" : "1");
-            time_row(label, t, (2 * es + (v ? 16 : 8)) * n, n, copy_bw);
+            time_row(label, t, (2 * es + (v ? (kind == ZT_ZO_ADAM ? 16 : 12) : 8)) * n, n, copy_bw);
+        }
+        {  // Jaguar's dense sign pass on a 4096-column view (10 % of rows and columns probed), add_scaled
+            zt_jaguar_args ja = {.rows = n / 4096, .cols = 4096, .k_rows = n / 40960, .k_cols = 409, .signs = 1,
+                                 .restore = 1e-3f, .g = 0.5f, .beta = 0.01f, .lr = 1e-4f};
+            TIME_IT(t, it, G->jaguar_update(ZT_JAGUAR_SIGN, x, dt, s1, 0, s++, 3, &ja));
+            snprintf(label, sizeof label, "jaguar sign pass %s (+1 state)", dtname(dt));
+            time_row(label, t, (2 * es + 8) * n, n, copy_bw);
+            TIME_IT(t, it, G->add_scaled(x, dt, n, -1e-6f, s2));
+            snprintf(label, sizeof label, "add_scaled %s (+ read D)", dtname(dt));
+            time_row(label, t, (2 * es + 4) * n, n, copy_bw);
         }
         TIME_IT(t, it, G->perturb_hessian(x, dt, s1, n, 0, s++, 3, 0, 1e-3f));
         snprintf(label, sizeof label, "perturb_hessian %s (+ read H)", dtname(dt));
@@ -1460,6 +1650,7 @@ static void dev_timings(void) {
     }
     unsetenv("ZOTUNE_TF32");
     dfree(A); dfree(B); dfree(C);
+    dev_ns_timings();
 }
 
 // Shadow vs in-place perturbation of bf16 weights (ALGORITHMS.md §3): bytes and time per step, and
@@ -1563,6 +1754,8 @@ static void run_device_checks(void) {
     dev_gemm(1);
     dev_newton_schulz(0);
     dev_newton_schulz(1);
+    dev_newton_schulz(2);
+    dev_jaguar();
     dev_timings();
     dev_shadow();
 }
@@ -1578,6 +1771,7 @@ static void cpu_checks(void) {
     check_reference_consistency();
     check_gemm_reference();
     check_ns_reference();
+    check_jaguar_and_ns_closed_forms();
 }
 
 static int finish(double t0) {
@@ -1625,7 +1819,11 @@ int main(int argc, char **argv) {
             int m1 = cuda->malloc(&p, 1024), m2 = cuda->mem_info(&f, &t), m3 = cuda->synchronize();
             int m4 = cuda->device_name(0, nm, sizeof nm), m5 = cuda->memset((void *)0, 0, 16);
             int m6 = cuda->sgemm(0, 0, 4, 4, 4, 1.0f, NULL, 4, NULL, 4, 0.0f, NULL, 4);
-            int m7 = cuda->newton_schulz(NULL, 4, 4, 5, NULL);
+            int m7 = cuda->newton_schulz(NULL, NULL, 4, 4, 5, NS_QUINTIC, 1, NULL);
+            const zt_jaguar_args ja = {.rows = 4, .cols = 4, .k_rows = 1, .k_cols = 1};
+            cuda->jaguar_probe(NULL, ZT_F32, 0, 1, 1, &ja, 1.0f);
+            cuda->jaguar_update(ZT_JAGUAR_SIGN, NULL, ZT_F32, NULL, 0, 1, 1, &ja);
+            cuda->add_scaled(NULL, ZT_F32, 16, 1.0f, NULL);
             cuda->perturb(NULL, ZT_F32, 16, 0, 1, 1, 0, 1.0f);
             const zt_zo_update_args za = zo_args(ZT_ZO_ADAM, 1, 1, 1e-3f);
             cuda->zo_update(ZT_ZO_ADAM, NULL, ZT_F32, NULL, NULL, 16, 0, 1, 1, 0, &za);

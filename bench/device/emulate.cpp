@@ -88,7 +88,7 @@ int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, i
     }
 }
 
-// The stateful ops, set up as perturb.cu's launchers do (s2 only for Adam; state alignment joins
+// The stateful ops, set up as perturb.cu's launchers do (s2 only for Adam and DIRECTION; state alignment joins
 // the vector decision); vec_mode as above.
 static zt_stream_args state_args(void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
                                  uint32_t tensor_id, uint32_t stream, int vec_mode) {
@@ -110,12 +110,14 @@ static zt_stream_args state_args(void *x, zt_dtype dt, float *s1, float *s2, int
 int zt_emu_zo_update(int kind, void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
                      uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args, int vec_mode) {
     if (n <= 0) return 0;
-    zt_stream_args g = state_args(x, dt, s1, kind == ZT_ZO_ADAM ? s2 : NULL, n, first, seed, tensor_id, stream, vec_mode);
+    const int two = kind == ZT_ZO_ADAM || kind == ZT_ZO_DIRECTION;  // Adam's v or DIRECTION's D
+    zt_stream_args g = state_args(x, dt, s1, two ? s2 : NULL, n, first, seed, tensor_id, stream, vec_mode);
     g.zo = *args;
     switch (kind) {
     case ZT_ZO_MOMENTUM: return by_dtype<ZT_OP_ZO, ZT_ZO_MOMENTUM>(g, dt);
     case ZT_ZO_ADAM: return by_dtype<ZT_OP_ZO, ZT_ZO_ADAM>(g, dt);
     case ZT_ZO_HIZOO: return by_dtype<ZT_OP_ZO, ZT_ZO_HIZOO>(g, dt);
+    case ZT_ZO_DIRECTION: return by_dtype<ZT_OP_ZO, ZT_ZO_DIRECTION>(g, dt);
     default: return -1;
     }
 }
