@@ -131,7 +131,7 @@ struct MeZOArguments: ParsableArguments {
 }
 
 struct MomentumArguments: ParsableArguments {
-    @Option(help: "Momentum μ: m ← μm + g·z (default 0.9); zo-muon's SGD buffer; jaguar-sign released's SGD buffer.")
+    @Option(help: "Momentum μ of the SGD buffer: m ← μm + g·z (zo-sgd-mmt), of NS(g·Z) (zo-muon), of the block gradient (jaguar-sign released); default 0.9.")
     var momentum: Float?
 }
 

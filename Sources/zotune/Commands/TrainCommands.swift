@@ -76,7 +76,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Run") var runArguments: RunArguments
     @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
     @OptionGroup(title: "MeZO options") var mezo: MeZOArguments
-    @OptionGroup(title: "ZO-SGD-MMT options") var momentum: MomentumArguments
+    @OptionGroup(title: "Momentum (zo-sgd-mmt, zo-muon, jaguar-sign released)") var momentum: MomentumArguments
     @OptionGroup(title: "ZO-Adam options") var adam: AdamArguments
     @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
     @OptionGroup(title: "ZO-Muon and Jaguar-Muon options") var muon: MuonArguments
