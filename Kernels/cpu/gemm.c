@@ -68,3 +68,45 @@ const char *zt_blas_config(void) { return openblas_get_config(); }
 int zt_blas_num_threads(void) { return openblas_get_num_threads(); }
 
 void zt_blas_set_num_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+
+// ---- SYRK: the upper triangle of C(N,N) = alpha·A·Aᵀ + beta·C, A (N,K) row-major --------------
+// Split over the pool in row blocks of equal work (row i of the upper triangle has N − i
+// entries): block [lo, hi) is a SYRK on its diagonal square plus a GEMM for the columns right of
+// it. The strictly lower triangle is not written.
+typedef struct {
+    int64_t N, K, lda, ldc, parts;
+    float alpha, beta;
+    const float *A;
+    float *C;
+} syrk_ctx;
+
+// First row of part p of `parts`: the cumulative work i·N − i²/2 reaches p/parts of the total.
+static int64_t syrk_split(int64_t N, int64_t p, int64_t parts) {
+    if (p >= parts) return N;
+    const double f = (double)p / (double)parts, n = (double)N;
+    const double i = n - n * __builtin_sqrt(1.0 - f);  // solves i·N − i²/2 = f·N²/2
+    const int64_t r = (int64_t)i;
+    return r < 0 ? 0 : r > N ? N : r;
+}
+
+static void syrk_part(void *ctx, int64_t lo, int64_t hi) {
+    const syrk_ctx *s = ctx;
+    for (int64_t p = lo; p < hi; p++) {
+        const int64_t r0 = syrk_split(s->N, p, s->parts), r1 = syrk_split(s->N, p + 1, s->parts);
+        if (r1 <= r0) continue;
+        const float *A0 = s->A + r0 * s->lda;
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (blasint)(r1 - r0), (blasint)s->K, s->alpha, A0,
+                    (blasint)s->lda, s->beta, s->C + r0 * s->ldc + r0, (blasint)s->ldc);
+        if (r1 < s->N)  // C[r0:r1, r1:N] = alpha·A[r0:r1]·A[r1:N]ᵀ + beta·C
+            gemm1(0, 1, r1 - r0, s->N - r1, s->K, s->alpha, A0, s->lda, s->A + r1 * s->lda, s->lda, s->beta,
+                  s->C + r0 * s->ldc + r1, s->ldc);
+    }
+}
+
+void zt_ssyrk_upper(int64_t N, int64_t K, float alpha, const float *A, int64_t lda, float beta, float *C, int64_t ldc) {
+    if (N <= 0) return;
+    pthread_once(&blas_once, blas_single_threaded);
+    const int64_t parts = (zt_num_threads() < 2 || N * N * K < (int64_t)1 << 21) ? 1 : zt_num_threads();
+    syrk_ctx s = {N, K, lda, ldc, parts, alpha, beta, A, C};
+    zt_parallel_for(parts, 1, syrk_part, &s);
+}

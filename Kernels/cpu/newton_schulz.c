@@ -4,11 +4,18 @@
 // (3.4445, −4.7750, 2.0315) or the cubic of Jaguar-Muon (1.5, −0.5, 0). Both act on the singular
 // values only, σ ← aσ + bσ³ + cσ⁵, after a Frobenius normalisation that puts every σ in [0, 1].
 // The polynomial matrix B = aI + bA + cA² is formed first (c = 0 skips A²), so each iteration is
-// two or three GEMMs and no elementwise pass over X: the new X is written to the other half of a
-// ping-pong pair.
+// two or three products and no elementwise pass over X: the new X is written to the other half of
+// a ping-pong pair. A = XXᵀ and A² = AAᵀ are symmetric: SYRK computes their upper triangles (half
+// the FLOPs of a GEMM) and a mirror copy fills the rest; only B·X is a full GEMM.
 #include <math.h>
 
 #include "zt_cpu.h"
+
+// M(r, r): the strictly lower triangle from the upper one.
+static void mirror_upper(float *M, int64_t r) {
+    for (int64_t i = 1; i < r; i++)
+        for (int64_t j = 0; j < i; j++) M[i * r + j] = M[j * r + i];
+}
 
 int64_t zt_newton_schulz_workspace(int64_t rows, int64_t cols) {
     int64_t r = rows < cols ? rows : cols, c = rows < cols ? cols : rows;
@@ -37,10 +44,14 @@ void zt_newton_schulz(const float *src, float *dst, int64_t rows, int64_t cols, 
         }
 
     for (int s = 0; s < steps; s++) {
-        zt_sgemm(0, 1, r, r, n, 1.0f, X, n, X, n, 0.0f, A, r);              // A = X Xᵀ
+        zt_ssyrk_upper(r, n, 1.0f, X, n, 0.0f, A, r);                       // A = X Xᵀ (upper)
+        mirror_upper(A, r);
         for (int64_t i = 0; i < r * r; i++) B[i] = b * A[i];
         for (int64_t i = 0; i < r; i++) B[i * r + i] += a;                  // B = aI + bA
-        if (c != 0.0f) zt_sgemm(0, 0, r, r, r, c, A, r, A, r, 1.0f, B, r);  //   + cA²
+        if (c != 0.0f) {                                                    //   + cA² (A = Aᵀ)
+            zt_ssyrk_upper(r, r, c, A, r, 1.0f, B, r);
+            mirror_upper(B, r);
+        }
         zt_sgemm(0, 0, r, n, r, 1.0f, B, r, X, n, 0.0f, Y, n);              // Y = B X
         float *t = X; X = Y; Y = t;
     }

@@ -126,6 +126,8 @@ void zt_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 void zt_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                               const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
                               float beta, float *C, int64_t ldc, int64_t sc, int64_t batch);
+// The upper triangle (i ≤ j) of C(N,N) = alpha·A·Aᵀ + beta·C, A (N,K); the lower is not written.
+void zt_ssyrk_upper(int64_t N, int64_t K, float alpha, const float *A, int64_t lda, float beta, float *C, int64_t ldc);
 // Newton–Schulz orthogonalization (ZO-Muon, Jaguar-Muon; docs/optimizers.md) of src(rows, cols)
 // into dst (dst may be src): X = src/(‖src‖_F + 1e-7), transposed so rows ≤ cols, then `steps` ×
 // { A = X Xᵀ; X = (aI + bA + cA²) X }. Quintic (a, b, c) = (3.4445, −4.7750, 2.0315); cubic

@@ -274,6 +274,16 @@ void zt_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
         }
 }
 
+// zt_ssyrk_upper for newton_schulz.c, naive as zt_sgemm above: the upper triangle only.
+void zt_ssyrk_upper(int64_t N, int64_t K, float alpha, const float *A, int64_t lda, float beta, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = i; j < N; j++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += (double)A[i * lda + k] * (double)A[j * lda + k];
+            C[i * ldc + j] = (float)((double)alpha * s + (beta != 0 ? (double)beta * C[i * ldc + j] : 0.0));
+        }
+}
+
 static void dgemm_nn(int64_t M, int64_t N, int64_t K, const double *A, const double *B, double *C) {
     for (int64_t i = 0; i < M; i++) {
         for (int64_t j = 0; j < N; j++) C[i * N + j] = 0;
