@@ -51,6 +51,11 @@ static int cpu_newton_schulz(const float *src, float *dst, int64_t rows, int64_t
     return 0;
 }
 
+static int cpu_sum_squares(const float *x, int64_t n, double *result) {
+    *result = zt_sum_squares(x, n);
+    return 0;
+}
+
 static const zt_backend_api cpu_table = {
     .abi_version = ZT_BACKEND_ABI_VERSION,
     .struct_size = sizeof(zt_backend_api),
@@ -98,6 +103,10 @@ static const zt_backend_api cpu_table = {
     .add_scaled = zt_add_scaled,
     .jaguar_probe = zt_jaguar_probe,
     .jaguar_update = zt_jaguar_update,
+    .lerp = zt_lerp,
+    .scale_rows = zt_scale_rows,
+    .sum_squares = cpu_sum_squares,
+    .adam_direction = zt_adam_direction,
 };
 
 const zt_backend_api *zt_cpu_api(void) {

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define ZT_BACKEND_ABI_VERSION 3u
+#define ZT_BACKEND_ABI_VERSION 4u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -100,6 +100,13 @@ typedef struct zt_backend_api {
                          const zt_jaguar_args *args, float a);
     void (*jaguar_update)(int kind, void *d_x, zt_dtype dtype, float *d_m, uint64_t first, uint64_t seed,
                           uint32_t tensor_id, const zt_jaguar_args *args);
+    // ---- DiZO projection and Zoop's local update (zt_cpu.h) ----
+    void (*lerp)(void *d_out, zt_dtype dtype, const void *d_a, const void *d_b, int64_t n, float alpha);
+    void (*scale_rows)(float *d_x, int64_t rows, int64_t cols, const float *d_scales);
+    // Σx² into *result (host); deterministic on each device. Returns 0 or an error code.
+    int (*sum_squares)(const float *d_x, int64_t n, double *result);
+    void (*adam_direction)(void *d_x, zt_dtype dtype, float *d_m, float *d_v, const float *d_dir, int64_t n,
+                           const zt_zo_update_args *args);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);

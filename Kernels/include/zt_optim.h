@@ -89,6 +89,26 @@ ZT_FN float zt_zo_update_elem(int kind, const zt_zo_update_args *p, float x2, fl
     return ZT_FMA(-p->decay, r, moved);
 }
 
+// DiZO's projection (zt_lerp): a + α(b − a), formed in f32 (θ⁰ = a, the search's start θ = b),
+// so a probe is computed into the weights from two unchanged shadows and never drifts.
+ZT_FN float zt_lerp_elem(float a, float b, float alpha) {
+    ZT_NO_CONTRACT
+    return ZT_FMA(alpha, ZT_FADD(b, -a), a);
+}
+
+// Adam on a given f32 direction d (Zoop-Adam, zt_adam_direction): the ZO-Adam element math with
+// ĝ = d; lr is η_t/(1 − β₁ᵗ), decay η_t·λ on θ before the step; m, v updated in place.
+ZT_FN float zt_adam_direction_elem(const zt_zo_update_args *p, float x, float d, float *m, float *v) {
+    ZT_NO_CONTRACT
+    const float m1 = ZT_FMA(ZT_FADD(1.0f, -p->beta1), ZT_FADD(d, -*m), *m);
+    const float v1 = ZT_FADD(ZT_FMUL(*v, p->beta2), ZT_FMUL(ZT_FMUL(ZT_FADD(1.0f, -p->beta2), d), d));
+    *m = m1;
+    *v = v1;
+    const float denom = ZT_FADD(ZT_FDIV(ZT_SQRT(v1), p->bc2_sqrt), p->adam_eps);
+    const float moved = ZT_FADD(x, ZT_FDIV(ZT_FMUL(-p->lr, m1), denom));
+    return ZT_FMA(-p->decay, x, moved);
+}
+
 #ifdef __cplusplus
 }
 #endif

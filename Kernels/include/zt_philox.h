@@ -23,6 +23,7 @@
 // Stream ids: independent uses of one step seed.
 #define ZT_STREAM_WEIGHTS 0u
 #define ZT_STREAM_SECOND 1u
+#define ZT_STREAM_ACTIVATIONS 2u  // Zoop: noise added to layer outputs (index: token row · width + channel)
 
 #if defined(__CUDACC__)
 #define ZT_FN static __host__ __device__ __forceinline__

@@ -93,6 +93,19 @@ public protocol Backend: AnyObject, Sendable {
     /// One Jaguar pass over x and its f32 state (zt_jaguar.h).
     func jaguarUpdate(_ kind: JaguarKind, _ x: Tensor, state: Tensor, _ selection: JaguarSelection, seed: UInt64,
                       tensorId: UInt32, scalars: JaguarScalars)
+
+    // DiZO's projection and Zoop's local update (docs/optimizers.md).
+    /// out = a + alpha·(b − a), formed in f32 and rounded once to the common storage dtype (out may be b).
+    func lerp(_ out: Tensor, _ a: Tensor, _ b: Tensor, alpha: Float)
+    /// x (rows, cols) row r *= scales[r] (f32).
+    func scaleRows(_ x: Tensor, by scales: Tensor)
+    /// Σx² of an f32 tensor (deterministic on each device).
+    func sumSquares(_ x: Tensor) -> Double
+    /// Σ(a − b)² of two tensors of one float dtype, in double (deterministic on each device).
+    func squaredDistance(_ a: Tensor, _ b: Tensor) -> Double
+    /// Adam on the f32 direction d (zt_adam_direction_elem): m, v f32 with x's element count;
+    /// uses `lr` (η_t/(1 − β₁ᵗ)), `decay`, `beta1`, `beta2`, `adamEps`, `bc2Sqrt` of the scalars.
+    func adamDirection(_ x: Tensor, m: Tensor, v: Tensor, direction d: Tensor, scalars: ZOUpdateScalars)
 }
 
 /// The Newton–Schulz polynomials p(A) = aI + bA + cA² (X ← p(XXᵀ)X, so σ ← aσ + bσ³ + cσ⁵).

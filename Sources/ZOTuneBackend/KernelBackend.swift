@@ -203,6 +203,41 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.add_scaled(x.pointer, x.dtype.code, Int64(x.count), alpha, d.f32)
     }
 
+    public func lerp(_ out: Tensor, _ a: Tensor, _ b: Tensor, alpha: Float) {
+        precondition(out.dtype.isFloat && a.dtype == out.dtype && b.dtype == out.dtype && a.count == out.count && b.count == out.count,
+                     "lerp of \(a) and \(b) into \(out)")
+        api.lerp(out.pointer, out.dtype.code, a.pointer, b.pointer, Int64(out.count), alpha)
+    }
+
+    public func scaleRows(_ x: Tensor, by scales: Tensor) {
+        precondition(x.dtype == .f32 && scales.dtype == .f32 && x.rank >= 2 && scales.count == x.count / x.shape.last!,
+                     "scaleRows of \(x) by \(scales)")
+        api.scale_rows(x.f32, Int64(scales.count), Int64(x.shape.last!), scales.f32)
+    }
+
+    public func sumSquares(_ x: Tensor) -> Double {
+        precondition(x.dtype == .f32, "sumSquares of \(x)")
+        var out = 0.0
+        check(api.sum_squares(x.f32, Int64(x.count), &out), "sum of squares")
+        return out
+    }
+
+    public func squaredDistance(_ a: Tensor, _ b: Tensor) -> Double {
+        precondition(a.dtype.isFloat && a.dtype == b.dtype && a.count == b.count, "squaredDistance of \(a) and \(b)")
+        let (x, y) = (toHost(a), toHost(b))
+        var sum = 0.0
+        for i in 0..<x.count { let d = Double(x[i]) - Double(y[i]); sum += d * d }
+        return sum
+    }
+
+    public func adamDirection(_ x: Tensor, m: Tensor, v: Tensor, direction d: Tensor, scalars s: ZOUpdateScalars) {
+        precondition(x.dtype.isFloat && [m, v, d].allSatisfy { $0.dtype == .f32 && $0.count == x.count },
+                     "Adam state \(m), \(v) and direction \(d) for \(x)")
+        var args = zt_zo_update_args(a1: 0, a2: 0, restore: 0, g: 0, lr: s.lr, decay: s.decay, beta1: s.beta1,
+                                     beta2: s.beta2, adam_eps: s.adamEps, bc2_sqrt: s.bc2Sqrt, curvature: 0, keep: 1)
+        api.adam_direction(x.pointer, x.dtype.code, m.f32, v.f32, d.f32, Int64(x.count), &args)
+    }
+
     private func jaguarArgs(_ x: Tensor, _ sel: JaguarSelection, _ s: JaguarScalars) -> zt_jaguar_args {
         precondition(sel.rows * sel.cols == x.count && sel.kRows >= 1 && sel.kRows <= sel.rows && sel.kCols >= 1
                      && sel.kCols <= sel.cols && sel.rows < Int(Int32.max) && sel.cols < Int(Int32.max),

@@ -24,3 +24,20 @@ public func randomTokenBatch(batch: Int, length: Int, vocab: Int, seed: UInt64 =
     }
     return TokenBatch(ids: ids, mask: [UInt8](repeating: 1, count: ids.count), batch: batch, length: length)
 }
+
+/// Next-token cross-entropy of each sequence of `batch` (mean over its predicted positions; left
+/// padding allowed): per-sample losses for Zoop on a fixed batch (`bench step`, tests).
+public func sequenceLosses(_ model: CausalLM, _ batch: TokenBatch) throws -> [Double] {
+    var targets = [Int32](repeating: -1, count: batch.tokenCount)
+    var counts = [Int](repeating: 0, count: batch.batch)
+    for b in 0..<batch.batch {
+        for t in 0..<(batch.length - 1) where batch.mask[b * batch.length + t] != 0 {
+            targets[b * batch.length + t] = batch.ids[b * batch.length + t + 1]
+            counts[b] += 1
+        }
+    }
+    let lp = try model.tokenLogProbs(batch, targets: targets)
+    return (0..<batch.batch).map { b in
+        -lp[(b * batch.length)..<((b + 1) * batch.length)].reduce(0.0) { $0 + Double($1) } / Double(max(1, counts[b]))
+    }
+}

@@ -23,6 +23,11 @@ public struct BatchScore: Sendable {
     /// Generation tasks: summed F1 and exact match over `count` examples.
     public var f1Sum: Double = 0
     public var exactSum: Double = 0
+    /// The loss of each example (same order; `loss` is their mean over labelled examples).
+    public var sampleLosses: [Double] = []
+    /// The example of each sequence row of each model forward, in forward order (classification
+    /// and LM-loss scoring; empty for generated answers).
+    public var forwardOwners: [[Int]] = []
     public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
     public var f1: Double { count == 0 ? 0 : f1Sum / Double(count) }
     public var exactMatch: Double { count == 0 ? 0 : exactSum / Double(count) }
@@ -70,6 +75,12 @@ public final class Scorer: @unchecked Sendable {
     /// Sequences are sorted by length and grouped into micro-batches of at most `tokenBudget`
     /// padded tokens (and `microBatch` sequences): little padding, bounded activation memory.
     public func candidateScores(_ examples: [TaskExample], microBatch: Int = 32, tokenBudget: Int = 512) throws -> [[Double]] {
+        var owners: [[Int]] = []
+        return try candidateScores(examples, microBatch: microBatch, tokenBudget: tokenBudget, owners: &owners)
+    }
+
+    /// The same, recording in `owners` the example of each sequence row of each forward.
+    func candidateScores(_ examples: [TaskExample], microBatch: Int, tokenBudget: Int, owners: inout [[Int]]) throws -> [[Double]] {
         var scores = examples.map { [Double](repeating: 0, count: $0.candidates.count) }
         var single: [(example: Int, ids: [Int32], tokens: [Int32])] = []
         var multi: [(example: Int, candidate: Int, ids: [Int32], scored: Int)] = []
@@ -92,6 +103,7 @@ public final class Scorer: @unchecked Sendable {
         for range in Scorer.groups(single.map(\.ids.count), maxCount: microBatch, tokenBudget: tokenBudget) {
             let part = single[range]
             let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
+            owners.append(part.map(\.example))
             let logits = model.backend.toHost(try model.lastLogits(batch))
             for (b, job) in part.enumerated() {
                 let row = logits[(b * v)..<((b + 1) * v)]
@@ -111,6 +123,7 @@ public final class Scorer: @unchecked Sendable {
                     targets[b * batch.length + offset + k - 1] = s.ids[k]   // position k−1 predicts token k
                 }
             }
+            owners.append(part.map(\.example))
             let lp = try model.tokenLogProbs(batch, targets: targets)
             for (b, s) in part.enumerated() {
                 let total = lp[(b * batch.length)..<((b + 1) * batch.length)].reduce(0.0) { $0 + Double($1) }
@@ -158,28 +171,37 @@ public final class Scorer: @unchecked Sendable {
 
     /// Generation examples: the LM loss of the gold answer (teacher forcing), or −F1 of greedy
     /// answers; F1 and exact match are reported either way for −F1.
-    func scoreGeneration(_ examples: [TaskExample], objective: ObjectiveKind) throws -> BatchScore {
+    func scoreGeneration(_ examples: [TaskExample], objective: ObjectiveKind, singleForward: Bool) throws -> BatchScore {
         if objective == .negativeF1 {
             let answers = try generateAnswers(examples)
-            var f1 = 0.0, em = 0.0
+            var f1 = 0.0, em = 0.0, losses: [Double] = []
             for (ex, a) in zip(examples, answers) {
-                f1 += AnswerMetrics.f1(a, ex.answers)
+                let f = AnswerMetrics.f1(a, ex.answers)
+                f1 += f
                 em += AnswerMetrics.exactMatch(a, ex.answers)
+                losses.append(-f)
             }
-            return BatchScore(loss: -f1 / Double(max(1, examples.count)), correct: Int(em), count: examples.count, f1Sum: f1, exactSum: em)
+            return BatchScore(loss: -f1 / Double(max(1, examples.count)), correct: Int(em), count: examples.count, f1Sum: f1, exactSum: em,
+                              sampleLosses: losses)
         }
         let targets = examples.map { TaskExample(id: $0.id, candidates: [Candidate(prefix: $0.prompt ?? "", continuation: $0.generationTarget ?? " \n")], label: 0) }
-        let scores = try candidateScores(targets)
-        let nll = scores.reduce(0.0) { $0 - $1[0] }
-        return BatchScore(loss: nll / Double(max(1, examples.count)), correct: 0, count: examples.count)
+        var owners: [[Int]] = []
+        let scores = try candidateScores(targets, microBatch: singleForward ? .max : 32, tokenBudget: singleForward ? .max : 512, owners: &owners)
+        let losses = scores.map { -$0[0] }
+        return BatchScore(loss: losses.reduce(0, +) / Double(max(1, examples.count)), correct: 0, count: examples.count,
+                          sampleLosses: losses, forwardOwners: owners)
     }
 
-    /// The objective on a minibatch of labelled examples.
-    public func score(_ examples: [TaskExample], objective: ObjectiveKind) throws -> BatchScore {
-        if let first = examples.first, first.isGeneration { return try scoreGeneration(examples, objective: objective) }
-        let scores = try candidateScores(examples)
-        var loss = 0.0, correct = 0
-        for (ex, s) in zip(examples, scores) {
+    /// The objective on a minibatch of labelled examples. `singleForward` scores each scoring path
+    /// (one-token candidates read at the prefix's end; prefix + continuation) in one forward
+    /// instead of micro-batches of 512 tokens: what Zoop needs to update a layer right after it.
+    public func score(_ examples: [TaskExample], objective: ObjectiveKind, singleForward: Bool = false) throws -> BatchScore {
+        if let first = examples.first, first.isGeneration { return try scoreGeneration(examples, objective: objective, singleForward: singleForward) }
+        var owners: [[Int]] = []
+        let scores = try candidateScores(examples, microBatch: singleForward ? .max : 32, tokenBudget: singleForward ? .max : 512, owners: &owners)
+        var correct = 0
+        var losses = [Double](repeating: 0, count: examples.count)
+        for (i, (ex, s)) in zip(examples, scores).enumerated() {
             guard let label = ex.label, !s.isEmpty else { continue }
             let best = s.indices.max { s[$0] < s[$1] }!
             if best == label { correct += 1 }
@@ -187,14 +209,14 @@ public final class Scorer: @unchecked Sendable {
             case .crossEntropy:
                 let m = s.max()!
                 let lse = m + log(s.reduce(0) { $0 + exp($1 - m) })
-                loss -= s[label] - lse
+                losses[i] = -(s[label] - lse)
             case .lmLoss:
-                loss -= s[label]
+                losses[i] = -s[label]
             case .negativeAccuracy, .negativeF1:
-                loss -= best == label ? 1 : 0
+                losses[i] = best == label ? -1 : 0
             }
         }
         let n = examples.filter { $0.label != nil }.count
-        return BatchScore(loss: n == 0 ? 0 : loss / Double(n), correct: correct, count: n)
+        return BatchScore(loss: n == 0 ? 0 : losses.reduce(0, +) / Double(n), correct: correct, count: n, sampleLosses: losses, forwardOwners: owners)
     }
 }

@@ -40,6 +40,8 @@ public final class Trainer: @unchecked Sendable {
     public let evaluator: Evaluator
     public var set: TrainableSet { optimizer.set }
     let sampler: MinibatchSampler
+    /// DiZO's projection searches draw their minibatches here: a second stream over the training set.
+    let searchSampler: MinibatchSampler
     var header: RunHeader
     var records: [ZORecord] = []
     var metrics: [String] = []
@@ -62,12 +64,18 @@ public final class Trainer: @unchecked Sendable {
         self.optimizer = optimizer
         evaluator = Evaluator(scorer: Scorer(model: model, tokenizer: tokenizer, maxLength: options.maxLength))
         sampler = MinibatchSampler(count: splits.train.count, batchSize: options.batchSize, dataSeed: options.dataSeed)
+        searchSampler = MinibatchSampler(count: splits.train.count, batchSize: options.batchSize, dataSeed: options.dataSeed ^ 0x5EA2_C400)
         header = RunHeader(run: options, optimizer: optimizer.config, base: base, trainable: optimizer.set.spec,
                            recordFields: optimizer.recordFields)
+        if !optimizer.replayable { header.replayable = false }
     }
 
     public var trajectoryURL: URL { runDir.appendingPathComponent("trajectory.zot") }
     public var metricsURL: URL { runDir.appendingPathComponent("metrics.jsonl") }
+    /// Optimizers that cannot replay (Zoop): the trainable tensors and optimizer state of the last
+    /// save, and those of the best dev evaluation.
+    public var weightsURL: URL { runDir.appendingPathComponent("trainable.safetensors") }
+    public var bestWeightsURL: URL { runDir.appendingPathComponent("best.safetensors") }
     public var scorer: Scorer { evaluator.scorer }
     /// "accuracy" or "f1": what dev and test report.
     public var metricName: String { (splits.train.first?.isGeneration ?? false) ? "f1" : "accuracy" }
@@ -88,6 +96,9 @@ public final class Trainer: @unchecked Sendable {
     func save(completed: Int) throws {
         header.progress.completedSteps = completed
         try TrajectoryFile(header: header, records: records).write(to: trajectoryURL)
+        // Weights after the trajectory: a kill between the two leaves the weights a save behind,
+        // and resume redoes the steps from the weights' step (deterministic, same records).
+        if !optimizer.replayable { try WeightSnapshot.write(optimizer, step: completed, to: weightsURL) }
         try AtomicFile.write(metrics.joined(separator: "\n") + (metrics.isEmpty ? "" : "\n"), to: metricsURL)
         try? AtomicFile.write(LossPlot.svg(metricsLines: metrics, title: "\(options.task): \(optimizer.config.kind.rawValue)"),
                               to: runDir.appendingPathComponent("loss.svg"))
@@ -108,14 +119,14 @@ public final class Trainer: @unchecked Sendable {
         for t in start..<options.steps {
             let (outcome, lr) = try step(t)
             let done = t + 1
-            var fields: [String: Any] = ["step": done, "loss": outcome.loss, "g": Double(outcome.records.last!.projectedGrad), "lr": Double(lr)]
+            var fields: [String: Any] = ["step": done, "loss": outcome.loss, "g": Double(outcome.projectedGrad), "lr": Double(lr)]
             let dev = try evaluateIfDue(completed: done)
             if let dev { fields["dev_\(metricName)"] = dev }
             log(fields)
             window.append(Date())
             if window.count > 10 { window.removeFirst() }
             let rate = window.count > 1 ? Double(window.count - 1) / window.last!.timeIntervalSince(window.first!) : 0
-            progress(StepReport(step: done, total: options.steps, loss: outcome.loss, projectedGrad: outcome.records.last!.projectedGrad,
+            progress(StepReport(step: done, total: options.steps, loss: outcome.loss, projectedGrad: outcome.projectedGrad,
                                 lr: lr, stepsPerSecond: rate, peakBytes: model.backend.ledger.snapshot.total.peak, devMetric: dev))
             if done % max(1, options.saveEvery) == 0 || dev != nil || done == options.steps { try save(completed: done) }
             if let stopAfter, done >= stopAfter, done < options.steps {
@@ -162,11 +173,19 @@ public final class Trainer: @unchecked Sendable {
         guard saved.header.base.hash == header.base.hash else {
             throw ModelError(file: file, field: "base.hash", "the run was trained from another checkpoint (hash \(saved.header.base.hash), this one is \(header.base.hash))")
         }
-        let start = saved.header.progress.completedSteps
+        var start = saved.header.progress.completedSteps
         header.progress = saved.header.progress
         lastDev = header.progress.bestDev
-        records = saved.records.filter { Int($0.step) < start }
-        optimizer.replay(records)
+        if optimizer.replayable {
+            records = saved.records.filter { Int($0.step) < start }
+            optimizer.replay(records)
+        } else if FileManager.default.fileExists(atPath: weightsURL.path) {
+            start = try WeightSnapshot.load(optimizer, from: weightsURL)
+            header.progress.completedSteps = start
+            records = saved.records.filter { Int($0.step) < start }
+        } else if start > 0 {
+            throw ModelError(file: weightsURL.path, field: "file", "missing: \(optimizer.config.kind.rawValue) steps cannot be replayed from the trajectory, and the weights of step \(start) were not saved")
+        }
         if let text = try? String(contentsOf: metricsURL, encoding: .utf8) {
             metrics = text.split(separator: "\n").map(String.init).filter { line in
                 guard let d = line.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
@@ -185,21 +204,34 @@ public final class Trainer: @unchecked Sendable {
         let ledger = model.backend.ledger
         ledger.resetPeaks()
         var calls = 0
+        // The first forward of each step is measured on its own; the optimizer's state is
+        // allocated already, and an inference-only process would not hold it.
+        func measured<T>(_ body: () throws -> T) rethrows -> T {
+            let out = try body()
+            calls += 1
+            if calls == 1 { forwardPeakBytes = max(forwardPeakBytes, ledger.snapshot.total.peak - optimizer.stateBytes) }
+            return out
+        }
+        let objective = options.objective
+        let context = StepContext(
+            step: t, runSeed: options.seed, lr: lr,
+            loss: { try measured { try self.scorer.score(examples, objective: objective).loss } },
+            searchLoss: { j in try self.scorer.score(self.searchSampler.indices(step: j).map { self.splits.train[$0] }, objective: objective).loss },
+            scoreSamples: { try self.scorer.score(examples, objective: objective, singleForward: true) })
         let outcome: StepOutcome
         do {
-            outcome = try optimizer.step(t, runSeed: options.seed, lr: lr) {
-                let loss = try scorer.score(examples, objective: options.objective).loss
-                calls += 1
-                // The optimizer's state is allocated already: an inference-only process would not hold it.
-                if calls == 1 { forwardPeakBytes = max(forwardPeakBytes, ledger.snapshot.total.peak - optimizer.stateBytes) }
-                return loss
-            }
+            outcome = try optimizer.step(context)
         } catch let e as NonFiniteLoss {
             try save(completed: t)
             throw e
         }
         records += outcome.records
         stepPeakBytes = max(stepPeakBytes, ledger.snapshot.total.peak)
+        if forwardPeakBytes == 0 {
+            // The optimizer scored no plain forward (Zoop): measure one for the inference reference.
+            ledger.resetPeaks()
+            _ = try measured { try scorer.score(examples, objective: objective) }
+        }
         return (outcome, lr)
     }
 
@@ -208,7 +240,10 @@ public final class Trainer: @unchecked Sendable {
         guard options.evalEvery > 0 && (completed % options.evalEvery == 0 || completed == options.steps) else { return nil }
         let dev = try evaluator.evaluate(devExamples).metric
         lastDev = dev
-        if dev > header.progress.bestDev { (header.progress.bestStep, header.progress.bestDev) = (completed, dev) }
+        if dev > header.progress.bestDev {
+            (header.progress.bestStep, header.progress.bestDev) = (completed, dev)
+            if !optimizer.replayable && options.keepBest { try WeightSnapshot.write(optimizer, step: completed, to: bestWeightsURL) }
+        }
         return dev
     }
 
@@ -218,6 +253,10 @@ public final class Trainer: @unchecked Sendable {
         guard header.progress.bestStep != options.steps else { return }
         try model.reloadWeights()
         optimizer.resetState()
-        optimizer.replay(records.filter { Int($0.step) < header.progress.bestStep })
+        if optimizer.replayable {
+            optimizer.replay(records.filter { Int($0.step) < header.progress.bestStep })
+        } else if header.progress.bestStep > 0 {
+            _ = try WeightSnapshot.load(optimizer, from: bestWeightsURL)
+        }
     }
 }

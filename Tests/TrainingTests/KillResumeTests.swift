@@ -54,7 +54,9 @@ final class KillResumeTests: XCTestCase {
         let optimizers: [[String]] = [[], ["--optimizer", "zo-sgd-mmt"], ["--optimizer", "zo-adam", "--lr", "1e-4"], ["--optimizer", "zo-sign", "--lr", "1e-4"],
                                       ["--optimizer", "zo-cons"], ["--optimizer", "hizoo", "--hessian-smoothing", "0.1"],
                                       ["--optimizer", "zo-muon", "--ns-steps", "5"], ["--optimizer", "jaguar-sign", "--block-fraction", "0.3"],
-                                      ["--optimizer", "jaguar-muon", "--ns-steps", "5", "--orthogonalize-every", "2"]]
+                                      ["--optimizer", "jaguar-muon", "--ns-steps", "5", "--orthogonalize-every", "2"],
+                                      ["--optimizer", "dizo", "--dizo-interval", "3", "--dizo-iterations", "2"],
+                                      ["--optimizer", "zoop", "--zoop-update", "adam"]]
         for opt in optimizers {
             let name = opt.count > 1 ? opt[1] : "mezo"
             let whole = w.root.appendingPathComponent("whole-\(name)"), killed = w.root.appendingPathComponent("killed-\(name)")
@@ -82,12 +84,17 @@ final class KillResumeTests: XCTestCase {
             let x = try TrajectoryFile.read(whole.appendingPathComponent("trajectory.zot"))
             let y = try TrajectoryFile.read(killed.appendingPathComponent("trajectory.zot"))
             XCTAssertEqual(x.records, y.records, "\(name): trajectory records differ")
-            XCTAssertEqual(x.records.count, 12, name)
+            XCTAssertEqual(x.records.filter { $0.kind == .direction }.count, 12, name)
             let mx = try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors"))
             let my = try Data(contentsOf: killed.appendingPathComponent("model/model.safetensors"))
             XCTAssertTrue(mx == my, "\(name): exported weights differ after kill + resume")
 
-            // `zotune replay` rebuilds the same file from the base and the trajectory alone.
+            // `zotune replay` rebuilds the same file from the base and the trajectory alone
+            // (zoop refuses: its steps depend on activations).
+            if name == "zoop" {
+                XCTAssertEqual(x.header.replayable, false)
+                continue
+            }
             let r = Process()
             r.executableURL = bin
             let replayed = w.root.appendingPathComponent("replayed-\(name)")

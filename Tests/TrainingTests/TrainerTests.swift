@@ -25,6 +25,7 @@ final class TrainerTests: XCTestCase, TinyFixture {
         .jaguarSign(JaguarSignOptions(eps: 1e-2, fraction: 0.3, variant: .released, smoothing: true)),
         .jaguarMuon(JaguarMuonOptions(eps: 1e-2, fraction: 0.3, nsSteps: 5, otherLRRatio: 0.5)),
         .jaguarMuon(JaguarMuonOptions(eps: 1e-2, fraction: 0.3, nsSteps: 5, orthogonalizeEvery: 3, otherLRRatio: 0.5)),
+        .dizo(DiZOOptions(eps: 1e-2, weightDecay: 0.01, interval: 3, iterations: 2, layers: ["q", "k", "v"])),
     ]
 
     func runOptions(steps: Int, keepBest: Bool = true) -> RunOptions {
@@ -49,7 +50,9 @@ final class TrainerTests: XCTestCase, TinyFixture {
                 let lm = try tinyModel(), dir = tempDir()
                 _ = try trainer(lm, config, dir, keepBest: keepBest).run()
                 let traj = try TrajectoryFile.read(dir.appendingPathComponent("trajectory.zot"))
-                XCTAssertEqual(traj.records.count, 10, "\(config)")
+                XCTAssertEqual(traj.records.filter { $0.kind == .direction }.count, 10, "\(config)")
+                // DiZO: one ratio per projected tensor after steps 3, 6 and 9.
+                if case .dizo = config { XCTAssertEqual(traj.records.filter { $0.kind == .projection }.count, 3 * 6) }
                 XCTAssertEqual(traj.header.optimizer, config)
                 XCTAssertTrue(traj.records.allSatisfy { $0.values.count == traj.header.recordFields.count })
                 results.append((traj.records, weights(lm)))
@@ -131,7 +134,7 @@ final class TrainerTests: XCTestCase, TinyFixture {
     // and exactly that much shows in the ledger's optimizer tag.
     func testStateBytesMatchTheAnalyticFigure() throws {
         let perTensor: [OptimizerKind: Int] = [.mezo: 0, .zoSGDMomentum: 1, .zoAdam: 2, .zoSign: 0, .zoCons: 0, .hizoo: 1,
-                                                .zoMuon: 1, .jaguarSign: 1, .jaguarMuon: 1]
+                                                .zoMuon: 1, .jaguarSign: 1, .jaguarMuon: 1, .dizo: 0]
         for config in Self.configs {
             let b = KernelBackend.cpu(ledger: MemoryLedger(name: "state"))
             let ckpt = try HFCheckpoint(path: modelFixtures.appendingPathComponent("models/llama").path)
@@ -142,6 +145,10 @@ final class TrainerTests: XCTestCase, TinyFixture {
             // Jaguar-Muon orthogonalising every k > 1 steps keeps NS(M) of each hidden matrix too.
             if case .jaguarMuon(let o) = config, o.orthogonalizeEvery > 1 {
                 want += 4 * set.entries.filter(\.isHiddenMatrix).reduce(0) { $0 + $1.tensor.count }
+            }
+            // DiZO keeps θ⁰ and the search's start of its projected tensors, in the weights' dtype.
+            if case .dizo(let o) = config {
+                want += 2 * set.entries.filter { o.projects($0.name) }.reduce(0) { $0 + $1.tensor.bytes }
             }
             XCTAssertEqual(optimizer.stateBytes, want, "\(config)")
             XCTAssertEqual(b.ledger.snapshot.byTag[.optimizer]?.current ?? 0, want, "\(config)")

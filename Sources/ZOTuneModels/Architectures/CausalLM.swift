@@ -16,6 +16,8 @@ public final class CausalLM: @unchecked Sendable {
     let scratch: Tensor?   // f32 copy of one low-precision weight matrix
     /// Where the weights came from (to reload them in place).
     public let reader: CheckpointReader
+    /// Called at the start of each forward and after each linear layer (ForwardHook).
+    public var hook: (any ForwardHook)?
 
     public init(config: ModelConfig, reader: CheckpointReader, backend: any Backend, dtype: DType = .f32) throws {
         guard dtype.isFloat else { throw ModelError(file: reader.path, field: "dtype", "weights must be f32, f16 or bf16") }
@@ -145,6 +147,7 @@ public final class CausalLM: @unchecked Sendable {
         }
         backend.matmul(out, x, transposeA: false, w, transposeB: !conv1D, alpha: 1, beta: 0)
         if let bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
+        hook?.linearDone(weight: name, input: x, output: out, conv1D: conv1D)
     }
 
     func layerNorm(_ out: Tensor, _ x: Tensor, _ prefix: String) {
@@ -183,6 +186,7 @@ public final class CausalLM: @unchecked Sendable {
         if let bad = batch.ids.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
             throw ModelError(file: "input", field: "token ids", "id \(bad) is outside the vocabulary (\(c.vocabSize))")
         }
+        hook?.forwardBegins(batch)
         let pos = positions(batch, cache: cache)
         if let maxPos = pos.max(), c.architecture != .llama, Int(maxPos) >= c.maxPositions + c.positionOffset {
             throw ModelError(file: "input", field: "positions", "\(maxPos - Int32(c.positionOffset) + 1) positions exceed the model's \(c.maxPositions)")

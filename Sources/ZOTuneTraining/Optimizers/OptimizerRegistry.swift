@@ -1,5 +1,6 @@
 import Foundation
 import ZOTuneBackend
+import ZOTuneModels
 
 /// The optimizers by their command-line names (`--optimizer`).
 public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
@@ -12,6 +13,8 @@ public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
     case zoMuon = "zo-muon"
     case jaguarSign = "jaguar-sign"
     case jaguarMuon = "jaguar-muon"
+    case dizo
+    case zoop
 
     /// One line for help texts and tables.
     public var summary: String {
@@ -25,6 +28,8 @@ public enum OptimizerKind: String, Sendable, CaseIterable, Codable {
         case .zoMuon: return "ZO-Muon: Newton–Schulz-orthogonalised ZO matrix steps"
         case .jaguarSign: return "ZO-Jaguar SignSGD: coordinate blocks, sign of a block memory"
         case .jaguarMuon: return "Jaguar-Muon: block memory per matrix, orthogonalised by NS"
+        case .dizo: return "DiZO: ZO-SGD plus periodic layer-wise projection searches"
+        case .zoop: return "Zoop: activation noise, per-sample α, local linear-layer updates (not replayable)"
         }
     }
 }
@@ -41,6 +46,8 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
     case zoMuon(ZOMuonOptions)
     case jaguarSign(JaguarSignOptions)
     case jaguarMuon(JaguarMuonOptions)
+    case dizo(DiZOOptions)
+    case zoop(ZoopOptions)
 
     public var kind: OptimizerKind {
         switch self {
@@ -53,6 +60,8 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoMuon: return .zoMuon
         case .jaguarSign: return .jaguarSign
         case .jaguarMuon: return .jaguarMuon
+        case .dizo: return .dizo
+        case .zoop: return .zoop
         }
     }
 
@@ -68,10 +77,25 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoMuon: return .zoMuon(ZOMuonOptions(eps: eps))
         case .jaguarSign: return .jaguarSign(JaguarSignOptions(eps: eps))
         case .jaguarMuon: return .jaguarMuon(JaguarMuonOptions(eps: eps))
+        case .dizo: return .dizo(DiZOOptions(eps: eps))
+        case .zoop: return .zoop(ZoopOptions(eps: eps))
         }
     }
 
-    /// The optimizer over `set`, its state allocated on `backend`.
+    /// The tensors this optimizer trains in `model`: all of them, except for Zoop (the weights,
+    /// and biases, of its noisy linear layers).
+    public func trainableSet(_ model: CausalLM) throws -> TrainableSet {
+        if case .zoop(let o) = self { return try o.trainableSet(model) }
+        return TrainableSet.full(model)
+    }
+
+    /// The optimizer over its trainable set of `model`, state allocated on the model's backend.
+    public func make(model: CausalLM) throws -> any ZOOptimizer {
+        if case .zoop(let o) = self { return try Zoop(model: model, set: try o.trainableSet(model), options: o) }
+        return try make(set: try trainableSet(model), backend: model.backend)
+    }
+
+    /// The optimizer over `set`, its state allocated on `backend` (Zoop needs the model: `make(model:)`).
     public func make(set: TrainableSet, backend: any Backend) throws -> any ZOOptimizer {
         switch self {
         case .mezo(let o): return MeZO(set: set, options: o, backend: backend)
@@ -83,6 +107,8 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoMuon(let o): return try ZOMuon(set: set, options: o, backend: backend)
         case .jaguarSign(let o): return try JaguarSign(set: set, options: o, backend: backend)
         case .jaguarMuon(let o): return try JaguarMuon(set: set, options: o, backend: backend)
+        case .dizo(let o): return try DiZO(set: set, options: o, backend: backend)
+        case .zoop: throw BackendError("zoop perturbs activations: it is built from the model (make(model:)), not from a trainable set")
         }
     }
 
@@ -98,6 +124,8 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoMuon(let o): return o.eps
         case .jaguarSign(let o): return o.eps
         case .jaguarMuon(let o): return o.eps
+        case .dizo(let o): return o.eps
+        case .zoop(let o): return o.eps
         }
     }
 
@@ -119,6 +147,8 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoMuon: self = .zoMuon(try ZOMuonOptions(from: decoder))
         case .jaguarSign: self = .jaguarSign(try JaguarSignOptions(from: decoder))
         case .jaguarMuon: self = .jaguarMuon(try JaguarMuonOptions(from: decoder))
+        case .dizo: self = .dizo(try DiZOOptions(from: decoder))
+        case .zoop: self = .zoop(try ZoopOptions(from: decoder))
         }
     }
 
@@ -135,6 +165,8 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
         case .zoMuon(let o): try o.encode(to: encoder)
         case .jaguarSign(let o): try o.encode(to: encoder)
         case .jaguarMuon(let o): try o.encode(to: encoder)
+        case .dizo(let o): try o.encode(to: encoder)
+        case .zoop(let o): try o.encode(to: encoder)
         }
     }
 

@@ -12,8 +12,10 @@ public protocol ZOOptimizer: AnyObject {
     var set: TrainableSet { get }
     /// Names of the values each record carries, in order (the first is always "g").
     var recordFields: [String] { get }
-    /// Forward passes per step.
+    /// Forward passes of an ordinary step.
     var forwardsPerStep: Int { get }
+    /// Forward passes per step on average, counting periodic extras (DiZO's searches).
+    var meanForwardsPerStep: Double { get }
     /// Passes over θ per step that regenerate z (probes, restores, updates, candidate moves).
     var passesPerStep: Double { get }
     /// Bytes of optimizer state (f32, under the ledger's `optimizer` tag).
@@ -23,34 +25,99 @@ public protocol ZOOptimizer: AnyObject {
 
     /// Step t: `loss` evaluates the step's minibatch at the current θ.
     func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome
+    /// Step with everything the trainer can evaluate (what the trainer calls). The default runs
+    /// the step above with the context's minibatch loss; DiZO also draws search minibatches and
+    /// Zoop per-sample losses.
+    func step(_ context: StepContext) throws -> StepOutcome
     /// Redoes recorded steps (in order) without forwards.
     func replay(_ records: [ZORecord])
     /// State back to its initial value (the trainer reloads the base weights and replays).
     func resetState()
+    /// Whether `replay` can rebuild θ from the records alone (false for Zoop, whose update depends
+    /// on activations): the trainer then saves the trainable weights and resumes from them.
+    var replayable: Bool { get }
+    /// Optimizer state saved with the weights of a run that cannot replay (name, f32 tensor).
+    var stateTensors: [(String, Tensor)] { get }
 }
 
 extension ZOOptimizer {
     public var matrixFlopsPerStep: Double { 0 }
+    public var meanForwardsPerStep: Double { Double(forwardsPerStep) }
+    public var replayable: Bool { true }
+    public var stateTensors: [(String, Tensor)] { [] }
+    public func step(_ context: StepContext) throws -> StepOutcome {
+        try step(context.step, runSeed: context.runSeed, lr: context.lr, loss: context.loss)
+    }
 }
 
-/// What one step produced: its records (one per direction) and the loss it reports.
+/// What a step may evaluate, from the trainer: the step's minibatch, fresh search minibatches
+/// from a second deterministic stream of the training set, and per-example losses.
+public struct StepContext {
+    public let step: Int
+    public let runSeed: UInt64
+    public let lr: Float
+    /// Mean loss of the step's minibatch at the current θ.
+    public let loss: () throws -> Double
+    /// Mean loss at the current θ of search minibatch j of the run (j counts every draw since
+    /// step 0): never the step's batch, and a function of j alone, so runs stay deterministic.
+    public let searchLoss: (Int) throws -> Double
+    /// The step's minibatch scored at the current θ with per-example losses and the example of
+    /// each sequence row of each forward, each scoring path in one forward (Zoop pairs its
+    /// forwards row for row).
+    public let scoreSamples: () throws -> BatchScore
+
+    public init(step: Int, runSeed: UInt64, lr: Float, loss: @escaping () throws -> Double,
+                searchLoss: @escaping (Int) throws -> Double = { _ in throw StepContext.unavailable("search minibatches") },
+                scoreSamples: @escaping () throws -> BatchScore = { throw StepContext.unavailable("per-example losses") }) {
+        self.step = step
+        self.runSeed = runSeed
+        self.lr = lr
+        self.loss = loss
+        self.searchLoss = searchLoss
+        self.scoreSamples = scoreSamples
+    }
+
+    public static func unavailable(_ what: String) -> Error { BackendError("this step context provides no \(what)") }
+}
+
+/// What one step produced: its records (one per direction, plus DiZO's projection ratios) and
+/// the loss it reports.
 public struct StepOutcome: Sendable {
     public let records: [ZORecord]
     public let loss: Double
+
+    public init(records: [ZORecord], loss: Double) {
+        self.records = records
+        self.loss = loss
+    }
+
+    /// g of the step's last direction (for the progress line and metrics).
+    public var projectedGrad: Float { records.last { $0.kind == .direction }?.projectedGrad ?? 0 }
 }
 
 /// One direction of one step, as stored in the trajectory: enough to redo the update exactly.
 public struct ZORecord: Sendable, Equatable {
+    /// What a record holds (the u16 after the direction in the file).
+    public enum Kind: UInt16, Sendable {
+        /// A step's direction: seed, lr and the optimizer's `recordFields`.
+        case direction = 0
+        /// DiZO: the ratio r of projected tensor `direction` set by the search after `step`
+        /// (values[0]; the other fields 0).
+        case projection = 1
+    }
+
     public var step: UInt32
     public var direction: UInt16
+    public var kind: Kind
     public var seed: UInt64
     public var lr: Float
     /// The optimizer's declared fields (`recordFields`), `values[0]` being g.
     public var values: [Float]
 
-    public init(step: UInt32, direction: UInt16, seed: UInt64, lr: Float, values: [Float]) {
+    public init(step: UInt32, direction: UInt16, kind: Kind = .direction, seed: UInt64, lr: Float, values: [Float]) {
         self.step = step
         self.direction = direction
+        self.kind = kind
         self.seed = seed
         self.lr = lr
         self.values = values

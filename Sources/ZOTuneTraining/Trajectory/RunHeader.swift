@@ -52,6 +52,9 @@ public struct RunHeader: Sendable, Equatable, Codable {
     public var trainable: String
     /// The optimizer's record fields, in record order.
     public var recordFields: [String]
+    /// nil (written only when false): whether the records rebuild θ. Zoop's do not (its updates
+    /// depend on activations): its runs keep the weights in trainable.safetensors instead.
+    public var replayable: Bool?
     public var progress = RunProgress()
 
     public init(run: RunOptions, optimizer: OptimizerConfig, base: BaseCheckpoint, trainable: String, recordFields: [String]) {
@@ -64,7 +67,7 @@ public struct RunHeader: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case format, version, zStreamVersion = "z_stream_version", run, optimizer, base, trainable
-        case recordFields = "record_fields", progress
+        case recordFields = "record_fields", replayable, progress
     }
 
     /// A version-1 header (flat keys, MeZO only) in today's shape.

@@ -44,7 +44,7 @@ public struct TrajectoryFile: Sendable {
         out += json
         for r in records {
             precondition(r.values.count == fields, "record of step \(r.step) has \(r.values.count) values, the optimizer declares \(fields)")
-            put(r.step); put(r.direction); put(UInt16(0)); put(r.seed); put(r.lr.bitPattern)
+            put(r.step); put(r.direction); put(r.kind.rawValue); put(r.seed); put(r.lr.bitPattern)
             for v in r.values { put(v.bitPattern) }
         }
         put(out.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64($0.count), Self.checksumSeed) })
@@ -109,8 +109,12 @@ public struct TrajectoryFile: Sendable {
         for i in 0..<(body / size) {
             let o = 12 + len + i * size
             let values = (0..<fields).map { Float(bitPattern: u32(o + 20 + 4 * $0)) }
-            records.append(ZORecord(step: u32(o), direction: UInt16(bytes[o + 4]) | UInt16(bytes[o + 5]) << 8, seed: u64(o + 8),
-                                    lr: Float(bitPattern: u32(o + 16)), values: values))
+            let rawKind = UInt16(bytes[o + 6]) | UInt16(bytes[o + 7]) << 8
+            guard let kind = ZORecord.Kind(rawValue: rawKind) else {
+                throw ModelError(file: file, field: "records[\(i)].kind", "unknown record kind \(rawKind)")
+            }
+            records.append(ZORecord(step: u32(o), direction: UInt16(bytes[o + 4]) | UInt16(bytes[o + 5]) << 8, kind: kind,
+                                    seed: u64(o + 8), lr: Float(bitPattern: u32(o + 16)), values: values))
         }
         return TrajectoryFile(header: header, records: records)
     }

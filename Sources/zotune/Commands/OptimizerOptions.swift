@@ -19,12 +19,13 @@ struct OptimizerOptions: ParsableArguments {
 
     /// The optimizer's configuration; an option that belongs to another optimizer is an error.
     func config(mezo: MeZOArguments, momentum: MomentumArguments, adam: AdamArguments, hizoo: HiZOOArguments,
-                muon: MuonArguments, jaguar: JaguarArguments) throws -> OptimizerConfig {
+                muon: MuonArguments, jaguar: JaguarArguments, dizo: DiZOArguments, zoop: ZoopArguments) throws -> OptimizerConfig {
         let k = try kind()
         let given: [(String, Bool, [OptimizerKind])] = [
             ("--directions", mezo.directions != nil, [.mezo]), ("--one-sided", mezo.oneSided, [.mezo]),
             ("--momentum", momentum.momentum != nil, [.zoSGDMomentum, .zoMuon, .jaguarSign]),
-            ("--beta1", adam.beta1 != nil, [.zoAdam]), ("--beta2", adam.beta2 != nil, [.zoAdam]), ("--adam-eps", adam.adamEps != nil, [.zoAdam]),
+            ("--beta1", adam.beta1 != nil, [.zoAdam, .zoop]), ("--beta2", adam.beta2 != nil, [.zoAdam, .zoop]),
+            ("--adam-eps", adam.adamEps != nil, [.zoAdam, .zoop]),
             ("--hessian-smoothing", hizoo.hessianSmoothing != nil, [.hizoo]),
             ("--ns-steps", muon.nsSteps != nil, [.zoMuon, .jaguarMuon]), ("--ns-polynomial", muon.nsPolynomial != nil, [.zoMuon, .jaguarMuon]),
             ("--other-lr-ratio", muon.otherLRRatio != nil, [.zoMuon, .jaguarMuon]),
@@ -32,12 +33,17 @@ struct OptimizerOptions: ParsableArguments {
             ("--orthogonalize-every", muon.orthogonalizeEvery != nil, [.jaguarMuon]),
             ("--beta", jaguar.beta != nil, [.jaguarSign, .jaguarMuon]), ("--block-fraction", jaguar.blockFraction != nil, [.jaguarSign, .jaguarMuon]),
             ("--jaguar-variant", jaguar.variant != nil, [.jaguarSign]), ("--smoothing", jaguar.smoothing, [.jaguarSign]),
+            ("--dizo-interval", dizo.interval != nil, [.dizo]), ("--dizo-iterations", dizo.iterations != nil, [.dizo]),
+            ("--dizo-eps", dizo.projectionEps != nil, [.dizo]), ("--dizo-step", dizo.projectionStep != nil, [.dizo]),
+            ("--dizo-clip", dizo.clip != nil, [.dizo]), ("--dizo-layers", dizo.layers != nil, [.dizo]),
+            ("--zoop-layers", zoop.layers != nil, [.zoop]), ("--zoop-blocks", zoop.blocks != nil, [.zoop]),
+            ("--zoop-update", zoop.update != nil, [.zoop]),
         ]
         for (name, set, owners) in given where set && !owners.contains(k) {
             throw ValidationError("\(name) is an option of --optimizer \(owners.map(\.rawValue).joined(separator: "/")), not \(k.rawValue)")
         }
         guard eps > 0 && eps.isFinite else { throw ValidationError("--eps must be positive") }
-        if [.zoMuon, .jaguarSign, .jaguarMuon].contains(k) && weightDecay != 0 {
+        if [.zoMuon, .jaguarSign, .jaguarMuon, .zoop].contains(k) && weightDecay != 0 {
             throw ValidationError("--weight-decay is not available with \(k.rawValue) (the released code has none)")
         }
         if let m = momentum.momentum, !(m >= 0 && m < 1) { throw ValidationError("--momentum must be in [0, 1)") }
@@ -104,6 +110,38 @@ struct OptimizerOptions: ParsableArguments {
             if let r = muon.otherLRRatio { o.otherLRRatio = r }
             if let e = muon.orthogonalizeEvery { o.orthogonalizeEvery = e }
             return .jaguarMuon(o)
+        case .dizo:
+            var o = DiZOOptions(eps: eps, weightDecay: weightDecay)
+            if let n = dizo.interval { o.interval = n }
+            if let n = dizo.iterations { o.iterations = n }
+            if let e = dizo.projectionEps { o.projectionEps = e }
+            if let s = dizo.projectionStep { o.projectionStep = s }
+            if let c = dizo.clip { o.clip = c }
+            if let l = dizo.layers { o.layers = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            guard o.interval >= 0 else { throw ValidationError("--dizo-interval must be ≥ 0 (0: no searches)") }
+            guard o.iterations >= 1 else { throw ValidationError("--dizo-iterations must be at least 1") }
+            guard o.projectionEps > 0 && o.projectionEps.isFinite else { throw ValidationError("--dizo-eps must be positive") }
+            guard o.clip > 0 && o.clip < 1 else { throw ValidationError("--dizo-clip must be in (0, 1)") }
+            return .dizo(o)
+        case .zoop:
+            var o = ZoopOptions(eps: eps)
+            if let l = zoop.layers { o.layers = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            if let b = zoop.blocks {
+                o.blocks = try b.split(separator: ",").map { part in
+                    guard let i = Int(part.trimmingCharacters(in: .whitespaces)), i >= 0 else {
+                        throw ValidationError("--zoop-blocks takes block indices, e.g. 0,1,2 (got \(b))")
+                    }
+                    return i
+                }
+            }
+            if let u = zoop.update { o.update = u }
+            if let b = adam.beta1 { o.beta1 = b }
+            if let b = adam.beta2 { o.beta2 = b }
+            if let e = adam.adamEps { o.adamEps = e }
+            if o.update == .sgd && (adam.beta1 != nil || adam.beta2 != nil || adam.adamEps != nil) {
+                throw ValidationError("--beta1, --beta2 and --adam-eps belong to --zoop-update adam")
+            }
+            return .zoop(o)
         }
     }
 }
@@ -151,6 +189,7 @@ struct HiZOOArguments: ParsableArguments {
 }
 
 extension NewtonSchulz: ExpressibleByArgument {}
+extension ZoopOptions.Update: ExpressibleByArgument {}
 extension MomentumPlacement: ExpressibleByArgument {}
 extension JaguarVariant: ExpressibleByArgument {}
 
@@ -184,4 +223,30 @@ struct JaguarArguments: ParsableArguments {
     var variant: JaguarVariant?
     @Flag(help: "jaguar-sign released: scale the block gradient by 1 − β (the code's zo_use_smoothing).")
     var smoothing = false
+}
+
+struct DiZOArguments: ParsableArguments {
+    @Option(name: .customLong("dizo-interval"), help: "K: a projection search after every K-th step (default 50; 0: none, i.e. ZO-SGD).")
+    var interval: Int?
+    @Option(name: .customLong("dizo-iterations"), help: "SPSA iterations per search, each on a new minibatch (default 10).")
+    var iterations: Int?
+    @Option(name: .customLong("dizo-eps"), help: "ε_p, the probe scale of the ratios (default 0.1).")
+    var projectionEps: Float?
+    @Option(name: .customLong("dizo-step"), help: "s, the ratio step, scaled by ‖θ − θ⁰‖ as the released code does (default 2.0).")
+    var projectionStep: Float?
+    @Option(name: .customLong("dizo-clip"), help: "τ: ratios stay in [1 − τ, 1 + τ] (default 0.2).")
+    var clip: Float?
+    @Option(name: .customLong("dizo-layers"),
+            help: "Projected tensors: q, k, v, o of every attention layer, or name suffixes, comma-separated (default k,v: the released code).")
+    var layers: String?
+}
+
+struct ZoopArguments: ParsableArguments {
+    @Option(name: .customLong("zoop-layers"),
+            help: "Noisy (and trained) linear layers of each chosen block: all, or short names such as q,k,v,o,gate,up,down,fc1,fc2 (default all).")
+    var layers: String?
+    @Option(name: .customLong("zoop-blocks"), help: "Chosen transformer blocks, comma-separated indices (default: every block).")
+    var blocks: String?
+    @Option(name: .customLong("zoop-update"), help: "Step on the normalised estimate: sgd (default) or adam (f32 moments; --beta1/--beta2/--adam-eps).")
+    var update: ZoopOptions.Update?
 }

@@ -81,13 +81,16 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
     @OptionGroup(title: "ZO-Muon and Jaguar-Muon options") var muon: MuonArguments
     @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
+    @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
+    @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/.")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options).")
     var resume: String?
 
     func run() throws {
-        let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar)
+        let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar,
+                                      dizo: dizo, zoop: zoop)
         let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
@@ -100,7 +103,7 @@ struct Train: ParsableCommand {
         let dtype = try model.weightDType()
         let lm = try file.load(on: backend, dtype: dtype)
         let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue, dtype: dtype.rawValue)
-        let optimizer = try config.make(set: TrainableSet.full(lm), backend: backend)
+        let optimizer = try config.make(model: lm)
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir, base: base)
         print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters; \(backend.summary)")
         print("optimizer: \(config); \(optimizer.forwardsPerStep) forwards per step, state \(formatBytes(optimizer.stateBytes))")
@@ -220,6 +223,9 @@ struct Replay: ParsableCommand {
     func run() throws {
         let traj = try TrajectoryFile.read(URL(fileURLWithPath: trajectory))
         let h = traj.header
+        if h.optimizer.kind == .zoop {
+            throw ValidationError("\(trajectory): zoop steps depend on activations and cannot be replayed; the run directory holds the weights (model/, trainable.safetensors)")
+        }
         let hash = try checkpointHash(base)
         guard h.base.hash == hash else {
             throw ValidationError("\(base) has content hash \(hash), but the trajectory was trained from \(h.base.hash) (\(h.base.path))")
