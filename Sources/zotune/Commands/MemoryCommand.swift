@@ -34,10 +34,11 @@ struct MemoryCommand: ParsableCommand {
         }
         let set = TrainableSet.full(lm)
         if phase != "inference" {
-            let optimizer = try config.make(set: set, backend: backend)
+            let optimizer = try config.make(model: lm)
             state = optimizer.stateBytes
             backend.ledger.resetPeaks()
-            _ = try optimizer.step(0, runSeed: 1, lr: 0) { try languageModelLoss(lm, batch) }
+            _ = try optimizer.step(StepContext(step: 0, runSeed: 1, lr: 0, loss: { try languageModelLoss(lm, batch) },
+                                               searchLoss: { _ in try languageModelLoss(lm, batch) }, scoreSamples: { try sequenceScore(lm, batch) }))
             zo = backend.ledger.snapshot.total.peak
         }
         let report = MemoryReport(zoPeakBytes: zo, inferencePeakBytes: inference,
@@ -83,7 +84,7 @@ struct BenchStep: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(backend.summary)
-            print(String(format: "forward %.3f s, %@ step %.3f s: step / forward = %.3f (%d forwards + %.0f passes over %d parameters)",
+            print(String(format: "forward %.3f s, %@ step %.3f s: step / forward = %.3f (%.1f forwards + %.0f passes over %d parameters)",
                          r.forwardSeconds, r.optimizer, r.stepSeconds, r.stepOverForward, r.forwardsPerStep, r.passesPerStep, set.parameterCount))
         }
     }
@@ -145,7 +146,7 @@ struct BenchOptimizers: ParsableCommand {
                                                    lr: 1e-7, baseline: base)
             rows.append(r.json)
             if !json {
-                print(r.optimizer.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %4d %7.2f %9.3f %8.3f %9.3f %15.3f %11.1f %15.3f", r.forwardsPerStep, r.passesPerStep,
+                print(r.optimizer.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %4.1f %7.2f %9.3f %8.3f %9.3f %15.3f %11.1f %15.3f", r.forwardsPerStep, r.passesPerStep,
                              r.matrixFlopsPerStep / 1e12, r.stepSeconds, r.stepOverForward, r.stepOverPredicted, Double(r.stateBytes) / 1_048_576, r.peakOverInference))
             }
         }

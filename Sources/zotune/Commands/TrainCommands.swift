@@ -106,7 +106,7 @@ struct Train: ParsableCommand {
         let optimizer = try config.make(model: lm)
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir, base: base)
         print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters; \(backend.summary)")
-        print("optimizer: \(config); \(optimizer.forwardsPerStep) forwards per step, state \(formatBytes(optimizer.stateBytes))")
+        print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         backend.ledger.resetPeaks()
         let progress = ProgressLine(total: options.steps)
         let summary: TrainSummary
@@ -141,6 +141,8 @@ struct Train: ParsableCommand {
         json["test"] = summary.test?.metric ?? NSNull()
         json["seconds"] = summary.seconds
         json["inference_peak_excludes_state"] = true
+        json["forwards_per_step"] = optimizer.meanForwardsPerStep
+        json["optimizer_config"] = config.description
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
     }
 }
