@@ -56,6 +56,11 @@ static int cpu_sum_squares(const float *x, int64_t n, double *result) {
     return 0;
 }
 
+static int cpu_squared_distance(const void *a, const void *b, zt_dtype dtype, int64_t n, double *result) {
+    *result = zt_squared_distance(a, b, dtype, n);
+    return 0;
+}
+
 static const zt_backend_api cpu_table = {
     .abi_version = ZT_BACKEND_ABI_VERSION,
     .struct_size = sizeof(zt_backend_api),
@@ -107,6 +112,7 @@ static const zt_backend_api cpu_table = {
     .scale_rows = zt_scale_rows,
     .sum_squares = cpu_sum_squares,
     .adam_direction = zt_adam_direction,
+    .squared_distance = cpu_squared_distance,
 };
 
 const zt_backend_api *zt_cpu_api(void) {

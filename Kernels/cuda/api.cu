@@ -398,6 +398,11 @@ static const zt_backend_api cuda_table = {
     .add_scaled = zt_cu_add_scaled,
     .jaguar_probe = zt_cu_jaguar_probe,
     .jaguar_update = zt_cu_jaguar_update,
+    .lerp = zt_cu_lerp,
+    .scale_rows = zt_cu_scale_rows,
+    .sum_squares = zt_cu_sum_squares,
+    .adam_direction = zt_cu_adam_direction,
+    .squared_distance = zt_cu_squared_distance,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

@@ -75,5 +75,13 @@ ZT_INTERNAL void zt_cu_jaguar_probe(void *d_x, zt_dtype dtype, uint64_t first, u
 ZT_INTERNAL void zt_cu_jaguar_update(int kind, void *d_x, zt_dtype dtype, float *d_m, uint64_t first, uint64_t seed,
                                      uint32_t tensor_id, const zt_jaguar_args *args);
 ZT_INTERNAL void zt_cu_add_scaled(void *d_x, zt_dtype dtype, int64_t n, float alpha, const float *d_dir);
+// projection.cu
+ZT_INTERNAL void zt_cu_lerp(void *d_out, zt_dtype dtype, const void *d_a, const void *d_b, int64_t n, float alpha);
+// local_grad.cu
+ZT_INTERNAL void zt_cu_scale_rows(float *d_x, int64_t rows, int64_t cols, const float *d_scales);
+ZT_INTERNAL int zt_cu_sum_squares(const float *d_x, int64_t n, double *result);
+ZT_INTERNAL int zt_cu_squared_distance(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, double *result);
+ZT_INTERNAL void zt_cu_adam_direction(void *d_x, zt_dtype dtype, float *d_m, float *d_v, const float *d_dir, int64_t n,
+                                      const zt_zo_update_args *args);
 
 #endif

@@ -107,6 +107,7 @@ typedef struct zt_backend_api {
     int (*sum_squares)(const float *d_x, int64_t n, double *result);
     void (*adam_direction)(void *d_x, zt_dtype dtype, float *d_m, float *d_v, const float *d_dir, int64_t n,
                            const zt_zo_update_args *args);
+    int (*squared_distance)(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, double *result);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);

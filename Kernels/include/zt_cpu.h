@@ -148,13 +148,15 @@ void zt_jaguar_probe(void *x, zt_dtype dtype, uint64_t first, uint64_t seed, uin
 void zt_jaguar_update(int kind, void *x, zt_dtype dtype, float *m, uint64_t first, uint64_t seed, uint32_t tensor_id,
                       const zt_jaguar_args *args);
 
-// ---- DiZO projection and Zoop's local update (Kernels/cpu/projection.c, local_grad.c) --------------
+// ---- DiZO projection and Zoop's local update (Kernels/cpu/projection.c, local_grad.c) -----------
 // out = a + alpha·(b − a) in f32, one rounding into dtype (out, a, b all of dtype; out may be b).
 void zt_lerp(void *out, zt_dtype dtype, const void *a, const void *b, int64_t n, float alpha);
 // x(rows, cols)[r, :] *= scales[r].
 void zt_scale_rows(float *x, int64_t rows, int64_t cols, const float *scales);
 // Σ x[i]² in double, independent of the thread count.
 double zt_sum_squares(const float *x, int64_t n);
+// Σ (a[i] − b[i])² in double (a, b of one float dtype; DiZO's ‖θ − θ⁰‖²), likewise.
+double zt_squared_distance(const void *a, const void *b, zt_dtype dtype, int64_t n);
 // Adam on the f32 direction d (zt_adam_direction_elem): m, v f32 state of x's n elements.
 void zt_adam_direction(void *x, zt_dtype dtype, float *m, float *v, const float *d, int64_t n,
                        const zt_zo_update_args *args);

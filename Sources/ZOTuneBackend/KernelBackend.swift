@@ -224,10 +224,9 @@ public final class KernelBackend: Backend, @unchecked Sendable {
 
     public func squaredDistance(_ a: Tensor, _ b: Tensor) -> Double {
         precondition(a.dtype.isFloat && a.dtype == b.dtype && a.count == b.count, "squaredDistance of \(a) and \(b)")
-        let (x, y) = (toHost(a), toHost(b))
-        var sum = 0.0
-        for i in 0..<x.count { let d = Double(x[i]) - Double(y[i]); sum += d * d }
-        return sum
+        var out = 0.0
+        check(api.squared_distance(a.pointer, b.pointer, a.dtype.code, Int64(a.count), &out), "squared distance")
+        return out
     }
 
     public func adamDirection(_ x: Tensor, m: Tensor, v: Tensor, direction d: Tensor, scalars s: ZOUpdateScalars) {

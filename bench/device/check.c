@@ -13,8 +13,9 @@
 // Claims: Philox words, normals, perturb / restore_update / replay_step / perturbed_copy / fill_normal /
 // convert, zo_update (ZO-SGD-MMT, ZO-Adam, HiZOO, ZO-Muon's DIRECTION; weights and f32 optimizer
 // state, training and replay) / perturb_hessian, jaguar_probe / jaguar_update (3 kinds, both sign
-// modes) / add_scaled, add / mul / scale / relu / add_rows / copy_2d and embedding are
-// bit-identical to the CPU; Newton–Schulz (quintic and cubic; f32, TF32, bf16 operands) is
+// modes) / add_scaled, lerp (DiZO) / scale_rows / adam_direction (Zoop), add / mul / scale / relu /
+// add_rows / copy_2d and embedding are bit-identical to the CPU; sum_squares and squared_distance
+// are deterministic run to run and within 1e-12 of the CPU's; Newton–Schulz (quintic and cubic; f32, TF32, bf16 operands) is
 // deterministic run to run; the other kernels pass within the tolerances printed next to them.
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -438,6 +439,15 @@ static int host_debug_philox(uint32_t *out, uint64_t nblocks, uint64_t j0, uint6
     return 0;
 }
 
+static int host_sum_squares(const float *x, int64_t n, double *out) {
+    *out = zt_sum_squares(x, n);
+    return 0;
+}
+static int host_squared_distance(const void *a, const void *b, zt_dtype dt, int64_t n, double *out) {
+    *out = zt_squared_distance(a, b, dt, n);
+    return 0;
+}
+
 static const zt_backend_api host_table = {
     .abi_version = ZT_BACKEND_ABI_VERSION, .struct_size = sizeof(zt_backend_api),
     .device_count = host_count, .set_device = host_set_device, .device_name = host_name, .mem_info = host_mem_info,
@@ -452,6 +462,8 @@ static const zt_backend_api host_table = {
     .attention = zt_attention, .copy_2d = zt_copy_2d, .sgemm = host_sgemm,
     .sgemm_strided_batched = host_sgemm_batched, .newton_schulz = host_ns,
     .add_scaled = zt_add_scaled, .jaguar_probe = zt_jaguar_probe, .jaguar_update = zt_jaguar_update,
+    .lerp = zt_lerp, .scale_rows = zt_scale_rows, .sum_squares = host_sum_squares, .adam_direction = zt_adam_direction,
+    .squared_distance = host_squared_distance,
 };
 
 // ---- Table and ABI ----------------------------------------------------------------------------------
@@ -464,7 +476,7 @@ static const zt_backend_api host_table = {
     X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
-    X(jaguar_update)
+    X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)
 
 static void check_table(const zt_backend_api *t) {
     result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
@@ -1510,6 +1522,105 @@ static void dev_jaguar(void) {
             }
 }
 
+// DiZO's lerp and Zoop's scale_rows / adam_direction on device vs CPU, bit for bit (x and both
+// moments over three successive Adam steps, with and without decay; lerp also into its own b), and
+// the two double reductions: the same bits on two calls, within 1e-12 of the CPU's sums. Sizes: 1,
+// a non-multiple of every block size, and a large one.
+static void dev_dizo_zoop(void) {
+    section("lerp / scale_rows / adam_direction (bit-identical), sum_squares / squared_distance (1e-12)");
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    const int64_t sizes[3] = {1, 4099, SZ(3 << 20, 70001)};
+    char name[160];
+    for (int si = 0; si < 3; si++)
+        for (int di = 0; di < 3; di++) {
+            const zt_dtype dt = dts[di];
+            const int64_t n = sizes[si];
+            const size_t es = (size_t)zt_dtype_size(dt);
+            int64_t bad = 0;
+            char first_bad[240] = "", detail[200];
+            void *ha = random_storage(dt, n, 0.05f), *hb = random_storage(dt, n, 0.05f), *hout = hmalloc(n * es);
+            void *back = hmalloc(n * 4);
+            void *da = dalloc(n * es), *db = dalloc(n * es), *dout = dalloc(n * es);
+            h2d(da, ha, n * es);
+            h2d(db, hb, n * es);
+            const float alphas[4] = {0.83f, 1.2f, 1.0f / 3.0f, 1.0f};
+            for (int k = 0; k < 4; k++) {
+                dpoison(dout, n * es);
+                G->lerp(dout, dt, da, db, n, alphas[k]);
+                zt_lerp(hout, dt, ha, hb, n, alphas[k]);
+                d2h(back, dout, n * es);
+                if (diff_bits(back, hout, n, (int)es, detail, sizeof detail)) {
+                    if (!bad) snprintf(first_bad, sizeof first_bad, "lerp α %g: %s", alphas[k], detail);
+                    bad++;
+                }
+            }
+            // into its own b (how replay applies a ratio)
+            G->lerp(db, dt, da, db, n, 0.9f);
+            zt_lerp(hb, dt, ha, hb, n, 0.9f);
+            d2h(back, db, n * es);
+            if (diff_bits(back, hb, n, (int)es, detail, sizeof detail)) {
+                if (!bad) snprintf(first_bad, sizeof first_bad, "lerp in place: %s", detail);
+                bad++;
+            }
+            // Adam on a direction: x in dt, m, v, d f32
+            float *hm = hmalloc(n * 4), *hv = hmalloc(n * 4), *hd = hmalloc(n * 4);
+            for (int64_t i = 0; i < n; i++) { hm[i] = 0; hv[i] = 0; }
+            float *dm = dalloc(n * 4), *dv = dalloc(n * 4), *dd = dalloc(n * 4);
+            h2d(dm, hm, n * 4);
+            h2d(dv, hv, n * 4);
+            for (int t = 1; t <= 3; t++) {
+                fill_normal_host(hd, n, 1.0f / sqrtf((float)n), 0);
+                h2d(dd, hd, n * 4);
+                zt_zo_update_args p = {0};
+                p.beta1 = 0.9f;
+                p.beta2 = 0.999f;
+                p.adam_eps = 1e-8f;
+                p.lr = 1e-3f / (1.0f - powf(0.9f, (float)t));
+                p.bc2_sqrt = sqrtf(1.0f - powf(0.999f, (float)t));
+                p.decay = t == 2 ? 1e-4f : 0.0f;
+                G->adam_direction(da, dt, dm, dv, dd, n, &p);
+                zt_adam_direction(ha, dt, hm, hv, hd, n, &p);
+                const struct { const void *dev, *cpu; size_t elem; const char *what; } arr[3] = {{da, ha, es, "x"}, {dm, hm, 4, "m"}, {dv, hv, 4, "v"}};
+                for (int k = 0; k < 3; k++) {
+                    d2h(back, arr[k].dev, n * arr[k].elem);
+                    if (diff_bits(back, arr[k].cpu, n, (int)arr[k].elem, detail, sizeof detail)) {
+                        if (!bad) snprintf(first_bad, sizeof first_bad, "adam_direction step %d, %s: %s", t, arr[k].what, detail);
+                        bad++;
+                    }
+                }
+            }
+            // Reductions: Σd² (f32) and Σ(a − b)² (dt).
+            double s1 = 0, s2 = 0, q1 = 0, q2 = 0;
+            dcheck(G->sum_squares(dd, n, &s1), "sum_squares");
+            dcheck(G->sum_squares(dd, n, &s2), "sum_squares");
+            dcheck(G->squared_distance(da, db, dt, n, &q1), "squared_distance");
+            dcheck(G->squared_distance(da, db, dt, n, &q2), "squared_distance");
+            const double cs = zt_sum_squares(hd, n), cq = zt_squared_distance(ha, hb, dt, n);
+            const double es1 = fabs(s1 - cs) / (cs > 0 ? cs : 1), eq = fabs(q1 - cq) / (cq > 0 ? cq : 1);
+            const int same = s1 == s2 && q1 == q2;
+            // scale_rows over (rows, cols) with the f32 direction as data
+            const int64_t cols = n >= 7 ? 7 : 1, rows = n / cols;
+            float *hs = hmalloc((size_t)rows * 4), *hx = hmalloc((size_t)(rows * cols) * 4);
+            fill_normal_host(hs, rows, 1.0f, 0);
+            memcpy(hx, hd, (size_t)(rows * cols) * 4);
+            float *ds = dalloc((size_t)rows * 4);
+            h2d(ds, hs, (size_t)rows * 4);
+            G->scale_rows(dd, rows, cols, ds);
+            zt_scale_rows(hx, rows, cols, hs);
+            d2h(back, dd, (size_t)(rows * cols) * 4);
+            if (diff_bits(back, hx, rows * cols, 4, detail, sizeof detail)) {
+                if (!bad) snprintf(first_bad, sizeof first_bad, "scale_rows: %s", detail);
+                bad++;
+            }
+            snprintf(name, sizeof name, "dizo/zoop ops n %lld %s", (long long)n, dtname(dt));
+            result(bad == 0 && es1 <= 1e-12 && eq <= 1e-12 && same, name,
+                   "%lld differ%s%s; sum_squares rel %.1e, squared_distance rel %.1e (tol 1e-12), run to run %s",
+                   (long long)bad, bad ? "; first: " : " (bit-identical)", first_bad, es1, eq, same ? "identical" : "DIFFERENT");
+            dfree(da); dfree(db); dfree(dout); dfree(dm); dfree(dv); dfree(dd); dfree(ds);
+            free(ha); free(hb); free(hout); free(back); free(hm); free(hv); free(hd); free(hs); free(hx);
+        }
+}
+
 // Host: the selection permutation is a bijection of [0, n) with its inverse (zt_jaguar.h); NS
 // closed forms (ZO-FAMILY.md §4.7–§4.8) through the CPU kernel.
 static void check_jaguar_and_ns_closed_forms(void) {
@@ -1766,6 +1877,7 @@ static void run_device_checks(void) {
     dev_newton_schulz(1);
     dev_newton_schulz(2);
     dev_jaguar();
+    dev_dizo_zoop();
     dev_timings();
     dev_shadow();
 }
