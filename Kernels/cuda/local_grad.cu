@@ -41,9 +41,9 @@ __global__ void __launch_bounds__(SUMSQ_THREADS) sumsq_kernel(const void *a, con
 }
 
 static int sumsq(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, double *result, const char *what) {
+    *result = 0;
     zt_ctx *c = zt_ctx_get();
     if (!c) return zt_ctx_status();
-    *result = 0;
     if (n <= 0) return 0;
     switch (dtype * 2 + (d_b != nullptr)) {
     case ZT_F32 * 2: sumsq_kernel<ZT_F32, false><<<1, SUMSQ_THREADS, 0, c->stream>>>(d_a, d_b, n, c->d_sum); break;
