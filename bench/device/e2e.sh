@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Whole-model checks of the packaged zotune on a GPU machine without Swift, after check.sh:
+#   bench/device/package.sh (here)  →  carry bench/device/dist  →  on the GPU machine:
+#   Kernels/build.sh && bench/device/e2e.sh
+# On the tiny Llama fixture (tracked in Tests/ModelTests/Fixtures) and a 12-sentence SST-2 file
+# written here, with the CUDA device (E2E_DEVICE, default cuda) against the CPU:
+#   1. next-token log-probs after a prompt (printed to 4 decimals): max |Δ| ≤ 2e-4;
+#   2. mezo, zo-adam, dizo (searches every 3 steps) and zoop: 8 steps trained on the CPU, then on the
+#      device; final training loss of each printed side by side (forwards differ in rounding, so
+#      trajectories drift apart slowly: reported, not asserted);
+#   3. the CPU runs' trajectories (not zoop's: it cannot replay) replayed on the device: the
+#      exported model.safetensors must be byte-identical to the CPU's own replay.
+# Exit 1 on any failed check. E2E_DEVICE=cpu runs the script end to end without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dev=${E2E_DEVICE:-cuda}
+Z=${ZOTUNE:-bench/device/dist/zotune}
+[[ -x $Z ]] || Z=.build/release/zotune
+export LD_LIBRARY_PATH="bench/device/dist:${LD_LIBRARY_PATH:-}"
+export ZOTUNE_CUDA_LIB=${ZOTUNE_CUDA_LIB:-$PWD/Kernels/build/libzotune_cuda.so}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fails=0
+check() {  # name, ok (0/1), detail
+    printf '  %-44s %s   %s\n' "$1" "$([[ $2 == 1 ]] && echo ok || echo FAILED)" "$3"
+    [[ $2 == 1 ]] || fails=$((fails + 1))
+}
+
+model=$work/model data=$work/data/SST-2
+mkdir -p "$model" "$data"
+cp Tests/ModelTests/Fixtures/models/llama/{config.json,model.safetensors} "$model/"
+cp Tests/ModelTests/Fixtures/tokenizers/smollm.json "$model/tokenizer.json"
+{
+    printf 'sentence\tlabel\n'
+    i=0
+    for s in "a joy to watch" "dull and slow" "warm and clever" "nothing works" "great fun" "a tedious mess" \
+             "worth every minute" "flat and lifeless" "a small marvel" "I wanted to leave" "moving and funny" "the worst"; do
+        printf '%s \t%d\n' "$s" $(((i + 1) % 2)); i=$((i + 1))
+    done
+} > "$data/train.tsv"
+
+echo "== $("$Z" devices --device "$dev" 2>&1 | head -n 1)"
+echo "== 1. log-probs after a prompt, $dev vs cpu"
+for d in cpu "$dev"; do "$Z" logits --model "$model" --text "a warm and clever story" --top 20 --json --device "$d" > "$work/logits-$d.json"; done
+read -r ok detail < <(python3 - "$work/logits-cpu.json" "$work/logits-$dev.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+def table(o):
+    return {t["id"]: t["logprob"] for t in o.get("top", o.get("tokens", []))}
+ta, tb = table(a), table(b)
+common = set(ta) & set(tb)
+worst = max((abs(ta[k] - tb[k]) for k in common), default=float("inf"))
+print(int(len(common) >= 15 and worst <= 2e-4), f"max|Δ logprob| {worst:.1e} over {len(common)} shared top tokens (printed to 1e-4)")
+EOF
+)
+check "logits $dev vs cpu" "$ok" "$detail"
+
+echo "== 2-3. short runs on cpu and $dev; cpu trajectories replayed on $dev"
+common=(--task sst2 --data-dir "$work/data" --steps 8 --batch-size 4 --lr 1e-3 --eps 1e-2 --eval-every 4
+        --train-count 6 --dev-count 3 --test-count 3 --save-every 4 --seed 5)
+for opt in "mezo" "zo-adam --lr 1e-4" "dizo --dizo-interval 3 --dizo-iterations 2 --dizo-layers q,k,v" "zoop --lr 1e-2"; do
+    name=${opt%% *}
+    for d in cpu "$dev"; do
+        # shellcheck disable=SC2086
+        "$Z" train --model "$model" "${common[@]}" --optimizer $opt --device "$d" --out "$work/$name-$d" > "$work/$name-$d.log" 2>&1 \
+            || { check "$name: train on $d" 0 "$(tail -n 2 "$work/$name-$d.log")"; continue 2; }
+    done
+    loss() { python3 -c "import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if '\"loss\"' in l][-1]['loss'])" "$1"; }
+    echo "  $name: last training loss cpu $(loss "$work/$name-cpu/metrics.jsonl"), $dev $(loss "$work/$name-$dev/metrics.jsonl")"
+    [[ $name == zoop ]] && continue
+    for d in cpu "$dev"; do
+        "$Z" replay --base "$model" --trajectory "$work/$name-cpu/trajectory.zot" --all-steps --device "$d" --out "$work/$name-replay-$d" > /dev/null 2>&1
+    done
+    if cmp -s "$work/$name-replay-cpu/model.safetensors" "$work/$name-replay-$dev/model.safetensors"; then
+        check "$name: replay on $dev == on cpu" 1 "model.safetensors byte-identical"
+    else
+        check "$name: replay on $dev == on cpu" 0 "model.safetensors differ"
+    fi
+done
+echo
+echo "$fails failed"
+[[ $fails == 0 ]]
