@@ -52,6 +52,7 @@ struct MemoryCommand: ParsableCommand {
         } else {
             print("\(file.path): batch \(shape.batchSize) × \(shape.seqLen) tokens, \(set.parameterCount) parameters")
             print(report.table)
+            if phase != "inference" { print(backend.ledger.table(title: "ledger during the \(config.kind.rawValue) step, per tag")) }
             print("process peak RSS \(formatBytes(peakRSSBytes()))")
         }
     }
