@@ -80,6 +80,8 @@ ZT_INTERNAL void zt_cu_lerp(void *d_out, zt_dtype dtype, const void *d_a, const 
 // local_grad.cu
 ZT_INTERNAL void zt_cu_scale_rows(float *d_x, int64_t rows, int64_t cols, const float *d_scales);
 ZT_INTERNAL int zt_cu_sum_squares(const float *d_x, int64_t n, double *result);
+// Σx² into device memory on `stream` (one block, fixed order: Newton–Schulz's norm).
+ZT_INTERNAL void zt_cu_sum_squares_to(const float *d_x, int64_t n, double *d_sum, cudaStream_t stream);
 ZT_INTERNAL int zt_cu_squared_distance(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, double *result);
 ZT_INTERNAL void zt_cu_adam_direction(void *d_x, zt_dtype dtype, float *d_m, float *d_v, const float *d_dir, int64_t n,
                                       const zt_zo_update_args *args);

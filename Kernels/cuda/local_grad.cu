@@ -59,6 +59,10 @@ static int sumsq(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, do
     return zt_cuda_check(cudaStreamSynchronize(c->stream), what);
 }
 
+void zt_cu_sum_squares_to(const float *d_x, int64_t n, double *d_sum, cudaStream_t stream) {
+    sumsq_kernel<ZT_F32, false><<<1, SUMSQ_THREADS, 0, stream>>>(d_x, nullptr, n, d_sum);
+}
+
 int zt_cu_sum_squares(const float *d_x, int64_t n, double *result) { return sumsq(d_x, nullptr, ZT_F32, n, result, "sum_squares"); }
 
 int zt_cu_squared_distance(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, double *result) {

@@ -5,27 +5,12 @@
 // bf16 = 1 and r, n multiples of 8: the GEMMs take bf16 copies of X, A and B as tensor-core
 // operands (cublasGemmEx, f32 accumulate and output), as the released ZO-Muon runs NS in bf16;
 // otherwise f32 sgemm. ‖src‖² is summed in double by one block in a fixed order (no atomics), so
-// the result is the same bits every run, and never leaves the device.
+// the result is the same bits every run, and never leaves the device (zt_cu_sum_squares_to,
+// local_grad.cu).
 // Workspace (zt_newton_schulz_workspace floats): X, Y (r, n), A, B (r, r) in f32, then the bf16
 // copies Xh (r, n) and Bh (r, r) (Bh also holds A's copy while A² is formed).
 #include "kernels.cuh"
 #include "numerics.cuh"
-
-#define SUM_THREADS 1024
-
-// *sum = Σ x² in double: one block, each thread a fixed strided subset, then a fixed tree.
-__global__ void __launch_bounds__(SUM_THREADS) sum_squares_kernel(const float *x, int64_t n, double *sum) {
-    __shared__ double part[SUM_THREADS];
-    double s = 0.0;
-    for (int64_t i = threadIdx.x; i < n; i += SUM_THREADS) s += (double)x[i] * (double)x[i];
-    part[threadIdx.x] = s;
-    __syncthreads();
-    for (int w = SUM_THREADS / 2; w > 0; w >>= 1) {
-        if ((int)threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) *sum = part[0];
-}
 
 // 1/(‖x‖_F + 1e-7) in f32, rounded as the CPU does.
 __device__ __forceinline__ float inv_norm(const double *sum) {
@@ -97,7 +82,7 @@ int zt_cu_newton_schulz(const float *d_src, float *d_dst, int64_t rows, int64_t 
     uint16_t *Bh = Xh + r * n;               // (r, r) bf16
     const bool tensor_cores = bf16 && r % 8 == 0 && n % 8 == 0;
 
-    sum_squares_kernel<<<1, SUM_THREADS, 0, ctx->stream>>>(d_src, rows * cols, ctx->d_sum);
+    zt_cu_sum_squares_to(d_src, rows * cols, ctx->d_sum, ctx->stream);
     if (transposed) launch_transpose(ctx, X, d_src, rows, cols, ctx->d_sum);  // X(cols, rows) = srcᵀ / ‖src‖
     else normalize_kernel<<<zt_grid(ctx, rows * cols, 256), 256, 0, ctx->stream>>>(X, d_src, rows * cols, ctx->d_sum);
     if (int err = zt_cuda_check(cudaGetLastError(), "newton_schulz (normalize)")) return err;
