@@ -12,3 +12,16 @@ public protocol ForwardHook: AnyObject {
     /// `input` (rows, in); `conv1D`: the weight is stored (in, out), GPT-2's layout.
     func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool)
 }
+
+/// Several hooks in order: each sees the output as the previous one left it (adapters first,
+/// then an optimizer's activation noise on the adapted output).
+public final class ForwardHookChain: ForwardHook {
+    public let hooks: [any ForwardHook]
+    public init(_ hooks: [any ForwardHook]) { self.hooks = hooks }
+
+    public func forwardBegins(_ batch: TokenBatch) { for h in hooks { h.forwardBegins(batch) } }
+
+    public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {
+        for h in hooks { h.linearDone(weight: weight, input: input, output: output, conv1D: conv1D) }
+    }
+}

@@ -59,10 +59,7 @@ public struct ZoopOptions: Sendable, Equatable, Codable {
         guard let (block, inner) = Self.blockPart(name), name.hasSuffix(".weight") else { return false }
         if let blocks, !blocks.contains(block) { return false }
         let layer = String(inner.dropLast(".weight".count))
-        return layers.contains { short in
-            short == "all" || layer == short || layer.hasSuffix("." + short) || layer.hasSuffix("." + short + "_proj")
-                || (short == "o" && layer.hasSuffix(".out_proj"))
-        }
+        return layers.contains { linearLayer(layer, matches: $0) }
     }
 
     /// The noisy layers' weights and biases of `model`, in load order.
@@ -180,8 +177,10 @@ public final class Zoop: ZOOptimizer, ForwardHook, @unchecked Sendable {
 
     public func step(_ c: StepContext) throws -> StepOutcome {
         seed = stepSeed(runSeed: c.runSeed, step: c.step, direction: 0)
-        model.hook = self
-        defer { model.hook = nil; mode = .off; noise = nil; rowScales = nil; ones = nil }
+        // After any hook already installed (adapters), so the noise lands on the adapted output.
+        let installed = model.hook
+        model.hook = installed.map { ForwardHookChain([$0, self]) } ?? self
+        defer { model.hook = installed; mode = .off; noise = nil; rowScales = nil; ones = nil }
         let plus = try pass(.noise(options.eps), c.scoreSamples)
         let minus = try pass(.noise(-options.eps), c.scoreSamples)
         guard plus.forwardOwners == minus.forwardOwners, plus.forwardOwners.count == 1 else {

@@ -1,0 +1,103 @@
+import Foundation
+import ZOTuneBackend
+import ZOTuneModels
+
+/// LoRA adapters on chosen linear layers (ZO-FAMILY.md §5.1), applied through the model's
+/// ForwardHook: y = x·Wᵀ + b + (α/r)·(x·Aᵀ)·Bᵀ with A (r × in) ~ U(±1/√in) (kaiming_uniform with
+/// a = √5, as PEFT and MeZO initialise it) and B (out × r) = 0, so an adapted model starts as the
+/// base. Shapes come from each weight, so k and v are right under GQA. A and B are f32 whatever the
+/// base's dtype and form the trainable set under PEFT's names
+/// (`base_model.model.<layer>.lora_A.weight`), which also key their z streams.
+public struct LoRAOptions: Sendable, Equatable, Codable {
+    public var rank: Int
+    public var alpha: Float
+    /// Adapted linear layers by short name (q, k, v, o, gate, up, down, fc1, fc2, c_attn, …).
+    public var targets: [String]
+    /// Seeds A's initialisation (with each adapter's name).
+    public var seed: UInt64
+
+    public init(rank: Int = 8, alpha: Float = 16, targets: [String] = ["q", "v"], seed: UInt64 = 0) {
+        self.rank = rank
+        self.alpha = alpha
+        self.targets = targets
+        self.seed = seed
+    }
+
+    public var scaling: Float { alpha / Float(rank) }
+}
+
+public final class LoRA: ForwardHook, @unchecked Sendable {
+    public let options: LoRAOptions
+    public let set: TrainableSet
+    let backend: any Backend
+
+    struct Adapter {
+        let a: Tensor       // (r, in)
+        let b: Tensor       // (out, r)
+    }
+    /// By the adapted weight's name.
+    let adapters: [String: Adapter]
+    /// x·Aᵀ of one layer, (tokens, r), sized per forward.
+    var low: Tensor?
+
+    public init(model: CausalLM, options: LoRAOptions) throws {
+        guard options.rank >= 1, options.alpha > 0 else { throw BackendError("LoRA: rank must be ≥ 1 and α > 0 (got \(options.rank), \(options.alpha))") }
+        self.options = options
+        backend = model.backend
+        var adapters: [String: Adapter] = [:]
+        var entries: [TrainableSet.Entry] = []
+        let conv1D = model.config.architecture == .gpt2
+        for name in model.weights.names where model.weights[name].rank == 2 {
+            guard let (_, inner) = ZoopOptions.blockPart(name), name.hasSuffix(".weight"),
+                  options.targets.contains(where: { linearLayer(String(inner.dropLast(".weight".count)), matches: $0) }) else { continue }
+            let w = model.weights[name]
+            let (out, inDim) = conv1D ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
+            let stem = "base_model.model." + name.dropLast(".weight".count)
+            let bound = 1 / Float(inDim).squareRoot()
+            let aName = stem + ".lora_A.weight", bName = stem + ".lora_B.weight"
+            let a = try backend.tensor(uniform(count: options.rank * inDim, bound: bound, seed: options.seed, name: aName),
+                                       shape: [options.rank, inDim], tag: .trainableState)
+            let b = try backend.allocate([out, options.rank], tag: .trainableState)
+            adapters[name] = Adapter(a: a, b: b)
+            entries.append(.init(name: aName, tensor: a, tensorId: TrainableSet.tensorId(aName), decays: true))
+            entries.append(.init(name: bName, tensor: b, tensorId: TrainableSet.tensorId(bName), decays: true))
+        }
+        guard !entries.isEmpty else {
+            throw ModelError(file: "--lora-targets", field: options.targets.joined(separator: ","), "no linear layer matches (try q, k, v, o, gate, up, down, fc1, fc2)")
+        }
+        self.adapters = adapters
+        set = TrainableSet(entries: entries, spec: "lora")
+    }
+
+    public func forwardBegins(_ batch: TokenBatch) {
+        let need = batch.tokenCount * options.rank
+        if (low?.count ?? 0) < need { low = try? backend.allocate([need], tag: .activations) }
+    }
+
+    public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {
+        guard let ad = adapters[weight], let low else { return }
+        let rows = input.count / input.shape.last!
+        let t = low.flatSlice(0, rows * options.rank).reshaped([rows, options.rank])
+        let x = input.reshaped([rows, input.shape.last!])
+        backend.matmul(t, x, transposeA: false, ad.a, transposeB: true, alpha: 1, beta: 0)
+        backend.matmul(output.reshaped([rows, output.count / rows]), t, transposeA: false, ad.b, transposeB: true,
+                       alpha: options.scaling, beta: 1)
+    }
+}
+
+/// Whether a linear layer inside a block (its name there without ".weight", e.g.
+/// "self_attn.q_proj", "mlp.c_fc", "fc1") is the one a short name (q, k, v, o, gate, up, down,
+/// fc1, c_attn, …) or "all" selects.
+func linearLayer(_ layer: String, matches short: String) -> Bool {
+    short == "all" || layer == short || layer.hasSuffix("." + short) || layer.hasSuffix("." + short + "_proj")
+        || (short == "o" && layer.hasSuffix(".out_proj"))
+}
+
+/// U(−bound, bound) draws from (seed, name) on the host: reproducible adapter initialisation.
+func uniform(count: Int, bound: Float, seed: UInt64, name: String) -> [Float] {
+    let key = seed ^ UInt64(TrainableSet.tensorId(name)) << 17
+    return (0..<count).map { i in
+        let u = Double(stepSeed(runSeed: key, step: i, direction: 3) >> 11) / 9_007_199_254_740_992.0
+        return Float((2 * u - 1) * Double(bound))
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import XCTest
+import ZOTuneBackend
+import ZOTuneModels
+@testable import ZOTuneTraining
+
+/// LoRA through the forward hook (ZO-FAMILY.md §5.1): the adapted forward equals the forward of
+/// the merged weights W + (α/r)·B·A, computed here naively in double on the host; at
+/// initialisation (B = 0) it is the base model bit for bit; A's bound and the GQA shapes.
+final class LoRATests: XCTestCase, TinyFixture {
+    let backend = KernelBackend.cpu()
+
+    func testInitialisationShapesAndIdentity() throws {
+        let lm = try tinyModel()
+        let lora = try LoRA(model: lm, options: LoRAOptions(rank: 4, alpha: 8, targets: ["q", "k", "v"]))
+        XCTAssertEqual(lora.set.entries.count, 2 * 3 * lm.config.numLayers)
+        let kvd = lm.config.numKVHeads * lm.config.headDim, h = lm.config.hiddenSize
+        let k = lora.adapters["model.layers.1.self_attn.k_proj.weight"]!
+        XCTAssertEqual(k.a.shape, [4, h])
+        XCTAssertEqual(k.b.shape, [kvd, 4], "B of k_proj has the GQA output width")
+        XCTAssertTrue(lora.set.entries.contains { $0.name == "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" })
+        for e in lora.set.entries where e.name.contains("lora_A") {
+            let v = backend.toHost(e.tensor)
+            XCTAssertLessThanOrEqual(v.map(abs).max()!, 1 / Float(h).squareRoot())
+            XCTAssertGreaterThan(v.map(abs).max()!, 0.5 / Float(h).squareRoot())
+        }
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7], [3, 4]], padId: 0)
+        let base = backend.toHost(try lm.allLogits(batch))
+        lm.hook = lora
+        XCTAssertEqual(backend.toHost(try lm.allLogits(batch)), base, "B = 0: the adapted model is the base")
+    }
+
+    func testAdaptedForwardEqualsMergedWeights() throws {
+        let lm = try tinyModel()
+        let options = LoRAOptions(rank: 4, alpha: 8, targets: ["q", "v", "down"])
+        let lora = try LoRA(model: lm, options: options)
+        for (i, e) in lora.set.entries.enumerated() where e.name.contains("lora_B") {
+            backend.fillNormal(e.tensor, seed: 9, tensorId: UInt32(i), stream: 0, scale: 0.2)
+        }
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11]], padId: 0)
+        lm.hook = lora
+        let adapted = backend.toHost(try lm.allLogits(batch))
+        lm.hook = nil
+        // W ← W + (α/r)·B·A, in double on the host.
+        for (name, ad) in lora.adapters {
+            let w = lm.weights[name]
+            var wv = backend.toHost(w)
+            let a = backend.toHost(ad.a), b = backend.toHost(ad.b)
+            let (out, inDim, r) = (w.shape[0], w.shape[1], options.rank)
+            for o in 0..<out {
+                for c in 0..<inDim {
+                    var s = 0.0
+                    for k in 0..<r { s += Double(b[o * r + k]) * Double(a[k * inDim + c]) }
+                    wv[o * inDim + c] = Float(Double(wv[o * inDim + c]) + Double(options.scaling) * s)
+                }
+            }
+            wv.withUnsafeBytes { backend.copy(w, fromHost: $0) }
+        }
+        let merged = backend.toHost(try lm.allLogits(batch))
+        let worst = zip(adapted, merged).map { abs($0 - $1) }.max()!
+        let moved = zip(adapted, try { () -> [Float] in backend.toHost(try tinyModel().allLogits(batch)) }()).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(moved, 1e-3, "the adapters must change the logits")
+        XCTAssertLessThan(worst, 2e-5, "adapted vs merged forward (f32 rounding of two GEMM orders)")
+    }
+}
+
+extension LoRATests {
+    // Every optimizer of the family takes steps on the LoRA set alone: the adapters move, the
+    // base weights do not, and the step is deterministic.
+    func testEveryOptimizerStepsOnTheAdapters() throws {
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
+        for config in TrainerTests.configs {
+            let lm = try tinyModel()
+            let base = weights(lm)
+            let lora = try LoRA(model: lm, options: LoRAOptions(rank: 2, alpha: 4))
+            lm.hook = lora
+            let before = lora.set.entries.map { backend.toHost($0.tensor) }
+            var dizoOptions: DiZOOptions?
+            if case .dizo(var o) = config { o.layers = ["lora_B.weight"]; dizoOptions = o }
+            let optimizer = try (dizoOptions.map { OptimizerConfig.dizo($0) } ?? config).make(set: lora.set, backend: backend)
+            for t in 0..<3 {
+                _ = try optimizer.step(StepContext(step: t, runSeed: 2, lr: 1e-2, loss: { try languageModelLoss(lm, batch) },
+                                                   searchLoss: { _ in try languageModelLoss(lm, batch) }))
+            }
+            XCTAssertTrue(weights(lm) == base, "\(config): the base moved")
+            XCTAssertNotEqual(lora.set.entries.map { backend.toHost($0.tensor) }, before, "\(config): the adapters did not move")
+        }
+    }
+}
