@@ -87,3 +87,56 @@ extension LoRATests {
         }
     }
 }
+
+extension LoRATests {
+    // On OPT (biases, out_proj, fc1/fc2) and GPT-2 (Conv1D weights stored (in, out), fused
+    // c_attn): the adapted forward equals the merged one, and a Zoop step moves exactly its
+    // noisy layers' weights and biases by η each.
+    func testOtherArchitectures() throws {
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
+        for (arch, targets) in [("opt", ["q", "v", "fc1"]), ("gpt2", ["c_attn", "c_fc"])] {
+            let lm = try tinyModel(arch)
+            let conv1D = lm.config.architecture == .gpt2
+            let options = LoRAOptions(rank: 3, alpha: 6, targets: targets)
+            let lora = try LoRA(model: lm, options: options)
+            XCTAssertEqual(lora.adapters.count, targets.count * lm.config.numLayers, arch)
+            for (i, e) in lora.set.entries.enumerated() where e.name.contains("lora_B") {
+                backend.fillNormal(e.tensor, seed: 4, tensorId: UInt32(i), stream: 0, scale: 0.2)
+            }
+            lm.hook = lora
+            let adapted = backend.toHost(try lm.allLogits(batch))
+            lm.hook = nil
+            for (name, ad) in lora.adapters {
+                let w = lm.weights[name]
+                var wv = backend.toHost(w)
+                let a = backend.toHost(ad.a), b = backend.toHost(ad.b)
+                let (out, inDim) = (ad.b.shape[0], ad.a.shape[1])
+                for o in 0..<out {
+                    for c in 0..<inDim {
+                        var s = 0.0
+                        for k in 0..<options.rank { s += Double(b[o * options.rank + k]) * Double(a[k * inDim + c]) }
+                        let at = conv1D ? c * out + o : o * inDim + c
+                        wv[at] = Float(Double(wv[at]) + Double(options.scaling) * s)
+                    }
+                }
+                wv.withUnsafeBytes { backend.copy(w, fromHost: $0) }
+            }
+            let merged = backend.toHost(try lm.allLogits(batch))
+            XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 2e-5, arch)
+
+            let fresh = try tinyModel(arch)
+            let before = weights(fresh)
+            let zopts = ZoopOptions(eps: 1e-2, layers: targets)
+            let z = try Zoop(model: fresh, set: try zopts.trainableSet(fresh), options: zopts)
+            _ = try z.step(StepContext(step: 0, runSeed: 1, lr: 0.05, loss: { try languageModelLoss(fresh, batch) },
+                                       scoreSamples: { try sequenceScore(fresh, batch) }))
+            XCTAssertTrue(z.alpha.allSatisfy(\.isFinite), arch)
+            let trained = Set(z.set.entries.map(\.name))
+            XCTAssertTrue(trained.contains { $0.hasSuffix(".bias") }, "\(arch): biases of the noisy layers train too")
+            for (name, w) in weights(fresh) {
+                let d = zip(w, before[name]!).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+                XCTAssertEqual(d, trained.contains(name) ? 0.05 : 0, accuracy: 1e-5, "\(arch) \(name)")
+            }
+        }
+    }
+}
