@@ -123,6 +123,14 @@ extension LoRATests {
             }
             let merged = backend.toHost(try lm.allLogits(batch))
             XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 2e-5, arch)
+            // LoRA.merge (f32 GEMM into a scratch, then added) agrees with the naive double merge.
+            let other = try tinyModel(arch)
+            try lora.merge(into: other)
+            for name in lora.adapters.keys {
+                for (x, y) in zip(backend.toHost(other.weights[name]), backend.toHost(lm.weights[name])) {
+                    XCTAssertEqual(x, y, accuracy: 2e-7 + 2e-6 * abs(y), "\(arch) \(name)")
+                }
+            }
 
             let fresh = try tinyModel(arch)
             let before = weights(fresh)

@@ -69,6 +69,25 @@ public final class LoRA: ForwardHook, @unchecked Sendable {
         set = TrainableSet(entries: entries, spec: "lora")
     }
 
+    /// Folds the adapters into the base weights, W ← W + (α/r)·B·A (Conv1D: + (α/r)·Aᵀ·Bᵀ), one
+    /// f32 product at a time in a scratch buffer, added in W's storage dtype: what a merged export
+    /// writes. The adapters are left as they are (detach the hook before using the merged model).
+    public func merge(into model: CausalLM) throws {
+        let conv1D = model.config.architecture == .gpt2
+        let largest = adapters.keys.map { model.weights[$0].count }.max() ?? 0
+        let delta = try backend.allocate([largest], tag: .scratch)
+        for (name, ad) in adapters {
+            let w = model.weights[name]
+            let d = delta.flatSlice(0, w.count).reshaped(w.shape)
+            if conv1D {
+                backend.matmul(d, ad.a, transposeA: true, ad.b, transposeB: true, alpha: options.scaling, beta: 0)
+            } else {
+                backend.matmul(d, ad.b, transposeA: false, ad.a, transposeB: false, alpha: options.scaling, beta: 0)
+            }
+            backend.addScaled(w, d, alpha: 1)
+        }
+    }
+
     public func forwardBegins(_ batch: TokenBatch) {
         let need = batch.tokenCount * options.rank
         if (low?.count ?? 0) < need { low = try? backend.allocate([need], tag: .activations) }
