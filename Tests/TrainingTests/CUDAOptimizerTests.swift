@@ -9,15 +9,11 @@ import ZOTuneModels
 final class CUDAOptimizerTests: XCTestCase, TinyFixture {
     let backend = KernelBackend.cpu()
 
+    /// `--device cuda` as the CLI resolves it (swift test runs in the package root, where
+    /// DeviceSelection finds Kernels/build/libzotune_cuda.so).
     func cuda() throws -> KernelBackend {
-        var env = ProcessInfo.processInfo.environment
-        if env["ZOTUNE_CUDA_LIB"] == nil {
-            let built = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-                .appendingPathComponent("../../Kernels/build/libzotune_cuda.so").standardized.path
-            if FileManager.default.fileExists(atPath: built) { env["ZOTUNE_CUDA_LIB"] = built }
-        }
         do {
-            return try DeviceSelection.select(.cuda, environment: env).backend
+            return try DeviceSelection.select(.cuda).backend
         } catch {
             throw XCTSkip("no CUDA device: \(error)")
         }

@@ -10,6 +10,26 @@ import ZOTuneModels
 final class LoRATests: XCTestCase, TinyFixture {
     let backend = KernelBackend.cpu()
 
+    /// W ← W + (α/r)·B·A in double on the host (GPT-2's Conv1D weights are stored (in, out)).
+    func naiveMerge(_ lora: LoRA, into lm: CausalLM) {
+        let conv1D = lm.config.architecture == .gpt2, r = lora.options.rank
+        for (name, ad) in lora.adapters {
+            let w = lm.weights[name]
+            var wv = backend.toHost(w)
+            let a = backend.toHost(ad.a), b = backend.toHost(ad.b)
+            let (out, inDim) = (ad.b.shape[0], ad.a.shape[1])
+            for o in 0..<out {
+                for c in 0..<inDim {
+                    var s = 0.0
+                    for k in 0..<r { s += Double(b[o * r + k]) * Double(a[k * inDim + c]) }
+                    let at = conv1D ? c * out + o : o * inDim + c
+                    wv[at] = Float(Double(wv[at]) + Double(lora.options.scaling) * s)
+                }
+            }
+            wv.withUnsafeBytes { backend.copy(w, fromHost: $0) }
+        }
+    }
+
     func testInitialisationShapesAndIdentity() throws {
         let lm = try tinyModel()
         let lora = try LoRA(model: lm, options: LoRAOptions(rank: 4, alpha: 8, targets: ["q", "k", "v"]))
@@ -41,21 +61,7 @@ final class LoRATests: XCTestCase, TinyFixture {
         lm.hook = lora
         let adapted = backend.toHost(try lm.allLogits(batch))
         lm.hook = nil
-        // W ← W + (α/r)·B·A, in double on the host.
-        for (name, ad) in lora.adapters {
-            let w = lm.weights[name]
-            var wv = backend.toHost(w)
-            let a = backend.toHost(ad.a), b = backend.toHost(ad.b)
-            let (out, inDim, r) = (w.shape[0], w.shape[1], options.rank)
-            for o in 0..<out {
-                for c in 0..<inDim {
-                    var s = 0.0
-                    for k in 0..<r { s += Double(b[o * r + k]) * Double(a[k * inDim + c]) }
-                    wv[o * inDim + c] = Float(Double(wv[o * inDim + c]) + Double(options.scaling) * s)
-                }
-            }
-            wv.withUnsafeBytes { backend.copy(w, fromHost: $0) }
-        }
+        naiveMerge(lora, into: lm)
         let merged = backend.toHost(try lm.allLogits(batch))
         let worst = zip(adapted, merged).map { abs($0 - $1) }.max()!
         let moved = zip(adapted, try { () -> [Float] in backend.toHost(try tinyModel().allLogits(batch)) }()).map { abs($0 - $1) }.max()!
@@ -96,7 +102,6 @@ extension LoRATests {
         let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
         for (arch, targets) in [("opt", ["q", "v", "fc1"]), ("gpt2", ["c_attn", "c_fc"])] {
             let lm = try tinyModel(arch)
-            let conv1D = lm.config.architecture == .gpt2
             let options = LoRAOptions(rank: 3, alpha: 6, targets: targets)
             let lora = try LoRA(model: lm, options: options)
             XCTAssertEqual(lora.adapters.count, targets.count * lm.config.numLayers, arch)
@@ -106,21 +111,7 @@ extension LoRATests {
             lm.hook = lora
             let adapted = backend.toHost(try lm.allLogits(batch))
             lm.hook = nil
-            for (name, ad) in lora.adapters {
-                let w = lm.weights[name]
-                var wv = backend.toHost(w)
-                let a = backend.toHost(ad.a), b = backend.toHost(ad.b)
-                let (out, inDim) = (ad.b.shape[0], ad.a.shape[1])
-                for o in 0..<out {
-                    for c in 0..<inDim {
-                        var s = 0.0
-                        for k in 0..<options.rank { s += Double(b[o * options.rank + k]) * Double(a[k * inDim + c]) }
-                        let at = conv1D ? c * out + o : o * inDim + c
-                        wv[at] = Float(Double(wv[at]) + Double(options.scaling) * s)
-                    }
-                }
-                wv.withUnsafeBytes { backend.copy(w, fromHost: $0) }
-            }
+            naiveMerge(lora, into: lm)
             let merged = backend.toHost(try lm.allLogits(batch))
             XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 2e-5, arch)
             // LoRA.merge (f32 GEMM into a scratch, then added) agrees with the naive double merge.
