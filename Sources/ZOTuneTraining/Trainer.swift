@@ -39,6 +39,8 @@ public final class Trainer: @unchecked Sendable {
     public let optimizer: any ZOOptimizer
     public let evaluator: Evaluator
     public var set: TrainableSet { optimizer.set }
+    /// The PEFT adapter whose tensors the optimizer trains (installed as the model's hook), or nil: full tuning.
+    public let adapter: (any PEFTAdapter)?
     let sampler: MinibatchSampler
     /// DiZO's projection searches draw their minibatches here: a second stream over the training set.
     let searchSampler: MinibatchSampler
@@ -55,19 +57,22 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var forwardPeakBytes = 0
 
     public init(model: CausalLM, tokenizer: any Tokenizer, splits: TaskSplits, options: RunOptions, optimizer: any ZOOptimizer,
-                runDir: URL, base: BaseCheckpoint) throws {
+                runDir: URL, base: BaseCheckpoint, adapter: (any PEFTAdapter)? = nil) throws {
         guard !splits.train.isEmpty else { throw ModelError(file: splits.task, field: "train", "no training examples") }
         self.model = model
         self.splits = splits
         self.options = options
         self.runDir = runDir
         self.optimizer = optimizer
+        self.adapter = adapter
+        if let adapter { model.hook = adapter }
         evaluator = Evaluator(scorer: Scorer(model: model, tokenizer: tokenizer, maxLength: options.maxLength))
         sampler = MinibatchSampler(count: splits.train.count, batchSize: options.batchSize, dataSeed: options.dataSeed)
         searchSampler = MinibatchSampler(count: splits.train.count, batchSize: options.batchSize, dataSeed: options.dataSeed ^ 0x5EA2_C400)
         header = RunHeader(run: options, optimizer: optimizer.config, base: base, trainable: optimizer.set.spec,
                            recordFields: optimizer.recordFields)
         if !optimizer.replayable { header.replayable = false }
+        header.peft = adapter?.config
     }
 
     public var trajectoryURL: URL { runDir.appendingPathComponent("trajectory.zot") }
@@ -170,6 +175,9 @@ public final class Trainer: @unchecked Sendable {
         guard saved.header.optimizer == optimizer.config else {
             throw ModelError(file: file, field: "optimizer", "the run was started with \(saved.header.optimizer), not \(optimizer.config); resume with the same optimizer options")
         }
+        guard saved.header.peft == header.peft else {
+            throw ModelError(file: file, field: "peft", "the run was started with --peft \(saved.header.peft?.description ?? "none"), not \(header.peft?.description ?? "none")")
+        }
         guard saved.header.base.hash == header.base.hash else {
             throw ModelError(file: file, field: "base.hash", "the run was trained from another checkpoint (hash \(saved.header.base.hash), this one is \(header.base.hash))")
         }
@@ -251,7 +259,7 @@ public final class Trainer: @unchecked Sendable {
     func keepBest() throws {
         if !options.keepBest { (header.progress.bestStep, header.progress.bestDev) = (options.steps, lastDev) }
         guard header.progress.bestStep != options.steps else { return }
-        try model.reloadWeights()
+        if let adapter { try adapter.reset() } else { try model.reloadWeights() }
         optimizer.resetState()
         if optimizer.replayable {
             optimizer.replay(records.filter { Int($0.step) < header.progress.bestStep })

@@ -82,7 +82,7 @@ extension LoRATests {
             lm.hook = lora
             let before = lora.set.entries.map { backend.toHost($0.tensor) }
             var dizoOptions: DiZOOptions?
-            if case .dizo(var o) = config { o.layers = ["lora_B.weight"]; dizoOptions = o }
+            if case .dizo(var o) = config { o.layers = ["q", "v"]; dizoOptions = o }
             let optimizer = try (dizoOptions.map { OptimizerConfig.dizo($0) } ?? config).make(set: lora.set, backend: backend)
             for t in 0..<3 {
                 _ = try optimizer.step(StepContext(step: t, runSeed: 2, lr: 1e-2, loss: { try languageModelLoss(lm, batch) },

@@ -156,8 +156,9 @@ public final class CausalLM: @unchecked Sendable {
 
     /// Position ids of each token: Llama/GPT-2 count real tokens (left padding does not shift a
     /// sequence); OPT adds its offset of 2 and gives pads position 1, as transformers does.
-    func positions(_ batch: TokenBatch, cache: KVCache?) -> [Int32] {
-        var counts = cache?.realTokens ?? [Int32](repeating: 0, count: batch.batch)
+    /// A prefix of P virtual positions (prefix and prompt tuning) moves real tokens to P, P+1, ….
+    func positions(_ batch: TokenBatch, cache: KVCache?, start: Int = 0) -> [Int32] {
+        var counts = cache?.realTokens ?? [Int32](repeating: Int32(start), count: batch.batch)
         var pos = [Int32](repeating: 0, count: batch.tokenCount)
         let offset = Int32(config.positionOffset)
         for b in 0..<batch.batch {
@@ -180,6 +181,12 @@ public final class CausalLM: @unchecked Sendable {
     /// Final hidden states (B·T, outputWidth) after the final norm. With a cache, the batch's keys
     /// and values are appended and attention sees every cached position.
     public func hiddenStates(_ batch: TokenBatch, cache: KVCache? = nil) throws -> Tensor {
+        try hiddenStates(batch, cache: cache, inputEmbeddings: nil)
+    }
+
+    /// `inputEmbeddings` (tokens, embedding width) replace the token embeddings of `batch` (its ids
+    /// are then ignored): how prompt tuning's virtual tokens enter.
+    func hiddenStates(_ batch: TokenBatch, cache: KVCache?, inputEmbeddings: Tensor?) throws -> Tensor {
         let c = config
         let (n, h) = (batch.tokenCount, c.hiddenSize)
         let be = backend
@@ -187,7 +194,11 @@ public final class CausalLM: @unchecked Sendable {
             throw ModelError(file: "input", field: "token ids", "id \(bad) is outside the vocabulary (\(c.vocabSize))")
         }
         hook?.forwardBegins(batch)
-        let pos = positions(batch, cache: cache)
+        // Virtual positions in front of every sequence: asked once per sequence (a cache keeps them).
+        let prefix = cache.map({ $0.length == 0 }) ?? true ? try hook?.attentionPrefix(self) : nil
+        let prefixLength = prefix?.length ?? 0
+        if let prefix, let cache { try cache.prefill(prefix, backend: be) }
+        let pos = positions(batch, cache: cache, start: prefixLength)
         if let maxPos = pos.max(), c.architecture != .llama, Int(maxPos) >= c.maxPositions + c.positionOffset {
             throw ModelError(file: "input", field: "positions", "\(maxPos - Int32(c.positionOffset) + 1) positions exceed the model's \(c.maxPositions)")
         }
@@ -208,8 +219,20 @@ public final class CausalLM: @unchecked Sendable {
         let up = try be.allocate([n, c.intermediateSize], tag: .activations)
         let gate = c.architecture == .llama ? try be.allocate([n, c.intermediateSize], tag: .activations) : nil
         let qkv = c.architecture == .gpt2 ? try be.allocate([n, 3 * h], tag: .activations) : nil
+        // Without a cache, a prefix needs each layer's keys and values behind it: (B, P + T) rows.
+        var prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?
+        if prefix != nil && cache == nil {
+            let span = prefixLength + batch.length
+            var m = [UInt8](repeating: 1, count: batch.batch * span)
+            for b in 0..<batch.batch {
+                for t in 0..<batch.length { m[b * span + prefixLength + t] = batch.mask[b * batch.length + t] }
+            }
+            prefixed = (try be.allocate([batch.batch, span, c.numKVHeads, c.headDim], tag: .activations),
+                        try be.allocate([batch.batch, span, c.numKVHeads, c.headDim], tag: .activations),
+                        try be.tensor(m, shape: [batch.batch, span], tag: .activations))
+        }
 
-        try embed(x, ids: ids, positions: posT)
+        try embed(x, ids: ids, positions: posT, override: inputEmbeddings)
 
         let scale = 1 / Float(c.headDim).squareRoot()
         for l in 0..<c.numLayers {
@@ -251,6 +274,13 @@ public final class CausalLM: @unchecked Sendable {
                               from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
                 }
                 be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale)
+            } else if let prefixed, let prefix {
+                let span = prefixLength + batch.length
+                KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: prefixLength, then: k, into: prefixed.keys,
+                              span: span, batch: batch.batch, backend: be)
+                KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
+                              span: span, batch: batch.batch, backend: be)
+                be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale)
             } else {
                 let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
                 be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale)
@@ -311,14 +341,22 @@ public final class CausalLM: @unchecked Sendable {
     }
 
     /// x (n, hidden) = token embeddings (+ learned positions for OPT and GPT-2).
-    func embed(_ x: Tensor, ids: Tensor, positions: Tensor) throws {
+    /// `override` (n, embedding width) replaces the token embeddings.
+    func embed(_ x: Tensor, ids: Tensor, positions: Tensor, override: Tensor? = nil) throws {
         let c = config, be = backend
+        func tokens(_ out: Tensor, _ table: String) throws {
+            if let override {
+                be.copy2D(out, ldd: out.shape[1], from: override, lds: out.shape[1], rows: out.shape[0], cols: out.shape[1])
+            } else {
+                try be.embedding(out, table: weights[table], ids: ids)
+            }
+        }
         switch c.architecture {
         case .llama:
-            try be.embedding(x, table: weights["model.embed_tokens.weight"], ids: ids)
+            try tokens(x, "model.embed_tokens.weight")
         case .gpt2:
             let pos = try be.allocate(x.shape, tag: .activations)
-            try be.embedding(x, table: weights["transformer.wte.weight"], ids: ids)
+            try tokens(x, "transformer.wte.weight")
             try be.embedding(pos, table: weights["transformer.wpe.weight"], ids: positions)
             be.add(x, x, pos)
         case .opt:
@@ -327,10 +365,10 @@ public final class CausalLM: @unchecked Sendable {
             try be.embedding(pos, table: weights["model.decoder.embed_positions.weight"], ids: positions)
             if e != c.hiddenSize {
                 let small = try be.allocate([ids.count, e], tag: .activations)
-                try be.embedding(small, table: weights["model.decoder.embed_tokens.weight"], ids: ids)
+                try tokens(small, "model.decoder.embed_tokens.weight")
                 linear(x, small, "model.decoder.project_in.weight")
             } else {
-                try be.embedding(x, table: weights["model.decoder.embed_tokens.weight"], ids: ids)
+                try tokens(x, "model.decoder.embed_tokens.weight")
             }
             be.add(x, x, pos)
         }
@@ -382,7 +420,41 @@ public final class CausalLM: @unchecked Sendable {
     }
 
     /// A cache for `batch` rows of up to `capacity` positions.
+    /// (The hook's virtual positions come on top of `capacity`.)
     public func makeCache(batch: Int, capacity: Int) throws -> KVCache {
-        try KVCache(config: config, batch: batch, capacity: capacity, backend: backend)
+        try KVCache(config: config, batch: batch, capacity: capacity + (hook?.virtualPositions ?? 0), backend: backend)
+    }
+
+    /// Runs P input embeddings (P, embedding width) as one sequence at positions 0…P−1, with no
+    /// hook, and returns its keys and values: prompt tuning's virtual tokens, which attend only to
+    /// each other and so are the same in front of every sequence.
+    public func keyValues(ofEmbeddings e: Tensor) throws -> AttentionPrefix {
+        try keyValues(ids: [Int32](repeating: 0, count: e.shape[0]), embeddings: e)
+    }
+
+    /// The keys and values (what a KV cache holds) of `ids` run as one sequence at positions
+    /// 0…P−1, with no hook: prefix tuning's initialisation from real activations.
+    public func keyValues(ofTokens ids: [Int32]) throws -> AttentionPrefix {
+        try keyValues(ids: ids, embeddings: nil)
+    }
+
+    func keyValues(ids: [Int32], embeddings: Tensor?) throws -> AttentionPrefix {
+        let p = ids.count
+        let cache = try KVCache(config: config, batch: 1, capacity: p, backend: backend)
+        let saved = hook
+        hook = nil
+        defer { hook = saved }
+        _ = try hiddenStates(TokenBatch(ids: ids, mask: [UInt8](repeating: 1, count: p), batch: 1, length: p),
+                             cache: cache, inputEmbeddings: embeddings)
+        return AttentionPrefix(length: p, keys: cache.keys, values: cache.values, stride: config.numKVHeads * config.headDim)
+    }
+
+    /// The token embedding table's name (its width is the embedding width e).
+    public var embeddingTableName: String {
+        switch config.architecture {
+        case .llama: return "model.embed_tokens.weight"
+        case .gpt2: return "transformer.wte.weight"
+        case .opt: return "model.decoder.embed_tokens.weight"
+        }
     }
 }

@@ -11,6 +11,34 @@ public protocol ForwardHook: AnyObject {
     /// The linear layer with weight `weight` produced `output` (rows, out) = input·Wᵀ + b from
     /// `input` (rows, in); `conv1D`: the weight is stored (in, out), GPT-2's layout.
     func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool)
+    /// Keys and values every sequence of this forward attends to before its first token (prefix
+    /// and prompt tuning), or nil. Asked once per forward, after `forwardBegins`.
+    func attentionPrefix(_ model: CausalLM) throws -> AttentionPrefix?
+    /// P of `attentionPrefix` (0: none), known before a forward: what a KV cache adds to its capacity.
+    var virtualPositions: Int { get }
+}
+
+public extension ForwardHook {
+    func attentionPrefix(_ model: CausalLM) throws -> AttentionPrefix? { nil }
+    var virtualPositions: Int { 0 }
+}
+
+/// P virtual positions in front of every sequence: per layer P rows of (kvHeads·headDim) keys and
+/// values as attention uses them (keys after RoPE). Row r of layer l's keys starts at
+/// `keys[l].flatSlice(r·stride)`. Real tokens take positions P, P+1, … (docs/peft.md: the
+/// convention of HF PEFT, under which a prefix made from tokens t equals the model on [t, x]).
+public struct AttentionPrefix {
+    public let length: Int
+    public let keys: [Tensor]
+    public let values: [Tensor]
+    public let stride: Int
+
+    public init(length: Int, keys: [Tensor], values: [Tensor], stride: Int) {
+        self.length = length
+        self.keys = keys
+        self.values = values
+        self.stride = stride
+    }
 }
 
 /// Several hooks in order: each sees the output as the previous one left it (adapters first,
@@ -23,5 +51,12 @@ public final class ForwardHookChain: ForwardHook {
 
     public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {
         for h in hooks { h.linearDone(weight: weight, input: input, output: output, conv1D: conv1D) }
+    }
+
+    public var virtualPositions: Int { hooks.map(\.virtualPositions).max() ?? 0 }
+
+    public func attentionPrefix(_ model: CausalLM) throws -> AttentionPrefix? {
+        for h in hooks { if let p = try h.attentionPrefix(model) { return p } }
+        return nil
     }
 }

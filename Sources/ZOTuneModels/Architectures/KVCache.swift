@@ -5,8 +5,8 @@ import ZOTuneBackend
 public final class KVCache: @unchecked Sendable {
     public let capacity: Int
     public let batch: Int
-    let keys: [Tensor]
-    let values: [Tensor]
+    public let keys: [Tensor]
+    public let values: [Tensor]
     /// (B, capacity) u8 on the backend, mirrored on the host.
     let mask: Tensor
     var hostMask: [UInt8]
@@ -38,5 +38,43 @@ public final class KVCache: @unchecked Sendable {
         hostMask.withUnsafeBytes { backend.copy(mask, fromHost: $0) }
         length += tokens.length
         return length
+    }
+}
+
+extension KVCache {
+    /// Puts the prefix (P virtual positions) in front of every row: keys, values, mask 1, and the
+    /// rows' position counters at P.
+    func prefill(_ prefix: AttentionPrefix, backend: any Backend) throws {
+        let p = prefix.length
+        guard length == 0, p <= capacity else {
+            throw ModelError(file: "kv-cache", field: "capacity", "a prefix of \(p) positions needs an empty cache with room for it")
+        }
+        for l in 0..<keys.count {
+            KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: p, then: nil, into: keys[l], span: capacity, batch: batch, backend: backend)
+            KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: p, then: nil, into: values[l], span: capacity, batch: batch, backend: backend)
+        }
+        for b in 0..<batch { for t in 0..<p { hostMask[b * capacity + t] = 1 } }
+        length = p
+        realTokens = [Int32](repeating: Int32(p), count: batch)
+    }
+
+    /// Fills rows (B, span, kvDim) of `dst`: P prefix rows (row r at r·stride of `prefix`) in
+    /// front of every sequence, then, if given, the batch's own rows `then` (B, span − P, kvDim).
+    /// The prefix is copied once and then doubled (log₂ B copies, not B).
+    static func place(prefix: Tensor, stride: Int, length p: Int, then rows: Tensor?, into dst: Tensor, span: Int, batch: Int,
+                      backend be: any Backend) {
+        let kvd = dst.count / (batch * span)
+        be.copy2D(dst, ldd: kvd, from: prefix, lds: stride, rows: p, cols: kvd)
+        var filled = 1
+        while filled < batch {
+            let m = min(filled, batch - filled)
+            be.copy2D(dst.flatSlice(filled * span * kvd, dst.count - filled * span * kvd), ldd: span * kvd, from: dst, lds: span * kvd,
+                      rows: m, cols: p * kvd)
+            filled += m
+        }
+        if let rows {
+            let t = span - p
+            be.copy2D(dst.flatSlice(p * kvd, dst.count - p * kvd), ldd: span * kvd, from: rows, lds: t * kvd, rows: batch, cols: t * kvd)
+        }
     }
 }

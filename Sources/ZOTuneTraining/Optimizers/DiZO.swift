@@ -30,7 +30,8 @@ public struct DiZOOptions: Sendable, Equatable, Codable {
     /// τ: ratios stay in [1 − τ, 1 + τ].
     public var clip: Float
     /// Which tensors are projected: q, k, v, o (attention projections of every layer; GPT-2's
-    /// fused c_attn counts as q, k and v) or any name suffix containing a dot.
+    /// fused c_attn counts as q, k and v; LoRA adapters count with the layer they adapt), a
+    /// tensor's full name (prompt_embeddings) or any name suffix containing a dot.
     public var layers: [String]
 
     public init(eps: Float = 1e-3, weightDecay: Float = 0, interval: Int = 50, iterations: Int = 10, projectionEps: Float = 0.1,
@@ -52,7 +53,9 @@ public struct DiZOOptions: Sendable, Equatable, Codable {
 
     /// Whether `name` is a projected tensor.
     public func projects(_ name: String) -> Bool {
-        layers.contains { short in
+        // LoRA's A and B project with the layer they adapt.
+        let name = name.replacingOccurrences(of: ".lora_A.weight", with: ".weight").replacingOccurrences(of: ".lora_B.weight", with: ".weight")
+        return layers.contains { short in
             switch short {
             case "q", "k", "v":
                 return name.hasSuffix("self_attn.\(short)_proj.weight") || name.hasSuffix("attn.c_attn.weight")
@@ -60,7 +63,7 @@ public struct DiZOOptions: Sendable, Equatable, Codable {
                 return name.hasSuffix("self_attn.o_proj.weight") || name.hasSuffix("self_attn.out_proj.weight")
                     || name.hasSuffix("attn.c_proj.weight")
             default:
-                return short.contains(".") && name.hasSuffix(short)
+                return name == short || (short.contains(".") && name.hasSuffix(short))
             }
         }
     }

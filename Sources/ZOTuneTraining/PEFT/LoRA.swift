@@ -26,14 +26,16 @@ public struct LoRAOptions: Sendable, Equatable, Codable {
     public var scaling: Float { alpha / Float(rank) }
 }
 
-public final class LoRA: ForwardHook, @unchecked Sendable {
+public final class LoRA: PEFTAdapter, @unchecked Sendable {
     public let options: LoRAOptions
     public let set: TrainableSet
+    public var config: PEFTConfig { .lora(options) }
     let backend: any Backend
 
     struct Adapter {
         let a: Tensor       // (r, in)
         let b: Tensor       // (out, r)
+        let aName: String
     }
     /// By the adapted weight's name.
     let adapters: [String: Adapter]
@@ -48,17 +50,18 @@ public final class LoRA: ForwardHook, @unchecked Sendable {
         var entries: [TrainableSet.Entry] = []
         let conv1D = model.config.architecture == .gpt2
         for name in model.weights.names where model.weights[name].rank == 2 {
+            // A target is a short name (q, v, …) or a layer's full name (what a loaded PEFT adapter lists).
+            let layer = String(name.dropLast(".weight".count))
             guard let (_, inner) = ZoopOptions.blockPart(name), name.hasSuffix(".weight"),
-                  options.targets.contains(where: { linearLayer(String(inner.dropLast(".weight".count)), matches: $0) }) else { continue }
+                  options.targets.contains(where: { $0 == layer || linearLayer(String(inner.dropLast(".weight".count)), matches: $0) }) else { continue }
             let w = model.weights[name]
             let (out, inDim) = conv1D ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
             let stem = "base_model.model." + name.dropLast(".weight".count)
             let bound = 1 / Float(inDim).squareRoot()
             let aName = stem + ".lora_A.weight", bName = stem + ".lora_B.weight"
-            let a = try backend.tensor(uniform(count: options.rank * inDim, bound: bound, seed: options.seed, name: aName),
-                                       shape: [options.rank, inDim], tag: .trainableState)
+            let a = try backend.allocate([options.rank, inDim], tag: .trainableState)
             let b = try backend.allocate([out, options.rank], tag: .trainableState)
-            adapters[name] = Adapter(a: a, b: b)
+            adapters[name] = Adapter(a: a, b: b, aName: aName)
             entries.append(.init(name: aName, tensor: a, tensorId: TrainableSet.tensorId(aName), decays: true))
             entries.append(.init(name: bName, tensor: b, tensorId: TrainableSet.tensorId(bName), decays: true))
         }
@@ -67,6 +70,35 @@ public final class LoRA: ForwardHook, @unchecked Sendable {
         }
         self.adapters = adapters
         set = TrainableSet(entries: entries, spec: "lora")
+        try reset()
+    }
+
+    /// A ~ U(±1/√in) from (seed, A's name), B = 0.
+    public func reset() throws {
+        for ad in adapters.values {
+            let a = uniform(count: ad.a.count, bound: 1 / Float(ad.a.shape[1]).squareRoot(), seed: options.seed, name: ad.aName)
+            a.withUnsafeBytes { backend.copy(ad.a, fromHost: $0) }
+            [Float](repeating: 0, count: ad.b.count).withUnsafeBytes { backend.copy(ad.b, fromHost: $0) }
+        }
+    }
+
+    /// The adapted layers (weight names without ".weight"), sorted.
+    public var adaptedLayers: [String] { adapters.keys.map { String($0.dropLast(".weight".count)) }.sorted() }
+
+    public func peftConfig(model: CausalLM) -> [String: Any] {
+        // PEFT matches a list of module names by suffix; when a name also fits layers that are not
+        // adapted (GPT-2's attn.c_proj and mlp.c_proj), the exact paths go in as one regex.
+        let adapted = Set(adaptedLayers)
+        let leaves = Set(adapted.map { String($0.split(separator: ".").last!) })
+        let allLinear = model.weights.names.filter { $0.hasSuffix(".weight") && model.weights[$0].rank == 2 }.map { String($0.dropLast(".weight".count)) }
+        let ambiguous = allLinear.contains { !adapted.contains($0) && leaves.contains(String($0.split(separator: ".").last!)) }
+        let targets: Any = ambiguous
+            ? "^(" + adaptedLayers.map { NSRegularExpression.escapedPattern(for: $0) }.joined(separator: "|") + ")$"
+            : leaves.sorted()
+        return ["peft_type": "LORA", "task_type": "CAUSAL_LM", "r": options.rank, "lora_alpha": options.alpha,
+                "target_modules": targets, "lora_dropout": 0.0, "bias": "none",
+                "fan_in_fan_out": model.config.architecture == .gpt2, "init_lora_weights": true, "inference_mode": true,
+                "use_rslora": false, "use_dora": false]
     }
 
     /// Folds the adapters into the base weights, W ← W + (α/r)·B·A (Conv1D: + (α/r)·Aᵀ·Bᵀ), one

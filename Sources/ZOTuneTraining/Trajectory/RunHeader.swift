@@ -55,6 +55,8 @@ public struct RunHeader: Sendable, Equatable, Codable {
     /// nil (written only when false): whether the records rebuild θ. Zoop's do not (its updates
     /// depend on activations): its runs keep the weights in trainable.safetensors instead.
     public var replayable: Bool?
+    /// The PEFT adapter θ consists of (nil: full tuning); `trainable` names its kind.
+    public var peft: PEFTConfig?
     public var progress = RunProgress()
 
     public init(run: RunOptions, optimizer: OptimizerConfig, base: BaseCheckpoint, trainable: String, recordFields: [String]) {
@@ -67,7 +69,7 @@ public struct RunHeader: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case format, version, zStreamVersion = "z_stream_version", run, optimizer, base, trainable
-        case recordFields = "record_fields", replayable, progress
+        case recordFields = "record_fields", replayable, peft, progress
     }
 
     /// A version-1 header (flat keys, MeZO only) in today's shape.

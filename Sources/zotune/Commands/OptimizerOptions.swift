@@ -9,8 +9,8 @@ struct OptimizerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).",
                                discussion: OptimizerKind.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(separator: "\n")))
     var optimizer = "mezo"
-    @Option(help: "Perturbation scale ε.")
-    var eps: Float = 1e-3
+    @Option(help: "Perturbation scale ε (default 1e-3; with --peft: 1e-2 for lora and prompt, 1e-1 for prefix, as MeZO).")
+    var eps: Float?
     @Option(name: .customLong("weight-decay"),
             help: "Weight decay λ, decoupled (θ −= ηλθ; not on biases and norm gains). Not for zo-cons, zo-muon and the Jaguar optimizers.")
     var weightDecay: Float = 0
@@ -19,8 +19,13 @@ struct OptimizerOptions: ParsableArguments {
 
     /// The optimizer's configuration; an option that belongs to another optimizer is an error.
     func config(mezo: MeZOArguments, momentum: MomentumArguments, adam: AdamArguments, hizoo: HiZOOArguments,
-                muon: MuonArguments, jaguar: JaguarArguments, dizo: DiZOArguments, zoop: ZoopArguments) throws -> OptimizerConfig {
+                muon: MuonArguments, jaguar: JaguarArguments, dizo: DiZOArguments, zoop: ZoopArguments,
+                peft: PEFTConfig? = nil) throws -> OptimizerConfig {
         let k = try kind()
+        let eps = self.eps ?? peft?.defaultEps ?? 1e-3
+        if peft != nil && k == .zoop {
+            throw ValidationError("--optimizer zoop trains its own noisy linear layers of the base; it does not combine with --peft")
+        }
         let given: [(String, Bool, [OptimizerKind])] = [
             ("--directions", mezo.directions != nil, [.mezo]), ("--one-sided", mezo.oneSided, [.mezo]),
             ("--momentum", momentum.momentum != nil, [.zoSGDMomentum, .zoMuon, .jaguarSign]),
@@ -117,7 +122,15 @@ struct OptimizerOptions: ParsableArguments {
             if let e = dizo.projectionEps { o.projectionEps = e }
             if let s = dizo.projectionStep { o.projectionStep = s }
             if let c = dizo.clip { o.clip = c }
-            if let l = dizo.layers { o.layers = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            if let l = dizo.layers {
+                o.layers = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            } else if case .prefix = peft {
+                o.layers = ["prompt_embeddings"]
+            } else if case .prompt = peft {
+                o.layers = ["prompt_embeddings"]
+            } else if case .lora(let l) = peft {
+                o.layers = l.targets
+            }
             guard o.interval >= 0 else { throw ValidationError("--dizo-interval must be ≥ 0 (0: no searches)") }
             guard o.iterations >= 1 else { throw ValidationError("--dizo-iterations must be at least 1") }
             guard o.projectionEps > 0 && o.projectionEps.isFinite else { throw ValidationError("--dizo-eps must be positive") }

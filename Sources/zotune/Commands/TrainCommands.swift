@@ -32,8 +32,8 @@ struct DataOptions: ParsableArguments {
 
 /// The run's schedule, evaluation, seeds and saving (everything but the optimizer).
 struct RunArguments: ParsableArguments {
-    @Option(help: "Learning rate η (the peak of the schedule).")
-    var lr: Float = 1e-6
+    @Option(help: "Learning rate η, the peak of the schedule (default 1e-6; with --peft: 1e-4 lora, 1e-2 prefix, 1e-3 prompt).")
+    var lr: Float?
     @Option(name: .customLong("batch-size"), help: "Examples per step.")
     var batchSize = 16
     @Option(help: "Training steps.")
@@ -57,7 +57,8 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .customLong("keep-last"), help: "End on the last step's weights instead of the best dev evaluation's.")
     var keepLast = false
 
-    func options(task: String, dataSeed: UInt64) throws -> RunOptions {
+    func options(task: String, dataSeed: UInt64, peft: PEFTConfig? = nil) throws -> RunOptions {
+        let lr = self.lr ?? peft?.defaultLR ?? 1e-6
         guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
         guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm, neg-accuracy or neg-f1") }
         guard steps >= 1, batchSize >= 1 else { throw ValidationError("--steps and --batch-size must be at least 1") }
@@ -83,15 +84,17 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
     @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
     @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
-    @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/.")
+    @OptionGroup(title: "Parameter-efficient tuning") var peftArguments: PEFTArguments
+    @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/ (adapter/ with --peft).")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options).")
     var resume: String?
 
     func run() throws {
+        let peft = try peftArguments.config()
         let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar,
-                                      dizo: dizo, zoop: zoop)
-        let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed)
+                                      dizo: dizo, zoop: zoop, peft: peft)
+        let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed, peft: peft)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
         let backend = try device.backend()
@@ -103,9 +106,12 @@ struct Train: ParsableCommand {
         let dtype = try model.weightDType()
         let lm = try file.load(on: backend, dtype: dtype)
         let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue, dtype: dtype.rawValue)
-        let optimizer = try config.make(model: lm)
-        let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir, base: base)
-        print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters; \(backend.summary)")
+        let adapter = try peft?.make(model: lm)
+        let optimizer = try adapter.map { try config.make(set: $0.set, backend: backend) } ?? config.make(model: lm)
+        let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir,
+                                  base: base, adapter: adapter)
+        print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters" +
+              (peft.map { " (\($0))" } ?? "") + "; \(backend.summary)")
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         backend.ledger.resetPeaks()
         let progress = ProgressLine(total: options.steps)
@@ -126,8 +132,12 @@ struct Train: ParsableCommand {
                                                                         batch: shape.sequences, seqLen: shape.length),
                                   weightBytes: lm.weights.bytes, optimizer: config.kind.rawValue, stateBytes: optimizer.stateBytes)
 
-        try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"),
-                           metadata: ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)])
+        let exportMetadata = ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)]
+        if let adapter {
+            try PEFTExport.write(adapter, model: lm, baseModel: file.path, to: runDir.appendingPathComponent("adapter"), metadata: exportMetadata)
+        } else {
+            try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"), metadata: exportMetadata)
+        }
         let metric = trainer.metricName
         print("dev \(metric): " + String(format: "%.4f before, %.4f after %d steps (best %.4f at step %d)",
                                             summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
@@ -180,6 +190,8 @@ struct Eval: ParsableCommand {
     var split = "dev"
     @Option(name: .customLong("max-length"), help: "Longest token sequence.")
     var maxLength = 256
+    @Option(help: "A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to evaluate on the model.")
+    var adapter: String?
     @Flag(help: "Print one JSON line.")
     var json = false
 
@@ -195,6 +207,7 @@ struct Eval: ParsableCommand {
         }
         guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task) is empty") }
         let lm = try file.load(on: backend, dtype: try model.weightDType())
+        if let adapter { lm.hook = try PEFTExport.load(URL(fileURLWithPath: adapter), model: lm) }
         let evaluator = Evaluator(scorer: Scorer(model: lm, tokenizer: try file.requireTokenizer(), maxLength: maxLength))
         let result = try evaluator.evaluate(examples) { r in
             if !json { writeStdout("\r\(r.examples)/\(examples.count) examples, \(r.summary)") }
@@ -210,13 +223,13 @@ struct Eval: ParsableCommand {
 }
 
 struct Replay: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Rebuild tuned weights from the base model and a trajectory file: no data, no forwards.")
+    static let configuration = CommandConfiguration(abstract: "Rebuild tuned weights (or a PEFT run's adapter) from the base model and a trajectory file: no data, no forwards.")
 
     @Option(help: "The base model the run started from.")
     var base: String
     @Option(help: "trajectory.zot of the run.")
     var trajectory: String
-    @Option(help: "Output directory (Hugging Face format).")
+    @Option(help: "Output directory: Hugging Face format, or HF PEFT format for a --peft run.")
     var out: String
     @Flag(name: .customLong("all-steps"), help: "Replay every step instead of stopping at the best dev step.")
     var allSteps = false
@@ -236,7 +249,9 @@ struct Replay: ParsableCommand {
         let file = try ModelFile.open(base)
         let backend = try device.backend()
         let lm = try file.load(on: backend, dtype: dtype)
-        let set = try TrainableSet.from(spec: h.trainable, model: lm)
+        let adapter = try h.peft?.make(model: lm)
+        lm.hook = adapter
+        let set = try adapter?.set ?? TrainableSet.from(spec: h.trainable, model: lm)
         let optimizer = try h.optimizer.make(set: set, backend: backend)
         let upTo = allSteps ? Int.max : h.progress.bestStep
         let records = traj.records.filter { Int($0.step) < upTo }
@@ -245,9 +260,37 @@ struct Replay: ParsableCommand {
         backend.synchronize()
         // The same metadata as train's export, so a replay of the same steps is byte-identical to it.
         let step = allSteps ? h.progress.completedSteps : h.progress.bestStep
-        try HFExport.write(lm, file: file, to: URL(fileURLWithPath: out),
-                           metadata: ["zotune_trajectory": URL(fileURLWithPath: trajectory).lastPathComponent, "zotune_step": String(step)])
+        let metadata = ["zotune_trajectory": URL(fileURLWithPath: trajectory).lastPathComponent, "zotune_step": String(step)]
+        if let adapter {
+            try PEFTExport.write(adapter, model: lm, baseModel: file.path, to: URL(fileURLWithPath: out), metadata: metadata)
+        } else {
+            try HFExport.write(lm, file: file, to: URL(fileURLWithPath: out), metadata: metadata)
+        }
         print(String(format: "replayed %d updates (%d steps, %@) on %d parameters in %.1f s → %@", records.count,
                      Set(records.map(\.step)).count, h.optimizer.kind.rawValue, set.parameterCount, Date().timeIntervalSince(started), out))
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fold a LoRA adapter (HF PEFT format) into its base model and save the result in Hugging Face format.")
+
+    @OptionGroup var model: ModelOptions
+    @Option(help: "The adapter directory (adapter_config.json + adapter_model.safetensors), e.g. a run's adapter/.")
+    var adapter: String
+    @Option(help: "Output directory (Hugging Face format).")
+    var out: String
+    @OptionGroup var device: DeviceOptions
+
+    func run() throws {
+        let backend = try device.backend()
+        let (file, lm) = try model.load(on: backend)
+        let loaded = try PEFTExport.load(URL(fileURLWithPath: adapter), model: lm)
+        guard let lora = loaded as? LoRA else {
+            throw ValidationError("\(adapter): \(loaded.config.name) tuning adds virtual positions and cannot be merged into the weights; use `eval --adapter` or load it with PEFT")
+        }
+        try lora.merge(into: lm)
+        try HFExport.write(lm, file: file, to: URL(fileURLWithPath: out), metadata: ["zotune_adapter": adapter])
+        print("merged \(lora.adaptedLayers.count) LoRA adapters (r \(lora.options.rank), α \(lora.options.alpha)) into \(model.model) → \(out)")
     }
 }

@@ -1,0 +1,116 @@
+import Foundation
+import XCTest
+import ZOTuneBackend
+import ZOTuneModels
+@testable import ZOTuneTraining
+
+/// Prefix and prompt tuning against the plain model (ZO-FAMILY.md §5.2–5.3), and every adapter
+/// exported in HF PEFT format against `peft` itself.
+final class PEFTTests: XCTestCase, TinyFixture {
+    let backend = KernelBackend.cpu()
+
+    /// Logits rows of the last `count` positions of each sequence of a left-padded batch.
+    func tail(_ logits: [Float], batch: TokenBatch, count: [Int], vocab: Int) -> [[Float]] {
+        (0..<batch.batch).map { b in
+            let end = (b + 1) * batch.length
+            return Array(logits[(end - count[b]) * vocab..<end * vocab])
+        }
+    }
+
+    func maxDiff(_ a: [[Float]], _ b: [[Float]]) -> Float {
+        zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max()! }.max()!
+    }
+
+    /// A prefix made from tokens t: the model on x equals the plain model on [t, x] (positions of x
+    /// start at P), for every architecture and under left padding; with a cache too.
+    func testPrefixFromTokensEqualsThePlainModelOnThoseTokens() throws {
+        let xs: [[Int32]] = [[1, 5, 9, 200, 7], [1, 4, 11]]
+        for arch in ["llama", "opt", "gpt2"] {
+            let lm = try tinyModel(arch)
+            let prefix = try PrefixTuning(model: lm, options: PrefixOptions(tokens: 3, seed: 4))
+            let t = prefix.initialTokens
+            XCTAssertEqual(t.count, 3)
+            let vocab = lm.config.vocabSize
+            let plainBatch = TokenBatch.leftPadded(xs.map { t + $0 }, padId: 0)
+            let plain = tail(backend.toHost(try lm.allLogits(plainBatch)), batch: plainBatch, count: xs.map(\.count), vocab: vocab)
+            lm.hook = prefix
+            let batch = TokenBatch.leftPadded(xs, padId: 0)
+            let tuned = tail(backend.toHost(try lm.allLogits(batch)), batch: batch, count: xs.map(\.count), vocab: vocab)
+            XCTAssertLessThan(maxDiff(plain, tuned), 2e-5, "\(arch): prefix of t, then x = the model on [t, x]")
+            // The table holds each layer's cached keys and values of t: the plain model's own cache.
+            lm.hook = nil
+            let cache = try lm.makeCache(batch: 1, capacity: t.count)
+            _ = try lm.hiddenStates(.leftPadded([t], padId: 0), cache: cache)
+            let table = backend.toHost(prefix.table), kvd = lm.config.numKVHeads * lm.config.headDim
+            for l in 0..<lm.config.numLayers {
+                let keys = backend.toHost(cache.keys[l]), values = backend.toHost(cache.values[l])
+                for p in 0..<t.count {
+                    let k0: Int = p * prefix.prefix.stride + 2 * l * kvd
+                    let ours: [Float] = Array(table[k0..<k0 + 2 * kvd])
+                    let cached: [Float] = Array(keys[p * kvd..<(p + 1) * kvd]) + Array(values[p * kvd..<(p + 1) * kvd])
+                    XCTAssertEqual(ours, cached, "\(arch) layer \(l) position \(p): keys and values")
+                }
+            }
+            // Generation's path: the prefix goes into the cache, then tokens one at a time.
+            lm.hook = prefix
+            let x = xs[0]
+            let gen = try lm.makeCache(batch: 1, capacity: x.count)
+            _ = try lm.hiddenStates(.leftPadded([Array(x.dropLast())], padId: 0), cache: gen)
+            let last = backend.toHost(try lm.lastLogits(.leftPadded([[x.last!]], padId: 0), cache: gen))
+            XCTAssertLessThan(zip(last, plain[0].suffix(vocab)).map { abs($0 - $1) }.max()!, 2e-5, "\(arch): cached generation path")
+        }
+    }
+
+    /// Prompt rows = embeddings of tokens t: the model on x equals the plain model on [t, x]
+    /// (soft tokens before BOS, real positions from P).
+    func testPromptFromEmbeddingsEqualsThePlainModelOnThoseTokens() throws {
+        let xs: [[Int32]] = [[1, 5, 9, 200, 7], [1, 4, 11]]
+        for arch in ["llama", "opt", "gpt2"] {
+            let lm = try tinyModel(arch)
+            let prompt = try PromptTuning(model: lm, options: PromptOptions(tokens: 4, seed: 2))
+            let t = prompt.initialTokens, vocab = lm.config.vocabSize
+            let plainBatch = TokenBatch.leftPadded(xs.map { t + $0 }, padId: 0)
+            let plain = tail(backend.toHost(try lm.allLogits(plainBatch)), batch: plainBatch, count: xs.map(\.count), vocab: vocab)
+            // The rows are the embedding table's rows of t, copied exactly.
+            let table = backend.toHost(lm.weights[lm.embeddingTableName]), width = prompt.embeddings.shape[1]
+            let rows = backend.toHost(prompt.embeddings)
+            for (i, id) in t.enumerated() {
+                XCTAssertEqual(Array(rows[i * width..<(i + 1) * width]), Array(table[Int(id) * width..<(Int(id) + 1) * width]))
+            }
+            lm.hook = prompt
+            let batch = TokenBatch.leftPadded(xs, padId: 0)
+            let tuned = tail(backend.toHost(try lm.allLogits(batch)), batch: batch, count: xs.map(\.count), vocab: vocab)
+            XCTAssertLessThan(maxDiff(plain, tuned), 2e-5, "\(arch): prompt of t's embeddings, then x = the model on [t, x]")
+            // Moving the soft tokens changes the output (the forward reads the trainable rows).
+            backend.perturb(prompt.embeddings, seed: 1, tensorId: 0, stream: 0, scale: 0.5)
+            let moved = tail(backend.toHost(try lm.allLogits(batch)), batch: batch, count: xs.map(\.count), vocab: vocab)
+            XCTAssertGreaterThan(maxDiff(plain, moved), 1e-3, arch)
+            try prompt.reset()
+            let again = tail(backend.toHost(try lm.allLogits(batch)), batch: batch, count: xs.map(\.count), vocab: vocab)
+            XCTAssertEqual(again, tuned, "\(arch): reset restores the initial rows")
+        }
+    }
+
+    /// Every optimizer of the family steps on each adapter's tensors alone.
+    func testEveryOptimizerStepsOnPrefixAndPrompt() throws {
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
+        for peft in [PEFTConfig.prefix(PrefixOptions(tokens: 2)), .prompt(PromptOptions(tokens: 3))] {
+            for config in TrainerTests.configs {
+                let lm = try tinyModel()
+                let base = weights(lm)
+                let adapter = try peft.make(model: lm)
+                lm.hook = adapter
+                let before = adapter.set.entries.map { backend.toHost($0.tensor) }
+                var c = config
+                if case .dizo(var o) = config { o.layers = ["prompt_embeddings"]; c = .dizo(o) }
+                let optimizer = try c.make(set: adapter.set, backend: backend)
+                for t in 0..<3 {
+                    _ = try optimizer.step(StepContext(step: t, runSeed: 2, lr: 1e-2, loss: { try languageModelLoss(lm, batch) },
+                                                       searchLoss: { _ in try languageModelLoss(lm, batch) }))
+                }
+                XCTAssertTrue(weights(lm) == base, "\(peft.name) \(config): the base moved")
+                XCTAssertNotEqual(adapter.set.entries.map { backend.toHost($0.tensor) }, before, "\(peft.name) \(config): the adapter did not move")
+            }
+        }
+    }
+}
