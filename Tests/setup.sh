@@ -19,11 +19,16 @@ if [ "${1:-}" = "--minimal" ]; then exit 0; fi
 if ! python3 -c "import nvidia, os, sys; sys.exit(not os.path.exists(os.path.join(os.path.dirname(nvidia.__path__[0]), 'nvidia', 'cu13', 'bin', 'nvcc')))" 2>/dev/null; then
     python3 -m pip install -q "cuda-toolkit[nvcc,nvvm,crt,cudart,cccl]==13.0.2"
 fi
-# The Python reference (CPU torch + transformers) in .venv-ref, for the test that loads exported
-# models in transformers. Best effort: without it that test is skipped, never passed.
+# The Python reference (CPU torch + transformers + peft) in .venv-ref, for the tests that load
+# exported models in transformers and exported adapters in peft. Best effort: without it those
+# tests are skipped, never passed.
 if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c "import torch, transformers" 2>/dev/null; then
     if ! { python3 -m venv .venv-ref && .venv-ref/bin/python -m pip install -q 'torch==2.13.0+cpu' transformers safetensors; }; then
         echo "Tests/setup.sh: the Python reference could not be installed; the export check will be skipped" >&2
         rm -rf .venv-ref
     fi
+fi
+if [ -x .venv-ref/bin/python ] && ! .venv-ref/bin/python -c "import peft" 2>/dev/null; then
+    .venv-ref/bin/python -m pip install -q peft accelerate \
+        || echo "Tests/setup.sh: peft could not be installed; the adapter export check will be skipped" >&2
 fi

@@ -10,12 +10,6 @@ import ZOTuneTraining
 final class ExportTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
 
-    func referencePython() -> String? {
-        let env = ProcessInfo.processInfo.environment["ZOTUNE_REF_PYTHON"]
-        let candidates = [env, Self.root.appendingPathComponent(".venv-ref/bin/python").path, "/work/venv-ref/bin/python"].compactMap { $0 }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
     func testExportLoadsInTransformersWithTheSameLogits() throws {
         guard let python = referencePython() else { throw XCTSkip("no reference Python with torch/transformers") }
         let backend = KernelBackend.cpu()

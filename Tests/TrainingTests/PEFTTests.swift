@@ -114,3 +114,67 @@ final class PEFTTests: XCTestCase, TinyFixture {
         }
     }
 }
+
+extension PEFTTests {
+    /// Adapters written in HF PEFT format load with `peft.PeftModel.from_pretrained` on the
+    /// transformers model and give ZOTune's logits within 1e-4 (Fixtures/check_peft.py), on
+    /// Llama (GQA), OPT and GPT-2 (Conv1D); and they load back into ZOTune unchanged. Skipped when
+    /// no reference Python with torch, transformers and peft is found.
+    func testExportedAdaptersLoadInPEFTWithTheSameLogits() throws {
+        guard let python = referencePython() else { throw XCTSkip("no reference Python with torch/transformers/peft") }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: python)
+        check.arguments = ["-c", "import peft"]
+        check.standardError = FileHandle.nullDevice
+        try check.run()
+        check.waitUntilExit()
+        if check.terminationStatus != 0 { throw XCTSkip("the reference Python has no peft (Tests/setup.sh installs it)") }
+
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ids: [Int32] = [1, 5, 77, 300, 12, 9]
+        var jobs: [[String: Any]] = [], ours: [[Float]] = [], labels: [String] = []
+        for arch in ["llama", "opt", "gpt2"] {
+            let targets = arch == "gpt2" ? ["c_attn", "o"] : ["q", "v", "o"]
+            for config in [PEFTConfig.lora(LoRAOptions(rank: 4, alpha: 8, targets: targets)), .prefix(PrefixOptions(tokens: 3)),
+                           .prompt(PromptOptions(tokens: 4))] {
+                let lm = try tinyModel(arch)
+                let adapter = try config.make(model: lm)
+                // Off the initialisation (B = 0 would hide a wrong LoRA layout).
+                for (i, e) in adapter.set.entries.enumerated() {
+                    backend.perturb(e.tensor, seed: 5, tensorId: UInt32(i), stream: 0, scale: 0.3)
+                }
+                lm.hook = adapter
+                let logits = backend.toHost(try lm.allLogits(.leftPadded([ids], padId: 0)))
+                let out = dir.appendingPathComponent("\(arch)-\(config.name)")
+                try PEFTExport.write(adapter, model: lm, baseModel: modelFixtures.appendingPathComponent("models/\(arch)").path, to: out)
+                jobs.append(["base": modelFixtures.appendingPathComponent("models/\(arch)").path, "adapter": out.path, "ids": ids])
+                ours.append(logits)
+                labels.append("\(arch) \(config.name)")
+                // Back into ZOTune: the same adapter, the same logits.
+                let again = try tinyModel(arch)
+                again.hook = try PEFTExport.load(out, model: again)
+                XCTAssertEqual(backend.toHost(try again.allLogits(.leftPadded([ids], padId: 0))), logits, "\(arch) \(config.name): reload")
+            }
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [ExportTests.root.appendingPathComponent("Tests/TrainingTests/Fixtures/check_peft.py").path]
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        try p.run()
+        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: jobs))
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "peft could not load the adapters")
+        let results = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        XCTAssertEqual(results.count, jobs.count)
+        for (i, r) in results.enumerated() {
+            let theirs = (r["logits"] as! [NSNumber]).map(\.floatValue)
+            XCTAssertEqual(theirs.count, ours[i].count, labels[i])
+            XCTAssertLessThanOrEqual(zip(ours[i], theirs).map { abs($0 - $1) }.max() ?? 1, 1e-4, "\(labels[i]) (\(r["peft_type"] ?? ""))")
+        }
+    }
+}

@@ -48,3 +48,11 @@ extension TinyFixture {
         return d
     }
 }
+
+/// The Python reference (torch, transformers, peft): $ZOTUNE_REF_PYTHON, .venv-ref/ in the
+/// package, or /work/venv-ref; nil when none is installed (the tests using it skip).
+func referencePython() -> String? {
+    let env = ProcessInfo.processInfo.environment["ZOTUNE_REF_PYTHON"]
+    let candidates = [env, ExportTests.root.appendingPathComponent(".venv-ref/bin/python").path, "/work/venv-ref/bin/python"].compactMap { $0 }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+}
