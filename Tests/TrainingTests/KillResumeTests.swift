@@ -56,9 +56,14 @@ final class KillResumeTests: XCTestCase {
                                       ["--optimizer", "zo-muon", "--ns-steps", "5"], ["--optimizer", "jaguar-sign", "--block-fraction", "0.3"],
                                       ["--optimizer", "jaguar-muon", "--ns-steps", "5", "--orthogonalize-every", "2"],
                                       ["--optimizer", "dizo", "--dizo-interval", "3", "--dizo-iterations", "2"],
-                                      ["--optimizer", "zoop", "--zoop-update", "adam"]]
+                                      ["--optimizer", "zoop", "--zoop-update", "adam"],
+                                      // PEFT runs: the adapter is what moves, is exported and is replayed.
+                                      ["--peft", "lora"], ["--peft", "prefix", "--optimizer", "zo-adam", "--lr", "1e-3"],
+                                      ["--peft", "prompt", "--optimizer", "dizo", "--dizo-interval", "3", "--dizo-iterations", "2"]]
         for opt in optimizers {
             let name = opt.count > 1 ? opt[1] : "mezo"
+            let peft = opt.first == "--peft"
+            let exported = peft ? "adapter/adapter_model.safetensors" : "model/model.safetensors"
             let whole = w.root.appendingPathComponent("whole-\(name)"), killed = w.root.appendingPathComponent("killed-\(name)")
             let a = try train(bin, w, opt + ["--out", whole.path])
             a.waitUntilExit()
@@ -76,7 +81,7 @@ final class KillResumeTests: XCTestCase {
             XCTAssertTrue(b.isRunning, "\(name): the run finished before it could be killed")
             kill(b.processIdentifier, SIGKILL)
             b.waitUntilExit()
-            XCTAssertFalse(FileManager.default.fileExists(atPath: killed.appendingPathComponent("model/model.safetensors").path))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: killed.appendingPathComponent(exported).path))
 
             let c = try train(bin, w, opt + ["--resume", killed.path])
             c.waitUntilExit()
@@ -85,8 +90,8 @@ final class KillResumeTests: XCTestCase {
             let y = try TrajectoryFile.read(killed.appendingPathComponent("trajectory.zot"))
             XCTAssertEqual(x.records, y.records, "\(name): trajectory records differ")
             XCTAssertEqual(x.records.filter { $0.kind == .direction }.count, 12, name)
-            let mx = try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors"))
-            let my = try Data(contentsOf: killed.appendingPathComponent("model/model.safetensors"))
+            let mx = try Data(contentsOf: whole.appendingPathComponent(exported))
+            let my = try Data(contentsOf: killed.appendingPathComponent(exported))
             XCTAssertTrue(mx == my, "\(name): exported weights differ after kill + resume")
 
             // `zotune replay` rebuilds the same file from the base and the trajectory alone
@@ -104,7 +109,8 @@ final class KillResumeTests: XCTestCase {
             try r.run()
             r.waitUntilExit()
             XCTAssertEqual(r.terminationStatus, 0, name)
-            XCTAssertTrue(try Data(contentsOf: replayed.appendingPathComponent("model.safetensors")) == mx, "\(name): replay differs from the trained export")
+            let replayedFile = replayed.appendingPathComponent(peft ? "adapter_model.safetensors" : "model.safetensors")
+            XCTAssertTrue(try Data(contentsOf: replayedFile) == mx, "\(name): replay differs from the trained export")
         }
     }
 
@@ -118,7 +124,12 @@ final class KillResumeTests: XCTestCase {
                                 (["--optimizer", "zo-muon", "--orthogonalize-every", "2"], "--orthogonalize-every is an option of --optimizer jaguar-muon"),
                                 (["--optimizer", "jaguar-sign", "--momentum", "0.5"], "belong to --jaguar-variant released"),
                                 (["--optimizer", "jaguar-muon", "--block-fraction", "1.5"], "--block-fraction must be in (0, 1]"),
-                                (["--optimizer", "zo-cons", "--weight-decay", "0.1"], "not available with zo-cons")] {
+                                (["--optimizer", "zo-cons", "--weight-decay", "0.1"], "not available with zo-cons"),
+                                (["--peft", "lora", "--optimizer", "zoop"], "does not combine with --peft"),
+                                (["--lora-rank", "4"], "--lora-rank is an option of --peft lora, not none"),
+                                (["--peft", "prefix", "--prompt-tokens", "4"], "--prompt-tokens is an option of --peft prompt, not prefix"),
+                                (["--peft", "adapters"], "--peft must be none, lora, prefix or prompt"),
+                                (["--peft", "lora", "--lora-targets", "qq"], "no linear layer matches")] {
             let p = Process()
             p.executableURL = bin
             p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--out", w.root.appendingPathComponent("x").path] + args

@@ -233,3 +233,70 @@ final class TrainerTests: XCTestCase, TinyFixture {
         XCTAssertEqual(MinibatchSampler(count: 10, batchSize: 4, dataSeed: 3).indices(step: 3), s.indices(step: 3))
     }
 }
+
+extension TrainerTests {
+    func adapterValues(_ a: any PEFTAdapter) -> [[Float]] { a.set.entries.map { backend.toHost($0.tensor) } }
+
+    // PEFT runs: only the adapter moves; replaying the trajectory onto a fresh model and adapter
+    // rebuilds it bit for bit (keep-best included); a run stopped after 5 of 10 steps and resumed
+    // in a new trainer reaches the same records and adapter; another --peft is refused on resume.
+    func testPEFTRunsReplayAndResume() throws {
+        let pefts: [PEFTConfig] = [.lora(LoRAOptions(rank: 2, alpha: 4, targets: ["q", "v"])), .prefix(PrefixOptions(tokens: 2)),
+                                   .prompt(PromptOptions(tokens: 3))]
+        for peft in pefts {
+            for config in [Self.configs[0], Self.configs[2], Self.configs[12]] {
+                var c = config
+                if case .dizo(var o) = config { o.layers = peft.name == "lora" ? ["q", "v"] : ["prompt_embeddings"]; c = .dizo(o) }
+                func run(_ dir: URL, stopAfter: Int? = nil, resume: Bool = false, keepBest: Bool = false) throws -> (CausalLM, any PEFTAdapter) {
+                    let lm = try tinyModel()
+                    let adapter = try peft.make(model: lm)
+                    let t = try Trainer(model: lm, tokenizer: try tokenizer(), splits: tinySplits(), options: runOptions(steps: 10, keepBest: keepBest),
+                                        optimizer: try c.make(set: adapter.set, backend: backend), runDir: dir, base: base, adapter: adapter)
+                    _ = try t.run(resume: resume, stopAfter: stopAfter)
+                    return (lm, adapter)
+                }
+                let label = "\(peft.name) \(c.kind.rawValue)"
+                let dirA = tempDir()
+                let (lmA, a) = try run(dirA)
+                XCTAssertTrue(weights(lmA) == weights(try tinyModel()), "\(label): the base moved")
+                let traj = try TrajectoryFile.read(dirA.appendingPathComponent("trajectory.zot"))
+                XCTAssertEqual(traj.header.peft, peft)
+                XCTAssertEqual(traj.header.trainable, peft.name)
+                // Replay: a fresh adapter, the records up to the kept (best) step.
+                let fresh = try tinyModel()
+                let replayed = try XCTUnwrap(traj.header.peft).make(model: fresh)
+                fresh.hook = replayed
+                XCTAssertNotEqual(adapterValues(replayed), adapterValues(a), "\(label): the adapter did not move")
+                try traj.header.optimizer.make(set: replayed.set, backend: backend)
+                    .replay(traj.records.filter { Int($0.step) < traj.header.progress.bestStep })
+                XCTAssertEqual(adapterValues(replayed), adapterValues(a), "\(label): replay differs from the trained adapter")
+                // Kill and resume.
+                let dirB = tempDir()
+                XCTAssertThrowsError(try run(dirB, stopAfter: 5)) { XCTAssertTrue($0 is RunInterrupted) }
+                let (_, b) = try run(dirB, resume: true)
+                XCTAssertEqual(try TrajectoryFile.read(dirB.appendingPathComponent("trajectory.zot")).records, traj.records, label)
+                XCTAssertEqual(adapterValues(b), adapterValues(a), "\(label): resumed adapter differs")
+                // Keep-best: back to the adapter's initial values, then the records up to the best step.
+                let dirC = tempDir()
+                let (_, kept) = try run(dirC, keepBest: true)
+                let best = try TrajectoryFile.read(dirC.appendingPathComponent("trajectory.zot"))
+                let again = try peft.make(model: try tinyModel())
+                try c.make(set: again.set, backend: backend).replay(best.records.filter { Int($0.step) < best.header.progress.bestStep })
+                XCTAssertEqual(adapterValues(again), adapterValues(kept), "\(label): keep-best (best step \(best.header.progress.bestStep))")
+            }
+        }
+        // Resuming with another adapter is refused, naming the field.
+        let dir = tempDir(), lm = try tinyModel()
+        let lora = try PEFTConfig.lora(LoRAOptions(rank: 2)).make(model: lm)
+        XCTAssertThrowsError(try Trainer(model: lm, tokenizer: try tokenizer(), splits: tinySplits(), options: runOptions(steps: 4),
+                                         optimizer: try Self.configs[0].make(set: lora.set, backend: backend), runDir: dir, base: base,
+                                         adapter: lora).run(stopAfter: 2))
+        let other = try tinyModel()
+        let prefix = try PEFTConfig.prefix(PrefixOptions(tokens: 2)).make(model: other)
+        XCTAssertThrowsError(try Trainer(model: other, tokenizer: try tokenizer(), splits: tinySplits(), options: runOptions(steps: 4),
+                                         optimizer: try Self.configs[0].make(set: prefix.set, backend: backend), runDir: dir, base: base,
+                                         adapter: prefix).run(resume: true)) {
+            XCTAssertTrue("\($0)".contains("peft"), "\($0)")
+        }
+    }
+}
