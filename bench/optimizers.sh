@@ -4,7 +4,8 @@
 # data seed 0, dev = 200 examples every 25 steps, test = 500 at the best dev step), for each
 # learning rate of its grid. Cells are resumable: a finished cell (summary.json present) is not
 # rerun, so the script can be stopped and restarted. The table goes to bench/results/optimizers.md.
-#   bench/optimizers.sh [cell ...]      cells are "optimizer:lr"; default: the whole grid below
+#   bench/optimizers.sh [cell ...]      cells are "optimizer:lr" or "optimizer+peft:lr" (peft: lora,
+#                                       prefix, prompt at their MeZO ε); default: the whole grid below
 # Takes about 10 minutes per 2-forward cell on 2 cores (zo-cons ~2.5x, hizoo ~1.5x; zo-muon with
 # 5 NS iterations ~3x; jaguar-muon orthogonalising every 5 steps ~1.5x).
 # Cells already in bench/results/optimizers_cells.json are in the table without a run directory.
@@ -33,7 +34,8 @@ if [[ $task != movies ]]; then out=runs/optimizers-$task; cache=bench/results/op
 grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1e-4 zo-cons:1e-4 hizoo:1e-4
       zo-adam:3e-4 zo-sign:3e-4 zo-sgd-mmt:3e-5 zo-adam:1e-3 zo-sign:1e-3 zo-cons:3e-4 hizoo:3e-4 mezo:3e-4
       jaguar-sign:1e-4 jaguar-sign:1e-3 jaguar-muon:1e-3 jaguar-muon:1e-2 zo-muon:1e-3 zo-muon:1e-4
-      dizo:1e-4 zoop:1e-3 zoop:1e-2)
+      dizo:1e-4 zoop:1e-3 zoop:1e-2
+      mezo+lora:1e-3 mezo+prefix:1e-2 mezo+prompt:1e-3 mezo+lora:1e-2 mezo+prefix:1e-3 mezo+prompt:1e-2)
 # Matrix optimizers at a CPU budget: ZO-Muon with 5 quintic iterations (the released code's 10
 # double the NS cost; both leave σ in ≈[0.7, 1.13]), Jaguar-Muon re-orthogonalising every 5 steps.
 # DiZO searches every 25 steps (the paper's K = 50…400 is for 4 000–20 000 steps; 25 gives four
@@ -44,6 +46,9 @@ cells=("${@:-${grid[@]}}")
 for cell in "${cells[@]}"; do
     opt=${cell%%:*} lr=${cell##*:}
     dir=$out/$opt-lr$lr
+    # PEFT cells: the adapter's own ε default (lora and prompt 1e-2, prefix 1e-1), as MeZO runs them.
+    method=(--optimizer "${opt%%+*}" --eps 1e-3)
+    [[ $opt == *+* ]] && method=(--optimizer "${opt%%+*}" --peft "${opt#*+}")
     if [[ -f $dir/summary.json ]]; then echo "== $cell: done"; continue; fi
     if [[ ! -d $dir ]] && python3 -c "import json,sys; sys.exit(0 if any(r['opt']=='$opt' and r['lr']=='$lr' for r in json.load(open('$cache'))) else 1)" 2>/dev/null; then
         echo "== $cell: in bench/results/optimizers_cells.json"; continue
@@ -52,7 +57,7 @@ for cell in "${cells[@]}"; do
     resume=()
     [[ -f $dir/trajectory.zot ]] && resume=(--resume "$dir") || resume=(--out "$dir")
     # shellcheck disable=SC2086
-    $Z train --model "$model" --task "$task" --data-dir "$data" --optimizer "$opt" --lr "$lr" --eps 1e-3 --steps 100 ${extra[$opt]:-} \
+    $Z train --model "$model" --task "$task" --data-dir "$data" "${method[@]}" --lr "$lr" --steps 100 ${extra[$opt]:-} \
         --batch-size 16 --eval-every 25 --eval-count 200 --test-count 500 --seed 0 --data-seed 0 \
         "${resume[@]}" | grep -v '^step ' || true
 done

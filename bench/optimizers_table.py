@@ -12,7 +12,8 @@ import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 notes_path = os.path.join(here, "results", "optimizers_notes.md")
-ORDER = ["mezo", "zo-sgd-mmt", "zo-adam", "zo-sign", "zo-cons", "hizoo", "zo-muon", "jaguar-sign", "jaguar-muon", "dizo", "zoop"]
+ORDER = ["mezo", "zo-sgd-mmt", "zo-adam", "zo-sign", "zo-cons", "hizoo", "zo-muon", "jaguar-sign", "jaguar-muon", "dizo", "zoop",
+         "mezo+lora", "mezo+prefix", "mezo+prompt"]
 # Mean forwards per step of runs whose summary.json predates the field: the optimizer's ordinary count.
 FORWARDS = {"zo-cons": 5, "hizoo": 3, "zoop": 3}
 

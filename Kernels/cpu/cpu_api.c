@@ -6,6 +6,7 @@
 
 #include "zt_backend_api.h"
 #include "zt_cpu.h"
+#include "zt_quant.h"
 
 static int cpu_device_count(int *count) { *count = 1; return 0; }
 static int cpu_set_device(int device) { return device == 0 ? 0 : 1; }
@@ -113,6 +114,7 @@ static const zt_backend_api cpu_table = {
     .sum_squares = cpu_sum_squares,
     .adam_direction = zt_adam_direction,
     .squared_distance = cpu_squared_distance,
+    .dequantize_rows = zt_dequantize_gather,
 };
 
 const zt_backend_api *zt_cpu_api(void) {

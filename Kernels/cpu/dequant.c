@@ -5,6 +5,7 @@
 #include "zt_quant.h"
 #include "zt_threads.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 // gguf-py computes d·q and then ± m as two rounded f32 operations; an FMA would change the bits.
@@ -276,6 +277,30 @@ int zt_dequantize_rows(void *out, zt_dtype out_dtype, const void *src, int type,
     const int64_t grain = GRAIN_ELEMS / t.elems;
     zt_parallel_for(rows * j.bpr, grain > 0 ? grain : 1, deq_range, &j);
     return 0;
+}
+
+int64_t zt_dequantize_gather(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
+                             const int32_t *ids, int64_t rows) {
+    if (!ids) return zt_dequantize_rows(out, ZT_F32, src, type, rows, cols, NULL);
+    if (rows <= 0) return 0;
+    // Bad ids read row 0 and are zeroed afterwards: one threaded pass over the good rows' blocks.
+    int64_t *map = malloc((size_t)rows * sizeof(int64_t));
+    if (!map) return -1;
+    int64_t bad = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const int ok = ids[r] >= 0 && (int64_t)ids[r] < src_rows;
+        bad += !ok;
+        map[r] = ok ? ids[r] : 0;
+    }
+    const int rc = zt_dequantize_rows(out, ZT_F32, src, type, rows, cols, map);
+    free(map);
+    if (rc != 0) return -1;
+    if (bad) {
+        for (int64_t r = 0; r < rows; r++) {
+            if (ids[r] < 0 || (int64_t)ids[r] >= src_rows) memset(out + r * cols, 0, (size_t)cols * sizeof(float));
+        }
+    }
+    return bad;
 }
 
 int zt_dequantize(float *out, const void *src, int type, int64_t n) {

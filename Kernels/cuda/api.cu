@@ -403,6 +403,7 @@ static const zt_backend_api cuda_table = {
     .sum_squares = zt_cu_sum_squares,
     .adam_direction = zt_cu_adam_direction,
     .squared_distance = zt_cu_squared_distance,
+    .dequantize_rows = zt_cu_dequantize_rows,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

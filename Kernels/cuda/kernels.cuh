@@ -45,6 +45,10 @@ ZT_INTERNAL void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_
                                  int64_t rows, int64_t dim, float eps);
 ZT_INTERNAL void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
 
+// dequant.cu
+ZT_INTERNAL int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
+                                          const int32_t *d_rows, int64_t rows);
+
 // embedding.cu
 ZT_INTERNAL int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
                                     const int32_t *d_ids, int64_t n);

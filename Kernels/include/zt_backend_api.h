@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define ZT_BACKEND_ABI_VERSION 4u
+#define ZT_BACKEND_ABI_VERSION 5u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -108,6 +108,13 @@ typedef struct zt_backend_api {
     void (*adam_direction)(void *d_x, zt_dtype dtype, float *d_m, float *d_v, const float *d_dir, int64_t n,
                            const zt_zo_update_args *args);
     int (*squared_distance)(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, double *result);
+    // ---- quantized frozen weights (zt_quant.h) ----
+    // out(rows, cols) f32 = rows of the GGML-quantized matrix d_src (src_rows, cols): row r is
+    // source row d_rows[r] (an embedding gather), or r when d_rows is NULL (a whole matrix before
+    // its GEMM). Ids outside [0, src_rows) give zero rows and are counted. Returns that count, or
+    // −1 for an unknown type, a ragged cols or a device error.
+    int64_t (*dequantize_rows)(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
+                               const int32_t *d_rows, int64_t rows);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);

@@ -43,6 +43,13 @@ int zt_dequantize(float *out, const void *src, int type, int64_t n);
 int zt_dequantize_rows(void *out, zt_dtype out_dtype, const void *src, int type, int64_t rows, int64_t cols,
                        const int64_t *src_row);
 
+// zt_dequantize_rows into f32 with i32 row ids (an embedding gather from a quantized table, or the
+// whole matrix when ids is NULL): the CPU entry of the backend table's dequantize_rows. Ids outside
+// [0, src_rows) give zero rows and are counted; returns the count, or −1 for an unknown type or a
+// ragged cols.
+int64_t zt_dequantize_gather(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
+                             const int32_t *ids, int64_t rows);
+
 // out(cols, rows) in storage dtype out_dtype = src(rows, cols)ᵀ (GPT-2's Conv1D layout from
 // GGUF's linear layout). out must not alias src.
 void zt_transpose_to(void *out, zt_dtype out_dtype, const float *src, int64_t rows, int64_t cols);

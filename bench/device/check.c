@@ -32,9 +32,12 @@
 #include "zt_backend_api.h"
 #include "zt_cpu.h"
 #include "zt_philox.h"
+#include "zt_quant.h"
 
 // emulate.cpp: the CUDA stream kernels' block code run on the CPU. op as numerics.cuh's ZT_OP_*.
 enum { OP_PERTURB = 0, OP_UPDATE = 1, OP_COPY = 2, OP_FILL = 3, OP_CONVERT = 4, OP_REPLAY = 5 };
+int64_t zt_emu_dequantize_rows(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
+                               const int32_t *ids, int64_t rows);
 int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
                   uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay, float a1,
                   float a2, int vec_mode);
@@ -463,7 +466,7 @@ static const zt_backend_api host_table = {
     .sgemm_strided_batched = host_sgemm_batched, .newton_schulz = host_ns,
     .add_scaled = zt_add_scaled, .jaguar_probe = zt_jaguar_probe, .jaguar_update = zt_jaguar_update,
     .lerp = zt_lerp, .scale_rows = zt_scale_rows, .sum_squares = host_sum_squares, .adam_direction = zt_adam_direction,
-    .squared_distance = host_squared_distance,
+    .squared_distance = host_squared_distance, .dequantize_rows = zt_emu_dequantize_rows,
 };
 
 // ---- Table and ABI ----------------------------------------------------------------------------------
@@ -476,7 +479,8 @@ static const zt_backend_api host_table = {
     X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
-    X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)
+    X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)        \
+    X(dequantize_rows)
 
 static void check_table(const zt_backend_api *t) {
     result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
@@ -1228,6 +1232,69 @@ static void dev_embedding(void) {
     free(ids); free(g); free(c);
 }
 
+// GGML blocks with random quants and finite f16 scales (random bytes there could be NaN, whose
+// payload after a product is not specified): each format's scale fields are overwritten.
+static uint8_t *random_blocks(int type, int64_t blocks) {
+    const int64_t bytes = zt_quant_block_bytes(type);
+    uint8_t *b = hmalloc(blocks * bytes);
+    for (int64_t i = 0; i < blocks * bytes; i++) b[i] = (uint8_t)rnd64();
+    int at[2] = {0, -1};
+    if (type == ZT_GGML_Q4_1 || type == ZT_GGML_Q5_1 || type == ZT_GGML_Q4_K || type == ZT_GGML_Q5_K) at[1] = 2;
+    if (type == ZT_GGML_Q6_K) at[0] = 208;
+    for (int64_t k = 0; k < blocks; k++) {
+        for (int j = 0; j < 2 && at[j] >= 0; j++) {
+            // Normals, a few subnormals and signed zeros among them.
+            const double u = rnd_unit();
+            const float v = (float)((rnd64() & 1 ? -1 : 1) * (k % 17 == 3 ? 3e-6 * u : k % 29 == 5 ? 0.0 : 0.02 * u));
+            const uint16_t h = zt_f32_to_f16(v);
+            memcpy(b + k * bytes + at[j], &h, 2);
+        }
+    }
+    return b;
+}
+
+static void dev_dequant(void) {
+    section("dequantize_rows: GGML blocks, whole matrices and row gathers (bit-identical)");
+    const int types[8] = {ZT_GGML_Q4_0, ZT_GGML_Q4_1, ZT_GGML_Q5_0, ZT_GGML_Q5_1, ZT_GGML_Q8_0, ZT_GGML_Q4_K, ZT_GGML_Q5_K, ZT_GGML_Q6_K};
+    const char *names[8] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q4_K", "Q5_K", "Q6_K"};
+    const int64_t src_rows = SZ(1536, 40), cols = 512, n = 300;
+    int32_t *ids = hmalloc(n * 4);
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)(rnd64() % (uint64_t)src_rows);
+    ids[7] = -1; ids[100] = (int32_t)src_rows; ids[299] = 1 << 30;
+    int32_t *dids = dalloc(n * 4);
+    h2d(dids, ids, n * 4);
+    const int64_t out_rows = src_rows > n ? src_rows : n;
+    float *g = hmalloc(out_rows * cols * 4), *c = hmalloc(out_rows * cols * 4);
+    float *dout = dalloc(out_rows * cols * 4);
+    char name[128], d[200];
+    for (int k = 0; k < 8; k++) {
+        const int64_t blocks = src_rows * cols / zt_quant_block_elems(types[k]), bytes = blocks * zt_quant_block_bytes(types[k]);
+        uint8_t *q = random_blocks(types[k], blocks);
+        void *dq = dalloc(bytes);
+        h2d(dq, q, bytes);
+        dpoison(dout, src_rows * cols * 4);
+        const int64_t gm = G->dequantize_rows(dout, dq, types[k], src_rows, cols, NULL, src_rows);
+        d2h(g, dout, src_rows * cols * 4);
+        const int64_t cm = zt_dequantize_gather(c, q, types[k], src_rows, cols, NULL, src_rows);
+        int64_t bad = diff_bits(g, c, src_rows * cols, 4, d, sizeof d);
+        snprintf(name, sizeof name, "%s matrix %lldx%lld", names[k], (long long)src_rows, (long long)cols);
+        result(bad == 0 && gm == 0 && cm == 0, name, "returns %lld / %lld; %s", (long long)gm, (long long)cm, d);
+        dpoison(dout, n * cols * 4);
+        const int64_t gb = G->dequantize_rows(dout, dq, types[k], src_rows, cols, dids, n);
+        d2h(g, dout, n * cols * 4);
+        const int64_t cb = zt_dequantize_gather(c, q, types[k], src_rows, cols, ids, n);
+        bad = diff_bits(g, c, n * cols, 4, d, sizeof d);
+        snprintf(name, sizeof name, "%s gather of 300 rows (3 bad ids)", names[k]);
+        result(bad == 0 && gb == 3 && cb == 3, name, "bad ids device %lld cpu %lld; %s", (long long)gb, (long long)cb, d);
+        dfree(dq);
+        free(q);
+    }
+    // A ragged row (cols not a whole number of blocks) is refused.
+    result(G->dequantize_rows(dout, dout, ZT_GGML_Q4_K, 1, 100, NULL, 1) == -1, "ragged columns refused", "");
+    dfree(dids); dfree(dout);
+    free(ids); free(g); free(c);
+}
+
 static void dev_rope(void) {
     section("rope (tolerance)");
     const struct { int64_t n, heads, hd, rot; } cs[] = {{50, 6, 64, 32}, {37, 4, 128, 128}, {5, 2, 80, 64}};
@@ -1878,6 +1945,7 @@ static void run_device_checks(void) {
     dev_newton_schulz(2);
     dev_jaguar();
     dev_dizo_zoop();
+    dev_dequant();
     dev_timings();
     dev_shadow();
 }
@@ -1952,9 +2020,10 @@ int main(int argc, char **argv) {
             cuda->perturb_hessian(NULL, ZT_F32, NULL, 16, 0, 1, 1, 0, 1.0f);
             cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f);
             int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3);
-            result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1, "entry points fail cleanly without a GPU",
-                   "malloc %d, mem_info %d, synchronize %d, device_name %d, memset %d, sgemm %d, NS %d, embedding %lld",
-                   m1, m2, m3, m4, m5, m6, m7, (long long)e1);
+            int64_t e2 = cuda->dequantize_rows(NULL, NULL, ZT_GGML_Q4_1, 4, 32, NULL, 4);
+            result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1 && e2 == -1, "entry points fail cleanly without a GPU",
+                   "malloc %d, mem_info %d, synchronize %d, device_name %d, memset %d, sgemm %d, NS %d, embedding %lld, dequantize %lld",
+                   m1, m2, m3, m4, m5, m6, m7, (long long)e1, (long long)e2);
         } else {
             printf("  a CUDA device is present (%d): run check.sh without --self-test for the device checks\n", count);
         }

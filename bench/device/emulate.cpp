@@ -129,3 +129,41 @@ int zt_emu_perturb_hessian(void *x, zt_dtype dt, const float *h, int64_t n, uint
     g.a = a;
     return by_dtype<ZT_OP_HPERTURB>(g, dt);
 }
+
+// The CUDA dequantization kernel's element decoder (Kernels/cuda/dequant.cuh) run on the host, as
+// dequantize_rows of the host table: out(rows, cols) = rows ids[r] (or r) of src; bad ids give
+// zero rows and are counted.
+#include "dequant.cuh"
+
+template <int TYPE>
+static void deq_rows(float *out, const uint8_t *src, int64_t src_rows, int64_t cols, const int32_t *ids, int64_t rows,
+                     int64_t elems, int64_t bytes, int64_t *bad) {
+    const int64_t bpr = cols / elems;
+    for (int64_t r = rows; r-- > 0;) {
+        const int64_t sr = ids ? ids[r] : r;
+        const bool ok = sr >= 0 && sr < src_rows;
+        *bad += !ok;
+        for (int64_t c = 0; c < cols; c++)
+            out[r * cols + c] = ok ? zt_deq_elem<TYPE>(src + (sr * bpr + c / elems) * bytes, (int)(c % elems)) : 0.0f;
+    }
+}
+
+extern "C" int64_t zt_emu_dequantize_rows(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
+                                          const int32_t *ids, int64_t rows) {
+    const int64_t elems = zt_quant_block_elems(type), bytes = zt_quant_block_bytes(type);
+    if (elems < 32 || cols % elems != 0) return -1;
+    int64_t bad = 0;
+    const uint8_t *s = (const uint8_t *)src;
+    switch (type) {
+    case ZT_GGML_Q4_0: deq_rows<ZT_GGML_Q4_0>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    case ZT_GGML_Q4_1: deq_rows<ZT_GGML_Q4_1>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    case ZT_GGML_Q5_0: deq_rows<ZT_GGML_Q5_0>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    case ZT_GGML_Q5_1: deq_rows<ZT_GGML_Q5_1>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    case ZT_GGML_Q8_0: deq_rows<ZT_GGML_Q8_0>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    case ZT_GGML_Q4_K: deq_rows<ZT_GGML_Q4_K>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    case ZT_GGML_Q5_K: deq_rows<ZT_GGML_Q5_K>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    case ZT_GGML_Q6_K: deq_rows<ZT_GGML_Q6_K>(out, s, src_rows, cols, ids, rows, elems, bytes, &bad); break;
+    default: return -1;
+    }
+    return bad;
+}

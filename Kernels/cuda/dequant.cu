@@ -1,0 +1,79 @@
+// GGML block dequantization into f32 rows (zt_quant.h, dequantize_rows of the backend table): a
+// quantized frozen base is decoded one matrix at a time before its GEMM, or row by row for an
+// embedding lookup. One thread per output element decodes its element straight from its block;
+// every value is the CPU decoder's (Kernels/cpu/dequant.c): f16 scales widened exactly, then the
+// same f32 products and sums, each rounded on its own (__fmul_rn/__fadd_rn, never an FMA).
+#include "kernels.cuh"
+#include "dequant.cuh"
+
+#define DEQ_THREADS 256
+
+template <int TYPE, int ELEMS, int BYTES>
+__global__ void __launch_bounds__(DEQ_THREADS) dequant_kernel(float *out, const uint8_t *src, int64_t src_rows, int64_t cols,
+                                                              const int32_t *rows_map, int64_t rows) {
+    const int64_t n = rows * cols, bpr = cols / ELEMS;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / cols, c = i % cols;
+        const int64_t sr = rows_map ? rows_map[r] : r;
+        if (sr < 0 || sr >= src_rows) {
+            out[i] = 0.0f;
+            continue;
+        }
+        out[i] = zt_deq_elem<TYPE>(src + (sr * bpr + c / ELEMS) * BYTES, (int)(c % ELEMS));
+    }
+}
+
+// *count += number of ids outside [0, vocab) (as the embedding lookup counts them).
+__global__ void __launch_bounds__(DEQ_THREADS) count_bad_rows_kernel(const int32_t *ids, int64_t n, int64_t vocab, int *count) {
+    __shared__ int block_bad;
+    if (threadIdx.x == 0) block_bad = 0;
+    __syncthreads();
+    int bad = 0;
+    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x)
+        bad += (ids[t] < 0 || (int64_t)ids[t] >= vocab);
+    if (bad) atomicAdd(&block_bad, bad);
+    __syncthreads();
+    if (threadIdx.x == 0 && block_bad) atomicAdd(count, block_bad);
+}
+
+int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
+                              const int32_t *d_rows, int64_t rows) {
+    int64_t elems;
+    switch (type) {
+    case ZT_GGML_Q4_0: case ZT_GGML_Q4_1: case ZT_GGML_Q5_0: case ZT_GGML_Q5_1: case ZT_GGML_Q8_0: elems = 32; break;
+    case ZT_GGML_Q4_K: case ZT_GGML_Q5_K: case ZT_GGML_Q6_K: elems = 256; break;
+    default: elems = 0;
+    }
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return -1;
+    if (elems == 0 || cols < 0 || rows < 0 || cols % elems != 0) {
+        zt_error((int)cudaErrorInvalidValue, "dequantize: type %d with %lld columns", type, (long long)cols);
+        return -1;
+    }
+    if (rows == 0) return 0;
+    if (d_rows) {
+        if (zt_cuda_check(cudaMemsetAsync(c->d_counter, 0, sizeof(int), c->stream), "dequantize (counter)")) return -1;
+        count_bad_rows_kernel<<<zt_grid(c, rows, DEQ_THREADS, 2), DEQ_THREADS, 0, c->stream>>>(d_rows, rows, src_rows, c->d_counter);
+    }
+    const unsigned grid = zt_grid(c, rows * cols, DEQ_THREADS);
+    const uint8_t *src = (const uint8_t *)d_src;
+#define DEQ(T, E, B) dequant_kernel<T, E, B><<<grid, DEQ_THREADS, 0, c->stream>>>(d_out, src, src_rows, cols, d_rows, rows); break
+    switch (type) {
+    case ZT_GGML_Q4_0: DEQ(ZT_GGML_Q4_0, 32, 18);
+    case ZT_GGML_Q4_1: DEQ(ZT_GGML_Q4_1, 32, 20);
+    case ZT_GGML_Q5_0: DEQ(ZT_GGML_Q5_0, 32, 22);
+    case ZT_GGML_Q5_1: DEQ(ZT_GGML_Q5_1, 32, 24);
+    case ZT_GGML_Q8_0: DEQ(ZT_GGML_Q8_0, 32, 34);
+    case ZT_GGML_Q4_K: DEQ(ZT_GGML_Q4_K, 256, 144);
+    case ZT_GGML_Q5_K: DEQ(ZT_GGML_Q5_K, 256, 176);
+    default: DEQ(ZT_GGML_Q6_K, 256, 210);
+    }
+#undef DEQ
+    if (zt_cuda_check(cudaGetLastError(), "dequantize (launch)")) return -1;
+    if (!d_rows) return 0;
+    int bad = 0;
+    if (zt_cuda_check(cudaMemcpyAsync(&bad, c->d_counter, sizeof(int), cudaMemcpyDeviceToHost, c->stream), "dequantize (count)"))
+        return -1;
+    if (zt_cuda_check(cudaStreamSynchronize(c->stream), "dequantize (synchronize)")) return -1;
+    return bad;
+}
