@@ -1,4 +1,5 @@
 import Dispatch
+import ZOTuneKernels
 
 /// Where tensors live and kernels run.
 public enum DeviceKind: String, Sendable, CustomStringConvertible {
@@ -206,7 +207,7 @@ extension Backend {
     /// A zero-filled tensor on this backend, accounted under `tag`.
     public func allocate(_ shape: [Int], dtype: DType = .f32, tag: MemoryTag) throws -> Tensor {
         let count = shape.reduce(1, *)
-        let bytes = max(count * dtype.size, 1)
+        let bytes = max(dtype.byteCount(count), 1)
         let pointer = try allocateRaw(bytes: bytes)
         ledger.allocated(bytes, tag: tag)
         let buffer = DeviceBuffer(pointer: pointer, bytes: bytes, tag: tag, backend: self)
@@ -233,6 +234,14 @@ extension Backend {
 
     /// The tensor's elements as f32 on the host (converting f16/bf16).
     public func toHost(_ t: Tensor) -> [Float] {
+        if let type = t.dtype.ggmlType {
+            var raw = [UInt8](repeating: 0, count: t.bytes)
+            raw.withUnsafeMutableBytes { copy(t, toHost: $0) }
+            var out = [Float](repeating: 0, count: t.count)
+            let rc = out.withUnsafeMutableBufferPointer { o in raw.withUnsafeBytes { zt_dequantize(o.baseAddress, $0.baseAddress, type, Int64(t.count)) } }
+            precondition(rc == 0, "cannot decode \(t)")
+            return out
+        }
         precondition(t.dtype.isFloat, "toHost reads floating tensors, got \(t)")
         if t.dtype == .f32 {
             var out = [Float](repeating: 0, count: t.count)

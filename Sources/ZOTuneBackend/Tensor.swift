@@ -30,7 +30,7 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
 
     public init(buffer: DeviceBuffer, dtype: DType, shape: [Int], offset: Int = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
-        precondition((offset + shape.reduce(1, *)) * dtype.size <= buffer.bytes,
+        precondition(dtype.byteCount(offset + shape.reduce(1, *)) <= buffer.bytes,
                      "view \(shape) at \(offset) exceeds its \(buffer.bytes)-byte buffer")
         self.buffer = buffer
         self.dtype = dtype
@@ -41,10 +41,10 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public var count: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
     public var backend: any Backend { buffer.backend }
-    public var bytes: Int { count * dtype.size }
+    public var bytes: Int { dtype.byteCount(count) }
 
     /// Address of element 0 (device address for device backends).
-    public var pointer: UnsafeMutableRawPointer { buffer.pointer + offset * dtype.size }
+    public var pointer: UnsafeMutableRawPointer { buffer.pointer + dtype.byteCount(offset) }
     public var f32: UnsafeMutablePointer<Float> {
         precondition(dtype == .f32, "expected an f32 tensor, got \(dtype)")
         return pointer.assumingMemoryBound(to: Float.self)

@@ -35,9 +35,12 @@ public struct ModelFile: Sendable {
         return tokenizer
     }
 
-    /// Loads the weights onto `backend`.
-    public func load(on backend: any Backend, dtype: DType = .f32) throws -> CausalLM {
-        try CausalLM(config: config, reader: reader, backend: backend, dtype: dtype)
+    /// Loads the weights onto `backend`; `keepBlocks` keeps a GGUF file's quantized matrices as stored.
+    public func load(on backend: any Backend, dtype: DType = .f32, keepBlocks: Bool = false) throws -> CausalLM {
+        if keepBlocks && format != .gguf {
+            throw ModelError(file: path, field: "dtype", "gguf storage keeps a GGUF file's quantized blocks; this checkpoint is \(format.rawValue)")
+        }
+        return try CausalLM(config: config, reader: reader, backend: backend, dtype: dtype, keepBlocks: keepBlocks)
     }
 
     /// Parameters stored in the checkpoint (a tied head is not stored, so counts once).

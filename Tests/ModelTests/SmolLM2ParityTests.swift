@@ -83,3 +83,22 @@ final class SmolLM2ParityTests: XCTestCase {
         XCTAssertEqual(tokenizer.decode(out[0], skipSpecialTokens: true), g.text)
     }
 }
+
+extension SmolLM2ParityTests {
+    // The base kept in its GGUF blocks (--dtype gguf: Q4_1 matrices, a Q8_0 embedding tied to the
+    // head), each dequantized into the scratch right before its GEMM or gathered row by row for
+    // the embedding, gives exactly the forward of the base dequantized to f32 at load (the same
+    // f32 values enter the same GEMMs), in a fraction of the weight memory.
+    func testQuantizedBaseEqualsTheDequantizedBaseExactly() throws {
+        let (file, lm) = try model()
+        let q = try file.load(on: KernelBackend.cpu(), keepBlocks: true)
+        XCTAssertEqual(q.weights["model.layers.0.self_attn.q_proj.weight"].dtype, .q4_1)
+        XCTAssertEqual(q.weights["model.embed_tokens.weight"].dtype, .q8_0)
+        XCTAssertEqual(q.weights["model.norm.weight"].dtype, .f32)
+        XCTAssertLessThan(Double(q.weights.bytes), 0.2 * Double(lm.weights.bytes), "blocks: about 5 bits per weight instead of 32")
+        let batch = TokenBatch.leftPadded([[1, 504, 3458, 282, 4649, 314], [1, 1115, 30]], padId: 2)
+        XCTAssertEqual(q.backend.toHost(try q.allLogits(batch)), lm.backend.toHost(try lm.allLogits(batch)), "all logits, bit for bit")
+        let targets: [Int32] = (0..<batch.tokenCount).map { Int32(($0 * 37) % 49152) }
+        XCTAssertEqual(try q.tokenLogProbs(batch, targets: targets, chunk: 4), try lm.tokenLogProbs(batch, targets: targets, chunk: 4))
+    }
+}

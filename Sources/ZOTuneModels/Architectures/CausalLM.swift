@@ -19,13 +19,15 @@ public final class CausalLM: @unchecked Sendable {
     /// Called at the start of each forward and after each linear layer (ForwardHook).
     public var hook: (any ForwardHook)?
 
-    public init(config: ModelConfig, reader: CheckpointReader, backend: any Backend, dtype: DType = .f32) throws {
+    /// `keepBlocks`: matrices a GGUF file stores quantized stay in their block format and are
+    /// dequantized one at a time before their GEMM (a frozen base; adapters train over it).
+    public init(config: ModelConfig, reader: CheckpointReader, backend: any Backend, dtype: DType = .f32, keepBlocks: Bool = false) throws {
         guard dtype.isFloat else { throw ModelError(file: reader.path, field: "dtype", "weights must be f32, f16 or bf16") }
         self.config = config
         self.backend = backend
         self.reader = reader
         let (specs, tied) = CausalLM.tensorSpecs(config)
-        weights = try ModelWeights.load(specs, tied: tied, from: reader, backend: backend, dtype: dtype)
+        weights = try ModelWeights.load(specs, tied: tied, from: reader, backend: backend, dtype: dtype, keepBlocks: keepBlocks)
         if config.architecture == .llama {
             let inv = RotaryEmbedding.inverseFrequencies(dim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
             invFreq = try backend.tensor(inv, shape: [inv.count], tag: .weights)
@@ -33,7 +35,7 @@ public final class CausalLM: @unchecked Sendable {
             invFreq = nil
         }
         let largest = specs.filter { $0.shape.count == 2 }.map { $0.shape.reduce(1, *) }.max() ?? 0
-        scratch = dtype == .f32 ? nil : try backend.allocate([largest], tag: .scratch)
+        scratch = dtype == .f32 && !weights.hasBlocks ? nil : try backend.allocate([largest], tag: .scratch)
     }
 
     /// Reads every weight again from the checkpoint into the existing buffers (no extra memory):
@@ -44,13 +46,7 @@ public final class CausalLM: @unchecked Sendable {
             let t = weights[name]
             guard seen.insert(ObjectIdentifier(t.buffer)).inserted else { continue }
             guard let stored = weights.storedNames[name] else { continue }
-            if backend.device == .cpu {
-                try reader.read(stored, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes), as: t.dtype)
-            } else {
-                var staging = [UInt8](repeating: 0, count: t.bytes)
-                try staging.withUnsafeMutableBytes { try reader.read(stored, into: $0, as: t.dtype) }
-                staging.withUnsafeBytes { backend.copy(t, fromHost: $0) }
-            }
+            try ModelWeights.fill(t, from: reader, name: stored)
         }
     }
 
@@ -138,16 +134,21 @@ public final class CausalLM: @unchecked Sendable {
     // MARK: building blocks
 
     /// out = x·Wᵀ + b for a Linear weight (out, in), or x·W + b for a GPT-2 Conv1D weight (in, out).
-    func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false) {
-        var w = weights[name]
-        if w.dtype != .f32, let scratch {
-            let f = scratch.flatSlice(0, w.count).reshaped(w.shape)
-            backend.convert(into: f, from: w)
-            w = f
-        }
+    /// `converted`: the weight already in f32 (a head used chunk after chunk).
+    func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false, converted: Tensor? = nil) {
+        let w = converted ?? f32Weight(name)
         backend.matmul(out, x, transposeA: false, w, transposeB: !conv1D, alpha: 1, beta: 0)
         if let bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
         hook?.linearDone(weight: name, input: x, output: out, conv1D: conv1D)
+    }
+
+    /// Weight `name` in f32: itself, or converted (f16/bf16) or dequantized (blocks) into the scratch.
+    func f32Weight(_ name: String) -> Tensor {
+        let w = weights[name]
+        guard w.dtype != .f32, let scratch else { return w }
+        let f = scratch.flatSlice(0, w.count).reshaped(w.shape)
+        backend.convert(into: f, from: w)
+        return f
     }
 
     func layerNorm(_ out: Tensor, _ x: Tensor, _ prefix: String) {
@@ -408,11 +409,13 @@ public final class CausalLM: @unchecked Sendable {
         let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)
         let out = try backend.allocate([rows], tag: .activations)
         let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations)
+        // The head is converted once for all chunks (nothing else uses the scratch in between).
+        let head = f32Weight("lm_head.weight")
         var start = 0
         while start < rows {
             let m = min(chunk, rows - start)
             let l = logits.rows(0, m)
-            linear(l, hidden.rows(start, m).reshaped([m, e]), "lm_head.weight")
+            linear(l, hidden.rows(start, m).reshaped([m, e]), "lm_head.weight", converted: head)
             backend.tokenLogProbs(out.flatSlice(start, m), l, targets: targetT.flatSlice(start, m))
             start += m
         }

@@ -54,9 +54,10 @@ public final class ModelWeights: @unchecked Sendable {
 
     /// Loads every spec'd tensor from `reader` into `backend` as `dtype` (norm gains and biases stay
     /// f32: they are tiny and the kernels read them as f32). `tiedTo` maps a name that may be
-    /// missing to the tensor it shares (lm_head → embeddings).
+    /// missing to the tensor it shares (lm_head → embeddings). `keepBlocks`: matrices a GGUF file
+    /// stores quantized stay in their block format (a frozen base for adapters).
     static func load(_ specs: [Spec], tied: [String: String], from reader: CheckpointReader,
-                     backend: any Backend, dtype: DType) throws -> ModelWeights {
+                     backend: any Backend, dtype: DType, keepBlocks: Bool = false) throws -> ModelWeights {
         var tensors: [String: Tensor] = [:]
         var names: [String] = []
         var stored: [String: String] = [:]
@@ -76,19 +77,31 @@ public final class ModelWeights: @unchecked Sendable {
                 throw ModelError(file: entry.file, field: entry.name,
                                  "shape \(entry.shape) does not match the config's \(spec.shape)")
             }
-            let storage: DType = spec.shape.count == 1 ? .f32 : dtype
+            var storage: DType = spec.shape.count == 1 ? .f32 : dtype
+            if keepBlocks && spec.shape.count == 2, let blocks = reader.storedBlockFormat(entry.name) { storage = blocks }
             let t = try backend.allocate(spec.shape, dtype: storage, tag: .weights)
-            if backend.device == .cpu {
-                try reader.read(entry.name, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes), as: storage)
-            } else {
-                var staging = [UInt8](repeating: 0, count: t.bytes)
-                try staging.withUnsafeMutableBytes { try reader.read(entry.name, into: $0, as: storage) }
-                staging.withUnsafeBytes { backend.copy(t, fromHost: $0) }
-            }
+            try fill(t, from: reader, name: entry.name)
             tensors[spec.name] = t
             names.append(spec.name)
             stored[spec.name] = entry.name
         }
         return ModelWeights(tensors: tensors, names: names, storedNames: stored)
     }
+
+    /// Reads checkpoint tensor `name` into `t` in t's dtype (blocks copied as stored).
+    static func fill(_ t: Tensor, from reader: CheckpointReader, name: String) throws {
+        func read(_ dst: UnsafeMutableRawBufferPointer) throws {
+            if t.dtype.isQuantized { try reader.readBlocks(name, into: dst) } else { try reader.read(name, into: dst, as: t.dtype) }
+        }
+        if t.backend.device == .cpu {
+            try read(UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes))
+        } else {
+            var staging = [UInt8](repeating: 0, count: t.bytes)
+            try staging.withUnsafeMutableBytes { try read($0) }
+            staging.withUnsafeBytes { t.backend.copy(t, fromHost: $0) }
+        }
+    }
+
+    /// Whether any matrix is held in a GGML block format (a frozen quantized base).
+    public var hasBlocks: Bool { tensors.values.contains { $0.dtype.isQuantized } }
 }

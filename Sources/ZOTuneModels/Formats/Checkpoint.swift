@@ -53,4 +53,17 @@ public protocol CheckpointReader: AnyObject, Sendable {
     /// (f32, f16 or bf16) in host memory, converting or dequantizing as needed. Throws a
     /// `ModelError` naming the file and tensor when it is missing or unreadable.
     func read(_ name: String, into destination: UnsafeMutableRawBufferPointer, as dtype: DType) throws
+    /// The GGML block format tensor `name` can be kept in as stored (a quantized GGUF matrix whose
+    /// rows need at most reordering to reach the Hugging Face layout), or nil.
+    func storedBlockFormat(_ name: String) -> DType?
+    /// Copies tensor `name`'s blocks, rows in Hugging Face order, into `destination` (exactly its
+    /// bytes in `storedBlockFormat`).
+    func readBlocks(_ name: String, into destination: UnsafeMutableRawBufferPointer) throws
+}
+
+public extension CheckpointReader {
+    func storedBlockFormat(_ name: String) -> DType? { nil }
+    func readBlocks(_ name: String, into destination: UnsafeMutableRawBufferPointer) throws {
+        throw ModelError(file: path, field: name, "this checkpoint stores no quantized blocks")
+    }
 }

@@ -238,6 +238,34 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
         }
     }
 
+    public func storedBlockFormat(_ name: String) -> DType? {
+        guard let info = tensorInfo(name), info.dims.count == 2, let d = DType(ggmlType: info.ggmlType),
+              (info.dims.first ?? 0) % d.blockElements == 0 else { return nil }
+        switch try? layoutFix(info) {
+        case .none?, .unpermute?: return d
+        default: return nil     // GPT-2's transposed Conv1D weights are dequantized at load
+        }
+    }
+
+    public func readBlocks(_ name: String, into destination: UnsafeMutableRawBufferPointer) throws {
+        guard let info = tensorInfo(name), let d = storedBlockFormat(name), let dst = destination.baseAddress else {
+            throw ModelError(file: path, field: name, "not a quantized matrix this build keeps as blocks")
+        }
+        guard destination.count == info.byteCount else {
+            throw ModelError(file: path, field: name, "destination holds \(destination.count) bytes, the blocks are \(info.byteCount)")
+        }
+        let src = base + info.offset
+        let cols = info.dims[0], rows = info.count / cols, rowBytes = d.byteCount(cols)
+        switch try layoutFix(info) {
+        case .unpermute(let heads):
+            // llama.cpp permuted whole rows of q and k: move whole rows of blocks back.
+            let map = try unpermuteMap(rows: rows, heads: heads, info)
+            for r in 0..<rows { (dst + r * rowBytes).copyMemory(from: src + Int(map[r]) * rowBytes, byteCount: rowBytes) }
+        default:
+            dst.copyMemory(from: src, byteCount: info.byteCount)
+        }
+    }
+
     private enum LayoutFix { case none, unpermute(heads: Int), transpose }
 
     /// What turns the GGUF layout into the Hugging Face one: llama.cpp's convert script permutes

@@ -85,6 +85,9 @@ public enum HFExport {
     /// left to the embedding, as transformers saves it), config.json, and the tokenizer files
     /// (copied from a Hugging Face checkpoint, or converted from GGUF metadata).
     public static func write(_ model: CausalLM, file: ModelFile, to dir: URL, metadata: [String: String] = [:]) throws {
+        if model.weights.hasBlocks {
+            throw ModelError(file: file.path, field: "dtype", "the weights are held in quantized blocks; export from an f32, bf16 or f16 load")
+        }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var seen = Set<ObjectIdentifier>()
         var tensors: [(String, Tensor)] = []

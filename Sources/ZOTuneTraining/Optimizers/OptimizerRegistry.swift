@@ -85,13 +85,16 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
     /// The tensors this optimizer trains in `model`: all of them, except for Zoop (the weights,
     /// and biases, of its noisy linear layers).
     public func trainableSet(_ model: CausalLM) throws -> TrainableSet {
+        if model.weights.hasBlocks {
+            throw ModelError(file: model.reader.path, field: "dtype", "the base is held in quantized blocks and stays frozen: train an adapter over it (--peft)")
+        }
         if case .zoop(let o) = self { return try o.trainableSet(model) }
         return TrainableSet.full(model)
     }
 
     /// The optimizer over its trainable set of `model`, state allocated on the model's backend.
     public func make(model: CausalLM) throws -> any ZOOptimizer {
-        if case .zoop(let o) = self { return try Zoop(model: model, set: try o.trainableSet(model), options: o) }
+        if case .zoop(let o) = self { return try Zoop(model: model, set: try trainableSet(model), options: o) }
         return try make(set: try trainableSet(model), backend: model.backend)
     }
 

@@ -14,6 +14,7 @@ struct MemoryCommand: ParsableCommand {
     @OptionGroup var device: DeviceOptions
     @OptionGroup var shape: BatchShapeOptions
     @OptionGroup var optim: OptimizerChoice
+    @OptionGroup(title: "Parameter-efficient tuning") var peftArguments: PEFTArguments
     @Option(help: "What to run: both (default), or only inference / zo (one phase per process, to compare process RSS).")
     var phase = "both"
 
@@ -27,14 +28,17 @@ struct MemoryCommand: ParsableCommand {
         let (file, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
         var inference = 0, zo = 0, state = 0
+        // The inference reference is the plain base: measured before any adapter exists.
         if phase != "zo" {
             backend.ledger.resetPeaks()
             _ = try languageModelLoss(lm, batch)
             inference = backend.ledger.snapshot.total.peak
         }
-        let set = TrainableSet.full(lm)
+        let adapter = try peftArguments.config()?.make(model: lm)
+        lm.hook = adapter
+        let set = try adapter?.set ?? config.trainableSet(lm)
         if phase != "inference" {
-            let optimizer = try config.make(model: lm)
+            let optimizer = try adapter.map { try config.make(set: $0.set, backend: backend) } ?? config.make(model: lm)
             state = optimizer.stateBytes
             backend.ledger.resetPeaks()
             _ = try optimizer.step(StepContext(step: 0, runSeed: 1, lr: 0, loss: { try languageModelLoss(lm, batch) },
@@ -50,7 +54,8 @@ struct MemoryCommand: ParsableCommand {
             let d = try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
         } else {
-            print("\(file.path): batch \(shape.batchSize) × \(shape.seqLen) tokens, \(set.parameterCount) parameters")
+            print("\(file.path) (\(model.dtype) storage, \(formatBytes(lm.weights.bytes)) of weights): batch \(shape.batchSize) × \(shape.seqLen) tokens, " +
+                  "\(set.parameterCount) trainable parameters" + (adapter.map { " (\($0.config))" } ?? ""))
             print(report.table)
             if phase != "inference" { print(backend.ledger.table(title: "ledger during the \(config.kind.rawValue) step, per tag")) }
             print("process peak RSS \(formatBytes(peakRSSBytes()))")
@@ -66,6 +71,7 @@ struct BenchStep: ParsableCommand {
     @OptionGroup var device: DeviceOptions
     @OptionGroup var shape: BatchShapeOptions
     @OptionGroup var optim: OptimizerChoice
+    @OptionGroup(title: "Parameter-efficient tuning") var peftArguments: PEFTArguments
     @Option(help: "Timed repetitions (median reported).")
     var repeats = 3
     @Flag(help: "Print one JSON object.")
@@ -76,7 +82,10 @@ struct BenchStep: ParsableCommand {
         let backend = try device.backend(quiet: json)
         let (_, lm) = try model.load(on: backend)
         let batch = shape.tokens(vocab: lm.config.vocabSize)
-        let set = TrainableSet.full(lm)
+        // With --peft the forward timed is the adapted one (what a PEFT step runs twice).
+        let adapter = try peftArguments.config()?.make(model: lm)
+        lm.hook = adapter
+        let set = try adapter?.set ?? config.trainableSet(lm)
         let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
         let r = try OptimizerBenchmark.measure(config, model: lm, batch: batch, set: set, repeats: repeats, lr: 1e-7, baseline: base)
         if json {

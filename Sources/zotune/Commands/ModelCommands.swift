@@ -9,19 +9,29 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model: a .gguf file, or a Hugging Face directory (config.json + safetensors + tokenizer.json).")
     var model: String
 
-    @Option(help: "Weight storage: f32, bf16 or f16 (math is f32).")
+    @Option(help: ArgumentHelp("Weight storage: f32, bf16, f16 (math is f32), or gguf.",
+                               discussion: "gguf keeps a GGUF file's quantized matrices (Q4_0…Q6_K) as stored, dequantized one at a time before each GEMM; other tensors are f32. Such a base is frozen: train adapters over it (--peft)."))
     var dtype: String = "f32"
 
     func open() throws -> ModelFile { try ModelFile.open(model) }
 
-    /// Opens the checkpoint and loads its weights onto `backend` with the chosen storage dtype.
+    /// Opens the checkpoint and loads its weights onto `backend` with the chosen storage.
     func load(on backend: any Backend) throws -> (file: ModelFile, model: CausalLM) {
         let file = try open()
-        return (file, try file.load(on: backend, dtype: try weightDType()))
+        return (file, try load(file, on: backend))
     }
 
+    func load(_ file: ModelFile, on backend: any Backend) throws -> CausalLM {
+        try file.load(on: backend, dtype: try weightDType(), keepBlocks: keepBlocks)
+    }
+
+    /// `--dtype gguf`: quantized matrices stay in their blocks.
+    var keepBlocks: Bool { dtype == "gguf" }
+
+    /// Storage of the unquantized matrices.
     func weightDType() throws -> DType {
-        guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, bf16 or f16") }
+        if keepBlocks { return .f32 }
+        guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, bf16, f16 or gguf") }
         return d
     }
 }
@@ -61,7 +71,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         let file = try model.open()
         let tokenizer = try file.requireTokenizer()
-        let lm = try file.load(on: try device.backend(), dtype: try model.weightDType())
+        let lm = try model.load(file, on: try device.backend())
         let ids = tokenizer.encode(prompt, addSpecialTokens: true)
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
         writeStdout(prompt)
@@ -104,7 +114,7 @@ struct Logits: ParsableCommand {
     func run() throws {
         let file = try model.open()
         let tokenizer = try file.requireTokenizer()
-        let lm = try file.load(on: try device.backend(quiet: json), dtype: try model.weightDType())
+        let lm = try model.load(file, on: try device.backend(quiet: json))
         let ids = tokenizer.encode(text, addSpecialTokens: true)
         guard !ids.isEmpty else { throw ValidationError("the text encodes to no tokens") }
         let logits = lm.backend.toHost(try lm.lastLogits(.leftPadded([ids], padId: tokenizer.padId ?? 0)))

@@ -103,9 +103,12 @@ struct Train: ParsableCommand {
         let splits = try data.load()
         for note in splits.notes { print("data: \(note)") }
         print("data: \(splits.train.count) train, \(splits.dev.count) dev, \(splits.test.count) test examples of \(splits.task)")
-        let dtype = try model.weightDType()
-        let lm = try file.load(on: backend, dtype: dtype)
-        let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue, dtype: dtype.rawValue)
+        let lm = try model.load(file, on: backend)
+        if lm.weights.hasBlocks && peft == nil {
+            throw ValidationError("--dtype gguf keeps the base quantized and frozen: train an adapter over it (--peft lora, prefix or prompt)")
+        }
+        let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue,
+                                  dtype: model.keepBlocks ? "gguf" : try model.weightDType().rawValue)
         let adapter = try peft?.make(model: lm)
         let optimizer = try adapter.map { try config.make(set: $0.set, backend: backend) } ?? config.make(model: lm)
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir,
@@ -206,7 +209,7 @@ struct Eval: ParsableCommand {
         default: throw ValidationError("--split must be dev or test")
         }
         guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task) is empty") }
-        let lm = try file.load(on: backend, dtype: try model.weightDType())
+        let lm = try model.load(file, on: backend)
         if let adapter { lm.hook = try PEFTExport.load(URL(fileURLWithPath: adapter), model: lm) }
         let evaluator = Evaluator(scorer: Scorer(model: lm, tokenizer: try file.requireTokenizer(), maxLength: maxLength))
         let result = try evaluator.evaluate(examples) { r in
@@ -245,10 +248,13 @@ struct Replay: ParsableCommand {
         guard h.base.hash == hash else {
             throw ValidationError("\(base) has content hash \(hash), but the trajectory was trained from \(h.base.hash) (\(h.base.path))")
         }
-        guard let dtype = DType(rawValue: h.base.dtype) else { throw ValidationError("\(trajectory): base.dtype: unknown dtype \(h.base.dtype)") }
+        let keepBlocks = h.base.dtype == "gguf"
+        guard let dtype = keepBlocks ? .f32 : DType(rawValue: h.base.dtype) else {
+            throw ValidationError("\(trajectory): base.dtype: unknown dtype \(h.base.dtype)")
+        }
         let file = try ModelFile.open(base)
         let backend = try device.backend()
-        let lm = try file.load(on: backend, dtype: dtype)
+        let lm = try file.load(on: backend, dtype: dtype, keepBlocks: keepBlocks)
         let adapter = try h.peft?.make(model: lm)
         lm.hook = adapter
         let set = try adapter?.set ?? TrainableSet.from(spec: h.trainable, model: lm)
@@ -284,6 +290,7 @@ struct Merge: ParsableCommand {
 
     func run() throws {
         let backend = try device.backend()
+        if model.keepBlocks { throw ValidationError("merge writes full-precision weights: load the base with --dtype f32, bf16 or f16") }
         let (file, lm) = try model.load(on: backend)
         let loaded = try PEFTExport.load(URL(fileURLWithPath: adapter), model: lm)
         guard let lora = loaded as? LoRA else {
