@@ -565,3 +565,45 @@ final class GGUFTests: XCTestCase {
         }
     }
 }
+
+extension GGUFTests {
+    /// The tiny Llama holds a matrix in every block format (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 — the
+    /// embedding and a permuted k projection —, Q4_K, Q5_K, Q6_K) next to f16/bf16 ones. Kept as
+    /// blocks (--dtype gguf), each decoded into the scratch before its GEMM, its forward equals the
+    /// forward of the same file dequantized to f32 at load, bit for bit; so do token log-probs
+    /// (chunked head) and a KV-cache continuation; toHost decodes blocks as the reader does.
+    func testBlockStorageForwardEqualsF32Forward() throws {
+        let g = try GGUFFile(path: tinyPath)   // (its tokenizer is a stub: the reader alone)
+        let be = KernelBackend.cpu()
+        let f32 = try CausalLM(config: try g.modelConfig(), reader: g, backend: be)
+        let q = try CausalLM(config: try g.modelConfig(), reader: g, backend: be, keepBlocks: true)
+        let kinds = Set(q.weights.names.map { q.weights[$0].dtype })
+        XCTAssertTrue(kinds.isSuperset(of: [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_k]), "\(kinds)")
+        // Q5_K and Q6_K sit in extra (non-model) tensors: their blocks read and decode as the reader's f32.
+        for name in ["extra.q5_k.weight", "extra.q6_k.weight"] {
+            let d = try XCTUnwrap(g.storedBlockFormat(name), name)
+            let info = try XCTUnwrap(g.tensorInfo(name))
+            let t = try be.allocate([info.count / 256, 256], dtype: d, tag: .weights)
+            try g.readBlocks(name, into: UnsafeMutableRawBufferPointer(start: t.pointer, count: t.bytes))
+            var want = [Float](repeating: 0, count: info.count)
+            try want.withUnsafeMutableBytes { try g.read(name, into: $0, as: .f32) }
+            XCTAssertEqual(be.toHost(t), want, name)
+        }
+        XCTAssertEqual(q.weights["model.layers.0.self_attn.k_proj.weight"].dtype, .q8_0)
+        for name in q.weights.names where q.weights[name].dtype.isQuantized {
+            XCTAssertEqual(be.toHost(q.weights[name]), be.toHost(f32.weights[name]), "\(name): blocks decode to the f32 load")
+        }
+        XCTAssertLessThan(q.weights.bytes, f32.weights.bytes / 2)
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 20, 7, 33], [1, 4, 11]], padId: 0)
+        XCTAssertEqual(be.toHost(try q.allLogits(batch)), be.toHost(try f32.allLogits(batch)))
+        let targets: [Int32] = (0..<batch.tokenCount).map { Int32($0 % 48) }
+        XCTAssertEqual(try q.tokenLogProbs(batch, targets: targets, chunk: 4), try f32.tokenLogProbs(batch, targets: targets, chunk: 4))
+        let (ca, cb) = (try q.makeCache(batch: 2, capacity: 8), try f32.makeCache(batch: 2, capacity: 8))
+        _ = try q.hiddenStates(batch, cache: ca)
+        _ = try f32.hiddenStates(batch, cache: cb)
+        let next = TokenBatch.leftPadded([[3], [4]], padId: 0)
+        XCTAssertEqual(be.toHost(try q.lastLogits(next, cache: ca)), be.toHost(try f32.lastLogits(next, cache: cb)))
+        // An id outside the vocabulary is an error from the block gather too.
+        XCTAssertThrowsError(try q.allLogits(TokenBatch.leftPadded([[1, 48]], padId: 0)))
+    }
+}

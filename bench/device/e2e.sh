@@ -9,7 +9,9 @@
 #      device; final training loss of each printed side by side (forwards differ in rounding, so
 #      trajectories drift apart slowly: reported, not asserted);
 #   3. the CPU runs' trajectories (not zoop's: it cannot replay) replayed on the device: the
-#      exported model.safetensors must be byte-identical to the CPU's own replay.
+#      exported model.safetensors must be byte-identical to the CPU's own replay;
+#   4. LoRA, prefix and prompt tuning (MeZO) trained on both; the CPU adapter trajectories replayed
+#      on the device: adapter_model.safetensors byte-identical to the CPU's replay.
 # Exit 1 on any failed check. E2E_DEVICE=cpu runs the script end to end without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +27,7 @@ check() {  # name, ok (0/1), detail
     printf '  %-44s %s   %s\n' "$1" "$([[ $2 == 1 ]] && echo ok || echo FAILED)" "$3"
     [[ $2 == 1 ]] || fails=$((fails + 1))
 }
+loss() { python3 -c "import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if '\"loss\"' in l][-1]['loss'])" "$1"; }
 
 model=$work/model data=$work/data/SST-2
 mkdir -p "$model" "$data"
@@ -65,7 +68,6 @@ for opt in "mezo" "zo-adam --lr 1e-4" "dizo --dizo-interval 3 --dizo-iterations 
         "$Z" train --model "$model" "${common[@]}" --optimizer $opt --device "$d" --out "$work/$name-$d" > "$work/$name-$d.log" 2>&1 \
             || { check "$name: train on $d" 0 "$(tail -n 2 "$work/$name-$d.log")"; continue 2; }
     done
-    loss() { python3 -c "import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if '\"loss\"' in l][-1]['loss'])" "$1"; }
     echo "  $name: last training loss cpu $(loss "$work/$name-cpu/metrics.jsonl"), $dev $(loss "$work/$name-$dev/metrics.jsonl")"
     [[ $name == zoop ]] && continue
     for d in cpu "$dev"; do
@@ -75,6 +77,22 @@ for opt in "mezo" "zo-adam --lr 1e-4" "dizo --dizo-interval 3 --dizo-iterations 
         check "$name: replay on $dev == on cpu" 1 "model.safetensors byte-identical"
     else
         check "$name: replay on $dev == on cpu" 0 "model.safetensors differ"
+    fi
+done
+echo "== 4. PEFT runs (lora, prefix, prompt) on cpu and $dev; cpu trajectories replayed on $dev"
+for peft in lora prefix prompt; do
+    for d in cpu "$dev"; do
+        "$Z" train --model "$model" "${common[@]}" --peft "$peft" --device "$d" --out "$work/$peft-$d" > "$work/$peft-$d.log" 2>&1 \
+            || { check "$peft: train on $d" 0 "$(tail -n 2 "$work/$peft-$d.log")"; continue 2; }
+    done
+    echo "  $peft: last training loss cpu $(loss "$work/$peft-cpu/metrics.jsonl"), $dev $(loss "$work/$peft-$dev/metrics.jsonl")"
+    for d in cpu "$dev"; do
+        "$Z" replay --base "$model" --trajectory "$work/$peft-cpu/trajectory.zot" --all-steps --device "$d" --out "$work/$peft-replay-$d" > /dev/null 2>&1
+    done
+    if cmp -s "$work/$peft-replay-cpu/adapter_model.safetensors" "$work/$peft-replay-$dev/adapter_model.safetensors"; then
+        check "$peft: adapter replay on $dev == on cpu" 1 "adapter_model.safetensors byte-identical"
+    else
+        check "$peft: adapter replay on $dev == on cpu" 0 "adapter_model.safetensors differ"
     fi
 done
 echo
