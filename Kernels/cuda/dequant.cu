@@ -23,19 +23,6 @@ __global__ void __launch_bounds__(DEQ_THREADS) dequant_kernel(float *out, const 
     }
 }
 
-// *count += number of ids outside [0, vocab) (as the embedding lookup counts them).
-__global__ void __launch_bounds__(DEQ_THREADS) count_bad_rows_kernel(const int32_t *ids, int64_t n, int64_t vocab, int *count) {
-    __shared__ int block_bad;
-    if (threadIdx.x == 0) block_bad = 0;
-    __syncthreads();
-    int bad = 0;
-    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n; t += (int64_t)gridDim.x * blockDim.x)
-        bad += (ids[t] < 0 || (int64_t)ids[t] >= vocab);
-    if (bad) atomicAdd(&block_bad, bad);
-    __syncthreads();
-    if (threadIdx.x == 0 && block_bad) atomicAdd(count, block_bad);
-}
-
 int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
                               const int32_t *d_rows, int64_t rows) {
     int64_t elems;
@@ -52,8 +39,7 @@ int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t
     }
     if (rows == 0) return 0;
     if (d_rows) {
-        if (zt_cuda_check(cudaMemsetAsync(c->d_counter, 0, sizeof(int), c->stream), "dequantize (counter)")) return -1;
-        count_bad_rows_kernel<<<zt_grid(c, rows, DEQ_THREADS, 2), DEQ_THREADS, 0, c->stream>>>(d_rows, rows, src_rows, c->d_counter);
+        if (zt_cu_count_bad_ids_start(c, d_rows, rows, src_rows, "dequantize (counter)")) return -1;
     }
     const unsigned grid = zt_grid(c, rows * cols, DEQ_THREADS);
     const uint8_t *src = (const uint8_t *)d_src;
@@ -70,10 +56,5 @@ int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t
     }
 #undef DEQ
     if (zt_cuda_check(cudaGetLastError(), "dequantize (launch)")) return -1;
-    if (!d_rows) return 0;
-    int bad = 0;
-    if (zt_cuda_check(cudaMemcpyAsync(&bad, c->d_counter, sizeof(int), cudaMemcpyDeviceToHost, c->stream), "dequantize (count)"))
-        return -1;
-    if (zt_cuda_check(cudaStreamSynchronize(c->stream), "dequantize (synchronize)")) return -1;
-    return bad;
+    return d_rows ? zt_cu_count_bad_ids_finish(c, "dequantize (count)") : 0;
 }

@@ -34,6 +34,19 @@ __global__ void __launch_bounds__(EMB_THREADS) count_bad_ids_kernel(const int32_
     if (threadIdx.x == 0 && block_bad) atomicAdd(count, block_bad);
 }
 
+int zt_cu_count_bad_ids_start(zt_ctx *c, const int32_t *d_ids, int64_t n, int64_t vocab, const char *what) {
+    if (zt_cuda_check(cudaMemsetAsync(c->d_counter, 0, sizeof(int), c->stream), what)) return -1;
+    count_bad_ids_kernel<<<zt_grid(c, n, EMB_THREADS, 2), EMB_THREADS, 0, c->stream>>>(d_ids, n, vocab, c->d_counter);
+    return 0;
+}
+
+int64_t zt_cu_count_bad_ids_finish(zt_ctx *c, const char *what) {
+    int bad = 0;
+    if (zt_cuda_check(cudaMemcpyAsync(&bad, c->d_counter, sizeof(int), cudaMemcpyDeviceToHost, c->stream), what)) return -1;
+    if (zt_cuda_check(cudaStreamSynchronize(c->stream), what)) return -1;
+    return bad;
+}
+
 // Returns the bad-id count, or −1 on a device error (last_error says which).
 int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
                         const int32_t *d_ids, int64_t n) {
@@ -44,8 +57,7 @@ int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64
         zt_error((int)cudaErrorInvalidValue, "embedding: unknown dtype %d", (int)dtype);
         return -1;
     }
-    if (zt_cuda_check(cudaMemsetAsync(c->d_counter, 0, sizeof(int), c->stream), "embedding (counter)")) return -1;
-    count_bad_ids_kernel<<<zt_grid(c, n, EMB_THREADS, 2), EMB_THREADS, 0, c->stream>>>(d_ids, n, vocab, c->d_counter);
+    if (zt_cu_count_bad_ids_start(c, d_ids, n, vocab, "embedding (counter)")) return -1;
     if (dim > 0) {
         const unsigned grid = (unsigned)(n < 65535 * 16 ? n : 65535 * 16);
         switch (dtype) {
@@ -55,10 +67,5 @@ int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64
         }
     }
     if (zt_cuda_check(cudaGetLastError(), "embedding (launch)")) return -1;
-    int bad = 0;
-    if (zt_cuda_check(cudaMemcpyAsync(&bad, c->d_counter, sizeof(int), cudaMemcpyDeviceToHost, c->stream),
-                      "embedding (count)"))
-        return -1;
-    if (zt_cuda_check(cudaStreamSynchronize(c->stream), "embedding (synchronize)")) return -1;
-    return bad;
+    return zt_cu_count_bad_ids_finish(c, "embedding (count)");
 }

@@ -49,7 +49,11 @@ ZT_INTERNAL void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_ga
 ZT_INTERNAL int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
                                           const int32_t *d_rows, int64_t rows);
 
-// embedding.cu
+// embedding.cu. The bad-id count of a gather (embedding, dequantize_rows): start zeroes the
+// device counter and counts ids outside [0, vocab) on the stream; finish waits and returns it (−1
+// on a device error).
+ZT_INTERNAL int zt_cu_count_bad_ids_start(zt_ctx *c, const int32_t *d_ids, int64_t n, int64_t vocab, const char *what);
+ZT_INTERNAL int64_t zt_cu_count_bad_ids_finish(zt_ctx *c, const char *what);
 ZT_INTERNAL int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
                                     const int32_t *d_ids, int64_t n);
 // rope.cu

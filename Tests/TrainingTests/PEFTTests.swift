@@ -91,10 +91,11 @@ final class PEFTTests: XCTestCase, TinyFixture {
         }
     }
 
-    /// Every optimizer of the family steps on each adapter's tensors alone.
-    func testEveryOptimizerStepsOnPrefixAndPrompt() throws {
+    /// Every optimizer of the family steps on each adapter's tensors alone: they move, the base
+    /// does not.
+    func testEveryOptimizerStepsOnEachAdapter() throws {
         let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
-        for peft in [PEFTConfig.prefix(PrefixOptions(tokens: 2)), .prompt(PromptOptions(tokens: 3))] {
+        for peft in [PEFTConfig.lora(LoRAOptions(rank: 2, alpha: 4)), .prefix(PrefixOptions(tokens: 2)), .prompt(PromptOptions(tokens: 3))] {
             for config in TrainerTests.configs {
                 let lm = try tinyModel()
                 let base = weights(lm)
@@ -102,7 +103,7 @@ final class PEFTTests: XCTestCase, TinyFixture {
                 lm.hook = adapter
                 let before = adapter.set.entries.map { backend.toHost($0.tensor) }
                 var c = config
-                if case .dizo(var o) = config { o.layers = ["prompt_embeddings"]; c = .dizo(o) }
+                if case .dizo(var o) = config { o.layers = peft.name == "lora" ? ["q", "v"] : ["prompt_embeddings"]; c = .dizo(o) }
                 let optimizer = try c.make(set: adapter.set, backend: backend)
                 for t in 0..<3 {
                     _ = try optimizer.step(StepContext(step: t, runSeed: 2, lr: 1e-2, loss: { try languageModelLoss(lm, batch) },

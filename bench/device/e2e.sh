@@ -27,6 +27,17 @@ check() {  # name, ok (0/1), detail
     printf '  %-44s %s   %s\n' "$1" "$([[ $2 == 1 ]] && echo ok || echo FAILED)" "$3"
     [[ $2 == 1 ]] || fails=$((fails + 1))
 }
+# Replays a CPU trajectory on the CPU and on the device and compares the exported FILE.
+replay_check() {  # name, trajectory, file
+    for d in cpu "$dev"; do
+        "$Z" replay --base "$model" --trajectory "$2" --all-steps --device "$d" --out "$work/$1-replay-$d" > /dev/null 2>&1
+    done
+    if cmp -s "$work/$1-replay-cpu/$3" "$work/$1-replay-$dev/$3"; then
+        check "$1: replay on $dev == on cpu" 1 "$3 byte-identical"
+    else
+        check "$1: replay on $dev == on cpu" 0 "$3 differ"
+    fi
+}
 loss() { python3 -c "import json,sys; print([json.loads(l) for l in open(sys.argv[1]) if '\"loss\"' in l][-1]['loss'])" "$1"; }
 
 model=$work/model data=$work/data/SST-2
@@ -69,15 +80,7 @@ for opt in "mezo" "zo-adam --lr 1e-4" "dizo --dizo-interval 3 --dizo-iterations 
             || { check "$name: train on $d" 0 "$(tail -n 2 "$work/$name-$d.log")"; continue 2; }
     done
     echo "  $name: last training loss cpu $(loss "$work/$name-cpu/metrics.jsonl"), $dev $(loss "$work/$name-$dev/metrics.jsonl")"
-    [[ $name == zoop ]] && continue
-    for d in cpu "$dev"; do
-        "$Z" replay --base "$model" --trajectory "$work/$name-cpu/trajectory.zot" --all-steps --device "$d" --out "$work/$name-replay-$d" > /dev/null 2>&1
-    done
-    if cmp -s "$work/$name-replay-cpu/model.safetensors" "$work/$name-replay-$dev/model.safetensors"; then
-        check "$name: replay on $dev == on cpu" 1 "model.safetensors byte-identical"
-    else
-        check "$name: replay on $dev == on cpu" 0 "model.safetensors differ"
-    fi
+    [[ $name == zoop ]] || replay_check "$name" "$work/$name-cpu/trajectory.zot" model.safetensors
 done
 echo "== 4. PEFT runs (lora, prefix, prompt) on cpu and $dev; cpu trajectories replayed on $dev"
 for peft in lora prefix prompt; do
@@ -86,14 +89,7 @@ for peft in lora prefix prompt; do
             || { check "$peft: train on $d" 0 "$(tail -n 2 "$work/$peft-$d.log")"; continue 2; }
     done
     echo "  $peft: last training loss cpu $(loss "$work/$peft-cpu/metrics.jsonl"), $dev $(loss "$work/$peft-$dev/metrics.jsonl")"
-    for d in cpu "$dev"; do
-        "$Z" replay --base "$model" --trajectory "$work/$peft-cpu/trajectory.zot" --all-steps --device "$d" --out "$work/$peft-replay-$d" > /dev/null 2>&1
-    done
-    if cmp -s "$work/$peft-replay-cpu/adapter_model.safetensors" "$work/$peft-replay-$dev/adapter_model.safetensors"; then
-        check "$peft: adapter replay on $dev == on cpu" 1 "adapter_model.safetensors byte-identical"
-    else
-        check "$peft: adapter replay on $dev == on cpu" 0 "adapter_model.safetensors differ"
-    fi
+    replay_check "$peft" "$work/$peft-cpu/trajectory.zot" adapter_model.safetensors
 done
 echo
 echo "$fails failed"

@@ -90,6 +90,21 @@ public enum PEFTConfig: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 }
 
+/// Options of prefix and prompt tuning: P virtual positions (defaults: 5 for prefix tuning, 10 for
+/// prompt tuning) and the seed of the random token ids they are initialised from.
+public struct VirtualTokenOptions: Sendable, Equatable, Codable {
+    public var tokens: Int
+    public var seed: UInt64
+
+    public init(tokens: Int, seed: UInt64 = 0) {
+        self.tokens = tokens
+        self.seed = seed
+    }
+}
+
+public typealias PrefixOptions = VirtualTokenOptions
+public typealias PromptOptions = VirtualTokenOptions
+
 /// P token ids ~ U[0, vocab) from (seed, salt): the "random vocabulary tokens" prefix and prompt
 /// tuning initialise from (the whole vocabulary, as the anchors draw them).
 func randomTokens(_ count: Int, vocab: Int, seed: UInt64, salt: UInt64) -> [Int32] {

@@ -9,18 +9,6 @@ import ZOTuneModels
 /// key, …, each (kvHeads, headDim). Real tokens take positions P, P+1, … (PEFT's convention; MeZO
 /// leaves them at 0…, overlapping the prefix): with it the initial prefix made from tokens t
 /// makes the model on x equal the plain model on [t, x].
-public struct PrefixOptions: Sendable, Equatable, Codable {
-    /// P, the virtual positions per layer.
-    public var tokens: Int
-    /// Seeds the initial token ids.
-    public var seed: UInt64
-
-    public init(tokens: Int = 5, seed: UInt64 = 0) {
-        self.tokens = tokens
-        self.seed = seed
-    }
-}
-
 public final class PrefixTuning: PEFTAdapter, @unchecked Sendable {
     public let options: PrefixOptions
     public let set: TrainableSet

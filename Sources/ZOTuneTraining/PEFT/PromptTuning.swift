@@ -9,18 +9,6 @@ import ZOTuneModels
 /// the same for every sequence: each forward runs them once, as one sequence of P, and puts the
 /// result in front of every row (instead of P more rows per sequence). HF PEFT's name and layout:
 /// `prompt_embeddings` (P, embedding width).
-public struct PromptOptions: Sendable, Equatable, Codable {
-    /// P, the virtual tokens.
-    public var tokens: Int
-    /// Seeds the initial token ids.
-    public var seed: UInt64
-
-    public init(tokens: Int = 10, seed: UInt64 = 0) {
-        self.tokens = tokens
-        self.seed = seed
-    }
-}
-
 public final class PromptTuning: PEFTAdapter, @unchecked Sendable {
     public let options: PromptOptions
     public let set: TrainableSet
