@@ -115,6 +115,7 @@ static const zt_backend_api cpu_table = {
     .adam_direction = zt_adam_direction,
     .squared_distance = cpu_squared_distance,
     .dequantize_rows = zt_dequantize_gather,
+    .logsumexp_panel = zt_logsumexp_panel,
 };
 
 const zt_backend_api *zt_cpu_api(void) {

@@ -117,6 +117,39 @@ void zt_token_logprobs(float *out, const float *x, const int32_t *targets, int64
     zt_parallel_for(rows, row_grain(dim), token_logprobs_range, &c);
 }
 
+typedef struct {
+    float *state;
+    const float *x;
+    const int32_t *targets;
+    int64_t ldx, cols, col0;
+} panel_ctx;
+
+ZT_ISA_CLONES static void lse_panel_range(void *p, int64_t lo, int64_t hi) {
+    const panel_ctx *c = p;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = c->x + r * c->ldx;
+        float *st = c->state + 3 * r;
+        const float m = fmaxf(st[0], row_max(x, c->cols));
+        float s[LANES] = {0};
+        int64_t i = 0;
+        for (; i + LANES <= c->cols; i += LANES)
+            for (int j = 0; j < LANES; j++) s[j] += expf(x[i + j] - m);
+        for (; i < c->cols; i++) s[0] += expf(x[i] - m);
+        // The running sum rescaled to the new max (exp(−inf) = 0 before the first panel).
+        st[1] = st[1] * expf(st[0] - m) + lanes_sum(s);
+        st[0] = m;
+        const int64_t t = c->targets[r];
+        if (t >= c->col0 && t < c->col0 + c->cols) st[2] = x[t - c->col0];
+    }
+}
+
+void zt_logsumexp_panel(float *state, const float *x, int64_t ldx, const int32_t *targets, int64_t rows, int64_t cols,
+                        int64_t col0) {
+    if (cols <= 0) return;
+    panel_ctx c = {state, x, targets, ldx, cols, col0};
+    zt_parallel_for(rows, row_grain(cols), lse_panel_range, &c);
+}
+
 ZT_ISA_CLONES static void layernorm_range(void *p, int64_t lo, int64_t hi) {
     const rows_ctx *c = p;
     const int64_t n = c->dim;

@@ -404,6 +404,7 @@ static const zt_backend_api cuda_table = {
     .adam_direction = zt_cu_adam_direction,
     .squared_distance = zt_cu_squared_distance,
     .dequantize_rows = zt_cu_dequantize_rows,
+    .logsumexp_panel = zt_cu_logsumexp_panel,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

@@ -45,6 +45,10 @@ ZT_INTERNAL void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_
                                  int64_t rows, int64_t dim, float eps);
 ZT_INTERNAL void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
 
+// rows.cu (streamed head)
+ZT_INTERNAL void zt_cu_logsumexp_panel(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,
+                                       int64_t cols, int64_t col0);
+
 // dequant.cu
 ZT_INTERNAL int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
                                           const int32_t *d_rows, int64_t rows);

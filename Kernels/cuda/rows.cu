@@ -75,6 +75,24 @@ __global__ void token_logprobs_kernel(float *out, const float *x, const int32_t 
     }
 }
 
+// One panel of a streamed log-sum-exp (zt_cpu.h): state (rows, 3) = max, Σexp, target logit.
+__global__ void logsumexp_panel_kernel(float *state, const float *x, int64_t ldx, const int32_t *targets, int64_t rows,
+                                       int64_t cols, int64_t col0) {
+    __shared__ float scratch[32];
+    for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float *xr = x + r * ldx;
+        float *st = state + 3 * r;
+        const float m = fmaxf(st[0], row_max(xr, cols, scratch));
+        const float s = row_sum_exp(xr, cols, m, scratch);
+        if (threadIdx.x == 0) {
+            st[1] = st[1] * expf(st[0] - m) + s;
+            st[0] = m;
+            const int64_t t = targets[r];
+            if (t >= col0 && t < col0 + cols) st[2] = xr[t - col0];
+        }
+    }
+}
+
 // Corrected two-pass statistics as the CPU: mean, then Σd and Σd² of d = x − mean; the Σd term
 // removes the rounding error of the mean.
 __global__ void layernorm_kernel(float *out, const float *x, const float *gamma, const float *beta,
@@ -140,6 +158,11 @@ void zt_cu_log_softmax(float *d_out, const float *d_x, int64_t rows, int64_t dim
 }
 void zt_cu_token_logprobs(float *d_out, const float *d_x, const int32_t *d_targets, int64_t rows, int64_t dim) {
     ROW_LAUNCH(token_logprobs_kernel, "token_logprobs", d_out, d_x, d_targets, rows, dim);
+}
+void zt_cu_logsumexp_panel(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,
+                           int64_t cols, int64_t col0) {
+    const int64_t dim = cols;
+    ROW_LAUNCH(logsumexp_panel_kernel, "logsumexp_panel", d_state, d_x, ldx, d_targets, rows, cols, col0);
 }
 void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_gamma, const float *d_beta,
                      int64_t rows, int64_t dim, float eps) {

@@ -115,6 +115,9 @@ typedef struct zt_backend_api {
     // −1 for an unknown type, a ragged cols or a device error.
     int64_t (*dequantize_rows)(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
                                const int32_t *d_rows, int64_t rows);
+    // One vocabulary panel of token log-probs streamed over the head (zt_cpu.h).
+    void (*logsumexp_panel)(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,
+                            int64_t cols, int64_t col0);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);

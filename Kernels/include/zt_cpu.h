@@ -81,6 +81,13 @@ void zt_softmax(float *out, const float *x, int64_t rows, int64_t dim);
 void zt_log_softmax(float *out, const float *x, int64_t rows, int64_t dim);
 // out(rows) = log-softmax(x)[row, target[row]] without writing the softmax: what scoring needs.
 // A negative target gives 0 (ignored position).
+// One column panel of a row-wise log-sum-exp streamed over panels (a head too large to hold as
+// one f32 matrix): state (rows, 3) = running max m, running Σexp(x − m), and the target's logit;
+// start from (−inf, 0, 0). For each row r: m' = max(m, max x_r), s' = s·exp(m − m') +
+// Σ exp(x_r − m'), and the logit of targets[r] when it falls in [col0, col0 + cols). x is
+// (rows, cols) with leading dimension ldx. log p(target) = (t − m) − log s after the last panel.
+void zt_logsumexp_panel(float *state, const float *x, int64_t ldx, const int32_t *targets, int64_t rows, int64_t cols,
+                        int64_t col0);
 void zt_token_logprobs(float *out, const float *x, const int32_t *targets, int64_t rows, int64_t dim);
 // (x − mean)/sqrt(var + eps)·gamma + beta, biased variance; gamma/beta may be NULL (1 and 0).
 void zt_layernorm(float *out, const float *x, const float *gamma, const float *beta,

@@ -63,6 +63,10 @@ public protocol Backend: AnyObject, Sendable {
     func logSoftmax(_ out: Tensor, _ x: Tensor)
     /// out (rows) = log-softmax(x (rows, dim))[row, targets[row]] (i32 targets; negative → 0).
     func tokenLogProbs(_ out: Tensor, _ x: Tensor, targets: Tensor)
+    /// One column panel of token log-probs streamed over a head too large to hold in f32:
+    /// `state` (rows, 3) = running max, running Σexp and the target's logit (start: −inf, 0, 0);
+    /// `x` (rows, cols) holds columns [col0, col0 + cols) of the logits, rows `ldx` apart.
+    func logSumExpPanel(_ state: Tensor, _ x: Tensor, ldx: Int, cols: Int, col0: Int, targets: Tensor)
     func layerNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float)
     func rmsNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, eps: Float)
 

@@ -171,6 +171,13 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.log_softmax(out.f32, x.f32, rows, dim)
     }
 
+    public func logSumExpPanel(_ state: Tensor, _ x: Tensor, ldx: Int, cols: Int, col0: Int, targets: Tensor) {
+        let rows = targets.count
+        precondition(state.dtype == .f32 && state.count == 3 * rows && x.dtype == .f32 && targets.dtype == .i32 && cols <= ldx
+                     && (rows == 0 || (rows - 1) * ldx + cols <= x.count), "logSumExpPanel: \(x) (ld \(ldx), \(cols) columns) for \(rows) rows")
+        api.logsumexp_panel(state.f32, x.f32, Int64(ldx), targets.i32, Int64(rows), Int64(cols), Int64(col0))
+    }
+
     public func tokenLogProbs(_ out: Tensor, _ x: Tensor, targets: Tensor) {
         let (rows, dim) = rowsAndDim(x)
         precondition(x.dtype == .f32 && out.dtype == .f32 && targets.dtype == .i32 && out.count == Int(rows) && targets.count == Int(rows),

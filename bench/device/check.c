@@ -467,6 +467,7 @@ static const zt_backend_api host_table = {
     .add_scaled = zt_add_scaled, .jaguar_probe = zt_jaguar_probe, .jaguar_update = zt_jaguar_update,
     .lerp = zt_lerp, .scale_rows = zt_scale_rows, .sum_squares = host_sum_squares, .adam_direction = zt_adam_direction,
     .squared_distance = host_squared_distance, .dequantize_rows = zt_emu_dequantize_rows,
+    .logsumexp_panel = zt_logsumexp_panel,
 };
 
 // ---- Table and ABI ----------------------------------------------------------------------------------
@@ -480,7 +481,7 @@ static const zt_backend_api host_table = {
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
     X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)        \
-    X(dequantize_rows)
+    X(dequantize_rows) X(logsumexp_panel)
 
 static void check_table(const zt_backend_api *t) {
     result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
@@ -1163,6 +1164,28 @@ static void dev_rows(void) {
         zt_token_logprobs(c, x, tg, rows, dim);
         snprintf(name, sizeof name, "token_logprobs %lldx%lld", (long long)rows, (long long)dim);
         check_close(name, g, c, rows, 2e-5, 1e-6);
+
+        // The same log-probs streamed over column panels of 1000 (ld = dim): device state vs the
+        // CPU's, and the CPU's finished log-probs vs its one-pass token_logprobs.
+        float *st = hmalloc(rows * 3 * 4), *gst = hmalloc(rows * 3 * 4);
+        for (int64_t r = 0; r < rows; r++) { st[3 * r] = -INFINITY; st[3 * r + 1] = 0; st[3 * r + 2] = 0; }
+        float *dst = dalloc(rows * 3 * 4);
+        h2d(dst, st, rows * 3 * 4);
+        for (int64_t c0 = 0; c0 < dim; c0 += 1000) {
+            const int64_t w = dim - c0 < 1000 ? dim - c0 : 1000;
+            G->logsumexp_panel(dst, dx + c0, dim, dtg, rows, w, c0);
+            zt_logsumexp_panel(st, x + c0, dim, tg, rows, w, c0);
+        }
+        d2h(gst, dst, rows * 3 * 4);
+        snprintf(name, sizeof name, "logsumexp_panel %lldx%lld (panels of 1000)", (long long)rows, (long long)dim);
+        check_close(name, gst, st, rows * 3, 2e-5, 2e-6);
+        float *streamed = hmalloc(rows * 4);
+        for (int64_t r = 0; r < rows; r++)
+            streamed[r] = tg[r] < 0 || tg[r] >= dim ? 0.0f : (st[3 * r + 2] - st[3 * r]) - logf(st[3 * r + 1]);
+        snprintf(name, sizeof name, "streamed = one-pass token_logprobs %lldx%lld (cpu)", (long long)rows, (long long)dim);
+        check_close(name, streamed, c, rows, 2e-5, 2e-6);
+        dfree(dst);
+        free(st); free(gst); free(streamed);
 
         // layernorm on rows with a large common offset (the corrected two-pass statistics)
         float *xo = hmalloc(n * 4);

@@ -34,8 +34,23 @@ public final class CausalLM: @unchecked Sendable {
         } else {
             invFreq = nil
         }
-        let largest = specs.filter { $0.shape.count == 2 }.map { $0.shape.reduce(1, *) }.max() ?? 0
-        scratch = dtype == .f32 && !weights.hasBlocks ? nil : try backend.allocate([largest], tag: .scratch)
+        scratch = try CausalLM.scratchElements(weights).map { try backend.allocate([$0], tag: .scratch) }
+    }
+
+    /// Elements of the f32 scratch: the largest matrix stored in f16/bf16/blocks, converted whole
+    /// before its GEMM; but a head kept in blocks goes through in panels of rows (its f32 copy would
+    /// be the largest buffer of a quantized base), so it only needs a panel of at least 2²⁰
+    /// elements. nil: every matrix is f32.
+    static func scratchElements(_ weights: ModelWeights) -> Int? {
+        // Embedding tables are only gathered, row by row (a tied head is counted as the head).
+        let gathered: Set<String> = ["model.embed_tokens.weight", "model.decoder.embed_tokens.weight", "transformer.wte.weight",
+                                     "model.decoder.embed_positions.weight", "transformer.wpe.weight"]
+        var largest = 0
+        for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name) {
+            let w = weights[name]
+            largest = max(largest, name == "lm_head.weight" && w.dtype.isQuantized ? min(w.count, 1 << 20) : w.count)
+        }
+        return largest > 0 ? largest : nil
     }
 
     /// Reads every weight again from the checkpoint into the existing buffers (no extra memory):
@@ -135,11 +150,30 @@ public final class CausalLM: @unchecked Sendable {
 
     /// out = x·Wᵀ + b for a Linear weight (out, in), or x·W + b for a GPT-2 Conv1D weight (in, out).
     /// `converted`: the weight already in f32 (a head used chunk after chunk).
-    func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false, converted: Tensor? = nil) {
-        let w = converted ?? f32Weight(name)
-        backend.matmul(out, x, transposeA: false, w, transposeB: !conv1D, alpha: 1, beta: 0)
+    func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false, converted: Tensor? = nil) throws {
+        if converted == nil, let scratch, weights[name].dtype != .f32, weights[name].count > scratch.count {
+            try panelLinear(out, x, weights[name], scratch: scratch)
+        } else {
+            backend.matmul(out, x, transposeA: false, converted ?? f32Weight(name), transposeB: !conv1D, alpha: 1, beta: 0)
+        }
         if let bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
         hook?.linearDone(weight: name, input: x, output: out, conv1D: conv1D)
+    }
+
+    /// out = x·Wᵀ for a block-stored W (out, in) larger than the scratch: a panel of W's rows at a
+    /// time is dequantized, multiplied into a (rows × panel) buffer and copied into its columns.
+    func panelLinear(_ out: Tensor, _ x: Tensor, _ w: Tensor, scratch: Tensor) throws {
+        let (outDim, inDim) = (w.shape[0], w.shape[1]), rows = x.count / inDim
+        let panel = scratch.count / inDim
+        let tmp = try backend.allocate([rows * min(panel, outDim)], tag: .activations)
+        for p0 in stride(from: 0, to: outDim, by: panel) {
+            let pr = min(panel, outDim - p0)
+            let f = scratch.flatSlice(0, pr * inDim).reshaped([pr, inDim])
+            backend.convert(into: f, from: w.rows(p0, pr))
+            let t = tmp.flatSlice(0, rows * pr).reshaped([rows, pr])
+            backend.matmul(t, x.reshaped([rows, inDim]), transposeA: false, f, transposeB: true, alpha: 1, beta: 0)
+            backend.copy2D(out.flatSlice(p0, out.count - p0), ldd: outDim, from: t, lds: pr, rows: rows, cols: pr)
+        }
     }
 
     /// Weight `name` in f32: itself, or converted (f16/bf16) or dequantized (blocks) into the scratch.
@@ -242,22 +276,22 @@ public final class CausalLM: @unchecked Sendable {
             case .llama:
                 let p = "model.layers.\(l)."
                 be.rmsNorm(normed, x, gamma: weights[p + "input_layernorm.weight"], eps: c.normEps)
-                linear(q, normed, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
-                linear(k, normed, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
-                linear(v, normed, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
+                try linear(q, normed, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
+                try linear(k, normed, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
+                try linear(v, normed, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
                 be.rope(q, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
                 be.rope(k, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
             case .opt:
                 let p = "model.decoder.layers.\(l)."
                 let input = c.doLayerNormBefore ? normed : x
                 if c.doLayerNormBefore { layerNorm(normed, x, p + "self_attn_layer_norm") }
-                linear(q, input, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
-                linear(k, input, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
-                linear(v, input, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
+                try linear(q, input, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
+                try linear(k, input, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
+                try linear(v, input, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
             case .gpt2:
                 let p = "transformer.h.\(l)."
                 layerNorm(normed, x, p + "ln_1")
-                linear(qkv!, normed, p + "attn.c_attn.weight", bias: p + "attn.c_attn.bias", conv1D: true)
+                try linear(qkv!, normed, p + "attn.c_attn.weight", bias: p + "attn.c_attn.bias", conv1D: true)
                 be.copy2D(q, ldd: h, from: qkv!, lds: 3 * h, rows: n, cols: h)
                 be.copy2D(k, ldd: h, from: qkv!.flatSlice(h, n * 3 * h - h), lds: 3 * h, rows: n, cols: h)
                 be.copy2D(v, ldd: h, from: qkv!.flatSlice(2 * h, n * 3 * h - 2 * h), lds: 3 * h, rows: n, cols: h)
@@ -288,11 +322,11 @@ public final class CausalLM: @unchecked Sendable {
             }
             switch c.architecture {
             case .llama:
-                linear(proj, attn, "model.layers.\(l).self_attn.o_proj.weight", bias: "model.layers.\(l).self_attn.o_proj.bias")
+                try linear(proj, attn, "model.layers.\(l).self_attn.o_proj.weight", bias: "model.layers.\(l).self_attn.o_proj.bias")
             case .opt:
-                linear(proj, attn, "model.decoder.layers.\(l).self_attn.out_proj.weight", bias: "model.decoder.layers.\(l).self_attn.out_proj.bias")
+                try linear(proj, attn, "model.decoder.layers.\(l).self_attn.out_proj.weight", bias: "model.decoder.layers.\(l).self_attn.out_proj.bias")
             case .gpt2:
-                linear(proj, attn, "transformer.h.\(l).attn.c_proj.weight", bias: "transformer.h.\(l).attn.c_proj.bias", conv1D: true)
+                try linear(proj, attn, "transformer.h.\(l).attn.c_proj.weight", bias: "transformer.h.\(l).attn.c_proj.bias", conv1D: true)
             }
             be.add(x, x, proj)
             if c.architecture == .opt && !c.doLayerNormBefore { layerNorm(x, x, "model.decoder.layers.\(l).self_attn_layer_norm") }
@@ -302,23 +336,23 @@ public final class CausalLM: @unchecked Sendable {
             case .llama:
                 let p = "model.layers.\(l)."
                 be.rmsNorm(normed, x, gamma: weights[p + "post_attention_layernorm.weight"], eps: c.normEps)
-                linear(gate!, normed, p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias")
-                linear(up, normed, p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias")
+                try linear(gate!, normed, p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias")
+                try linear(up, normed, p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias")
                 be.swiglu(up, gate: gate!, up: up)
-                linear(proj, up, p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias")
+                try linear(proj, up, p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias")
             case .opt:
                 let p = "model.decoder.layers.\(l)."
                 let input = c.doLayerNormBefore ? normed : x
                 if c.doLayerNormBefore { layerNorm(normed, x, p + "final_layer_norm") }
-                linear(up, input, p + "fc1.weight", bias: p + "fc1.bias")
+                try linear(up, input, p + "fc1.weight", bias: p + "fc1.bias")
                 be.activation(c.activation, up, up)
-                linear(proj, up, p + "fc2.weight", bias: p + "fc2.bias")
+                try linear(proj, up, p + "fc2.weight", bias: p + "fc2.bias")
             case .gpt2:
                 let p = "transformer.h.\(l)."
                 layerNorm(normed, x, p + "ln_2")
-                linear(up, normed, p + "mlp.c_fc.weight", bias: p + "mlp.c_fc.bias", conv1D: true)
+                try linear(up, normed, p + "mlp.c_fc.weight", bias: p + "mlp.c_fc.bias", conv1D: true)
                 be.activation(c.activation, up, up)
-                linear(proj, up, p + "mlp.c_proj.weight", bias: p + "mlp.c_proj.bias", conv1D: true)
+                try linear(proj, up, p + "mlp.c_proj.weight", bias: p + "mlp.c_proj.bias", conv1D: true)
             }
             be.add(x, x, proj)
             if c.architecture == .opt && !c.doLayerNormBefore { layerNorm(x, x, "model.decoder.layers.\(l).final_layer_norm") }
@@ -334,7 +368,7 @@ public final class CausalLM: @unchecked Sendable {
             if c.doLayerNormBefore { layerNorm(x, x, "model.decoder.final_layer_norm") }
             if outputWidth != h {
                 let out = try be.allocate([n, outputWidth], tag: .activations)
-                linear(out, x, "model.decoder.project_out.weight")
+                try linear(out, x, "model.decoder.project_out.weight")
                 return out
             }
         }
@@ -367,7 +401,7 @@ public final class CausalLM: @unchecked Sendable {
             if e != c.hiddenSize {
                 let small = try be.allocate([ids.count, e], tag: .activations)
                 try tokens(small, "model.decoder.embed_tokens.weight")
-                linear(x, small, "model.decoder.project_in.weight")
+                try linear(x, small, "model.decoder.project_in.weight")
             } else {
                 try tokens(x, "model.decoder.embed_tokens.weight")
             }
@@ -380,7 +414,7 @@ public final class CausalLM: @unchecked Sendable {
     /// logits (rows, vocab) of hidden rows (rows, outputWidth).
     public func logits(ofHidden hidden: Tensor) throws -> Tensor {
         let out = try backend.allocate([hidden.shape[0], config.vocabSize], tag: .activations)
-        linear(out, hidden, "lm_head.weight")
+        try linear(out, hidden, "lm_head.weight")
         return out
     }
 
@@ -407,6 +441,10 @@ public final class CausalLM: @unchecked Sendable {
         let hidden = try hiddenStates(batch)
         let rows = batch.tokenCount, e = outputWidth
         let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)
+        let headWeight = weights["lm_head.weight"]
+        if let scratch, headWeight.dtype != .f32, headWeight.count > scratch.count {
+            return try streamedLogProbs(hidden, targets: targetT, hostTargets: targets, head: headWeight, scratch: scratch, chunk: chunk)
+        }
         let out = try backend.allocate([rows], tag: .activations)
         let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations)
         // The head is converted once for all chunks (nothing else uses the scratch in between).
@@ -415,11 +453,40 @@ public final class CausalLM: @unchecked Sendable {
         while start < rows {
             let m = min(chunk, rows - start)
             let l = logits.rows(0, m)
-            linear(l, hidden.rows(start, m).reshaped([m, e]), "lm_head.weight", converted: head)
+            try linear(l, hidden.rows(start, m).reshaped([m, e]), "lm_head.weight", converted: head)
             backend.tokenLogProbs(out.flatSlice(start, m), l, targets: targetT.flatSlice(start, m))
             start += m
         }
         return backend.toHost(out)
+    }
+
+    /// Token log-probs through a head kept in blocks and larger than the scratch: panels of the
+    /// vocabulary outside (each dequantized once), row chunks inside, and a log-sum-exp streamed
+    /// over the panels (`logSumExpPanel`), so neither the f32 head nor a full logits row is held.
+    /// Equals the one-pass path to f32 rounding of the rescaled sums (no forward hook sees the head).
+    func streamedLogProbs(_ hidden: Tensor, targets: Tensor, hostTargets: [Int32], head: Tensor, scratch: Tensor, chunk: Int) throws -> [Float] {
+        let rows = targets.count, (vocab, e) = (head.shape[0], head.shape[1])
+        let panel = scratch.count / e
+        var start = [Float](repeating: 0, count: 3 * rows)
+        for r in 0..<rows { start[3 * r] = -.infinity }
+        let state = try backend.tensor(start, shape: [3 * rows], tag: .activations)
+        let logits = try backend.allocate([min(chunk, rows) * min(panel, vocab)], tag: .activations)
+        for p0 in stride(from: 0, to: vocab, by: panel) {
+            let pr = min(panel, vocab - p0)
+            let f = scratch.flatSlice(0, pr * e).reshaped([pr, e])
+            backend.convert(into: f, from: head.rows(p0, pr))
+            for r0 in stride(from: 0, to: rows, by: chunk) {
+                let m = min(chunk, rows - r0)
+                let l = logits.flatSlice(0, m * pr).reshaped([m, pr])
+                backend.matmul(l, hidden.rows(r0, m).reshaped([m, e]), transposeA: false, f, transposeB: true, alpha: 1, beta: 0)
+                backend.logSumExpPanel(state.flatSlice(3 * r0, 3 * m), l, ldx: pr, cols: pr, col0: p0, targets: targets.flatSlice(r0, m))
+            }
+        }
+        let st = backend.toHost(state)
+        return (0..<rows).map { r in
+            let t = hostTargets[r]
+            return t < 0 || Int(t) >= vocab ? 0 : (st[3 * r + 2] - st[3 * r]) - Foundation.log(st[3 * r + 1])
+        }
     }
 
     /// A cache for `batch` rows of up to `capacity` positions.
