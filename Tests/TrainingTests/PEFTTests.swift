@@ -179,3 +179,36 @@ extension PEFTTests {
         }
     }
 }
+
+extension PEFTTests {
+    /// Adapters over a base kept in GGML blocks (the tiny Llama GGUF, six formats): the adapted
+    /// forward equals the adapted forward over the same file loaded in f32, a ZO step moves the
+    /// adapter and leaves the blocks as they were, and full tuning of such a base is refused.
+    func testAdaptersOverAQuantizedBase() throws {
+        let g = try GGUFFile(path: modelFixtures.appendingPathComponent("gguf/tiny_llama.gguf").path)
+        let q = try CausalLM(config: try g.modelConfig(), reader: g, backend: backend, keepBlocks: true)
+        let f = try CausalLM(config: try g.modelConfig(), reader: g, backend: backend)
+        XCTAssertTrue(q.weights.hasBlocks)
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 20, 7], [3, 4, 11]], padId: 0)
+        for peft in [PEFTConfig.lora(LoRAOptions(rank: 2, alpha: 4, targets: ["q", "v", "down"])), .prefix(PrefixOptions(tokens: 2)),
+                     .prompt(PromptOptions(tokens: 3))] {
+            let (aq, af) = (try peft.make(model: q), try peft.make(model: f))
+            for (i, (eq, ef)) in zip(aq.set.entries, af.set.entries).enumerated() {
+                backend.perturb(eq.tensor, seed: 3, tensorId: UInt32(i), stream: 0, scale: 0.2)
+                backend.perturb(ef.tensor, seed: 3, tensorId: UInt32(i), stream: 0, scale: 0.2)
+            }
+            (q.hook, f.hook) = (aq, af)
+            XCTAssertEqual(backend.toHost(try q.allLogits(batch)), backend.toHost(try f.allLogits(batch)), peft.name)
+            let blocks = q.weights.names.map { name in
+                [UInt8](UnsafeRawBufferPointer(start: q.weights[name].pointer, count: q.weights[name].bytes))
+            }
+            let before = aq.set.entries.map { backend.toHost($0.tensor) }
+            let mezo = try OptimizerConfig.mezo(MeZOOptions(eps: 1e-2)).make(set: aq.set, backend: backend)
+            _ = try mezo.step(StepContext(step: 0, runSeed: 1, lr: 1e-2, loss: { try languageModelLoss(q, batch) }))
+            XCTAssertNotEqual(aq.set.entries.map { backend.toHost($0.tensor) }, before, peft.name)
+            XCTAssertEqual(q.weights.names.map { [UInt8](UnsafeRawBufferPointer(start: q.weights[$0].pointer, count: q.weights[$0].bytes)) },
+                           blocks, "\(peft.name): the blocks moved")
+        }
+        XCTAssertThrowsError(try OptimizerConfig.mezo(MeZOOptions()).make(model: q)) { XCTAssertTrue("\($0)".contains("--peft"), "\($0)") }
+    }
+}
