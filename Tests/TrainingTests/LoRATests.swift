@@ -115,3 +115,22 @@ extension LoRATests {
         }
     }
 }
+
+extension LoRATests {
+    // ZO-FAMILY §5.1: with B = 0 the loss does not depend on A at all (∂L/∂A = 0), so the A part
+    // of every early probe is pure noise: moving A alone leaves the logits bit for bit.
+    func testWithBZeroTheLossIgnoresA() throws {
+        let lm = try tinyModel()
+        let lora = try LoRA(model: lm, options: LoRAOptions(rank: 4, alpha: 8))
+        lm.hook = lora
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7], [3, 4]], padId: 0)
+        let before = backend.toHost(try lm.allLogits(batch))
+        for (i, e) in lora.set.entries.enumerated() where e.name.contains("lora_A") {
+            backend.perturb(e.tensor, seed: 11, tensorId: UInt32(i), stream: 0, scale: 5)
+        }
+        XCTAssertEqual(backend.toHost(try lm.allLogits(batch)), before)
+        let b = try XCTUnwrap(lora.set.entries.first { $0.name.contains("lora_B") })
+        backend.perturb(b.tensor, seed: 1, tensorId: 0, stream: 0, scale: 1e-2)
+        XCTAssertNotEqual(backend.toHost(try lm.allLogits(batch)), before, "B ≠ 0: A matters again")
+    }
+}
