@@ -212,3 +212,39 @@ extension PEFTTests {
         XCTAssertThrowsError(try OptimizerConfig.mezo(MeZOOptions()).make(model: q)) { XCTAssertTrue("\($0)".contains("--peft"), "\($0)") }
     }
 }
+
+extension PEFTTests {
+    /// Bad adapter directories are refused with the file and field named: no config, an unknown
+    /// method, an adapter made for another model (shapes), a tensor the model has no place for.
+    func testBadAdapterDirectoriesAreRefused() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let lm = try tinyModel()
+        XCTAssertThrowsError(try PEFTExport.load(dir, model: lm)) { XCTAssertTrue("\($0)".contains("adapter_config.json"), "\($0)") }
+
+        let lora = try PEFTConfig.lora(LoRAOptions(rank: 2, targets: ["q", "v"])).make(model: lm)
+        try PEFTExport.write(lora, model: lm, baseModel: "tiny", to: dir)
+        let configURL = dir.appendingPathComponent(PEFTExport.configFile)
+        var config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as? [String: Any])
+        config.removeValue(forKey: "zotune")   // read as a foreign PEFT adapter
+        config["peft_type"] = "IA3"
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        XCTAssertThrowsError(try PEFTExport.load(dir, model: lm)) { XCTAssertTrue("\($0)".contains("peft_type") && "\($0)".contains("IA3"), "\($0)") }
+        config["peft_type"] = "LORA"
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        // As a foreign LoRA it loads (targets from its tensors), with the same logits.
+        let batch = TokenBatch.leftPadded([[1, 5, 9]], padId: 0)
+        for (i, e) in lora.set.entries.enumerated() { backend.perturb(e.tensor, seed: 2, tensorId: UInt32(i), stream: 0, scale: 0.3) }
+        try PEFTExport.write(lora, model: lm, baseModel: "tiny", to: dir)
+        try JSONSerialization.data(withJSONObject: config).write(to: configURL)
+        lm.hook = lora
+        let want = backend.toHost(try lm.allLogits(batch))
+        let other = try tinyModel()
+        other.hook = try PEFTExport.load(dir, model: other)
+        XCTAssertEqual(backend.toHost(try other.allLogits(batch)), want)
+        // Onto another architecture: the layers' shapes (or names) do not fit.
+        XCTAssertThrowsError(try PEFTExport.load(dir, model: try tinyModel("opt"))) {
+            XCTAssertTrue("\($0)".contains("adapter_model.safetensors") && "\($0)".contains("has no layer"), "\($0)")
+        }
+    }
+}

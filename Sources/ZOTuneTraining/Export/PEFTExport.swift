@@ -56,6 +56,10 @@ public enum PEFTExport {
                     return s
                 }.sorted()
                 guard !layers.isEmpty else { throw ModelError(file: weightsURL.path, field: "tensors", "no lora_A weights") }
+                if let missing = layers.first(where: { model.weights.optional($0 + ".weight") == nil }) {
+                    throw ModelError(file: weightsURL.path, field: "base_model.model.\(missing).lora_A.weight",
+                                     "this \(model.config.architecture.rawValue) model has no layer \(missing)")
+                }
                 let rank = try int("r")
                 let alpha = (j["lora_alpha"] as? NSNumber)?.floatValue ?? Float(rank)
                 config = .lora(LoRAOptions(rank: rank, alpha: alpha, targets: layers))
