@@ -38,9 +38,9 @@ public final class CausalLM: @unchecked Sendable {
     }
 
     /// Elements of the f32 scratch: the largest matrix stored in f16/bf16/blocks, converted whole
-    /// before its GEMM; but a head kept in blocks goes through in panels of rows (its f32 copy would
-    /// be the largest buffer of a quantized base), so it only needs a panel of at least 2²⁰
-    /// elements. nil: every matrix is f32.
+    /// before its GEMM; but the head goes through in panels of rows (its f32 copy would be the
+    /// largest buffer of a low-precision base: 108 MiB on SmolLM2), so it only needs a panel of
+    /// at least 2²⁰ elements. nil: every matrix is f32.
     static func scratchElements(_ weights: ModelWeights) -> Int? {
         // Embedding tables are only gathered, row by row (a tied head is counted as the head).
         let gathered: Set<String> = ["model.embed_tokens.weight", "model.decoder.embed_tokens.weight", "transformer.wte.weight",
@@ -48,7 +48,7 @@ public final class CausalLM: @unchecked Sendable {
         var largest = 0
         for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name) {
             let w = weights[name]
-            largest = max(largest, name == "lm_head.weight" && w.dtype.isQuantized ? min(w.count, 1 << 20) : w.count)
+            largest = max(largest, name == "lm_head.weight" ? min(w.count, 1 << 20) : w.count)
         }
         return largest > 0 ? largest : nil
     }
@@ -152,6 +152,7 @@ public final class CausalLM: @unchecked Sendable {
     /// `converted`: the weight already in f32 (a head used chunk after chunk).
     func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false, converted: Tensor? = nil) throws {
         if converted == nil, let scratch, weights[name].dtype != .f32, weights[name].count > scratch.count {
+            precondition(!conv1D, "\(name): only the (out, in) head goes in panels")
             try panelLinear(out, x, weights[name], scratch: scratch)
         } else {
             backend.matmul(out, x, transposeA: false, converted ?? f32Weight(name), transposeB: !conv1D, alpha: 1, beta: 0)
@@ -160,8 +161,8 @@ public final class CausalLM: @unchecked Sendable {
         hook?.linearDone(weight: name, input: x, output: out, conv1D: conv1D)
     }
 
-    /// out = x·Wᵀ for a block-stored W (out, in) larger than the scratch: a panel of W's rows at a
-    /// time is dequantized, multiplied into a (rows × panel) buffer and copied into its columns.
+    /// out = x·Wᵀ for a low-precision W (out, in) larger than the scratch (the head): a panel of W's
+    /// rows at a time is converted, multiplied into a (rows × panel) buffer and copied into its columns.
     func panelLinear(_ out: Tensor, _ x: Tensor, _ w: Tensor, scratch: Tensor) throws {
         let (outDim, inDim) = (w.shape[0], w.shape[1]), rows = x.count / inDim
         let panel = scratch.count / inDim
@@ -460,7 +461,7 @@ public final class CausalLM: @unchecked Sendable {
         return backend.toHost(out)
     }
 
-    /// Token log-probs through a head kept in blocks and larger than the scratch: panels of the
+    /// Token log-probs through a low-precision head larger than the scratch: panels of the
     /// vocabulary outside (each dequantized once), row chunks inside, and a log-sum-exp streamed
     /// over the panels (`logSumExpPanel`), so neither the f32 head nor a full logits row is held.
     /// Equals the one-pass path to f32 rounding of the rescaled sums (no forward hook sees the head).
