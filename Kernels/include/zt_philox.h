@@ -24,6 +24,7 @@
 #define ZT_STREAM_WEIGHTS 0u
 #define ZT_STREAM_SECOND 1u
 #define ZT_STREAM_ACTIVATIONS 2u  // Zoop: noise added to layer outputs (index: token row · width + channel)
+#define ZT_STREAM_INIT 3u         // random initial weights (zotune pretrain, block re-initialisation)
 
 #if defined(__CUDACC__)
 #define ZT_FN static __host__ __device__ __forceinline__

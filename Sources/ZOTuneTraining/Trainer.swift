@@ -73,6 +73,7 @@ public final class Trainer: @unchecked Sendable {
                            recordFields: optimizer.recordFields)
         if !optimizer.replayable { header.replayable = false }
         header.peft = adapter?.config
+        header.blocks = (optimizer as? BlockwiseZO)?.options
     }
 
     public var trajectoryURL: URL { runDir.appendingPathComponent("trajectory.zot") }
@@ -177,6 +178,9 @@ public final class Trainer: @unchecked Sendable {
         }
         guard saved.header.peft == header.peft else {
             throw ModelError(file: file, field: "peft", "the run was started with --peft \(saved.header.peft?.description ?? "none"), not \(header.peft?.description ?? "none")")
+        }
+        guard saved.header.blocks == header.blocks else {
+            throw ModelError(file: file, field: "blocks", "the run was started with blocks \(saved.header.blocks?.summary ?? "none"), not \(header.blocks?.summary ?? "none")")
         }
         guard saved.header.base.hash == header.base.hash else {
             throw ModelError(file: file, field: "base.hash", "the run was trained from another checkpoint (hash \(saved.header.base.hash), this one is \(header.base.hash))")

@@ -165,7 +165,7 @@ final class TrainerTests: XCTestCase, TinyFixture {
         XCTAssertGreaterThanOrEqual(t.stepPeakBytes - t.forwardPeakBytes, t.optimizer.stateBytes)
     }
 
-    // Version 2 files: any flipped byte (header, records or checksum) or a cut is a clear error.
+    // Version 3 files: any flipped byte (header, records or checksum) or a cut is a clear error.
     func testTrajectoryChecksumCatchesEveryFlippedByte() throws {
         let lm = try tinyModel(), dir = tempDir()
         _ = try trainer(lm, Self.configs[4], dir, steps: 3).run()
@@ -220,6 +220,29 @@ final class TrainerTests: XCTestCase, TinyFixture {
         let fresh = try tinyModel()
         try v1.header.optimizer.make(set: TrainableSet.full(fresh), backend: backend).replay(v1.records)
         XCTAssertTrue(weights(fresh) == weights(lm), "v1 replay differs")
+    }
+
+    // A version-2 file (records without the block field) still reads to the same records.
+    func testVersion2TrajectoriesStillRead() throws {
+        let lm = try tinyModel(), dir = tempDir()
+        _ = try trainer(lm, Self.configs[2], dir, steps: 3).run()
+        let url = dir.appendingPathComponent("trajectory.zot")
+        let v3 = try TrajectoryFile.read(url)
+        let bytes = [UInt8](try Data(contentsOf: url))
+        let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+        var out = Array(bytes[0..<7]) + [2] + Array(bytes[8..<(12 + headerLength)])
+        let size = 24 + 4 * v3.header.recordFields.count
+        for i in 0..<v3.records.count {
+            let o = 12 + headerLength + i * size
+            out += bytes[o..<(o + 8)] + bytes[(o + 12)..<(o + size)]   // drop the u32 block
+        }
+        let sum = out.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64($0.count), 0x2A70) }
+        withUnsafeBytes(of: sum.littleEndian) { out += $0 }
+        let v2url = dir.appendingPathComponent("v2.zot")
+        try Data(out).write(to: v2url)
+        let v2 = try TrajectoryFile.read(v2url)
+        XCTAssertEqual(v2.records, v3.records)
+        XCTAssertEqual(v2.header.optimizer, v3.header.optimizer)
     }
 
     // The sampler: one permutation per epoch, every example once per epoch, and the same batches

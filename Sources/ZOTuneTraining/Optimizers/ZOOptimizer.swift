@@ -109,15 +109,18 @@ public struct ZORecord: Sendable, Equatable {
     public var step: UInt32
     public var direction: UInt16
     public var kind: Kind
+    /// Block-wise ZO: the block whose tensors the record moves (0 otherwise).
+    public var block: UInt32
     public var seed: UInt64
     public var lr: Float
     /// The optimizer's declared fields (`recordFields`), `values[0]` being g.
     public var values: [Float]
 
-    public init(step: UInt32, direction: UInt16, kind: Kind = .direction, seed: UInt64, lr: Float, values: [Float]) {
+    public init(step: UInt32, direction: UInt16, kind: Kind = .direction, block: UInt32 = 0, seed: UInt64, lr: Float, values: [Float]) {
         self.step = step
         self.direction = direction
         self.kind = kind
+        self.block = block
         self.seed = seed
         self.lr = lr
         self.values = values

@@ -46,17 +46,9 @@ public struct ZoopOptions: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey { case eps, layers, blocks, update, beta1, beta2, adamEps = "adam_eps" }
 
-    /// (block index, name inside the block) of a weight in a transformer block, else nil.
-    static func blockPart(_ name: String) -> (Int, String)? {
-        let parts = name.split(separator: ".").map(String.init)
-        guard let i = parts.indices.first(where: { ["layers", "h"].contains(parts[$0]) && $0 + 1 < parts.count && Int(parts[$0 + 1]) != nil })
-        else { return nil }
-        return (Int(parts[i + 1])!, parts[(i + 2)...].joined(separator: "."))
-    }
-
     /// Whether the weight `name` (rank 2) carries noise.
     public func isNoisy(_ name: String) -> Bool {
-        guard let (block, inner) = Self.blockPart(name), name.hasSuffix(".weight") else { return false }
+        guard let (block, inner) = BlockPartition.layerPart(name), name.hasSuffix(".weight") else { return false }
         if let blocks, !blocks.contains(block) { return false }
         let layer = String(inner.dropLast(".weight".count))
         return layers.contains { linearLayer(layer, matches: $0) }

@@ -52,12 +52,11 @@ public final class LoRA: PEFTAdapter, @unchecked Sendable {
         for name in model.weights.names where model.weights[name].rank == 2 {
             // A target is a short name (q, v, …) or a layer's full name (what a loaded PEFT adapter lists).
             let layer = String(name.dropLast(".weight".count))
-            guard let (_, inner) = ZoopOptions.blockPart(name), name.hasSuffix(".weight"),
+            guard let (_, inner) = BlockPartition.layerPart(name), name.hasSuffix(".weight"),
                   options.targets.contains(where: { $0 == layer || linearLayer(String(inner.dropLast(".weight".count)), matches: $0) }) else { continue }
             let w = model.weights[name]
             let (out, inDim) = conv1D ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
             let stem = "base_model.model." + name.dropLast(".weight".count)
-            let bound = 1 / Float(inDim).squareRoot()
             let aName = stem + ".lora_A.weight", bName = stem + ".lora_B.weight"
             let a = try backend.allocate([options.rank, inDim], tag: .trainableState)
             let b = try backend.allocate([out, options.rank], tag: .trainableState)

@@ -57,6 +57,8 @@ public struct RunHeader: Sendable, Equatable, Codable {
     public var replayable: Bool?
     /// The PEFT adapter θ consists of (nil: full tuning); `trainable` names its kind.
     public var peft: PEFTConfig?
+    /// Block-wise ZO: the partition and schedule (nil: every step moves all of θ).
+    public var blocks: BlockwiseOptions?
     public var progress = RunProgress()
 
     public init(run: RunOptions, optimizer: OptimizerConfig, base: BaseCheckpoint, trainable: String, recordFields: [String]) {
@@ -69,7 +71,7 @@ public struct RunHeader: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case format, version, zStreamVersion = "z_stream_version", run, optimizer, base, trainable
-        case recordFields = "record_fields", replayable, peft, progress
+        case recordFields = "record_fields", replayable, peft, blocks, progress
     }
 
     /// A version-1 header (flat keys, MeZO only) in today's shape.

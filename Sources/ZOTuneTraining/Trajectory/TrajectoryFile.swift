@@ -5,17 +5,19 @@ import ZOTuneModels
 /// The trajectory checkpoint (ALGORITHMS.md §3): a run's updates as a few scalars per step and
 /// direction, plus the header that says how to redo them (RunHeader).
 ///
-/// Version 2: "ZOTRAJ" 0x00 0x02 · u32 header length · header JSON (UTF-8) · records · u64
-/// checksum. A record is u32 step, u16 direction, u16 zero, u64 seed, f32 lr, then one f32 per
-/// header `record_fields` entry (20 + 4k bytes). The checksum (zt_hash64, seed 0x2A70) covers
-/// every byte before it, so a flipped or truncated byte anywhere is an error, never wrong weights.
-/// All integers and floats little-endian.
+/// Version 3: "ZOTRAJ" 0x00 0x03 · u32 header length · header JSON (UTF-8) · records · u64
+/// checksum. A record is u32 step, u16 direction, u16 kind, u32 block, u64 seed, f32 lr, then one
+/// f32 per header `record_fields` entry (24 + 4k bytes). The checksum (zt_hash64, seed 0x2A70)
+/// covers every byte before it, so a flipped or truncated byte anywhere is an error, never wrong
+/// weights. All integers and floats little-endian.
+///
+/// Version 2 (read for replay and resume): the same without the block field (20 + 4k bytes).
 ///
 /// Version 1 (MeZO only, read for replay and resume): "ZOTRAJ" 0x00 0x01 · u32 header length ·
 /// flat header JSON · 24-byte records (u32 step, u16 direction, u16 0, u64 seed, f32 lr, f32 g),
 /// no checksum.
 public struct TrajectoryFile: Sendable {
-    public static let formatVersion = 2
+    public static let formatVersion = 3
     static let magicPrefix: [UInt8] = Array("ZOTRAJ".utf8) + [0]
     static let checksumSeed: UInt64 = 0x2A70
 
@@ -27,7 +29,7 @@ public struct TrajectoryFile: Sendable {
         self.records = records
     }
 
-    static func recordSize(fields: Int) -> Int { 20 + 4 * fields }
+    static func recordSize(fields: Int, version: Int = formatVersion) -> Int { (version >= 3 ? 24 : 20) + 4 * fields }
 
     public func encoded() throws -> Data {
         let encoder = JSONEncoder()
@@ -44,7 +46,7 @@ public struct TrajectoryFile: Sendable {
         out += json
         for r in records {
             precondition(r.values.count == fields, "record of step \(r.step) has \(r.values.count) values, the optimizer declares \(fields)")
-            put(r.step); put(r.direction); put(r.kind.rawValue); put(r.seed); put(r.lr.bitPattern)
+            put(r.step); put(r.direction); put(r.kind.rawValue); put(r.block); put(r.seed); put(r.lr.bitPattern)
             for v in r.values { put(v.bitPattern) }
         }
         put(out.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64($0.count), Self.checksumSeed) })
@@ -63,15 +65,15 @@ public struct TrajectoryFile: Sendable {
         func u32(_ o: Int) -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[o + $1]) << (8 * $1) } }
         func u64(_ o: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[o + $1]) << (8 * $1) } }
         let version = Int(bytes[7])
-        guard version == 1 || version == 2 else {
-            throw ModelError(file: file, field: "version", "format version \(version); this build reads 1 and 2")
+        guard (1...3).contains(version) else {
+            throw ModelError(file: file, field: "version", "format version \(version); this build reads 1 to 3")
         }
         let len = Int(u32(8))
-        let trailer = version == 2 ? 8 : 0
+        let trailer = version >= 2 ? 8 : 0
         guard 12 + len + trailer <= bytes.count else {
             throw ModelError(file: file, field: "header length", "\(len) bytes run past the end of the file (truncated?)")
         }
-        if version == 2 {
+        if version >= 2 {
             let end = bytes.count - 8
             let sum = bytes.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64(end), checksumSeed) }
             guard sum == u64(end) else {
@@ -99,7 +101,8 @@ public struct TrajectoryFile: Sendable {
             }
         }
         let fields = header.recordFields.count
-        let size = recordSize(fields: fields)
+        let size = recordSize(fields: fields, version: version)
+        let head = version >= 3 ? 24 : 20
         let body = bytes.count - 12 - len - trailer
         guard body % size == 0 else {
             throw ModelError(file: file, field: "records", "\(body) bytes is not a whole number of \(size)-byte records (truncated?)")
@@ -108,13 +111,15 @@ public struct TrajectoryFile: Sendable {
         records.reserveCapacity(body / size)
         for i in 0..<(body / size) {
             let o = 12 + len + i * size
-            let values = (0..<fields).map { Float(bitPattern: u32(o + 20 + 4 * $0)) }
+            let values = (0..<fields).map { Float(bitPattern: u32(o + head + 4 * $0)) }
             let rawKind = UInt16(bytes[o + 6]) | UInt16(bytes[o + 7]) << 8
             guard let kind = ZORecord.Kind(rawValue: rawKind) else {
                 throw ModelError(file: file, field: "records[\(i)].kind", "unknown record kind \(rawKind)")
             }
+            let tail = head - 12   // seed and lr follow the block field in version 3
             records.append(ZORecord(step: u32(o), direction: UInt16(bytes[o + 4]) | UInt16(bytes[o + 5]) << 8, kind: kind,
-                                    seed: u64(o + 8), lr: Float(bitPattern: u32(o + 16)), values: values))
+                                    block: version >= 3 ? u32(o + 8) : 0,
+                                    seed: u64(o + tail), lr: Float(bitPattern: u32(o + tail + 8)), values: values))
         }
         return TrajectoryFile(header: header, records: records)
     }

@@ -85,6 +85,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
     @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
     @OptionGroup(title: "Parameter-efficient tuning") var peftArguments: PEFTArguments
+    @OptionGroup(title: "Block-wise ZO") var blockArguments: BlockArguments
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/ (adapter/ with --peft).")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options).")
@@ -95,6 +96,7 @@ struct Train: ParsableCommand {
         let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar,
                                       dizo: dizo, zoop: zoop, peft: peft)
         let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed, peft: peft)
+        let blocks = try blockArguments.options(seed: options.seed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
         let backend = try device.backend()
@@ -110,12 +112,17 @@ struct Train: ParsableCommand {
         let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue,
                                   dtype: model.keepBlocks ? "gguf" : try model.weightDType().rawValue)
         let adapter = try peft?.make(model: lm)
-        let optimizer = try adapter.map { try config.make(set: $0.set, backend: backend) } ?? config.make(model: lm)
+        let optimizer: any ZOOptimizer
+        do {
+            optimizer = try blocks == nil && adapter == nil ? config.make(model: lm)
+                : config.make(set: try adapter?.set ?? config.trainableSet(lm), backend: backend, blocks: blocks)
+        } catch let e as BlockError { throw ValidationError(e.description) }
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir,
                                   base: base, adapter: adapter)
         print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters" +
               (peft.map { " (\($0))" } ?? "") + "; \(backend.summary)")
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
+        if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary)): " + b.blocks.prefix(4).map(\.name).joined(separator: ", ") + (b.blocks.count > 4 ? ", …" : "")) }
         backend.ledger.resetPeaks()
         let progress = ProgressLine(total: options.steps)
         let summary: TrainSummary
@@ -258,7 +265,7 @@ struct Replay: ParsableCommand {
         let adapter = try h.peft?.make(model: lm)
         lm.hook = adapter
         let set = try adapter?.set ?? TrainableSet.from(spec: h.trainable, model: lm)
-        let optimizer = try h.optimizer.make(set: set, backend: backend)
+        let optimizer = try h.optimizer.make(set: set, backend: backend, blocks: h.blocks)
         let upTo = allSteps ? Int.max : h.progress.bestStep
         let records = traj.records.filter { Int($0.step) < upTo }
         let started = Date()
