@@ -19,7 +19,7 @@ public struct TrainSummary: Sendable {
     public let devAfter: Double
     public let bestStep: Int
     public let bestDev: Double
-    public let test: EvalResult?
+    public let test: Evaluation?
     public let steps: Int
     public let seconds: Double
 }
@@ -27,23 +27,19 @@ public struct TrainSummary: Sendable {
 /// Raised by `stopAfter` (tests): the run stopped as if killed, its files saved.
 public struct RunInterrupted: Error {}
 
-/// The training loop over a task for any ZO optimizer: deterministic minibatches, dev evaluation
-/// and best-step tracking, the trajectory (header + records) and metrics written atomically,
+/// The training loop over any `TrainingData` (a task, or a corpus for pre-training) for any ZO
+/// optimizer: deterministic minibatches, dev evaluation and best-step tracking, the trajectory (header + records) and metrics written atomically,
 /// resume and keep-best by replay from the base (no extra memory), NaN/Inf guard, loss plot.
 /// The optimizer is known only through `ZOOptimizer`.
 public final class Trainer: @unchecked Sendable {
     public let model: CausalLM
-    public let splits: TaskSplits
+    public let data: any TrainingData
     public let options: RunOptions
     public let runDir: URL
     public let optimizer: any ZOOptimizer
-    public let evaluator: Evaluator
     public var set: TrainableSet { optimizer.set }
     /// The PEFT adapter whose tensors the optimizer trains (installed as the model's hook), or nil: full tuning.
     public let adapter: (any PEFTAdapter)?
-    let sampler: MinibatchSampler
-    /// DiZO's projection searches draw their minibatches here: a second stream over the training set.
-    let searchSampler: MinibatchSampler
     var header: RunHeader
     var records: [ZORecord] = []
     var metrics: [String] = []
@@ -56,19 +52,23 @@ public final class Trainer: @unchecked Sendable {
     /// same batches.
     public private(set) var forwardPeakBytes = 0
 
-    public init(model: CausalLM, tokenizer: any Tokenizer, splits: TaskSplits, options: RunOptions, optimizer: any ZOOptimizer,
+    /// A run on a task: its splits scored with the model and tokenizer.
+    public convenience init(model: CausalLM, tokenizer: any Tokenizer, splits: TaskSplits, options: RunOptions, optimizer: any ZOOptimizer,
+                            runDir: URL, base: BaseCheckpoint, adapter: (any PEFTAdapter)? = nil) throws {
+        let data = try TaskData(splits: splits, scorer: Scorer(model: model, tokenizer: tokenizer, maxLength: options.maxLength),
+                                batchSize: options.batchSize, dataSeed: options.dataSeed, evalCount: options.evalCount)
+        try self.init(model: model, data: data, options: options, optimizer: optimizer, runDir: runDir, base: base, adapter: adapter)
+    }
+
+    public init(model: CausalLM, data: any TrainingData, options: RunOptions, optimizer: any ZOOptimizer,
                 runDir: URL, base: BaseCheckpoint, adapter: (any PEFTAdapter)? = nil) throws {
-        guard !splits.train.isEmpty else { throw ModelError(file: splits.task, field: "train", "no training examples") }
         self.model = model
-        self.splits = splits
+        self.data = data
         self.options = options
         self.runDir = runDir
         self.optimizer = optimizer
         self.adapter = adapter
         if let adapter { model.hook = adapter }
-        evaluator = Evaluator(scorer: Scorer(model: model, tokenizer: tokenizer, maxLength: options.maxLength))
-        sampler = MinibatchSampler(count: splits.train.count, batchSize: options.batchSize, dataSeed: options.dataSeed)
-        searchSampler = MinibatchSampler(count: splits.train.count, batchSize: options.batchSize, dataSeed: options.dataSeed ^ 0x5EA2_C400)
         header = RunHeader(run: options, optimizer: optimizer.config, base: base, trainable: optimizer.set.spec,
                            recordFields: optimizer.recordFields)
         if !optimizer.replayable { header.replayable = false }
@@ -82,20 +82,12 @@ public final class Trainer: @unchecked Sendable {
     /// save, and those of the best dev evaluation.
     public var weightsURL: URL { runDir.appendingPathComponent("trainable.safetensors") }
     public var bestWeightsURL: URL { runDir.appendingPathComponent("best.safetensors") }
-    public var scorer: Scorer { evaluator.scorer }
-    /// "accuracy" or "f1": what dev and test report.
-    public var metricName: String { (splits.train.first?.isGeneration ?? false) ? "f1" : "accuracy" }
+    /// "accuracy", "f1" or "perplexity": what dev and test report.
+    public var metricName: String { data.metricName }
+    public func firstBatchShape() -> (sequences: Int, length: Int) { data.firstBatchShape() }
 
-    public func minibatch(_ t: Int) -> [TaskExample] { sampler.indices(step: t).map { splits.train[$0] } }
-
-    /// Sequences and longest sequence (tokens) of step 0's forward: the shape the memory report's
-    /// first-order estimate is computed for.
-    public func firstBatchShape() -> (sequences: Int, length: Int) {
-        let cands = minibatch(0).flatMap(\.candidates)
-        return (cands.count, cands.map { scorer.sequence($0).ids.count }.max() ?? 1)
-    }
-
-    var devExamples: [TaskExample] { options.evalCount.map { Array(splits.dev.prefix($0)) } ?? splits.dev }
+    /// Whether dev metric a beats b.
+    func better(_ a: Double, _ b: Double) -> Bool { data.higherIsBetter ? a > b : a < b }
 
     // MARK: files
 
@@ -141,12 +133,12 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         if options.evalEvery <= 0 {
-            lastDev = try evaluator.evaluate(devExamples).metric
-            if lastDev > header.progress.bestDev { (header.progress.bestStep, header.progress.bestDev) = (options.steps, lastDev) }
+            lastDev = try data.evaluateDev()
+            if better(lastDev, header.progress.bestDev) { (header.progress.bestStep, header.progress.bestDev) = (options.steps, lastDev) }
             log(["step": options.steps, "dev_\(metricName)": lastDev])
         }
         try keepBest()
-        let test = splits.test.isEmpty ? nil : try evaluator.evaluate(splits.test)
+        let test = try data.evaluateTest()
         if let test { log(["step": options.steps, "test_\(metricName)": test.metric, "best_step": header.progress.bestStep]) }
         try save(completed: options.steps)
         return TrainSummary(devBefore: header.progress.devBefore, devAfter: lastDev, bestStep: header.progress.bestStep,
@@ -155,7 +147,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// A new run: dev metric of the base, then the empty trajectory. Returns the first step.
     func begin() throws -> Int {
-        let dev = try evaluator.evaluate(devExamples).metric
+        let dev = try data.evaluateDev()
         header.progress.devBefore = dev
         (header.progress.bestStep, header.progress.bestDev) = (0, dev)
         lastDev = dev
@@ -212,7 +204,6 @@ public final class Trainer: @unchecked Sendable {
     /// good step before the error propagates.
     func step(_ t: Int) throws -> (StepOutcome, Float) {
         let lr = options.schedule.lr(at: t)
-        let examples = minibatch(t)
         let ledger = model.backend.ledger
         ledger.resetPeaks()
         var calls = 0
@@ -227,9 +218,9 @@ public final class Trainer: @unchecked Sendable {
         let objective = options.objective
         let context = StepContext(
             step: t, runSeed: options.seed, lr: lr,
-            loss: { try measured { try self.scorer.score(examples, objective: objective).loss } },
-            searchLoss: { j in try self.scorer.score(self.searchSampler.indices(step: j).map { self.splits.train[$0] }, objective: objective).loss },
-            scoreSamples: { try self.scorer.score(examples, objective: objective, singleForward: true) })
+            loss: { try measured { try self.data.loss(step: t, objective: objective) } },
+            searchLoss: { j in try self.data.searchLoss(j, objective: objective) },
+            scoreSamples: { try self.data.scoreSamples(step: t, objective: objective) })
         let outcome: StepOutcome
         do {
             outcome = try optimizer.step(context)
@@ -242,7 +233,7 @@ public final class Trainer: @unchecked Sendable {
         if forwardPeakBytes == 0 {
             // The optimizer scored no plain forward (Zoop): measure one for the inference reference.
             ledger.resetPeaks()
-            _ = try measured { try scorer.score(examples, objective: objective) }
+            _ = try measured { try data.loss(step: t, objective: objective) }
         }
         return (outcome, lr)
     }
@@ -250,9 +241,9 @@ public final class Trainer: @unchecked Sendable {
     /// The dev metric when an evaluation is due after `completed` steps (nil otherwise); updates the best.
     func evaluateIfDue(completed: Int) throws -> Double? {
         guard options.evalEvery > 0 && (completed % options.evalEvery == 0 || completed == options.steps) else { return nil }
-        let dev = try evaluator.evaluate(devExamples).metric
+        let dev = try data.evaluateDev()
         lastDev = dev
-        if dev > header.progress.bestDev {
+        if better(dev, header.progress.bestDev) {
             (header.progress.bestStep, header.progress.bestDev) = (completed, dev)
             if !optimizer.replayable && options.keepBest { try WeightSnapshot.write(optimizer, step: completed, to: bestWeightsURL) }
         }
