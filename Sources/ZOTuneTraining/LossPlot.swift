@@ -1,15 +1,20 @@
 import Foundation
 
 /// An SVG of a run's metrics.jsonl: training loss per step (thin line, with a 20-step moving
-/// average) above dev accuracy per evaluation. Plain SVG, no dependencies.
+/// average) above dev accuracy (or held-out loss) per evaluation. Plain SVG, no dependencies.
 public enum LossPlot {
     public static func svg(metricsLines: [String], title: String) -> String {
         var loss: [(Double, Double)] = [], dev: [(Double, Double)] = []
+        var devLabel = "dev accuracy (F1 for generation tasks)"
         for line in metricsLines {
             guard let d = line.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
                   let step = (o["step"] as? NSNumber)?.doubleValue else { continue }
             if let l = (o["loss"] as? NSNumber)?.doubleValue, l.isFinite { loss.append((step, l)) }
             if let a = ((o["dev_accuracy"] ?? o["dev_f1"]) as? NSNumber)?.doubleValue { dev.append((step, a)) }
+            if let p = (o["dev_perplexity"] as? NSNumber)?.doubleValue, p > 0 {
+                dev.append((step, log(p)))   // in the training loss's units
+                devLabel = "held-out loss (ln perplexity)"
+            }
         }
         let w = 720.0, h = 220.0, left = 60.0, right = 20.0
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(2 * h + 40))\" font-family=\"sans-serif\" font-size=\"12\">\n"
@@ -50,7 +55,7 @@ public enum LossPlot {
             }
         }
         panel(loss, top: 30, label: "training loss (ℓ₊ + ℓ₋)/2", color: "#1f77b4", smooth: true)
-        panel(dev, top: 30 + h, label: "dev accuracy (F1 for generation tasks)", color: "#d62728", smooth: false)
+        panel(dev, top: 30 + h, label: devLabel, color: "#d62728", smooth: false)
         return out + "</svg>\n"
     }
 

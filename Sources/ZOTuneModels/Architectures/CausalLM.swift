@@ -67,6 +67,13 @@ public final class CausalLM: @unchecked Sendable {
 
     // MARK: tensor names and shapes
 
+    /// The tensors a checkpoint of `config` stores, in load order, with their shapes (a tied head
+    /// is left out, as transformers saves it).
+    public static func storedTensorShapes(_ config: ModelConfig) -> [(name: String, shape: [Int])] {
+        let (specs, tied) = tensorSpecs(config)
+        return specs.filter { tied[$0.name] == nil }.map { ($0.name, $0.shape) }
+    }
+
     /// The tensors an architecture reads, with their expected shapes, and which may be tied.
     static func tensorSpecs(_ c: ModelConfig) -> ([ModelWeights.Spec], [String: String]) {
         typealias S = ModelWeights.Spec

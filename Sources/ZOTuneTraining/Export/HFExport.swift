@@ -99,6 +99,12 @@ public enum HFExport {
         try AtomicFile.write(try safetensors(tensors, backend: model.backend, metadata: metadata.merging(["format": "pt"]) { a, _ in a }),
                              to: dir.appendingPathComponent("model.safetensors"))
         try AtomicFile.write(try configJSON(model.config, dtype: dtype), to: dir.appendingPathComponent("config.json"))
+        try writeTokenizerFiles(from: file, to: dir)
+    }
+
+    /// The tokenizer files of `file` into `dir`: copied from a Hugging Face checkpoint, or
+    /// converted from GGUF metadata.
+    public static func writeTokenizerFiles(from file: ModelFile, to dir: URL) throws {
         switch file.format {
         case .safetensors:
             let src = URL(fileURLWithPath: file.path).hasDirectoryPath ? URL(fileURLWithPath: file.path)
