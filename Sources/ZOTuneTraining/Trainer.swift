@@ -44,6 +44,9 @@ public final class Trainer: @unchecked Sendable {
     var records: [ZORecord] = []
     var metrics: [String] = []
     var lastDev = 0.0
+    /// Seconds spent in optimizer steps since the run began (evaluations and saves excluded),
+    /// logged per step as `train_seconds` for loss-against-time comparisons.
+    var trainSeconds = 0.0
     /// Highest ledger total seen during training steps (evaluations excluded): what the memory
     /// report compares with an inference-only forward of the same batch.
     public private(set) var stepPeakBytes = 0
@@ -102,8 +105,14 @@ public final class Trainer: @unchecked Sendable {
                               to: runDir.appendingPathComponent("loss.svg"))
     }
 
+    /// One metrics.jsonl line. JSON has no infinity or NaN: such a value (a diverged run's
+    /// perplexity) is written as null rather than losing the line.
     func log(_ fields: [String: Any]) {
-        if let d = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) { metrics.append(String(decoding: d, as: UTF8.self)) }
+        let clean = fields.mapValues { v -> Any in
+            if let d = v as? Double, !d.isFinite { return NSNull() }
+            return v
+        }
+        if let d = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys]) { metrics.append(String(decoding: d, as: UTF8.self)) }
     }
 
     // MARK: the loop
@@ -115,9 +124,12 @@ public final class Trainer: @unchecked Sendable {
         let start = resume && FileManager.default.fileExists(atPath: trajectoryURL.path) ? try resumeFromTrajectory() : try begin()
         var window: [Date] = []
         for t in start..<options.steps {
+            let stepStart = Date()
             let (outcome, lr) = try step(t)
+            trainSeconds += Date().timeIntervalSince(stepStart)
             let done = t + 1
-            var fields: [String: Any] = ["step": done, "loss": outcome.loss, "g": Double(outcome.projectedGrad), "lr": Double(lr)]
+            var fields: [String: Any] = ["step": done, "loss": outcome.loss, "g": Double(outcome.projectedGrad), "lr": Double(lr),
+                                         "train_seconds": (trainSeconds * 1000).rounded() / 1000]
             let dev = try evaluateIfDue(completed: done)
             if let dev { fields["dev_\(metricName)"] = dev }
             log(fields)
@@ -194,6 +206,7 @@ public final class Trainer: @unchecked Sendable {
             metrics = text.split(separator: "\n").map(String.init).filter { line in
                 guard let d = line.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
                       let s = o["step"] as? Int else { return false }
+                if s <= start, let seconds = o["train_seconds"] as? Double { trainSeconds = seconds }
                 return s <= start
             }
         }

@@ -245,6 +245,13 @@ final class TrainerTests: XCTestCase, TinyFixture {
         XCTAssertEqual(v2.header.optimizer, v3.header.optimizer)
     }
 
+    // A non-finite value (a diverged run's perplexity) is written as null, not dropped with its line.
+    func testNonFiniteMetricsAreNull() throws {
+        let t = try trainer(try tinyModel(), Self.configs[0], tempDir(), steps: 1)
+        t.log(["step": 3, "dev_perplexity": Double.infinity, "loss": 1.5])
+        XCTAssertEqual(t.metrics.last, "{\"dev_perplexity\":null,\"loss\":1.5,\"step\":3}")
+    }
+
     // The sampler: one permutation per epoch, every example once per epoch, and the same batches
     // as the per-example construction it replaced.
     func testSamplerIsAPermutationPerEpoch() {
