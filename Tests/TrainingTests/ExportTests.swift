@@ -26,16 +26,8 @@ final class ExportTests: XCTestCase {
 
         let ids: [Int32] = [5, 77, 300, 12, 9]
         let ours = backend.toHost(try lm.lastLogits(.leftPadded([ids], padId: 0)))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [Self.root.appendingPathComponent("Tests/TrainingTests/Fixtures/check_export.py").path, dir.path] + ids.map(String.init)
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "transformers could not load the export")
+        let (status, data) = try runReferenceScript(python, "check_export.py", [dir.path] + ids.map(String.init))
+        XCTAssertEqual(status, 0, "transformers could not load the export")
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         XCTAssertEqual(json["architecture"] as? String, "LlamaForCausalLM")
         let theirs = (json["logits"] as! [NSNumber]).map(\.floatValue)

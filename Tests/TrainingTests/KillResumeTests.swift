@@ -59,7 +59,10 @@ final class KillResumeTests: XCTestCase {
                                       ["--optimizer", "zoop", "--zoop-update", "adam"],
                                       // PEFT runs: the adapter is what moves, is exported and is replayed.
                                       ["--peft", "lora"], ["--peft", "prefix", "--optimizer", "zo-adam", "--lr", "1e-3"],
-                                      ["--peft", "prompt", "--optimizer", "dizo", "--dizo-interval", "3", "--dizo-iterations", "2"]]
+                                      ["--peft", "prompt", "--optimizer", "dizo", "--dizo-interval", "3", "--dizo-iterations", "2"],
+                                      // Block-wise runs: records carry their block; the sequential one re-initialises blocks.
+                                      ["--blocks", "layer"],
+                                      ["--blocks", "attn-mlp", "--block-schedule", "sequential", "--block-steps", "2", "--block-reinit"]]
         for opt in optimizers {
             let name = opt.count > 1 ? opt[1] : "mezo"
             let peft = opt.first == "--peft"
@@ -89,7 +92,12 @@ final class KillResumeTests: XCTestCase {
             let x = try TrajectoryFile.read(whole.appendingPathComponent("trajectory.zot"))
             let y = try TrajectoryFile.read(killed.appendingPathComponent("trajectory.zot"))
             XCTAssertEqual(x.records, y.records, "\(name): trajectory records differ")
-            XCTAssertEqual(x.records.filter { $0.kind == .direction }.count, 12, name)
+            // Every step recorded; a per-step block-wise run records each block of each step.
+            let dirs = x.records.filter { $0.kind == .direction }
+            XCTAssertEqual(Set(dirs.map(\.step)).count, 12, name)
+            let perStep = opt.first == "--blocks" && !opt.contains("sequential")
+            XCTAssertEqual(dirs.count, perStep ? 12 * Set(dirs.map(\.block)).count : 12, name)
+            if perStep { XCTAssertGreaterThan(Set(dirs.map(\.block)).count, 1, name) }
             let mx = try Data(contentsOf: whole.appendingPathComponent(exported))
             let my = try Data(contentsOf: killed.appendingPathComponent(exported))
             XCTAssertTrue(mx == my, "\(name): exported weights differ after kill + resume")
@@ -114,6 +122,62 @@ final class KillResumeTests: XCTestCase {
         }
     }
 
+    // `zotune pretrain` killed mid-run and resumed: the same records and exported model as the
+    // uninterrupted run; `zotune replay --base RUN/init` writes that model too.
+    func testKilledPretrainResumesToTheSameResult() throws {
+        let bin = try binary()
+        let w = try workspace()
+        defer { try? FileManager.default.removeItem(at: w.root) }
+        let corpus = w.root.appendingPathComponent("corpus.txt")
+        try (0..<12).map { "The river rises in the hills and runs south to the sea past farm \($0), where the water is slow and clear." }
+            .joined(separator: "\n\n").write(to: corpus, atomically: true, encoding: .utf8)
+        func pretrain(_ args: [String]) throws -> Process {
+            let p = Process()
+            p.executableURL = bin
+            p.arguments = ["pretrain", "--corpus", corpus.path, "--held-out-every", "4", "--tokenizer", w.model.appendingPathComponent("tokenizer.json").path,
+                           "--layers", "2", "--hidden", "32", "--heads", "4", "--seq-len", "16", "--batch-size", "4", "--steps", "30",
+                           "--eval-every", "5", "--lr", "1e-3", "--eps", "1e-2", "--save-every", "1", "--blocks", "layer", "--device", "cpu"] + args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let whole = w.root.appendingPathComponent("whole"), killed = w.root.appendingPathComponent("killed")
+        let a = try pretrain(["--out", whole.path])
+        a.waitUntilExit()
+        XCTAssertEqual(a.terminationStatus, 0)
+        let b = try pretrain(["--out", killed.path])
+        let traj = killed.appendingPathComponent("trajectory.zot")
+        let deadline = Date().addingTimeInterval(120)
+        while b.isRunning && Date() < deadline {
+            if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
+               let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 5 { break }
+            usleep(5_000)
+        }
+        XCTAssertTrue(b.isRunning, "the run finished before it could be killed")
+        kill(b.processIdentifier, SIGKILL)
+        b.waitUntilExit()
+        let c = try pretrain(["--resume", killed.path])
+        c.waitUntilExit()
+        XCTAssertEqual(c.terminationStatus, 0)
+        let x = try TrajectoryFile.read(whole.appendingPathComponent("trajectory.zot"))
+        XCTAssertEqual(x.records, try TrajectoryFile.read(traj).records)
+        XCTAssertEqual(x.header.blocks?.level, .layer)
+        let model = try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors"))
+        XCTAssertTrue(model == (try Data(contentsOf: killed.appendingPathComponent("model/model.safetensors"))), "exported models differ")
+        XCTAssertFalse(model == (try Data(contentsOf: whole.appendingPathComponent("init/model.safetensors"))), "nothing trained")
+        let r = Process()
+        r.executableURL = bin
+        let replayed = w.root.appendingPathComponent("replayed")
+        r.arguments = ["replay", "--base", whole.appendingPathComponent("init").path, "--trajectory", whole.appendingPathComponent("trajectory.zot").path,
+                       "--out", replayed.path, "--device", "cpu"]
+        r.standardOutput = FileHandle.nullDevice
+        try r.run()
+        r.waitUntilExit()
+        XCTAssertEqual(r.terminationStatus, 0)
+        XCTAssertTrue(try Data(contentsOf: replayed.appendingPathComponent("model.safetensors")) == model, "replay differs from the trained export")
+    }
+
     // An option of another optimizer, or an unknown optimizer, is refused before any work, naming it.
     func testOptimizerOptionsAreValidated() throws {
         let bin = try binary()
@@ -129,7 +193,12 @@ final class KillResumeTests: XCTestCase {
                                 (["--lora-rank", "4"], "--lora-rank is an option of --peft lora, not none"),
                                 (["--peft", "prefix", "--prompt-tokens", "4"], "--prompt-tokens is an option of --peft prompt, not prefix"),
                                 (["--peft", "adapters"], "--peft must be none, lora, prefix or prompt"),
-                                (["--peft", "lora", "--lora-targets", "qq"], "no linear layer matches")] {
+                                (["--peft", "lora", "--lora-targets", "qq"], "no linear layer matches"),
+                                (["--block-steps", "3"], "need --blocks"),
+                                (["--blocks", "rows"], "--blocks must be none, layer"),
+                                (["--blocks", "layer", "--block-reinit"], "apply to --block-schedule sequential"),
+                                (["--blocks", "patterns", "--block-patterns", "layers.0."], "matches none of the block patterns"),
+                                (["--blocks", "layer", "--optimizer", "zoop"], "cannot run block-wise")] {
             let p = Process()
             p.executableURL = bin
             p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--out", w.root.appendingPathComponent("x").path] + args

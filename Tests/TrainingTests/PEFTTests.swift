@@ -158,18 +158,8 @@ extension PEFTTests {
                 XCTAssertEqual(backend.toHost(try again.allLogits(.leftPadded([ids], padId: 0))), logits, "\(arch) \(config.name): reload")
             }
         }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
-        p.arguments = [ExportTests.root.appendingPathComponent("Tests/TrainingTests/Fixtures/check_peft.py").path]
-        let input = Pipe(), output = Pipe()
-        p.standardInput = input
-        p.standardOutput = output
-        try p.run()
-        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: jobs))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "peft could not load the adapters")
+        let (status, data) = try runReferenceScript(python, "check_peft.py", [], input: try JSONSerialization.data(withJSONObject: jobs))
+        XCTAssertEqual(status, 0, "peft could not load the adapters")
         let results = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
         XCTAssertEqual(results.count, jobs.count)
         for (i, r) in results.enumerated() {

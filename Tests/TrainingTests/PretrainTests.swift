@@ -106,16 +106,8 @@ final class PretrainTests: XCTestCase, TinyFixture {
             let ours = try CorpusData(corpus: try corpus(), tokenizer: try InitCheckpoint.tokenizer(tokenizerPath), model: weights,
                                       length: 24, batchSize: 4, dataSeed: 0, evalWindows: nil).windowLosses(data.heldOut)
             let last = backend.toHost(try weights.lastLogits(.leftPadded([Array(data.heldOut[0].dropLast())], padId: 0)))
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: python)
-            p.arguments = [ExportTests.root.appendingPathComponent("Tests/TrainingTests/Fixtures/check_pretrain.py").path, model.path, windowsURL.path]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let bytes = out.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, "transformers could not load \(model.path)")
+            let (status, bytes) = try runReferenceScript(python, "check_pretrain.py", [model.path, windowsURL.path])
+            XCTAssertEqual(status, 0, "transformers could not load \(model.path)")
             let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: bytes) as? [String: Any])
             XCTAssertEqual(json["architecture"] as? String, "LlamaForCausalLM")
             XCTAssertEqual(json["tied"] as? Bool, true)

@@ -56,3 +56,23 @@ func referencePython() -> String? {
     let candidates = [env, ExportTests.root.appendingPathComponent(".venv-ref/bin/python").path, "/work/venv-ref/bin/python"].compactMap { $0 }
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
+
+/// Runs a fixture script of Tests/TrainingTests/Fixtures with the reference Python: its exit status
+/// and standard output (standard error discarded).
+func runReferenceScript(_ python: String, _ script: String, _ arguments: [String], input: Data? = nil) throws -> (status: Int32, output: Data) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: python)
+    p.arguments = [trainingFixtures.appendingPathComponent(script).path] + arguments
+    let out = Pipe(), stdin = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    if input != nil { p.standardInput = stdin }
+    try p.run()
+    if let input {
+        stdin.fileHandleForWriting.write(input)
+        try stdin.fileHandleForWriting.close()
+    }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, data)
+}

@@ -11,7 +11,10 @@
 #   3. the CPU runs' trajectories (not zoop's: it cannot replay) replayed on the device: the
 #      exported model.safetensors must be byte-identical to the CPU's own replay;
 #   4. LoRA, prefix and prompt tuning (MeZO) trained on both; the CPU adapter trajectories replayed
-#      on the device: adapter_model.safetensors byte-identical to the CPU's replay.
+#      on the device: adapter_model.safetensors byte-identical to the CPU's replay;
+#   5. block-wise MeZO (per step by layer; sequential with re-initialisation) and a pre-training
+#      run from scratch (a 2-layer Llama on a small text corpus): trained on both, the CPU
+#      trajectories replayed on the device byte-identically (the pre-training run from its init/).
 # Exit 1 on any failed check. E2E_DEVICE=cpu runs the script end to end without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,9 +31,9 @@ check() {  # name, ok (0/1), detail
     [[ $2 == 1 ]] || fails=$((fails + 1))
 }
 # Replays a CPU trajectory on the CPU and on the device and compares the exported FILE.
-replay_check() {  # name, trajectory, file
+replay_check() {  # name, trajectory, file[, base]
     for d in cpu "$dev"; do
-        "$Z" replay --base "$model" --trajectory "$2" --all-steps --device "$d" --out "$work/$1-replay-$d" > /dev/null 2>&1
+        "$Z" replay --base "${4:-$model}" --trajectory "$2" --all-steps --device "$d" --out "$work/$1-replay-$d" > /dev/null 2>&1
     done
     if cmp -s "$work/$1-replay-cpu/$3" "$work/$1-replay-$dev/$3"; then
         check "$1: replay on $dev == on cpu" 1 "$3 byte-identical"
@@ -91,6 +94,36 @@ for peft in lora prefix prompt; do
     echo "  $peft: last training loss cpu $(loss "$work/$peft-cpu/metrics.jsonl"), $dev $(loss "$work/$peft-$dev/metrics.jsonl")"
     replay_check "$peft" "$work/$peft-cpu/trajectory.zot" adapter_model.safetensors
 done
+echo "== 5. block-wise runs and pre-training from scratch on cpu and $dev; cpu trajectories replayed on $dev"
+for run in "blocks --blocks layer" "blockseq --blocks layer --block-schedule sequential --block-steps 2 --block-reinit"; do
+    name=${run%% *}
+    for d in cpu "$dev"; do
+        # shellcheck disable=SC2086
+        "$Z" train --model "$model" "${common[@]}" ${run#* } --device "$d" --out "$work/$name-$d" > "$work/$name-$d.log" 2>&1 \
+            || { check "$name: train on $d" 0 "$(tail -n 2 "$work/$name-$d.log")"; continue 2; }
+    done
+    echo "  $name: last training loss cpu $(loss "$work/$name-cpu/metrics.jsonl"), $dev $(loss "$work/$name-$dev/metrics.jsonl")"
+    replay_check "$name" "$work/$name-cpu/trajectory.zot" model.safetensors
+done
+for i in 1 2 3 4 5 6 7 8; do
+    printf 'The river rises in the hills and runs south through the farms to the sea, number %d.\n\n' "$i"
+    printf 'In spring the water is high and cold; by late summer it is slow and clear, year %d.\n\n' "$i"
+done > "$work/corpus.txt"
+for d in cpu "$dev"; do
+    "$Z" pretrain --corpus "$work/corpus.txt" --held-out-every 4 --tokenizer "$model/tokenizer.json" --layers 2 --hidden 32 --heads 4 \
+        --seq-len 16 --batch-size 4 --steps 6 --eval-every 3 --lr 1e-3 --eps 1e-2 --blocks layer --device "$d" --out "$work/pre-$d" \
+        > "$work/pre-$d.log" 2>&1 || { check "pretrain on $d" 0 "$(tail -n 2 "$work/pre-$d.log")"; break; }
+done
+if [[ -f $work/pre-cpu/summary.json && -f $work/pre-$dev/summary.json ]]; then
+    read -r ok detail < <(python3 - "$work/pre-cpu/summary.json" "$work/pre-$dev/summary.json" <<'EOF'
+import json, sys
+a, b = (json.load(open(p))["perplexity_before"] for p in sys.argv[1:3])
+print(int(abs(a - b) <= 1e-4 * a), f"initial held-out perplexity cpu {a:.4f}, device {b:.4f}")
+EOF
+)
+    check "pretrain: held-out perplexity $dev vs cpu" "$ok" "$detail"
+    replay_check pretrain "$work/pre-cpu/trajectory.zot" model.safetensors "$work/pre-cpu/init"
+fi
 echo
 echo "$fails failed"
 [[ $fails == 0 ]]

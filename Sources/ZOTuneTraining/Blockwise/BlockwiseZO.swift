@@ -89,7 +89,7 @@ public final class BlockwiseZO: ZOOptimizer, @unchecked Sendable {
     /// costs the inner optimizer's passes once; a sequential step, its block's share of them.
     public var passesPerStep: Double {
         let total = Double(set.parameterCount)
-        let shares = zip(inner, blocks).map { o, b in o.passesPerStep * Double(o.set.parameterCount) / max(1, total) }
+        let shares = inner.map { $0.passesPerStep * Double($0.set.parameterCount) / max(1, total) }
         return perStep ? shares.reduce(0, +) : shares.reduce(0, +) / Double(inner.count)
     }
     public var stateBytes: Int { inner.reduce(0) { $0 + $1.stateBytes } }

@@ -263,3 +263,20 @@ struct ZoopArguments: ParsableArguments {
     @Option(name: .customLong("zoop-update"), help: "Step on the normalised estimate: sgd (default) or adam (f32 moments; --beta1/--beta2/--adam-eps).")
     var update: ZoopOptions.Update?
 }
+
+/// Every optimizer's options at once, for the commands that train (train, pretrain).
+struct OptimizerArgumentGroups: ParsableArguments {
+    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
+    @OptionGroup(title: "MeZO options") var mezo: MeZOArguments
+    @OptionGroup(title: "Momentum (zo-sgd-mmt, zo-muon, jaguar-sign released)") var momentum: MomentumArguments
+    @OptionGroup(title: "ZO-Adam options") var adam: AdamArguments
+    @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
+    @OptionGroup(title: "ZO-Muon and Jaguar-Muon options") var muon: MuonArguments
+    @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
+    @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
+    @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
+
+    func config(peft: PEFTConfig? = nil) throws -> OptimizerConfig {
+        try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar, dizo: dizo, zoop: zoop, peft: peft)
+    }
+}

@@ -58,15 +58,7 @@ struct Pretrain: ParsableCommand {
     var dataSeed: UInt64 = 0
     @OptionGroup var device: DeviceOptions
     @OptionGroup(title: "Run (--eval-count: held-out windows per evaluation)") var runArguments: RunArguments
-    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
-    @OptionGroup(title: "MeZO options") var mezo: MeZOArguments
-    @OptionGroup(title: "Momentum (zo-sgd-mmt, zo-muon, jaguar-sign released)") var momentum: MomentumArguments
-    @OptionGroup(title: "ZO-Adam options") var adam: AdamArguments
-    @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
-    @OptionGroup(title: "ZO-Muon and Jaguar-Muon options") var muon: MuonArguments
-    @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
-    @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
-    @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
+    @OptionGroup var optimizers: OptimizerArgumentGroups
     @OptionGroup(title: "Block-wise ZO") var blockArguments: BlockArguments
     @Option(help: "Run directory: init/ (the random model), metrics.jsonl, trajectory.zot, loss.svg, model/.")
     var out: String?
@@ -74,8 +66,7 @@ struct Pretrain: ParsableCommand {
     var resume: String?
 
     func run() throws {
-        let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar,
-                                      dizo: dizo, zoop: zoop, peft: nil)
+        let config = try optimizers.config()
         let text = try TextCorpus.load(corpus, heldOutEvery: heldOutEvery)
         var options = try runArguments.options(task: "pretrain:" + text.name, dataSeed: dataSeed)
         guard initStd > 0 && initStd.isFinite else { throw ValidationError("--init-std must be positive") }
@@ -109,15 +100,7 @@ struct Pretrain: ParsableCommand {
         print("model: llama, \(modelConfig.numLayers) layers, hidden \(modelConfig.hiddenSize), \(modelConfig.numHeads) heads, vocab \(modelConfig.vocabSize): \(lm.weights.parameterCount) parameters (init seed \(initSeed), std \(initStd)); \(backend.summary)")
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary))") }
-        let progress = ProgressLine(total: options.steps)
-        let summary: TrainSummary
-        do {
-            summary = try trainer.run(resume: resume != nil) { progress.update($0) }
-        } catch let e as NonFiniteLoss {
-            progress.finish()
-            throw ValidationError("\(e.description). Trajectory and metrics in \(runDir.path) hold the last good step; rebuild it with `zotune replay`.")
-        }
-        progress.finish()
+        let summary = try runWithProgress(trainer, resume: resume != nil)
         try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"),
                            metadata: ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)])
         print(String(format: "held-out perplexity: %.2f before, %.2f after %d steps (best %.2f at step %d)",

@@ -75,15 +75,7 @@ struct Train: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup(title: "Run") var runArguments: RunArguments
-    @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
-    @OptionGroup(title: "MeZO options") var mezo: MeZOArguments
-    @OptionGroup(title: "Momentum (zo-sgd-mmt, zo-muon, jaguar-sign released)") var momentum: MomentumArguments
-    @OptionGroup(title: "ZO-Adam options") var adam: AdamArguments
-    @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
-    @OptionGroup(title: "ZO-Muon and Jaguar-Muon options") var muon: MuonArguments
-    @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
-    @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
-    @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
+    @OptionGroup var optimizers: OptimizerArgumentGroups
     @OptionGroup(title: "Parameter-efficient tuning") var peftArguments: PEFTArguments
     @OptionGroup(title: "Block-wise ZO") var blockArguments: BlockArguments
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/ (adapter/ with --peft).")
@@ -93,8 +85,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let peft = try peftArguments.config()
-        let config = try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar,
-                                      dizo: dizo, zoop: zoop, peft: peft)
+        let config = try optimizers.config(peft: peft)
         let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed, peft: peft)
         let blocks = try blockArguments.options(seed: options.seed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
@@ -124,15 +115,7 @@ struct Train: ParsableCommand {
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary)): " + b.blocks.prefix(4).map(\.name).joined(separator: ", ") + (b.blocks.count > 4 ? ", …" : "")) }
         backend.ledger.resetPeaks()
-        let progress = ProgressLine(total: options.steps)
-        let summary: TrainSummary
-        do {
-            summary = try trainer.run(resume: resume != nil) { progress.update($0) }
-        } catch let e as NonFiniteLoss {
-            progress.finish()
-            throw ValidationError("\(e.description). Trajectory and metrics in \(runDir.path) hold the last good step; rebuild it with `zotune replay`.")
-        }
-        progress.finish()
+        let summary = try runWithProgress(trainer, resume: resume != nil)
 
         // Inference-only reference: one forward of each training minibatch on its own (measured
         // inside every step, before any second forward or update pass).
@@ -164,6 +147,19 @@ struct Train: ParsableCommand {
         json["forwards_per_step"] = optimizer.meanForwardsPerStep
         json["optimizer_config"] = config.description
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
+    }
+}
+
+/// Runs (or resumes) `trainer` with a progress line; a NaN or infinite loss becomes an error that
+/// says where the last good step is kept.
+func runWithProgress(_ trainer: Trainer, resume: Bool) throws -> TrainSummary {
+    fflush(nil)  // all C streams: the summary printed so far lands before the progress line
+    let progress = ProgressLine(total: trainer.options.steps)
+    defer { progress.finish() }
+    do {
+        return try trainer.run(resume: resume) { progress.update($0) }
+    } catch let e as NonFiniteLoss {
+        throw ValidationError("\(e.description). Trajectory and metrics in \(trainer.runDir.path) hold the last good step; rebuild it with `zotune replay`.")
     }
 }
 
