@@ -57,6 +57,20 @@ public final class Scorer: @unchecked Sendable {
         return ids
     }
 
+    /// 1 when the tokenizer starts every text with its BOS token, else 0.
+    private lazy var leadingBOS: Int = {
+        guard let bos = tokenizer.bosId else { return 0 }
+        return tokenizer.encode("", addSpecialTokens: true) == [bos] ? 1 : 0
+    }()
+
+    /// The last `count` tokens of a prefix too long for the context, keeping a leading BOS as MeZO
+    /// does (`encoding[0:1] + encoding[1:][-(max_length-1):]`): what goes is the start of the text.
+    func truncateLeft(_ ids: [Int32], to count: Int) -> [Int32] {
+        guard ids.count > count else { return ids }
+        let keep = count > 1 && leadingBOS == 1 && ids.first == tokenizer.bosId ? 1 : 0
+        return Array(ids.prefix(keep)) + Array(ids.suffix(count - keep))
+    }
+
     /// Token ids of prefix + continuation and how many trailing tokens are the continuation. The
     /// two are encoded separately (the continuation starts with its own space), as MeZO does.
     func sequence(_ c: Candidate) -> (ids: [Int32], scored: Int) {
@@ -64,9 +78,18 @@ public final class Scorer: @unchecked Sendable {
         var cont = encode(c.continuation, special: false)
         if cont.isEmpty { cont = [padId] }
         if cont.count >= maxLength { cont = Array(cont.prefix(maxLength - 1)) }
-        if prefix.count + cont.count > maxLength { prefix = Array(prefix.suffix(maxLength - cont.count)) }
+        prefix = truncateLeft(prefix, to: maxLength - cont.count)
         if prefix.isEmpty { prefix = [tokenizer.bosId ?? padId] }
         return (prefix + cont, cont.count)
+    }
+
+    /// How many of `examples` do not fit in `maxLength` tokens and lose the start of their prompt
+    /// (e.g. in-context demonstrations); generation prompts leave room for `maxNewTokens`.
+    public func truncatedCount(_ examples: [TaskExample], maxNewTokens: Int = 32) -> Int {
+        examples.filter { ex in
+            if ex.isGeneration { return encode(ex.prompt ?? "", special: true).count > maxLength - maxNewTokens }
+            return ex.candidates.contains { encode($0.prefix, special: true).count + max(1, encode($0.continuation, special: false).count) > maxLength }
+        }.count
     }
 
     /// Mean log-prob of each candidate's continuation, for every candidate of every example.
@@ -87,8 +110,8 @@ public final class Scorer: @unchecked Sendable {
         for (e, ex) in examples.enumerated() {
             let conts = ex.candidates.map { encode($0.continuation, special: false) }
             if ex.candidates.count > 1, conts.allSatisfy({ $0.count == 1 }), Set(ex.candidates.map(\.prefix)).count == 1 {
-                var prefix = encode(ex.candidates[0].prefix, special: true)
-                if prefix.count > maxLength { prefix = Array(prefix.suffix(maxLength)) }
+                // As if prefix + option were one sequence of at most maxLength tokens (MeZO's rule).
+                var prefix = truncateLeft(encode(ex.candidates[0].prefix, special: true), to: maxLength - 1)
                 if prefix.isEmpty { prefix = [tokenizer.bosId ?? padId] }
                 single.append((e, prefix, conts.map { $0[0] }))
             } else {
@@ -154,8 +177,7 @@ public final class Scorer: @unchecked Sendable {
         for start in stride(from: 0, to: examples.count, by: 8) {
             let part = examples[start..<min(examples.count, start + 8)]
             let prompts = part.map { ex -> [Int32] in
-                var ids = encode(ex.prompt ?? "", special: true)
-                if ids.count > maxLength - maxNewTokens { ids = Array(ids.suffix(maxLength - maxNewTokens)) }
+                let ids = truncateLeft(encode(ex.prompt ?? "", special: true), to: maxLength - maxNewTokens)
                 return ids.isEmpty ? [tokenizer.bosId ?? padId] : ids
             }
             let stop = Set([tokenizer.eosId].compactMap { $0 })

@@ -179,17 +179,54 @@ public func loadTask(_ name: String, dataDir: URL, dataSeed: UInt64, trainCount:
     guard let task = TaskName(caseInsensitive: name) else {
         throw ModelError(file: name, field: "task", "unknown task; known tasks: \(TaskName.allCases.map(\.rawValue).joined(separator: ", "))")
     }
-    for (label, n) in [("train", trainCount), ("dev", devCount), ("test", testCount)] where n < 0 {
-        throw ModelError(file: name, field: "\(label) count", "must be 0 or more, found \(n)")
-    }
+    let counts = SplitCounts(train: trainCount, dev: devCount, test: testCount)
+    try counts.check(task: name)
     let sources = try locateTaskFiles(task, dataDir: dataDir)
-    let train = try sources.train.map { try readPending(task, at: $0, split: .train) }
-    let validation = try sources.validation.map { try readPending(task, at: $0, split: .validation) }
-    var notes = (train?.notes ?? []) + (validation?.notes ?? [])
+    let train = try sources.train.map { url in SourceFile(url: url, try readPending(task, at: url, split: .train)) }
+    let validation = try sources.validation.map { url in SourceFile(url: url, try readPending(task, at: url, split: .validation)) }
+    let why = task == .movies ? "single file" : (train == nil ? "no train file" : "no validation file")
+    return try drawSplits(task: task.rawValue, train: train, validation: validation, display: { display($0, dataDir) },
+                          singleFileWhy: why, dataSeed: dataSeed, counts: counts)
+}
+
+/// How many examples each split asks for.
+public struct SplitCounts: Sendable {
+    public var train: Int, dev: Int, test: Int
+    public init(train: Int = 1000, dev: Int = 500, test: Int = 1000) {
+        (self.train, self.dev, self.test) = (train, dev, test)
+    }
+
+    func check(task: String) throws {
+        for (label, n) in [("train", train), ("dev", dev), ("test", test)] where n < 0 {
+            throw ModelError(file: task, field: "\(label) count", "must be 0 or more, found \(n)")
+        }
+    }
+}
+
+/// One read and checked source file, with what reading it reported.
+struct SourceFile {
+    let url: URL
+    let examples: [PendingExample]
+    let notes: [String]
+
+    init(url: URL, _ read: (examples: [PendingExample], notes: [String])) {
+        (self.url, examples, notes) = (url, read.examples, read.notes)
+    }
+}
+
+/// The draw every task uses (built-in or custom), MeZO's: `train` examples from the train file;
+/// dev and test disjoint from the validation file, or dev from `validation` and test from `test`
+/// when there is a separate test file; all three disjoint from the one file there is otherwise.
+/// Each file is shuffled by its own stream, `"<task>/<role>"` under the data seed.
+func drawSplits(task: String, train: SourceFile?, validation: SourceFile?, test: SourceFile? = nil,
+                display: (URL) -> String, singleFileWhy: String, dataSeed: UInt64, counts: SplitCounts) throws -> TaskSplits {
+    try counts.check(task: task)
+    let (trainCount, devCount, testCount) = (counts.train, counts.dev, counts.test)
+    var notes = (train?.notes ?? []) + (validation?.notes ?? []) + (test?.notes ?? [])
 
     /// Draws `counts` disjoint runs from one source's examples, in the order given, and renders them.
     func draw(_ examples: [PendingExample], source: String, _ counts: [Int]) -> [[TaskExample]] {
-        let order = seededPermutation(count: examples.count, seed: sourceSeed(dataSeed: dataSeed, source: "\(task.rawValue)/\(source)"))
+        let order = seededPermutation(count: examples.count, seed: sourceSeed(dataSeed: dataSeed, source: "\(task)/\(source)"))
         var runs: [[TaskExample]] = [], at = 0
         for n in counts {
             runs.append(order[at..<(at + n)].map { examples[$0].render() })
@@ -197,36 +234,45 @@ public func loadTask(_ name: String, dataDir: URL, dataSeed: UInt64, trainCount:
         }
         return runs
     }
+    func drawn(_ n: Int, _ requested: Int, of file: SourceFile) -> String {
+        let path = display(file.url)
+        return "\(n) of \(file.examples.count) from \(path)\(sourceRemark(path))" + (n == requested ? "" : " (\(requested) requested; file too small)")
+    }
 
     var trainSplit: [TaskExample] = [], devSplit: [TaskExample] = [], testSplit: [TaskExample] = []
-    switch (train, validation, sources.train, sources.validation) {
-    case let (t?, v?, tURL?, vURL?):
+    switch (train, validation, test) {
+    case let (t?, v?, s?):
+        let nTrain = min(trainCount, t.examples.count), nDev = min(devCount, v.examples.count), nTest = min(testCount, s.examples.count)
+        trainSplit = draw(t.examples, source: "train", [nTrain])[0]
+        devSplit = draw(v.examples, source: "validation", [nDev])[0]
+        testSplit = draw(s.examples, source: "test", [nTest])[0]
+        notes.append("train: " + drawn(nTrain, trainCount, of: t))
+        notes.append("dev: " + drawn(nDev, devCount, of: v))
+        notes.append("test: " + drawn(nTest, testCount, of: s))
+    case let (t?, v?, nil):
         let nTrain = min(trainCount, t.examples.count)
         trainSplit = draw(t.examples, source: "train", [nTrain])[0]
-        let tPath = display(tURL, dataDir)
-        notes.append("train: \(nTrain) of \(t.examples.count) from \(tPath)\(sourceRemark(tPath))" +
-                     (nTrain == trainCount ? "" : " (\(trainCount) requested; file too small)"))
+        notes.append("train: " + drawn(nTrain, trainCount, of: t))
         let fit = fitCounts([testCount, devCount], available: v.examples.count)
         let runs = draw(v.examples, source: "validation", fit)
         (testSplit, devSplit) = (runs[0], runs[1])
-        let vPath = display(vURL, dataDir)
+        let vPath = display(v.url)
         notes.append("dev/test: \(fit[1]) + \(fit[0]) of \(v.examples.count) from \(vPath)\(sourceRemark(vPath))" +
                      (fit == [testCount, devCount] ? "" : " (\(devCount) + \(testCount) requested; file too small)"))
     default:
         // One source file: all three splits from it, disjoint.
-        guard let only = train ?? validation, let url = sources.train ?? sources.validation else {
-            throw ModelError(file: dataDir.path, field: "task \(task.rawValue)", "no data file found")
+        guard let only = train ?? validation ?? test else {
+            throw ModelError(file: task, field: "task \(task)", "no data file found")
         }
-        let source = train != nil ? "train" : "validation"
+        let source = train != nil ? "train" : (validation != nil ? "validation" : "test")
         let fit = fitCounts([testCount, trainCount, devCount], available: only.examples.count)
         let runs = draw(only.examples, source: source, fit)
         (testSplit, trainSplit, devSplit) = (runs[0], runs[1], runs[2])
-        let path = display(url, dataDir)
-        let why = task == .movies ? "single file" : (train == nil ? "no train file" : "no validation file")
+        let path = display(only.url)
         notes.append("train/dev/test: \(fit[1]) + \(fit[2]) + \(fit[0]) of \(only.examples.count) from \(path)\(sourceRemark(path)) " +
-                     "(\(why): all three drawn from it, disjoint)" +
+                     "(\(singleFileWhy): all three drawn from it, disjoint)" +
                      (fit == [testCount, trainCount, devCount] ? "" : " (\(trainCount) + \(devCount) + \(testCount) requested; file too small)"))
     }
     notes.append("sampled with data seed \(dataSeed) (SplitMix64, Fisher–Yates)")
-    return TaskSplits(task: task.rawValue, train: trainSplit, dev: devSplit, test: testSplit, notes: notes)
+    return TaskSplits(task: task, train: trainSplit, dev: devSplit, test: testSplit, notes: notes)
 }

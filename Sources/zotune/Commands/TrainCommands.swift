@@ -6,11 +6,24 @@ import ZOTuneTraining
 
 /// Where task data comes from and how it is sampled (MeZO: 1000 / 500 / 1000).
 struct DataOptions: ParsableArguments {
-    @Option(help: "Task: sst2, movies, rte, cb, boolq, wsc, wic, multirc, copa, record, winogrande, squad, drop.")
+    @Option(help: "Task: sst2, movies, rte, cb, boolq, wsc, wic, multirc, copa, record, winogrande, squad, drop, or custom (your own file: --task-file).")
     var task: String
 
-    @Option(name: .customLong("data-dir"), help: "Directory with the task files in their original formats.")
-    var dataDir: String
+    @Option(name: .customLong("data-dir"), help: "Directory with the built-in tasks' files in their original formats.")
+    var dataDir: String?
+
+    @Option(name: .customLong("task-file"), help: "--task custom: a data file (.jsonl, .csv, .tsv; train/dev/test drawn from it) or a JSON task file (.json).")
+    var taskFile: String?
+    @Option(name: .customLong("train-file"), help: "--task custom: a separate train file (with --test-file, and --dev-file).")
+    var trainFile: String?
+    @Option(name: .customLong("dev-file"), help: "--task custom: a separate dev file.")
+    var devFile: String?
+    @Option(name: .customLong("test-file"), help: "--task custom: a separate test file (dev is drawn from it too without --dev-file).")
+    var testFile: String?
+    @Option(help: "--task custom: the prompt, with {field} placeholders (\\n is a newline), e.g. '{text} It was'.")
+    var template: String?
+    @Option(help: "--task custom, classification: label=verbalizer pairs, e.g. '0= terrible,1= great'.")
+    var labels: String?
 
     @Option(name: .customLong("data-seed"), help: "Seed of the train/dev/test draw.")
     var dataSeed: UInt64 = 0
@@ -24,9 +37,52 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("test-count"), help: "Test examples drawn.")
     var testCount = 1000
 
+    var isCustom: Bool { task.lowercased() == "custom" }
+
+    /// What the run header records as the task.
+    var label: String { isCustom ? "custom:" + (taskFile ?? trainFile ?? "") : task }
+
     func load() throws -> TaskSplits {
-        try loadTask(task, dataDir: URL(fileURLWithPath: dataDir), dataSeed: dataSeed,
-                     trainCount: trainCount, devCount: devCount, testCount: testCount)
+        let counts = SplitCounts(train: trainCount, dev: devCount, test: testCount)
+        guard isCustom else {
+            guard taskFile == nil, trainFile == nil, devFile == nil, testFile == nil, template == nil, labels == nil else {
+                throw ValidationError("--task-file, --train-file, --dev-file, --test-file, --template and --labels go with --task custom")
+            }
+            guard let dataDir else { throw ValidationError("--task \(task) reads its files from --data-dir DIR") }
+            return try loadTask(task, dataDir: URL(fileURLWithPath: dataDir), dataSeed: dataSeed,
+                                trainCount: counts.train, devCount: counts.dev, testCount: counts.test)
+        }
+        return try loadCustomTask(try customSpec(), dataSeed: dataSeed, counts: counts)
+    }
+
+    /// The JSON task file's spec (if --task-file is one) with the command line's options over it.
+    func customSpec() throws -> CustomTaskSpec {
+        var spec = CustomTaskSpec()
+        if let taskFile {
+            let url = URL(fileURLWithPath: taskFile)
+            if url.pathExtension.lowercased() == "json" { spec = try CustomTaskSpec.load(url) } else { spec.file = url }
+        }
+        func url(_ path: String?) -> URL? { path.map { URL(fileURLWithPath: $0) } }
+        if trainFile != nil || devFile != nil || testFile != nil {
+            guard spec.file == nil else { throw ValidationError("give one data file (--task-file) or separate --train-file/--dev-file/--test-file, not both") }
+            (spec.train, spec.dev, spec.test) = (url(trainFile) ?? spec.train, url(devFile) ?? spec.dev, url(testFile) ?? spec.test)
+        }
+        if let template { spec.template = try PromptTemplate(unescape(template)) }
+        if let labels { spec.labels = try LabelVerbalizer.parseList(unescape(labels), source: "--labels") }
+        return spec
+    }
+
+    /// `\n` and `\t` typed on a command line become a newline and a tab (`\\` a backslash).
+    private func unescape(_ s: String) -> String {
+        var out = "", escaped = false
+        for c in s {
+            if escaped {
+                switch c { case "n": out.append("\n"); case "t": out.append("\t"); case "\\": out.append("\\"); default: out.append("\\"); out.append(c) }
+                escaped = false
+            } else if c == "\\" { escaped = true } else { out.append(c) }
+        }
+        if escaped { out.append("\\") }
+        return out
     }
 }
 
@@ -86,7 +142,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let peft = try peftArguments.config()
         let config = try optimizers.config(peft: peft)
-        let options = try runArguments.options(task: data.task, dataSeed: data.dataSeed, peft: peft)
+        let options = try runArguments.options(task: data.label, dataSeed: data.dataSeed, peft: peft)
         let blocks = try blockArguments.options(seed: options.seed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
@@ -198,6 +254,8 @@ struct Eval: ParsableCommand {
     var maxLength = 256
     @Option(help: "A PEFT adapter directory (adapter_config.json + adapter_model.safetensors) to evaluate on the model.")
     var adapter: String?
+    @Option(help: "In-context learning: K demonstrations from the train split before each example (MeZO's prompts; 0: zero-shot).")
+    var icl = 0
     @Flag(help: "Print one JSON line.")
     var json = false
 
@@ -212,14 +270,23 @@ struct Eval: ParsableCommand {
         default: throw ValidationError("--split must be dev or test")
         }
         guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task) is empty") }
+        guard icl >= 0 else { throw ValidationError("--icl must be 0 or more") }
+        let prompts = try InContext.apply(examples, pool: splits.train, k: icl, dataSeed: data.dataSeed, stream: "\(splits.task)/icl")
         let lm = try model.load(file, on: backend)
         if let adapter { lm.hook = try PEFTExport.load(URL(fileURLWithPath: adapter), model: lm) }
-        let evaluator = Evaluator(scorer: Scorer(model: lm, tokenizer: try file.requireTokenizer(), maxLength: maxLength))
-        let result = try evaluator.evaluate(examples) { r in
-            if !json { writeStdout("\r\(r.examples)/\(examples.count) examples, \(r.summary)") }
+        let scorer = Scorer(model: lm, tokenizer: try file.requireTokenizer(), maxLength: maxLength)
+        let truncated = scorer.truncatedCount(prompts)
+        if !json {
+            if icl > 0 { print("in-context: \(icl) demonstrations per example, drawn from \(splits.train.count) train examples with data seed \(data.dataSeed)") }
+            if truncated > 0 { print("\(truncated) of \(prompts.count) prompts exceed --max-length \(maxLength) tokens and lose their start (a leading BOS is kept)") }
+            fflush(nil)
+        }
+        let result = try Evaluator(scorer: scorer).evaluate(prompts) { r in
+            if !json { writeStdout("\r\(r.examples)/\(prompts.count) examples, \(r.summary)") }
         }
         if json {
-            var o: [String: Any] = ["task": data.task, "split": split, "examples": result.examples]
+            var o: [String: Any] = ["task": data.label, "split": split, "examples": result.examples, "icl": icl, "truncated": truncated,
+                                    "max_length": maxLength]
             if result.isGeneration { o["f1"] = result.f1; o["em"] = result.exactMatch } else { o["accuracy"] = result.accuracy }
             print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
         } else {
