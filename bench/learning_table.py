@@ -11,8 +11,14 @@ results = os.path.join(here, "results")
 cells_dir = os.path.join(results, "learning")
 TASKS = [("sst2", "SST-2"), ("movies", "Movies"), ("rte", "RTE"), ("cb", "CB"), ("boolq", "BoolQ"), ("copa", "COPA"),
          ("wic", "WiC"), ("wsc", "WSC"), ("multirc", "MultiRC")]
-METHODS = [("zero-shot", "zero-shot"), ("icl", "ICL (K = 16)"), ("mezo", "MeZO (full, 200 steps)")]
-COLORS = {"zero-shot": "#9e9e9e", "icl": "#4c78a8", "mezo": "#e45756"}
+BASE = [("zero-shot", "zero-shot"), ("icl", "ICL (K = 16)"), ("mezo", "MeZO (full, 200 steps)")]
+# Further training columns (METHODS="... " bench/learning.sh), in this order when present.
+MORE = ["mezo+lora", "mezo+prefix", "mezo+prompt", "zo-sgd-mmt", "zo-adam", "zo-sign", "zo-cons", "hizoo", "zo-muon",
+        "jaguar-sign", "jaguar-muon", "dizo"]
+PALETTE = ["#f58518", "#54a24b", "#b279a2", "#eeca3b", "#72b7b2", "#ff9da6", "#9d755d", "#bab0ac", "#439894", "#d67195",
+           "#83bcb6", "#8f6d31"]
+COLORS = {"zero-shot": "#9e9e9e", "icl": "#4c78a8", "mezo": "#e45756", **dict(zip(MORE, PALETTE))}
+METHODS = list(BASE)
 # The MeZO paper's Table 1 (OPT-13B, 1000 examples, 20 K steps), for orientation only.
 PAPER = {"sst2": (58.8, 87.0, 91.4), "rte": (59.6, 62.1, 66.1), "cb": (46.4, 57.1, 67.9), "boolq": (59.0, 66.9, 67.6),
          "wsc": (38.5, 39.4, 63.5), "wic": (55.0, 50.5, 61.1), "multirc": (46.9, 53.1, 60.1), "copa": (80.0, 87.0, 88.0)}
@@ -106,6 +112,8 @@ def svg(cells):
 
 if __name__ == "__main__":
     cells = load()
+    present = {m for _, m in cells}
+    METHODS += [(m, f"{m} (200 steps)") for m in MORE if m in present]
     open(os.path.join(results, "learning.md"), "w").write(table(cells))
     open(os.path.join(results, "learning.svg"), "w").write(svg(cells))
     print(table(cells))

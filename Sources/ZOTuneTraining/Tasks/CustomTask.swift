@@ -202,14 +202,14 @@ struct CustomRecord {
     }
 
     func has(_ key: String) -> Bool {
-        if let json { return json[key].map { !($0 is NSNull) } ?? false }
+        if let json { return json[key].map { !isNull($0) } ?? false }
         return columns[key] != nil
     }
 
     /// A field as text: a string, or a JSON number or boolean written out. Empty cells are missing.
     func text(_ key: String) throws -> String {
         if let json {
-            guard let v = json[key], !(v is NSNull) else { throw error(key, "missing key (the record has: \(json.keys.sorted().joined(separator: ", ")))") }
+            guard let v = json[key], !isNull(v) else { throw error(key, "missing key (the record has: \(json.keys.sorted().joined(separator: ", ")))") }
             guard !(v is [Any]), !(v is [String: Any]), let s = jsonScalarText(v) else { throw error(key, "expected a string, found \(describe(v))") }
             return s
         }
@@ -222,7 +222,7 @@ struct CustomRecord {
     /// `<key>1`, `<key>2`, ... when there is no `<key>` column.
     func list(_ key: String) throws -> [String] {
         if let json {
-            guard let v = json[key], !(v is NSNull) else { throw error(key, "missing key (the record has: \(json.keys.sorted().joined(separator: ", ")))") }
+            guard let v = json[key], !isNull(v) else { throw error(key, "missing key (the record has: \(json.keys.sorted().joined(separator: ", ")))") }
             if let s = v as? String { return [s] }
             guard let a = v as? [Any], !a.isEmpty else { throw error(key, "expected a non-empty array of strings, found \(describe(v))") }
             return try a.enumerated().map { i, item in

@@ -141,7 +141,7 @@ private let jsonBoolType = ObjectIdentifier(type(of: NSNumber(value: true)))
 
 /// JSON null. Checked by type: `x is NSNull` on a Swift dictionary or array bridges the whole
 /// collection to Foundation first (slow on large documents).
-private func isNull(_ v: Any) -> Bool { ObjectIdentifier(type(of: v)) == ObjectIdentifier(NSNull.self) }
+func isNull(_ v: Any) -> Bool { ObjectIdentifier(type(of: v)) == ObjectIdentifier(NSNull.self) }
 
 /// A JSON object read from a task file, with where it came from for error messages.
 struct JSONObject {
