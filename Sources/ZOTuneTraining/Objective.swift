@@ -87,7 +87,7 @@ public final class Scorer: @unchecked Sendable {
     /// (e.g. in-context demonstrations); generation prompts leave room for `maxNewTokens`.
     public func truncatedCount(_ examples: [TaskExample], maxNewTokens: Int = 32) -> Int {
         examples.filter { ex in
-            if ex.isGeneration { return encode(ex.prompt ?? "", special: true).count > maxLength - maxNewTokens }
+            if ex.isGeneration { return encode(ex.prompt ?? "", special: true).count > max(1, maxLength - maxNewTokens) }
             return ex.candidates.contains { encode($0.prefix, special: true).count + max(1, encode($0.continuation, special: false).count) > maxLength }
         }.count
     }
@@ -177,7 +177,7 @@ public final class Scorer: @unchecked Sendable {
         for start in stride(from: 0, to: examples.count, by: 8) {
             let part = examples[start..<min(examples.count, start + 8)]
             let prompts = part.map { ex -> [Int32] in
-                let ids = truncateLeft(encode(ex.prompt ?? "", special: true), to: maxLength - maxNewTokens)
+                let ids = truncateLeft(encode(ex.prompt ?? "", special: true), to: max(1, maxLength - maxNewTokens))
                 return ids.isEmpty ? [tokenizer.bosId ?? padId] : ids
             }
             let stop = Set([tokenizer.eosId].compactMap { $0 })

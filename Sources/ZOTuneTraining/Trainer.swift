@@ -24,8 +24,11 @@ public struct TrainSummary: Sendable {
     public let seconds: Double
 }
 
-/// Raised by `stopAfter` (tests): the run stopped as if killed, its files saved.
-public struct RunInterrupted: Error {}
+/// The run stopped before its last step, its files saved at `completedSteps`: asked to by
+/// `interrupt` (a signal) or by `stopAfter` (tests simulating a kill).
+public struct RunInterrupted: Error {
+    public var completedSteps = 0
+}
 
 /// The training loop over any `TrainingData` (a task, or a corpus for pre-training) for any ZO
 /// optimizer: deterministic minibatches, dev evaluation and best-step tracking, the trajectory (header + records) and metrics written atomically,
@@ -117,8 +120,10 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: the loop
 
-    /// Runs (or resumes) the loop. `stopAfter` simulates a kill after that many completed steps.
-    public func run(resume: Bool = false, stopAfter: Int? = nil, progress: (StepReport) -> Void = { _ in }) throws -> TrainSummary {
+    /// Runs (or resumes) the loop. `stopAfter` simulates a kill after that many completed steps;
+    /// `interrupt` is asked after every step (e.g. whether SIGINT arrived): true saves and stops.
+    public func run(resume: Bool = false, stopAfter: Int? = nil, interrupt: () -> Bool = { false },
+                    progress: (StepReport) -> Void = { _ in }) throws -> TrainSummary {
         try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
         let started = Date()
         let start = resume && FileManager.default.fileExists(atPath: trajectoryURL.path) ? try resumeFromTrajectory() : try begin()
@@ -139,9 +144,9 @@ public final class Trainer: @unchecked Sendable {
             progress(StepReport(step: done, total: options.steps, loss: outcome.loss, projectedGrad: outcome.projectedGrad,
                                 lr: lr, stepsPerSecond: rate, peakBytes: model.backend.ledger.snapshot.total.peak, devMetric: dev))
             if done % max(1, options.saveEvery) == 0 || dev != nil || done == options.steps { try save(completed: done) }
-            if let stopAfter, done >= stopAfter, done < options.steps {
+            if done < options.steps, interrupt() || stopAfter.map({ done >= $0 }) == true {
                 try save(completed: done)
-                throw RunInterrupted()
+                throw RunInterrupted(completedSteps: done)
             }
         }
         if options.evalEvery <= 0 {

@@ -2,12 +2,10 @@ import Foundation
 import XCTest
 import ZOTuneTraining
 
-/// A real interruption: `zotune train` killed with SIGKILL mid-run, then `--resume`d, ends with the
-/// same trajectory and the same exported weights as a run that was never interrupted — for every
-/// optimizer (stateful ones rebuild their state by replay); `zotune replay` writes that same file.
-final class KillResumeTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../ModelTests/Fixtures").standardized
+private let cliFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../ModelTests/Fixtures").standardized
 
+/// Running the real `zotune` binary on the tiny model (KillResumeTests, DiskFullTests).
+extension XCTestCase {
     /// The zotune binary `swift test` built next to the test bundle.
     func binary() throws -> URL {
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -24,9 +22,9 @@ final class KillResumeTests: XCTestCase {
         try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         for f in ["config.json", "model.safetensors"] {
-            try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("models/llama/\(f)"), to: model.appendingPathComponent(f))
+            try FileManager.default.copyItem(at: cliFixtures.appendingPathComponent("models/llama/\(f)"), to: model.appendingPathComponent(f))
         }
-        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("tokenizers/smollm.json"), to: model.appendingPathComponent("tokenizer.json"))
+        try FileManager.default.copyItem(at: cliFixtures.appendingPathComponent("tokenizers/smollm.json"), to: model.appendingPathComponent("tokenizer.json"))
         let sentences = ["a joy to watch", "dull and slow", "warm and clever", "nothing works", "great fun", "a tedious mess",
                          "worth every minute", "flat and lifeless", "a small marvel", "I wanted to leave", "moving and funny", "the worst"]
         var tsv = "sentence\tlabel\n"
@@ -46,7 +44,12 @@ final class KillResumeTests: XCTestCase {
         try p.run()
         return p
     }
+}
 
+/// A real interruption: `zotune train` killed with SIGKILL mid-run, then `--resume`d, ends with the
+/// same trajectory and the same exported weights as a run that was never interrupted — for every
+/// optimizer (stateful ones rebuild their state by replay); `zotune replay` writes that same file.
+final class KillResumeTests: XCTestCase {
     func testKilledRunResumesToTheSameResult() throws {
         let bin = try binary()
         let w = try workspace()
@@ -199,17 +202,109 @@ final class KillResumeTests: XCTestCase {
                                 (["--blocks", "layer", "--block-reinit"], "apply to --block-schedule sequential"),
                                 (["--blocks", "patterns", "--block-patterns", "layers.0."], "matches none of the block patterns"),
                                 (["--blocks", "layer", "--optimizer", "zoop"], "cannot run block-wise")] {
+            try expectRefusal(bin, ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path,
+                                    "--out", w.root.appendingPathComponent("x").path] + args, message)
+        }
+    }
+
+    /// Runs `args`; the command must fail with `message` on stderr.
+    func expectRefusal(_ bin: URL, _ args: [String], _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let p = Process()
+        p.executableURL = bin
+        p.arguments = args
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertNotEqual(p.terminationStatus, 0, "\(args)", file: file, line: line)
+        XCTAssertTrue(text.contains(message), "\(args): \(text)", file: file, line: line)
+    }
+
+    /// Out-of-range run and data options: one line naming the option, before any model is loaded.
+    func testRunOptionsAreValidated() throws {
+        let bin = try binary()
+        let w = try workspace()
+        defer { try? FileManager.default.removeItem(at: w.root) }
+        let base = ["train", "--model", w.model.path, "--out", w.root.appendingPathComponent("x").path]
+        let sst2 = base + ["--task", "sst2", "--data-dir", w.data.path]
+        for (args, message) in [(sst2 + ["--steps", "0"], "--steps must be at least 1"),
+                                (sst2 + ["--lr", "nan"], "--lr must be a positive number"),
+                                (sst2 + ["--lr=-1e-3"], "--lr must be a positive number"),
+                                (sst2 + ["--batch-size", "0"], "--batch-size must be at least 1"),
+                                (sst2 + ["--eps", "0"], "--eps must be positive"),
+                                (sst2 + ["--max-length", "1"], "--max-length must be at least 2"),
+                                (sst2 + ["--eval-count", "0"], "--eval-count must be at least 1"),
+                                (sst2 + ["--save-every", "0"], "--save-every must be at least 1"),
+                                (sst2 + ["--train-count=-5"], "train count: must be 0 or more"),
+                                (base + ["--task", "nosuch", "--data-dir", w.data.path], "unknown task"),
+                                (base + ["--task", "rte", "--data-dir", w.data.path], "no data file found"),
+                                (base + ["--task", "rte"], "--data-dir"),
+                                (base + ["--task", "custom"], "--task-file"),
+                                (sst2 + ["--template", "{text}"], "go with --task custom")] {
+            try expectRefusal(bin, args, message)
+        }
+    }
+
+    /// SIGTERM mid-run: the step finishes, the run is saved, the process exits 143 saying how to
+    /// resume, and the resumed run ends where an uninterrupted one does. While it runs, a second
+    /// run on the same directory is refused (the lock); once it is dead, the directory is free.
+    func testSignalSavesTheRunAndASecondRunIsRefused() throws {
+        let bin = try binary()
+        let w = try workspace()
+        defer { try? FileManager.default.removeItem(at: w.root) }
+        let whole = w.root.appendingPathComponent("whole"), stopped = w.root.appendingPathComponent("stopped")
+        // 200 steps (a few seconds): long enough to be signalled and probed while it runs.
+        func run(_ out: [String], stderr: Pipe? = nil) throws -> Process {
             let p = Process()
             p.executableURL = bin
-            p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--out", w.root.appendingPathComponent("x").path] + args
-            let err = Pipe()
+            p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
+                           "--steps", "200", "--batch-size", "4", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "50",
+                           "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--save-every", "1", "--seed", "5"] + out
             p.standardOutput = FileHandle.nullDevice
-            p.standardError = err
+            p.standardError = stderr ?? FileHandle.nullDevice
             try p.run()
-            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertNotEqual(p.terminationStatus, 0, "\(args)")
-            XCTAssertTrue(text.contains(message), "\(args): \(text)")
+            return p
         }
+        let a = try run(["--out", whole.path])
+        a.waitUntilExit()
+        XCTAssertEqual(a.terminationStatus, 0)
+
+        let err = Pipe()
+        let b = try run(["--out", stopped.path], stderr: err)
+        let traj = stopped.appendingPathComponent("trajectory.zot")
+        let deadline = Date().addingTimeInterval(120)
+        while b.isRunning && Date() < deadline {
+            if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
+               let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 3 { break }
+            usleep(20_000)
+        }
+        XCTAssertTrue(b.isRunning, "the run finished before it could be signalled")
+        try expectRefusal(bin, ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--resume", stopped.path],
+                          "in use by another zotune process (pid \(b.processIdentifier))")
+        kill(b.processIdentifier, SIGTERM)
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        b.waitUntilExit()
+        XCTAssertEqual(b.terminationStatus, 128 + SIGTERM, text)
+        XCTAssertTrue(text.contains("stopped by SIGTERM after step") && text.contains("--resume \(stopped.path)"), text)
+        let saved = try TrajectoryFile.read(traj)
+        XCTAssertLessThan(saved.header.progress.completedSteps, 200)
+        XCTAssertEqual(Set(saved.records.map(\.step)).count, saved.header.progress.completedSteps, "the saved run is consistent")
+
+        let c = try run(["--resume", stopped.path])
+        c.waitUntilExit()
+        XCTAssertEqual(c.terminationStatus, 0)
+        let mx = try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors"))
+        let my = try Data(contentsOf: stopped.appendingPathComponent("model/model.safetensors"))
+        XCTAssertTrue(mx == my, "exported weights differ after SIGTERM + resume")
+
+        // In-process: the lock is exclusive while held and free once released.
+        let dir = w.root.appendingPathComponent("locked")
+        var held: RunLock? = try RunLock(runDir: dir)
+        XCTAssertThrowsError(try RunLock(runDir: dir)) { XCTAssertTrue("\($0)".contains("pid \(getpid())"), "\($0)") }
+        withExtendedLifetime(held) {}
+        held = nil
+        XCTAssertNoThrow(try RunLock(runDir: dir))
     }
 }

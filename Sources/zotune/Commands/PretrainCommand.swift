@@ -76,6 +76,8 @@ struct Pretrain: ParsableCommand {
         if blocks?.reinit != nil { blocks?.reinit = initOptions }
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
+        let lock = try RunLock(runDir: runDir)
+        defer { withExtendedLifetime(lock) {} }
         let tok = try InitCheckpoint.tokenizer(tokenizer)
         let modelConfig = try shape.modelConfig(tokenizer: tok)
         let initDir = runDir.appendingPathComponent("init")

@@ -117,7 +117,14 @@ struct RunArguments: ParsableArguments {
         let lr = self.lr ?? peft?.defaultLR ?? 1e-6
         guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
         guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm, neg-accuracy or neg-f1") }
-        guard steps >= 1, batchSize >= 1 else { throw ValidationError("--steps and --batch-size must be at least 1") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be a positive number (got \(lr))") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
+        guard evalEvery >= 0 else { throw ValidationError("--eval-every must be 0 (only at the end) or more (got \(evalEvery))") }
+        if let evalCount, evalCount < 1 { throw ValidationError("--eval-count must be at least 1 (got \(evalCount))") }
+        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2 tokens (got \(maxLength))") }
+        guard saveEvery >= 1 else { throw ValidationError("--save-every must be at least 1 (got \(saveEvery))") }
         return RunOptions(task: task, steps: steps, batchSize: batchSize, lr: lr, schedule: sched, warmupSteps: warmup, objective: obj,
                           evalEvery: evalEvery, evalCount: evalCount, seed: seed, dataSeed: dataSeed, saveEvery: saveEvery,
                           maxLength: maxLength, keepBest: !keepLast)
@@ -146,6 +153,8 @@ struct Train: ParsableCommand {
         let blocks = try blockArguments.options(seed: options.seed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
+        let lock = try RunLock(runDir: runDir)
+        defer { withExtendedLifetime(lock) {} }
         let backend = try device.backend()
         let file = try model.open()
         let tokenizer = try file.requireTokenizer()
@@ -212,10 +221,38 @@ func runWithProgress(_ trainer: Trainer, resume: Bool) throws -> TrainSummary {
     fflush(nil)  // all C streams: the summary printed so far lands before the progress line
     let progress = ProgressLine(total: trainer.options.steps)
     defer { progress.finish() }
+    StopSignals.install()
+    defer { StopSignals.restore() }
     do {
-        return try trainer.run(resume: resume) { progress.update($0) }
+        return try trainer.run(resume: resume, interrupt: { StopSignals.caught != 0 }) { progress.update($0) }
     } catch let e as NonFiniteLoss {
         throw ValidationError("\(e.description). Trajectory and metrics in \(trainer.runDir.path) hold the last good step; rebuild it with `zotune replay`.")
+    } catch let e as RunInterrupted {
+        progress.finish()
+        let signal = StopSignals.caught
+        let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+        FileHandle.standardError.write(Data(("zotune: stopped by \(name) after step \(e.completedSteps) of \(trainer.options.steps); the run is saved. " +
+                                             "Resume with: zotune \(CommandLine.arguments.dropFirst().first ?? "train") ... --resume \(trainer.runDir.path)\n").utf8))
+        exit(128 + signal)
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM during training: the first one lets the current step finish,
+/// saves the run and exits with 128 + the signal; a second one ends the process at once.
+enum StopSignals {
+    nonisolated(unsafe) static var caught: Int32 = 0
+
+    static func install() {
+        for s in [SIGINT, SIGTERM] {
+            signal(s) { sig in
+                StopSignals.caught = sig
+                signal(sig, SIG_DFL)   // async-signal-safe; the next one is not deferred
+            }
+        }
+    }
+
+    static func restore() {
+        for s in [SIGINT, SIGTERM] { signal(s, SIG_DFL) }
     }
 }
 
@@ -270,7 +307,8 @@ struct Eval: ParsableCommand {
         default: throw ValidationError("--split must be dev or test")
         }
         guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task) is empty") }
-        guard icl >= 0 else { throw ValidationError("--icl must be 0 or more") }
+        guard icl >= 0 else { throw ValidationError("--icl must be 0 or more (got \(icl))") }
+        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2 tokens (got \(maxLength))") }
         let prompts = try InContext.apply(examples, pool: splits.train, k: icl, dataSeed: data.dataSeed, stream: "\(splits.task)/icl")
         let lm = try model.load(file, on: backend)
         if let adapter { lm.hook = try PEFTExport.load(URL(fileURLWithPath: adapter), model: lm) }
