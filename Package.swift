@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "zotune", targets: ["zotune"]),
+        .executable(name: "zotune-fuzz", targets: ["zotune-fuzz"]),
         .library(name: "ZOTuneBackend", targets: ["ZOTuneBackend"]),
         .library(name: "ZOTuneModels", targets: ["ZOTuneModels"]),
         .library(name: "ZOTuneTraining", targets: ["ZOTuneTraining"]),
@@ -58,6 +59,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzzing every parser of untrusted input: the targets and a seeded mutation harness
+        // (library, so the tests replay regressions through it), and its driver, which runs under
+        // libFuzzer when built with -sanitize=fuzzer (bench/fuzz.sh).
+        .target(name: "ZOTuneFuzzing", dependencies: ["ZOTuneTraining", "ZOTuneModels", "ZOTuneKernels"]),
+        .executableTarget(name: "zotune-fuzz", dependencies: ["ZOTuneFuzzing"]),
+        .testTarget(name: "FuzzTests", dependencies: ["ZOTuneFuzzing"], path: "Tests/Fuzz", exclude: ["regressions", "corpus"]),
         .testTarget(name: "KernelTests", dependencies: ["ZOTuneKernels"]),
         .testTarget(name: "BackendTests", dependencies: ["ZOTuneBackend", "ZOTuneKernels"]),
         .testTarget(name: "ModelTests", dependencies: ["ZOTuneModels", "ZOTuneBackend", "ZOTuneKernels"],
