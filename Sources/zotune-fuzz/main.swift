@@ -2,6 +2,7 @@
 //   zotune-fuzz list
 //   zotune-fuzz run TARGET [--inputs N] [--seed S] [--root DIR] [--work DIR]   seeded mutation harness
 //   zotune-fuzz replay TARGET FILE...                                          one input each (a crash kills the process)
+//   zotune-fuzz seeds TARGET DIR                                               copy the target's seed files into DIR
 // Built with `-sanitize=fuzzer,address -DZOTUNE_LIBFUZZER` (bench/fuzz.sh), `run` hands the
 // target to libFuzzer instead: ZOTUNE_FUZZ_TARGET=NAME zotune-fuzz [libFuzzer flags] CORPUS...
 import Foundation
@@ -24,7 +25,7 @@ func scratch(_ args: [String], _ target: FuzzTarget) -> URL {
 #if ZOTUNE_LIBFUZZER
 @_silgen_name("LLVMFuzzerRunDriver")
 func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
                          _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
 
 nonisolated(unsafe) var libFuzzerHarness: FuzzHarness?
@@ -66,6 +67,16 @@ case "run":
                                "slowest_seconds": report.slowest, "hangs": report.hangs, "crashes": 0, "seed": seed]
     print(String(decoding: try! JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), as: UTF8.self))
     if report.hangs > 0 { exit(1) }
+case "seeds":
+    guard args.count == 3, let target = fuzzTarget(named: args[1]) else { fail("seeds TARGET DIR") }
+    let dir = URL(fileURLWithPath: args[2])
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let root = URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    for (i, path) in target.seeds.enumerated() {
+        do {
+            try FileManager.default.copyItem(at: root.appendingPathComponent(path), to: dir.appendingPathComponent("seed-\(i)-" + (path as NSString).lastPathComponent))
+        } catch { fail("\(path): \(error.localizedDescription)") }
+    }
 case "replay":
     guard args.count >= 3, let target = fuzzTarget(named: args[1]) else { fail("replay TARGET FILE...") }
     let work = URL(fileURLWithPath: NSTemporaryDirectory() + "zotune-fuzz-replay-\(getpid())")
@@ -78,5 +89,5 @@ case "replay":
         print("\(path): \(ok ? "accepted" : "refused") in \(String(format: "%.3f", report.slowest)) s")
     }
 default:
-    fail("usage: zotune-fuzz list | run TARGET [--inputs N] [--seed S] [--root DIR] [--work DIR] | replay TARGET FILE...")
+    fail("usage: zotune-fuzz list | run TARGET [--inputs N] [--seed S] [--root DIR] [--work DIR] | replay TARGET FILE... | seeds TARGET DIR")
 }
