@@ -64,31 +64,19 @@ final class DiskFullTests: XCTestCase {
         XCTAssertEqual(a.terminationStatus, 0)
 
         let full = try smallFilesystem(self, kib: 128).appendingPathComponent("run")
-        let b = Process()
-        b.executableURL = bin
-        b.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
-                       "--steps", "12", "--batch-size", "4", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "4",
-                       "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--save-every", "1", "--seed", "5", "--out", full.path]
-        let err = Pipe()
-        b.standardOutput = FileHandle.nullDevice
-        b.standardError = err
-        try b.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        b.waitUntilExit()
-        XCTAssertNotEqual(b.terminationStatus, 0)
+        let (status, text) = try runCapturing(bin, ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
+                                                    "--steps", "12", "--batch-size", "4", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "4",
+                                                    "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--save-every", "1", "--seed", "5",
+                                                    "--out", full.path])
+        XCTAssertNotEqual(status, 0)
         XCTAssertTrue(text.contains("model.safetensors") && text.contains("No space left on device"), text)
         let traj = try TrajectoryFile.read(full.appendingPathComponent("trajectory.zot"))
         XCTAssertEqual(traj.header.progress.completedSteps, 12)
 
         let rebuilt = w.root.appendingPathComponent("rebuilt")
-        let r = Process()
-        r.executableURL = bin
-        r.arguments = ["replay", "--base", w.model.path, "--trajectory", full.appendingPathComponent("trajectory.zot").path, "--out", rebuilt.path, "--device", "cpu"]
-        r.standardOutput = FileHandle.nullDevice
-        r.standardError = FileHandle.nullDevice
-        try r.run()
-        r.waitUntilExit()
-        XCTAssertEqual(r.terminationStatus, 0)
+        let (replayed, _) = try runCapturing(bin, ["replay", "--base", w.model.path, "--trajectory", full.appendingPathComponent("trajectory.zot").path,
+                                                   "--out", rebuilt.path, "--device", "cpu"])
+        XCTAssertEqual(replayed, 0)
         XCTAssertTrue(try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors")) ==
                       Data(contentsOf: rebuilt.appendingPathComponent("model.safetensors")))
     }

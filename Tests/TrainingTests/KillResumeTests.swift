@@ -6,6 +6,20 @@ private let cliFixtures = URL(fileURLWithPath: #filePath).deletingLastPathCompon
 
 /// Running the real `zotune` binary on the tiny model (KillResumeTests, DiskFullTests).
 extension XCTestCase {
+    /// Runs the binary to the end; its exit status and stderr.
+    func runCapturing(_ bin: URL, _ args: [String]) throws -> (status: Int32, stderr: String) {
+        let p = Process()
+        p.executableURL = bin
+        p.arguments = args
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
     /// The zotune binary `swift test` built next to the test bundle.
     func binary() throws -> URL {
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -209,16 +223,8 @@ final class KillResumeTests: XCTestCase {
 
     /// Runs `args`; the command must fail with `message` on stderr.
     func expectRefusal(_ bin: URL, _ args: [String], _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = args
-        let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        XCTAssertNotEqual(p.terminationStatus, 0, "\(args)", file: file, line: line)
+        let (status, text) = try runCapturing(bin, args)
+        XCTAssertNotEqual(status, 0, "\(args)", file: file, line: line)
         XCTAssertTrue(text.contains(message), "\(args): \(text)", file: file, line: line)
     }
 
