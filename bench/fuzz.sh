@@ -58,12 +58,13 @@ for t in "${targets[@]}"; do
         ZOTUNE_FUZZ_TARGET=$t ZOTUNE_ROOT=$PWD "$F" -max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 \
             -artifact_prefix="$tw/" -print_final_stats=1 "$corpus" "$tw/seeds" > "$tw/log" 2>&1 || status=$?
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$tw/log" | grep -o '[0-9]*$' || echo 0)
+        cov=$(grep -o 'cov: [0-9]*' "$tw/log" | tail -n 1 | grep -o '[0-9]*$' || echo 0)
         crashes=0
         for c in "$tw"/crash-* "$tw"/timeout-* "$tw"/leak-* "$tw"/oom-*; do
             [[ -f $c ]] || continue
             crashes=$((crashes + 1)); file_crash "$t" "$c"
         done
-        echo "{\"target\": \"$t\", \"engine\": \"libfuzzer\", \"inputs\": ${runs:-0}, \"seconds\": $(( $(date +%s) - start )), \"crashes\": $crashes, \"exit\": $status}" >> "$results"
+        echo "{\"target\": \"$t\", \"engine\": \"libfuzzer\", \"inputs\": ${runs:-0}, \"seconds\": $(( $(date +%s) - start )), \"crashes\": $crashes, \"edges\": ${cov:-0}, \"exit\": $status}" >> "$results"
     else
         status=0
         "$F" run "$t" --inputs "$inputs" --seed 1 --work "$tw" > "$tw/result.json" 2> "$tw/log" || status=$?

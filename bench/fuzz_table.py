@@ -20,15 +20,15 @@ out = ["# Fuzzing the parsers of untrusted input", "",
        "libFuzzer with AddressSanitizer and LeakSanitizer (`LIBFUZZER=1`). accepted = inputs the reader took as "
        "valid (the rest were refused with an error, as they should be). Crashes found are kept in "
        "`Tests/Fuzz/regressions/<target>/` and replayed by the test suite.", "",
-       "| target | engine | inputs | accepted | crashes | hangs | slowest input (s) | seconds | s per 1M inputs |",
-       "|---|---|---|---|---|---|---|---|---|"]
+       "| target | engine | inputs | accepted | crashes | hangs | slowest input (s) | edges covered | seconds | s per 1M inputs |",
+       "|---|---|---|---|---|---|---|---|---|---|"]
 for key in sorted(rows):
     r = rows[key]
     n = r.get("inputs", 0) or 0
     per = f"{r['seconds'] / n * 1e6:.0f}" if n and r.get("seconds") else "—"
     out.append(f"| {r['target']} | {r['engine']} | {n:,} | {r.get('accepted', '—')} | {r.get('crashes', 0)} | {r.get('hangs', '—')} | "
-               f"{r['slowest_seconds']:.3f} | {r.get('seconds', 0):.0f} | {per} |" if "slowest_seconds" in r else
-               f"| {r['target']} | {r['engine']} | {n:,} | — | {r.get('crashes', 0)} | — | — | {r.get('seconds', 0):.0f} | {per} |")
+               f"{r['slowest_seconds']:.3f} | — | {r.get('seconds', 0):.0f} | {per} |" if "slowest_seconds" in r else
+               f"| {r['target']} | {r['engine']} | {n:,} | — | {r.get('crashes', 0)} | — | — | {r.get('edges', '—')} | {r.get('seconds', 0):.0f} | {per} |")
 notes = os.path.join(here, "results", "fuzz_notes.md")
 if os.path.isfile(notes):
     out += ["", open(notes).read().rstrip()]
