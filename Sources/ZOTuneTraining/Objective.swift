@@ -33,8 +33,23 @@ public struct BatchScore: Sendable {
     public var exactMatch: Double { count == 0 ? 0 : exactSum / Double(count) }
 }
 
+/// The processes of a data-parallel run as the scorer sees them (MPIWorld implements it): each
+/// computes its share of the micro-batches, then every rank gathers all ranks' scores in rank order.
+public protocol ScoreExchange: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+    func allgather(_ values: [Double]) -> [[Double]]
+}
+
 /// Turns task examples into token batches and scores them with forward passes only.
 public final class Scorer: @unchecked Sendable {
+    /// Data parallelism: micro-batch g of every call is computed by rank g mod size; the scores
+    /// are then exchanged, so every rank returns all of them, the same bits as one process
+    /// computing every micro-batch (the micro-batches themselves are the same).
+    public var exchange: (any ScoreExchange)?
+    /// Micro-batches this process computed, of all those its calls formed (equal without an exchange).
+    public private(set) var computedMicroBatches = 0
+    public private(set) var formedMicroBatches = 0
     public let model: CausalLM
     public let tokenizer: any Tokenizer
     /// Longest sequence fed to the model; longer prefixes lose tokens at the left.
@@ -122,9 +137,21 @@ public final class Scorer: @unchecked Sendable {
             }
         }
         let v = model.config.vocabSize
+        // Which rank computes each micro-batch, and which score each micro-batch fills.
+        var group = 0
+        var scoreOwner = examples.map { [Int](repeating: 0, count: $0.candidates.count) }
+        func mine(_ g: Int) -> Bool {
+            formedMicroBatches += 1
+            let m = exchange.map { g % $0.size == $0.rank } ?? true
+            if m { computedMicroBatches += 1 }
+            return m
+        }
         single.sort { $0.ids.count < $1.ids.count }
         for range in Scorer.groups(single.map(\.ids.count), maxCount: microBatch, tokenBudget: tokenBudget) {
             let part = single[range]
+            defer { group += 1 }
+            if let exchange { for job in part { for c in job.tokens.indices { scoreOwner[job.example][c] = group % exchange.size } } }
+            guard mine(group) else { continue }
             let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
             owners.append(part.map(\.example))
             let logits = model.backend.toHost(try model.lastLogits(batch))
@@ -138,6 +165,9 @@ public final class Scorer: @unchecked Sendable {
         multi.sort { $0.ids.count < $1.ids.count }
         for range in Scorer.groups(multi.map(\.ids.count), maxCount: microBatch, tokenBudget: tokenBudget) {
             let part = Array(multi[range])
+            defer { group += 1 }
+            if let exchange { for s in part { scoreOwner[s.example][s.candidate] = group % exchange.size } }
+            guard mine(group) else { continue }
             let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
             var targets = [Int32](repeating: -1, count: batch.tokenCount)
             for (b, s) in part.enumerated() {
@@ -151,6 +181,16 @@ public final class Scorer: @unchecked Sendable {
             for (b, s) in part.enumerated() {
                 let total = lp[(b * batch.length)..<((b + 1) * batch.length)].reduce(0.0) { $0 + Double($1) }
                 scores[s.example][s.candidate] = total / Double(s.scored)
+            }
+        }
+        if let exchange, exchange.size > 1 {
+            let all = exchange.allgather(scores.flatMap { $0 })
+            var i = 0
+            for e in scores.indices {
+                for c in scores[e].indices {
+                    scores[e][c] = all[scoreOwner[e][c]][i]
+                    i += 1
+                }
             }
         }
         return scores

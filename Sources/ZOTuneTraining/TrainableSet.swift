@@ -45,6 +45,16 @@ public final class TrainableSet: @unchecked Sendable {
 
     public var parameterCount: Int { entries.reduce(0) { $0 + $1.tensor.count } }
 
+    /// A hash of every value of θ, in set order: equal on replicas that hold the same weights.
+    public func contentHash(_ backend: any Backend) -> UInt64 {
+        var h: UInt64 = 0x7E57_AB1E
+        for e in entries {
+            let values = backend.toHost(e.tensor)
+            h = values.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64($0.count), h) }
+        }
+        return h
+    }
+
     public static func tensorId(_ name: String) -> UInt32 {
         let bytes = Array(name.utf8).map { CChar(bitPattern: $0) }
         return zt_fnv1a32(bytes, UInt64(bytes.count))

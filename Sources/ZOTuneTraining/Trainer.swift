@@ -57,6 +57,12 @@ public final class Trainer: @unchecked Sendable {
     /// step, measured on its own), less the optimizer state: the inference-only footprint of the
     /// same batches.
     public private(set) var forwardPeakBytes = 0
+    /// False on the replicas of a data-parallel run other than rank 0: they compute everything
+    /// rank 0 does and write nothing.
+    public var writesFiles = true
+    /// Called after every step with the completed step count (a data-parallel run compares the
+    /// replicas' θ here); throwing stops the run.
+    public var afterStep: ((Int) throws -> Void)?
 
     /// A run on a task: its splits scored with the model and tokenizer.
     public convenience init(model: CausalLM, tokenizer: any Tokenizer, splits: TaskSplits, options: RunOptions, optimizer: any ZOOptimizer,
@@ -99,6 +105,7 @@ public final class Trainer: @unchecked Sendable {
 
     func save(completed: Int) throws {
         header.progress.completedSteps = completed
+        guard writesFiles else { return }
         try TrajectoryFile(header: header, records: records).write(to: trajectoryURL)
         // Weights after the trajectory: a kill between the two leaves the weights a save behind,
         // and resume redoes the steps from the weights' step (deterministic, same records).
@@ -144,6 +151,7 @@ public final class Trainer: @unchecked Sendable {
             progress(StepReport(step: done, total: options.steps, loss: outcome.loss, projectedGrad: outcome.projectedGrad,
                                 lr: lr, stepsPerSecond: rate, peakBytes: model.backend.ledger.snapshot.total.peak, devMetric: dev))
             if done % max(1, options.saveEvery) == 0 || dev != nil || done == options.steps { try save(completed: done) }
+            try afterStep?(done)
             if done < options.steps, interrupt() || stopAfter.map({ done >= $0 }) == true {
                 try save(completed: done)
                 throw RunInterrupted(completedSteps: done)

@@ -141,19 +141,38 @@ struct Train: ParsableCommand {
     @OptionGroup var optimizers: OptimizerArgumentGroups
     @OptionGroup(title: "Parameter-efficient tuning") var peftArguments: PEFTArguments
     @OptionGroup(title: "Block-wise ZO") var blockArguments: BlockArguments
+    @OptionGroup(title: "Data parallelism (mpirun -np N zotune train ...)") var distributedArguments: DistributedArguments
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/ (adapter/ with --peft).")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options).")
     var resume: String?
 
     func run() throws {
+        guard let world = try distributedArguments.world(), world.size > 1 else { return try train(nil) }
+        // Ranks other than 0 compute everything and print and write nothing; an error on any
+        // rank ends the whole job (the others would wait for it forever).
+        if world.rank > 0 {
+            let null = open("/dev/null", O_WRONLY)
+            if null >= 0 { dup2(null, STDOUT_FILENO) }
+        }
+        do {
+            try train(DataParallel(world: world, checkEvery: distributedArguments.checkReplicasEvery))
+            world.finish()
+        } catch {
+            FileHandle.standardError.write(Data("zotune (rank \(world.rank) of \(world.size)): \(error)\n".utf8))
+            world.abort(1)
+        }
+    }
+
+    func train(_ parallel: DataParallel?) throws {
+        let writer = parallel.map { $0.world.rank == 0 } ?? true
         let peft = try peftArguments.config()
         let config = try optimizers.config(peft: peft)
         let options = try runArguments.options(task: data.label, dataSeed: data.dataSeed, peft: peft)
         let blocks = try blockArguments.options(seed: options.seed)
         guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
         let runDir = URL(fileURLWithPath: dir)
-        let lock = try RunLock(runDir: runDir)
+        let lock = writer ? try RunLock(runDir: runDir) : nil
         defer { withExtendedLifetime(lock) {} }
         let backend = try device.backend()
         let file = try model.open()
@@ -175,12 +194,25 @@ struct Train: ParsableCommand {
         } catch let e as BlockError { throw ValidationError(e.description) }
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir,
                                   base: base, adapter: adapter)
+        if let parallel {
+            guard config.kind != .zoop else { throw ValidationError("--optimizer zoop cannot run data-parallel: its update needs every example's activations on one rank") }
+            parallel.attach(trainer)
+            injectReplicaFault(trainer, rank: parallel.world.rank)
+            print("data parallel: \(parallel.world.size) ranks (MPI); replicas compared every \(parallel.checkEvery) steps")
+        }
         print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters" +
               (peft.map { " (\($0))" } ?? "") + "; \(backend.summary)")
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary)): " + b.blocks.prefix(4).map(\.name).joined(separator: ", ") + (b.blocks.count > 4 ? ", …" : "")) }
         backend.ledger.resetPeaks()
-        let summary = try runWithProgress(trainer, resume: resume != nil)
+        let summary = try runWithProgress(trainer, resume: resume != nil, parallel: parallel)
+        if let parallel, let scorer = (trainer.data as? TaskData)?.scorer {
+            // Every rank: its share of the forwards and what it sent (stderr: the other ranks' stdout is closed).
+            let w = parallel.world
+            FileHandle.standardError.write(Data(("zotune: rank \(w.rank) of \(w.size): computed \(scorer.computedMicroBatches) of \(scorer.formedMicroBatches) micro-batches; " +
+                "sent \(w.bytesSent) bytes (\(w.bytesSent / max(1, summary.steps)) per step, evaluations included)\n").utf8))
+        }
+        guard writer else { return }
 
         // Inference-only reference: one forward of each training minibatch on its own (measured
         // inside every step, before any second forward or update pass).
@@ -217,14 +249,16 @@ struct Train: ParsableCommand {
 
 /// Runs (or resumes) `trainer` with a progress line; a NaN or infinite loss becomes an error that
 /// says where the last good step is kept.
-func runWithProgress(_ trainer: Trainer, resume: Bool) throws -> TrainSummary {
+func runWithProgress(_ trainer: Trainer, resume: Bool, parallel: DataParallel? = nil) throws -> TrainSummary {
     fflush(nil)  // all C streams: the summary printed so far lands before the progress line
     let progress = ProgressLine(total: trainer.options.steps)
     defer { progress.finish() }
     StopSignals.install()
     defer { StopSignals.restore() }
     do {
-        return try trainer.run(resume: resume, interrupt: { StopSignals.caught != 0 }) { progress.update($0) }
+        // Data-parallel ranks agree on stopping, so all stop after the same step.
+        let stop = { parallel.map { $0.anyRank(StopSignals.caught != 0) } ?? (StopSignals.caught != 0) }
+        return try trainer.run(resume: resume, interrupt: stop) { progress.update($0) }
     } catch let e as NonFiniteLoss {
         throw ValidationError("\(e.description). Trajectory and metrics in \(trainer.runDir.path) hold the last good step; rebuild it with `zotune replay`.")
     } catch let e as RunInterrupted {
