@@ -130,4 +130,45 @@ final class DistributedTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.err.contains("after step 4 rank 1's weights differ from rank 0's"), r.err)
     }
+
+    /// A run killed on one process resumes on two ranks (and the reverse) to the uninterrupted result.
+    func testResumeOnAnotherNumberOfRanks() throws {
+        let run = try mpirun()
+        let bin = try binary()
+        let w = try longWorkspace()
+        defer { try? FileManager.default.removeItem(at: w.root) }
+        let args = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
+                    "--steps", "12", "--batch-size", "32", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "4", "--save-every", "1",
+                    "--train-count", "40", "--dev-count", "10", "--test-count", "10", "--seed", "5"]
+        let whole = w.root.appendingPathComponent("whole")
+        XCTAssertEqual(try launch(bin, args + ["--out", whole.path]).status, 0)
+        for (first, second) in [(false, true), (true, false)] {
+            let dir = w.root.appendingPathComponent("resumed-\(first)")
+            let p = Process()
+            p.executableURL = first ? run : bin
+            p.arguments = (first ? ["--oversubscribe", "-np", "2", bin.path] : []) + args + ["--out", dir.path]
+            var env = ProcessInfo.processInfo.environment
+            env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+            p.environment = env
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let traj = dir.appendingPathComponent("trajectory.zot")
+            let deadline = Date().addingTimeInterval(120)
+            while p.isRunning && Date() < deadline {
+                if let t = try? TrajectoryFile.read(traj), t.header.progress.completedSteps >= 3 { break }
+                usleep(20_000)
+            }
+            XCTAssertTrue(p.isRunning, "finished before it could be stopped")
+            kill(p.processIdentifier, SIGTERM)   // mpirun forwards it; every rank stops after the same step
+            p.waitUntilExit()
+            let resumed = try launch(second ? run : bin, (second ? ["--oversubscribe", "-np", "2", bin.path] : []) + args + ["--resume", dir.path])
+            XCTAssertEqual(resumed.status, 0, resumed.err)
+            for f in ["trajectory.zot", "model/model.safetensors"] {
+                XCTAssertTrue(try Data(contentsOf: whole.appendingPathComponent(f)) == Data(contentsOf: dir.appendingPathComponent(f)),
+                              "\(f): \(first ? 2 : 1) rank(s) then \(second ? 2 : 1) differ from the uninterrupted run")
+            }
+        }
+    }
 }
