@@ -72,28 +72,39 @@ public enum DeviceSelection {
             return Choice(backend: .cpu(threads: threads), notice: nil)
         case .cuda:
             switch CUDALibrary.load(environment: environment) {
-            case .success(let lib): return Choice(backend: try cudaBackend(lib), notice: nil)
+            case .success(let lib): return Choice(backend: try cudaBackend(lib, environment: environment), notice: nil)
             case .failure(let error): throw BackendError("--device cuda: \(error.message)")
             }
         case .auto:
             switch CUDALibrary.load(environment: environment) {
-            case .success(let lib): return Choice(backend: try cudaBackend(lib), notice: nil)
+            case .success(let lib): return Choice(backend: try cudaBackend(lib, environment: environment), notice: nil)
             case .failure(let error):
                 return Choice(backend: .cpu(threads: threads), notice: "device: CPU (CUDA unavailable: \(error.message))")
             }
         }
     }
 
-    static func cudaBackend(_ lib: CUDALibrary.Loaded) throws -> KernelBackend {
+    /// Which GPU this process uses: $ZOTUNE_CUDA_DEVICE, else its local rank under MPI (one GPU
+    /// per rank on a machine: Open MPI, MPICH/Intel MPI or Slurm's variable) modulo the devices, else 0.
+    public static func cudaDeviceIndex(environment: [String: String], devices: Int) -> Int {
+        if let s = environment["ZOTUNE_CUDA_DEVICE"], let i = Int(s) { return i }
+        for key in ["OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"] {
+            if let s = environment[key], let r = Int(s), r >= 0, devices > 0 { return r % devices }
+        }
+        return 0
+    }
+
+    static func cudaBackend(_ lib: CUDALibrary.Loaded, environment: [String: String]) throws -> KernelBackend {
         let api = lib.table.pointee
-        guard api.set_device(0) == 0 else {
-            throw BackendError("cannot select CUDA device 0: \(lastError(api))")
+        let device = cudaDeviceIndex(environment: environment, devices: lib.devices)
+        guard device >= 0 && device < max(1, lib.devices), api.set_device(Int32(device)) == 0 else {
+            throw BackendError("cannot select CUDA device \(device) of \(lib.devices): \(lastError(api))")
         }
         var name = [CChar](repeating: 0, count: 256)
-        _ = api.device_name(0, &name, name.count)
+        _ = api.device_name(Int32(device), &name, name.count)
         let deviceName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return KernelBackend(device: .cuda, table: lib.table,
-                             summary: "CUDA: \(deviceName) (\(lib.devices) device(s), \(lib.path))",
+                             summary: "CUDA: \(deviceName) (device \(device) of \(lib.devices), \(lib.path))",
                              ledger: MemoryLedger(name: "cuda"))
     }
 }

@@ -49,6 +49,15 @@ final class MemoryLedgerTests: XCTestCase {
 }
 
 final class DeviceSelectionTests: XCTestCase {
+    /// One GPU per MPI rank on a machine: the local rank modulo the devices; an explicit choice wins.
+    func testCUDADeviceOfAnMPIRank() {
+        XCTAssertEqual(DeviceSelection.cudaDeviceIndex(environment: [:], devices: 8), 0)
+        XCTAssertEqual(DeviceSelection.cudaDeviceIndex(environment: ["OMPI_COMM_WORLD_LOCAL_RANK": "3"], devices: 8), 3)
+        XCTAssertEqual(DeviceSelection.cudaDeviceIndex(environment: ["OMPI_COMM_WORLD_LOCAL_RANK": "9"], devices: 8), 1)
+        XCTAssertEqual(DeviceSelection.cudaDeviceIndex(environment: ["SLURM_LOCALID": "2"], devices: 4), 2)
+        XCTAssertEqual(DeviceSelection.cudaDeviceIndex(environment: ["OMPI_COMM_WORLD_LOCAL_RANK": "3", "ZOTUNE_CUDA_DEVICE": "1"], devices: 8), 1)
+    }
+
     let missing = ["ZOTUNE_CUDA_LIB": "/nonexistent/libzotune_cuda.so"]
 
     func testRequestParsing() throws {
