@@ -18,8 +18,8 @@ fi
 if [ "${1:-}" = "--minimal" ]; then exit 0; fi
 # Open MPI, for the data-parallel tests (zotune loads it at run time; nothing links against it).
 if ! dpkg -s libopenmpi-dev openmpi-bin >/dev/null 2>&1; then
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libopenmpi-dev openmpi-bin >/dev/null \
+    { $SUDO apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends libopenmpi-dev openmpi-bin >/dev/null; } \
         || echo "Tests/setup.sh: Open MPI could not be installed; the MPI tests will be skipped" >&2
 fi
 if ! python3 -c "import nvidia, os, sys; sys.exit(not os.path.exists(os.path.join(os.path.dirname(nvidia.__path__[0]), 'nvidia', 'cu13', 'bin', 'nvcc')))" 2>/dev/null; then
