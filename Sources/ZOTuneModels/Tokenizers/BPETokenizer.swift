@@ -230,9 +230,15 @@ private struct TokenizerJSONParser {
         guard let vocabMembers = j["vocab"]?.members else { throw fail("model.vocab", "missing or not an object") }
         var vocab: [ScalarKey: Int32] = [:]
         vocab.reserveCapacity(vocabMembers.count)
+        // Ids index dense tables: an id far beyond the vocabulary would allocate (and scan) a table
+        // of that size. Real vocabularies are dense or nearly so.
+        let idLimit = min(Int(Int32.max), max(4 * vocabMembers.count, vocabMembers.count + (1 << 20)))
         for (token, idJSON) in vocabMembers {
             guard let id = idJSON.int, id >= 0, id <= Int(Int32.max) else {
                 throw fail("model.vocab[\"\(token)\"]", "expected a non-negative integer id, got \(idJSON.summary)")
+            }
+            guard id < idLimit else {
+                throw fail("model.vocab[\"\(token)\"]", "id \(id) is far beyond the vocabulary's \(vocabMembers.count) entries (ids must be below \(idLimit))")
             }
             vocab[ScalarKey(token)] = Int32(id)
         }
@@ -281,6 +287,8 @@ private struct TokenizerJSONParser {
         for (i, item) in items.enumerated() {
             let path = "added_tokens[\(i)]"
             guard let id = item["id"]?.int, id >= 0, id <= Int(Int32.max) else { throw fail(path + ".id", "missing or not an id") }
+            // Above any real vocabulary (the largest have ~10^6 entries); ids index dense tables.
+            guard id < 1 << 22 else { throw fail(path + ".id", "id \(id) is beyond any vocabulary (ids must be below 4194304)") }
             let content = try string(item, "content", path).tokScalars
             guard !content.isEmpty else { continue }
             let special = try bool(item, "special", path, default: false)
