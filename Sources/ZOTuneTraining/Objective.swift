@@ -139,7 +139,7 @@ public final class Scorer: @unchecked Sendable {
         let v = model.config.vocabSize
         // Which rank computes each micro-batch, and which score each micro-batch fills.
         var group = 0
-        var scoreOwner = examples.map { [Int](repeating: 0, count: $0.candidates.count) }
+        var scoreOwner = exchange == nil ? [] : examples.map { [Int](repeating: 0, count: $0.candidates.count) }
         func mine(_ g: Int) -> Bool {
             formedMicroBatches += 1
             let m = exchange.map { g % $0.size == $0.rank } ?? true

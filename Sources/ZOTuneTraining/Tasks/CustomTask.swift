@@ -178,7 +178,7 @@ public struct CustomTaskSpec: Sendable {
 func jsonScalarText(_ v: Any) -> String? {
     if let s = v as? String { return s }
     if let n = v as? NSNumber {
-        if ObjectIdentifier(type(of: n)) == ObjectIdentifier(type(of: NSNumber(value: true))) { return n.boolValue ? "true" : "false" }
+        if ObjectIdentifier(type(of: n)) == jsonBoolType { return n.boolValue ? "true" : "false" }
         if let i = Int(exactly: n.doubleValue) { return String(i) }
         return "\(n)"
     }

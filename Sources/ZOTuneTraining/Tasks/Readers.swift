@@ -137,7 +137,7 @@ func readTSV(_ url: URL) throws -> TSVTable {
 // MARK: - JSON
 
 /// The class JSONSerialization uses for true/false (so a JSON 1 is not taken for a Bool and back).
-private let jsonBoolType = ObjectIdentifier(type(of: NSNumber(value: true)))
+let jsonBoolType = ObjectIdentifier(type(of: NSNumber(value: true)))
 
 /// JSON null. Checked by type: `x is NSNull` on a Swift dictionary or array bridges the whole
 /// collection to Foundation first (slow on large documents).
