@@ -16,10 +16,10 @@ static int cpu_device_name(int device, char *name, size_t len) {
     return 0;
 }
 static int cpu_mem_info(size_t *free_bytes, size_t *total_bytes) { *free_bytes = 0; *total_bytes = 0; return 0; }
-// 64-byte alignment: whole cache lines and aligned SIMD loads; zero-filled like cudaMalloc+memset.
+// 64-byte alignment: whole cache lines and aligned SIMD loads. Not zeroed (as cudaMalloc): the
+// backend memsets the buffers that are not fully written before they are read.
 static int cpu_malloc(void **p, size_t bytes) {
     if (posix_memalign(p, 64, bytes ? bytes : 1) != 0) { *p = NULL; return 2; }
-    memset(*p, 0, bytes);
     return 0;
 }
 static int cpu_free(void *p) { free(p); return 0; }
@@ -49,6 +49,23 @@ static int cpu_newton_schulz(const float *src, float *dst, int64_t rows, int64_t
                              float c, int bf16, float *workspace) {
     (void)bf16;  // OpenBLAS f32
     zt_newton_schulz(src, dst, rows, cols, steps, a, b, c, workspace);
+    return 0;
+}
+
+// Counting bad ids costs nothing on the CPU (no stream to wait for): always counted.
+static int64_t cpu_embedding(float *out, const void *table, zt_dtype dtype, int64_t vocab, int64_t dim,
+                             const int32_t *ids, int64_t n, int count_bad) {
+    (void)count_bad;
+    return zt_embedding(out, table, dtype, vocab, dim, ids, n);
+}
+static int64_t cpu_dequantize_rows(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
+                                   const int32_t *ids, int64_t rows, int count_bad) {
+    (void)count_bad;
+    return zt_dequantize_gather(out, src, type, src_rows, cols, ids, rows);
+}
+static int cpu_set_tf32(int on) { return on ? 1 : 0; }
+static int cpu_memory_stats(size_t *live, size_t *cached, size_t *library) {
+    *live = *cached = *library = 0;
     return 0;
 }
 
@@ -99,12 +116,16 @@ static const zt_backend_api cpu_table = {
     .token_logprobs = zt_token_logprobs,
     .layernorm = zt_layernorm,
     .rmsnorm = zt_rmsnorm,
-    .embedding = zt_embedding,
+    .embedding = cpu_embedding,
     .rope = zt_rope,
     .attention = zt_attention,
     .copy_2d = zt_copy_2d,
     .sgemm = cpu_sgemm,
     .sgemm_strided_batched = cpu_sgemm_batched,
+    .gemm_mixed = zt_gemm_mixed,
+    .gemm_mixed_workspace = zt_gemm_mixed_workspace,
+    .set_tf32 = cpu_set_tf32,
+    .memory_stats = cpu_memory_stats,
     .newton_schulz = cpu_newton_schulz,
     .add_scaled = zt_add_scaled,
     .jaguar_probe = zt_jaguar_probe,
@@ -114,7 +135,7 @@ static const zt_backend_api cpu_table = {
     .sum_squares = cpu_sum_squares,
     .adam_direction = zt_adam_direction,
     .squared_distance = cpu_squared_distance,
-    .dequantize_rows = zt_dequantize_gather,
+    .dequantize_rows = cpu_dequantize_rows,
     .logsumexp_panel = zt_logsumexp_panel,
 };
 

@@ -110,3 +110,28 @@ void zt_ssyrk_upper(int64_t N, int64_t K, float alpha, const float *A, int64_t l
     syrk_ctx s = {N, K, lda, ldc, parts, alpha, beta, A, C};
     zt_parallel_for(parts, 1, syrk_part, &s);
 }
+
+// ---- Mixed precision: the CPU reference of the device's tensor-core GEMM (zt_backend_api.h) -----
+// Rounding A to the weights' 16-bit type and widening B are exact operations on the CPU, so the
+// emulation differs from a tensor-core product only in the order of the f32 accumulation.
+
+size_t zt_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K) {
+    return (size_t)(M * K + N * K) * sizeof(float);
+}
+
+int zt_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const void *B, zt_dtype b_dtype, int64_t ldb, float beta, float *C, int64_t ldc, void *workspace) {
+    if (b_dtype != ZT_BF16 && b_dtype != ZT_F16) return 1;
+    if (M <= 0 || N <= 0) return 0;
+    float *a = workspace, *b = a + M * K;
+    uint16_t *h = (uint16_t *)b;  // A's 16-bit copy borrows b's space before B is widened into it
+    for (int64_t i = 0; i < M; i++) {
+        zt_convert(h, b_dtype, A + i * lda, ZT_F32, K);
+        zt_convert(a + i * K, ZT_F32, h, b_dtype, K);
+    }
+    const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
+    for (int64_t r = 0; r < rows; r++)
+        zt_convert(b + r * cols, ZT_F32, (const uint16_t *)B + r * ldb, b_dtype, cols);
+    zt_sgemm(0, trans_b, M, N, K, alpha, a, K, b, cols, beta, C, ldc);
+    return 0;
+}

@@ -177,7 +177,8 @@ struct alloc_info {
 struct device_pool {
     std::unordered_map<size_t, std::vector<void *>> free_lists;  // rounded size → free blocks
     size_t cached_bytes = 0;                                      // bytes in free lists
-    size_t live_bytes = 0;                                        // bytes handed out
+    size_t live_bytes = 0;                                        // bytes handed out (rounded)
+    size_t library_bytes = 0;                                     // the library's own (cuBLAS workspace)
 };
 
 static pthread_mutex_t g_alloc_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -254,6 +255,34 @@ static int api_malloc(void **d_ptr, size_t bytes) {
     pool->live_bytes += size;
     pthread_mutex_unlock(&g_alloc_lock);
     *d_ptr = p;
+    return 0;
+}
+
+// The library's own long-lived buffers: outside the cache, counted apart from the caller's.
+int zt_cu_malloc_library(void **d_ptr, size_t bytes) {
+    *d_ptr = NULL;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    if (int err = zt_cuda_check(cudaMalloc(d_ptr, bytes), "cudaMalloc (library)")) {
+        cudaGetLastError();
+        return err;
+    }
+    pthread_mutex_lock(&g_alloc_lock);
+    pool_for(c->device)->library_bytes += bytes;
+    pthread_mutex_unlock(&g_alloc_lock);
+    return 0;
+}
+
+static int api_memory_stats(size_t *live, size_t *cached, size_t *library) {
+    *live = *cached = *library = 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    pthread_mutex_lock(&g_alloc_lock);
+    device_pool *p = pool_for(c->device);
+    *live = p->live_bytes;
+    *cached = p->cached_bytes;
+    *library = p->library_bytes + 256;  // + the context's scratch (counter and sums)
+    pthread_mutex_unlock(&g_alloc_lock);
     return 0;
 }
 
@@ -394,6 +423,10 @@ static const zt_backend_api cuda_table = {
     .copy_2d = zt_cu_copy_2d,
     .sgemm = zt_cu_sgemm,
     .sgemm_strided_batched = zt_cu_sgemm_strided_batched,
+    .gemm_mixed = zt_cu_gemm_mixed,
+    .gemm_mixed_workspace = zt_cu_gemm_mixed_workspace,
+    .set_tf32 = zt_cu_set_tf32,
+    .memory_stats = api_memory_stats,
     .newton_schulz = zt_cu_newton_schulz,
     .add_scaled = zt_cu_add_scaled,
     .jaguar_probe = zt_cu_jaguar_probe,

@@ -24,7 +24,7 @@ __global__ void __launch_bounds__(DEQ_THREADS) dequant_kernel(float *out, const 
 }
 
 int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
-                              const int32_t *d_rows, int64_t rows) {
+                              const int32_t *d_rows, int64_t rows, int count_bad) {
     int64_t elems;
     switch (type) {
     case ZT_GGML_Q4_0: case ZT_GGML_Q4_1: case ZT_GGML_Q5_0: case ZT_GGML_Q5_1: case ZT_GGML_Q8_0: elems = 32; break;
@@ -38,7 +38,7 @@ int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t
         return -1;
     }
     if (rows == 0) return 0;
-    if (d_rows) {
+    if (d_rows && count_bad) {
         if (zt_cu_count_bad_ids_start(c, d_rows, rows, src_rows, "dequantize (counter)")) return -1;
     }
     const unsigned grid = zt_grid(c, rows * cols, DEQ_THREADS);
@@ -56,5 +56,5 @@ int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t
     }
 #undef DEQ
     if (zt_cuda_check(cudaGetLastError(), "dequantize (launch)")) return -1;
-    return d_rows ? zt_cu_count_bad_ids_finish(c, "dequantize (count)") : 0;
+    return d_rows && count_bad ? zt_cu_count_bad_ids_finish(c, "dequantize (count)") : 0;
 }

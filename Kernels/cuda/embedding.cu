@@ -1,6 +1,7 @@
 // Embedding lookup: out(n, dim) = table(vocab, dim)[ids(n)] widened to f32 (bit-identical to the
-// CPU: a copy or an exact widening). Rows of out-of-range ids are zeroed and counted on the device;
-// the count comes back to the host, so this entry point waits for its stream.
+// CPU: a copy or an exact widening). Rows of out-of-range ids are zeroed; with count_bad they are
+// also counted on the device and the count comes back to the host, so the call waits for its
+// stream. The model checks its ids on the host and passes count_bad = 0: no wait in a forward.
 #include "kernels.cuh"
 #include "numerics.cuh"
 
@@ -49,7 +50,7 @@ int64_t zt_cu_count_bad_ids_finish(zt_ctx *c, const char *what) {
 
 // Returns the bad-id count, or −1 on a device error (last_error says which).
 int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
-                        const int32_t *d_ids, int64_t n) {
+                        const int32_t *d_ids, int64_t n, int count_bad) {
     if (n <= 0) return 0;
     zt_ctx *c = zt_ctx_get();
     if (!c) return -1;
@@ -57,7 +58,7 @@ int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64
         zt_error((int)cudaErrorInvalidValue, "embedding: unknown dtype %d", (int)dtype);
         return -1;
     }
-    if (zt_cu_count_bad_ids_start(c, d_ids, n, vocab, "embedding (counter)")) return -1;
+    if (count_bad && zt_cu_count_bad_ids_start(c, d_ids, n, vocab, "embedding (counter)")) return -1;
     if (dim > 0) {
         const unsigned grid = (unsigned)(n < 65535 * 16 ? n : 65535 * 16);
         switch (dtype) {
@@ -67,5 +68,5 @@ int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64
         }
     }
     if (zt_cuda_check(cudaGetLastError(), "embedding (launch)")) return -1;
-    return zt_cu_count_bad_ids_finish(c, "embedding (count)");
+    return count_bad ? zt_cu_count_bad_ids_finish(c, "embedding (count)") : 0;
 }

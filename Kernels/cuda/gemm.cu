@@ -3,14 +3,22 @@
 //
 // Row-major C(M,N) = α·op(A)·op(B) + β·C is, read column-major, Cᵀ(N,M) = α·op(B)ᵀ·op(A)ᵀ + β·Cᵀ:
 // cublasSgemm with the operands swapped, m = N, n = M, and the same leading dimensions.
-// TF32 tensor cores: ZOTUNE_TF32=1 (read at every call, so a process can switch; cuBLAS's math
-// mode is only changed when the setting does). Default: full f32 (CUBLAS_DEFAULT_MATH).
+// TF32 tensor cores: set_tf32(1) (the CLI's --precision tf32); cuBLAS's math mode is only changed
+// when the setting does. Default: full f32 (CUBLAS_DEFAULT_MATH).
+// Mixed precision (gemm_mixed): f32 activations rounded to the weights' bf16/f16 in a workspace,
+// then cublasGemmEx with both operands 16-bit and f32 compute and output: the weights are used as
+// stored, with no f32 copy.
+// Each handle gets a workspace from the library's allocator (cublasSetWorkspace), so the memory
+// cuBLAS uses is known and reported (memory_stats) instead of being hidden inside the library.
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <atomic>
+
 #include "kernels.cuh"
+#include "numerics.cuh"
 
 // The few cuBLAS declarations we need (values from cublas_api.h; stable across 11–13).
 typedef struct cublasContext *cublasHandle_t;
@@ -28,8 +36,9 @@ typedef cublasStatus_t (*cublasSgemmStridedBatched_fn)(cublasHandle_t, int, int,
                                                        const float *, int, long long, const float *, int, long long,
                                                        const float *, float *, int, long long, int);
 typedef const char *(*cublasGetStatusString_fn)(cublasStatus_t);
+typedef cublasStatus_t (*cublasSetWorkspace_fn)(cublasHandle_t, void *, size_t);
 // cublasGemmEx with bf16 operands and f32 output / accumulation (Newton–Schulz on tensor cores).
-enum { ZT_CUDA_R_32F = 0, ZT_CUDA_R_16BF = 14, ZT_CUBLAS_COMPUTE_32F = 68, ZT_CUBLAS_GEMM_DEFAULT = -1 };
+enum { ZT_CUDA_R_32F = 0, ZT_CUDA_R_16F = 2, ZT_CUDA_R_16BF = 14, ZT_CUBLAS_COMPUTE_32F = 68, ZT_CUBLAS_GEMM_DEFAULT = -1 };
 typedef cublasStatus_t (*cublasGemmEx_fn)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int,
                                           const void *, int, int, const void *, void *, int, int, int, int);
 
@@ -43,7 +52,13 @@ static struct {
     cublasSgemmStridedBatched_fn sgemm_strided_batched;
     cublasGetStatusString_fn status_string;  // may be NULL (old cuBLAS)
     cublasGemmEx_fn gemm_ex;                 // may be NULL: bf16 GEMMs then report an error
+    cublasSetWorkspace_fn set_workspace;     // may be NULL (cuBLAS < 11.4): its own workspace then
 } cb;
+
+// cuBLAS's recommended workspace on Hopper (32 MiB; 4 MiB suffices before sm_90).
+#define ZT_CUBLAS_WORKSPACE ((size_t)32 << 20)
+static size_t cb_workspace_bytes[ZT_MAX_DEVICES];
+static std::atomic<int> g_tf32{0};
 
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 static cublasHandle_t cb_handle[ZT_MAX_DEVICES];
@@ -70,6 +85,7 @@ static void load_cublas(void) {
     cb.sgemm_strided_batched = (cublasSgemmStridedBatched_fn)dlsym(lib, "cublasSgemmStridedBatched");
     cb.status_string = (cublasGetStatusString_fn)dlsym(lib, "cublasGetStatusString");
     cb.gemm_ex = (cublasGemmEx_fn)dlsym(lib, "cublasGemmEx");
+    cb.set_workspace = (cublasSetWorkspace_fn)dlsym(lib, "cublasSetWorkspace_v2");
     if (!cb.create || !cb.set_stream || !cb.set_math_mode || !cb.sgemm || !cb.sgemm_strided_batched) {
         snprintf(cb.why, sizeof cb.why, "the cuBLAS found lacks cublasCreate_v2/SetStream_v2/SetMathMode/Sgemm_v2/SgemmStridedBatched");
         cb.loaded = -1;
@@ -83,7 +99,7 @@ static int cublas_error(cublasStatus_t st, const char *what) {
                     cb.status_string ? cb.status_string(st) : "see cublas_api.h");
 }
 
-// The current device's handle on the context's stream, math mode as ZOTUNE_TF32 asks.
+// The current device's handle on the context's stream, math mode as set_tf32 asks.
 static cublasHandle_t get_handle(zt_ctx *c, int *status) {
     *status = 0;
     pthread_mutex_lock(&cb_lock);
@@ -97,6 +113,13 @@ static cublasHandle_t get_handle(zt_ctx *c, int *status) {
     if (!h) {
         cublasStatus_t st = cb.create(&h);
         if (st == 0) st = cb.set_stream(h, c->stream);
+        if (st == 0 && cb.set_workspace) {
+            void *ws = NULL;
+            if (zt_cu_malloc_library(&ws, ZT_CUBLAS_WORKSPACE) == 0) {
+                st = cb.set_workspace(h, ws, ZT_CUBLAS_WORKSPACE);
+                if (st == 0) cb_workspace_bytes[c->device] = ZT_CUBLAS_WORKSPACE;
+            }
+        }
         if (st != 0) {
             pthread_mutex_unlock(&cb_lock);
             *status = cublas_error(st, "cublasCreate");
@@ -105,8 +128,7 @@ static cublasHandle_t get_handle(zt_ctx *c, int *status) {
         cb_handle[c->device] = h;
         cb_math[c->device] = CUBLAS_DEFAULT_MATH;
     }
-    const char *tf32 = getenv("ZOTUNE_TF32");
-    const int want = tf32 && tf32[0] == '1' ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
+    const int want = g_tf32.load() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
     if (want != cb_math[c->device]) {
         cublasStatus_t st = cb.set_math_mode(h, want);
         if (st != 0) {
@@ -174,4 +196,53 @@ int zt_cu_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
                                    (int)K, &alpha, d_B, ZT_CUDA_R_16BF, (int)ldb, d_A, ZT_CUDA_R_16BF, (int)lda, &beta, d_C,
                                    ZT_CUDA_R_32F, (int)ldc, ZT_CUBLAS_COMPUTE_32F, ZT_CUBLAS_GEMM_DEFAULT);
     return st ? cublas_error(st, "cublasGemmEx (bf16)") : 0;
+}
+
+int zt_cu_set_tf32(int on) {
+    g_tf32.store(on ? 1 : 0);
+    return 0;
+}
+
+// Bytes cuBLAS was given as workspace on `device` (0 when it uses its own).
+size_t zt_cu_cublas_workspace(int device) { return device >= 0 && device < ZT_MAX_DEVICES ? cb_workspace_bytes[device] : 0; }
+
+// A (M,K) f32 with leading dimension lda → packed (M,K) 16-bit, rounded as zt_convert rounds.
+template <int DT>
+__global__ void round_rows_kernel(uint16_t *out, const float *a, int64_t M, int64_t K, int64_t lda) {
+    const int64_t n = M * K;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const float v = a[(i / K) * lda + i % K];
+        out[i] = DT == ZT_BF16 ? zt_f32_bf16(v) : zt_f32_f16(v);
+    }
+}
+
+size_t zt_cu_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K) {
+    (void)N;
+    return (size_t)(M * K) * sizeof(uint16_t);
+}
+
+int zt_cu_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *d_A, int64_t lda,
+                     const void *d_B, zt_dtype b_dtype, int64_t ldb, float beta, float *d_C, int64_t ldc, void *d_workspace) {
+    if (b_dtype != ZT_BF16 && b_dtype != ZT_F16)
+        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "gemm_mixed: weights must be bf16 or f16 (dtype %d)", (int)b_dtype);
+    if (M <= 0 || N <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc))
+        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "gemm_mixed: sizes must fit 32-bit ints");
+    int status;
+    cublasHandle_t h = get_handle(c, &status);
+    if (!h) return status;
+    if (!cb.gemm_ex) return zt_error(CUBLAS_STATUS_NOT_INITIALIZED, "the cuBLAS found lacks cublasGemmEx");
+    uint16_t *a16 = (uint16_t *)d_workspace;
+    const unsigned grid = zt_grid(c, M * K, 256);
+    if (b_dtype == ZT_BF16) round_rows_kernel<ZT_BF16><<<grid, 256, 0, c->stream>>>(a16, d_A, M, K, lda);
+    else round_rows_kernel<ZT_F16><<<grid, 256, 0, c->stream>>>(a16, d_A, M, K, lda);
+    if (int err = zt_cuda_check(cudaGetLastError(), "gemm_mixed (round activations)")) return err;
+    const int type = b_dtype == ZT_BF16 ? ZT_CUDA_R_16BF : ZT_CUDA_R_16F;
+    // Row-major as for sgemm: operands swapped, column-major sizes (N, M); A is packed (ld K).
+    cublasStatus_t st = cb.gemm_ex(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha,
+                                   d_B, type, (int)ldb, a16, type, (int)K, &beta, d_C, ZT_CUDA_R_32F, (int)ldc,
+                                   ZT_CUBLAS_COMPUTE_32F, ZT_CUBLAS_GEMM_DEFAULT);
+    return st ? cublas_error(st, "cublasGemmEx (mixed)") : 0;
 }

@@ -51,7 +51,7 @@ ZT_INTERNAL void zt_cu_logsumexp_panel(float *d_state, const float *d_x, int64_t
 
 // dequant.cu
 ZT_INTERNAL int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
-                                          const int32_t *d_rows, int64_t rows);
+                                          const int32_t *d_rows, int64_t rows, int count_bad);
 
 // embedding.cu. The bad-id count of a gather (embedding, dequantize_rows): start zeroes the
 // device counter and counts ids outside [0, vocab) on the stream; finish waits and returns it (−1
@@ -59,7 +59,7 @@ ZT_INTERNAL int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int t
 ZT_INTERNAL int zt_cu_count_bad_ids_start(zt_ctx *c, const int32_t *d_ids, int64_t n, int64_t vocab, const char *what);
 ZT_INTERNAL int64_t zt_cu_count_bad_ids_finish(zt_ctx *c, const char *what);
 ZT_INTERNAL int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
-                                    const int32_t *d_ids, int64_t n);
+                                    const int32_t *d_ids, int64_t n, int count_bad);
 // rope.cu
 ZT_INTERNAL void zt_cu_rope(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
                             int64_t rot_dim, const float *d_inv_freq);
@@ -78,6 +78,15 @@ ZT_INTERNAL int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M,
 ZT_INTERNAL int zt_cu_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                                 const uint16_t *d_A, int64_t lda, const uint16_t *d_B, int64_t ldb, float beta,
                                 float *d_C, int64_t ldc);
+// Mixed precision (zt_backend_api.h, gemm_mixed): A rounded to b_dtype in the workspace, GemmEx.
+ZT_INTERNAL int zt_cu_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *d_A,
+                                 int64_t lda, const void *d_B, zt_dtype b_dtype, int64_t ldb, float beta, float *d_C,
+                                 int64_t ldc, void *d_workspace);
+ZT_INTERNAL size_t zt_cu_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K);
+ZT_INTERNAL int zt_cu_set_tf32(int on);
+ZT_INTERNAL size_t zt_cu_cublas_workspace(int device);
+// api.cu: an allocation owned by the library itself (counted as `library` in memory_stats).
+ZT_INTERNAL int zt_cu_malloc_library(void **d_ptr, size_t bytes);
 // newton_schulz.cu
 ZT_INTERNAL int zt_cu_newton_schulz(const float *d_src, float *d_dst, int64_t rows, int64_t cols, int steps, float a,
                                     float b, float c, int bf16, float *d_workspace);

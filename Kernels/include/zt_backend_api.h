@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define ZT_BACKEND_ABI_VERSION 5u
+#define ZT_BACKEND_ABI_VERSION 6u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -74,8 +74,11 @@ typedef struct zt_backend_api {
     void (*layernorm)(float *d_out, const float *d_x, const float *d_gamma, const float *d_beta,
                       int64_t rows, int64_t dim, float eps);
     void (*rmsnorm)(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
+    // Returns the number of ids outside [0, vocab) (their rows are zeroed), or −1 on a device
+    // error. count_bad = 0: the caller has checked the ids on the host; a device then neither
+    // counts nor waits for its stream, and returns 0.
     int64_t (*embedding)(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
-                      const int32_t *d_ids, int64_t n);
+                      const int32_t *d_ids, int64_t n, int count_bad);
     void (*rope)(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
                  int64_t rot_dim, const float *d_inv_freq);
     void (*attention)(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
@@ -88,6 +91,23 @@ typedef struct zt_backend_api {
     int (*sgemm_strided_batched)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                                  const float *d_A, int64_t lda, int64_t sa, const float *d_B, int64_t ldb, int64_t sb,
                                  float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch);
+    // Mixed precision (docs/cuda.md, "Precision"): C(M,N) f32 = α·A·op(B) + β·C with A (M,K) f32
+    // activations and B low-precision weights (b_dtype ZT_BF16 or ZT_F16; (N,K) when trans_b, else
+    // (K,N)). A is rounded to b_dtype (round to nearest even, as zt_convert) and the product is
+    // accumulated in f32: on CUDA, cublasGemmEx on tensor cores; on the CPU, an emulation (A rounded,
+    // B widened exactly, f32 SGEMM) that is the device's reference. d_workspace holds
+    // gemm_mixed_workspace(M, N, K) bytes. Returns 0 or an error code.
+    int (*gemm_mixed)(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *d_A, int64_t lda,
+                      const void *d_B, zt_dtype b_dtype, int64_t ldb, float beta, float *d_C, int64_t ldc,
+                      void *d_workspace);
+    size_t (*gemm_mixed_workspace)(int64_t M, int64_t N, int64_t K);
+    // f32 GEMMs (sgemm, batched, Newton–Schulz's f32 path) on TF32 tensor cores (1) or in full f32
+    // (0, the default). A device without TF32 (the CPU) returns an error for 1.
+    int (*set_tf32)(int on);
+    // What the device's allocator holds beyond the bytes asked for: live = bytes handed out after
+    // rounding, cached = freed blocks kept for reuse, library = the library's own buffers (cuBLAS
+    // workspaces, context scratch). All 0 on the CPU.
+    int (*memory_stats)(size_t *live, size_t *cached, size_t *library);
     // ---- matrix optimizers (zt_cpu.h) ----
     // Newton–Schulz of d_src (rows, cols) into d_dst (may alias) with polynomial (a, b, c);
     // d_workspace holds zt_newton_schulz_workspace(rows, cols) floats. bf16 = 1 lets a device use
@@ -113,8 +133,9 @@ typedef struct zt_backend_api {
     // source row d_rows[r] (an embedding gather), or r when d_rows is NULL (a whole matrix before
     // its GEMM). Ids outside [0, src_rows) give zero rows and are counted. Returns that count, or
     // −1 for an unknown type, a ragged cols or a device error.
+    // count_bad as for embedding.
     int64_t (*dequantize_rows)(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
-                               const int32_t *d_rows, int64_t rows);
+                               const int32_t *d_rows, int64_t rows, int count_bad);
     // One vocabulary panel of token log-probs streamed over the head (zt_cpu.h).
     void (*logsumexp_panel)(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,
                             int64_t cols, int64_t col0);

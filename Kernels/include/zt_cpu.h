@@ -133,6 +133,12 @@ void zt_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float a
 void zt_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                               const float *A, int64_t lda, int64_t sa, const float *B, int64_t ldb, int64_t sb,
                               float beta, float *C, int64_t ldc, int64_t sc, int64_t batch);
+// Mixed precision as the device table's gemm_mixed (zt_backend_api.h): A rounded to b_dtype (bf16
+// or f16), B (b_dtype) widened, f32 accumulation; workspace of zt_gemm_mixed_workspace bytes.
+// Returns 0, or 1 for an unsupported b_dtype.
+size_t zt_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K);
+int zt_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const void *B, zt_dtype b_dtype, int64_t ldb, float beta, float *C, int64_t ldc, void *workspace);
 // The upper triangle (i ≤ j) of C(N,N) = alpha·A·Aᵀ + beta·C, A (N,K); the lower is not written.
 void zt_ssyrk_upper(int64_t N, int64_t K, float alpha, const float *A, int64_t lda, float beta, float *C, int64_t ldc);
 // Newton–Schulz orthogonalization (ZO-Muon, Jaguar-Muon; docs/optimizers.md) of src(rows, cols)

@@ -22,8 +22,9 @@ public protocol Backend: AnyObject, Sendable {
     var summary: String { get }
     var ledger: MemoryLedger { get }
 
-    // Memory. `allocateRaw` returns zero-filled bytes; callers go through `allocate`.
-    func allocateRaw(bytes: Int) throws -> UnsafeMutableRawPointer
+    // Memory. `allocateRaw` returns zero-filled bytes when `zeroed`, else whatever the allocator
+    // hands out (a buffer the caller writes in full); callers go through `allocate`.
+    func allocateRaw(bytes: Int, zeroed: Bool) throws -> UnsafeMutableRawPointer
     func release(_ pointer: UnsafeMutableRawPointer, bytes: Int)
     func copy(_ tensor: Tensor, fromHost source: UnsafeRawBufferPointer)
     func copy(_ tensor: Tensor, toHost destination: UnsafeMutableRawBufferPointer)
@@ -72,7 +73,9 @@ public protocol Backend: AnyObject, Sendable {
 
     // Transformer pieces.
     /// out (n, dim) = rows of `table` (vocab, dim) at i32 `ids` (n); throws on an out-of-range id.
-    func embedding(_ out: Tensor, table: Tensor, ids: Tensor) throws
+    /// `checkedOnHost`: the caller has range-checked the ids, so a device need not count them (no
+    /// wait for its stream); an out-of-range id then gives a zero row.
+    func embedding(_ out: Tensor, table: Tensor, ids: Tensor, checkedOnHost: Bool) throws
     /// Rotary embedding of x (tokens, heads, headDim) in place at i32 `positions` (tokens);
     /// `invFreq` (rotaryDim/2) carries theta and any rope scaling.
     func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor)
@@ -85,6 +88,19 @@ public protocol Backend: AnyObject, Sendable {
     /// C = alpha·op(A)·op(B) + beta·C on the last two dimensions; leading dimensions of A, B, C
     /// (if any) are a batch (A or B may be 2-D and broadcast).
     func matmul(_ c: Tensor, _ a: Tensor, transposeA: Bool, _ b: Tensor, transposeB: Bool, alpha: Float, beta: Float)
+    /// Mixed precision (docs/cuda.md, "Precision"): c (M, N) f32 = a (M, K) f32 · w, w bf16 or f16
+    /// ((N, K) used transposed, or (K, N)); a is rounded to w's dtype, products accumulate in f32.
+    /// Tensor cores on CUDA; on the CPU an exact emulation (the reference). `workspace` holds at
+    /// least mixedWorkspaceBytes(m:n:k:) bytes (any dtype).
+    func matmulMixed(_ c: Tensor, _ a: Tensor, weight w: Tensor, transposeB: Bool, workspace: Tensor)
+    func mixedWorkspaceBytes(m: Int, n: Int, k: Int) -> Int
+    /// f32 GEMMs on TF32 tensor cores (true) or in full f32; throws where the device has no TF32.
+    func setTF32(_ on: Bool) throws
+    /// The device allocator's own view (rounding, cache, library buffers); zeros on the CPU.
+    var allocatorStats: AllocatorStats { get }
+    /// The driver's free and total device memory (cudaMemGetInfo; free counts the allocator's
+    /// cached blocks); nil on the CPU.
+    var deviceMemory: (free: Int, total: Int)? { get }
 
     // Matrix optimizers (docs/optimizers.md).
     /// out = NS(src): `steps` Newton–Schulz iterations of polynomial `p` on the f32 matrix src
@@ -207,12 +223,21 @@ public enum Activation: String, Sendable, CaseIterable {
     case relu, silu, geluTanh = "gelu_tanh", geluErf = "gelu_erf"
 }
 
+/// Bytes a device allocator holds: `live` handed out (after its rounding), `cached` freed and kept
+/// for reuse, `library` the kernel library's own buffers (cuBLAS workspaces).
+public struct AllocatorStats: Sendable, Equatable {
+    public var live = 0, cached = 0, library = 0
+    public init(live: Int = 0, cached: Int = 0, library: Int = 0) { (self.live, self.cached, self.library) = (live, cached, library) }
+    public var total: Int { live + cached + library }
+}
+
 extension Backend {
-    /// A zero-filled tensor on this backend, accounted under `tag`.
-    public func allocate(_ shape: [Int], dtype: DType = .f32, tag: MemoryTag) throws -> Tensor {
+    /// A tensor on this backend, accounted under `tag`: zero-filled, or with `zeroed: false`
+    /// left as allocated, for a buffer that is written in full before it is read (activations).
+    public func allocate(_ shape: [Int], dtype: DType = .f32, tag: MemoryTag, zeroed: Bool = true) throws -> Tensor {
         let count = shape.reduce(1, *)
         let bytes = max(dtype.byteCount(count), 1)
-        let pointer = try allocateRaw(bytes: bytes)
+        let pointer = try allocateRaw(bytes: bytes, zeroed: zeroed)
         ledger.allocated(bytes, tag: tag)
         let buffer = DeviceBuffer(pointer: pointer, bytes: bytes, tag: tag, backend: self)
         return Tensor(buffer: buffer, dtype: dtype, shape: shape)
@@ -221,7 +246,7 @@ extension Backend {
     /// An f32 tensor holding `values`.
     public func tensor(_ values: [Float], shape: [Int], tag: MemoryTag) throws -> Tensor {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
-        let t = try allocate(shape, dtype: .f32, tag: tag)
+        let t = try allocate(shape, dtype: .f32, tag: tag, zeroed: false)
         values.withUnsafeBytes { copy(t, fromHost: $0) }
         return t
     }
@@ -231,9 +256,14 @@ extension Backend {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
         let dtype: DType = T.bitWidth == 32 ? .i32 : .u8
         precondition(T.bitWidth == dtype.size * 8, "integer tensors are i32 or u8")
-        let t = try allocate(shape, dtype: dtype, tag: tag)
+        let t = try allocate(shape, dtype: dtype, tag: tag, zeroed: false)
         values.withUnsafeBytes { copy(t, fromHost: $0) }
         return t
+    }
+
+    /// The same, counting out-of-range ids on the device.
+    public func embedding(_ out: Tensor, table: Tensor, ids: Tensor) throws {
+        try embedding(out, table: table, ids: ids, checkedOnHost: false)
     }
 
     /// The tensor's elements as f32 on the host (converting f16/bf16).
@@ -289,5 +319,26 @@ extension Backend {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
         return times.sorted()[times.count / 2]
+    }
+}
+
+/// How GEMMs treat the weights (docs/cuda.md, "Precision"; `--precision`).
+public enum GemmPrecision: String, Sendable, CaseIterable {
+    /// Every product in f32: f16/bf16 weights are widened into an f32 scratch copy first.
+    case f32
+    /// f16/bf16 weights used as stored, activations rounded to their type, f32 accumulation
+    /// (tensor cores on CUDA; an exact emulation on the CPU); f32 weights in f32.
+    case mixed
+    /// As `mixed`, and f32 weights on TF32 tensor cores (CUDA only).
+    case tf32
+
+    /// `auto`: mixed on CUDA (tensor cores), f32 on the CPU (where mixed is only an emulation).
+    public static func resolve(_ name: String, device: DeviceKind) throws -> GemmPrecision {
+        if name == "auto" { return device == .cuda ? .mixed : .f32 }
+        guard let p = GemmPrecision(rawValue: name) else {
+            throw BackendError("--precision: unknown value '\(name)' (auto, f32, mixed, tf32)")
+        }
+        if p == .tf32 && device != .cuda { throw BackendError("--precision tf32 needs a CUDA device (this run is on the \(device))") }
+        return p
     }
 }

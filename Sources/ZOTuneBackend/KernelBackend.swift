@@ -32,13 +32,13 @@ public final class KernelBackend: Backend, @unchecked Sendable {
 
     // MARK: memory
 
-    public func allocateRaw(bytes: Int) throws -> UnsafeMutableRawPointer {
+    public func allocateRaw(bytes: Int, zeroed: Bool) throws -> UnsafeMutableRawPointer {
         var p: UnsafeMutableRawPointer?
         let rc = api.malloc(&p, bytes)
         guard rc == 0, let p else {
             throw BackendError("out of \(device) memory allocating \(formatBytes(bytes)) (\(formatBytes(ledger.snapshot.total.current)) in use)")
         }
-        if device != .cpu { check(api.memset(p, 0, bytes), "memset") }  // the CPU allocator zero-fills
+        if zeroed { check(api.memset(p, 0, bytes), "memset") }
         return p
     }
 
@@ -111,7 +111,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
             // A quantized matrix (rows, cols) into f32, whole blocks per row.
             precondition(destination.dtype == .f32 && source.rank == 2, "dequantize \(source) into \(destination)")
             let (rows, cols) = (source.shape[0], source.shape[1])
-            let rc = api.dequantize_rows(destination.f32, source.pointer, type, Int64(rows), Int64(cols), nil, Int64(rows))
+            let rc = api.dequantize_rows(destination.f32, source.pointer, type, Int64(rows), Int64(cols), nil, Int64(rows), 0)
             precondition(rc == 0, "dequantize \(source): \(lastError(api))")
             return
         }
@@ -275,18 +275,20 @@ public final class KernelBackend: Backend, @unchecked Sendable {
 
     // MARK: transformer pieces
 
-    public func embedding(_ out: Tensor, table: Tensor, ids: Tensor) throws {
+    public func embedding(_ out: Tensor, table: Tensor, ids: Tensor, checkedOnHost: Bool) throws {
         precondition(table.rank == 2 && ids.dtype == .i32 && out.count == ids.count * table.shape[1],
                      "embedding \(table.shape)[\(ids.shape)] → \(out.shape)")
         let vocab = table.shape[0]
         if let type = table.dtype.ggmlType {
-            let bad = api.dequantize_rows(out.f32, table.pointer, type, Int64(vocab), Int64(table.shape[1]), ids.i32, Int64(ids.count))
+            let bad = api.dequantize_rows(out.f32, table.pointer, type, Int64(vocab), Int64(table.shape[1]), ids.i32, Int64(ids.count),
+                                          checkedOnHost ? 0 : 1)
             if bad < 0 { throw BackendError("embedding from a \(table.dtype) table: \(lastError(api))") }
             if bad != 0 { throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))") }
             return
         }
         let bad = api.embedding(out.f32, table.pointer, table.dtype.code, Int64(vocab), Int64(table.shape[1]),
-                                ids.i32, Int64(ids.count))
+                                ids.i32, Int64(ids.count), checkedOnHost ? 0 : 1)
+        if bad < 0 { throw BackendError("embedding: \(lastError(api))") }
         if bad != 0 { throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))") }
     }
 
@@ -330,6 +332,37 @@ public final class KernelBackend: Backend, @unchecked Sendable {
             check(api.sgemm_strided_batched(ta, tb, g.m, g.n, g.k, alpha, a.f32, g.lda, g.strideA, b.f32, g.ldb, g.strideB,
                                             beta, c.f32, g.ldc, g.strideC, g.batch), "batched sgemm")
         }
+    }
+
+    public func matmulMixed(_ c: Tensor, _ a: Tensor, weight w: Tensor, transposeB: Bool, workspace: Tensor) {
+        precondition(w.dtype == .bf16 || w.dtype == .f16, "mixed-precision GEMM takes bf16 or f16 weights, got \(w)")
+        precondition(a.dtype == .f32 && c.dtype == .f32 && w.rank == 2 && a.rank >= 2 && c.rank >= 2,
+                     "mixed-precision GEMM shapes \(a.shape) × \(w.shape) → \(c.shape)")
+        let k = a.shape[a.rank - 1], m = a.count / max(k, 1)
+        let n = transposeB ? w.shape[0] : w.shape[1]
+        precondition((transposeB ? w.shape[1] : w.shape[0]) == k && c.count == m * n && c.shape[c.rank - 1] == n,
+                     "mixed-precision GEMM shapes \(a.shape) × \(w.shape)\(transposeB ? "ᵀ" : "") → \(c.shape)")
+        precondition(workspace.bytes >= mixedWorkspaceBytes(m: m, n: n, k: k), "mixed-precision GEMM workspace \(workspace) too small")
+        check(api.gemm_mixed(transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1, a.f32, Int64(k), w.pointer, w.dtype.code,
+                             Int64(w.shape[1]), 0, c.f32, Int64(n), workspace.pointer), "mixed-precision GEMM")
+    }
+
+    public func mixedWorkspaceBytes(m: Int, n: Int, k: Int) -> Int { api.gemm_mixed_workspace(Int64(m), Int64(n), Int64(k)) }
+
+    public func setTF32(_ on: Bool) throws {
+        guard api.set_tf32(on ? 1 : 0) == 0 else { throw BackendError("TF32 needs a CUDA device (\(device) has no tensor cores)") }
+    }
+
+    public var allocatorStats: AllocatorStats {
+        var (live, cached, library) = (0, 0, 0)
+        guard api.memory_stats(&live, &cached, &library) == 0 else { return AllocatorStats() }
+        return AllocatorStats(live: live, cached: cached, library: library)
+    }
+
+    public var deviceMemory: (free: Int, total: Int)? {
+        guard device != .cpu else { return nil }
+        var (free, total) = (0, 0)
+        return api.mem_info(&free, &total) == 0 ? (free, total) : nil
     }
 
     // MARK: checks

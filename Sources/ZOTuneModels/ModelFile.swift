@@ -36,11 +36,11 @@ public struct ModelFile: Sendable {
     }
 
     /// Loads the weights onto `backend`; `keepBlocks` keeps a GGUF file's quantized matrices as stored.
-    public func load(on backend: any Backend, dtype: DType = .f32, keepBlocks: Bool = false) throws -> CausalLM {
+    public func load(on backend: any Backend, dtype: DType = .f32, keepBlocks: Bool = false, precision: GemmPrecision = .f32) throws -> CausalLM {
         if keepBlocks && format != .gguf {
             throw ModelError(file: path, field: "dtype", "gguf storage keeps a GGUF file's quantized blocks; this checkpoint is \(format.rawValue)")
         }
-        return try CausalLM(config: config, reader: reader, backend: backend, dtype: dtype, keepBlocks: keepBlocks)
+        return try CausalLM(config: config, reader: reader, backend: backend, dtype: dtype, keepBlocks: keepBlocks, precision: precision)
     }
 
     /// Parameters stored in the checkpoint (a tied head is not stored, so counts once).

@@ -136,7 +136,6 @@ public final class Scorer: @unchecked Sendable {
                 }
             }
         }
-        let v = model.config.vocabSize
         // Which rank computes each micro-batch, and which score each micro-batch fills.
         var group = 0
         var scoreOwner = exchange == nil ? [] : examples.map { [Int](repeating: 0, count: $0.candidates.count) }
@@ -156,12 +155,10 @@ public final class Scorer: @unchecked Sendable {
             guard mine(group) else { continue }
             let batch = TokenBatch.leftPadded(part.map(\.ids), padId: padId)
             owners.append(part.map(\.example))
-            let logits = model.backend.toHost(try model.lastLogits(batch))
+            // Log-softmax and gather on the device: B × C floats come back, not B × vocab.
+            let lp = try model.lastTokenLogProbs(batch, candidates: part.map(\.tokens))
             for (b, job) in part.enumerated() {
-                let row = logits[(b * v)..<((b + 1) * v)]
-                let m = Double(row.max()!)
-                let lse = m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
-                for (c, t) in job.tokens.enumerated() { scores[job.example][c] = Double(row[row.startIndex + Int(t)]) - lse }
+                for c in job.tokens.indices { scores[job.example][c] = Double(lp[b][c]) }
             }
         }
         multi.sort { $0.ids.count < $1.ids.count }

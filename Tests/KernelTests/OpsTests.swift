@@ -473,6 +473,40 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    /// The CPU's mixed-precision GEMM (the reference of the device's tensor-core path): A rounded
+    /// to the weights' type — f16 by Swift's own Float16 conversion, bf16 by round-to-nearest-even
+    /// on the top 16 bits — B widened, the product in Double; f32 accumulation stays within K·ulp.
+    func testGemmMixedRoundsActivationsToTheWeightType() {
+        var rng = Rng(21)
+        func bf16Round(_ x: Float) -> Float {
+            let b = x.bitPattern, lsb = (b >> 16) & 1
+            return Float(bitPattern: (b &+ 0x7FFF &+ lsb) & 0xFFFF_0000)
+        }
+        for (dt, name) in [(ZT_BF16, "bf16"), (ZT_F16, "f16")] {
+            for (M, N, K, tb) in [(3, 7, 5, true), (17, 33, 65, true), (17, 33, 65, false), (64, 96, 200, true)] {
+                let lda = K + 3, ldb = (tb ? K : N) + 1, ldc = N + 2
+                let A = rng.array(M * lda, -4, 4)
+                let Bf = rng.array((tb ? N : K) * ldb, -0.1, 0.1)
+                let B: [UInt16] = Bf.map { dt == ZT_F16 ? Float16($0).bitPattern : UInt16(bf16Round($0).bitPattern >> 16) }
+                let Bw: [Float] = B.map { dt == ZT_F16 ? Float(Float16(bitPattern: $0)) : Float(bitPattern: UInt32($0) << 16) }
+                let Ar: [Float] = A.map { dt == ZT_F16 ? Float(Float16($0)) : bf16Round($0) }
+                var C = rng.array(M * ldc)
+                let want = refGemm(false, tb, M, N, K, 0.5, Ar, lda, Bw, ldb, 0.25, C, ldc)
+                var ws = [UInt8](repeating: 0, count: zt_gemm_mixed_workspace(Int64(M), Int64(N), Int64(K)))
+                let rc = zt_gemm_mixed(tb ? 1 : 0, Int64(M), Int64(N), Int64(K), 0.5, A, Int64(lda), B, zt_dtype(dt), Int64(ldb),
+                                       0.25, &C, Int64(ldc), &ws)
+                XCTAssertEqual(rc, 0)
+                assertClose(C, want, abs: 4e-7 * Double(K + 1), "\(name) \(M)x\(N)x\(K) tb=\(tb)")
+                // Unrounded activations would differ by far more than that: the rounding is real.
+                let unrounded = refGemm(false, tb, M, N, K, 0.5, A, lda, Bw, ldb, 0.25, C, ldc)
+                XCTAssertGreaterThan(zip(want, unrounded).map { Swift.abs($0 - $1) }.max()!, 1e-5, "\(name): rounding visible")
+            }
+        }
+        var ws = [UInt8](repeating: 0, count: 64)
+        var c: [Float] = [0]
+        XCTAssertEqual(zt_gemm_mixed(1, 1, 1, 1, 1, [1], 1, [Float(1)], zt_dtype(ZT_F32), 1, 0, &c, 1, &ws), 1, "f32 weights refused")
+    }
+
     func testSgemmStridedBatched() {
         var rng = Rng(21)
         let (M, N, K, batch) = (5, 4, 6, 3)

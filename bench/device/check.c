@@ -451,6 +451,42 @@ static int host_squared_distance(const void *a, const void *b, zt_dtype dt, int6
     return 0;
 }
 
+static int64_t host_embedding(float *out, const void *table, zt_dtype dt, int64_t vocab, int64_t dim,
+                              const int32_t *ids, int64_t n, int count_bad) {
+    (void)count_bad;
+    return zt_embedding(out, table, dt, vocab, dim, ids, n);
+}
+static int64_t host_dequantize_rows(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
+                                    const int32_t *ids, int64_t rows, int count_bad) {
+    (void)count_bad;
+    return zt_emu_dequantize_rows(out, src, type, src_rows, cols, ids, rows);
+}
+// A rounded to b_dtype, B widened, the product in double (the CPU table's emulation, naive).
+static int host_gemm_mixed(int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                           const void *B, zt_dtype bt, int64_t ldb, float beta, float *C, int64_t ldc, void *ws) {
+    if (bt != ZT_BF16 && bt != ZT_F16) return 1;
+    if (M <= 0 || N <= 0) return 0;
+    float *a = ws, *b = a + M * K;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t k = 0; k < K; k++) {
+            const float v = A[i * lda + k];
+            a[i * K + k] = bt == ZT_BF16 ? zt_bf16_to_f32(zt_f32_to_bf16(v)) : zt_f16_to_f32(zt_f32_to_f16(v));
+        }
+    const int64_t rows = tb ? N : K, cols = tb ? K : N;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < cols; j++) {
+            const uint16_t h = ((const uint16_t *)B)[r * ldb + j];
+            b[r * cols + j] = bt == ZT_BF16 ? zt_bf16_to_f32(h) : zt_f16_to_f32(h);
+        }
+    return host_sgemm(0, tb, M, N, K, alpha, a, K, b, cols, beta, C, ldc);
+}
+static size_t host_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K) { return (size_t)(M * K + N * K) * 4; }
+static int host_set_tf32(int on) { (void)on; return 0; }  // the naive reference has no TF32 mode
+static int host_memory_stats(size_t *live, size_t *cached, size_t *library) {
+    *live = *cached = *library = 0;
+    return 0;
+}
+
 static const zt_backend_api host_table = {
     .abi_version = ZT_BACKEND_ABI_VERSION, .struct_size = sizeof(zt_backend_api),
     .device_count = host_count, .set_device = host_set_device, .device_name = host_name, .mem_info = host_mem_info,
@@ -461,12 +497,14 @@ static const zt_backend_api host_table = {
     .add = zt_add, .mul = zt_mul, .scale = zt_scale, .add_rows = zt_add_rows,
     .relu = zt_relu, .silu = zt_silu, .gelu_tanh = zt_gelu_tanh, .gelu_erf = zt_gelu_erf, .swiglu = zt_swiglu,
     .softmax = zt_softmax, .log_softmax = zt_log_softmax, .token_logprobs = zt_token_logprobs,
-    .layernorm = zt_layernorm, .rmsnorm = zt_rmsnorm, .embedding = zt_embedding, .rope = zt_rope,
+    .layernorm = zt_layernorm, .rmsnorm = zt_rmsnorm, .embedding = host_embedding, .rope = zt_rope,
     .attention = zt_attention, .copy_2d = zt_copy_2d, .sgemm = host_sgemm,
-    .sgemm_strided_batched = host_sgemm_batched, .newton_schulz = host_ns,
+    .sgemm_strided_batched = host_sgemm_batched, .gemm_mixed = host_gemm_mixed,
+    .gemm_mixed_workspace = host_gemm_mixed_workspace, .set_tf32 = host_set_tf32, .memory_stats = host_memory_stats,
+    .newton_schulz = host_ns,
     .add_scaled = zt_add_scaled, .jaguar_probe = zt_jaguar_probe, .jaguar_update = zt_jaguar_update,
     .lerp = zt_lerp, .scale_rows = zt_scale_rows, .sum_squares = host_sum_squares, .adam_direction = zt_adam_direction,
-    .squared_distance = host_squared_distance, .dequantize_rows = zt_emu_dequantize_rows,
+    .squared_distance = host_squared_distance, .dequantize_rows = host_dequantize_rows,
     .logsumexp_panel = zt_logsumexp_panel,
 };
 
@@ -479,7 +517,8 @@ static const zt_backend_api host_table = {
     X(fill_normal) X(convert) X(zo_update) X(perturb_hessian)                                              \
     X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
-    X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
+    X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(gemm_mixed) X(gemm_mixed_workspace)      \
+    X(set_tf32) X(memory_stats) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
     X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)        \
     X(dequantize_rows) X(logsumexp_panel)
 
@@ -1240,7 +1279,7 @@ static void dev_embedding(void) {
         void *dtab = dalloc(vocab * dim * (size_t)zt_dtype_size(dts[k]));
         h2d(dtab, table, vocab * dim * (size_t)zt_dtype_size(dts[k]));
         dpoison(dout, n * dim * 4);
-        int64_t gb = G->embedding(dout, dtab, dts[k], vocab, dim, dids, n);
+        int64_t gb = G->embedding(dout, dtab, dts[k], vocab, dim, dids, n, 1);
         d2h(g, dout, n * dim * 4);
         int64_t cb = zt_embedding(c, table, dts[k], vocab, dim, ids, n);
         char d[200];
@@ -1248,6 +1287,13 @@ static void dev_embedding(void) {
         snprintf(name, sizeof name, "embedding %s (300 ids, 5 bad)", dtname(dts[k]));
         result(bad == 0 && gb == cb && gb == want_bad, name, "bad ids device %lld cpu %lld; %s", (long long)gb,
                (long long)cb, d);
+        // Unchecked (the model checks ids on the host): same rows, no count, no wait.
+        dpoison(dout, n * dim * 4);
+        const int64_t gu = G->embedding(dout, dtab, dts[k], vocab, dim, dids, n, 0);
+        d2h(g, dout, n * dim * 4);
+        bad = diff_bits(g, c, n * dim, 4, d, sizeof d);
+        snprintf(name, sizeof name, "embedding %s, count_bad = 0", dtname(dts[k]));
+        result(bad == 0 && (gu == 0 || g_dry), name, "returns %lld; %s", (long long)gu, d);
         dfree(dtab);
         free(table);
     }
@@ -1296,14 +1342,14 @@ static void dev_dequant(void) {
         void *dq = dalloc(bytes);
         h2d(dq, q, bytes);
         dpoison(dout, src_rows * cols * 4);
-        const int64_t gm = G->dequantize_rows(dout, dq, types[k], src_rows, cols, NULL, src_rows);
+        const int64_t gm = G->dequantize_rows(dout, dq, types[k], src_rows, cols, NULL, src_rows, 1);
         d2h(g, dout, src_rows * cols * 4);
         const int64_t cm = zt_dequantize_gather(c, q, types[k], src_rows, cols, NULL, src_rows);
         int64_t bad = diff_bits(g, c, src_rows * cols, 4, d, sizeof d);
         snprintf(name, sizeof name, "%s matrix %lldx%lld", names[k], (long long)src_rows, (long long)cols);
         result(bad == 0 && gm == 0 && cm == 0, name, "returns %lld / %lld; %s", (long long)gm, (long long)cm, d);
         dpoison(dout, n * cols * 4);
-        const int64_t gb = G->dequantize_rows(dout, dq, types[k], src_rows, cols, dids, n);
+        const int64_t gb = G->dequantize_rows(dout, dq, types[k], src_rows, cols, dids, n, 1);
         d2h(g, dout, n * cols * 4);
         const int64_t cb = zt_dequantize_gather(c, q, types[k], src_rows, cols, ids, n);
         bad = diff_bits(g, c, n * cols, 4, d, sizeof d);
@@ -1313,7 +1359,7 @@ static void dev_dequant(void) {
         free(q);
     }
     // A ragged row (cols not a whole number of blocks) is refused.
-    result(G->dequantize_rows(dout, dout, ZT_GGML_Q4_K, 1, 100, NULL, 1) == -1, "ragged columns refused", "");
+    result(G->dequantize_rows(dout, dout, ZT_GGML_Q4_K, 1, 100, NULL, 1, 1) == -1, "ragged columns refused", "");
     dfree(dids); dfree(dout);
     free(ids); free(g); free(c);
 }
@@ -1396,8 +1442,8 @@ static void dev_attention(void) {
 }
 
 static void dev_gemm(int tf32) {
-    section(tf32 ? "GEMM, ZOTUNE_TF32=1 (tolerance)" : "GEMM f32 (tolerance)");
-    if (tf32) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
+    section(tf32 ? "GEMM, set_tf32(1) (tolerance)" : "GEMM f32 (tolerance)");
+    dcheck(G->set_tf32(tf32), "set_tf32");
     const double tol = tf32 ? 2e-3 : 1e-5;
     const struct { int64_t M, N, K; } shapes[] = {{1, 1, 1}, {17, 33, 65}, {128, 96, 200}, {257, 255, 513}};
     char name[128];
@@ -1469,16 +1515,80 @@ static void dev_gemm(int tf32) {
         dfree(dA); dfree(dB); dfree(dC);
         free(A); free(B); free(C); free(g); free(R);
     }
-    unsetenv("ZOTUNE_TF32");
+    dcheck(G->set_tf32(0), "set_tf32");
 }
 
 // Newton–Schulz on the device: quintic against the double reference (f32 GEMMs, or TF32 / bf16
 // tensor cores with a looser bound), cubic against its own double reference; src ≠ dst and in
 // place; a tall shape (transposed inside); two runs on one input give the same bits (the norm is
 // reduced in a fixed order).
-static void dev_newton_schulz(int mode) {  // 0: f32, 1: ZOTUNE_TF32=1, 2: bf16 operands
-    section(mode == 1 ? "Newton-Schulz, ZOTUNE_TF32=1" : mode == 2 ? "Newton-Schulz, bf16 tensor-core operands" : "Newton-Schulz f32");
-    if (mode == 1) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
+// Mixed precision (gemm_mixed): the device's tensor-core product against the CPU emulation's
+// contract computed naively in double (A rounded to the weights' type, B widened): only the f32
+// accumulation order differs, so 1e-5 relative; and against the unrounded f32 product, the error
+// the contract itself costs (bf16 ≈ 2⁻⁹ per operand: 5e-3; f16: 1e-3). Shapes of SmolLM2's
+// linears and head at 64 rows, and odd sizes with padded leading dimensions.
+static void dev_gemm_mixed(void) {
+    section("GEMM mixed precision: bf16/f16 weights, f32 activations rounded, f32 accumulation");
+    const struct { int64_t M, N, K; int tb; } shapes[] = {
+        {64, 576, 576, 1}, {64, 1536, 576, 1}, {64, 576, 1536, 1}, {16, 49152, 576, 1}, {17, 33, 65, 1}, {17, 33, 65, 0}};
+    char name[128];
+    for (int di = 0; di < 2; di++) {
+        const zt_dtype bt = di ? ZT_F16 : ZT_BF16;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int64_t M = shapes[si].M, N = g_dry && shapes[si].N > 2000 ? 1000 : shapes[si].N, K = shapes[si].K;
+            const int tb = shapes[si].tb;
+            const int64_t lda = K + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+            const int64_t na = lda * M, nb = ldb * (tb ? N : K), nc = ldc * M;
+            float *A = hmalloc(na * 4), *Bf = hmalloc(nb * 4), *C = hmalloc(nc * 4), *g = hmalloc(nc * 4);
+            float *ref = hmalloc(nc * 4), *wide = hmalloc(nc * 4);
+            uint16_t *B = hmalloc(nb * 2);
+            fill_normal_host(A, na, 1, 0);
+            fill_normal_host(Bf, nb, 0.05f, 0);
+            fill_normal_host(C, nc, 1, 0);
+            for (int64_t i = 0; i < nb; i++) {
+                B[i] = bt == ZT_BF16 ? zt_f32_to_bf16(Bf[i]) : zt_f32_to_f16(Bf[i]);
+                Bf[i] = bt == ZT_BF16 ? zt_bf16_to_f32(B[i]) : zt_f16_to_f32(B[i]);  // the weights as stored
+            }
+            memcpy(ref, C, nc * 4);
+            memcpy(wide, C, nc * 4);
+            float *ws = hmalloc(host_gemm_mixed_workspace(M, N, K));
+            host_gemm_mixed(tb, M, N, K, 0.7f, A, lda, B, bt, ldb, 0.3f, ref, ldc, ws);
+            host_sgemm(0, tb, M, N, K, 0.7f, A, lda, Bf, ldb, 0.3f, wide, ldc);
+            free(ws);
+            float *dA = dalloc(na * 4), *dC = dalloc(nc * 4);
+            void *dB = dalloc(nb * 2), *dws = dalloc(G->gemm_mixed_workspace(M, N, K));
+            h2d(dA, A, na * 4);
+            h2d(dB, B, nb * 2);
+            h2d(dC, C, nc * 4);
+            const int rc = G->gemm_mixed(tb, M, N, K, 0.7f, dA, lda, dB, bt, ldb, 0.3f, dC, ldc, dws);
+            d2h(g, dC, nc * 4);
+            double e = 0, ew = 0, den = 0;
+            int pad_ok = 1;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < ldc; j++) {
+                    const int64_t at = i * ldc + j;
+                    if (j >= N) { pad_ok &= memcmp(&g[at], &C[at], 4) == 0; continue; }
+                    e += (double)(g[at] - ref[at]) * (g[at] - ref[at]);
+                    ew += (double)(g[at] - wide[at]) * (g[at] - wide[at]);
+                    den += (double)wide[at] * wide[at];
+                }
+            e = sqrt(e / (den > 0 ? den : 1));
+            ew = sqrt(ew / (den > 0 ? den : 1));
+            const double tol_w = bt == ZT_BF16 ? 5e-3 : 1e-3;
+            snprintf(name, sizeof name, "%s N%c %lldx%lldx%lld", bt == ZT_BF16 ? "bf16" : "f16", tb ? 'T' : 'N',
+                     (long long)M, (long long)N, (long long)K);
+            result(rc == 0 && e <= 1e-5 && ew <= tol_w && pad_ok, name, "vs emulation %.1e (tol 1e-5), vs f32 %.1e (tol %.0e)%s%s",
+                   e, ew, tol_w, pad_ok ? "" : ", padding overwritten", rc ? G->last_error() : "");
+            dfree(dA); dfree(dB); dfree(dC); dfree(dws);
+            free(A); free(Bf); free(B); free(C); free(g); free(ref); free(wide);
+        }
+    }
+    result(G->gemm_mixed(1, 1, 1, 1, 1.0f, NULL, 1, NULL, ZT_F32, 1, 0.0f, NULL, 1, NULL) != 0, "f32 weights refused", "");
+}
+
+static void dev_newton_schulz(int mode) {  // 0: f32, 1: set_tf32(1), 2: bf16 operands
+    section(mode == 1 ? "Newton-Schulz, set_tf32(1)" : mode == 2 ? "Newton-Schulz, bf16 tensor-core operands" : "Newton-Schulz f32");
+    dcheck(G->set_tf32(mode == 1), "set_tf32");
     // TF32 (10-bit mantissa) against the f32 reference: 3e-2 relative (Frobenius). bf16 against a
     // reference that rounds the same operands to bf16: only the f32 accumulation order and the
     // rare operand that rounds the other way (then amplified by the early iterations) differ,
@@ -1530,7 +1640,7 @@ static void dev_newton_schulz(int mode) {  // 0: f32, 1: ZOTUNE_TF32=1, 2: bf16 
             dfree(dx); dfree(dy); dfree(ws);
             free(x); free(g); free(g2); free(ref);
         }
-    unsetenv("ZOTUNE_TF32");
+    dcheck(G->set_tf32(0), "set_tf32");
 }
 
 // The Jaguar passes and add_scaled on device vs CPU, bit for bit: for a matrix and a vector
@@ -1853,13 +1963,13 @@ static void dev_timings(void) {
     G->fill_normal(B, ZT_F32, gn * gn, 0, 6, 1, 0, 1.0f);
     printf("  %-34s %10s %10s\n", "GEMM", "ms", "TFLOP/s");
     for (int tf = 0; tf < 2; tf++) {
-        if (tf) setenv("ZOTUNE_TF32", "1", 1); else unsetenv("ZOTUNE_TF32");
+        dcheck(G->set_tf32(tf), "set_tf32");
         TIME_IT(t, g_dry ? 1 : 10, dcheck(G->sgemm(0, 0, gn, gn, gn, 1.0f, A, gn, B, gn, 0.0f, C, gn), "sgemm"));
         char label[64];
         snprintf(label, sizeof label, "sgemm %lld^3 %s", (long long)gn, tf ? "TF32" : "f32");
         printf("  %-34s %10.3f %10.1f\n", label, t * 1e3, 2.0 * gn * gn * gn / t / 1e12);
     }
-    unsetenv("ZOTUNE_TF32");
+    dcheck(G->set_tf32(0), "set_tf32");
     dfree(A); dfree(B); dfree(C);
     dev_ns_timings();
 }
@@ -1963,6 +2073,7 @@ static void run_device_checks(void) {
     dev_attention();
     dev_gemm(0);
     dev_gemm(1);
+    dev_gemm_mixed();
     dev_newton_schulz(0);
     dev_newton_schulz(1);
     dev_newton_schulz(2);
@@ -2042,8 +2153,8 @@ int main(int argc, char **argv) {
             cuda->zo_update(ZT_ZO_ADAM, NULL, ZT_F32, NULL, NULL, 16, 0, 1, 1, 0, &za);
             cuda->perturb_hessian(NULL, ZT_F32, NULL, 16, 0, 1, 1, 0, 1.0f);
             cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f);
-            int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3);
-            int64_t e2 = cuda->dequantize_rows(NULL, NULL, ZT_GGML_Q4_1, 4, 32, NULL, 4);
+            int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3, 1);
+            int64_t e2 = cuda->dequantize_rows(NULL, NULL, ZT_GGML_Q4_1, 4, 32, NULL, 4, 1);
             result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1 && e2 == -1, "entry points fail cleanly without a GPU",
                    "malloc %d, mem_info %d, synchronize %d, device_name %d, memset %d, sgemm %d, NS %d, embedding %lld, dequantize %lld",
                    m1, m2, m3, m4, m5, m6, m7, (long long)e1, (long long)e2);

@@ -4,16 +4,21 @@ import ZOTuneBackend
 /// A decoder-only language model (OPT, GPT-2 or Llama) on one backend: weights, and forwards that
 /// return hidden states, logits, or the log-probs of given target tokens.
 ///
-/// Activations are f32. Weights are f32, or f16/bf16 storage converted one matrix at a time into
-/// a scratch buffer before each GEMM. All activation buffers of a forward are allocated once per
-/// call under the `activations` tag and freed when it returns, so the ledger's peak is the
-/// forward's working set.
+/// Activations are f32. Weights are f32, or f16/bf16 storage that the GEMMs take as it is stored
+/// (`GemmPrecision.mixed`: tensor-core operands on CUDA) or convert one matrix at a time into an
+/// f32 scratch buffer (`.f32`). All activation buffers of a forward are allocated once per call
+/// under the `activations` tag and freed when it returns, so the ledger's peak is the forward's
+/// working set.
 public final class CausalLM: @unchecked Sendable {
     public let config: ModelConfig
     public let backend: any Backend
     public let weights: ModelWeights
     let invFreq: Tensor?
     let scratch: Tensor?   // f32 copy of one low-precision weight matrix
+    /// How GEMMs treat low-precision weights (and f32 ones, for `.tf32`).
+    public let precision: GemmPrecision
+    /// Rounded activations of a mixed-precision GEMM; grows to the largest product seen.
+    private var mixedWorkspace: Tensor?
     /// Where the weights came from (to reload them in place).
     public let reader: CheckpointReader
     /// Called at the start of each forward and after each linear layer (ForwardHook).
@@ -21,9 +26,13 @@ public final class CausalLM: @unchecked Sendable {
 
     /// `keepBlocks`: matrices a GGUF file stores quantized stay in their block format and are
     /// dequantized one at a time before their GEMM (a frozen base; adapters train over it).
-    public init(config: ModelConfig, reader: CheckpointReader, backend: any Backend, dtype: DType = .f32, keepBlocks: Bool = false) throws {
+    /// `precision`: see GemmPrecision (`.tf32` switches the backend's f32 GEMMs to TF32).
+    public init(config: ModelConfig, reader: CheckpointReader, backend: any Backend, dtype: DType = .f32, keepBlocks: Bool = false,
+                precision: GemmPrecision = .f32) throws {
         guard dtype.isFloat else { throw ModelError(file: reader.path, field: "dtype", "weights must be f32, f16 or bf16") }
+        try backend.setTF32(precision == .tf32)
         self.config = config
+        self.precision = precision
         self.backend = backend
         self.reader = reader
         let (specs, tied) = CausalLM.tensorSpecs(config)
@@ -34,19 +43,21 @@ public final class CausalLM: @unchecked Sendable {
         } else {
             invFreq = nil
         }
-        scratch = try CausalLM.scratchElements(weights).map { try backend.allocate([$0], tag: .scratch) }
+        scratch = try CausalLM.scratchElements(weights, mixed: precision != .f32).map { try backend.allocate([$0], tag: .scratch) }
     }
 
     /// Elements of the f32 scratch: the largest matrix stored in f16/bf16/blocks, converted whole
     /// before its GEMM; but the head goes through in panels of rows (its f32 copy would be the
     /// largest buffer of a low-precision base: 108 MiB on SmolLM2), so it only needs a panel of
     /// at least 2²⁰ elements. nil: every matrix is f32.
-    static func scratchElements(_ weights: ModelWeights) -> Int? {
+    /// `mixed`: f16/bf16 matrices go to the GEMM as stored; only GGUF blocks need the scratch.
+    static func scratchElements(_ weights: ModelWeights, mixed: Bool = false) -> Int? {
         // Embedding tables are only gathered, row by row (a tied head is counted as the head).
         let gathered: Set<String> = ["model.embed_tokens.weight", "model.decoder.embed_tokens.weight", "transformer.wte.weight",
                                      "model.decoder.embed_positions.weight", "transformer.wpe.weight"]
         var largest = 0
-        for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name) {
+        for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name)
+            && !(mixed && weights[name].dtype.isFloat) {
             let w = weights[name]
             largest = max(largest, name == "lm_head.weight" ? min(w.count, 1 << 20) : w.count)
         }
@@ -158,7 +169,12 @@ public final class CausalLM: @unchecked Sendable {
     /// out = x·Wᵀ + b for a Linear weight (out, in), or x·W + b for a GPT-2 Conv1D weight (in, out).
     /// `converted`: the weight already in f32 (a head used chunk after chunk).
     func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false, converted: Tensor? = nil) throws {
-        if converted == nil, let scratch, weights[name].dtype != .f32, weights[name].count > scratch.count {
+        let w = weights[name]
+        if converted == nil, precision != .f32, w.dtype == .bf16 || w.dtype == .f16 {
+            let k = x.shape[x.rank - 1], m = x.count / max(k, 1)
+            let ws = try workspace(bytes: backend.mixedWorkspaceBytes(m: m, n: out.shape[out.rank - 1], k: k))
+            backend.matmulMixed(out, x, weight: w, transposeB: !conv1D, workspace: ws)
+        } else if converted == nil, let scratch, w.dtype != .f32, w.count > scratch.count {
             precondition(!conv1D, "\(name): only the (out, in) head goes in panels")
             try panelLinear(out, x, weights[name], scratch: scratch)
         } else {
@@ -182,6 +198,21 @@ public final class CausalLM: @unchecked Sendable {
             backend.matmul(t, x.reshaped([rows, inDim]), transposeA: false, f, transposeB: true, alpha: 1, beta: 0)
             backend.copy2D(out.flatSlice(p0, out.count - p0), ldd: outDim, from: t, lds: pr, rows: rows, cols: pr)
         }
+    }
+
+    /// The mixed-precision workspace, at least `bytes` long (allocated again only when it grows).
+    private func workspace(bytes: Int) throws -> Tensor {
+        if let w = mixedWorkspace, w.bytes >= bytes { return w }
+        mixedWorkspace = nil
+        let w = try backend.allocate([bytes], dtype: .u8, tag: .scratch, zeroed: false)
+        mixedWorkspace = w
+        return w
+    }
+
+    /// Whether the GEMMs use `name` as stored (no f32 copy).
+    func usedAsStored(_ name: String) -> Bool {
+        let dt = weights[name].dtype
+        return dt == .f32 || (precision != .f32 && (dt == .bf16 || dt == .f16))
     }
 
     /// Weight `name` in f32: itself, or converted (f16/bf16) or dequantized (blocks) into the scratch.
@@ -245,23 +276,24 @@ public final class CausalLM: @unchecked Sendable {
         if let maxPos = pos.max(), c.architecture != .llama, Int(maxPos) >= c.maxPositions + c.positionOffset {
             throw ModelError(file: "input", field: "positions", "\(maxPos - Int32(c.positionOffset) + 1) positions exceed the model's \(c.maxPositions)")
         }
-        let ids = try be.tensor(batch.ids, shape: [n], tag: .activations)
-        let posT = try be.tensor(pos, shape: [n], tag: .activations)
+        let inputs = try upload(batch, positions: pos, mask: cache == nil)
+        let (ids, posT) = (inputs.ids, inputs.positions)
         let keyLength = try cache?.append(batch, backend: be) ?? batch.length
-        let mask: Tensor
-        if let cache { mask = cache.mask } else { mask = try be.tensor(batch.mask, shape: [batch.batch, batch.length], tag: .activations) }
+        let mask = cache?.mask ?? inputs.mask!
 
-        let x = try be.allocate([n, h], tag: .activations)
-        let normed = try be.allocate([n, h], tag: .activations)
+        // Every buffer below is written in full before it is read: no zero fill.
+        func buffer(_ shape: [Int]) throws -> Tensor { try be.allocate(shape, tag: .activations, zeroed: false) }
+        let x = try buffer([n, h])
+        let normed = try buffer([n, h])
         let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
-        let q = try be.allocate([n, qd], tag: .activations)
-        let k = try be.allocate([n, kvd], tag: .activations)
-        let v = try be.allocate([n, kvd], tag: .activations)
-        let attn = try be.allocate([n, qd], tag: .activations)
-        let proj = try be.allocate([n, h], tag: .activations)
-        let up = try be.allocate([n, c.intermediateSize], tag: .activations)
-        let gate = c.architecture == .llama ? try be.allocate([n, c.intermediateSize], tag: .activations) : nil
-        let qkv = c.architecture == .gpt2 ? try be.allocate([n, 3 * h], tag: .activations) : nil
+        let q = try buffer([n, qd])
+        let k = try buffer([n, kvd])
+        let v = try buffer([n, kvd])
+        let attn = try buffer([n, qd])
+        let proj = try buffer([n, h])
+        let up = try buffer([n, c.intermediateSize])
+        let gate = c.architecture == .llama ? try buffer([n, c.intermediateSize]) : nil
+        let qkv = c.architecture == .gpt2 ? try buffer([n, 3 * h]) : nil
         // Without a cache, a prefix needs each layer's keys and values behind it: (B, P + T) rows.
         var prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?
         if prefix != nil && cache == nil {
@@ -270,8 +302,8 @@ public final class CausalLM: @unchecked Sendable {
             for b in 0..<batch.batch {
                 for t in 0..<batch.length { m[b * span + prefixLength + t] = batch.mask[b * batch.length + t] }
             }
-            prefixed = (try be.allocate([batch.batch, span, c.numKVHeads, c.headDim], tag: .activations),
-                        try be.allocate([batch.batch, span, c.numKVHeads, c.headDim], tag: .activations),
+            prefixed = (try buffer([batch.batch, span, c.numKVHeads, c.headDim]),
+                        try buffer([batch.batch, span, c.numKVHeads, c.headDim]),
                         try be.tensor(m, shape: [batch.batch, span], tag: .activations))
         }
 
@@ -375,12 +407,26 @@ public final class CausalLM: @unchecked Sendable {
         case .opt:
             if c.doLayerNormBefore { layerNorm(x, x, "model.decoder.final_layer_norm") }
             if outputWidth != h {
-                let out = try be.allocate([n, outputWidth], tag: .activations)
+                let out = try buffer([n, outputWidth])
                 try linear(out, x, "model.decoder.project_out.weight")
                 return out
             }
         }
         return x
+    }
+
+    /// Token ids (n), positions (n) and, without a cache, the key mask (B, T) as views of one
+    /// buffer filled by one host-to-device copy (each copy waits for a device's stream).
+    func upload(_ batch: TokenBatch, positions: [Int32], mask withMask: Bool) throws -> (ids: Tensor, positions: Tensor, mask: Tensor?) {
+        let n = batch.tokenCount, maskWords = withMask ? (batch.mask.count + 3) / 4 : 0
+        var words = [Int32](repeating: 0, count: 2 * n + maskWords)
+        words.withUnsafeMutableBufferPointer { w in
+            for i in 0..<n { w[i] = batch.ids[i]; w[n + i] = positions[i] }
+            if withMask { UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(w)[(8 * n)...]).copyBytes(from: batch.mask) }
+        }
+        let all = try backend.tensor(words, shape: [words.count], tag: .activations)
+        return (Tensor(buffer: all.buffer, dtype: .i32, shape: [n]), Tensor(buffer: all.buffer, dtype: .i32, shape: [n], offset: n),
+                withMask ? Tensor(buffer: all.buffer, dtype: .u8, shape: [batch.batch, batch.length], offset: 8 * n) : nil)
     }
 
     /// x (n, hidden) = token embeddings (+ learned positions for OPT and GPT-2).
@@ -391,23 +437,23 @@ public final class CausalLM: @unchecked Sendable {
             if let override {
                 be.copy2D(out, ldd: out.shape[1], from: override, lds: out.shape[1], rows: out.shape[0], cols: out.shape[1])
             } else {
-                try be.embedding(out, table: weights[table], ids: ids)
+                try be.embedding(out, table: weights[table], ids: ids, checkedOnHost: true)
             }
         }
         switch c.architecture {
         case .llama:
             try tokens(x, "model.embed_tokens.weight")
         case .gpt2:
-            let pos = try be.allocate(x.shape, tag: .activations)
+            let pos = try be.allocate(x.shape, tag: .activations, zeroed: false)
             try tokens(x, "transformer.wte.weight")
-            try be.embedding(pos, table: weights["transformer.wpe.weight"], ids: positions)
+            try be.embedding(pos, table: weights["transformer.wpe.weight"], ids: positions, checkedOnHost: true)
             be.add(x, x, pos)
         case .opt:
             let e = outputWidth
-            let pos = try be.allocate(x.shape, tag: .activations)
-            try be.embedding(pos, table: weights["model.decoder.embed_positions.weight"], ids: positions)
+            let pos = try be.allocate(x.shape, tag: .activations, zeroed: false)
+            try be.embedding(pos, table: weights["model.decoder.embed_positions.weight"], ids: positions, checkedOnHost: true)
             if e != c.hiddenSize {
-                let small = try be.allocate([ids.count, e], tag: .activations)
+                let small = try be.allocate([ids.count, e], tag: .activations, zeroed: false)
                 try tokens(small, "model.decoder.embed_tokens.weight")
                 try linear(x, small, "model.decoder.project_in.weight")
             } else {
@@ -421,7 +467,7 @@ public final class CausalLM: @unchecked Sendable {
 
     /// logits (rows, vocab) of hidden rows (rows, outputWidth).
     public func logits(ofHidden hidden: Tensor) throws -> Tensor {
-        let out = try backend.allocate([hidden.shape[0], config.vocabSize], tag: .activations)
+        let out = try backend.allocate([hidden.shape[0], config.vocabSize], tag: .activations, zeroed: false)
         try linear(out, hidden, "lm_head.weight")
         return out
     }
@@ -435,7 +481,7 @@ public final class CausalLM: @unchecked Sendable {
     public func lastLogits(_ batch: TokenBatch, cache: KVCache? = nil) throws -> Tensor {
         let hidden = try hiddenStates(batch, cache: cache)
         let e = outputWidth
-        let last = try backend.allocate([batch.batch, e], tag: .activations)
+        let last = try backend.allocate([batch.batch, e], tag: .activations, zeroed: false)
         backend.copy2D(last, ldd: e, from: hidden.flatSlice((batch.length - 1) * e, hidden.count - (batch.length - 1) * e),
                        lds: batch.length * e, rows: batch.batch, cols: e)
         return try logits(ofHidden: last)
@@ -450,13 +496,14 @@ public final class CausalLM: @unchecked Sendable {
         let rows = batch.tokenCount, e = outputWidth
         let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)
         let headWeight = weights["lm_head.weight"]
-        if let scratch, headWeight.dtype != .f32, headWeight.count > scratch.count {
+        let asStored = usedAsStored("lm_head.weight")
+        if !asStored, let scratch, headWeight.count > scratch.count {
             return try streamedLogProbs(hidden, targets: targetT, hostTargets: targets, head: headWeight, scratch: scratch, chunk: chunk)
         }
-        let out = try backend.allocate([rows], tag: .activations)
-        let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations)
+        let out = try backend.allocate([rows], tag: .activations, zeroed: false)
+        let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations, zeroed: false)
         // The head is converted once for all chunks (nothing else uses the scratch in between).
-        let head = f32Weight("lm_head.weight")
+        let head: Tensor? = asStored ? nil : f32Weight("lm_head.weight")
         var start = 0
         while start < rows {
             let m = min(chunk, rows - start)
@@ -466,6 +513,28 @@ public final class CausalLM: @unchecked Sendable {
             start += m
         }
         return backend.toHost(out)
+    }
+
+    /// log p(candidates[b][c] | row b) after each row's last position, for rows with one or more
+    /// single-token candidates (a classification prompt's label words): the log-softmax and the
+    /// gather run on the device and only B × C floats come back. Rows may have fewer candidates.
+    public func lastTokenLogProbs(_ batch: TokenBatch, candidates: [[Int32]]) throws -> [[Float]] {
+        precondition(candidates.count == batch.batch, "one candidate list per row")
+        let logits = try lastLogits(batch)
+        let (b, c) = (batch.batch, candidates.map(\.count).max() ?? 0)
+        // Column-major (C, B): candidate j of every row is one contiguous target vector.
+        var ids = [Int32](repeating: -1, count: b * c)
+        for (r, row) in candidates.enumerated() {
+            for (j, t) in row.enumerated() {
+                precondition(t >= 0 && Int(t) < config.vocabSize, "candidate token \(t) outside the vocabulary")
+                ids[j * b + r] = t
+            }
+        }
+        let targets = try backend.tensor(ids, shape: [b * c], tag: .activations)
+        let out = try backend.allocate([b * c], tag: .activations, zeroed: false)
+        for j in 0..<c { backend.tokenLogProbs(out.flatSlice(j * b, b), logits, targets: targets.flatSlice(j * b, b)) }
+        let host = backend.toHost(out)
+        return candidates.enumerated().map { r, row in row.indices.map { host[$0 * b + r] } }
     }
 
     /// Token log-probs through a low-precision head larger than the scratch: panels of the

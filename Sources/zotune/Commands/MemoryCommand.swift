@@ -51,6 +51,10 @@ struct MemoryCommand: ParsableCommand {
         if json {
             var j = report.json
             j["batch_size"] = shape.batchSize; j["seq_len"] = shape.seqLen; j["peak_rss_bytes"] = peakRSSBytes()
+            // The device allocator's own view (zeros and nulls on the CPU), beside the ledger.
+            let a = backend.allocatorStats, mem = backend.deviceMemory
+            j["allocator_live_bytes"] = a.live; j["allocator_cached_bytes"] = a.cached; j["library_bytes"] = a.library
+            j["device_free_bytes"] = mem.map { $0.free } ?? NSNull(); j["device_total_bytes"] = mem.map { $0.total } ?? NSNull()
             let d = try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
         } else {
@@ -59,6 +63,11 @@ struct MemoryCommand: ParsableCommand {
             print(report.table)
             if phase != "inference" { print(backend.ledger.table(title: "ledger during the \(config.kind.rawValue) step, per tag")) }
             print("process peak RSS \(formatBytes(peakRSSBytes()))")
+            if let mem = backend.deviceMemory {
+                let a = backend.allocatorStats
+                print("\(backend.device) allocator: \(formatBytes(a.live)) live (rounded), \(formatBytes(a.cached)) cached, " +
+                      "\(formatBytes(a.library)) library (cuBLAS workspace); driver: \(formatBytes(mem.total - mem.free)) of \(formatBytes(mem.total)) used")
+            }
         }
     }
 }

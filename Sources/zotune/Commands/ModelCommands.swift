@@ -13,6 +13,10 @@ struct ModelOptions: ParsableArguments {
                                discussion: "gguf keeps a GGUF file's quantized matrices (Q4_0…Q6_K) as stored, dequantized one at a time before each GEMM; other tensors are f32. Such a base is frozen: train adapters over it (--peft)."))
     var dtype: String = "f32"
 
+    @Option(help: ArgumentHelp("GEMM precision: auto, f32, mixed or tf32.",
+                               discussion: "mixed: bf16/f16 weights are tensor-core operands as stored (activations rounded to their type, f32 accumulation); f32: every product in f32 (low-precision weights widened into a scratch copy first); tf32: mixed, and f32 weights on TF32 tensor cores (CUDA only). auto: mixed on CUDA, f32 on the CPU (where mixed is an exact emulation, slower). See docs/cuda.md."))
+    var precision: String = "auto"
+
     func open() throws -> ModelFile { try ModelFile.open(model) }
 
     /// Opens the checkpoint and loads its weights onto `backend` with the chosen storage.
@@ -22,7 +26,8 @@ struct ModelOptions: ParsableArguments {
     }
 
     func load(_ file: ModelFile, on backend: any Backend) throws -> CausalLM {
-        try file.load(on: backend, dtype: try weightDType(), keepBlocks: keepBlocks)
+        try file.load(on: backend, dtype: try weightDType(), keepBlocks: keepBlocks,
+                      precision: try GemmPrecision.resolve(precision, device: backend.device))
     }
 
     /// `--dtype gguf`: quantized matrices stay in their blocks.
