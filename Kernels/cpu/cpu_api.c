@@ -63,6 +63,15 @@ static int64_t cpu_dequantize_rows(float *out, const void *src, int type, int64_
     (void)count_bad;
     return zt_dequantize_gather(out, src, type, src_rows, cols, ids, rows);
 }
+// The CPU's kernels are already one call per tensor on the pool: a plain loop.
+static void cpu_stream_list(int op, const zt_list_item *items, int count, zt_dtype dtype, uint64_t seed, uint32_t stream,
+                            float a, float step) {
+    for (int i = 0; i < count; i++) {
+        const zt_list_item *it = &items[i];
+        if (op == ZT_LIST_PERTURB) zt_perturb(it->x, dtype, it->n, it->first, seed, it->tensor_id, stream, a);
+        else zt_restore_update(it->x, dtype, it->n, it->first, seed, it->tensor_id, stream, a, step, it->decay);
+    }
+}
 static int cpu_set_tf32(int on) { return on ? 1 : 0; }
 static int cpu_memory_stats(size_t *live, size_t *cached, size_t *library) {
     *live = *cached = *library = 0;
@@ -102,6 +111,7 @@ static const zt_backend_api cpu_table = {
     .convert = zt_convert,
     .zo_update = zt_zo_update,
     .perturb_hessian = zt_perturb_hessian,
+    .stream_list = cpu_stream_list,
     .add = zt_add,
     .mul = zt_mul,
     .scale = zt_scale,

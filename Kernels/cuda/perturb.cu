@@ -147,6 +147,80 @@ void zt_cu_perturb_hessian(void *d_x, zt_dtype dtype, const float *d_h, int64_t 
     dispatch_same<ZT_OP_HPERTURB>(g, dtype, "perturb_hessian");
 }
 
+// ---- List-driven passes: many small tensors in one launch -----------------------------------------
+// blockIdx.y picks the item, blockIdx.x × threads stride over its Philox blocks with the single-tensor
+// kernel's element code (zt_stream_block), so every element gets the same bits as zt_cu_perturb /
+// zt_cu_restore_update. The list travels by value in the launch's parameters (≤ 4 KiB): no copy.
+#define LIST_MAX 64
+struct zt_list_launch {
+    zt_list_item items[LIST_MAX];
+    uint64_t vec;  // bit i: item i may take the vector path
+};
+
+template <int OP, int DT>
+__global__ void __launch_bounds__(STREAM_THREADS) list_kernel(zt_list_launch L, uint64_t seed, uint32_t stream, float a,
+                                                              float step) {
+    const zt_list_item it = L.items[blockIdx.y];
+    zt_stream_args g = {};
+    g.x = it.x;
+    g.src = it.x;
+    g.n = it.n;
+    g.first = it.first;
+    g.seed = seed;
+    g.tensor_id = it.tensor_id;
+    g.stream = stream;
+    g.a = a;
+    g.step = step;
+    g.decay = it.decay;
+    g.vec = (int)((L.vec >> blockIdx.y) & 1);
+    const uint64_t nblocks = zt_stream_blocks(it.first, it.n), j0 = it.first / 4;
+    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride)
+        zt_stream_block<OP, DT, DT, 0>(g, j0 + t);
+}
+
+template <int OP>
+static void launch_list(const zt_list_launch &L, int count, uint64_t max_blocks, zt_dtype dt, uint64_t seed, uint32_t stream,
+                        float a, float step) {
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return;
+    // Enough blocks in x for the largest item, at most what fills the device once over the list.
+    uint64_t gx = (max_blocks + STREAM_THREADS - 1) / STREAM_THREADS, cap = (uint64_t)(16 * c->sm_count) / (uint64_t)count + 1;
+    gx = gx < 1 ? 1 : gx > cap ? cap : gx;
+    const dim3 grid((unsigned)gx, (unsigned)count);
+    switch (dt) {
+    case ZT_F32: list_kernel<OP, ZT_F32><<<grid, STREAM_THREADS, 0, c->stream>>>(L, seed, stream, a, step); break;
+    case ZT_BF16: list_kernel<OP, ZT_BF16><<<grid, STREAM_THREADS, 0, c->stream>>>(L, seed, stream, a, step); break;
+    default: list_kernel<OP, ZT_F16><<<grid, STREAM_THREADS, 0, c->stream>>>(L, seed, stream, a, step); break;
+    }
+    zt_launch_check("stream_list");
+}
+
+void zt_cu_stream_list(int op, const zt_list_item *items, int count, zt_dtype dtype, uint64_t seed, uint32_t stream, float a,
+                       float step) {
+    if (!dtype_ok(dtype) || (op != ZT_LIST_PERTURB && op != ZT_LIST_RESTORE_UPDATE)) {
+        zt_async_error((int)cudaErrorInvalidValue, "stream_list: op %d, dtype %d", op, (int)dtype);
+        return;
+    }
+    const int64_t es = zt_dtype_size(dtype);
+    for (int i0 = 0; i0 < count; i0 += LIST_MAX) {
+        zt_list_launch L = {};
+        int m = 0;
+        uint64_t max_blocks = 0;
+        for (int i = i0; i < count && i < i0 + LIST_MAX; i++) {
+            if (items[i].n <= 0) continue;
+            L.items[m] = items[i];
+            if (zt_stream_vec_ok(items[i].x, es, items[i].x, es, items[i].first)) L.vec |= (uint64_t)1 << m;
+            const uint64_t b = zt_stream_blocks(items[i].first, items[i].n);
+            if (b > max_blocks) max_blocks = b;
+            m++;
+        }
+        if (!m) continue;
+        if (op == ZT_LIST_PERTURB) launch_list<ZT_OP_PERTURB>(L, m, max_blocks, dtype, seed, stream, a, step);
+        else launch_list<ZT_OP_UPDATE>(L, m, max_blocks, dtype, seed, stream, a, step);
+    }
+}
+
 // Same dtype: a device copy (as the CPU's memcpy). Otherwise through f32, rounding once.
 void zt_cu_convert(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n) {
     if (n <= 0) return;

@@ -18,6 +18,17 @@
 extern "C" {
 #endif
 
+// One tensor of a list-driven stream pass (stream_list).
+typedef struct zt_list_item {
+    void *x;             // element 0 (device pointer)
+    int64_t n;           // elements
+    uint64_t first;      // global index of element 0 in the tensor's z stream
+    uint32_t tensor_id;
+    float decay;         // restore_update's ηλ for this tensor (0: no weight decay)
+} zt_list_item;
+
+enum { ZT_LIST_PERTURB = 0, ZT_LIST_RESTORE_UPDATE = 1 };
+
 #define ZT_BACKEND_ABI_VERSION 6u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
@@ -57,6 +68,12 @@ typedef struct zt_backend_api {
                       uint64_t seed, uint32_t tensor_id, uint32_t stream, const zt_zo_update_args *args);
     void (*perturb_hessian)(void *d_x, zt_dtype dtype, const float *d_h, int64_t n, uint64_t first, uint64_t seed,
                             uint32_t tensor_id, uint32_t stream, float a);
+    // perturb (op ZT_LIST_PERTURB: x += a·z) or restore_update (op ZT_LIST_RESTORE_UPDATE, restore a,
+    // step, each item's decay) of `count` tensors of one dtype, element for element what the
+    // single-tensor entry points give; items is a host array. A device runs many small tensors
+    // (norms, biases) in one launch instead of one each.
+    void (*stream_list)(int op, const zt_list_item *items, int count, zt_dtype dtype, uint64_t seed, uint32_t stream,
+                        float a, float step);
 
     // ---- elementwise and rows (f32) ----
     void (*add)(float *d_out, const float *d_a, const float *d_b, int64_t n);

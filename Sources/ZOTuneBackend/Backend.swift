@@ -37,6 +37,10 @@ public protocol Backend: AnyObject, Sendable {
     func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, restore: Float, step: Float, decay: Float)
     /// A training step's perturb(a1), perturb(a2), restoreUpdate(...) in one pass with the same roundings.
     func replayStep(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, a1: Float, a2: Float, restore: Float, step: Float, decay: Float)
+    /// perturb / restoreUpdate (with each item's decay) of many tensors: element for element the
+    /// single-tensor calls, but a device runs the small ones (norms, biases) many per launch.
+    func perturb(_ items: [StreamItem], seed: UInt64, stream: UInt32, scale: Float)
+    func restoreUpdate(_ items: [StreamItem], seed: UInt64, stream: UInt32, restore: Float, step: Float)
     func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     /// out = scale·z of another tensor: z indexed from element `first` (that tensor's own offset),
@@ -221,6 +225,15 @@ public struct ZOUpdateScalars: Sendable, Equatable {
 
 public enum Activation: String, Sendable, CaseIterable {
     case relu, silu, geluTanh = "gelu_tanh", geluErf = "gelu_erf"
+}
+
+/// One tensor of a list-driven perturbation pass (Backend.streamList).
+public struct StreamItem: Sendable {
+    public let tensor: Tensor
+    public let tensorId: UInt32
+    /// restoreUpdate's decay (ηλ) for this tensor.
+    public var decay: Float
+    public init(_ tensor: Tensor, tensorId: UInt32, decay: Float = 0) { (self.tensor, self.tensorId, self.decay) = (tensor, tensorId, decay) }
 }
 
 /// Bytes a device allocator holds: `live` handed out (after its rounding), `cached` freed and kept

@@ -75,6 +75,35 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.replay_step(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, a1, a2, restore, step, decay)
     }
 
+    public func perturb(_ items: [StreamItem], seed: UInt64, stream: UInt32, scale: Float) {
+        streamList(ZT_LIST_PERTURB, items, seed: seed, stream: stream, a: scale, step: 0)
+    }
+
+    public func restoreUpdate(_ items: [StreamItem], seed: UInt64, stream: UInt32, restore: Float, step: Float) {
+        streamList(ZT_LIST_RESTORE_UPDATE, items, seed: seed, stream: stream, a: restore, step: step)
+    }
+
+    /// Tensors above this many elements get a launch of their own (it is long enough to hide the
+    /// launch); the rest go through stream_list, grouped by dtype.
+    static let listLimit = 1 << 18
+
+    private func streamList(_ op: Int, _ items: [StreamItem], seed: UInt64, stream: UInt32, a: Float, step: Float) {
+        var small: [zt_dtype: [zt_list_item]] = [:]
+        for it in items {
+            let x = it.tensor
+            if x.count > Self.listLimit || device == .cpu {  // the CPU's list entry is this loop anyway
+                if op == ZT_LIST_PERTURB { perturb(x, seed: seed, tensorId: it.tensorId, stream: stream, scale: a) }
+                else { restoreUpdate(x, seed: seed, tensorId: it.tensorId, stream: stream, restore: a, step: step, decay: it.decay) }
+            } else {
+                small[x.dtype.code, default: []].append(zt_list_item(x: x.pointer, n: Int64(x.count), first: UInt64(x.offset),
+                                                                    tensor_id: it.tensorId, decay: it.decay))
+            }
+        }
+        for (dtype, list) in small.sorted(by: { $0.key < $1.key }) {
+            list.withUnsafeBufferPointer { api.stream_list(Int32(op), $0.baseAddress, Int32(list.count), dtype, seed, stream, a, step) }
+        }
+    }
+
     public func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
         precondition(out.count == source.count, "perturbed copy of \(source) into \(out)")
         api.perturbed_copy(out.pointer, out.dtype.code, source.pointer, source.dtype.code, Int64(source.count),

@@ -451,6 +451,14 @@ static int host_squared_distance(const void *a, const void *b, zt_dtype dt, int6
     return 0;
 }
 
+static void host_stream_list(int op, const zt_list_item *items, int count, zt_dtype dt, uint64_t seed, uint32_t stream,
+                             float a, float step) {
+    for (int i = 0; i < count; i++) {
+        const zt_list_item *it = &items[i];
+        if (op == ZT_LIST_PERTURB) emu_perturb(it->x, dt, it->n, it->first, seed, it->tensor_id, stream, a);
+        else emu_update(it->x, dt, it->n, it->first, seed, it->tensor_id, stream, a, step, it->decay);
+    }
+}
 static int64_t host_embedding(float *out, const void *table, zt_dtype dt, int64_t vocab, int64_t dim,
                               const int32_t *ids, int64_t n, int count_bad) {
     (void)count_bad;
@@ -494,6 +502,7 @@ static const zt_backend_api host_table = {
     .memcpy_d2d = host_copy, .memset = host_memset, .synchronize = host_sync, .last_error = host_last_error,
     .perturb = emu_perturb, .restore_update = emu_update, .replay_step = emu_replay, .perturbed_copy = emu_copy, .fill_normal = emu_fill,
     .convert = emu_convert, .zo_update = emu_zo_update, .perturb_hessian = emu_perturb_hessian,
+    .stream_list = host_stream_list,
     .add = zt_add, .mul = zt_mul, .scale = zt_scale, .add_rows = zt_add_rows,
     .relu = zt_relu, .silu = zt_silu, .gelu_tanh = zt_gelu_tanh, .gelu_erf = zt_gelu_erf, .swiglu = zt_swiglu,
     .softmax = zt_softmax, .log_softmax = zt_log_softmax, .token_logprobs = zt_token_logprobs,
@@ -514,7 +523,7 @@ static const zt_backend_api host_table = {
     X(device_count) X(set_device) X(device_name) X(mem_info) X(malloc) X(free) X(memcpy_h2d) X(memcpy_d2h) \
     X(memcpy_d2d) X(memset) X(synchronize) X(last_error) X(perturb) X(restore_update) X(replay_step)       \
     X(perturbed_copy)                                                                                    \
-    X(fill_normal) X(convert) X(zo_update) X(perturb_hessian)                                              \
+    X(fill_normal) X(convert) X(zo_update) X(perturb_hessian) X(stream_list)                               \
     X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(gemm_mixed) X(gemm_mixed_workspace)      \
@@ -951,6 +960,49 @@ static void dev_stream_ops(void) {
 // zo_update of each kind over three steps (training with its probes, replay, training) and
 // perturb_hessian on device vs CPU, per dtype, at each of stream_at; the state arrays sit at the
 // offset of x, so they take the vector path with it. x and the state are compared after every pass.
+// List-driven passes (stream_list): 150 tensors of one dtype — more than one launch's 64 — with
+// sizes 1 … 70k, odd offsets into one buffer (vector and scalar paths), per-tensor ids and decays;
+// perturb then restore_update, bit for bit the CPU's single-tensor kernels.
+static void dev_stream_list(void) {
+    section("stream_list: many small tensors per launch (bit-identical)");
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    enum { COUNT = 150 };
+    for (int k = 0; k < 3; k++) {
+        const zt_dtype dt = dts[k];
+        const int64_t es = zt_dtype_size(dt);
+        int64_t offs[COUNT], ns[COUNT], total = 0;
+        for (int i = 0; i < COUNT; i++) {
+            ns[i] = i % 10 == 0 ? 1 + (int64_t)(rnd64() % 70000) : 1 + (int64_t)(rnd64() % 3000);
+            offs[i] = total + (int64_t)(rnd64() % 4);
+            total = offs[i] + ns[i];
+        }
+        void *h = random_storage(dt, total, 0.5f), *c = hmalloc(total * es), *g = hmalloc(total * es);
+        memcpy(c, h, total * es);
+        char *d = dalloc(total * es);
+        h2d(d, h, total * es);
+        zt_list_item items[COUNT], citems[COUNT];
+        for (int i = 0; i < COUNT; i++) {
+            const uint64_t first = i % 3 == 0 ? (uint64_t)offs[i] : (uint64_t)(rnd64() % 1000);
+            items[i] = (zt_list_item){d + offs[i] * es, ns[i], first, (uint32_t)(7 + i), i % 4 == 0 ? 0.0f : 1e-4f * (float)(i % 5)};
+            citems[i] = items[i];
+            citems[i].x = (char *)c + offs[i] * es;
+        }
+        G->stream_list(ZT_LIST_PERTURB, items, COUNT, dt, 99, 0, 1e-3f, 0.0f);
+        G->stream_list(ZT_LIST_RESTORE_UPDATE, items, COUNT, dt, 99, 0, -1e-3f, 2e-4f);
+        d2h(g, d, total * es);
+        for (int i = 0; i < COUNT; i++) {
+            const zt_list_item *it = &citems[i];
+            zt_perturb(it->x, dt, it->n, it->first, 99, it->tensor_id, 0, 1e-3f);
+            zt_restore_update(it->x, dt, it->n, it->first, 99, it->tensor_id, 0, -1e-3f, 2e-4f, it->decay);
+        }
+        char name[96];
+        snprintf(name, sizeof name, "perturb + restore_update, 150 %s tensors", dtname(dt));
+        check_bits(name, g, c, total, (int)es);
+        dfree(d);
+        free(h); free(c); free(g);
+    }
+}
+
 static void dev_zo_ops(void) {
     section("zo_update / perturb_hessian (bit-identical, x and optimizer state)");
     const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
@@ -1869,10 +1921,60 @@ static void check_jaguar_and_ns_closed_forms(void) {
         (out) = ts_[2];                                                                              \
     } while (0)
 
-// One timing row: `bytes` read and written per call, as GB/s and as a share of the device copy's.
-static void time_row(const char *label, double t, double bytes, int64_t n, double copy_bw) {
+// One timing row: `bytes` read and written per call, as GB/s and as a share of the device copy's
+// (returned).
+static double time_row(const char *label, double t, double bytes, int64_t n, double copy_bw) {
     printf("  %-34s %10.3f %10.1f %7.0f%% %9.2f\n", label, t * 1e3, bytes / t / 1e9, 100 * bytes / t / 1e9 / copy_bw,
            (double)n / t / 1e9);
+    return bytes / t / 1e9 / copy_bw;
+}
+
+// Speed floors (a full run fails below them; a dry run's host timings mean nothing): the
+// perturbation passes are pure streams and must move ≥ 70% of the bytes a device copy moves in the
+// same run; GEMMs at large-model shapes must reach ≥ 50% of the bf16 peak measured in the same run.
+#define FLOOR_STREAM 0.70
+#define FLOOR_GEMM 0.50
+static struct { double stream_worst, gemm_worst, peak_tflops, copy_gbs; } g_speed = {1e9, 1e9, 0, 0};
+static void speed_floor(const char *what, double share, double floor, double *worst) {
+    char name[96];
+    snprintf(name, sizeof name, "speed: %s", what);
+    if (share < *worst) *worst = share;
+    result(g_dry || share >= floor, name, "%.0f%% (floor %.0f%%)%s", 100 * share, 100 * floor, g_dry ? ", dry run: not enforced" : "");
+}
+
+// gemm_mixed (bf16 weights) at model shapes against the bf16 peak of a large square product.
+// Rows = 2048 tokens (a batch of 16 × 128). Llama-7B's linears and head must reach the floor;
+// SmolLM2's are reported (576-wide products cannot fill a Hopper's SMs).
+static void dev_gemm_speed(void) {
+    const int64_t pk = SZ(8192, 128);
+    char *A = dalloc(pk * pk * 4), *B = dalloc(pk * pk * 2), *C = dalloc(pk * pk * 4);
+    char *ws = dalloc(G->gemm_mixed_workspace(pk, pk, pk));
+    G->fill_normal(A, ZT_F32, pk * pk, 0, 5, 1, 0, 1.0f);
+    G->fill_normal(B, ZT_BF16, pk * pk, 0, 6, 1, 0, 0.02f);
+    double t;
+    TIME_IT(t, g_dry ? 1 : 5, dcheck(G->gemm_mixed(1, pk, pk, pk, 1.0f, (float *)A, pk, B, ZT_BF16, pk, 0.0f, (float *)C, pk, ws), "gemm_mixed"));
+    const double peak = 2.0 * pk * pk * pk / t / 1e12;
+    g_speed.peak_tflops = peak;
+    printf("  %-34s %10s %10s %8s\n", "GEMM mixed (bf16 weights)", "ms", "TFLOP/s", "of peak");
+    char plabel[64];
+    snprintf(plabel, sizeof plabel, "peak: %lld^3 (NT)", (long long)pk);
+    printf("  %-34s %10.3f %10.1f %7.0f%%\n", plabel, t * 1e3, peak, 100.0);
+    const struct { const char *model; int64_t N, K; int floor; } shapes[] = {
+        {"llama-7b qkvo", 4096, 4096, 1}, {"llama-7b gate/up", 11008, 4096, 1}, {"llama-7b down", 4096, 11008, 1},
+        {"llama-7b head", 32000, 4096, 1}, {"smollm2 qo", 576, 576, 0}, {"smollm2 gate/up", 1536, 576, 0},
+        {"smollm2 down", 576, 1536, 0}, {"smollm2 head", 49152, 576, 0}};
+    const int64_t M = SZ(2048, 64);
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int64_t N = SZ(shapes[k].N, 96), K = SZ(shapes[k].K, 64);
+        if ((size_t)(N * K * 2) > (size_t)(pk * pk * 2) || M * K * 4 > pk * pk * 4 || M * N * 4 > pk * pk * 4) continue;
+        TIME_IT(t, g_dry ? 1 : 10, dcheck(G->gemm_mixed(1, M, N, K, 1.0f, (float *)A, K, B, ZT_BF16, K, 0.0f, (float *)C, N, ws), "gemm_mixed"));
+        const double tf = 2.0 * M * N * K / t / 1e12;
+        char label[96];
+        snprintf(label, sizeof label, "%s %lldx%lldx%lld", shapes[k].model, (long long)M, (long long)N, (long long)K);
+        printf("  %-34s %10.3f %10.1f %7.0f%%\n", label, t * 1e3, tf, 100 * tf / peak);
+        if (shapes[k].floor) speed_floor(label, tf / peak, FLOOR_GEMM, &g_speed.gemm_worst);
+    }
+    dfree(A); dfree(B); dfree(C); dfree(ws);
 }
 
 // NS on the matrix shapes of SmolLM2-135M (10 iterations), f32 and bf16 operands, in GFLOP/s.
@@ -1906,6 +2008,7 @@ static void dev_timings(void) {
     double t;
     TIME_IT(t, it, dcheck(G->memcpy_d2d(b, a, n * 4), "memcpy_d2d"));
     const double copy_bw = 2.0 * n * 4 / t / 1e9;
+    g_speed.copy_gbs = copy_bw;
     printf("  %-34s %10s %10s %8s %9s\n", "kernel (elements)", "ms", "GB/s", "of copy", "Gelem/s");
     time_row("cudaMemcpy d2d (f32, read+write)", t, 2.0 * n * 4, n, copy_bw);
     // Optimizer state (f32): 0x3F3F3F3F ≈ 0.75 everywhere, positive as HiZOO's H and Adam's v must be.
@@ -1922,10 +2025,13 @@ static void dev_timings(void) {
         uint64_t s = 100;
         TIME_IT(t, it, G->perturb(x, dt, n, 0, s++, 3, 0, 1e-3f));
         snprintf(label, sizeof label, "perturb %s", dtname(dt));
-        time_row(label, t, 2 * es * n, n, copy_bw);
+        const double sp = time_row(label, t, 2 * es * n, n, copy_bw);
         TIME_IT(t, it, G->restore_update(x, dt, n, 0, s++, 3, 0, 1e-3f, 1e-4f, 1e-6f));
-        snprintf(label, sizeof label, "restore_update %s", dtname(dt));
-        time_row(label, t, 2 * es * n, n, copy_bw);
+        char label2[64];
+        snprintf(label2, sizeof label2, "restore_update %s", dtname(dt));
+        const double su = time_row(label2, t, 2 * es * n, n, copy_bw);
+        speed_floor(label, sp, FLOOR_STREAM, &g_speed.stream_worst);
+        speed_floor(label2, su, FLOOR_STREAM, &g_speed.stream_worst);
         // Fused optimizer updates (training: a1 = a2 = 0): x and the state each read and written.
         for (int ki = 0; ki < N_ZO_KINDS; ki++) {
             const int kind = zo_kinds[ki];
@@ -1971,6 +2077,7 @@ static void dev_timings(void) {
     }
     dcheck(G->set_tf32(0), "set_tf32");
     dfree(A); dfree(B); dfree(C);
+    dev_gemm_speed();
     dev_ns_timings();
 }
 
@@ -2064,6 +2171,7 @@ static void dev_shadow(void) {
 static void run_device_checks(void) {
     dev_philox();
     dev_stream_ops();
+    dev_stream_list();
     dev_zo_ops();
     dev_convert();
     dev_elementwise();
@@ -2099,6 +2207,10 @@ static void cpu_checks(void) {
 }
 
 static int finish(double t0) {
+    if (g_speed.copy_gbs > 0)  // one line for the summary table of bench/device/run.sh
+        printf("\nspeed: copy %.0f GB/s; perturb/update worst %.0f%% of copy (floor %.0f%%); bf16 GEMM peak %.0f TFLOP/s, "
+               "large-model shapes worst %.0f%% of it (floor %.0f%%)\n", g_speed.copy_gbs, 100 * g_speed.stream_worst,
+               100 * FLOOR_STREAM, g_speed.peak_tflops, 100 * g_speed.gemm_worst, 100 * FLOOR_GEMM);
     printf("\n%d checks, %d failed (%.1f s)\n", g_checks, g_fails, now() - t0);
     return g_fails ? 1 : 0;
 }

@@ -490,8 +490,11 @@ public final class CausalLM: @unchecked Sendable {
     /// log p(targets[i] | tokens ≤ i) for every position i of the batch (B·T); a negative target
     /// gives 0. Logits are produced `chunk` rows at a time, so the full (B·T, vocab) matrix is never
     /// held: this is what ZO scoring needs.
-    public func tokenLogProbs(_ batch: TokenBatch, targets: [Int32], chunk: Int = 64) throws -> [Float] {
+    /// `chunk` (default: 64 rows on the CPU, where a chunk of logits stays in cache; 1024 on a GPU,
+    /// whose head GEMM needs rows to fill its SMs: 200 MB of logits at SmolLM2's vocabulary).
+    public func tokenLogProbs(_ batch: TokenBatch, targets: [Int32], chunk: Int? = nil) throws -> [Float] {
         precondition(targets.count == batch.tokenCount, "one target per position")
+        let chunk = chunk ?? (backend.device == .cpu ? 64 : 1024)
         let hidden = try hiddenStates(batch)
         let rows = batch.tokenCount, e = outputWidth
         let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)

@@ -43,10 +43,8 @@ public final class MeZO: ZOOptimizer, @unchecked Sendable {
 
     func restoreUpdate(_ seed: UInt64, restore: Float, lr: Float, g: Float) {
         let n = Float(options.directions)
-        for e in set.entries {
-            backend.restoreUpdate(e.tensor, seed: seed, tensorId: e.tensorId, stream: 0, restore: restore,
-                                  step: lr / n * g, decay: e.decays ? lr / n * options.weightDecay : 0)
-        }
+        let items = set.entries.map { StreamItem($0.tensor, tensorId: $0.tensorId, decay: $0.decays ? lr / n * options.weightDecay : 0) }
+        backend.restoreUpdate(items, seed: seed, stream: 0, restore: restore, step: lr / n * g)
     }
 
     /// Returns one record per direction and the mean of ℓ₊ and ℓ₋ (one-sided: ℓ₀).

@@ -170,7 +170,7 @@ func projectedGradient(_ p: (plus: Double, minus: Double), eps: Float) -> Float 
 extension TrainableSet {
     /// Perturbs every tensor by scale·z(seed) on the weights stream.
     func perturb(_ backend: any Backend, seed: UInt64, scale: Float) {
-        for e in entries { backend.perturb(e.tensor, seed: seed, tensorId: e.tensorId, stream: 0, scale: scale) }
+        backend.perturb(entries.map { StreamItem($0.tensor, tensorId: $0.tensorId) }, seed: seed, stream: 0, scale: scale)
     }
 
     /// The f32 state tensors of a stateful optimizer, one per entry, filled with `value`,

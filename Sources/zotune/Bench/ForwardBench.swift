@@ -30,7 +30,7 @@ struct BenchForward: ParsableCommand {
         let rss = peakRSSBytes()
         let ledgerPeak = backend.ledger.snapshot.total.peak
         if json {
-            print("{\"forward_s\": \(jsonNumber(t)), \"tokens_per_s\": \(jsonNumber(tokensPerS)), \"batch_size\": \(shape.batchSize), \"seq_len\": \(shape.seqLen), \"threads\": \(CPUInfo.kernelThreads), \"peak_rss_bytes\": \(rss), \"ledger_peak_bytes\": \(ledgerPeak), \"device\": \"\(backend.device)\"}")
+            print("{\"forward_s\": \(jsonNumber(t)), \"tokens_per_s\": \(jsonNumber(tokensPerS)), \"batch_size\": \(shape.batchSize), \"seq_len\": \(shape.seqLen), \"threads\": \(CPUInfo.kernelThreads), \"peak_rss_bytes\": \(rss), \"ledger_peak_bytes\": \(ledgerPeak), \"device\": \"\(backend.device)\", \"dtype\": \"\(model.dtype)\", \"precision\": \"\(lm.precision)\"}")
         } else {
             print(backend.summary)
             print(String(format: "forward %d × %d: %.3f s median of %d, %.0f tokens/s", shape.batchSize, shape.seqLen, t, repeats, tokensPerS))

@@ -100,6 +100,7 @@ struct BenchStep: ParsableCommand {
         if json {
             var j = r.json
             j["batch_size"] = shape.batchSize; j["seq_len"] = shape.seqLen; j["parameters"] = set.parameterCount
+            j["device"] = backend.device.rawValue; j["dtype"] = model.dtype; j["precision"] = lm.precision.rawValue
             print(String(decoding: try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(backend.summary)
