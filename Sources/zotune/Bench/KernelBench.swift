@@ -148,8 +148,23 @@ struct BenchKernels: ParsableCommand {
             }
         }
 
-        if backend.device == .cpu, let peak = CPUInfo.nominalPeakGflops {
-            record("cpu_nominal_peak_gflops", peak)
+        // Mixed precision (bf16 weights; tensor cores on CUDA, the exact emulation on the CPU).
+        do {
+            let size = 2048
+            let a = try backend.allocate([size, size], tag: .scratch), c = try backend.allocate([size, size], tag: .scratch)
+            let w = try backend.allocate([size, size], dtype: .bf16, tag: .scratch)
+            backend.fillNormal(a, seed: 1, tensorId: 1, stream: 0, scale: 1)
+            backend.fillNormal(w, seed: 1, tensorId: 2, stream: 0, scale: 0.02)
+            let ws = try backend.allocate([backend.mixedWorkspaceBytes(m: size, n: size, k: size)], dtype: .u8, tag: .scratch)
+            let t = backend.medianSeconds(max(3, repeats / 2)) { backend.matmulMixed(c, a, weight: w, transposeB: true, workspace: ws) }
+            let gflops = 2 * pow(Double(size), 3) / t / 1e9
+            record("gemm_mixed_bf16_\(size)_gflops", gflops)
+            say(label("gemm mixed bf16 \(size)") + String(format: "%9.1f GFLOP/s%@", gflops, backend.device == .cpu ? " (CPU: emulation)" : ""))
+        }
+
+        // The same keys on every device: the CPU's nominal FMA peak (an estimate), null on a GPU.
+        let nominalPeak = backend.device == .cpu ? CPUInfo.nominalPeakGflops : nil
+        if let peak = nominalPeak {
             say(label("nominal f32 FMA peak") + String(format: "%9.1f GFLOP/s (cores × clock × FMA width; an estimate)", peak))
         }
 
@@ -158,6 +173,7 @@ struct BenchKernels: ParsableCommand {
             fields.insert("\"device\": \"\(backend.device)\"", at: 0)
             fields.insert("\"summary\": \"\(backend.summary.replacingOccurrences(of: "\"", with: "'"))\"", at: 1)
             fields.append("\"elements\": \(n)")
+            fields.append("\"nominal_peak_gflops\": \(nominalPeak.map(jsonNumber) ?? "null")")
             print("{" + fields.joined(separator: ", ") + "}")
         } else {
             let env = ProcessInfo.processInfo.environment
