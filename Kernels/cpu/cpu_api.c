@@ -58,9 +58,10 @@ static int64_t cpu_embedding(float *out, const void *table, zt_dtype dtype, int6
     (void)count_bad;
     return zt_embedding(out, table, dtype, vocab, dim, ids, n);
 }
-static int64_t cpu_dequantize_rows(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
-                                   const int32_t *ids, int64_t rows, int count_bad) {
+static int64_t cpu_dequantize_rows(void *out, zt_dtype out_dtype, const void *src, int type, int64_t src_rows,
+                                   int64_t cols, const int32_t *ids, int64_t rows, int count_bad) {
     (void)count_bad;
+    if (out_dtype != ZT_F32) return ids ? -1 : zt_dequantize_rows(out, out_dtype, src, type, rows, cols, NULL);
     return zt_dequantize_gather(out, src, type, src_rows, cols, ids, rows);
 }
 // The CPU's kernels are already one call per tensor on the pool: a plain loop.

@@ -52,8 +52,8 @@ ZT_INTERNAL void zt_cu_logsumexp_panel(float *d_state, const float *d_x, int64_t
                                        int64_t cols, int64_t col0);
 
 // dequant.cu
-ZT_INTERNAL int64_t zt_cu_dequantize_rows(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
-                                          const int32_t *d_rows, int64_t rows, int count_bad);
+ZT_INTERNAL int64_t zt_cu_dequantize_rows(void *d_out, zt_dtype out_dtype, const void *d_src, int type, int64_t src_rows,
+                                          int64_t cols, const int32_t *d_rows, int64_t rows, int count_bad);
 
 // embedding.cu. The bad-id count of a gather (embedding, dequantize_rows): start zeroes the
 // device counter and counts ids outside [0, vocab) on the stream; finish waits and returns it (−1

@@ -150,9 +150,11 @@ typedef struct zt_backend_api {
     // source row d_rows[r] (an embedding gather), or r when d_rows is NULL (a whole matrix before
     // its GEMM). Ids outside [0, src_rows) give zero rows and are counted. Returns that count, or
     // −1 for an unknown type, a ragged cols or a device error.
-    // count_bad as for embedding.
-    int64_t (*dequantize_rows)(float *d_out, const void *d_src, int type, int64_t src_rows, int64_t cols,
-                               const int32_t *d_rows, int64_t rows, int count_bad);
+    // count_bad as for embedding. out_dtype: ZT_F32, or ZT_BF16 / ZT_F16 (rounded to nearest even,
+    // as zt_convert) for a whole matrix (d_rows NULL): a block-stored weight decoded for a
+    // mixed-precision GEMM.
+    int64_t (*dequantize_rows)(void *d_out, zt_dtype out_dtype, const void *d_src, int type, int64_t src_rows,
+                               int64_t cols, const int32_t *d_rows, int64_t rows, int count_bad);
     // One vocabulary panel of token log-probs streamed over the head (zt_cpu.h).
     void (*logsumexp_panel)(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,
                             int64_t cols, int64_t col0);

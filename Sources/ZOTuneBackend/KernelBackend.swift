@@ -137,10 +137,11 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     public func convert(into destination: Tensor, from source: Tensor) {
         precondition(destination.count == source.count, "convert \(source) into \(destination)")
         if let type = source.dtype.ggmlType {
-            // A quantized matrix (rows, cols) into f32, whole blocks per row.
-            precondition(destination.dtype == .f32 && source.rank == 2, "dequantize \(source) into \(destination)")
+            // A quantized matrix (rows, cols) into f32 (or bf16/f16 for a mixed GEMM), whole blocks per row.
+            precondition(destination.dtype.isFloat && source.rank == 2, "dequantize \(source) into \(destination)")
             let (rows, cols) = (source.shape[0], source.shape[1])
-            let rc = api.dequantize_rows(destination.f32, source.pointer, type, Int64(rows), Int64(cols), nil, Int64(rows), 0)
+            let rc = api.dequantize_rows(destination.pointer, destination.dtype.code, source.pointer, type, Int64(rows), Int64(cols),
+                                         nil, Int64(rows), 0)
             precondition(rc == 0, "dequantize \(source): \(lastError(api))")
             return
         }
@@ -309,8 +310,8 @@ public final class KernelBackend: Backend, @unchecked Sendable {
                      "embedding \(table.shape)[\(ids.shape)] → \(out.shape)")
         let vocab = table.shape[0]
         if let type = table.dtype.ggmlType {
-            let bad = api.dequantize_rows(out.f32, table.pointer, type, Int64(vocab), Int64(table.shape[1]), ids.i32, Int64(ids.count),
-                                          checkedOnHost ? 0 : 1)
+            let bad = api.dequantize_rows(out.f32, DType.f32.code, table.pointer, type, Int64(vocab), Int64(table.shape[1]), ids.i32,
+                                          Int64(ids.count), checkedOnHost ? 0 : 1)
             if bad < 0 { throw BackendError("embedding from a \(table.dtype) table: \(lastError(api))") }
             if bad != 0 { throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))") }
             return

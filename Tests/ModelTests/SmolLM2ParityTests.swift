@@ -97,6 +97,30 @@ final class SmolLM2ParityTests: XCTestCase {
         }
     }
 
+    // The same contract over a base kept in its GGUF blocks: each matrix is decoded straight to
+    // bf16 (no f32 copy) and multiplied as a tensor-core operand. Same bounds against transformers.
+    func testMixedPrecisionOverGGUFBlocks() throws {
+        let (file, _) = try model()
+        let backend = KernelBackend.cpu()
+        let q = try file.load(on: backend, keepBlocks: true, precision: .mixed)
+        XCTAssertEqual(q.weights["model.layers.0.self_attn.q_proj.weight"].dtype, .q4_1)
+        XCTAssertEqual(backend.ledger.snapshot.usage(.scratch).current, q.weights["lm_head.weight"].count * 2,
+                       "one bf16 scratch the size of the largest block matrix (the head), no f32 scratch")
+        for p in try reference().prompts {
+            guard let bin = p.logits_file else { continue }
+            let logits = backend.toHost(try q.lastLogits(.leftPadded([p.input_ids], padId: 0)))
+            let data = try Data(contentsOf: Self.fixtures.appendingPathComponent(bin))
+            let want = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            XCTAssertLessThanOrEqual(zip(logits, want).map { abs($0 - $1) }.max()!, 0.4, "\(p.name)")
+            XCTAssertEqual(logits.indices.max { logits[$0] < logits[$1] }, Int(p.top20[0][0]), "\(p.name): top token")
+        }
+        // Token log-probs through the decoded head, chunk after chunk, equal the one-chunk result.
+        let batch = TokenBatch.leftPadded([[1, 504, 3458, 282, 4649, 314], [1, 1115, 30]], padId: 2)
+        let targets: [Int32] = (0..<batch.tokenCount).map { Int32(($0 * 37) % 49152) }
+        let (a, b) = (try q.tokenLogProbs(batch, targets: targets, chunk: 4), try q.tokenLogProbs(batch, targets: targets, chunk: 64))
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-5 + 1e-6 * abs(y)) }
+    }
+
     func testGreedyCapitalOfFranceIsParis() throws {
         let (file, lm) = try model()
         let tokenizer = try file.requireTokenizer()

@@ -464,10 +464,17 @@ static int64_t host_embedding(float *out, const void *table, zt_dtype dt, int64_
     (void)count_bad;
     return zt_embedding(out, table, dt, vocab, dim, ids, n);
 }
-static int64_t host_dequantize_rows(float *out, const void *src, int type, int64_t src_rows, int64_t cols,
+static int64_t host_dequantize_rows(void *out, zt_dtype odt, const void *src, int type, int64_t src_rows, int64_t cols,
                                     const int32_t *ids, int64_t rows, int count_bad) {
     (void)count_bad;
-    return zt_emu_dequantize_rows(out, src, type, src_rows, cols, ids, rows);
+    if (odt == ZT_F32) return zt_emu_dequantize_rows(out, src, type, src_rows, cols, ids, rows);
+    if (ids) return -1;
+    float *tmp = hmalloc(rows * cols * 4);  // the emulated decoder, then the CPU's rounding
+    const int64_t rc = zt_emu_dequantize_rows(tmp, src, type, src_rows, cols, NULL, rows);
+    for (int64_t i = 0; i < rows * cols; i++)
+        ((uint16_t *)out)[i] = odt == ZT_BF16 ? zt_f32_to_bf16(tmp[i]) : zt_f32_to_f16(tmp[i]);
+    free(tmp);
+    return rc;
 }
 // A rounded to b_dtype, B widened, the product in double (the CPU table's emulation, naive).
 static int host_gemm_mixed(int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -1394,24 +1401,35 @@ static void dev_dequant(void) {
         void *dq = dalloc(bytes);
         h2d(dq, q, bytes);
         dpoison(dout, src_rows * cols * 4);
-        const int64_t gm = G->dequantize_rows(dout, dq, types[k], src_rows, cols, NULL, src_rows, 1);
+        const int64_t gm = G->dequantize_rows(dout, ZT_F32, dq, types[k], src_rows, cols, NULL, src_rows, 1);
         d2h(g, dout, src_rows * cols * 4);
         const int64_t cm = zt_dequantize_gather(c, q, types[k], src_rows, cols, NULL, src_rows);
         int64_t bad = diff_bits(g, c, src_rows * cols, 4, d, sizeof d);
         snprintf(name, sizeof name, "%s matrix %lldx%lld", names[k], (long long)src_rows, (long long)cols);
         result(bad == 0 && gm == 0 && cm == 0, name, "returns %lld / %lld; %s", (long long)gm, (long long)cm, d);
         dpoison(dout, n * cols * 4);
-        const int64_t gb = G->dequantize_rows(dout, dq, types[k], src_rows, cols, dids, n, 1);
+        const int64_t gb = G->dequantize_rows(dout, ZT_F32, dq, types[k], src_rows, cols, dids, n, 1);
         d2h(g, dout, n * cols * 4);
         const int64_t cb = zt_dequantize_gather(c, q, types[k], src_rows, cols, ids, n);
         bad = diff_bits(g, c, n * cols, 4, d, sizeof d);
         snprintf(name, sizeof name, "%s gather of 300 rows (3 bad ids)", names[k]);
         result(bad == 0 && gb == 3 && cb == 3, name, "bad ids device %lld cpu %lld; %s", (long long)gb, (long long)cb, d);
+        // Whole matrix decoded straight to bf16 / f16 (a mixed-precision GEMM's operand).
+        for (int o = 0; o < 2; o++) {
+            const zt_dtype odt = o ? ZT_F16 : ZT_BF16;
+            dpoison(dout, src_rows * cols * 2);
+            const int64_t gh = G->dequantize_rows(dout, odt, dq, types[k], src_rows, cols, NULL, src_rows, 1);
+            d2h(g, dout, src_rows * cols * 2);
+            const int ch = zt_dequantize_rows(c, odt, q, types[k], src_rows, cols, NULL);
+            bad = diff_bits(g, c, src_rows * cols, 2, d, sizeof d);
+            snprintf(name, sizeof name, "%s matrix into %s", names[k], dtname(odt));
+            result(bad == 0 && gh == 0 && ch == 0, name, "returns %lld / %d; %s", (long long)gh, ch, d);
+        }
         dfree(dq);
         free(q);
     }
     // A ragged row (cols not a whole number of blocks) is refused.
-    result(G->dequantize_rows(dout, dout, ZT_GGML_Q4_K, 1, 100, NULL, 1, 1) == -1, "ragged columns refused", "");
+    result(G->dequantize_rows(dout, ZT_F32, dout, ZT_GGML_Q4_K, 1, 100, NULL, 1, 1) == -1, "ragged columns refused", "");
     dfree(dids); dfree(dout);
     free(ids); free(g); free(c);
 }
@@ -2266,7 +2284,7 @@ int main(int argc, char **argv) {
             cuda->perturb_hessian(NULL, ZT_F32, NULL, 16, 0, 1, 1, 0, 1.0f);
             cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f);
             int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3, 1);
-            int64_t e2 = cuda->dequantize_rows(NULL, NULL, ZT_GGML_Q4_1, 4, 32, NULL, 4, 1);
+            int64_t e2 = cuda->dequantize_rows(NULL, ZT_F32, NULL, ZT_GGML_Q4_1, 4, 32, NULL, 4, 1);
             result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1 && e2 == -1, "entry points fail cleanly without a GPU",
                    "malloc %d, mem_info %d, synchronize %d, device_name %d, memset %d, sgemm %d, NS %d, embedding %lld, dequantize %lld",
                    m1, m2, m3, m4, m5, m6, m7, (long long)e1, (long long)e2);

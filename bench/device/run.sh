@@ -8,7 +8,8 @@
 #    optimizer family, PEFT, block-wise, pre-training; CPU trajectories replayed byte-identically)
 # 3. SmolLM2-135M's shapes (seeded random bf16 weights, smollm2_shaped.py: the real 98 MB GGUF does
 #    not travel): next-token log-probs device vs CPU (f32 vs f32; mixed vs the CPU's emulation of
-#    mixed), two MeZO steps (loss and projected gradient), forward tokens/s and MeZO s/step.
+#    mixed), two MeZO steps (loss and projected gradient; the CPU's trajectory replayed on the
+#    device gives byte-identical weights), forward tokens/s and MeZO s/step.
 # Every command runs under `timeout`; one summary table at the end; exit 1 if anything failed.
 # RUN_DEVICE=cpu rehearses the whole script on a machine without a GPU (check.sh --self-test, and
 # the CPU against itself).
@@ -99,6 +100,16 @@ except Exception as e:
 PY
 )
     row "SmolLM2 shapes: MeZO steps" "$ok" "$detail"
+    # The updated weights: the CPU run's trajectory replayed on both devices, exports compared.
+    for d in cpu "$dev"; do
+        run 120 "replay-$d" "$Z" replay --base "$smol" --trajectory "$work/mezo-cpu/trajectory.zot" --all-steps \
+            --device "$d" --out "$work/replay-$d"
+    done
+    if cmp -s "$work/replay-cpu/model.safetensors" "$work/replay-$dev/model.safetensors"; then
+        row "SmolLM2 shapes: updated weights" 1 "2 MeZO steps replayed on $dev: model.safetensors byte-identical to the CPU's"
+    else
+        row "SmolLM2 shapes: updated weights" 0 "replayed weights differ (or a replay failed: replay-*.log)"
+    fi
     for d in "$dev" cpu; do
         reps=$([[ $d == cuda ]] && echo 10 || echo 1)
         run 120 "forward-$d" "$Z" bench forward --model "$smol" --dtype bf16 --batch-size 16 --seq-len 128 --repeats "$reps" --json --device "$d"

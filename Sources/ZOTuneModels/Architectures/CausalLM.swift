@@ -14,7 +14,8 @@ public final class CausalLM: @unchecked Sendable {
     public let backend: any Backend
     public let weights: ModelWeights
     let invFreq: Tensor?
-    let scratch: Tensor?   // f32 copy of one low-precision weight matrix
+    let scratch: Tensor?   // f32 copy of one low-precision weight matrix (precision f32)
+    let halfScratch: Tensor?   // bf16 copy of one GGUF-block matrix (mixed precision)
     /// How GEMMs treat low-precision weights (and f32 ones, for `.tf32`).
     public let precision: GemmPrecision
     /// Rounded activations of a mixed-precision GEMM; grows to the largest product seen.
@@ -44,24 +45,37 @@ public final class CausalLM: @unchecked Sendable {
             invFreq = nil
         }
         scratch = try CausalLM.scratchElements(weights, mixed: precision != .f32).map { try backend.allocate([$0], tag: .scratch) }
+        halfScratch = precision == .f32 ? nil
+            : try CausalLM.blockMatrixElements(weights).map { try backend.allocate([$0], dtype: .bf16, tag: .scratch, zeroed: false) }
     }
 
     /// Elements of the f32 scratch: the largest matrix stored in f16/bf16/blocks, converted whole
     /// before its GEMM; but the head goes through in panels of rows (its f32 copy would be the
     /// largest buffer of a low-precision base: 108 MiB on SmolLM2), so it only needs a panel of
     /// at least 2²⁰ elements. nil: every matrix is f32.
-    /// `mixed`: f16/bf16 matrices go to the GEMM as stored; only GGUF blocks need the scratch.
+    /// `mixed`: f16/bf16 matrices go to the GEMM as stored and GGUF blocks through the bf16 scratch:
+    /// no f32 scratch.
     static func scratchElements(_ weights: ModelWeights, mixed: Bool = false) -> Int? {
+        if mixed { return nil }
         // Embedding tables are only gathered, row by row (a tied head is counted as the head).
         let gathered: Set<String> = ["model.embed_tokens.weight", "model.decoder.embed_tokens.weight", "transformer.wte.weight",
                                      "model.decoder.embed_positions.weight", "transformer.wpe.weight"]
         var largest = 0
-        for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name)
-            && !(mixed && weights[name].dtype.isFloat) {
+        for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name) {
             let w = weights[name]
             largest = max(largest, name == "lm_head.weight" ? min(w.count, 1 << 20) : w.count)
         }
         return largest > 0 ? largest : nil
+    }
+
+    /// Elements of the bf16 scratch of mixed precision: the largest GGUF-block matrix, whole (the
+    /// head too: 57 MB in bf16 on SmolLM2); nil when no matrix is stored in blocks.
+    static func blockMatrixElements(_ weights: ModelWeights) -> Int? {
+        let gathered: Set<String> = ["model.embed_tokens.weight", "model.decoder.embed_tokens.weight", "transformer.wte.weight",
+                                     "model.decoder.embed_positions.weight", "transformer.wpe.weight"]
+        let sizes = weights.names.filter { weights[$0].rank == 2 && weights[$0].dtype.ggmlType != nil && !gathered.contains($0) }
+            .map { weights[$0].count }
+        return sizes.max()
     }
 
     /// Reads every weight again from the checkpoint into the existing buffers (no extra memory):
@@ -170,10 +184,10 @@ public final class CausalLM: @unchecked Sendable {
     /// `converted`: the weight already in f32 (a head used chunk after chunk).
     func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false, converted: Tensor? = nil) throws {
         let w = weights[name]
-        if converted == nil, precision != .f32, w.dtype == .bf16 || w.dtype == .f16 {
+        if let op = converted ?? mixedOperand(name), op.dtype != .f32 {
             let k = x.shape[x.rank - 1], m = x.count / max(k, 1)
             let ws = try workspace(bytes: backend.mixedWorkspaceBytes(m: m, n: out.shape[out.rank - 1], k: k))
-            backend.matmulMixed(out, x, weight: w, transposeB: !conv1D, workspace: ws)
+            backend.matmulMixed(out, x, weight: op, transposeB: !conv1D, workspace: ws)
         } else if converted == nil, let scratch, w.dtype != .f32, w.count > scratch.count {
             precondition(!conv1D, "\(name): only the (out, in) head goes in panels")
             try panelLinear(out, x, weights[name], scratch: scratch)
@@ -209,10 +223,17 @@ public final class CausalLM: @unchecked Sendable {
         return w
     }
 
-    /// Whether the GEMMs use `name` as stored (no f32 copy).
-    func usedAsStored(_ name: String) -> Bool {
-        let dt = weights[name].dtype
-        return dt == .f32 || (precision != .f32 && (dt == .bf16 || dt == .f16))
+    /// In mixed precision, weight `name` as a 16-bit tensor-core operand: itself (bf16/f16), or its
+    /// GGUF blocks decoded into the bf16 scratch (each value rounded once, as `--dtype bf16` would
+    /// store it); nil for f32 weights or under precision f32.
+    func mixedOperand(_ name: String) -> Tensor? {
+        guard precision != .f32 else { return nil }
+        let w = weights[name]
+        if w.dtype == .bf16 || w.dtype == .f16 { return w }
+        guard w.dtype.ggmlType != nil, w.rank == 2, let half = halfScratch else { return nil }
+        let f = half.flatSlice(0, w.count).reshaped(w.shape)
+        backend.convert(into: f, from: w)
+        return f
     }
 
     /// Weight `name` in f32: itself, or converted (f16/bf16) or dequantized (blocks) into the scratch.
@@ -495,18 +516,23 @@ public final class CausalLM: @unchecked Sendable {
     public func tokenLogProbs(_ batch: TokenBatch, targets: [Int32], chunk: Int? = nil) throws -> [Float] {
         precondition(targets.count == batch.tokenCount, "one target per position")
         let chunk = chunk ?? (backend.device == .cpu ? 64 : 1024)
-        let hidden = try hiddenStates(batch)
         let rows = batch.tokenCount, e = outputWidth
+        // Uploaded before the forward is queued: an upload waits for the device's stream.
         let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)
+        let hidden = try hiddenStates(batch)
         let headWeight = weights["lm_head.weight"]
-        let asStored = usedAsStored("lm_head.weight")
-        if !asStored, let scratch, headWeight.count > scratch.count {
+        // The head as every chunk's GEMM operand, decoded or converted once (nothing else uses the
+        // scratch in between): a 16-bit operand in mixed precision, else f32.
+        let head: Tensor
+        if let op = mixedOperand("lm_head.weight") {
+            head = op
+        } else if let scratch, headWeight.dtype != .f32, headWeight.count > scratch.count {
             return try streamedLogProbs(hidden, targets: targetT, hostTargets: targets, head: headWeight, scratch: scratch, chunk: chunk)
+        } else {
+            head = f32Weight("lm_head.weight")
         }
         let out = try backend.allocate([rows], tag: .activations, zeroed: false)
         let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations, zeroed: false)
-        // The head is converted once for all chunks (nothing else uses the scratch in between).
-        let head: Tensor? = asStored ? nil : f32Weight("lm_head.weight")
         var start = 0
         while start < rows {
             let m = min(chunk, rows - start)
@@ -523,7 +549,6 @@ public final class CausalLM: @unchecked Sendable {
     /// gather run on the device and only B × C floats come back. Rows may have fewer candidates.
     public func lastTokenLogProbs(_ batch: TokenBatch, candidates: [[Int32]]) throws -> [[Float]] {
         precondition(candidates.count == batch.batch, "one candidate list per row")
-        let logits = try lastLogits(batch)
         let (b, c) = (batch.batch, candidates.map(\.count).max() ?? 0)
         // Column-major (C, B): candidate j of every row is one contiguous target vector.
         var ids = [Int32](repeating: -1, count: b * c)
@@ -533,7 +558,9 @@ public final class CausalLM: @unchecked Sendable {
                 ids[j * b + r] = t
             }
         }
+        // Uploaded before the forward is queued: an upload waits for the device's stream.
         let targets = try backend.tensor(ids, shape: [b * c], tag: .activations)
+        let logits = try lastLogits(batch)
         let out = try backend.allocate([b * c], tag: .activations, zeroed: false)
         for j in 0..<c { backend.tokenLogProbs(out.flatSlice(j * b, b), logits, targets: targets.flatSlice(j * b, b)) }
         let host = backend.toHost(out)
