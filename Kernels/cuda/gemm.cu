@@ -57,7 +57,6 @@ static struct {
 
 // cuBLAS's recommended workspace on Hopper (32 MiB; 4 MiB suffices before sm_90).
 #define ZT_CUBLAS_WORKSPACE ((size_t)32 << 20)
-static size_t cb_workspace_bytes[ZT_MAX_DEVICES];
 static std::atomic<int> g_tf32{0};
 
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -115,10 +114,7 @@ static cublasHandle_t get_handle(zt_ctx *c, int *status) {
         if (st == 0) st = cb.set_stream(h, c->stream);
         if (st == 0 && cb.set_workspace) {
             void *ws = NULL;
-            if (zt_cu_malloc_library(&ws, ZT_CUBLAS_WORKSPACE) == 0) {
-                st = cb.set_workspace(h, ws, ZT_CUBLAS_WORKSPACE);
-                if (st == 0) cb_workspace_bytes[c->device] = ZT_CUBLAS_WORKSPACE;
-            }
+            if (zt_cu_malloc_library(&ws, ZT_CUBLAS_WORKSPACE) == 0) st = cb.set_workspace(h, ws, ZT_CUBLAS_WORKSPACE);
         }
         if (st != 0) {
             pthread_mutex_unlock(&cb_lock);
@@ -144,16 +140,35 @@ static cublasHandle_t get_handle(zt_ctx *c, int *status) {
 
 static bool fits_int(int64_t v) { return v >= 0 && v <= 0x7FFFFFFF; }
 
+// What every GEMM entry point checks first: a context, sizes cuBLAS's ints can hold, a handle (and
+// cublasGemmEx when `ex`). Returns the handle, or NULL with *status set.
+static cublasHandle_t gemm_handle(const char *what, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                                  int64_t batch, bool ex, zt_ctx **ctx, int *status) {
+    *status = 0;
+    zt_ctx *c = *ctx = zt_ctx_get();
+    if (!c) {
+        *status = CUBLAS_STATUS_NOT_INITIALIZED;
+        return NULL;
+    }
+    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc) || !fits_int(batch)) {
+        *status = zt_error(CUBLAS_STATUS_INVALID_VALUE, "%s: sizes must fit 32-bit ints (M %lld N %lld K %lld)", what,
+                           (long long)M, (long long)N, (long long)K);
+        return NULL;
+    }
+    cublasHandle_t h = get_handle(c, status);
+    if (h && ex && !cb.gemm_ex) {
+        *status = zt_error(CUBLAS_STATUS_NOT_INITIALIZED, "the cuBLAS found lacks cublasGemmEx");
+        return NULL;
+    }
+    return h;
+}
+
 int zt_cu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                 const float *d_A, int64_t lda, const float *d_B, int64_t ldb, float beta, float *d_C, int64_t ldc) {
     if (M <= 0 || N <= 0) return 0;
-    zt_ctx *c = zt_ctx_get();
-    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc))
-        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "sgemm: sizes must fit 32-bit ints (M %lld N %lld K %lld)",
-                        (long long)M, (long long)N, (long long)K);
+    zt_ctx *c;
     int status;
-    cublasHandle_t h = get_handle(c, &status);
+    cublasHandle_t h = gemm_handle("sgemm", M, N, K, lda, ldb, ldc, 1, false, &c, &status);
     if (!h) return status;
     cublasStatus_t st = cb.sgemm(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  (int)N, (int)M, (int)K, &alpha, d_B, (int)ldb, d_A, (int)lda, &beta, d_C, (int)ldc);
@@ -164,13 +179,9 @@ int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, 
                                 const float *d_A, int64_t lda, int64_t sa, const float *d_B, int64_t ldb, int64_t sb,
                                 float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return 0;
-    zt_ctx *c = zt_ctx_get();
-    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc) ||
-        !fits_int(batch))
-        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "sgemm_strided_batched: sizes must fit 32-bit ints");
+    zt_ctx *c;
     int status;
-    cublasHandle_t h = get_handle(c, &status);
+    cublasHandle_t h = gemm_handle("sgemm_strided_batched", M, N, K, lda, ldb, ldc, batch, false, &c, &status);
     if (!h) return status;
     // Stride 0 (a matrix broadcast over the batch) is allowed by cuBLAS for the inputs.
     cublasStatus_t st = cb.sgemm_strided_batched(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
@@ -183,14 +194,10 @@ int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, 
 int zt_cu_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *d_A,
                     int64_t lda, const uint16_t *d_B, int64_t ldb, float beta, float *d_C, int64_t ldc) {
     if (M <= 0 || N <= 0) return 0;
-    zt_ctx *c = zt_ctx_get();
-    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc))
-        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "gemm_bf16: sizes must fit 32-bit ints");
+    zt_ctx *c;
     int status;
-    cublasHandle_t h = get_handle(c, &status);
+    cublasHandle_t h = gemm_handle("gemm_bf16", M, N, K, lda, ldb, ldc, 1, true, &c, &status);
     if (!h) return status;
-    if (!cb.gemm_ex) return zt_error(CUBLAS_STATUS_NOT_INITIALIZED, "the cuBLAS found lacks cublasGemmEx");
     // Row-major as for sgemm: operands swapped, column-major sizes (N, M).
     cublasStatus_t st = cb.gemm_ex(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)N, (int)M,
                                    (int)K, &alpha, d_B, ZT_CUDA_R_16BF, (int)ldb, d_A, ZT_CUDA_R_16BF, (int)lda, &beta, d_C,
@@ -202,9 +209,6 @@ int zt_cu_set_tf32(int on) {
     g_tf32.store(on ? 1 : 0);
     return 0;
 }
-
-// Bytes cuBLAS was given as workspace on `device` (0 when it uses its own).
-size_t zt_cu_cublas_workspace(int device) { return device >= 0 && device < ZT_MAX_DEVICES ? cb_workspace_bytes[device] : 0; }
 
 // A (M,K) f32 with leading dimension lda → packed (M,K) 16-bit, rounded as zt_convert rounds.
 template <int DT>
@@ -226,14 +230,10 @@ int zt_cu_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, 
     if (b_dtype != ZT_BF16 && b_dtype != ZT_F16)
         return zt_error(CUBLAS_STATUS_INVALID_VALUE, "gemm_mixed: weights must be bf16 or f16 (dtype %d)", (int)b_dtype);
     if (M <= 0 || N <= 0) return 0;
-    zt_ctx *c = zt_ctx_get();
-    if (!c) return CUBLAS_STATUS_NOT_INITIALIZED;
-    if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(lda) || !fits_int(ldb) || !fits_int(ldc))
-        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "gemm_mixed: sizes must fit 32-bit ints");
+    zt_ctx *c;
     int status;
-    cublasHandle_t h = get_handle(c, &status);
+    cublasHandle_t h = gemm_handle("gemm_mixed", M, N, K, lda, ldb, ldc, 1, true, &c, &status);
     if (!h) return status;
-    if (!cb.gemm_ex) return zt_error(CUBLAS_STATUS_NOT_INITIALIZED, "the cuBLAS found lacks cublasGemmEx");
     uint16_t *a16 = (uint16_t *)d_workspace;
     const unsigned grid = zt_grid(c, M * K, 256);
     if (b_dtype == ZT_BF16) round_rows_kernel<ZT_BF16><<<grid, 256, 0, c->stream>>>(a16, d_A, M, K, lda);

@@ -86,7 +86,6 @@ ZT_INTERNAL int zt_cu_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, f
                                  int64_t ldc, void *d_workspace);
 ZT_INTERNAL size_t zt_cu_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K);
 ZT_INTERNAL int zt_cu_set_tf32(int on);
-ZT_INTERNAL size_t zt_cu_cublas_workspace(int device);
 // api.cu: an allocation owned by the library itself (counted as `library` in memory_stats).
 ZT_INTERNAL int zt_cu_malloc_library(void **d_ptr, size_t bytes);
 // newton_schulz.cu
