@@ -91,7 +91,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         var small: [zt_dtype: [zt_list_item]] = [:]
         for it in items {
             let x = it.tensor
-            if x.count > Self.listLimit || device == .cpu {  // the CPU's list entry is this loop anyway
+            if x.count > Self.listLimit {
                 if op == ZT_LIST_PERTURB { perturb(x, seed: seed, tensorId: it.tensorId, stream: stream, scale: a) }
                 else { restoreUpdate(x, seed: seed, tensorId: it.tensorId, stream: stream, restore: a, step: step, decay: it.decay) }
             } else {
