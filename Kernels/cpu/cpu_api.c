@@ -73,6 +73,15 @@ static void cpu_stream_list(int op, const zt_list_item *items, int count, zt_dty
         else zt_restore_update(it->x, dtype, it->n, it->first, seed, it->tensor_id, stream, a, step, it->decay);
     }
 }
+static void cpu_zo_update_list(int kind, const zt_zo_list_item *items, int count, zt_dtype dtype, uint64_t seed,
+                               uint32_t stream, const zt_zo_update_args *args) {
+    zt_zo_update_args a = *args;
+    for (int i = 0; i < count; i++) {
+        const zt_zo_list_item *it = &items[i];
+        a.decay = it->decay;
+        zt_zo_update(kind, it->x, dtype, it->s1, it->s2, it->n, it->first, seed, it->tensor_id, stream, &a);
+    }
+}
 static int cpu_set_tf32(int on) { return on ? 1 : 0; }
 static int cpu_memory_stats(size_t *live, size_t *cached, size_t *library) {
     *live = *cached = *library = 0;
@@ -113,6 +122,7 @@ static const zt_backend_api cpu_table = {
     .zo_update = zt_zo_update,
     .perturb_hessian = zt_perturb_hessian,
     .stream_list = cpu_stream_list,
+    .zo_update_list = cpu_zo_update_list,
     .add = zt_add,
     .mul = zt_mul,
     .scale = zt_scale,

@@ -404,6 +404,7 @@ static const zt_backend_api cuda_table = {
     .zo_update = zt_cu_zo_update,
     .perturb_hessian = zt_cu_perturb_hessian,
     .stream_list = zt_cu_stream_list,
+    .zo_update_list = zt_cu_zo_update_list,
     .add = zt_cu_add,
     .mul = zt_cu_mul,
     .scale = zt_cu_scale,

@@ -25,6 +25,8 @@ ZT_INTERNAL void zt_cu_perturb_hessian(void *d_x, zt_dtype dtype, const float *d
                                        uint64_t seed, uint32_t tensor_id, uint32_t stream, float a);
 ZT_INTERNAL void zt_cu_stream_list(int op, const zt_list_item *items, int count, zt_dtype dtype, uint64_t seed,
                                    uint32_t stream, float a, float step);
+ZT_INTERNAL void zt_cu_zo_update_list(int kind, const zt_zo_list_item *items, int count, zt_dtype dtype, uint64_t seed,
+                                      uint32_t stream, const zt_zo_update_args *args);
 ZT_INTERNAL void zt_cu_convert(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n);
 
 // elementwise.cu

@@ -221,6 +221,89 @@ void zt_cu_stream_list(int op, const zt_list_item *items, int count, zt_dtype dt
     }
 }
 
+// The fused optimizer updates the same way: items carry x, their state arrays and their decay.
+#define ZO_LIST_MAX 64
+struct zt_zo_list_launch {
+    zt_zo_list_item items[ZO_LIST_MAX];
+    zt_zo_update_args zo;
+    uint64_t vec;
+};
+
+template <int DT, int KIND>
+__global__ void __launch_bounds__(STREAM_THREADS) zo_list_kernel(zt_zo_list_launch L, uint64_t seed, uint32_t stream) {
+    const zt_zo_list_item it = L.items[blockIdx.y];
+    zt_stream_args g = {};
+    g.x = it.x;
+    g.src = it.x;
+    g.s1 = it.s1;
+    g.s2 = it.s2;
+    g.n = it.n;
+    g.first = it.first;
+    g.seed = seed;
+    g.tensor_id = it.tensor_id;
+    g.stream = stream;
+    g.zo = L.zo;
+    g.zo.decay = it.decay;
+    g.vec = (int)((L.vec >> blockIdx.y) & 1);
+    const uint64_t nblocks = zt_stream_blocks(it.first, it.n), j0 = it.first / 4;
+    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride)
+        zt_stream_block<ZT_OP_ZO, DT, DT, KIND>(g, j0 + t);
+}
+
+template <int DT>
+static void launch_zo_list(int kind, const zt_zo_list_launch &L, dim3 grid, cudaStream_t s, uint64_t seed, uint32_t stream) {
+    switch (kind) {
+    case ZT_ZO_MOMENTUM: zo_list_kernel<DT, ZT_ZO_MOMENTUM><<<grid, STREAM_THREADS, 0, s>>>(L, seed, stream); break;
+    case ZT_ZO_ADAM: zo_list_kernel<DT, ZT_ZO_ADAM><<<grid, STREAM_THREADS, 0, s>>>(L, seed, stream); break;
+    case ZT_ZO_HIZOO: zo_list_kernel<DT, ZT_ZO_HIZOO><<<grid, STREAM_THREADS, 0, s>>>(L, seed, stream); break;
+    default: zo_list_kernel<DT, ZT_ZO_DIRECTION><<<grid, STREAM_THREADS, 0, s>>>(L, seed, stream); break;
+    }
+}
+
+void zt_cu_zo_update_list(int kind, const zt_zo_list_item *items, int count, zt_dtype dtype, uint64_t seed, uint32_t stream,
+                          const zt_zo_update_args *args) {
+    if (!dtype_ok(dtype) || (kind != ZT_ZO_MOMENTUM && kind != ZT_ZO_ADAM && kind != ZT_ZO_HIZOO && kind != ZT_ZO_DIRECTION)) {
+        zt_async_error((int)cudaErrorInvalidValue, "zo_update_list: kind %d, dtype %d", kind, (int)dtype);
+        return;
+    }
+    const bool two = kind == ZT_ZO_ADAM || kind == ZT_ZO_DIRECTION;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return;
+    const int64_t es = zt_dtype_size(dtype);
+    for (int i0 = 0; i0 < count; i0 += ZO_LIST_MAX) {
+        zt_zo_list_launch L = {};
+        L.zo = *args;
+        int m = 0;
+        uint64_t max_blocks = 0;
+        for (int i = i0; i < count && i < i0 + ZO_LIST_MAX; i++) {
+            if (items[i].n <= 0) continue;
+            if (two && !items[i].s2) {
+                zt_async_error((int)cudaErrorInvalidValue, "zo_update_list: kind %d needs its second array", kind);
+                return;
+            }
+            L.items[m] = items[i];
+            if (!two) L.items[m].s2 = NULL;  // the other kinds never touch s2
+            if (zt_stream_vec_ok(items[i].x, es, items[i].x, es, items[i].first) &&
+                zt_stream_state_vec_ok(items[i].s1, L.items[m].s2, items[i].first))
+                L.vec |= (uint64_t)1 << m;
+            const uint64_t b = zt_stream_blocks(items[i].first, items[i].n);
+            if (b > max_blocks) max_blocks = b;
+            m++;
+        }
+        if (!m) continue;
+        uint64_t gx = (max_blocks + STREAM_THREADS - 1) / STREAM_THREADS, cap = (uint64_t)(16 * c->sm_count) / (uint64_t)m + 1;
+        gx = gx < 1 ? 1 : gx > cap ? cap : gx;
+        const dim3 grid((unsigned)gx, (unsigned)m);
+        switch (dtype) {
+        case ZT_F32: launch_zo_list<ZT_F32>(kind, L, grid, c->stream, seed, stream); break;
+        case ZT_BF16: launch_zo_list<ZT_BF16>(kind, L, grid, c->stream, seed, stream); break;
+        default: launch_zo_list<ZT_F16>(kind, L, grid, c->stream, seed, stream); break;
+        }
+        zt_launch_check("zo_update_list");
+    }
+}
+
 // Same dtype: a device copy (as the CPU's memcpy). Otherwise through f32, rounding once.
 void zt_cu_convert(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n) {
     if (n <= 0) return;

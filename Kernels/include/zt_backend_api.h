@@ -29,6 +29,17 @@ typedef struct zt_list_item {
 
 enum { ZT_LIST_PERTURB = 0, ZT_LIST_RESTORE_UPDATE = 1 };
 
+// One tensor of a list-driven fused optimizer update (zo_update_list): x and its f32 state.
+typedef struct zt_zo_list_item {
+    void *x;
+    float *s1;           // m, Adam's m, HiZOO's H, ZO-Muon's buffer
+    float *s2;           // Adam's v or DIRECTION's D; NULL for the other kinds
+    int64_t n;
+    uint64_t first;
+    uint32_t tensor_id;
+    float decay;         // this tensor's ηλ (replaces args->decay)
+} zt_zo_list_item;
+
 #define ZT_BACKEND_ABI_VERSION 6u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
@@ -74,6 +85,10 @@ typedef struct zt_backend_api {
     // (norms, biases) in one launch instead of one each.
     void (*stream_list)(int op, const zt_list_item *items, int count, zt_dtype dtype, uint64_t seed, uint32_t stream,
                         float a, float step);
+    // zo_update of `count` tensors of one dtype with their states, the scalars of args (host) but
+    // each item's decay: element for element what zo_update gives, many small tensors per launch.
+    void (*zo_update_list)(int kind, const zt_zo_list_item *items, int count, zt_dtype dtype, uint64_t seed,
+                           uint32_t stream, const zt_zo_update_args *args);
 
     // ---- elementwise and rows (f32) ----
     void (*add)(float *d_out, const float *d_a, const float *d_b, int64_t n);

@@ -54,6 +54,9 @@ public protocol Backend: AnyObject, Sendable {
                   stream: UInt32, scalars: ZOUpdateScalars)
     /// HiZOO's probe: x += scale·z/√h (h: f32, x's elements in order).
     func perturbHessian(_ x: Tensor, h: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
+    /// zoUpdate of many tensors with their states (scalars' decay replaced by each item's): the
+    /// single-tensor results, the small tensors many per launch on a device.
+    func zoUpdate(_ kind: ZOUpdateKind, _ items: [ZOStreamItem], seed: UInt64, stream: UInt32, scalars: ZOUpdateScalars)
 
     // Elementwise (f32; out may be an input).
     func add(_ out: Tensor, _ a: Tensor, _ b: Tensor)
@@ -234,6 +237,16 @@ public struct StreamItem: Sendable {
     /// restoreUpdate's decay (ηλ) for this tensor.
     public var decay: Float
     public init(_ tensor: Tensor, tensorId: UInt32, decay: Float = 0) { (self.tensor, self.tensorId, self.decay) = (tensor, tensorId, decay) }
+}
+
+/// One tensor and its f32 optimizer state for a list-driven fused update (Backend.zoUpdate).
+public struct ZOStreamItem: Sendable {
+    public let tensor: Tensor, state1: Tensor, state2: Tensor?
+    public let tensorId: UInt32
+    public var decay: Float
+    public init(_ tensor: Tensor, state1: Tensor, state2: Tensor? = nil, tensorId: UInt32, decay: Float) {
+        (self.tensor, self.state1, self.state2, self.tensorId, self.decay) = (tensor, state1, state2, tensorId, decay)
+    }
 }
 
 /// Bytes a device allocator holds: `live` handed out (after its rounding), `cached` freed and kept

@@ -129,6 +129,30 @@ public final class KernelBackend: Backend, @unchecked Sendable {
                       seed, tensorId, stream, &args)
     }
 
+    public func zoUpdate(_ kind: ZOUpdateKind, _ items: [ZOStreamItem], seed: UInt64, stream: UInt32, scalars: ZOUpdateScalars) {
+        var small: [zt_dtype: [zt_zo_list_item]] = [:]
+        for it in items {
+            let x = it.tensor
+            if x.count > Self.listLimit {
+                var s = scalars
+                s.decay = it.decay
+                zoUpdate(kind, x, state1: it.state1, state2: it.state2, seed: seed, tensorId: it.tensorId, stream: stream, scalars: s)
+                continue
+            }
+            precondition(it.state1.dtype == .f32 && it.state1.count == x.count, "optimizer state \(it.state1) for \(x)")
+            precondition((it.state2 != nil) == (kind == .adam || kind == .direction), "second state tensor is Adam's v or the direction D")
+            if let s2 = it.state2 { precondition(s2.dtype == .f32 && s2.count == x.count, "optimizer state \(s2) for \(x)") }
+            small[x.dtype.code, default: []].append(zt_zo_list_item(x: x.pointer, s1: it.state1.f32, s2: it.state2?.f32, n: Int64(x.count),
+                                                                   first: UInt64(x.offset), tensor_id: it.tensorId, decay: it.decay))
+        }
+        let s = scalars
+        var args = zt_zo_update_args(a1: s.a1, a2: s.a2, restore: s.restore, g: s.g, lr: s.lr, decay: s.decay, beta1: s.beta1,
+                                     beta2: s.beta2, adam_eps: s.adamEps, bc2_sqrt: s.bc2Sqrt, curvature: s.curvature, keep: s.keep)
+        for (dtype, list) in small.sorted(by: { $0.key < $1.key }) {
+            list.withUnsafeBufferPointer { api.zo_update_list(kind.rawValue, $0.baseAddress, Int32(list.count), dtype, seed, stream, &args) }
+        }
+    }
+
     public func perturbHessian(_ x: Tensor, h: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
         precondition(h.dtype == .f32 && h.count == x.count, "Hessian \(h) for \(x)")
         api.perturb_hessian(x.pointer, x.dtype.code, h.f32, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, scale)

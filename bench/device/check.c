@@ -459,6 +459,15 @@ static void host_stream_list(int op, const zt_list_item *items, int count, zt_dt
         else emu_update(it->x, dt, it->n, it->first, seed, it->tensor_id, stream, a, step, it->decay);
     }
 }
+static void host_zo_update_list(int kind, const zt_zo_list_item *items, int count, zt_dtype dt, uint64_t seed,
+                                uint32_t stream, const zt_zo_update_args *args) {
+    zt_zo_update_args a = *args;
+    for (int i = 0; i < count; i++) {
+        a.decay = items[i].decay;
+        emu_zo_update(kind, items[i].x, dt, items[i].s1, items[i].s2, items[i].n, items[i].first, seed, items[i].tensor_id,
+                      stream, &a);
+    }
+}
 static int64_t host_embedding(float *out, const void *table, zt_dtype dt, int64_t vocab, int64_t dim,
                               const int32_t *ids, int64_t n, int count_bad) {
     (void)count_bad;
@@ -509,7 +518,7 @@ static const zt_backend_api host_table = {
     .memcpy_d2d = host_copy, .memset = host_memset, .synchronize = host_sync, .last_error = host_last_error,
     .perturb = emu_perturb, .restore_update = emu_update, .replay_step = emu_replay, .perturbed_copy = emu_copy, .fill_normal = emu_fill,
     .convert = emu_convert, .zo_update = emu_zo_update, .perturb_hessian = emu_perturb_hessian,
-    .stream_list = host_stream_list,
+    .stream_list = host_stream_list, .zo_update_list = host_zo_update_list,
     .add = zt_add, .mul = zt_mul, .scale = zt_scale, .add_rows = zt_add_rows,
     .relu = zt_relu, .silu = zt_silu, .gelu_tanh = zt_gelu_tanh, .gelu_erf = zt_gelu_erf, .swiglu = zt_swiglu,
     .softmax = zt_softmax, .log_softmax = zt_log_softmax, .token_logprobs = zt_token_logprobs,
@@ -530,7 +539,7 @@ static const zt_backend_api host_table = {
     X(device_count) X(set_device) X(device_name) X(mem_info) X(malloc) X(free) X(memcpy_h2d) X(memcpy_d2h) \
     X(memcpy_d2d) X(memset) X(synchronize) X(last_error) X(perturb) X(restore_update) X(replay_step)       \
     X(perturbed_copy)                                                                                    \
-    X(fill_normal) X(convert) X(zo_update) X(perturb_hessian) X(stream_list)                               \
+    X(fill_normal) X(convert) X(zo_update) X(perturb_hessian) X(stream_list) X(zo_update_list)                               \
     X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
     X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(gemm_mixed) X(gemm_mixed_workspace)      \
@@ -1007,6 +1016,69 @@ static void dev_stream_list(void) {
         check_bits(name, g, c, total, (int)es);
         dfree(d);
         free(h); free(c); free(g);
+    }
+}
+
+// List-driven fused updates (zo_update_list): 90 tensors with their f32 states, every kind and
+// dtype, per-tensor decays, two steps (training, then replay with its probes); x and the states
+// bit for bit the CPU's zt_zo_update per tensor.
+static void dev_zo_update_list(void) {
+    section("zo_update_list: many small tensors with their state per launch (bit-identical)");
+    enum { COUNT = 90 };
+    const zt_dtype dts[3] = {ZT_F32, ZT_BF16, ZT_F16};
+    for (int ki = 0; ki < N_ZO_KINDS; ki++) {
+        const int kind = zo_kinds[ki], two = zo_two_arrays(kind);
+        for (int k = 0; k < 3; k++) {
+            const zt_dtype dt = dts[k];
+            const int64_t es = zt_dtype_size(dt);
+            int64_t offs[COUNT], ns[COUNT], total = 0;
+            for (int i = 0; i < COUNT; i++) {
+                ns[i] = i % 9 == 0 ? 1 + (int64_t)(rnd64() % 40000) : 1 + (int64_t)(rnd64() % 2000);
+                offs[i] = total + (int64_t)(rnd64() % 4);
+                total = offs[i] + ns[i];
+            }
+            void *hx = random_storage(dt, total, 0.5f);
+            float *h1 = hmalloc(total * 4), *h2 = hmalloc(total * 4);
+            for (int64_t i = 0; i < total; i++) {  // positive states: HiZOO's H and Adam's v must be
+                h1[i] = 0.5f + (float)rnd_unit();
+                h2[i] = 0.5f + (float)rnd_unit();
+            }
+            void *cx = hmalloc(total * es), *gx = hmalloc(total * es);
+            float *c1 = hmalloc(total * 4), *c2 = hmalloc(total * 4), *g1 = hmalloc(total * 4), *g2 = hmalloc(total * 4);
+            memcpy(cx, hx, total * es); memcpy(c1, h1, total * 4); memcpy(c2, h2, total * 4);
+            char *dx = dalloc(total * es);
+            float *d1 = dalloc(total * 4), *d2 = dalloc(total * 4);
+            h2d(dx, hx, total * es); h2d(d1, h1, total * 4); h2d(d2, h2, total * 4);
+            zt_zo_list_item items[COUNT], citems[COUNT];
+            for (int i = 0; i < COUNT; i++) {
+                const uint64_t first = i % 3 == 0 ? (uint64_t)offs[i] : (uint64_t)(rnd64() % 1000);
+                items[i] = (zt_zo_list_item){dx + offs[i] * es, d1 + offs[i], two ? d2 + offs[i] : NULL, ns[i], first,
+                                             (uint32_t)(11 + i), i % 4 == 0 ? 0.0f : 1e-5f * (float)(i % 5)};
+                citems[i] = items[i];
+                citems[i].x = (char *)cx + offs[i] * es;
+                citems[i].s1 = c1 + offs[i];
+                citems[i].s2 = two ? c2 + offs[i] : NULL;
+            }
+            for (int t = 0; t < 2; t++) {
+                const zt_zo_update_args a = zo_args(kind, 3 + t, t, 1e-3f);
+                G->zo_update_list(kind, items, COUNT, dt, 500 + t, 0, &a);
+                zt_zo_update_args ca = a;
+                for (int i = 0; i < COUNT; i++) {
+                    ca.decay = citems[i].decay;
+                    zt_zo_update(kind, citems[i].x, dt, citems[i].s1, citems[i].s2, citems[i].n, citems[i].first, 500 + t,
+                                 citems[i].tensor_id, 0, &ca);
+                }
+            }
+            d2h(gx, dx, total * es); d2h(g1, d1, total * 4); d2h(g2, d2, total * 4);
+            char name[96], d[200];
+            const int64_t bx = diff_bits(gx, cx, total, (int)es, d, sizeof d);
+            const int64_t b1 = diff_bits(g1, c1, total, 4, d, sizeof d), b2 = diff_bits(g2, c2, total, 4, d, sizeof d);
+            snprintf(name, sizeof name, "%s %s, 90 tensors, 2 steps", zo_name(kind), dtname(dt));
+            result(bx == 0 && b1 == 0 && b2 == 0, name, "x %lld, state %lld + %lld elements differ", (long long)bx, (long long)b1,
+                   (long long)b2);
+            dfree(dx); dfree(d1); dfree(d2);
+            free(hx); free(h1); free(h2); free(cx); free(gx); free(c1); free(c2); free(g1); free(g2);
+        }
     }
 }
 
@@ -2190,6 +2262,7 @@ static void run_device_checks(void) {
     dev_philox();
     dev_stream_ops();
     dev_stream_list();
+    dev_zo_update_list();
     dev_zo_ops();
     dev_convert();
     dev_elementwise();

@@ -62,10 +62,10 @@ public final class HiZOO: ZOOptimizer, @unchecked Sendable {
         s.lr = r.lr
         s.curvature = Float(alpha * Double(abs(r.values[1])) / (2 * Double(eps) * Double(eps)))
         s.keep = Float(1 - alpha)
-        for (e, h) in zip(set.entries, hessian) {
-            s.decay = e.decays ? r.lr * options.weightDecay : 0
-            backend.zoUpdate(.hizoo, e.tensor, state1: h, state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+        let items = zip(set.entries, hessian).map { e, h in
+            ZOStreamItem(e.tensor, state1: h, tensorId: e.tensorId, decay: e.decays ? r.lr * options.weightDecay : 0)
         }
+        backend.zoUpdate(.hizoo, items, seed: r.seed, stream: 0, scalars: s)
     }
 
     /// Reports ℓ₀, the loss at θ before the update.

@@ -60,10 +60,11 @@ public final class ZOAdam: ZOOptimizer, @unchecked Sendable {
         s.beta1 = options.beta1
         s.beta2 = options.beta2
         s.adamEps = options.adamEps
-        for (k, e) in set.entries.enumerated() {
-            s.decay = e.decays ? r.lr * options.weightDecay : 0
-            backend.zoUpdate(.adam, e.tensor, state1: m[k], state2: v[k], seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+        let items = set.entries.indices.map { k in
+            ZOStreamItem(set.entries[k].tensor, state1: m[k], state2: v[k], tensorId: set.entries[k].tensorId,
+                         decay: set.entries[k].decays ? r.lr * options.weightDecay : 0)
         }
+        backend.zoUpdate(.adam, items, seed: r.seed, stream: 0, scalars: s)
     }
 
     public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {

@@ -46,10 +46,10 @@ public final class ZOMomentum: ZOOptimizer, @unchecked Sendable {
         s.g = r.projectedGrad
         s.lr = r.lr
         s.beta1 = options.momentum
-        for (e, m) in zip(set.entries, momentum) {
-            s.decay = e.decays ? r.lr * options.weightDecay : 0
-            backend.zoUpdate(.momentum, e.tensor, state1: m, state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+        let items = zip(set.entries, momentum).map { e, m in
+            ZOStreamItem(e.tensor, state1: m, tensorId: e.tensorId, decay: e.decays ? r.lr * options.weightDecay : 0)
         }
+        backend.zoUpdate(.momentum, items, seed: r.seed, stream: 0, scalars: s)
     }
 
     public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
