@@ -157,26 +157,46 @@ struct zt_list_launch {
     uint64_t vec;  // bit i: item i may take the vector path
 };
 
+// An item's arguments: the single-tensor kernel's, for this block row's tensor.
+__device__ __forceinline__ zt_stream_args item_args(void *x, int64_t n, uint64_t first, uint32_t tensor_id, uint64_t seed,
+                                                    uint32_t stream, uint64_t vec_bits) {
+    zt_stream_args g = {};
+    g.x = x;
+    g.src = x;
+    g.n = n;
+    g.first = first;
+    g.seed = seed;
+    g.tensor_id = tensor_id;
+    g.stream = stream;
+    g.vec = (int)((vec_bits >> blockIdx.y) & 1);
+    return g;
+}
+
+// This block row's share of the item's Philox blocks.
+template <int OP, int DT, int KIND>
+__device__ __forceinline__ void item_blocks(const zt_stream_args &g) {
+    const uint64_t nblocks = zt_stream_blocks(g.first, g.n), j0 = g.first / 4;
+    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride)
+        zt_stream_block<OP, DT, DT, KIND>(g, j0 + t);
+}
+
+// Enough blocks in x for the largest item, at most what fills the device once over the list.
+static dim3 list_grid(const zt_ctx *c, uint64_t max_blocks, int count) {
+    uint64_t gx = (max_blocks + STREAM_THREADS - 1) / STREAM_THREADS, cap = (uint64_t)(16 * c->sm_count) / (uint64_t)count + 1;
+    gx = gx < 1 ? 1 : gx > cap ? cap : gx;
+    return dim3((unsigned)gx, (unsigned)count);
+}
+
 template <int OP, int DT>
 __global__ void __launch_bounds__(STREAM_THREADS) list_kernel(zt_list_launch L, uint64_t seed, uint32_t stream, float a,
                                                               float step) {
     const zt_list_item it = L.items[blockIdx.y];
-    zt_stream_args g = {};
-    g.x = it.x;
-    g.src = it.x;
-    g.n = it.n;
-    g.first = it.first;
-    g.seed = seed;
-    g.tensor_id = it.tensor_id;
-    g.stream = stream;
+    zt_stream_args g = item_args(it.x, it.n, it.first, it.tensor_id, seed, stream, L.vec);
     g.a = a;
     g.step = step;
     g.decay = it.decay;
-    g.vec = (int)((L.vec >> blockIdx.y) & 1);
-    const uint64_t nblocks = zt_stream_blocks(it.first, it.n), j0 = it.first / 4;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride)
-        zt_stream_block<OP, DT, DT, 0>(g, j0 + t);
+    item_blocks<OP, DT, 0>(g);
 }
 
 template <int OP>
@@ -184,10 +204,7 @@ static void launch_list(const zt_list_launch &L, int count, uint64_t max_blocks,
                         float a, float step) {
     zt_ctx *c = zt_ctx_get();
     if (!c) return;
-    // Enough blocks in x for the largest item, at most what fills the device once over the list.
-    uint64_t gx = (max_blocks + STREAM_THREADS - 1) / STREAM_THREADS, cap = (uint64_t)(16 * c->sm_count) / (uint64_t)count + 1;
-    gx = gx < 1 ? 1 : gx > cap ? cap : gx;
-    const dim3 grid((unsigned)gx, (unsigned)count);
+    const dim3 grid = list_grid(c, max_blocks, count);
     switch (dt) {
     case ZT_F32: list_kernel<OP, ZT_F32><<<grid, STREAM_THREADS, 0, c->stream>>>(L, seed, stream, a, step); break;
     case ZT_BF16: list_kernel<OP, ZT_BF16><<<grid, STREAM_THREADS, 0, c->stream>>>(L, seed, stream, a, step); break;
@@ -232,23 +249,12 @@ struct zt_zo_list_launch {
 template <int DT, int KIND>
 __global__ void __launch_bounds__(STREAM_THREADS) zo_list_kernel(zt_zo_list_launch L, uint64_t seed, uint32_t stream) {
     const zt_zo_list_item it = L.items[blockIdx.y];
-    zt_stream_args g = {};
-    g.x = it.x;
-    g.src = it.x;
+    zt_stream_args g = item_args(it.x, it.n, it.first, it.tensor_id, seed, stream, L.vec);
     g.s1 = it.s1;
     g.s2 = it.s2;
-    g.n = it.n;
-    g.first = it.first;
-    g.seed = seed;
-    g.tensor_id = it.tensor_id;
-    g.stream = stream;
     g.zo = L.zo;
     g.zo.decay = it.decay;
-    g.vec = (int)((L.vec >> blockIdx.y) & 1);
-    const uint64_t nblocks = zt_stream_blocks(it.first, it.n), j0 = it.first / 4;
-    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
-    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < nblocks; t += stride)
-        zt_stream_block<ZT_OP_ZO, DT, DT, KIND>(g, j0 + t);
+    item_blocks<ZT_OP_ZO, DT, KIND>(g);
 }
 
 template <int DT>
@@ -292,9 +298,7 @@ void zt_cu_zo_update_list(int kind, const zt_zo_list_item *items, int count, zt_
             m++;
         }
         if (!m) continue;
-        uint64_t gx = (max_blocks + STREAM_THREADS - 1) / STREAM_THREADS, cap = (uint64_t)(16 * c->sm_count) / (uint64_t)m + 1;
-        gx = gx < 1 ? 1 : gx > cap ? cap : gx;
-        const dim3 grid((unsigned)gx, (unsigned)m);
+        const dim3 grid = list_grid(c, max_blocks, m);
         switch (dtype) {
         case ZT_F32: launch_zo_list<ZT_F32>(kind, L, grid, c->stream, seed, stream); break;
         case ZT_BF16: launch_zo_list<ZT_BF16>(kind, L, grid, c->stream, seed, stream); break;
