@@ -111,6 +111,21 @@ typedef struct {
     int vec;            // 1: x, src (and s1, s2 when set), each moved back by first % 4, are 4-element aligned
 } zt_stream_args;
 
+// The fields every stream launch sets (the rest zero; x is also the source, vec 0): shared by the
+// launchers, the list kernels and the CPU emulation, so all fill the arguments alike.
+ZT_HD zt_stream_args zt_stream_base(void *x, int64_t n, uint64_t first, uint64_t seed, uint32_t tensor_id, uint32_t stream) {
+    zt_stream_args g;
+    memset(&g, 0, sizeof g);
+    g.x = x;
+    g.src = x;
+    g.n = n;
+    g.first = first;
+    g.seed = seed;
+    g.tensor_id = tensor_id;
+    g.stream = stream;
+    return g;
+}
+
 // v rounded to what storage dtype DT holds (identity for f32).
 template <int DT>
 ZT_HD float zt_round_to(float v) {

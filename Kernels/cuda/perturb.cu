@@ -64,14 +64,8 @@ static void dispatch_pair(const zt_stream_args &g, zt_dtype dt, zt_dtype sdt, co
 
 static zt_stream_args make_args(void *x, zt_dtype dt, const void *src, zt_dtype sdt, int64_t n, uint64_t first,
                                 uint64_t seed, uint32_t tensor_id, uint32_t stream, float a, float step, float decay) {
-    zt_stream_args g = {};  // a1, a2, state and zo unused unless the caller sets them
-    g.x = x;
+    zt_stream_args g = zt_stream_base(x, n, first, seed, tensor_id, stream);  // a1, a2, state, zo: the caller's
     g.src = src ? src : x;
-    g.n = n;
-    g.first = first;
-    g.seed = seed;
-    g.tensor_id = tensor_id;
-    g.stream = stream;
     g.a = a;
     g.step = step;
     g.decay = decay;
@@ -160,14 +154,7 @@ struct zt_list_launch {
 // An item's arguments: the single-tensor kernel's, for this block row's tensor.
 __device__ __forceinline__ zt_stream_args item_args(void *x, int64_t n, uint64_t first, uint32_t tensor_id, uint64_t seed,
                                                     uint32_t stream, uint64_t vec_bits) {
-    zt_stream_args g = {};
-    g.x = x;
-    g.src = x;
-    g.n = n;
-    g.first = first;
-    g.seed = seed;
-    g.tensor_id = tensor_id;
-    g.stream = stream;
+    zt_stream_args g = zt_stream_base(x, n, first, seed, tensor_id, stream);
     g.vec = (int)((vec_bits >> blockIdx.y) & 1);
     return g;
 }

@@ -61,15 +61,9 @@ int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, i
         memcpy(x, src, (size_t)n * (size_t)zt_dtype_size(dt));
         return 0;
     }
-    zt_stream_args g;
-    g.x = x;
+    zt_stream_args g = zt_stream_base(x, n, op == ZT_OP_CONVERT ? 0 : first, seed, tensor_id, stream);
     g.src = (op == ZT_OP_COPY || op == ZT_OP_CONVERT) ? src : x;
     if (op != ZT_OP_COPY && op != ZT_OP_CONVERT) sdt = dt;
-    g.n = n;
-    g.first = op == ZT_OP_CONVERT ? 0 : first;
-    g.seed = seed;
-    g.tensor_id = tensor_id;
-    g.stream = stream;
     g.a = a;
     g.step = step;
     g.decay = decay;
@@ -92,14 +86,7 @@ int zt_emu_stream(int op, void *x, zt_dtype dt, const void *src, zt_dtype sdt, i
 // the vector decision); vec_mode as above.
 static zt_stream_args state_args(void *x, zt_dtype dt, float *s1, float *s2, int64_t n, uint64_t first, uint64_t seed,
                                  uint32_t tensor_id, uint32_t stream, int vec_mode) {
-    zt_stream_args g = {};
-    g.x = x;
-    g.src = x;
-    g.n = n;
-    g.first = first;
-    g.seed = seed;
-    g.tensor_id = tensor_id;
-    g.stream = stream;
+    zt_stream_args g = zt_stream_base(x, n, first, seed, tensor_id, stream);
     g.s1 = s1;
     g.s2 = s2;
     const int64_t xs = zt_dtype_size(dt);
