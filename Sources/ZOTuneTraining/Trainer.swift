@@ -202,6 +202,14 @@ public final class Trainer: @unchecked Sendable {
         guard saved.header.base.hash == header.base.hash else {
             throw ModelError(file: file, field: "base.hash", "the run was trained from another checkpoint (hash \(saved.header.base.hash), this one is \(header.base.hash))")
         }
+        // Storage and GEMM precision set the forwards' numerics: a run continued under others would
+        // not be the run its trajectory describes (and replay would not rebuild its weights).
+        guard saved.header.base.dtype == header.base.dtype else {
+            throw ModelError(file: file, field: "base.dtype", "the run was trained with --dtype \(saved.header.base.dtype), not \(header.base.dtype); resume with the same one")
+        }
+        if let was = saved.header.base.precision, let now = header.base.precision, was != now {
+            throw ModelError(file: file, field: "base.precision", "the run was trained with --precision \(was), not \(now) (auto is mixed on CUDA, f32 on the CPU); resume with --precision \(was)")
+        }
         var start = saved.header.progress.completedSteps
         header.progress = saved.header.progress
         lastDev = header.progress.bestDev

@@ -35,9 +35,10 @@ final class TrainerTests: XCTestCase, TinyFixture {
 
     let base = BaseCheckpoint(path: "tiny", hash: "test", format: "hf", dtype: "f32")
 
-    func trainer(_ lm: CausalLM, _ config: OptimizerConfig, _ dir: URL, steps: Int = 10, keepBest: Bool = true) throws -> Trainer {
+    func trainer(_ lm: CausalLM, _ config: OptimizerConfig, _ dir: URL, steps: Int = 10, keepBest: Bool = true,
+                 base: BaseCheckpoint? = nil) throws -> Trainer {
         try Trainer(model: lm, tokenizer: try tokenizer(), splits: tinySplits(), options: runOptions(steps: steps, keepBest: keepBest),
-                    optimizer: try config.make(set: TrainableSet.full(lm), backend: backend), runDir: dir, base: base)
+                    optimizer: try config.make(set: TrainableSet.full(lm), backend: backend), runDir: dir, base: base ?? self.base)
     }
 
     // Two runs with the same options give the same trajectory and weights; replaying the
@@ -92,6 +93,28 @@ final class TrainerTests: XCTestCase, TinyFixture {
         XCTAssertThrowsError(try trainer(try tinyModel(), .zoSGDMomentum(ZOMomentumOptions(eps: 1e-2, momentum: 0.5)), dir).run(resume: true)) {
             XCTAssertTrue("\($0)".contains("optimizer"), "\($0)")
         }
+    }
+
+    // The forwards' numerics are part of a run: resuming under another weight dtype or GEMM
+    // precision is refused, naming the field and the option to pass; a trajectory from before
+    // the precision was recorded resumes under any.
+    func testResumeKeepsDTypeAndPrecision() throws {
+        let config = Self.configs[0], dir = tempDir()
+        var f32 = base; f32.precision = "f32"
+        XCTAssertThrowsError(try trainer(try tinyModel(), config, dir, base: f32).run(stopAfter: 2)) { XCTAssertTrue($0 is RunInterrupted) }
+        XCTAssertEqual(try TrajectoryFile.read(dir.appendingPathComponent("trajectory.zot")).header.base.precision, "f32")
+        var mixed = f32; mixed.precision = "mixed"
+        XCTAssertThrowsError(try trainer(try tinyModel(), config, dir, base: mixed).run(resume: true)) {
+            XCTAssertTrue("\($0)".contains("base.precision") && "\($0)".contains("--precision f32"), "\($0)")
+        }
+        var bf16 = f32; bf16.dtype = "bf16"
+        XCTAssertThrowsError(try trainer(try tinyModel(), config, dir, base: bf16).run(resume: true)) {
+            XCTAssertTrue("\($0)".contains("base.dtype") && "\($0)".contains("--dtype f32"), "\($0)")
+        }
+        XCTAssertNoThrow(try trainer(try tinyModel(), config, dir, base: f32).run(resume: true))
+        let old = tempDir()
+        XCTAssertThrowsError(try trainer(try tinyModel(), config, old).run(stopAfter: 2)) { XCTAssertTrue($0 is RunInterrupted) }
+        XCTAssertNoThrow(try trainer(try tinyModel(), config, old, base: mixed).run(resume: true))
     }
 
     // A NaN at any forward of a step: the step throws, θ is back where it was (to rounding of the

@@ -14,12 +14,16 @@ public struct BaseCheckpoint: Sendable, Equatable, Codable {
     public var format: String
     /// Weight storage dtype of the run.
     public var dtype: String
+    /// GEMM precision the run's forwards used (GemmPrecision; nil in trajectories written before
+    /// it was recorded). The loss differences, and so the updates, depend on it: resume keeps it.
+    public var precision: String?
 
-    public init(path: String, hash: String, format: String, dtype: String) {
+    public init(path: String, hash: String, format: String, dtype: String, precision: String? = nil) {
         self.path = path
         self.hash = hash
         self.format = format
         self.dtype = dtype
+        self.precision = precision
     }
 }
 

@@ -93,7 +93,7 @@ struct Pretrain: ParsableCommand {
                                   dataSeed: dataSeed, evalWindows: options.evalCount)
         options.maxLength = seqLen
         print("corpus: \(text.name): \(text.split); \(data.train.count) training windows of \(seqLen) tokens (\(data.trainTokens) tokens), \(data.heldOut.count) held-out windows")
-        let base = BaseCheckpoint(path: initDir.path, hash: try checkpointHash(initDir.path), format: "hf", dtype: "f32")
+        let base = BaseCheckpoint(path: initDir.path, hash: try checkpointHash(initDir.path), format: "hf", dtype: "f32", precision: lm.precision.rawValue)
         let optimizer: any ZOOptimizer
         do {
             optimizer = try blocks == nil ? config.make(model: lm) : config.make(set: try config.trainableSet(lm), backend: backend, blocks: blocks)

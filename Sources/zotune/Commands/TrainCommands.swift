@@ -185,7 +185,7 @@ struct Train: ParsableCommand {
             throw ValidationError("--dtype gguf keeps the base quantized and frozen: train an adapter over it (--peft lora, prefix or prompt)")
         }
         let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue,
-                                  dtype: model.keepBlocks ? "gguf" : try model.weightDType().rawValue)
+                                  dtype: model.keepBlocks ? "gguf" : try model.weightDType().rawValue, precision: lm.precision.rawValue)
         let adapter = try peft?.make(model: lm)
         let optimizer: any ZOOptimizer
         do {
