@@ -152,10 +152,11 @@ extension SmolLM2ParityTests {
         let batch = TokenBatch.leftPadded([[1, 504, 3458, 282, 4649, 314], [1, 1115, 30]], padId: 2)
         XCTAssertEqual(q.backend.toHost(try q.hiddenStates(batch)), lm.backend.toHost(try lm.hiddenStates(batch)), "hidden states, bit for bit")
         // The head in panels of rows: the same dot products, but BLAS may block a narrower GEMM
-        // differently, so logits agree to f32 rounding of a 576-term sum.
+        // differently, so logits agree to f32 rounding of a 576-term sum: logits reach |31| here
+        // (ulp 1.9e-6); 2.3e-5 measured, bound 5e-5 (about 25 ulps, a reordered sum's spread).
         let (ql, fl) = (q.backend.toHost(try q.allLogits(batch)), lm.backend.toHost(try lm.allLogits(batch)))
         let worst = zip(ql, fl).map { abs($0 - $1) }.max()!
-        XCTAssertLessThanOrEqual(worst, 2e-5, "all logits")
+        XCTAssertLessThanOrEqual(worst, 5e-5, "all logits")
         let targets: [Int32] = (0..<batch.tokenCount).map { Int32(($0 * 37) % 49152) }
         let (streamed, onePass) = (try q.tokenLogProbs(batch, targets: targets, chunk: 4), try lm.tokenLogProbs(batch, targets: targets, chunk: 4))
         XCTAssertEqual(streamed.count, onePass.count)
