@@ -47,6 +47,23 @@ static inline __attribute__((always_inline)) void tile_scores(float *restrict s,
     for (int j = 0; j < KEY_TILE; j++) s[j] = acc[j];
 }
 
+static inline __attribute__((always_inline)) float lane_max(const float *restrict x) {
+    float mx[LANES];
+    for (int l = 0; l < LANES; l++) mx[l] = x[l];
+    for (int j = LANES; j < KEY_TILE; j += LANES)
+        for (int l = 0; l < LANES; l++) mx[l] = x[j + l] > mx[l] ? x[j + l] : mx[l];
+    float r = mx[0];
+    for (int l = 1; l < LANES; l++) r = mx[l] > r ? mx[l] : r;
+    return r;
+}
+
+static inline __attribute__((always_inline)) float lane_sum(const float *restrict x) {
+    float s[LANES] = {0};
+    for (int j = 0; j < KEY_TILE; j += LANES)
+        for (int l = 0; l < LANES; l++) s[l] += x[j + l];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 // acc = alpha·acc + Σ_j p[j]·v_j over a tile's n value rows.
 static inline __attribute__((always_inline)) void add_values(float *restrict acc, const float *restrict p,
                                                              const float *restrict v, int64_t n, int64_t stride,
@@ -115,20 +132,18 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo, int64_t hi) {
                     tile_scores(score, qr, kt, D);
                 else
                     for (int64_t j = 0; j < n; j++) score[j] = dot(qr, kb + (s0 + j) * kv_stride, D);
-                float tmax = -INFINITY;
-                for (int64_t j = 0; j < KEY_TILE; j++) {
-                    const int allowed = j < n && (!mask || mask[s0 + j]);
-                    score[j] = allowed ? c->scale * score[j] : -INFINITY;
-                    tmax = score[j] > tmax ? score[j] : tmax;
-                }
+                // Lane-wise loops (the max and the sum in LANES partials): each vectorizes.
+                for (int64_t j = 0; j < KEY_TILE; j++) score[j] *= c->scale;
+                for (int64_t j = n; j < KEY_TILE; j++) score[j] = -INFINITY;
+                if (mask)
+                    for (int64_t j = 0; j < n; j++) score[j] = mask[s0 + j] ? score[j] : -INFINITY;
+                const float tmax = lane_max(score);
                 if (tmax == -INFINITY) continue;  // whole tile masked: nothing to add
                 const float m_new = tmax > m[i] ? tmax : m[i];
                 const float alpha = zt_exp(m[i] - m_new);  // 0 on the first allowed tile (m = −inf)
-                float lsum = 0.0f;
-                for (int64_t j = 0; j < KEY_TILE; j++) {
-                    score[j] = zt_exp(score[j] - m_new);  // exp(−inf) = 0: masked keys weigh nothing
-                    lsum += score[j];
-                }
+                // exp(−inf) = 0: masked keys weigh nothing.
+                for (int64_t j = 0; j < KEY_TILE; j++) score[j] = zt_exp(score[j] - m_new);
+                const float lsum = lane_sum(score);
                 // Common head sizes as constants: the row then stays in registers over the tile.
                 if (D == 64)
                     add_values(acc, score, vb + s0 * kv_stride, n, kv_stride, alpha, 64);

@@ -417,6 +417,13 @@ final class OpsTests: XCTestCase {
         // Scores up to ~30 carry ~30·D·ulp ≈ 5e-5 relative weight error in the worst case.
         checkAttention(B: 1, T: 3, S: S2, Hq: 4, Hkv: 1, D: 16, qRange: 8, mask: m2, seed: 15, tol: 5e-5, "multi-tile")
         checkAttention(B: 1, T: 70, S: 70, Hq: 2, Hkv: 2, D: 8, mask: nil, seed: 16, tol: 1e-5, "prefill > tile")
+        // The kernel's paths: head sizes 64 and 128 (compiled as constants), over 256 (no transposed
+        // tile); blocks of 32 queries, the last one partial, behind a KV-cache offset and padding.
+        var m3 = [UInt8](repeating: 1, count: 2 * 100)
+        for s in 0..<10 { m3[s] = 0 }
+        checkAttention(B: 2, T: 40, S: 100, Hq: 6, Hkv: 2, D: 64, qRange: 4, mask: m3, seed: 17, tol: 2e-5, "D=64 query blocks, cache, pad")
+        checkAttention(B: 1, T: 33, S: 33, Hq: 4, Hkv: 2, D: 128, mask: nil, seed: 18, tol: 1e-5, "D=128, 32 + 1 queries")
+        checkAttention(B: 1, T: 5, S: 70, Hq: 2, Hkv: 1, D: 300, mask: nil, seed: 19, tol: 1e-5, "D=300")
 
         // Direct check of the zero rule on a hand case: one query, its only key masked.
         var out: [Float] = [.nan, .nan]
