@@ -353,8 +353,11 @@ struct Eval: ParsableCommand {
             if truncated > 0 { print("\(truncated) of \(prompts.count) prompts exceed --max-length \(maxLength) tokens and lose their start (a leading BOS is kept)") }
             fflush(nil)
         }
+        let started = Date(), clock = ProgressLine(total: prompts.count)
         let result = try Evaluator(scorer: scorer).evaluate(prompts) { r in
-            if !json { writeStdout("\r\(r.examples)/\(prompts.count) examples, \(r.summary)") }
+            guard !json, r.examples > 0 else { return }
+            let eta = Date().timeIntervalSince(started) / Double(r.examples) * Double(prompts.count - r.examples)
+            writeStdout((clock.tty ? "\r\u{1B}[K" : "\r") + "\(r.examples)/\(prompts.count) examples, \(r.summary)  ETA \(clock.duration(eta))")
         }
         if json {
             var o: [String: Any] = ["task": data.label, "split": split, "examples": result.examples, "icl": icl, "truncated": truncated,
