@@ -293,20 +293,20 @@ enum StopSignals {
 /// One progress line per step: overwritten in place on a terminal, one line per step otherwise.
 final class ProgressLine {
     let total: Int
-    let tty = isatty(STDOUT_FILENO) != 0
+    static let tty = isatty(STDOUT_FILENO) != 0
     init(total: Int) { self.total = total }
 
     func update(_ r: StepReport) {
         let eta = r.stepsPerSecond > 0 ? Double(r.total - r.step) / r.stepsPerSecond : 0
         var line = String(format: "step %d/%d  loss %.4f  g %+.3e  lr %.2e  %.2f it/s  ETA %@  peak %@",
-                          r.step, r.total, r.loss, r.projectedGrad, r.lr, r.stepsPerSecond, duration(eta), formatBytes(r.peakBytes))
+                          r.step, r.total, r.loss, r.projectedGrad, r.lr, r.stepsPerSecond, Self.duration(eta), formatBytes(r.peakBytes))
         if let dev = r.devMetric { line += String(format: "  dev %.4f", dev) }
-        writeStdout(tty ? "\r\u{1B}[K" + line + (r.devMetric != nil ? "\n" : "") : line + "\n")
+        writeStdout(Self.tty ? "\r\u{1B}[K" + line + (r.devMetric != nil ? "\n" : "") : line + "\n")
     }
 
-    func finish() { if tty { writeStdout("\n") } }
+    func finish() { if Self.tty { writeStdout("\n") } }
 
-    func duration(_ s: Double) -> String {
+    static func duration(_ s: Double) -> String {
         let t = Int(s.rounded())
         return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
     }
@@ -353,11 +353,11 @@ struct Eval: ParsableCommand {
             if truncated > 0 { print("\(truncated) of \(prompts.count) prompts exceed --max-length \(maxLength) tokens and lose their start (a leading BOS is kept)") }
             fflush(nil)
         }
-        let started = Date(), clock = ProgressLine(total: prompts.count)
+        let started = Date()
         let result = try Evaluator(scorer: scorer).evaluate(prompts) { r in
             guard !json, r.examples > 0 else { return }
             let eta = Date().timeIntervalSince(started) / Double(r.examples) * Double(prompts.count - r.examples)
-            writeStdout((clock.tty ? "\r\u{1B}[K" : "\r") + "\(r.examples)/\(prompts.count) examples, \(r.summary)  ETA \(clock.duration(eta))")
+            writeStdout((ProgressLine.tty ? "\r\u{1B}[K" : "\r") + "\(r.examples)/\(prompts.count) examples, \(r.summary)  ETA \(ProgressLine.duration(eta))")
         }
         if json {
             var o: [String: Any] = ["task": data.label, "split": split, "examples": result.examples, "icl": icl, "truncated": truncated,
