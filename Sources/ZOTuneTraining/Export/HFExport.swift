@@ -88,7 +88,7 @@ public enum HFExport {
         if model.weights.hasBlocks {
             throw ModelError(file: file.path, field: "dtype", "the weights are held in quantized blocks; export from an f32, bf16 or f16 load")
         }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileError.createDirectory(dir)
         var seen = Set<ObjectIdentifier>()
         var tensors: [(String, Tensor)] = []
         for name in model.weights.names {

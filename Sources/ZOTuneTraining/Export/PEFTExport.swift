@@ -11,7 +11,7 @@ public enum PEFTExport {
 
     public static func write(_ adapter: any PEFTAdapter, model: CausalLM, baseModel: String, to dir: URL,
                              metadata: [String: String] = [:]) throws {
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileError.createDirectory(dir)
         var config = adapter.peftConfig(model: model)
         config["base_model_name_or_path"] = baseModel
         config["zotune"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(adapter.config))

@@ -52,7 +52,7 @@ public enum InitCheckpoint {
         guard config.architecture == .llama else {
             throw ModelError(file: dir.path, field: "architecture", "pre-training builds Llama models; got \(config.architecture.rawValue)")
         }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileError.createDirectory(dir)
         let backend = KernelBackend.cpu()
         var tensors: [(String, Tensor)] = []
         for (name, shape) in CausalLM.storedTensorShapes(config) {

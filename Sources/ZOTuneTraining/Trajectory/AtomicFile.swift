@@ -1,4 +1,5 @@
 import Foundation
+import ZOTuneModels
 
 /// Writes files so a crash, a full disk or a kill never leaves a half-written file in place of a
 /// good one: write `name.tmp-PID`, fsync, rename over `name`.
@@ -6,7 +7,7 @@ public enum AtomicFile {
     public static func write(_ data: Data, to url: URL) throws {
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw fileError(url, "cannot create \(tmp.path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw fileError(url, "cannot write: \(String(cString: strerror(errno)))") }
         var ok = true
         var why = ""
         data.withUnsafeBytes { raw in
@@ -21,7 +22,7 @@ public enum AtomicFile {
         close(fd)
         guard ok else {
             unlink(tmp.path)
-            throw fileError(url, "write failed (\(why)); the previous file is kept")
+            throw fileError(url, "cannot write: \(why); the previous file is kept")
         }
         guard rename(tmp.path, url.path) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -32,7 +33,5 @@ public enum AtomicFile {
 
     public static func write(_ text: String, to url: URL) throws { try write(Data(text.utf8), to: url) }
 
-    static func fileError(_ url: URL, _ message: String) -> Error {
-        NSError(domain: "zotune", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(url.path): \(message)"])
-    }
+    static func fileError(_ url: URL, _ message: String) -> Error { FileError(path: url.path, cause: message) }
 }

@@ -9,7 +9,7 @@ public final class RunLock {
     private let fd: Int32
 
     public init(runDir: URL) throws {
-        try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
+        try FileError.createDirectory(runDir)
         url = runDir.appendingPathComponent(".zotune.lock")
         fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
