@@ -30,14 +30,17 @@ public struct MemoryReport: Sendable {
     /// and its projection, the MLP's (gate,) up, activation and down input, and the attention
     /// probabilities (heads × T per token); then the final norm output and the logits with their
     /// softmax (2 × vocab per token). A floor: frameworks keep more (masks, dropout, copies).
-    public static func foAdamBytes(config c: ModelConfig, parameters: Int, batch: Int, seqLen: Int) -> Int {
+    /// With a PEFT adapter only its `parameters` get gradients and moments, but the frozen base
+    /// (`frozenBytes`, as stored) is still held and backpropagation still keeps every layer's
+    /// activations.
+    public static func foAdamBytes(config c: ModelConfig, parameters: Int, frozenBytes: Int = 0, batch: Int, seqLen: Int) -> Int {
         let tokens = batch * seqLen
         let (h, f) = (c.hiddenSize, c.intermediateSize)
         let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
         let mlp = c.architecture == .llama ? 4 * f : 2 * f
         let perLayerToken = 3 * h + qd + 2 * kvd + qd + h + mlp + c.numHeads * seqLen
         let activations = tokens * (c.numLayers * perLayerToken + h + 2 * c.vocabSize)
-        return 4 * (4 * parameters + activations)
+        return frozenBytes + 4 * (4 * parameters + activations)
     }
 
     public var table: String {

@@ -38,6 +38,28 @@ public struct RunOptions: Sendable, Equatable, Codable {
         self.keepBest = keepBest
     }
 
+    /// The options that differ from `other`, by their command-line names, with this run's and the
+    /// other's values.
+    public func differences(_ other: RunOptions) -> [(option: String, was: String, now: String)] {
+        func g(_ x: Float) -> String { String(format: "%g", x) }
+        let pairs: [(String, String, String)] = [
+            ("--task", task, other.task), ("--steps", "\(steps)", "\(other.steps)"),
+            ("--batch-size", "\(batchSize)", "\(other.batchSize)"), ("--lr", g(schedule.lr), g(other.schedule.lr)),
+            ("--schedule", schedule.kind.rawValue, other.schedule.kind.rawValue),
+            ("--warmup", "\(schedule.warmupSteps)", "\(other.schedule.warmupSteps)"),
+            ("--objective", objective.rawValue, other.objective.rawValue),
+            ("--eval-every", "\(evalEvery)", "\(other.evalEvery)"),
+            ("--eval-count", evalCount.map(String.init) ?? "all", other.evalCount.map(String.init) ?? "all"),
+            ("--seed", "\(seed)", "\(other.seed)"), ("--data-seed", "\(dataSeed)", "\(other.dataSeed)"),
+            ("--save-every", "\(saveEvery)", "\(other.saveEvery)"), ("--max-length", "\(maxLength)", "\(other.maxLength)"),
+            ("--keep-last", keepBest ? "off" : "on", other.keepBest ? "off" : "on"),
+        ]
+        var out = pairs.filter { $0.1 != $0.2 }.map { (option: $0.0, was: $0.1, now: $0.2) }
+        // Anything the table above does not name (a field added later) still refuses the resume.
+        if out.isEmpty && self != other { out.append((option: "run options", was: "\(self)", now: "\(other)")) }
+        return out
+    }
+
     enum CodingKeys: String, CodingKey {
         case task, steps, batchSize = "batch_size", schedule, objective, evalEvery = "eval_every", evalCount = "eval_count"
         case seed, dataSeed = "data_seed", saveEvery = "save_every", maxLength = "max_length", keepBest = "keep_best"

@@ -131,9 +131,12 @@ public final class Trainer: @unchecked Sendable {
     /// `interrupt` is asked after every step (e.g. whether SIGINT arrived): true saves and stops.
     public func run(resume: Bool = false, stopAfter: Int? = nil, interrupt: () -> Bool = { false },
                     progress: (StepReport) -> Void = { _ in }) throws -> TrainSummary {
-        try FileManager.default.createDirectory(at: runDir, withIntermediateDirectories: true)
+        try FileError.createDirectory(runDir)
         let started = Date()
-        let start = resume && FileManager.default.fileExists(atPath: trajectoryURL.path) ? try resumeFromTrajectory() : try begin()
+        if resume && !FileManager.default.fileExists(atPath: trajectoryURL.path) {
+            throw ModelError(file: runDir.path, field: "resume", "no run to resume here (no trajectory.zot); start one with --out \(runDir.path)")
+        }
+        let start = resume ? try resumeFromTrajectory() : try begin()
         var window: [Date] = []
         for t in start..<options.steps {
             let stepStart = Date()
@@ -170,6 +173,21 @@ public final class Trainer: @unchecked Sendable {
                             bestDev: header.progress.bestDev, test: test, steps: options.steps, seconds: Date().timeIntervalSince(started))
     }
 
+    /// Records that the run's ending (test evaluation, export, summary) is written: resuming it
+    /// again changes nothing.
+    public func markFinished() throws {
+        header.progress.finished = true
+        guard writesFiles else { return }
+        try TrajectoryFile(header: header, records: records).write(to: trajectoryURL)
+    }
+
+    /// What the run is on beyond RunOptions (data options and a hash of the examples); set before
+    /// `run`: a resume over other data is refused.
+    public var dataFingerprint: DataFingerprint? {
+        get { header.data }
+        set { header.data = newValue }
+    }
+
     /// A new run: dev metric of the base, then the empty trajectory. Returns the first step.
     func begin() throws -> Int {
         let dev = try data.evaluateDev()
@@ -186,30 +204,7 @@ public final class Trainer: @unchecked Sendable {
     /// records (no forwards, bit-identical). Returns the first step still to run.
     func resumeFromTrajectory() throws -> Int {
         let saved = try TrajectoryFile.read(trajectoryURL)
-        let file = trajectoryURL.path
-        guard saved.header.run == options else {
-            throw ModelError(file: file, field: "run", "the run was started with different options (\(saved.header.run)); resume with the same ones")
-        }
-        guard saved.header.optimizer == optimizer.config else {
-            throw ModelError(file: file, field: "optimizer", "the run was started with \(saved.header.optimizer), not \(optimizer.config); resume with the same optimizer options")
-        }
-        guard saved.header.peft == header.peft else {
-            throw ModelError(file: file, field: "peft", "the run was started with --peft \(saved.header.peft?.description ?? "none"), not \(header.peft?.description ?? "none")")
-        }
-        guard saved.header.blocks == header.blocks else {
-            throw ModelError(file: file, field: "blocks", "the run was started with blocks \(saved.header.blocks?.summary ?? "none"), not \(header.blocks?.summary ?? "none")")
-        }
-        guard saved.header.base.hash == header.base.hash else {
-            throw ModelError(file: file, field: "base.hash", "the run was trained from another checkpoint (hash \(saved.header.base.hash), this one is \(header.base.hash))")
-        }
-        // Storage and GEMM precision set the forwards' numerics: a run continued under others would
-        // not be the run its trajectory describes (and replay would not rebuild its weights).
-        guard saved.header.base.dtype == header.base.dtype else {
-            throw ModelError(file: file, field: "base.dtype", "the run was trained with --dtype \(saved.header.base.dtype), not \(header.base.dtype); resume with the same one")
-        }
-        if let was = saved.header.base.precision, let now = header.base.precision, was != now {
-            throw ModelError(file: file, field: "base.precision", "the run was trained with --precision \(was), not \(now) (auto is mixed on CUDA, f32 on the CPU); resume with --precision \(was)")
-        }
+        if let mismatch = saved.header.resumeMismatch(header, file: trajectoryURL.path) { throw mismatch }
         var start = saved.header.progress.completedSteps
         header.progress = saved.header.progress
         lastDev = header.progress.bestDev
@@ -228,7 +223,10 @@ public final class Trainer: @unchecked Sendable {
                 guard let d = line.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any],
                       let s = o["step"] as? Int else { return false }
                 if s <= start, let seconds = o["train_seconds"] as? Double { trainSeconds = seconds }
-                return s <= start
+                // The ending's lines (the final dev evaluation of a run without --eval-every, the
+                // test line) are written again when the ending runs again.
+                let ending = o["loss"] == nil && s == options.steps && (options.evalEvery <= 0 || o.keys.contains { $0.hasPrefix("test_") })
+                return s <= start && !ending
             }
         }
         return start

@@ -5,13 +5,13 @@ import Foundation
 import XCTest
 import ZOTuneTraining
 
-/// A tmpfs of `kib` KiB, unmounted at the end of the test.
-func smallFilesystem(_ test: XCTestCase, kib: Int) throws -> URL {
+/// A tmpfs of `kib` KiB (mounted read-only with `readOnly`), unmounted at the end of the test.
+func smallFilesystem(_ test: XCTestCase, kib: Int, readOnly: Bool = false) throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-full-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/mount")
-    p.arguments = ["-t", "tmpfs", "-o", "size=\(kib)k", "tmpfs", dir.path]
+    p.arguments = ["-t", "tmpfs", "-o", "size=\(kib)k" + (readOnly ? ",ro" : ""), "tmpfs", dir.path]
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
     guard FileManager.default.isExecutableFile(atPath: "/bin/mount"), (try? p.run()) != nil else {

@@ -175,9 +175,16 @@ public enum OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvertib
 
     /// "zo-adam eps=0.001 beta1=0.9 …" (sorted keys), for logs and errors.
     public var description: String {
+        let f = fields
+        return ([kind.rawValue] + f.keys.sorted().map { "\($0)=\(f[$0]!)" }).joined(separator: " ")
+    }
+
+    /// The hyper-parameters by their header keys ("eps": "0.001"), for descriptions and for
+    /// naming the one a resume would change.
+    public var fields: [String: String] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        guard let d = try? encoder.encode(self), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return kind.rawValue }
-        return ([kind.rawValue] + o.keys.sorted().filter { $0 != "name" }.map { "\($0)=\(o[$0]!)" }).joined(separator: " ")
+        guard let d = try? encoder.encode(self), let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else { return [:] }
+        return o.filter { $0.key != "name" }.mapValues { "\($0)" }
     }
 }

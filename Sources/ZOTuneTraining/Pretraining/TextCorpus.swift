@@ -1,4 +1,5 @@
 import Foundation
+import ZOTuneKernels
 import ZOTuneModels
 
 /// Real text for pre-training, split into training and held-out documents (docs/pretraining.md).
@@ -73,6 +74,12 @@ public final class CorpusData: TrainingData, @unchecked Sendable {
     let searchSampler: MinibatchSampler
     /// Training tokens (targets) and held-out windows evaluated.
     public var trainTokens: Int { train.count * length }
+    /// A hash of the token windows (training and held-out), for the run header.
+    public var contentHash: String {
+        var h = UInt64(length)
+        for w in train + [[-1]] + heldOut { h = w.withUnsafeBytes { zt_hash64($0.baseAddress, UInt64($0.count), h) } }
+        return String(format: "%016llx", h)
+    }
 
     public init(corpus: TextCorpus, tokenizer: any Tokenizer, model: CausalLM, length: Int, batchSize: Int, dataSeed: UInt64,
                 evalWindows: Int?) throws {

@@ -51,3 +51,20 @@ public struct TaskSplits: Sendable {
         self.notes = notes
     }
 }
+
+extension TaskSplits {
+    /// A hash of every example of the three splits (ids, prompts, candidates, labels, answers), in
+    /// order: the run header keeps it so a resume over other data is refused.
+    public var contentHash: String {
+        var parts: [String] = []
+        for (name, split) in [("train", train), ("dev", dev), ("test", test)] {
+            parts.append("\(name):\(split.count)")
+            for e in split {
+                parts += [e.id, e.label.map(String.init) ?? "-", e.prompt ?? "-", "\(e.candidates.count)", "\(e.answers.count)"]
+                for c in e.candidates { parts += [c.prefix, c.continuation] }
+                parts += e.answers
+            }
+        }
+        return DataFingerprint.hash(parts)
+    }
+}

@@ -34,11 +34,64 @@ public struct RunProgress: Sendable, Equatable, Codable {
     /// Best dev metric (accuracy or F1) and the step it was reached at (0: the base).
     public var bestDev = -1.0
     public var devBefore = 0.0
+    /// Set (true) once the run's ending is written (test evaluation, export, summary): resuming it
+    /// again has nothing to do. nil in runs still going and in trajectories older than the flag.
+    public var finished: Bool?
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case completedSteps = "completed_steps", bestStep = "best_step", bestDev = "best_dev", devBefore = "dev_before"
+        case completedSteps = "completed_steps", bestStep = "best_step", bestDev = "best_dev", devBefore = "dev_before", finished
+    }
+}
+
+/// What a run trained and was judged on, apart from RunOptions: the options that choose the data
+/// (by their command-line names, e.g. "--train-count": "1000") and a hash of the examples drawn
+/// (or of the corpus), so a resume over other data is refused even when the files changed
+/// under the same options.
+public struct DataFingerprint: Sendable, Equatable, Codable {
+    public var options: [String: String]
+    public var contentHash: String
+
+    public init(options: [String: String], contentHash: String) {
+        self.options = options
+        self.contentHash = contentHash
+    }
+
+    enum CodingKeys: String, CodingKey { case options, contentHash = "content_hash" }
+
+    /// A stable 64-bit hash of strings (length-prefixed, so ["ab", "c"] ≠ ["a", "bc"]).
+    public static func hash(_ parts: [String]) -> String {
+        var h: UInt64 = 0xDA7A_F1F0
+        for p in parts {
+            var bytes = Array(p.utf8)
+            var n = UInt64(bytes.count)
+            h = withUnsafeBytes(of: &n) { zt_hash64($0.baseAddress, 8, h) }
+            h = bytes.withUnsafeMutableBytes { zt_hash64($0.baseAddress, UInt64($0.count), h) }
+        }
+        return String(format: "%016llx", h)
+    }
+}
+
+/// Why a run cannot be resumed with other options: the option (as typed on the command line)
+/// and the run's and today's values.
+public struct ResumeMismatch: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let option: String
+    public let was: String
+    public let now: String
+    public let hint: String
+
+    public init(file: String, option: String, was: String, now: String, hint: String = "") {
+        self.file = file
+        self.option = option
+        self.was = was
+        self.now = now
+        self.hint = hint
+    }
+
+    public var description: String {
+        "\(file): \(option): the run was started with \(was), not \(now); resume with the run's value" + (hint.isEmpty ? "" : " (\(hint))")
     }
 }
 
@@ -63,6 +116,8 @@ public struct RunHeader: Sendable, Equatable, Codable {
     public var peft: PEFTConfig?
     /// Block-wise ZO: the partition and schedule (nil: every step moves all of θ).
     public var blocks: BlockwiseOptions?
+    /// The data the run is on (nil in trajectories written before it was recorded: not checked).
+    public var data: DataFingerprint?
     public var progress = RunProgress()
 
     public init(run: RunOptions, optimizer: OptimizerConfig, base: BaseCheckpoint, trainable: String, recordFields: [String]) {
@@ -75,7 +130,48 @@ public struct RunHeader: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case format, version, zStreamVersion = "z_stream_version", run, optimizer, base, trainable
-        case recordFields = "record_fields", replayable, peft, blocks, progress
+        case recordFields = "record_fields", replayable, peft, blocks, data, progress
+    }
+
+    /// The first way `now` (a run about to resume this one) would not be the same run, naming
+    /// the option; nil when it is the same. Everything that changes the updates, the data or
+    /// what the run reports is compared.
+    public func resumeMismatch(_ now: RunHeader, file: String) -> ResumeMismatch? {
+        func m(_ option: String, _ was: String, _ now: String, _ hint: String = "") -> ResumeMismatch {
+            ResumeMismatch(file: file, option: option, was: was, now: now, hint: hint)
+        }
+        if let d = run.differences(now.run).first { return m(d.option, d.was, d.now) }
+        if optimizer != now.optimizer {
+            if optimizer.kind != now.optimizer.kind { return m("--optimizer", optimizer.kind.rawValue, now.optimizer.kind.rawValue) }
+            let a = optimizer.fields, b = now.optimizer.fields
+            if let k = Set(a.keys).union(b.keys).sorted().first(where: { a[$0] != b[$0] }) {
+                return m("optimizer \(optimizer.kind.rawValue) \(k)", a[k] ?? "unset", b[k] ?? "unset")
+            }
+            return m("--optimizer", optimizer.description, now.optimizer.description)
+        }
+        if peft != now.peft { return m("--peft", peft?.description ?? "none (full tuning)", now.peft?.description ?? "none (full tuning)") }
+        if blocks != now.blocks { return m("--blocks", blocks?.summary ?? "none", now.blocks?.summary ?? "none") }
+        if trainable != now.trainable { return m("trainable set", trainable, now.trainable) }
+        if base.hash != now.base.hash {
+            return m("--model", "\(base.path) (content hash \(base.hash))", "\(now.base.path) (content hash \(now.base.hash))")
+        }
+        // Storage and GEMM precision set the forwards' numerics: a run continued under others would
+        // not be the run its trajectory describes (and replay would not rebuild its weights).
+        if base.dtype != now.base.dtype { return m("--dtype", base.dtype, now.base.dtype) }
+        if let was = base.precision, let is_ = now.base.precision, was != is_ {
+            return m("--precision", was, is_, "auto is mixed on CUDA, f32 on the CPU: pass --precision \(was)")
+        }
+        if let saved = data, let current = now.data {
+            let a = saved.options, b = current.options
+            if let k = Set(a.keys).union(b.keys).sorted().first(where: { a[$0] != b[$0] }) {
+                return m(k, a[k] ?? "unset", b[k] ?? "unset")
+            }
+            if saved.contentHash != current.contentHash {
+                return m("data (content hash of the examples)", saved.contentHash, current.contentHash,
+                         "the data files changed since the run started")
+            }
+        }
+        return nil
     }
 
     /// A version-1 header (flat keys, MeZO only) in today's shape.

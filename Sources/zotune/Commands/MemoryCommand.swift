@@ -46,7 +46,8 @@ struct MemoryCommand: ParsableCommand {
             zo = backend.ledger.snapshot.total.peak
         }
         let report = MemoryReport(zoPeakBytes: zo, inferencePeakBytes: inference,
-                                  foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: set.parameterCount, batch: shape.batchSize, seqLen: shape.seqLen),
+                                  foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: set.parameterCount, frozenBytes: adapter == nil ? 0 : lm.weights.bytes,
+                                                                        batch: shape.batchSize, seqLen: shape.seqLen),
                                   weightBytes: lm.weights.bytes, optimizer: config.kind.rawValue, stateBytes: state)
         if json {
             var j = report.json

@@ -158,11 +158,21 @@ struct Inspect: ParsableCommand {
         for (type, n) in byType.sorted(by: { $0.value.elements > $1.value.elements }) {
             print("  \(type.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0)) \(n.tensors) tensors, \(n.elements) elements")
         }
-        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-        if let bytes { print("file bytes     \(bytes) (\(formatBytes(bytes)))") }
+        // A directory's own size is its inode's (4096): count its weight files instead.
+        let files = weightFiles(path)
+        let bytes = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
+        print("file bytes     \(bytes) (\(formatBytes(bytes))" + (files.count == 1 && files[0] == path ? ")" : " in \(files.count) .safetensors files)"))
         print("f32 in memory  \(formatBytes(4 * file.parameterCount))")
         if let t = file.tokenizer { print("tokenizer      \(t.vocabSize) tokens, bos \(t.bosId.map(String.init) ?? "-"), eos \(t.eosId.map(String.init) ?? "-")") }
     }
+}
+
+/// The files holding a checkpoint's weights: the file itself, or a directory's .safetensors files.
+func weightFiles(_ path: String) -> [String] {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else { return [path] }
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    return names.filter { $0.hasSuffix(".safetensors") }.sorted().map { (path as NSString).appendingPathComponent($0) }
 }
 
 /// Unbuffered write to stdout, for streaming generated text.

@@ -62,8 +62,10 @@ struct Pretrain: ParsableCommand {
     @OptionGroup(title: "Block-wise ZO") var blockArguments: BlockArguments
     @Option(help: "Run directory: init/ (the random model), metrics.jsonl, trajectory.zot, loss.svg, model/.")
     var out: String?
-    @Option(help: "Resume the interrupted run in this directory (same options).")
+    @Option(help: "Resume the interrupted run in this directory (same options; another value of an option that changes the result is refused).")
     var resume: String?
+    @Flag(help: "Replace the run that --out DIR holds (init/, trajectory, metrics, model/, summary) instead of refusing to.")
+    var overwrite = false
 
     func run() throws {
         let config = try optimizers.config()
@@ -74,15 +76,15 @@ struct Pretrain: ParsableCommand {
         // Re-initialised blocks draw from the model's own init options.
         var blocks = try blockArguments.options(seed: initSeed)
         if blocks?.reinit != nil { blocks?.reinit = initOptions }
-        guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
-        let runDir = URL(fileURLWithPath: dir)
-        let lock = try RunLock(runDir: runDir)
-        defer { withExtendedLifetime(lock) {} }
+        let dir = try RunDirectory(out: out, resume: resume, overwrite: overwrite)
+        defer { withExtendedLifetime(dir) {} }
+        if case .finished(let progress) = dir.state { return print(dir.finishedNotice(progress)) }
+        let runDir = dir.url
         let tok = try InitCheckpoint.tokenizer(tokenizer)
         let modelConfig = try shape.modelConfig(tokenizer: tok)
         let initDir = runDir.appendingPathComponent("init")
         if !FileManager.default.fileExists(atPath: initDir.appendingPathComponent("model.safetensors").path) {
-            if resume != nil { throw ValidationError("\(initDir.path): missing; the run cannot be resumed without its initial model") }
+            if dir.resuming { throw ValidationError("\(initDir.path): missing; the run cannot be resumed without its initial model") }
             try InitCheckpoint.write(config: modelConfig, init: initOptions, tokenizerSource: tokenizer, to: initDir)
         }
         let file = try ModelFile.open(initDir.path)
@@ -99,10 +101,12 @@ struct Pretrain: ParsableCommand {
             optimizer = try blocks == nil ? config.make(model: lm) : config.make(set: try config.trainableSet(lm), backend: backend, blocks: blocks)
         } catch let e as BlockError { throw ValidationError(e.description) }
         let trainer = try Trainer(model: lm, data: data, options: options, optimizer: optimizer, runDir: runDir, base: base)
+        trainer.dataFingerprint = DataFingerprint(options: ["--corpus": text.name, "--held-out-every": "\(heldOutEvery)", "--seq-len": "\(seqLen)"],
+                                                  contentHash: data.contentHash)
         print("model: llama, \(modelConfig.numLayers) layers, hidden \(modelConfig.hiddenSize), \(modelConfig.numHeads) heads, vocab \(modelConfig.vocabSize): \(lm.weights.parameterCount) parameters (init seed \(initSeed), std \(initStd)); \(backend.summary)")
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary))") }
-        let summary = try runWithProgress(trainer, resume: resume != nil)
+        let summary = try runWithProgress(trainer, resume: dir.resuming)
         try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"),
                            metadata: ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)])
         print(String(format: "held-out perplexity: %.2f before, %.2f after %d steps (best %.2f at step %d)",
@@ -115,5 +119,6 @@ struct Pretrain: ParsableCommand {
                                    "forwards_per_step": optimizer.meanForwardsPerStep, "optimizer_config": config.description,
                                    "zo_peak_bytes": trainer.stepPeakBytes, "inference_peak_bytes": trainer.forwardPeakBytes]
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
+        try trainer.markFinished()
     }
 }

@@ -39,6 +39,16 @@ struct DataOptions: ParsableArguments {
 
     var isCustom: Bool { task.lowercased() == "custom" }
 
+    /// The options that choose the examples, as typed (the run header keeps them; resume compares).
+    var fingerprintOptions: [String: String] {
+        var o = ["--train-count": "\(trainCount)", "--dev-count": "\(devCount)", "--test-count": "\(testCount)"]
+        for (name, value) in [("--task-file", taskFile), ("--train-file", trainFile), ("--dev-file", devFile), ("--test-file", testFile),
+                              ("--template", template), ("--labels", labels)] {
+            if let value { o[name] = value }
+        }
+        return o
+    }
+
     /// What the run header records as the task.
     var label: String { isCustom ? "custom:" + (taskFile ?? trainFile ?? "") : task }
 
@@ -144,8 +154,10 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Data parallelism (mpirun -np N zotune train ...)") var distributedArguments: DistributedArguments
     @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/ (adapter/ with --peft).")
     var out: String?
-    @Option(help: "Resume the interrupted run in this directory (same options).")
+    @Option(help: "Resume the interrupted run in this directory (same options; another value of an option that changes the result is refused).")
     var resume: String?
+    @Flag(help: "Replace the run that --out DIR holds (its trajectory, metrics, export and summary) instead of refusing to.")
+    var overwrite = false
 
     func run() throws {
         guard let world = try distributedArguments.world(), world.size > 1 else { return try train(nil) }
@@ -170,14 +182,16 @@ struct Train: ParsableCommand {
         let config = try optimizers.config(peft: peft)
         let options = try runArguments.options(task: data.label, dataSeed: data.dataSeed, peft: peft)
         let blocks = try blockArguments.options(seed: options.seed)
-        guard let dir = resume ?? out else { throw ValidationError("give --out DIR (or --resume DIR)") }
-        let runDir = URL(fileURLWithPath: dir)
-        let lock = writer ? try RunLock(runDir: runDir) : nil
-        defer { withExtendedLifetime(lock) {} }
+        let dir = try RunDirectory(out: out, resume: resume, overwrite: overwrite, lock: writer)
+        defer { withExtendedLifetime(dir) {} }
+        if case .finished(let progress) = dir.state { return print(dir.finishedNotice(progress)) }
+        let runDir = dir.url
         let backend = try device.backend()
         let file = try model.open()
         let tokenizer = try file.requireTokenizer()
         let splits = try data.load()
+        // Dev accuracy before and after, and the best step, are measured on dev: a run needs one.
+        guard !splits.dev.isEmpty else { throw ValidationError("--dev-count: the dev split of \(splits.task) is empty; a run measures dev \(splits.train.first?.isGeneration == true ? "F1" : "accuracy") before and after training (give --dev-count 1 or more)") }
         for note in splits.notes { print("data: \(note)") }
         print("data: \(splits.train.count) train, \(splits.dev.count) dev, \(splits.test.count) test examples of \(splits.task)")
         let lm = try model.load(file, on: backend)
@@ -194,6 +208,7 @@ struct Train: ParsableCommand {
         } catch let e as BlockError { throw ValidationError(e.description) }
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir,
                                   base: base, adapter: adapter)
+        trainer.dataFingerprint = DataFingerprint(options: data.fingerprintOptions, contentHash: splits.contentHash)
         if let parallel {
             guard config.kind != .zoop else { throw ValidationError("--optimizer zoop cannot run data-parallel: its update needs every example's activations on one rank") }
             parallel.attach(trainer)
@@ -205,7 +220,7 @@ struct Train: ParsableCommand {
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary)): " + b.blocks.prefix(4).map(\.name).joined(separator: ", ") + (b.blocks.count > 4 ? ", …" : "")) }
         backend.ledger.resetPeaks()
-        let summary = try runWithProgress(trainer, resume: resume != nil, parallel: parallel)
+        let summary = try runWithProgress(trainer, resume: dir.resuming, parallel: parallel)
         if let parallel, let scorer = (trainer.data as? TaskData)?.scorer {
             // Every rank: its share of the forwards and what it sent (stderr: the other ranks' stdout is closed).
             let w = parallel.world
@@ -216,9 +231,12 @@ struct Train: ParsableCommand {
 
         // Inference-only reference: one forward of each training minibatch on its own (measured
         // inside every step, before any second forward or update pass).
+        // A resume that found every step done (a run stopped during its ending) ran no step here:
+        // there is no peak to report, and a 0 would read as a ratio of billions.
         let shape = trainer.firstBatchShape()
-        let report = MemoryReport(zoPeakBytes: trainer.stepPeakBytes, inferencePeakBytes: trainer.forwardPeakBytes,
+        let report = trainer.stepPeakBytes == 0 ? nil : MemoryReport(zoPeakBytes: trainer.stepPeakBytes, inferencePeakBytes: trainer.forwardPeakBytes,
                                   foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: trainer.set.parameterCount,
+                                                                        frozenBytes: adapter == nil ? 0 : lm.weights.bytes,
                                                                         batch: shape.sequences, seqLen: shape.length),
                                   weightBytes: lm.weights.bytes, optimizer: config.kind.rawValue, stateBytes: optimizer.stateBytes)
 
@@ -232,9 +250,9 @@ struct Train: ParsableCommand {
         print("dev \(metric): " + String(format: "%.4f before, %.4f after %d steps (best %.4f at step %d)",
                                             summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
         if let test = summary.test { print("test (best step): \(test.summary)") }
-        print(report.table)
+        print(report?.table ?? "memory: not measured (no training step ran in this process)")
         print(String(format: "trained in %.0f s; run directory ", summary.seconds) + runDir.path)
-        var json = report.json
+        var json = report?.json ?? [:]
         json["dev_before"] = summary.devBefore
         json["dev_after"] = summary.devAfter
         json["best_step"] = summary.bestStep
@@ -244,6 +262,7 @@ struct Train: ParsableCommand {
         json["forwards_per_step"] = optimizer.meanForwardsPerStep
         json["optimizer_config"] = config.description
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
+        try trainer.markFinished()
     }
 }
 
