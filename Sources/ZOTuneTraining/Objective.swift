@@ -44,8 +44,10 @@ public protocol ScoreExchange: AnyObject {
 /// Turns task examples into token batches and scores them with forward passes only.
 public final class Scorer: @unchecked Sendable {
     /// Data parallelism: micro-batch g of every call is computed by rank g mod size; the scores
-    /// are then exchanged, so every rank returns all of them. A sequence's scores do not depend on
-    /// its micro-batch companions or padding (CPU kernels), so they are one process's bits.
+    /// are then exchanged, so every rank returns all of them. The micro-batches are cut exactly as
+    /// one process cuts them, whatever the number of ranks: a row's bits from a BLAS GEMM depend
+    /// on the product's shape and the row's place in it (OpenBLAS's Haswell/Zen/SkylakeX kernels),
+    /// so only the same micro-batches give one process's bits (docs/distributed.md).
     public var exchange: (any ScoreExchange)?
     /// Micro-batches this process computed, of all those its calls formed (equal without an exchange).
     public private(set) var computedMicroBatches = 0
@@ -145,10 +147,11 @@ public final class Scorer: @unchecked Sendable {
             if m { computedMicroBatches += 1 }
             return m
         }
-        // Data parallel: at least one micro-batch per rank for each path, so every rank has work.
-        func cap(_ n: Int) -> Int { exchange.map { min(microBatch, max(1, (n + $0.size - 1) / $0.size)) } ?? microBatch }
+        // The cut depends on the sequences alone, never on the ranks: cutting finer for more ranks
+        // changed every GEMM's rows and so the scores' last bits. Ranks beyond the number of
+        // micro-batches wait for this forward.
         single.sort { $0.ids.count < $1.ids.count }
-        for range in Scorer.groups(single.map(\.ids.count), maxCount: cap(single.count), tokenBudget: tokenBudget) {
+        for range in Scorer.groups(single.map(\.ids.count), maxCount: microBatch, tokenBudget: tokenBudget) {
             let part = single[range]
             defer { group += 1 }
             if let exchange { for job in part { for c in job.tokens.indices { scoreOwner[job.example][c] = group % exchange.size } } }
@@ -162,7 +165,7 @@ public final class Scorer: @unchecked Sendable {
             }
         }
         multi.sort { $0.ids.count < $1.ids.count }
-        for range in Scorer.groups(multi.map(\.ids.count), maxCount: cap(multi.count), tokenBudget: tokenBudget) {
+        for range in Scorer.groups(multi.map(\.ids.count), maxCount: microBatch, tokenBudget: tokenBudget) {
             let part = Array(multi[range])
             defer { group += 1 }
             if let exchange { for s in part { scoreOwner[s.example][s.candidate] = group % exchange.size } }

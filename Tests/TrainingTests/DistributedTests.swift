@@ -122,6 +122,34 @@ final class DistributedTests: XCTestCase {
         }
     }
 
+    /// Small minibatches too: at batch 2 one process forms one micro-batch of 2 sequences, and a
+    /// split into one sequence per rank changes every GEMM's row count, which changes an element's
+    /// bits with OpenBLAS's Haswell/Zen/SkylakeX kernels (a row's result depends on the product's
+    /// shape and the row's place in it) — so the ranks must compute exactly one process's
+    /// micro-batches. Batches 2, 3, 4, 16 on 2 ranks: trajectory (every g, every dev accuracy) and
+    /// exported weights (`--keep-last`: the last step's, not the best dev checkpoint) equal one
+    /// process's, bit for bit, over 3 steps with an evaluation between.
+    func testTwoRanksMatchOneProcessAtSmallBatches() throws {
+        let run = try mpirun()
+        let bin = try binary()
+        let w = try longWorkspace()
+        defer { try? FileManager.default.removeItem(at: w.root) }
+        for batch in [2, 3, 4, 16] {
+            let args = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
+                        "--steps", "3", "--batch-size", "\(batch)", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "2",
+                        "--train-count", "40", "--dev-count", "6", "--test-count", "0", "--seed", "5", "--threads", "1", "--keep-last"]
+            let one = w.root.appendingPathComponent("one-\(batch)"), two = w.root.appendingPathComponent("two-\(batch)")
+            let a = try launch(bin, args + ["--out", one.path])
+            XCTAssertEqual(a.status, 0, a.err)
+            let b = try launch(run, ["--oversubscribe", "-np", "2", bin.path] + args + ["--out", two.path])
+            XCTAssertEqual(b.status, 0, b.err)
+            for f in ["trajectory.zot", "model/model.safetensors"] {
+                let x = try Data(contentsOf: one.appendingPathComponent(f)), y = try Data(contentsOf: two.appendingPathComponent(f))
+                XCTAssertTrue(x == y, "batch \(batch): \(f) differs between 1 process and 2 ranks")
+            }
+        }
+    }
+
     /// One replica's weight corrupted after step 3 (test hook): the check at step 4 stops the job
     /// on every rank with the error.
     func testReplicaDivergenceStopsTheJob() throws {
