@@ -17,4 +17,4 @@ swift build -c release --product zotune 2>&1 | tail -n 1
 echo "== MeZO on movie snippets: $model"
 .build/release/zotune train --model "$model" --task movies --data-dir "$data" \
     --steps 100 --batch-size 16 --lr 1e-4 --eps 1e-3 --eval-every 25 --eval-count 200 --test-count 500 \
-    --seed 0 --data-seed 0 --out runs/movies-mezo "$@"
+    --seed 0 --data-seed 0 --out runs/movies-mezo --overwrite "$@"   # the demo starts over each time it is run
