@@ -189,6 +189,10 @@ final class GGUFTests: XCTestCase {
                 assertBitwise(got.prefix(256), blob[e.offset..<e.offset + 256], name + " head")
                 assertBitwise(got.suffix(256), blob[e.offset + 256..<e.offset + 512], name + " tail")
                 let sum = got.reduce(0.0) { $0 + Double($1) }, mag = got.reduce(0.0) { $0 + abs(Double($1)) }
+                // Decoding is exact (scalar code, same bits on every CPU: head and tail bitwise
+                // above); the sums differ only by float64 summation order (numpy pairwise, here
+                // sequential), ≤ N·2^-53·Σ|x| ≈ 1e-10·Σ|x| for N ≤ 1e6 elements. A wrong scale or
+                // block misread moves the sum by far more than 1e-9·Σ|x|.
                 XCTAssertEqual(sum, e.sum, accuracy: 1e-9 * mag + 1e-12, name + " sum")
             } else if name != "model.layers.0.self_attn.q_proj.weight" {
                 assertBitwise(got[...], blob[e.offset..<e.offset + e.count], name)

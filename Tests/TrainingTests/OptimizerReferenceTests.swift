@@ -155,15 +155,15 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
     /// (see the comment at its check).
     static func configs(eps: Float) -> [(name: String, config: OptimizerConfig, lr: Float, weightTolerance: Float)] {
         [
-            ("mezo", .mezo(MeZOOptions(eps: eps)), 1e-3, 5e-7),
-            ("zo-sgd-mmt", .zoSGDMomentum(ZOMomentumOptions(eps: eps, momentum: 0.9)), 1e-3, 1e-6),
-            ("zo-adam", .zoAdam(ZOAdamOptions(eps: eps, beta1: 0.9, beta2: 0.999, adamEps: 1e-8)), 1e-4, 3e-7),
+            ("mezo", .mezo(MeZOOptions(eps: eps)), 1e-3, 5e-6),
+            ("zo-sgd-mmt", .zoSGDMomentum(ZOMomentumOptions(eps: eps, momentum: 0.9)), 1e-3, 1.3e-5),
+            ("zo-adam", .zoAdam(ZOAdamOptions(eps: eps, beta1: 0.9, beta2: 0.999, adamEps: 1e-8)), 1e-4, 5e-7),
             ("zo-sign", .zoSign(ZOSignOptions(eps: eps)), 1e-4, 2.5e-7),
-            ("zo-cons", .zoCons(ZOConsOptions(eps: eps)), 1e-2, 2.5e-6),
-            ("hizoo", .hizoo(HiZOOOptions(eps: eps, hessianSmoothing: 0.1)), 1e-3, 1.2e-6),
-            ("zo-muon", .zoMuon(ZOMuonOptions(eps: eps, momentum: 0.9, nsSteps: 5, otherLRRatio: 0.5)), 1e-3, 7e-7),
+            ("zo-cons", .zoCons(ZOConsOptions(eps: eps)), 1e-2, 3e-5),
+            ("hizoo", .hizoo(HiZOOOptions(eps: eps, hessianSmoothing: 0.1)), 1e-3, 6e-6),
+            ("zo-muon", .zoMuon(ZOMuonOptions(eps: eps, momentum: 0.9, nsSteps: 5, otherLRRatio: 0.5)), 1e-3, 7e-6),
             ("zo-muon-before-ns", .zoMuon(ZOMuonOptions(eps: eps, momentum: 0.9, nsSteps: 5, placement: .beforeNS, otherLRRatio: 0.5)),
-             1e-3, 6e-7),
+             1e-3, 7e-6),
         ]
     }
 
@@ -204,7 +204,8 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
                 }
             }
         }
-        // Forward parity alone, at the checkpoint (measured 1.7e-7; see the loss tolerance below).
+        // Forward parity alone, at the checkpoint (measured 3.4e-8–5.1e-7 across kernel sets; see the
+        // loss tolerance below).
         let baseLossError = abs(try languageModelLoss(base, batch) - fx.baseLoss)
         XCTAssertLessThanOrEqual(baseLossError, 1e-5)
 
@@ -235,42 +236,60 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
                 let record = outcome.records[0]
                 XCTAssertEqual(record.seed, fx.stepSeeds[t])
 
-                // Each forward's loss, in the order the algorithm runs them. ZOTune's forward matches
-                // transformers to ~1e-5 in the logits; the mean NLL differs by ≤ 3.4e-7 at step 0
-                // (forward parity alone), up to 1.8e-6 later as the weights drift apart (below), and
-                // 4.2e-6 for Cons, whose η = 1e-2 moves θ (and the drift) 10× more: measured max
-                // 4.16e-6. 1e-5 is ~2.5× that and 200× under the probes' own differences
-                // (|ℓ₊ − ℓ₋| = 2ε|g| ≥ 2.3e-3 in this run).
+                // Each forward's loss, in the order the algorithm runs them. Only ZOTune's side
+                // varies with the CPU (the fixture is fixed): another GEMM kernel set sums each
+                // K ≤ 64-term dot product in another order. Measured max |Δℓ| across OpenBLAS kernel
+                // sets (docs/reliability.md, "Reference parity across kernel sets"): 3.4e-8–5.1e-7
+                // at the checkpoint, up to 4.2e-6 later (Cons: η = 1e-2 moves θ, and so the drift
+                // between the two sides' weights, 10× more). 2e-5 is ~5× the largest and 100× under
+                // the probes' own differences (|ℓ₊ − ℓ₋| = 2ε|g| ≥ 2.3e-3 in this run); a wrong
+                // norm ε, mask or RoPE moves the loss by ≥ 1e-3.
                 for (k, (ours, theirs)) in zip(losses, step.forwards).enumerated() {
                     worstLoss = max(worstLoss, abs(ours - theirs))
-                    XCTAssertEqual(ours, theirs, accuracy: 1e-5, "\(name) step \(t): loss of forward \(k)")
+                    XCTAssertEqual(ours, theirs, accuracy: 2e-5, "\(name) step \(t): loss of forward \(k)")
                 }
-                // g = (ℓ₊ − ℓ₋)/2ε divides the loss errors by 2ε = 0.02 (×50): measured max 1.35e-4
-                // (HiZOO, step 4), ≤ 4.4e-5 for the others, on |g| up to 9.8.
+                // g = (ℓ₊ − ℓ₋)/2ε divides the loss errors by 2ε = 0.02 (×50): the loss bound allows
+                // 1e-3, but the two probes' errors are correlated (same kernel, nearby weights).
+                // Measured across kernel sets: ≤ 6e-5 for all but HiZOO, HiZOO 2.7e-5–1.35e-4 (its
+                // probes along εz/√H amplify the loss error); 5e-4 is ~4× that, on |g| ≥ 0.11 here —
+                // a wrong ε or probe sign moves g by ≥ |g|.
                 worstG = max(worstG, abs(Double(record.projectedGrad) - step.g))
-                XCTAssertEqual(Double(record.projectedGrad), step.g, accuracy: 3e-4, "\(name) step \(t): g")
+                XCTAssertEqual(Double(record.projectedGrad), step.g, accuracy: 5e-4, "\(name) step \(t): g")
                 if name == "zo-cons" {
                     // Discrete: the candidates' losses differ by ≥ 7e-4 at every step of this run,
                     // ~200× the loss error, so the choice (−1, −1, 0, 0, −1) must be identical.
                     XCTAssertEqual(record.values[1], Float(try XCTUnwrap(step.choice)), "zo-cons step \(t): choice")
                 }
                 if name == "hizoo" {
-                    // Δℓ = ℓ₊ + ℓ₋ − 2ℓ₀ combines four loss errors: measured max 1.7e-6 on |Δℓ| from
-                    // 1.4e-3 to 5.2e-2; 5e-6 is ~3× that.
+                    // Δℓ = ℓ₊ + ℓ₋ − 2ℓ₀ combines four loss errors: measured 6.5e-7–1.7e-6 across kernel
+                    // sets on |Δℓ| from 1.4e-3 to 5.2e-2; 8e-6 is ~5× that (≤ 0.6% of the smallest Δℓ).
                     let dl = try XCTUnwrap(step.curvatureDiff)
                     worstCurv = max(worstCurv, abs(Double(record.values[1]) - dl))
-                    XCTAssertEqual(Double(record.values[1]), dl, accuracy: 5e-6, "hizoo step \(t): Δℓ")
+                    XCTAssertEqual(Double(record.values[1]), dl, accuracy: 8e-6, "hizoo step \(t): Δℓ")
                 }
             }
 
-            // Final weights. What differs is what the g errors move: Σ_t η·|Δg_t|·|z| per element
-            // (MeZO: 1e-3 × 6.8e-5 × max|z| ≈ 4.5 ≈ 3e-7; momentum carries each error into later
-            // steps; Cons has η = 1e-2; Adam's m/√v and Sign's sign(g) barely feel |Δg|). Measured
-            // max |Δθ|: MeZO 2.4e-7, MMT 5.7e-7, Adam 1.2e-7, Sign 0 (bit-exact: same sign(g), same
-            // in-place moves), Cons 1.26e-6, HiZOO 6.0e-7, ZO-Muon 3.6e-7 after NS / 3.0e-7 before
-            // (torch's NS sums ‖G‖ in f32 and adds aX + BX where ZOTune forms (aI + B)X); each tolerance (`configs`) is about 2×
-            // its figure (Sign: 2 ulp of |θ| < 2), against elements moving by up to 5e-4 (Adam) to
-            // 0.3 (Cons) over the five steps.
+            // Final weights, bounds from an error model (not one machine's figure). What differs
+            // is what the g errors move: per element ≤ Σ_t η_t·c_t·|Δg_t|·max|z|, with max|z| = 4.77
+            // (the fixture's z, bit-exact above), |Δg| ≤ G = 2e-4 (~3× the largest non-HiZOO g error
+            // measured across kernel sets, 6e-5) and c_t the step's weight in the move; plus ~1 ulp of
+            // |θ| < 1.28 (1.2e-7) per step where a fused ZOTune pass rounds once and torch twice.
+            //   MeZO:  5 steps·1e-3·2e-4·4.77 = 4.8e-6 (+ulps) → 5e-6.
+            //   MMT:   v = μv + ĝ: Σ_t Σ_k 0.9^k over 5 steps = 13.1 → 1.25e-5 → 1.3e-5.
+            //   Cons:  3 of 5 steps move (choices −1, −1, 0, 0, −1): 3·1e-2·2e-4·4.77 = 2.9e-5 → 3e-5
+            //          (measured 1.07e-6 Haswell, 2.62e-6 Sandybridge, 2.68e-6 Cooperlake: the old
+            //          2.5e-6, "2× one machine's figure", failed on the last two).
+            //   Adam:  m̂/√v̂ is scale-free, so only |Δg|/|g| ≤ 2e-4/0.39 = 5e-4 of a ≤ 5e-4 total move
+            //          (2.5e-7) + 2 ulps → 5e-7 (measured 1 ulp, 1.19e-7, on every kernel set).
+            //   Sign:  sign(g) is the same (|g| ≥ 0.31 ≫ G), so θ is bit-exact; 2 ulps = 2.5e-7.
+            //   HiZOO: relative g error ≤ 5e-4/0.11 on a ≤ 2e-3 total move = 9e-6 worst; the moves
+            //          are 1/√H-damped and their errors do not align: 6e-6 (measured 6.0e-7–7.2e-7).
+            //   Muon:  non-matrix tensors take the MMT path at 0.5η: 6.3e-6; NS(M) is scale-free
+            //          (|ΔM|/|M| ≤ 2e-4/0.47 of a ≤ 5e-3 move); 7e-6 for both placements
+            //          (measured 1.2e-7–3.6e-7).
+            // A real bug moves far more: a wrong update rule, choice, momentum or η changes θ by a
+            // fraction of the move itself (5e-4 for Adam up to 0.3 for Cons); even rounding the update
+            // to f16 (2^-11 relative) gives 1.8e-5 on MeZO's 0.037 and 1.5e-4 on Cons's 0.3.
             var worstW: Float = 0, moved: Float = 0
             for e in set.entries {
                 let now = backend.toHost(e.tensor)

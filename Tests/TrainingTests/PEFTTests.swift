@@ -165,6 +165,7 @@ extension PEFTTests {
         for (i, r) in results.enumerated() {
             let theirs = (r["logits"] as! [NSNumber]).map(\.floatValue)
             XCTAssertEqual(theirs.count, ours[i].count, labels[i])
+            print("PEFTTests \(labels[i]): max |Δlogit| \(zip(ours[i], theirs).map { abs($0 - $1) }.max() ?? 1) on max |logit| \(theirs.map(abs).max() ?? 0)")
             XCTAssertLessThanOrEqual(zip(ours[i], theirs).map { abs($0 - $1) }.max() ?? 1, 1e-4, "\(labels[i]) (\(r["peft_type"] ?? ""))")
         }
     }
