@@ -20,10 +20,14 @@ struct BenchForward: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+    }
+
     func run() throws {
         let backend = try device.backend(quiet: json)
         let (file, lm) = try model.load(on: backend)
-        let batch = shape.tokens(vocab: lm.config.vocabSize)
+        let batch = try shape.tokens(model: lm.config)
         backend.ledger.resetPeaks()
         let t = try backend.medianSeconds(repeats) { _ = try lm.allLogits(batch) }
         let tokensPerS = Double(batch.tokenCount) / t

@@ -12,7 +12,7 @@ struct BenchKernels: ParsableCommand {
 
     @OptionGroup var options: DeviceOptions
 
-    @Option(help: "Elements per perturbation buffer (default 16M: 64 MiB of f32, beyond the caches).")
+    @Option(help: "Elements per perturbation buffer, a multiple of 4096 (default 16M: 64 MiB of f32, beyond the caches).")
     var elements: Int = 1 << 24
 
     @Option(help: "Timed repetitions per kernel (the median is reported).")
@@ -20,6 +20,15 @@ struct BenchKernels: ParsableCommand {
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
+
+    func validate() throws {
+        // The Jaguar pass views a buffer as rows of 4096; four buffers (f32 ×3, bf16) hold 14 bytes an element.
+        guard elements >= 4096 && elements % 4096 == 0 else { throw ValidationError("--elements must be a positive multiple of 4096 (got \(elements))") }
+        guard elements <= Int(ProcessInfo.processInfo.physicalMemory / 14) else {
+            throw ValidationError("--elements \(elements): its buffers (14 bytes an element) exceed this machine's \(formatBytes(Int(ProcessInfo.processInfo.physicalMemory))) of memory")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+    }
 
     func run() throws {
         let backend = try options.backend(quiet: json)

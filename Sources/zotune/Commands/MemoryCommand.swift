@@ -26,7 +26,7 @@ struct MemoryCommand: ParsableCommand {
         let config = try optim.defaultConfig()
         let backend = try device.backend(quiet: json)
         let (file, lm) = try model.load(on: backend)
-        let batch = shape.tokens(vocab: lm.config.vocabSize)
+        let batch = try shape.tokens(model: lm.config)
         var inference = 0, zo = 0, state = 0
         // The inference reference is the plain base: measured before any adapter exists.
         if phase != "zo" {
@@ -34,7 +34,9 @@ struct MemoryCommand: ParsableCommand {
             _ = try languageModelLoss(lm, batch)
             inference = backend.ledger.snapshot.total.peak
         }
-        let adapter = try peftArguments.config()?.make(model: lm)
+        let peft = try peftArguments.config()
+        try PEFTArguments.check(peft, model: lm.config)
+        let adapter = try peft?.make(model: lm)
         lm.hook = adapter
         let set = try adapter?.set ?? config.trainableSet(lm)
         if phase != "inference" {
@@ -87,13 +89,19 @@ struct BenchStep: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+    }
+
     func run() throws {
         let config = try optim.defaultConfig()
         let backend = try device.backend(quiet: json)
         let (_, lm) = try model.load(on: backend)
-        let batch = shape.tokens(vocab: lm.config.vocabSize)
+        let batch = try shape.tokens(model: lm.config)
         // With --peft the forward timed is the adapted one (what a PEFT step runs twice).
-        let adapter = try peftArguments.config()?.make(model: lm)
+        let peft = try peftArguments.config()
+        try PEFTArguments.check(peft, model: lm.config)
+        let adapter = try peft?.make(model: lm)
         lm.hook = adapter
         let set = try adapter?.set ?? config.trainableSet(lm)
         let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
@@ -130,6 +138,13 @@ struct BenchOptimizers: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats))") }
+        // The same bounds as train's (OptimizerOptions).
+        if let n = nsSteps, !(1...100).contains(n) { throw ValidationError("--ns-steps must be in 1…100 (got \(n))") }
+        if let e = orthogonalizeEvery, e < 1 { throw ValidationError("--orthogonalize-every must be at least 1 (got \(e))") }
+    }
+
     /// The optimizer's defaults with this command's NS overrides.
     func config(_ k: OptimizerKind) -> OptimizerConfig {
         switch OptimizerConfig.defaults(k) {
@@ -151,7 +166,7 @@ struct BenchOptimizers: ParsableCommand {
         }
         let backend = try device.backend(quiet: json)
         let (_, lm) = try model.load(on: backend)
-        let batch = shape.tokens(vocab: lm.config.vocabSize)
+        let batch = try shape.tokens(model: lm.config)
         let set = TrainableSet.full(lm)
         let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
         if !json {

@@ -49,7 +49,24 @@ struct BatchShapeOptions: ParsableArguments {
     @Option(name: .customLong("seq-len"), help: "Tokens per sequence.")
     var seqLen = 64
 
-    func tokens(vocab: Int) -> TokenBatch { randomTokenBatch(batch: batchSize, length: seqLen, vocab: vocab) }
+    func validate() throws {
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        guard seqLen >= 1 else { throw ValidationError("--seq-len must be at least 1 (got \(seqLen))") }
+        // Positions are 32-bit in the kernels (rope, embeddings).
+        guard seqLen <= Int(Int32.max) else { throw ValidationError("--seq-len must be at most \(Int32.max) (got \(seqLen))") }
+    }
+
+    /// The random batch; refused when one f32 activation of it (tokens × hidden) would not fit the
+    /// machine's memory, a lower bound on what a forward needs, so the command fails at once.
+    func tokens(model config: ModelConfig) throws -> TokenBatch {
+        let (tokens, o1) = batchSize.multipliedReportingOverflow(by: seqLen)
+        let (bytes, o2) = tokens.multipliedReportingOverflow(by: 4 * config.hiddenSize)
+        if o1 || o2 || UInt64(bytes) > ProcessInfo.processInfo.physicalMemory {
+            throw ValidationError("--batch-size \(batchSize) × --seq-len \(seqLen): one activation of \(o1 ? "so many" : String(tokens)) tokens " +
+                                  "× hidden \(config.hiddenSize) exceeds this machine's \(formatBytes(Int(ProcessInfo.processInfo.physicalMemory))) of memory")
+        }
+        return randomTokenBatch(batch: batchSize, length: seqLen, vocab: config.vocabSize)
+    }
 }
 
 struct Generate: ParsableCommand {
@@ -73,12 +90,23 @@ struct Generate: ParsableCommand {
     @Option(help: "Sampling seed.")
     var seed: UInt64 = 0
 
+    func validate() throws {
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens must be at least 1 (got \(maxTokens))") }
+        guard temperature.isFinite && temperature >= 0 else { throw ValidationError("--temperature must be 0 (greedy) or positive (got \(temperature))") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1] (got \(topP))") }
+    }
+
     func run() throws {
         let file = try model.open()
         let tokenizer = try file.requireTokenizer()
         let lm = try model.load(file, on: try device.backend())
         let ids = tokenizer.encode(prompt, addSpecialTokens: true)
         guard !ids.isEmpty else { throw ValidationError("the prompt encodes to no tokens") }
+        // The KV cache holds prompt + new tokens from the start; past the model's positions a
+        // learned position table has no rows, and RoPE models were not trained there.
+        guard maxTokens <= lm.config.maxPositions - ids.count else {
+            throw ValidationError("--max-tokens \(maxTokens): the prompt's \(ids.count) tokens and \(maxTokens) more exceed the model's \(lm.config.maxPositions) positions")
+        }
         writeStdout(prompt)
         var generated: [Int32] = []
         var printed = ""
@@ -116,6 +144,10 @@ struct Logits: ParsableCommand {
     @Flag(help: "Print one JSON line.")
     var json = false
 
+    func validate() throws {
+        guard top >= 1 else { throw ValidationError("--top must be at least 1 (got \(top))") }
+    }
+
     func run() throws {
         let file = try model.open()
         let tokenizer = try file.requireTokenizer()
@@ -125,7 +157,7 @@ struct Logits: ParsableCommand {
         let logits = lm.backend.toHost(try lm.lastLogits(.leftPadded([ids], padId: tokenizer.padId ?? 0)))
         let m = logits.max()!
         let lse = Double(m) + log(logits.reduce(0.0) { $0 + exp(Double($1 - m)) })
-        let best = logits.indices.sorted { logits[$0] > logits[$1] }.prefix(max(0, top))
+        let best = logits.indices.sorted { logits[$0] > logits[$1] }.prefix(top)
         let entries = best.map { (id: $0, token: tokenizer.decode([Int32($0)], skipSpecialTokens: false), logprob: Double(logits[$0]) - lse) }
         if json {
             let top = entries.map { e -> [String: Any] in ["id": e.id, "token": e.token, "logprob": (e.logprob * 1e4).rounded() / 1e4] }
