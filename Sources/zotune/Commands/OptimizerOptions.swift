@@ -48,6 +48,13 @@ struct OptimizerOptions: ParsableArguments {
             throw ValidationError("\(name) is an option of --optimizer \(owners.map(\.rawValue).joined(separator: "/")), not \(k.rawValue)")
         }
         guard eps > 0 && eps.isFinite else { throw ValidationError("--eps must be positive") }
+        guard weightDecay >= 0 && weightDecay.isFinite else { throw ValidationError("--weight-decay must be 0 or positive (got \(weightDecay))") }
+        if let e = adam.adamEps, !(e > 0 && e.isFinite) { throw ValidationError("--adam-eps must be positive (got \(e))") }
+        if let s = dizo.projectionStep, !(s > 0 && s.isFinite) { throw ValidationError("--dizo-step must be positive (got \(s))") }
+        // Each direction or search iteration costs forwards; beyond a million a step never ends
+        // (and 2n forwards overflow a count far before Int.max).
+        if let n = mezo.directions, n > 1_000_000 { throw ValidationError("--directions must be at most 1000000 (got \(n))") }
+        if let n = dizo.iterations, n > 1_000_000 { throw ValidationError("--dizo-iterations must be at most 1000000 (got \(n))") }
         if [.zoMuon, .jaguarSign, .jaguarMuon, .zoop].contains(k) && weightDecay != 0 {
             throw ValidationError("--weight-decay is not available with \(k.rawValue) (the released code has none)")
         }

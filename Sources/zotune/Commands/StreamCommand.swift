@@ -33,6 +33,9 @@ struct StreamCommand: ParsableCommand {
     func run() throws {
         guard (runSeed == nil) != (seed == nil) else { throw ValidationError("give exactly one of --run-seed and --seed") }
         guard (model == nil) != (name == nil) else { throw ValidationError("give exactly one of --model and --name") }
+        guard runSeed == nil || steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+        // Every step's tensors are held until the file is written.
+        guard runSeed == nil || steps <= 1_000_000 else { throw ValidationError("--steps must be at most 1000000 (got \(steps))") }
         let backend = KernelBackend.cpu()
         var targets: [(name: String, shape: [Int])] = []
         if let model {
@@ -40,6 +43,9 @@ struct StreamCommand: ParsableCommand {
             targets = TrainableSet.full(lm).entries.map { ($0.name, $0.tensor.shape) }
         } else if let name {
             guard count > 0 else { throw ValidationError("--count must be positive") }
+            guard count <= Int(ProcessInfo.processInfo.physicalMemory / 4) else {
+                throw ValidationError("--count \(count): \(count) f32 values exceed this machine's \(formatBytes(Int(ProcessInfo.processInfo.physicalMemory))) of memory")
+            }
             targets = [(name, [count])]
         }
         let seeds: [(prefix: String, seed: UInt64)] = runSeed.map { r in (0..<steps).map { ("step\($0)/", stepSeed(runSeed: r, step: $0, direction: 0)) } }
