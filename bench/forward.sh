@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # CPU forward of a model, ZOTune vs transformers/torch, same machine, same thread count, one run.
 #   bench/forward.sh MODEL.gguf [BATCH] [SEQ]      (default 16 × 64)
-# Needs the reference venv (PYTHON, default /work/venv-ref/bin/python or python3) with torch CPU
+# Needs the reference venv (PYTHON, default .venv-ref/bin/python as Tests/setup.sh installs it, else python3) with torch CPU
 # and transformers; ZOTune is built in release here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: bench/forward.sh MODEL.gguf [BATCH] [SEQ]}
 batch=${2:-16}; seq=${3:-64}
 threads=${ZOTUNE_NUM_THREADS:-$(nproc)}
-py=${PYTHON:-$( [ -x /work/venv-ref/bin/python ] && echo /work/venv-ref/bin/python || echo python3)}
+py=${PYTHON:-$( [ -x .venv-ref/bin/python ] && echo .venv-ref/bin/python || echo python3)}
 swift build -c release --product zotune >/dev/null
 z=$(.build/release/zotune bench forward --model "$model" --batch-size "$batch" --seq-len "$seq" --threads "$threads" --device cpu --json)
 t=$("$py" bench/forward_torch.py --model "$model" --batch-size "$batch" --seq-len "$seq" --threads "$threads")

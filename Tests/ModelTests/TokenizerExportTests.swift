@@ -3,7 +3,7 @@
 // BPETokenizer(tokenizerJSON:) and compares ids and decodes with BPETokenizer(gguf:) (and with
 // the Hugging Face reference ids of the fixtures) on every fixture corpus string.
 // Optional: ZOTUNE_TOKX_EXPORT_DIR=DIR keeps each export in DIR/<test> (printed);
-// ZOTUNE_REF_PYTHON=/work/venv-ref/bin/python also runs Fixtures/check_exported_tokenizer.py
+// ZOTUNE_REF_PYTHON=.venv-ref/bin/python also runs Fixtures/check_exported_tokenizer.py
 // (transformers + tokenizers) on each export.
 import Foundation
 import XCTest

@@ -6,7 +6,7 @@ import ZOTuneTraining
 
 /// Tuned weights exported in Hugging Face format load in transformers and give the logits ZOTune
 /// computes for them (Python reference: Fixtures/check_export.py). Skipped when no Python with
-/// torch and transformers is found ($ZOTUNE_REF_PYTHON, .venv-ref/ in the package, /work/venv-ref).
+/// torch and transformers is found ($ZOTUNE_REF_PYTHON, else .venv-ref/ in the package).
 final class ExportTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
 
@@ -33,6 +33,7 @@ final class ExportTests: XCTestCase {
         let theirs = (json["logits"] as! [NSNumber]).map(\.floatValue)
         XCTAssertEqual(theirs.count, ours.count)
         // Both f32 on the same weights: the forward-parity tolerance.
+        print("ExportTests: max |Δlogit| \(zip(ours, theirs).map { abs($0 - $1) }.max()!) on max |logit| \(theirs.map(abs).max()!)")
         XCTAssertLessThanOrEqual(zip(ours, theirs).map { abs($0 - $1) }.max()!, 1e-4)
         // And the export is not the base model: the update reached the file.
         let base = try ModelFile.open(fixtures.appendingPathComponent("models/llama").path).load(on: backend)

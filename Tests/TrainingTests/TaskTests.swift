@@ -1,7 +1,7 @@
 // Task loaders, MeZO prompt templates and the sampling protocol. Synthetic fixtures in the original
 // formats (Fixtures/tasks, written by make_task_fixtures.py) always run; the real task files are
-// checked too when a shared data directory is present (ZOTUNE_SHARED_DATA, /work/shared/data or
-// ../shared/data next to the package).
+// checked too when a shared data directory is present ($ZOTUNE_SHARED_DATA, else ../shared/data
+// next to the package).
 import Foundation
 import XCTest
 import ZOTuneModels
@@ -12,19 +12,22 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
 
 private func fixture(_ path: String) -> URL { fixtures.appendingPathComponent(path) }
 
-private func sharedData() throws -> URL {
-    let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+/// Where the shared task data is looked for: $ZOTUNE_SHARED_DATA when set, then ../shared/data
+/// next to the package; no absolute path of one machine.
+func sharedDataCandidates(environment: [String: String] = ProcessInfo.processInfo.environment,
+                          packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                              .deletingLastPathComponent().deletingLastPathComponent()) -> [URL] {
     var options: [URL] = []
-    if let env = ProcessInfo.processInfo.environment["ZOTUNE_SHARED_DATA"], !env.isEmpty {
-        options.append(URL(fileURLWithPath: env))
-    }
-    options += [URL(fileURLWithPath: "/work/shared/data"),
-                packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data")]
-    for dir in options where FileManager.default.fileExists(atPath: dir.appendingPathComponent("RTE/val.jsonl").path) {
+    if let env = environment["ZOTUNE_SHARED_DATA"], !env.isEmpty { options.append(URL(fileURLWithPath: env)) }
+    options.append(packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data").standardized)
+    return options
+}
+
+private func sharedData() throws -> URL {
+    for dir in sharedDataCandidates() where FileManager.default.fileExists(atPath: dir.appendingPathComponent("RTE/val.jsonl").path) {
         return dir
     }
-    throw XCTSkip("shared task data not found (set ZOTUNE_SHARED_DATA)")
+    throw XCTSkip("shared task data not found (set ZOTUNE_SHARED_DATA or put it at ../shared/data)")
 }
 
 private func read(_ task: TaskName, _ url: URL, _ split: SourceSplit = .train) throws -> [TaskExample] {

@@ -49,11 +49,12 @@ extension TinyFixture {
     }
 }
 
-/// The Python reference (torch, transformers, peft): $ZOTUNE_REF_PYTHON, .venv-ref/ in the
-/// package, or /work/venv-ref; nil when none is installed (the tests using it skip).
-func referencePython() -> String? {
-    let env = ProcessInfo.processInfo.environment["ZOTUNE_REF_PYTHON"]
-    let candidates = [env, ExportTests.root.appendingPathComponent(".venv-ref/bin/python").path, "/work/venv-ref/bin/python"].compactMap { $0 }
+/// The Python reference (torch, transformers, peft): $ZOTUNE_REF_PYTHON, else .venv-ref/ in the
+/// package (what Tests/setup.sh installs); nil when neither is executable (the tests using it skip).
+func referencePython(environment: [String: String] = ProcessInfo.processInfo.environment,
+                     packageRoot: URL = ExportTests.root) -> String? {
+    let env = environment["ZOTUNE_REF_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+    let candidates = [env, packageRoot.appendingPathComponent(".venv-ref/bin/python").path].compactMap { $0 }
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
 }
 
