@@ -26,15 +26,27 @@ if ! python3 -c "import nvidia, os, sys; sys.exit(not os.path.exists(os.path.joi
     python3 -m pip install -q "cuda-toolkit[nvcc,nvvm,crt,cudart,cccl]==13.0.2"
 fi
 # The Python reference (CPU torch + transformers + peft) in .venv-ref, for the tests that load
-# exported models in transformers and exported adapters in peft. Best effort: without it those
-# tests are skipped, never passed.
-if [ ! -x .venv-ref/bin/python ] || ! .venv-ref/bin/python -c "import torch, transformers" 2>/dev/null; then
-    if ! { python3 -m venv .venv-ref && .venv-ref/bin/python -m pip install -q 'torch==2.13.0+cpu' transformers safetensors; }; then
+# exported models in transformers and exported adapters in peft. Exact versions: the tolerances
+# were measured against these, and the fixture scripts record the versions that wrote them.
+# Best effort: without it those tests are skipped, never passed.
+REF_TORCH='torch==2.13.0+cpu'
+REF_PACKAGES=('transformers==5.25.0' 'safetensors==0.8.0' 'tokenizers==0.23.3')
+REF_PEFT=('peft==0.21.2' 'accelerate==1.16.0')
+ref_has() {  # ref_has 'name==version' ...: every one installed at exactly that version
+    .venv-ref/bin/python - "$@" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (a.split("==") for a in sys.argv[1:])))
+PY
+}
+if [ ! -x .venv-ref/bin/python ] || ! ref_has "$REF_TORCH" "${REF_PACKAGES[@]}"; then
+    if ! { { [ -x .venv-ref/bin/python ] || python3 -m venv .venv-ref; } \
+           && .venv-ref/bin/python -m pip install -q --extra-index-url https://download.pytorch.org/whl/cpu "$REF_TORCH" "${REF_PACKAGES[@]}"; }; then
         echo "Tests/setup.sh: the Python reference could not be installed; the export check will be skipped" >&2
         rm -rf .venv-ref
     fi
 fi
-if [ -x .venv-ref/bin/python ] && ! .venv-ref/bin/python -c "import peft" 2>/dev/null; then
-    .venv-ref/bin/python -m pip install -q peft accelerate \
+if [ -x .venv-ref/bin/python ] && ! ref_has "${REF_PEFT[@]}"; then
+    .venv-ref/bin/python -m pip install -q "${REF_PEFT[@]}" \
         || echo "Tests/setup.sh: peft could not be installed; the adapter export check will be skipped" >&2
 fi

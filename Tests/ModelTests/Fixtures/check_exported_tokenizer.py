@@ -2,7 +2,7 @@
 """Checks a tokenizer that ZOTune exported from a GGUF (huggingFaceTokenizerFiles) with the
 Hugging Face libraries. Run with the reference venv (tokenizers 0.23, transformers 5.x, gguf):
 
-    /work/venv-ref/bin/python Tests/ModelTests/Fixtures/check_exported_tokenizer.py DIR \
+    .venv-ref/bin/python Tests/ModelTests/Fixtures/check_exported_tokenizer.py DIR \
         [--gguf FILE | --no-gguf] [--expected Fixtures/tokenizers/NAME.expected.json]
 
 DIR holds the export (tokenizer.json, tokenizer_config.json). FILE is the GGUF it came from

@@ -2,7 +2,7 @@
 """Writes the GGUF fixtures of Tests/ModelTests/GGUFTests.swift into Fixtures/gguf/.
 
 Run with the reference venv (gguf, numpy, transformers):
-    /work/venv-ref/bin/python Tests/ModelTests/Fixtures/make_gguf_fixtures.py
+    .venv-ref/bin/python Tests/ModelTests/Fixtures/make_gguf_fixtures.py
 Deterministic: a fixed seed, no timestamps, so re-running reproduces the same bytes.
 
 Files:
@@ -24,6 +24,22 @@ import numpy as np
 import gguf
 from gguf import GGMLQuantizationType as Q
 from transformers.modeling_gguf_pytorch_utils import GPT2TensorProcessor, LlamaTensorProcessor
+
+
+def record_versions():
+    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
+    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "gguf")
@@ -387,3 +403,4 @@ if __name__ == "__main__":
     write_smollm2()
     total = sum(os.path.getsize(os.path.join(OUT, n)) for n in os.listdir(OUT))
     print(f"wrote {len(os.listdir(OUT))} files, {total} bytes, to {OUT}")
+    record_versions()

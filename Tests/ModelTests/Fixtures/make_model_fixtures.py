@@ -3,7 +3,7 @@
 reference logits, plus SmolLM2-135M reference outputs computed from its GGUF.
 
 Run with the reference venv (torch CPU, transformers 5.x, safetensors):
-    /work/venv-ref/bin/python Tests/ModelTests/Fixtures/make_model_fixtures.py [--tiny-only | --smol-only]
+    .venv-ref/bin/python Tests/ModelTests/Fixtures/make_model_fixtures.py [--tiny-only | --smol-only]
 Deterministic (fixed seeds); re-running overwrites models/ with the same content.
 
 Output, under Tests/ModelTests/Fixtures/models/
@@ -80,6 +80,22 @@ import sys
 
 import numpy as np
 import torch
+
+
+def record_versions():
+    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
+    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "models")
@@ -374,3 +390,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    record_versions()

@@ -2,7 +2,7 @@
 """Reference fixtures for ZOTune's tokenizer tests (Tests/ModelTests/TokenizerTests.swift).
 
 Run with the reference venv (tokenizers 0.23, transformers 5.x, gguf):
-    /work/venv-ref/bin/python Tests/ModelTests/Fixtures/make_tokenizer_fixtures.py
+    .venv-ref/bin/python Tests/ModelTests/Fixtures/make_tokenizer_fixtures.py
 Deterministic: the small tokenizers are trained here from TRAINING_TEXT with the `tokenizers`
 library; re-running rewrites tokenizers/ with the same content.
 
@@ -53,6 +53,22 @@ import os
 import sys
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+
+def record_versions():
+    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
+    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tokenizers")
@@ -408,3 +424,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+    record_versions()

@@ -11,6 +11,22 @@ import csv
 import json
 import os
 
+
+def record_versions():
+    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
+    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
+
 here = os.path.dirname(os.path.abspath(__file__))
 tasks = os.path.join(here, "..", "tasks")
 SEP = "\n\n"
@@ -88,3 +104,4 @@ with open(os.path.join(here, "prompts.json"), "w") as f:
     json.dump(cases, f, indent=1, ensure_ascii=False)
     f.write("\n")
 print(f"{len(cases)} cases")
+record_versions()

@@ -3,6 +3,22 @@
 Run from this directory: python3 make_task_fixtures.py"""
 import json, os
 
+
+def record_versions():
+    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
+    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -202,3 +218,4 @@ for i, score, text in rows:
     line = (f"{i}\t{score}\t".encode() + (text.encode("utf-8") if text else b"It\x92s a disaster from start to finish."))
     data += line + (b"\r\n" if i != 20 else b"")
 write("movies/movieReviewSnippets_GroundTruth.txt", data, mode="wb")
+record_versions()
