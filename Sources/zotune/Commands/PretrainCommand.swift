@@ -23,6 +23,26 @@ struct LlamaShapeArguments: ParsableArguments {
     @Flag(help: "An untied output head (default: tied to the token embeddings).")
     var untied = false
 
+    func validate() throws {
+        for (name, value) in [("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kvHeads ?? 1),
+                              ("--intermediate", intermediate ?? 1), ("--max-positions", maxPositions)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1 (got \(value))")
+        }
+        // The weights must fit this machine: 4 bytes × layers × (4·hidden² + 3·hidden·intermediate),
+        // the matrices alone, checked without overflowing.
+        let mlp = intermediate ?? hidden.multipliedReportingOverflow(by: 3).partialValue
+        let perLayer = [hidden.multipliedReportingOverflow(by: hidden), hidden.multipliedReportingOverflow(by: mlp),
+                        hidden.multipliedReportingOverflow(by: 3)]
+        let (attention, o1) = perLayer[0].partialValue.multipliedReportingOverflow(by: 4)
+        let (feedForward, o2) = perLayer[1].partialValue.multipliedReportingOverflow(by: 3)
+        let (layer, o3) = attention.addingReportingOverflow(feedForward)
+        let (all, o4) = layer.multipliedReportingOverflow(by: layers)
+        let (bytes, o5) = all.multipliedReportingOverflow(by: 4)
+        if perLayer.contains(where: \.overflow) || o1 || o2 || o3 || o4 || o5 || UInt64(bytes) > ProcessInfo.processInfo.physicalMemory {
+            throw ValidationError("--layers \(layers) × --hidden \(hidden) (--intermediate \(mlp)): the weights exceed this machine's \(formatBytes(Int(ProcessInfo.processInfo.physicalMemory))) of memory")
+        }
+    }
+
     func modelConfig(tokenizer: any Tokenizer) throws -> ModelConfig {
         if let config {
             let c = try ModelConfig.fromHuggingFace(configJSON: URL(fileURLWithPath: config))
@@ -67,9 +87,24 @@ struct Pretrain: ParsableCommand {
     @Flag(help: "Replace the run that --out DIR holds (init/, trajectory, metrics, model/, summary) instead of refusing to.")
     var overwrite = false
 
+    func validate() throws {
+        // Pre-training's loss is the LM loss of each window, and its windows are --seq-len tokens.
+        if runArguments.objective != nil { throw ValidationError("--objective is a train option: pretrain minimises the LM loss of each window") }
+        if runArguments.maxLength != nil { throw ValidationError("--max-length is a train option: pretrain's windows are --seq-len tokens") }
+        // 1 would hold out every article and train on none.
+        guard heldOutEvery >= 2 else { throw ValidationError("--held-out-every must be at least 2 (got \(heldOutEvery))") }
+        guard seqLen >= 1 else { throw ValidationError("--seq-len must be at least 1 (got \(seqLen))") }
+        guard seqLen <= shape.maxPositions || shape.config != nil else {
+            throw ValidationError("--seq-len \(seqLen) exceeds --max-positions \(shape.maxPositions)")
+        }
+    }
+
     func run() throws {
         let config = try optimizers.config()
         let text = try TextCorpus.load(corpus, heldOutEvery: heldOutEvery)
+        guard !text.heldOut.isEmpty else {
+            throw ValidationError("--held-out-every \(heldOutEvery) holds out nothing of \(corpus) (\(text.split)); give a smaller value")
+        }
         var options = try runArguments.options(task: "pretrain:" + text.name, dataSeed: dataSeed)
         guard initStd > 0 && initStd.isFinite else { throw ValidationError("--init-std must be positive") }
         let initOptions = InitOptions(seed: initSeed, std: initStd)

@@ -114,10 +114,11 @@ struct RunArguments: ParsableArguments {
     var schedule = "constant"
     @Option(help: "Warm-up steps.")
     var warmup = 0
-    @Option(help: "Objective: ce (cross-entropy over candidates), lm (LM loss of the answer), neg-accuracy, neg-f1 (generation tasks).")
-    var objective = "ce"
-    @Option(name: .customLong("max-length"), help: "Longest token sequence (longer prompts lose their start).")
-    var maxLength = 256
+    // Optional so that pretrain, whose loss and window length are its own, can refuse them.
+    @Option(help: "Objective: ce (cross-entropy over candidates, the default), lm (LM loss of the answer), neg-accuracy, neg-f1 (generation tasks).")
+    var objective: String?
+    @Option(name: .customLong("max-length"), help: "Longest token sequence (longer prompts lose their start; default 256).")
+    var maxLength: Int?
     @Option(name: .customLong("save-every"), help: "Save the trajectory every N steps.")
     var saveEvery = 10
     @Flag(name: .customLong("keep-last"), help: "End on the last step's weights instead of the best dev evaluation's.")
@@ -126,9 +127,15 @@ struct RunArguments: ParsableArguments {
     func options(task: String, dataSeed: UInt64, peft: PEFTConfig? = nil) throws -> RunOptions {
         let lr = self.lr ?? peft?.defaultLR ?? 1e-6
         guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
+        let objective = self.objective ?? "ce", maxLength = self.maxLength ?? 256
         guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm, neg-accuracy or neg-f1") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
+        // A step's examples are gathered at once, and the sampler counts examples as steps × batch.
+        guard batchSize <= 1 << 20 else { throw ValidationError("--batch-size must be at most \(1 << 20) (got \(batchSize))") }
+        guard !steps.multipliedReportingOverflow(by: batchSize).overflow else {
+            throw ValidationError("--steps \(steps) × --batch-size \(batchSize) examples overflow a 64-bit count")
+        }
         guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be a positive number (got \(lr))") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
         guard evalEvery >= 0 else { throw ValidationError("--eval-every must be 0 (only at the end) or more (got \(evalEvery))") }
@@ -171,7 +178,7 @@ struct Train: ParsableCommand {
             try train(DataParallel(world: world, checkEvery: distributedArguments.checkReplicasEvery))
             world.finish()
         } catch {
-            FileHandle.standardError.write(Data("zotune (rank \(world.rank) of \(world.size)): \(error)\n".utf8))
+            FileHandle.standardError.write(Data("zotune (rank \(world.rank) of \(world.size)): \(userMessage(for: error))\n".utf8))
             world.abort(1)
         }
     }
@@ -200,6 +207,7 @@ struct Train: ParsableCommand {
         }
         let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue,
                                   dtype: model.keepBlocks ? "gguf" : try model.weightDType().rawValue, precision: lm.precision.rawValue)
+        try PEFTArguments.check(peft, model: lm.config)
         let adapter = try peft?.make(model: lm)
         let optimizer: any ZOOptimizer
         do {
