@@ -43,19 +43,18 @@ struct ZOTune: ParsableCommand {
         }
     }
 
-    /// `--opt -1` → `--opt=-1` where `--opt` takes a value and `-1` reads as a number (-1e-3, -inf,
-    /// -nan too): ArgumentParser otherwise reads `-1` as short options and reports a missing value.
+    /// `--opt -1` → `--opt=-1` where `-1` reads as a number (-1e-3, -inf, -nan too): ArgumentParser
+    /// otherwise reads `-1` as short options and reports a missing value. No command takes a short
+    /// option or a negative positional, so after a flag the join only changes which error is
+    /// reported; it needs no list of the options (building one costs a second in a debug build).
     static func negativeValuesJoined(_ arguments: [String]) -> [String] {
         func isNegativeNumber(_ s: String) -> Bool { s.hasPrefix("-") && Double(s) != nil }
-        guard arguments.indices.dropFirst().contains(where: { isNegativeNumber(arguments[$0]) }) else { return arguments }
-        let valued = optionsTakingValues(commandPath(arguments))
         var out: [String] = []
         var i = 0
         while i < arguments.count {
             let a = arguments[i]
             if a == "--" { out += arguments[i...]; break }
-            if a.hasPrefix("--"), !a.contains("="), valued.contains(String(a.dropFirst(2))),
-               i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+            if a.hasPrefix("--"), a.count > 2, !a.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
                 out.append(a + "=" + arguments[i + 1])
                 i += 2
             } else {
@@ -76,30 +75,6 @@ struct ZOTune: ParsableCommand {
             type = next
         }
         return path
-    }
-
-    /// The long names of the options of the command at `path` that take a value (not flags),
-    /// read from ArgumentParser's own description of the tool.
-    static func optionsTakingValues(_ path: [String]) -> Set<String> {
-        guard let json = try? JSONSerialization.jsonObject(with: Data(ZOTune.dumpHelp().utf8)) as? [String: Any],
-              var command = json["command"] as? [String: Any] else { return [] }
-        for name in path {
-            guard let sub = (command["subcommands"] as? [[String: Any]])?.first(where: { $0["commandName"] as? String == name }) else { return [] }
-            command = sub
-        }
-        var names = Set<String>()
-        for argument in command["arguments"] as? [[String: Any]] ?? [] where argument["kind"] as? String == "option" {
-            for n in argument["names"] as? [[String: Any]] ?? [] where n["kind"] as? String == "long" {
-                if let s = n["name"] as? String { names.insert(s) }
-            }
-        }
-        return names
-    }
-
-    /// The JSON `zotune --experimental-dump-help` prints.
-    static func dumpHelp() -> String {
-        do { _ = try parseAsRoot(["--experimental-dump-help"]) } catch { return fullMessage(for: error) }
-        return ""
     }
 
     /// A value a command's `validate()` refused (a one-line message is enough), as opposed to a
