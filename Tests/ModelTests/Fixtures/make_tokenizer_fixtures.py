@@ -55,20 +55,10 @@ import sys
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 
-def record_versions():
-    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
-    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
-        f.write("\n")
+# record_versions: Tests/fixture_versions.py, shared by the fixture scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../.."))
+from fixture_versions import record_versions  # noqa: E402
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "tokenizers")
@@ -424,4 +414,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    record_versions()
+    record_versions(__file__)

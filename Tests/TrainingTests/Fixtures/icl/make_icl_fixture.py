@@ -10,22 +10,13 @@ Run: python3 make_icl_fixture.py   (standard library only)."""
 import csv
 import json
 import os
+import sys
 
 
-def record_versions():
-    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
-    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
-        f.write("\n")
+# record_versions: Tests/fixture_versions.py, shared by the fixture scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../.."))
+from fixture_versions import record_versions  # noqa: E402
+
 
 here = os.path.dirname(os.path.abspath(__file__))
 tasks = os.path.join(here, "..", "tasks")
@@ -104,4 +95,4 @@ with open(os.path.join(here, "prompts.json"), "w") as f:
     json.dump(cases, f, indent=1, ensure_ascii=False)
     f.write("\n")
 print(f"{len(cases)} cases")
-record_versions()
+record_versions(__file__)

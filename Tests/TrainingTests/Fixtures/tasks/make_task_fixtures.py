@@ -1,23 +1,13 @@
 #!/usr/bin/env python3
 """Writes the synthetic task fixtures (original file formats, invented text) used by TaskTests.
 Run from this directory: python3 make_task_fixtures.py"""
-import json, os
+import json, os, sys
 
 
-def record_versions():
-    """Writes <this script>.versions.json beside it: the Python and package versions that wrote the
-    fixtures (Tests/setup.sh pins the reference venv; the tests' tolerances were measured on it)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"script": os.path.basename(__file__), "python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "safetensors", "tokenizers", "accelerate", "numpy", "gguf"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    with open(os.path.splitext(os.path.abspath(__file__))[0] + ".versions.json", "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True)
-        f.write("\n")
+# record_versions: Tests/fixture_versions.py, shared by the fixture scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../.."))
+from fixture_versions import record_versions  # noqa: E402
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -218,4 +208,4 @@ for i, score, text in rows:
     line = (f"{i}\t{score}\t".encode() + (text.encode("utf-8") if text else b"It\x92s a disaster from start to finish."))
     data += line + (b"\r\n" if i != 20 else b"")
 write("movies/movieReviewSnippets_GroundTruth.txt", data, mode="wb")
-record_versions()
+record_versions(__file__)
