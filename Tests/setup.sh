@@ -28,7 +28,9 @@ fi
 # The Python reference (CPU torch + transformers + peft) in .venv-ref, for the tests that load
 # exported models in transformers and exported adapters in peft. Exact versions: the tolerances
 # were measured against these, and the fixture scripts record the versions that wrote them.
-# Best effort: without it those tests are skipped, never passed.
+# Best effort: without it those tests are skipped, never passed. The +cpu torch wheel is not on
+# PyPI: pip takes it from its configured sources (a find-links folder, or PIP_EXTRA_INDEX_URL set
+# to PyTorch's CPU index where that is reachable).
 REF_TORCH='torch==2.13.0+cpu'
 REF_PACKAGES=('transformers==5.25.0' 'safetensors==0.8.0' 'tokenizers==0.23.3')
 REF_PEFT=('peft==0.21.2' 'accelerate==1.16.0')
@@ -41,7 +43,7 @@ PY
 }
 if [ ! -x .venv-ref/bin/python ] || ! ref_has "$REF_TORCH" "${REF_PACKAGES[@]}"; then
     if ! { { [ -x .venv-ref/bin/python ] || python3 -m venv .venv-ref; } \
-           && .venv-ref/bin/python -m pip install -q --extra-index-url https://download.pytorch.org/whl/cpu "$REF_TORCH" "${REF_PACKAGES[@]}"; }; then
+           && .venv-ref/bin/python -m pip install -q "$REF_TORCH" "${REF_PACKAGES[@]}"; }; then
         echo "Tests/setup.sh: the Python reference could not be installed; the export check will be skipped" >&2
         rm -rf .venv-ref
     fi
