@@ -32,7 +32,7 @@ fi
 # PyPI: pip takes it from its configured sources (a find-links folder, or PIP_EXTRA_INDEX_URL set
 # to PyTorch's CPU index where that is reachable).
 REF_TORCH='torch==2.13.0+cpu'
-REF_PACKAGES=('transformers==5.25.0' 'safetensors==0.8.0' 'tokenizers==0.23.3')
+REF_PACKAGES=('transformers==5.25.0' 'safetensors==0.8.0' 'tokenizers==0.23.3' 'gguf==0.19.0')
 REF_PEFT=('peft==0.21.2' 'accelerate==1.16.0')
 ref_has() {  # ref_has 'name==version' ...: every one installed at exactly that version
     .venv-ref/bin/python - "$@" <<'PY' 2>/dev/null

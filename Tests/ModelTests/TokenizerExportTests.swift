@@ -3,8 +3,8 @@
 // BPETokenizer(tokenizerJSON:) and compares ids and decodes with BPETokenizer(gguf:) (and with
 // the Hugging Face reference ids of the fixtures) on every fixture corpus string.
 // Optional: ZOTUNE_TOKX_EXPORT_DIR=DIR keeps each export in DIR/<test> (printed);
-// ZOTUNE_REF_PYTHON=.venv-ref/bin/python also runs Fixtures/check_exported_tokenizer.py
-// (transformers + tokenizers) on each export.
+// The reference Python ($ZOTUNE_REF_PYTHON, else .venv-ref) also runs
+// Fixtures/check_exported_tokenizer.py (transformers + tokenizers + gguf) on each export.
 import Foundation
 import XCTest
 import ZOTuneModels
@@ -99,9 +99,16 @@ final class TokenizerExportTests: XCTestCase {
         return (dir, { try? FileManager.default.removeItem(at: dir) })
     }
 
-    /// With $ZOTUNE_REF_PYTHON set, runs Fixtures/check_exported_tokenizer.py on `dir` with `arguments`.
+    /// Runs Fixtures/check_exported_tokenizer.py (transformers, tokenizers, gguf) on `dir` with
+    /// `arguments` in the reference Python ($ZOTUNE_REF_PYTHON, else the package's .venv-ref);
+    /// without one the test is skipped (after its Swift-side checks), never passed.
     func runPythonCheck(_ dir: URL, _ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws {
-        guard let python = ProcessInfo.processInfo.environment["ZOTUNE_REF_PYTHON"] else { return }
+        let env = ProcessInfo.processInfo.environment["ZOTUNE_REF_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
+        let root = Self.fixtureDir.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        guard let python = [env, root.appendingPathComponent(".venv-ref/bin/python").path].compactMap({ $0 })
+            .first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("no reference Python (Tests/setup.sh makes .venv-ref): the transformers check of the export did not run")
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = [Self.fixtureDir.appendingPathComponent("check_exported_tokenizer.py").path, dir.path] + arguments
