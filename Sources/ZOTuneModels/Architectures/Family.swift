@@ -279,6 +279,7 @@ public extension Architecture {
         case .llama: return Llama.self
         case .opt: return OPT.self
         case .gpt2: return GPT2.self
+        case .qwen2: return Qwen2.self
         }
     }
 

@@ -15,6 +15,11 @@ public enum Llama: ArchitectureFamily {
     public static let hasLearnedPositions = false
 
     public static func tensors(_ c: ModelConfig) -> [(role: Role, layer: Int?, part: TensorPart, shape: [Int])] {
+        tensors(c, biased: Set((c.attentionBias ? [Role.q, .k, .v, .o] : []) + (c.mlpBias ? [.gate, .up, .down] : [])))
+    }
+
+    /// The tensors of a Llama-style layer whose `biased` projections carry a bias (shared with Qwen2).
+    static func tensors(_ c: ModelConfig, biased: Set<Role>) -> [(role: Role, layer: Int?, part: TensorPart, shape: [Int])] {
         let (h, v, f) = (c.hiddenSize, c.vocabSize, c.intermediateSize)
         let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
         var t: [(role: Role, layer: Int?, part: TensorPart, shape: [Int])] = [(.embed, nil, .weight, [v, h])]
@@ -22,13 +27,13 @@ public enum Llama: ArchitectureFamily {
             t.append((.attnNorm, l, .weight, [h]))
             for (role, rows) in [(Role.q, qd), (.k, kvd), (.v, kvd)] {
                 t.append((role, l, .weight, [rows, h]))
-                if c.attentionBias { t.append((role, l, .bias, [rows])) }
+                if biased.contains(role) { t.append((role, l, .bias, [rows])) }
             }
             t.append((.o, l, .weight, [h, qd]))
-            if c.attentionBias { t.append((.o, l, .bias, [h])) }
+            if biased.contains(.o) { t.append((.o, l, .bias, [h])) }
             t.append((.mlpNorm, l, .weight, [h]))
             t += [(.gate, l, .weight, [f, h]), (.up, l, .weight, [f, h]), (.down, l, .weight, [h, f])]
-            if c.mlpBias { t += [(.gate, l, .bias, [f]), (.up, l, .bias, [f]), (.down, l, .bias, [h])] }
+            for (role, rows) in [(Role.gate, f), (.up, f), (.down, h)] where biased.contains(role) { t.append((role, l, .bias, [rows])) }
         }
         return t + [(.finalNorm, nil, .weight, [h]), (.head, nil, .weight, [v, h])]
     }
