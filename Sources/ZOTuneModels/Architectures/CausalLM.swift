@@ -275,7 +275,6 @@ public final class CausalLM: @unchecked Sendable {
 
         try embed(x, ids: ids, positions: posT, override: inputEmbeddings)
 
-        let scale = 1 / Float(c.headDim).squareRoot()
         for (l, layer) in plan.layers.enumerated() {
             // A pre-LN sublayer reads the norm of the residual stream; a post-LN one reads the
             // stream and normalises it after adding its output.
@@ -283,63 +282,16 @@ public final class CausalLM: @unchecked Sendable {
             let input = pre ? normed : x
             // ---- attention ----
             if pre { norm(normed, x, layer.attentionNorm) }
-            switch layer.projections {
-            case .separate(let ql, let kl, let vl):
-                try linear(q, input, ql)
-                try linear(k, input, kl)
-                try linear(v, input, vl)
-            case .fused(let fused):
-                let w = qd + 2 * kvd
-                try linear(qkv!, input, fused)
-                be.copy2D(q, ldd: qd, from: qkv!, lds: w, rows: n, cols: qd)
-                be.copy2D(k, ldd: kvd, from: qkv!.flatSlice(qd, n * w - qd), lds: w, rows: n, cols: kvd)
-                be.copy2D(v, ldd: kvd, from: qkv!.flatSlice(qd + kvd, n * w - qd - kvd), lds: w, rows: n, cols: kvd)
-            }
-            if layer.rotary {
-                be.rope(q, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
-                be.rope(k, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
-            }
-            let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
-            let attnOut = attn.reshaped(qv.shape)
-            if let cache {
-                // Append this batch's keys/values at positions [length − T, length) of every row.
-                let row = kvd, start = keyLength - batch.length
-                for b in 0..<batch.batch {
-                    let dst = (b * cache.capacity + start) * row
-                    be.copy2D(cache.keys[l].flatSlice(dst, batch.length * row), ldd: row,
-                              from: k.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
-                    be.copy2D(cache.values[l].flatSlice(dst, batch.length * row), ldd: row,
-                              from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
-                }
-                be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale)
-            } else if let prefixed, let prefix {
-                let span = prefixLength + batch.length
-                KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: prefixLength, then: k, into: prefixed.keys,
-                              span: span, batch: batch.batch, backend: be)
-                KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
-                              span: span, batch: batch.batch, backend: be)
-                be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale)
-            } else {
-                let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
-                be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale)
-            }
+            try projectQKV(layer, input, q: q, k: k, v: v, fused: qkv, positions: posT)
+            try attend(attn, q: q, k: k, v: v, layer: l, batch: batch, cache: cache, keyLength: keyLength, mask: mask,
+                       prefix: prefix, prefixed: prefixed)
             try linear(proj, attn, layer.output)
             be.add(x, x, proj)
             if !pre { norm(x, x, layer.attentionNorm) }
 
             // ---- MLP ----
             if pre { norm(normed, x, layer.mlpNorm) }
-            switch layer.mlp {
-            case .gated(let gl, let ul, let dl):
-                try linear(gate!, input, gl)
-                try linear(up, input, ul)
-                be.swiglu(up, gate: gate!, up: up)
-                try linear(proj, up, dl)
-            case .plain(let ul, let dl):
-                try linear(up, input, ul)
-                be.activation(plan.activation, up, up)
-                try linear(proj, up, dl)
-            }
+            try mlp(layer, input, gate: gate, up: up, out: proj)
             be.add(x, x, proj)
             if !pre { norm(x, x, layer.mlpNorm) }
         }
@@ -352,6 +304,77 @@ public final class CausalLM: @unchecked Sendable {
             return out
         }
         return x
+    }
+
+    /// q, k, v (n, heads·headDim) of a layer's input: three GEMMs or one fused GEMM split into
+    /// them (`fused` is its (n, q + 2·kv) output buffer), then RoPE where the layer has it.
+    func projectQKV(_ layer: DecoderLayer, _ input: Tensor, q: Tensor, k: Tensor, v: Tensor, fused: Tensor?, positions: Tensor) throws {
+        let c = config, be = backend, n = input.shape[0]
+        let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
+        switch layer.projections {
+        case .separate(let ql, let kl, let vl):
+            try linear(q, input, ql)
+            try linear(k, input, kl)
+            try linear(v, input, vl)
+        case .fused(let fl):
+            let w = qd + 2 * kvd, qkv = fused!
+            try linear(qkv, input, fl)
+            be.copy2D(q, ldd: qd, from: qkv, lds: w, rows: n, cols: qd)
+            be.copy2D(k, ldd: kvd, from: qkv.flatSlice(qd, n * w - qd), lds: w, rows: n, cols: kvd)
+            be.copy2D(v, ldd: kvd, from: qkv.flatSlice(qd + kvd, n * w - qd - kvd), lds: w, rows: n, cols: kvd)
+        }
+        if layer.rotary {
+            be.rope(q, positions: positions, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
+            be.rope(k, positions: positions, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
+        }
+    }
+
+    /// out (n, heads·headDim) = attention of layer `l`'s queries over its keys and values: this
+    /// batch's alone (causal, masked), behind a prefix's (`prefixed` holds each row's P + T), or
+    /// appended to the cache at positions [keyLength − T, keyLength) and attending to all of it.
+    func attend(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, layer l: Int, batch: TokenBatch, cache: KVCache?, keyLength: Int,
+                mask: Tensor, prefix: AttentionPrefix?, prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?) throws {
+        let c = config, be = backend, kvd = c.numKVHeads * c.headDim
+        let scale = 1 / Float(c.headDim).squareRoot()
+        let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
+        let attnOut = out.reshaped(qv.shape)
+        if let cache {
+            // Append this batch's keys/values at positions [length − T, length) of every row.
+            let row = kvd, start = keyLength - batch.length
+            for b in 0..<batch.batch {
+                let dst = (b * cache.capacity + start) * row
+                be.copy2D(cache.keys[l].flatSlice(dst, batch.length * row), ldd: row,
+                          from: k.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
+                be.copy2D(cache.values[l].flatSlice(dst, batch.length * row), ldd: row,
+                          from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
+            }
+            be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale)
+        } else if let prefixed, let prefix {
+            let prefixLength = prefix.length, span = prefixLength + batch.length
+            KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: prefixLength, then: k, into: prefixed.keys,
+                          span: span, batch: batch.batch, backend: be)
+            KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
+                          span: span, batch: batch.batch, backend: be)
+            be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale)
+        } else {
+            let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
+            be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale)
+        }
+    }
+
+    /// out (n, hidden) = the layer's MLP of its input: down(silu(gate)·up) or down(act(up)).
+    func mlp(_ layer: DecoderLayer, _ input: Tensor, gate: Tensor?, up: Tensor, out: Tensor) throws {
+        switch layer.mlp {
+        case .gated(let gl, let ul, let dl):
+            try linear(gate!, input, gl)
+            try linear(up, input, ul)
+            backend.swiglu(up, gate: gate!, up: up)
+            try linear(out, up, dl)
+        case .plain(let ul, let dl):
+            try linear(up, input, ul)
+            backend.activation(plan.activation, up, up)
+            try linear(out, up, dl)
+        }
     }
 
     /// Token ids (n), positions (n) and, without a cache, the key mask (B, T) as views of one
