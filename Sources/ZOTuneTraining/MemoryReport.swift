@@ -37,7 +37,9 @@ public struct MemoryReport: Sendable {
         let tokens = batch * seqLen
         let (h, f) = (c.hiddenSize, c.intermediateSize)
         let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
-        let mlp = c.architecture == .llama ? 4 * f : 2 * f
+        // A gated MLP keeps gate, up, their product and the down input; a plain one up and its activation.
+        let gated = c.architecture.family.plan(c, has: { _ in false }).layers.first?.isGated ?? false
+        let mlp = gated ? 4 * f : 2 * f
         let perLayerToken = 3 * h + qd + 2 * kvd + qd + h + mlp + c.numHeads * seqLen
         let activations = tokens * (c.numLayers * perLayerToken + h + 2 * c.vocabSize)
         return frozenBytes + 4 * (4 * parameters + activations)

@@ -1,8 +1,9 @@
 import Foundation
 import ZOTuneBackend
 
-/// A decoder-only language model (OPT, GPT-2 or Llama) on one backend: weights, and forwards that
-/// return hidden states, logits, or the log-probs of given target tokens.
+/// A decoder-only language model on one backend: weights, and forwards that return hidden states,
+/// logits, or the log-probs of given target tokens. The forward is the same for every family: it
+/// runs the `DecoderPlan` its `ArchitectureFamily` builds (Architectures/Family.swift).
 ///
 /// Activations are f32. Weights are f32, or f16/bf16 storage that the GEMMs take as it is stored
 /// (`GemmPrecision.mixed`: tensor-core operands on CUDA) or convert one matrix at a time into an
@@ -13,6 +14,9 @@ public final class CausalLM: @unchecked Sendable {
     public let config: ModelConfig
     public let backend: any Backend
     public let weights: ModelWeights
+    /// The layers as the forward runs them, with each tensor's role and checkpoint name.
+    public let plan: DecoderPlan
+    let linearsByWeight: [String: LinearLayer]
     let invFreq: Tensor?
     let scratch: Tensor?   // f32 copy of one low-precision weight matrix (precision f32)
     let halfScratch: Tensor?   // bf16 copy of one GGUF-block matrix (mixed precision)
@@ -37,16 +41,21 @@ public final class CausalLM: @unchecked Sendable {
         self.backend = backend
         self.reader = reader
         let (specs, tied) = CausalLM.tensorSpecs(config)
-        weights = try ModelWeights.load(specs, tied: tied, from: reader, backend: backend, dtype: dtype, keepBlocks: keepBlocks)
-        if config.architecture == .llama {
+        let weights = try ModelWeights.load(specs, tied: tied, from: reader, backend: backend, dtype: dtype, keepBlocks: keepBlocks)
+        self.weights = weights
+        plan = config.architecture.family.plan(config, has: { weights.optional($0) != nil })
+        linearsByWeight = Dictionary(plan.linears.map { ($0.weight, $0) }, uniquingKeysWith: { a, _ in a })
+        if !config.architecture.family.hasLearnedPositions {
             let inv = RotaryEmbedding.inverseFrequencies(dim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
             invFreq = try backend.tensor(inv, shape: [inv.count], tag: .weights)
         } else {
             invFreq = nil
         }
-        scratch = try CausalLM.scratchElements(weights, mixed: precision != .f32).map { try backend.allocate([$0], tag: .scratch) }
+        let gathered = Set([plan.embed, plan.positions].compactMap { $0 })
+        scratch = try CausalLM.scratchElements(weights, gathered: gathered, head: plan.head.weight, mixed: precision != .f32)
+            .map { try backend.allocate([$0], tag: .scratch) }
         halfScratch = precision == .f32 ? nil
-            : try CausalLM.blockMatrixElements(weights).map { try backend.allocate([$0], dtype: .bf16, tag: .scratch, zeroed: false) }
+            : try CausalLM.blockMatrixElements(weights, gathered: gathered).map { try backend.allocate([$0], dtype: .bf16, tag: .scratch, zeroed: false) }
     }
 
     /// Elements of the f32 scratch: the largest matrix stored in f16/bf16/blocks, converted whole
@@ -55,24 +64,20 @@ public final class CausalLM: @unchecked Sendable {
     /// at least 2²⁰ elements. nil: every matrix is f32.
     /// `mixed`: f16/bf16 matrices go to the GEMM as stored and GGUF blocks through the bf16 scratch:
     /// no f32 scratch.
-    static func scratchElements(_ weights: ModelWeights, mixed: Bool = false) -> Int? {
+    /// `gathered`: the embedding tables, only gathered row by row (a tied head is counted as the head).
+    static func scratchElements(_ weights: ModelWeights, gathered: Set<String>, head: String, mixed: Bool = false) -> Int? {
         if mixed { return nil }
-        // Embedding tables are only gathered, row by row (a tied head is counted as the head).
-        let gathered: Set<String> = ["model.embed_tokens.weight", "model.decoder.embed_tokens.weight", "transformer.wte.weight",
-                                     "model.decoder.embed_positions.weight", "transformer.wpe.weight"]
         var largest = 0
         for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name) {
             let w = weights[name]
-            largest = max(largest, name == "lm_head.weight" ? min(w.count, 1 << 20) : w.count)
+            largest = max(largest, name == head ? min(w.count, 1 << 20) : w.count)
         }
         return largest > 0 ? largest : nil
     }
 
     /// Elements of the bf16 scratch of mixed precision: the largest GGUF-block matrix, whole (the
     /// head too: 57 MB in bf16 on SmolLM2); nil when no matrix is stored in blocks.
-    static func blockMatrixElements(_ weights: ModelWeights) -> Int? {
-        let gathered: Set<String> = ["model.embed_tokens.weight", "model.decoder.embed_tokens.weight", "transformer.wte.weight",
-                                     "model.decoder.embed_positions.weight", "transformer.wpe.weight"]
+    static func blockMatrixElements(_ weights: ModelWeights, gathered: Set<String>) -> Int? {
         let sizes = weights.names.filter { weights[$0].rank == 2 && weights[$0].dtype.ggmlType != nil && !gathered.contains($0) }
             .map { weights[$0].count }
         return sizes.max()
@@ -99,103 +104,40 @@ public final class CausalLM: @unchecked Sendable {
         return specs.filter { tied[$0.name] == nil }.map { ($0.name, $0.shape) }
     }
 
-    /// The tensors an architecture reads, with their expected shapes, and which may be tied.
+    /// The tensors an architecture reads, with their expected shapes (and the names older
+    /// checkpoints use), and which may be tied: the family's tensors under its checkpoint names.
     static func tensorSpecs(_ c: ModelConfig) -> ([ModelWeights.Spec], [String: String]) {
-        typealias S = ModelWeights.Spec
-        let (h, v, f) = (c.hiddenSize, c.vocabSize, c.intermediateSize)
-        var specs: [S] = []
-        var tied: [String: String] = [:]
-        switch c.architecture {
-        case .opt:
-            let p = "model.decoder."
-            let e = c.wordEmbedProjDim ?? h
-            func add(_ n: String, _ shape: [Int]) { specs.append(S(name: p + n, shape: shape, aliases: ["decoder." + n])) }
-            add("embed_tokens.weight", [v, e])
-            add("embed_positions.weight", [c.maxPositions + c.positionOffset, h])
-            if e != h {
-                add("project_in.weight", [h, e])
-                add("project_out.weight", [e, h])
-            }
-            for l in 0..<c.numLayers {
-                let q = "layers.\(l)."
-                for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-                    add(q + "self_attn.\(proj).weight", [h, h])
-                    add(q + "self_attn.\(proj).bias", [h])
-                }
-                add(q + "self_attn_layer_norm.weight", [h]); add(q + "self_attn_layer_norm.bias", [h])
-                add(q + "fc1.weight", [f, h]); add(q + "fc1.bias", [f])
-                add(q + "fc2.weight", [h, f]); add(q + "fc2.bias", [h])
-                add(q + "final_layer_norm.weight", [h]); add(q + "final_layer_norm.bias", [h])
-            }
-            if c.doLayerNormBefore {
-                add("final_layer_norm.weight", [h]); add("final_layer_norm.bias", [h])
-            }
-            specs.append(S(name: "lm_head.weight", shape: [v, e]))
-            if c.tieWordEmbeddings { tied["lm_head.weight"] = p + "embed_tokens.weight" }
-        case .gpt2:
-            let p = "transformer."
-            func add(_ n: String, _ shape: [Int]) { specs.append(S(name: p + n, shape: shape, aliases: [n])) }
-            add("wte.weight", [v, h])
-            add("wpe.weight", [c.maxPositions, h])
-            for l in 0..<c.numLayers {
-                let q = "h.\(l)."
-                add(q + "ln_1.weight", [h]); add(q + "ln_1.bias", [h])
-                add(q + "attn.c_attn.weight", [h, 3 * h]); add(q + "attn.c_attn.bias", [3 * h])   // Conv1D: (in, out)
-                add(q + "attn.c_proj.weight", [h, h]); add(q + "attn.c_proj.bias", [h])
-                add(q + "ln_2.weight", [h]); add(q + "ln_2.bias", [h])
-                add(q + "mlp.c_fc.weight", [h, f]); add(q + "mlp.c_fc.bias", [f])
-                add(q + "mlp.c_proj.weight", [f, h]); add(q + "mlp.c_proj.bias", [h])
-            }
-            add("ln_f.weight", [h]); add("ln_f.bias", [h])
-            specs.append(S(name: "lm_head.weight", shape: [v, h]))
-            if c.tieWordEmbeddings { tied["lm_head.weight"] = p + "wte.weight" }
-        case .llama:
-            let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
-            func add(_ n: String, _ shape: [Int]) { specs.append(S(name: n, shape: shape)) }
-            add("model.embed_tokens.weight", [v, h])
-            for l in 0..<c.numLayers {
-                let q = "model.layers.\(l)."
-                add(q + "input_layernorm.weight", [h])
-                for (proj, rows) in [("q_proj", qd), ("k_proj", kvd), ("v_proj", kvd)] {
-                    add(q + "self_attn.\(proj).weight", [rows, h])
-                    if c.attentionBias { add(q + "self_attn.\(proj).bias", [rows]) }
-                }
-                add(q + "self_attn.o_proj.weight", [h, qd])
-                if c.attentionBias { add(q + "self_attn.o_proj.bias", [h]) }
-                add(q + "post_attention_layernorm.weight", [h])
-                add(q + "mlp.gate_proj.weight", [f, h]); add(q + "mlp.up_proj.weight", [f, h]); add(q + "mlp.down_proj.weight", [h, f])
-                if c.mlpBias {
-                    add(q + "mlp.gate_proj.bias", [f]); add(q + "mlp.up_proj.bias", [f]); add(q + "mlp.down_proj.bias", [h])
-                }
-            }
-            add("model.norm.weight", [h])
-            add("lm_head.weight", [v, h])
-            if c.tieWordEmbeddings { tied["lm_head.weight"] = "model.embed_tokens.weight" }
+        let family = c.architecture.family, names = family.names
+        let specs = family.tensors(c).map { t -> ModelWeights.Spec in
+            let name = names.name(t.role, layer: t.layer, t.part)
+            return ModelWeights.Spec(name: name, shape: t.shape, aliases: names.aliases(name))
         }
+        let tied = c.tieWordEmbeddings ? [names.name(.head): names.name(.embed)] : [:]
         return (specs, tied)
     }
 
-    /// Width of the final hidden states (OPT-350m projects out to the embedding width).
-    public var outputWidth: Int { config.architecture == .opt ? (config.wordEmbedProjDim ?? config.hiddenSize) : config.hiddenSize }
+    /// Width of the final hidden states: the head's input (OPT-350m projects out to the embedding width).
+    public var outputWidth: Int { weights[plan.head.weight].shape[1] }
 
     // MARK: building blocks
 
-    /// out = x·Wᵀ + b for a Linear weight (out, in), or x·W + b for a GPT-2 Conv1D weight (in, out).
+    /// out = x·Wᵀ + b for a weight stored (out, in), or x·W + b for one stored (in, out) (GPT-2's Conv1D).
     /// `converted`: the weight already in f32 (a head used chunk after chunk).
-    func linear(_ out: Tensor, _ x: Tensor, _ name: String, bias: String? = nil, conv1D: Bool = false, converted: Tensor? = nil) throws {
+    func linear(_ out: Tensor, _ x: Tensor, _ layer: LinearLayer, converted: Tensor? = nil) throws {
+        let name = layer.weight, inOut = layer.layout == .inOut
         let w = weights[name]
         if let op = converted ?? mixedOperand(name), op.dtype != .f32 {
             let k = x.shape[x.rank - 1], m = x.count / max(k, 1)
             let ws = try workspace(bytes: backend.mixedWorkspaceBytes(m: m, n: out.shape[out.rank - 1], k: k))
-            backend.matmulMixed(out, x, weight: op, transposeB: !conv1D, workspace: ws)
+            backend.matmulMixed(out, x, weight: op, transposeB: !inOut, workspace: ws)
         } else if converted == nil, let scratch, w.dtype != .f32, w.count > scratch.count {
-            precondition(!conv1D, "\(name): only the (out, in) head goes in panels")
+            precondition(!inOut, "\(name): only the (out, in) head goes in panels")
             try panelLinear(out, x, weights[name], scratch: scratch)
         } else {
-            backend.matmul(out, x, transposeA: false, converted ?? f32Weight(name), transposeB: !conv1D, alpha: 1, beta: 0)
+            backend.matmul(out, x, transposeA: false, converted ?? f32Weight(name), transposeB: !inOut, alpha: 1, beta: 0)
         }
-        if let bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
-        hook?.linearDone(weight: name, input: x, output: out, conv1D: conv1D)
+        if let bias = layer.bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
+        hook?.linearDone(layer, input: x, output: out)
     }
 
     /// out = x·Wᵀ for a low-precision W (out, in) larger than the scratch (the head): a panel of W's
@@ -245,12 +187,15 @@ public final class CausalLM: @unchecked Sendable {
         return f
     }
 
-    func layerNorm(_ out: Tensor, _ x: Tensor, _ prefix: String) {
-        backend.layerNorm(out, x, gamma: weights[prefix + ".weight"], beta: weights[prefix + ".bias"], eps: config.normEps)
+    func norm(_ out: Tensor, _ x: Tensor, _ n: NormLayer) {
+        switch n.kind {
+        case .layerNorm: backend.layerNorm(out, x, gamma: weights[n.weight], beta: weights[n.bias!], eps: config.normEps)
+        case .rmsNorm: backend.rmsNorm(out, x, gamma: weights[n.weight], eps: config.normEps)
+        }
     }
 
-    /// Position ids of each token: Llama/GPT-2 count real tokens (left padding does not shift a
-    /// sequence); OPT adds its offset of 2 and gives pads position 1, as transformers does.
+    /// Position ids of each token: real tokens are counted (left padding does not shift a
+    /// sequence) from the config's offset (OPT's 2); pads get the plan's pad position (OPT's 1).
     /// A prefix of P virtual positions (prefix and prompt tuning) moves real tokens to P, P+1, ….
     func positions(_ batch: TokenBatch, cache: KVCache?, start: Int = 0) -> [Int32] {
         var counts = cache?.realTokens ?? [Int32](repeating: Int32(start), count: batch.batch)
@@ -263,7 +208,7 @@ public final class CausalLM: @unchecked Sendable {
                     pos[i] = counts[b] + offset
                     counts[b] += 1
                 } else {
-                    pos[i] = config.architecture == .opt ? offset - 1 : 0
+                    pos[i] = plan.padPosition
                 }
             }
         }
@@ -294,7 +239,7 @@ public final class CausalLM: @unchecked Sendable {
         let prefixLength = prefix?.length ?? 0
         if let prefix, let cache { try cache.prefill(prefix, backend: be) }
         let pos = positions(batch, cache: cache, start: prefixLength)
-        if let maxPos = pos.max(), c.architecture != .llama, Int(maxPos) >= c.maxPositions + c.positionOffset {
+        if let maxPos = pos.max(), c.architecture.family.hasLearnedPositions, Int(maxPos) >= c.maxPositions + c.positionOffset {
             throw ModelError(file: "input", field: "positions", "\(maxPos - Int32(c.positionOffset) + 1) positions exceed the model's \(c.maxPositions)")
         }
         let inputs = try upload(batch, positions: pos, mask: cache == nil)
@@ -313,8 +258,8 @@ public final class CausalLM: @unchecked Sendable {
         let attn = try buffer([n, qd])
         let proj = try buffer([n, h])
         let up = try buffer([n, c.intermediateSize])
-        let gate = c.architecture == .llama ? try buffer([n, c.intermediateSize]) : nil
-        let qkv = c.architecture == .gpt2 ? try buffer([n, 3 * h]) : nil
+        let gate = plan.layers.contains(where: \.isGated) ? try buffer([n, c.intermediateSize]) : nil
+        let qkv = plan.layers.contains(where: \.isFused) ? try buffer([n, qd + 2 * kvd]) : nil
         // Without a cache, a prefix needs each layer's keys and values behind it: (B, P + T) rows.
         var prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?
         if prefix != nil && cache == nil {
@@ -330,110 +275,106 @@ public final class CausalLM: @unchecked Sendable {
 
         try embed(x, ids: ids, positions: posT, override: inputEmbeddings)
 
-        let scale = 1 / Float(c.headDim).squareRoot()
-        for l in 0..<c.numLayers {
+        for (l, layer) in plan.layers.enumerated() {
+            // A pre-LN sublayer reads the norm of the residual stream; a post-LN one reads the
+            // stream and normalises it after adding its output.
+            let pre = layer.normPlacement == .pre
+            let input = pre ? normed : x
             // ---- attention ----
-            switch c.architecture {
-            case .llama:
-                let p = "model.layers.\(l)."
-                be.rmsNorm(normed, x, gamma: weights[p + "input_layernorm.weight"], eps: c.normEps)
-                try linear(q, normed, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
-                try linear(k, normed, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
-                try linear(v, normed, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
-                be.rope(q, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
-                be.rope(k, positions: posT, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
-            case .opt:
-                let p = "model.decoder.layers.\(l)."
-                let input = c.doLayerNormBefore ? normed : x
-                if c.doLayerNormBefore { layerNorm(normed, x, p + "self_attn_layer_norm") }
-                try linear(q, input, p + "self_attn.q_proj.weight", bias: p + "self_attn.q_proj.bias")
-                try linear(k, input, p + "self_attn.k_proj.weight", bias: p + "self_attn.k_proj.bias")
-                try linear(v, input, p + "self_attn.v_proj.weight", bias: p + "self_attn.v_proj.bias")
-            case .gpt2:
-                let p = "transformer.h.\(l)."
-                layerNorm(normed, x, p + "ln_1")
-                try linear(qkv!, normed, p + "attn.c_attn.weight", bias: p + "attn.c_attn.bias", conv1D: true)
-                be.copy2D(q, ldd: h, from: qkv!, lds: 3 * h, rows: n, cols: h)
-                be.copy2D(k, ldd: h, from: qkv!.flatSlice(h, n * 3 * h - h), lds: 3 * h, rows: n, cols: h)
-                be.copy2D(v, ldd: h, from: qkv!.flatSlice(2 * h, n * 3 * h - 2 * h), lds: 3 * h, rows: n, cols: h)
-            }
-            let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
-            let attnOut = attn.reshaped(qv.shape)
-            if let cache {
-                // Append this batch's keys/values at positions [length − T, length) of every row.
-                let row = kvd, start = keyLength - batch.length
-                for b in 0..<batch.batch {
-                    let dst = (b * cache.capacity + start) * row
-                    be.copy2D(cache.keys[l].flatSlice(dst, batch.length * row), ldd: row,
-                              from: k.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
-                    be.copy2D(cache.values[l].flatSlice(dst, batch.length * row), ldd: row,
-                              from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
-                }
-                be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale)
-            } else if let prefixed, let prefix {
-                let span = prefixLength + batch.length
-                KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: prefixLength, then: k, into: prefixed.keys,
-                              span: span, batch: batch.batch, backend: be)
-                KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
-                              span: span, batch: batch.batch, backend: be)
-                be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale)
-            } else {
-                let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
-                be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale)
-            }
-            switch c.architecture {
-            case .llama:
-                try linear(proj, attn, "model.layers.\(l).self_attn.o_proj.weight", bias: "model.layers.\(l).self_attn.o_proj.bias")
-            case .opt:
-                try linear(proj, attn, "model.decoder.layers.\(l).self_attn.out_proj.weight", bias: "model.decoder.layers.\(l).self_attn.out_proj.bias")
-            case .gpt2:
-                try linear(proj, attn, "transformer.h.\(l).attn.c_proj.weight", bias: "transformer.h.\(l).attn.c_proj.bias", conv1D: true)
-            }
+            if pre { norm(normed, x, layer.attentionNorm) }
+            try projectQKV(layer, input, q: q, k: k, v: v, fused: qkv, positions: posT)
+            try attend(attn, q: q, k: k, v: v, layer: l, batch: batch, cache: cache, keyLength: keyLength, mask: mask,
+                       prefix: prefix, prefixed: prefixed)
+            try linear(proj, attn, layer.output)
             be.add(x, x, proj)
-            if c.architecture == .opt && !c.doLayerNormBefore { layerNorm(x, x, "model.decoder.layers.\(l).self_attn_layer_norm") }
+            if !pre { norm(x, x, layer.attentionNorm) }
 
             // ---- MLP ----
-            switch c.architecture {
-            case .llama:
-                let p = "model.layers.\(l)."
-                be.rmsNorm(normed, x, gamma: weights[p + "post_attention_layernorm.weight"], eps: c.normEps)
-                try linear(gate!, normed, p + "mlp.gate_proj.weight", bias: p + "mlp.gate_proj.bias")
-                try linear(up, normed, p + "mlp.up_proj.weight", bias: p + "mlp.up_proj.bias")
-                be.swiglu(up, gate: gate!, up: up)
-                try linear(proj, up, p + "mlp.down_proj.weight", bias: p + "mlp.down_proj.bias")
-            case .opt:
-                let p = "model.decoder.layers.\(l)."
-                let input = c.doLayerNormBefore ? normed : x
-                if c.doLayerNormBefore { layerNorm(normed, x, p + "final_layer_norm") }
-                try linear(up, input, p + "fc1.weight", bias: p + "fc1.bias")
-                be.activation(c.activation, up, up)
-                try linear(proj, up, p + "fc2.weight", bias: p + "fc2.bias")
-            case .gpt2:
-                let p = "transformer.h.\(l)."
-                layerNorm(normed, x, p + "ln_2")
-                try linear(up, normed, p + "mlp.c_fc.weight", bias: p + "mlp.c_fc.bias", conv1D: true)
-                be.activation(c.activation, up, up)
-                try linear(proj, up, p + "mlp.c_proj.weight", bias: p + "mlp.c_proj.bias", conv1D: true)
-            }
+            if pre { norm(normed, x, layer.mlpNorm) }
+            try mlp(layer, input, gate: gate, up: up, out: proj)
             be.add(x, x, proj)
-            if c.architecture == .opt && !c.doLayerNormBefore { layerNorm(x, x, "model.decoder.layers.\(l).final_layer_norm") }
+            if !pre { norm(x, x, layer.mlpNorm) }
         }
 
-        // ---- final norm (and OPT's projection out) ----
-        switch c.architecture {
-        case .llama:
-            be.rmsNorm(x, x, gamma: weights["model.norm.weight"], eps: c.normEps)
-        case .gpt2:
-            layerNorm(x, x, "transformer.ln_f")
-        case .opt:
-            if c.doLayerNormBefore { layerNorm(x, x, "model.decoder.final_layer_norm") }
-            if outputWidth != h {
-                let out = try buffer([n, outputWidth])
-                try linear(out, x, "model.decoder.project_out.weight")
-                return out
-            }
+        // ---- final norm (and OPT-350m's projection out) ----
+        if let f = plan.finalNorm { norm(x, x, f) }
+        if let projectOut = plan.projectOut {
+            let out = try buffer([n, outputWidth])
+            try linear(out, x, projectOut)
+            return out
         }
         return x
+    }
+
+    /// q, k, v (n, heads·headDim) of a layer's input: three GEMMs or one fused GEMM split into
+    /// them (`fused` is its (n, q + 2·kv) output buffer), then RoPE where the layer has it.
+    func projectQKV(_ layer: DecoderLayer, _ input: Tensor, q: Tensor, k: Tensor, v: Tensor, fused: Tensor?, positions: Tensor) throws {
+        let c = config, be = backend, n = input.shape[0]
+        let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
+        switch layer.projections {
+        case .separate(let ql, let kl, let vl):
+            try linear(q, input, ql)
+            try linear(k, input, kl)
+            try linear(v, input, vl)
+        case .fused(let fl):
+            let w = qd + 2 * kvd, qkv = fused!
+            try linear(qkv, input, fl)
+            be.copy2D(q, ldd: qd, from: qkv, lds: w, rows: n, cols: qd)
+            be.copy2D(k, ldd: kvd, from: qkv.flatSlice(qd, n * w - qd), lds: w, rows: n, cols: kvd)
+            be.copy2D(v, ldd: kvd, from: qkv.flatSlice(qd + kvd, n * w - qd - kvd), lds: w, rows: n, cols: kvd)
+        }
+        if layer.rotary {
+            be.rope(q, positions: positions, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
+            be.rope(k, positions: positions, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
+        }
+    }
+
+    /// out (n, heads·headDim) = attention of layer `l`'s queries over its keys and values: this
+    /// batch's alone (causal, masked), behind a prefix's (`prefixed` holds each row's P + T), or
+    /// appended to the cache at positions [keyLength − T, keyLength) and attending to all of it.
+    func attend(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, layer l: Int, batch: TokenBatch, cache: KVCache?, keyLength: Int,
+                mask: Tensor, prefix: AttentionPrefix?, prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?) throws {
+        let c = config, be = backend, kvd = c.numKVHeads * c.headDim
+        let scale = 1 / Float(c.headDim).squareRoot()
+        let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
+        let attnOut = out.reshaped(qv.shape)
+        if let cache {
+            // Append this batch's keys/values at positions [length − T, length) of every row.
+            let row = kvd, start = keyLength - batch.length
+            for b in 0..<batch.batch {
+                let dst = (b * cache.capacity + start) * row
+                be.copy2D(cache.keys[l].flatSlice(dst, batch.length * row), ldd: row,
+                          from: k.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
+                be.copy2D(cache.values[l].flatSlice(dst, batch.length * row), ldd: row,
+                          from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
+            }
+            be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale)
+        } else if let prefixed, let prefix {
+            let prefixLength = prefix.length, span = prefixLength + batch.length
+            KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: prefixLength, then: k, into: prefixed.keys,
+                          span: span, batch: batch.batch, backend: be)
+            KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
+                          span: span, batch: batch.batch, backend: be)
+            be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale)
+        } else {
+            let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
+            be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale)
+        }
+    }
+
+    /// out (n, hidden) = the layer's MLP of its input: down(silu(gate)·up) or down(act(up)).
+    func mlp(_ layer: DecoderLayer, _ input: Tensor, gate: Tensor?, up: Tensor, out: Tensor) throws {
+        switch layer.mlp {
+        case .gated(let gl, let ul, let dl):
+            try linear(gate!, input, gl)
+            try linear(up, input, ul)
+            backend.swiglu(up, gate: gate!, up: up)
+            try linear(out, up, dl)
+        case .plain(let ul, let dl):
+            try linear(up, input, ul)
+            backend.activation(plan.activation, up, up)
+            try linear(out, up, dl)
+        }
     }
 
     /// Token ids (n), positions (n) and, without a cache, the key mask (B, T) as views of one
@@ -450,38 +391,32 @@ public final class CausalLM: @unchecked Sendable {
                 withMask ? Tensor(buffer: all.buffer, dtype: .u8, shape: [batch.batch, batch.length], offset: 8 * n) : nil)
     }
 
-    /// x (n, hidden) = token embeddings (+ learned positions for OPT and GPT-2).
-    /// `override` (n, embedding width) replaces the token embeddings.
+    /// x (n, hidden) = token embeddings (projected in to the hidden size where the plan says so)
+    /// + learned positions where the family has them. `override` (n, embedding width) replaces the
+    /// token embeddings.
     func embed(_ x: Tensor, ids: Tensor, positions: Tensor, override: Tensor? = nil) throws {
-        let c = config, be = backend
-        func tokens(_ out: Tensor, _ table: String) throws {
+        let be = backend
+        func tokens(_ out: Tensor) throws {
             if let override {
                 be.copy2D(out, ldd: out.shape[1], from: override, lds: out.shape[1], rows: out.shape[0], cols: out.shape[1])
             } else {
-                try be.embedding(out, table: weights[table], ids: ids, checkedOnHost: true)
+                try be.embedding(out, table: weights[plan.embed], ids: ids, checkedOnHost: true)
             }
         }
-        switch c.architecture {
-        case .llama:
-            try tokens(x, "model.embed_tokens.weight")
-        case .gpt2:
-            let pos = try be.allocate(x.shape, tag: .activations, zeroed: false)
-            try tokens(x, "transformer.wte.weight")
-            try be.embedding(pos, table: weights["transformer.wpe.weight"], ids: positions, checkedOnHost: true)
-            be.add(x, x, pos)
-        case .opt:
-            let e = outputWidth
-            let pos = try be.allocate(x.shape, tag: .activations, zeroed: false)
-            try be.embedding(pos, table: weights["model.decoder.embed_positions.weight"], ids: positions, checkedOnHost: true)
-            if e != c.hiddenSize {
-                let small = try be.allocate([ids.count, e], tag: .activations, zeroed: false)
-                try tokens(small, "model.decoder.embed_tokens.weight")
-                try linear(x, small, "model.decoder.project_in.weight")
-            } else {
-                try tokens(x, "model.decoder.embed_tokens.weight")
-            }
-            be.add(x, x, pos)
+        var pos: Tensor?
+        if let table = plan.positions {
+            let p = try be.allocate(x.shape, tag: .activations, zeroed: false)
+            try be.embedding(p, table: weights[table], ids: positions, checkedOnHost: true)
+            pos = p
         }
+        if let projectIn = plan.projectIn {
+            let small = try be.allocate([ids.count, weights[plan.embed].shape[1]], tag: .activations, zeroed: false)
+            try tokens(small)
+            try linear(x, small, projectIn)
+        } else {
+            try tokens(x)
+        }
+        if let pos { be.add(x, x, pos) }
     }
 
     // MARK: outputs
@@ -489,7 +424,7 @@ public final class CausalLM: @unchecked Sendable {
     /// logits (rows, vocab) of hidden rows (rows, outputWidth).
     public func logits(ofHidden hidden: Tensor) throws -> Tensor {
         let out = try backend.allocate([hidden.shape[0], config.vocabSize], tag: .activations, zeroed: false)
-        try linear(out, hidden, "lm_head.weight")
+        try linear(out, hidden, plan.head)
         return out
     }
 
@@ -520,16 +455,16 @@ public final class CausalLM: @unchecked Sendable {
         // Uploaded before the forward is queued: an upload waits for the device's stream.
         let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)
         let hidden = try hiddenStates(batch)
-        let headWeight = weights["lm_head.weight"]
+        let headWeight = weights[plan.head.weight]
         // The head as every chunk's GEMM operand, decoded or converted once (nothing else uses the
         // scratch in between): a 16-bit operand in mixed precision, else f32.
         let head: Tensor
-        if let op = mixedOperand("lm_head.weight") {
+        if let op = mixedOperand(plan.head.weight) {
             head = op
         } else if let scratch, headWeight.dtype != .f32, headWeight.count > scratch.count {
             return try streamedLogProbs(hidden, targets: targetT, hostTargets: targets, head: headWeight, scratch: scratch, chunk: chunk)
         } else {
-            head = f32Weight("lm_head.weight")
+            head = f32Weight(plan.head.weight)
         }
         let out = try backend.allocate([rows], tag: .activations, zeroed: false)
         let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations, zeroed: false)
@@ -537,7 +472,7 @@ public final class CausalLM: @unchecked Sendable {
         while start < rows {
             let m = min(chunk, rows - start)
             let l = logits.rows(0, m)
-            try linear(l, hidden.rows(start, m).reshaped([m, e]), "lm_head.weight", converted: head)
+            try linear(l, hidden.rows(start, m).reshaped([m, e]), plan.head, converted: head)
             backend.tokenLogProbs(out.flatSlice(start, m), l, targets: targetT.flatSlice(start, m))
             start += m
         }
@@ -626,12 +561,9 @@ public final class CausalLM: @unchecked Sendable {
         return AttentionPrefix(length: p, keys: cache.keys, values: cache.values, stride: config.numKVHeads * config.headDim)
     }
 
+    /// The linear layer whose weight is `weight` (nil: not a linear layer's weight).
+    public func linearLayer(_ weight: String) -> LinearLayer? { linearsByWeight[weight] }
+
     /// The token embedding table's name (its width is the embedding width e).
-    public var embeddingTableName: String {
-        switch config.architecture {
-        case .llama: return "model.embed_tokens.weight"
-        case .gpt2: return "transformer.wte.weight"
-        case .opt: return "model.decoder.embed_tokens.weight"
-        }
-    }
+    public var embeddingTableName: String { plan.embed }
 }

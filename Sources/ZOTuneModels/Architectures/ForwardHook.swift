@@ -8,9 +8,9 @@ import ZOTuneBackend
 public protocol ForwardHook: AnyObject {
     /// A forward over `batch` begins (token rows are b·length + t, as in every activation).
     func forwardBegins(_ batch: TokenBatch)
-    /// The linear layer with weight `weight` produced `output` (rows, out) = input·Wᵀ + b from
-    /// `input` (rows, in); `conv1D`: the weight is stored (in, out), GPT-2's layout.
-    func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool)
+    /// The linear layer `layer` (its role, weight name and storage layout) produced `output`
+    /// (rows, out) = input·Wᵀ + b from `input` (rows, in).
+    func linearDone(_ layer: LinearLayer, input: Tensor, output: Tensor)
     /// Keys and values every sequence of this forward attends to before its first token (prefix
     /// and prompt tuning), or nil. Asked once per forward, after `forwardBegins`.
     func attentionPrefix(_ model: CausalLM) throws -> AttentionPrefix?
@@ -49,8 +49,8 @@ public final class ForwardHookChain: ForwardHook {
 
     public func forwardBegins(_ batch: TokenBatch) { for h in hooks { h.forwardBegins(batch) } }
 
-    public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {
-        for h in hooks { h.linearDone(weight: weight, input: input, output: output, conv1D: conv1D) }
+    public func linearDone(_ layer: LinearLayer, input: Tensor, output: Tensor) {
+        for h in hooks { h.linearDone(layer, input: input, output: output) }
     }
 
     public var virtualPositions: Int { hooks.map(\.virtualPositions).max() ?? 0 }

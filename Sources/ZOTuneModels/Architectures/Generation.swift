@@ -40,7 +40,7 @@ extension CausalLM {
                          onStep: (([Int32]) -> Void)? = nil) throws -> [[Int32]] {
         let batch = TokenBatch.leftPadded(prompts, padId: padId)
         let capacity = batch.length + maxNewTokens
-        if config.architecture != .llama, capacity > config.maxPositions {
+        if config.architecture.family.hasLearnedPositions, capacity > config.maxPositions {
             throw ModelError(file: "input", field: "max tokens", "prompt + new tokens (\(capacity)) exceed the model's \(config.maxPositions) positions")
         }
         let cache = try makeCache(batch: prompts.count, capacity: capacity)

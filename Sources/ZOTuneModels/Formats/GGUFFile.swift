@@ -268,24 +268,24 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
 
     private enum LayoutFix { case none, unpermute(heads: Int), transpose }
 
-    /// What turns the GGUF layout into the Hugging Face one: llama.cpp's convert script permutes
-    /// the rows of Llama's q and k projections (HF's rotate-half RoPE → GGML's interleaved pairs),
-    /// and transposes GPT-2's Conv1D weights to (out, in).
+    /// What turns the GGUF layout into the Hugging Face one, as the family says
+    /// (`ArchitectureFamily.ggufLayout`): llama.cpp's convert script permutes the rows of Llama's
+    /// q and k projections (HF's rotate-half RoPE → GGML's interleaved pairs), and transposes
+    /// GPT-2's Conv1D weights to (out, in).
     private func layoutFix(_ info: GGUFTensorInfo) throws -> LayoutFix {
-        guard let (_, part, _) = Self.splitBlockName(info.ggufName) else { return .none }
-        switch architecture {
-        case "llama":
-            guard part == "attn_q" || part == "attn_k" else { return .none }
-            let headsKey = "llama.attention.head_count", kvKey = "llama.attention.head_count_kv"
+        guard let architecture, let arch = Architecture(gguf: architecture), let r = Self.role(ofGGUF: info.ggufName),
+              r.layer != nil else { return .none }
+        switch arch.family.ggufLayout(r.role, part: r.part) {
+        case .asIs:
+            return .none
+        case .unpermuteQ, .unpermuteK:
+            let headsKey = "\(architecture).attention.head_count", kvKey = "\(architecture).attention.head_count_kv"
             guard let heads = try uniformInt(headsKey) else {
                 throw ModelError(file: path, field: headsKey, "missing; needed to undo the row permutation of \(info.ggufName)")
             }
-            return .unpermute(heads: part == "attn_q" ? heads : try uniformInt(kvKey) ?? heads)
-        case "gpt2":
-            let conv1D: Set<String> = ["attn_qkv", "attn_output", "ffn_up", "ffn_down"]
-            return conv1D.contains(part) && info.dims.count == 2 && info.ggufName.hasSuffix(".weight") ? .transpose : .none
-        default:
-            return .none
+            return .unpermute(heads: r.role == .q ? heads : try uniformInt(kvKey) ?? heads)
+        case .transpose:
+            return info.dims.count == 2 ? .transpose : .none
         }
     }
 
@@ -528,34 +528,27 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
         return (layer, String(c[2]), String(c[3]))
     }
 
-    /// The Hugging Face name of a GGUF tensor for `architecture` (llama, gpt2); unknown names and
-    /// architectures keep the GGUF name.
+    /// (layer, role, part) of a GGUF tensor name: `blk.N.<role>.weight|bias` inside a layer,
+    /// `<role>.weight|bias` outside, in llama.cpp's role names (`Role.ggufName`).
+    static func role(ofGGUF name: String) -> TensorRole? {
+        let layer: Int?, part: String, rest: String
+        if let (l, p, r) = splitBlockName(name) {
+            (layer, part, rest) = (l, p, r)
+        } else {
+            let c = name.split(separator: ".", omittingEmptySubsequences: false)
+            guard c.count == 2 else { return nil }
+            (layer, part, rest) = (nil, String(c[0]), String(c[1]))
+        }
+        guard let p = TensorPart(rawValue: rest), let role = Role.allCases.first(where: { $0.ggufName == part }) else { return nil }
+        return TensorRole(layer: layer, role: role, part: p)
+    }
+
+    /// The Hugging Face name of a GGUF tensor for `architecture` (a family's `ggufArchitecture`):
+    /// its role under the family's checkpoint name; unknown names and architectures keep the GGUF name.
     public static func huggingFaceName(_ ggufName: String, architecture: String?) -> String {
-        let (layerPrefix, perLayer, topLevel): (String, [String: String], [String: String])
-        switch architecture {
-        case "llama":
-            layerPrefix = "model.layers."
-            perLayer = ["attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
-                        "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
-                        "ffn_norm": "post_attention_layernorm", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-                        "ffn_down": "mlp.down_proj"]
-            topLevel = ["token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"]
-        case "gpt2":
-            layerPrefix = "transformer.h."
-            perLayer = ["attn_norm": "ln_1", "attn_qkv": "attn.c_attn", "attn_output": "attn.c_proj",
-                        "ffn_norm": "ln_2", "ffn_up": "mlp.c_fc", "ffn_down": "mlp.c_proj"]
-            topLevel = ["token_embd": "transformer.wte", "position_embd": "transformer.wpe",
-                        "output_norm": "transformer.ln_f", "output": "lm_head"]
-        default:
-            return ggufName
-        }
-        if let (layer, part, rest) = splitBlockName(ggufName) {
-            guard let hf = perLayer[part], rest == "weight" || rest == "bias" else { return ggufName }
-            return "\(layerPrefix)\(layer).\(hf).\(rest)"
-        }
-        let c = ggufName.split(separator: ".", omittingEmptySubsequences: false)
-        guard c.count == 2, c[1] == "weight" || c[1] == "bias", let hf = topLevel[String(c[0])] else { return ggufName }
-        return "\(hf).\(c[1])"
+        guard let architecture, let arch = Architecture(gguf: architecture), let r = role(ofGGUF: ggufName),
+              arch.family.names.has(r.role, perLayer: r.layer != nil) else { return ggufName }
+        return arch.family.names.name(r.role, layer: r.layer, r.part)
     }
 }
 
@@ -783,9 +776,9 @@ private struct Parser {
             let hf = GGUFFile.huggingFaceName(t.name, architecture: arch)
             guard hfNames.insert(hf).inserted else { throw fail(t.name, "maps to \(hf), which another tensor already has") }
             var shape = Array(t.dims.reversed())
-            if arch == "gpt2", t.dims.count == 2, let (_, part, rest) = GGUFFile.splitBlockName(t.name), rest == "weight",
-               ["attn_qkv", "attn_output", "ffn_up", "ffn_down"].contains(part) {
-                shape = t.dims  // Conv1D (in, out)
+            if t.dims.count == 2, let arch, let family = Architecture(gguf: arch)?.family, let r = GGUFFile.role(ofGGUF: t.name),
+               r.layer != nil, family.ggufLayout(r.role, part: r.part) == .transpose {
+                shape = t.dims  // stored (in, out) in the Hugging Face checkpoint (GPT-2's Conv1D)
             }
             out.infos.append(GGUFTensorInfo(ggufName: t.name, name: hf, dims: t.dims, shape: shape, ggmlType: t.type,
                                             type: t.stored, offset: start, byteCount: t.bytes))

@@ -5,7 +5,7 @@ extension ModelConfig {
     /// The `architectures` entries ZOTune runs, with the family each maps to.
     public static let supportedHuggingFaceArchitectures: [(name: String, architecture: Architecture)] = [
         ("OPTForCausalLM", .opt), ("GPT2LMHeadModel", .gpt2),
-        ("LlamaForCausalLM", .llama), ("MistralForCausalLM", .llama),
+        ("LlamaForCausalLM", .llama), ("MistralForCausalLM", .llama), ("Qwen2ForCausalLM", .qwen2),
     ]
 
     /// Reads a Hugging Face `config.json` (transformers 4.x or 5.x layout). Defaults follow the
@@ -35,6 +35,7 @@ extension ModelConfig {
         case .opt: config = try c.opt()
         case .gpt2: config = try c.gpt2()
         case .llama: config = try c.llama(isMistral: isMistral)
+        case .qwen2: config = try c.qwen2()
         }
         try c.validate(config)
         return config.clampingTokenIds()
@@ -120,8 +121,9 @@ private struct HFConfigFields {
         case "gpt2": return (.gpt2, false)
         case "llama": return (.llama, false)
         case "mistral": return (.llama, true)
+        case "qwen2": return (.qwen2, false)
         case "": throw error("architectures", "missing (and no model_type); supported: \(names)")
-        default: throw error("model_type", "unsupported model type \"\(modelType)\"; supported: opt, gpt2, llama, mistral")
+        default: throw error("model_type", "unsupported model type \"\(modelType)\"; supported: opt, gpt2, llama, mistral, qwen2")
         }
     }
 
@@ -205,6 +207,20 @@ private struct HFConfigFields {
             padTokenId: try tokenId("pad_token_id", default: nil))
     }
 
+    /// Qwen2/Qwen2.5: Llama's fields; q/k/v always biased, o and the MLP never (the family's tensors).
+    func qwen2() throws -> ModelConfig {
+        if try bool("use_sliding_window", default: false) {
+            throw error("use_sliding_window", "sliding-window attention is not supported yet")
+        }
+        var c = try llama(isMistral: false)
+        c.architecture = .qwen2
+        c.attentionBias = true
+        c.mlpBias = false
+        c.tieWordEmbeddings = try bool("tie_word_embeddings", default: false)
+        c.normEps = try float("rms_norm_eps", default: 1e-6)
+        return c
+    }
+
     /// rope_theta and scaling: transformers 4 writes `rope_theta` and `rope_scaling` at the top
     /// level; transformers 5 folds both into `rope_parameters`.
     func rope() throws -> (Float, RopeScaling?) {
@@ -261,7 +277,7 @@ private struct HFConfigFields {
             throw error(c.architecture == .opt ? "ffn_dim" : c.architecture == .gpt2 ? "n_inner" : "intermediate_size",
                         "must be positive (got \(c.intermediateSize))")
         }
-        if !has("head_dim") || c.architecture != .llama, c.hiddenSize % c.numHeads != 0 {
+        if !has("head_dim") || c.architecture.family.hasLearnedPositions, c.hiddenSize % c.numHeads != 0 {
             throw error(headsKey, "\(c.numHeads) heads do not divide hidden size \(c.hiddenSize)")
         }
         if c.numHeads % c.numKVHeads != 0 {

@@ -2,7 +2,7 @@ import ZOTuneBackend
 
 /// The decoder families ZOTune runs.
 public enum Architecture: String, Sendable, CaseIterable {
-    case opt, gpt2, llama
+    case opt, gpt2, llama, qwen2
 }
 
 /// Rotary scaling as in transformers' `rope_scaling` (Llama 3 style and linear).

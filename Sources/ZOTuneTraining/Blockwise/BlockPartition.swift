@@ -1,4 +1,5 @@
 import Foundation
+import ZOTuneModels
 
 /// How θ is cut into blocks (ZO-FAMILY §4.11). Every trainable tensor belongs to exactly one
 /// block; blocks keep the set's order (embeddings first, head last).
@@ -24,23 +25,18 @@ public struct Block: Sendable, Equatable {
 }
 
 public enum BlockPartition {
-    /// (layer index, name inside the layer) of a checkpoint tensor name (`model.layers.3.…`,
-    /// `model.decoder.layers.3.…`, `transformer.h.3.…`, PEFT's `base_model.model.…`), or nil for
-    /// tensors outside the transformer layers.
-    public static func layerPart(_ name: String) -> (layer: Int, inner: String)? {
-        let parts = name.split(separator: ".").map(String.init)
-        guard let i = parts.indices.first(where: { ["layers", "h"].contains(parts[$0]) && $0 + 1 < parts.count && Int(parts[$0 + 1]) != nil })
-        else { return nil }
-        return (Int(parts[i + 1])!, parts[(i + 2)...].joined(separator: "."))
+    /// (layer index, role) of a checkpoint tensor name (PEFT's `base_model.model.…` and LoRA's
+    /// adapters included: the family types know their names), or nil for tensors outside the
+    /// transformer layers.
+    public static func layerPart(_ name: String) -> (layer: Int, role: Role)? {
+        guard let r = Architecture.role(of: name), let layer = r.layer else { return nil }
+        return (layer, r.role)
     }
 
     static func layerIndex(_ name: String) -> Int? { layerPart(name)?.layer }
 
     /// Attention or MLP half of a tensor inside a layer (norms go with the sublayer they feed).
-    static func isAttentionHalf(_ name: String) -> Bool {
-        let attn = ["self_attn.", ".attn.", "input_layernorm", "self_attn_layer_norm", ".ln_1."]
-        return attn.contains { name.contains($0) }
-    }
+    static func isAttentionHalf(_ name: String) -> Bool { layerPart(name)?.role.isAttention ?? false }
 
     /// The blocks of `names` (the trainable set's tensor names, in order) at `level`.
     public static func blocks(_ names: [String], level: BlockLevel, patterns: [String] = []) throws -> [Block] {

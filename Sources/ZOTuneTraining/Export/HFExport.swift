@@ -50,34 +50,7 @@ public enum HFExport {
         if let b = c.bosTokenId { j["bos_token_id"] = b }
         if let e = c.eosTokenId { j["eos_token_id"] = e }
         if let p = c.padTokenId { j["pad_token_id"] = p }
-        switch c.architecture {
-        case .llama:
-            j["architectures"] = ["LlamaForCausalLM"]; j["model_type"] = "llama"
-            j["hidden_size"] = c.hiddenSize; j["intermediate_size"] = c.intermediateSize
-            j["num_hidden_layers"] = c.numLayers; j["num_attention_heads"] = c.numHeads
-            j["num_key_value_heads"] = c.numKVHeads; j["head_dim"] = c.headDim
-            j["rms_norm_eps"] = Double(c.normEps); j["rope_theta"] = Double(c.ropeTheta)
-            j["max_position_embeddings"] = c.maxPositions; j["hidden_act"] = "silu"
-            j["attention_bias"] = c.attentionBias; j["mlp_bias"] = c.mlpBias
-            switch c.ropeScaling {
-            case nil: break
-            case .linear(let f): j["rope_scaling"] = ["rope_type": "linear", "factor": Double(f)]
-            case .llama3(let f, let lo, let hi, let orig):
-                j["rope_scaling"] = ["rope_type": "llama3", "factor": Double(f), "low_freq_factor": Double(lo),
-                                     "high_freq_factor": Double(hi), "original_max_position_embeddings": orig]
-            }
-        case .opt:
-            j["architectures"] = ["OPTForCausalLM"]; j["model_type"] = "opt"
-            j["hidden_size"] = c.hiddenSize; j["ffn_dim"] = c.intermediateSize; j["num_hidden_layers"] = c.numLayers
-            j["num_attention_heads"] = c.numHeads; j["max_position_embeddings"] = c.maxPositions
-            j["do_layer_norm_before"] = c.doLayerNormBefore; j["word_embed_proj_dim"] = c.wordEmbedProjDim ?? c.hiddenSize
-            j["activation_function"] = "relu"
-        case .gpt2:
-            j["architectures"] = ["GPT2LMHeadModel"]; j["model_type"] = "gpt2"
-            j["n_embd"] = c.hiddenSize; j["n_layer"] = c.numLayers; j["n_head"] = c.numHeads
-            j["n_positions"] = c.maxPositions; j["n_inner"] = c.intermediateSize
-            j["layer_norm_epsilon"] = Double(c.normEps); j["activation_function"] = c.activation == .geluErf ? "gelu" : "gelu_new"
-        }
+        j.merge(c.architecture.family.huggingFaceConfig(c)) { _, family in family }
         return try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys, .prettyPrinted])
     }
 

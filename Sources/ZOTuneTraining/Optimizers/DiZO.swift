@@ -1,5 +1,6 @@
 import Foundation
 import ZOTuneBackend
+import ZOTuneModels
 
 /// DiZO (Skilteee/DiZO; ZO-FAMILY.md §4.9): ZO-SGD steps (MeZO's update, one two-sided
 /// direction), and after every K-th step a projection search that rescales each projected
@@ -29,8 +30,8 @@ public struct DiZOOptions: Sendable, Equatable, Codable {
     public var projectionStep: Float
     /// τ: ratios stay in [1 − τ, 1 + τ].
     public var clip: Float
-    /// Which tensors are projected: q, k, v, o (attention projections of every layer; GPT-2's
-    /// fused c_attn counts as q, k and v; LoRA adapters count with the layer they adapt), a
+    /// Which tensors are projected: the roles q, k, v, o (those weights of every layer; a fused
+    /// qkv counts as each of q, k and v; LoRA adapters count with the layer they adapt), a
     /// tensor's full name (prompt_embeddings) or any name suffix containing a dot.
     public var layers: [String]
 
@@ -53,15 +54,14 @@ public struct DiZOOptions: Sendable, Equatable, Codable {
 
     /// Whether `name` is a projected tensor.
     public func projects(_ name: String) -> Bool {
-        // LoRA's A and B project with the layer they adapt.
+        // The tensor's role (LoRA's A and B have the role of the layer they adapt).
+        let role = Architecture.role(of: name)
         let name = name.replacingOccurrences(of: ".lora_A.weight", with: ".weight").replacingOccurrences(of: ".lora_B.weight", with: ".weight")
         return layers.contains { short in
             switch short {
-            case "q", "k", "v":
-                return name.hasSuffix("self_attn.\(short)_proj.weight") || name.hasSuffix("attn.c_attn.weight")
-            case "o":
-                return name.hasSuffix("self_attn.o_proj.weight") || name.hasSuffix("self_attn.out_proj.weight")
-                    || name.hasSuffix("attn.c_proj.weight")
+            case "q", "k", "v", "o":
+                guard let role, role.layer != nil, role.part == .weight else { return false }
+                return role.role.covers.contains { $0.rawValue == short }
             default:
                 return name == short || (short.contains(".") && name.hasSuffix(short))
             }

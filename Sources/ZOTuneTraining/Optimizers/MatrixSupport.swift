@@ -1,5 +1,6 @@
 import Foundation
 import ZOTuneBackend
+import ZOTuneModels
 
 /// What the matrix optimizers (ZO-Muon, Jaguar-Muon) need beyond the elementwise ones: which
 /// tensors they orthogonalise, and one Newton–Schulz workspace reused by every matrix.
@@ -7,12 +8,13 @@ extension TrainableSet.Entry {
     /// A hidden-layer weight matrix: rank 2 and not an embedding table or LM head. Embeddings,
     /// heads, biases and norm gains take the optimizer's "other" update instead: Muon practice,
     /// and the released ZO-Muon's full-tuning failures come from treating them alike
-    /// (ZO-FAMILY.md §4.8). By name, not by the released code's size(0) ≥ 10 000 rule, which would
+    /// (ZO-FAMILY.md §4.8). By role, not by the released code's size(0) ≥ 10 000 rule, which would
     /// also exclude wide MLP matrices of large models.
     public var isHiddenMatrix: Bool {
         guard tensor.rank == 2 else { return false }
-        let n = name.lowercased()
-        return !["embed", "wte", "wpe", "lm_head", "token_embd"].contains { n.contains($0) }
+        // Tensors of no model role are an adapter's own: prompt tuning's embedding table is a table.
+        guard let role = Architecture.role(of: name)?.role else { return !name.lowercased().contains("embed") }
+        return ![.embed, .positions, .head].contains(role)
     }
 
     /// √max(1, rows/cols): the optional ZO-Muon scale for tall matrices.

@@ -23,8 +23,8 @@ public struct ZoopOptions: Sendable, Equatable, Codable {
     public enum Update: String, Sendable, Codable, CaseIterable { case sgd, adam }
 
     public var eps: Float
-    /// Noisy linear layers inside each chosen block: "all", or short names (q, k, v, o, gate, up,
-    /// down, fc1, fc2, c_attn, c_fc, …) matched against the weight's name inside the block.
+    /// Noisy linear layers inside each chosen block: "all", or roles (q, k, v, o, qkv, gate, up,
+    /// down) or the checkpoint's short names (fc1, c_attn, …): `LinearLayer.answers(to:)`.
     public var layers: [String]
     /// Chosen transformer blocks by index (nil: every block).
     public var blocks: [Int]?
@@ -46,21 +46,20 @@ public struct ZoopOptions: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey { case eps, layers, blocks, update, beta1, beta2, adamEps = "adam_eps" }
 
-    /// Whether the weight `name` (rank 2) carries noise.
-    public func isNoisy(_ name: String) -> Bool {
-        guard let (block, inner) = BlockPartition.layerPart(name), name.hasSuffix(".weight") else { return false }
+    /// Whether the linear layer carries noise (only layers inside the transformer blocks do).
+    public func isNoisy(_ layer: LinearLayer) -> Bool {
+        guard let block = layer.layer else { return false }
         if let blocks, !blocks.contains(block) { return false }
-        let layer = String(inner.dropLast(".weight".count))
-        return layers.contains { linearLayer(layer, matches: $0) }
+        return layers.contains { layer.answers(to: $0) }
     }
 
     /// The noisy layers' weights and biases of `model`, in load order.
     public func trainableSet(_ model: CausalLM) throws -> TrainableSet {
         var entries: [TrainableSet.Entry] = []
-        for name in model.weights.names where model.weights[name].rank == 2 && isNoisy(name) {
+        for name in model.weights.names where model.weights[name].rank == 2 {
+            guard let layer = model.linearLayer(name), isNoisy(layer) else { continue }
             entries.append(.init(name: name, tensor: model.weights[name], tensorId: TrainableSet.tensorId(name), decays: true))
-            let bias = String(name.dropLast("weight".count)) + "bias"
-            if let b = model.weights.optional(bias) {
+            if let bias = layer.bias, let b = model.weights.optional(bias) {
                 entries.append(.init(name: bias, tensor: b, tensorId: TrainableSet.tensorId(bias), decays: false))
             }
         }
@@ -121,10 +120,9 @@ public final class Zoop: ZOOptimizer, ForwardHook, @unchecked Sendable {
         backend = model.backend
         var layers: [String: Layer] = [:]
         for (i, e) in set.entries.enumerated() where e.tensor.rank == 2 {
-            let bias = String(e.name.dropLast("weight".count)) + "bias"
-            let conv1D = model.config.architecture == .gpt2
-            layers[e.name] = Layer(weight: i, bias: set.entries.firstIndex { $0.name == bias }, noiseId: e.tensorId,
-                                   width: conv1D ? e.tensor.shape[1] : e.tensor.shape[0])
+            let linear = model.linearLayer(e.name)
+            layers[e.name] = Layer(weight: i, bias: linear?.bias.flatMap { b in set.entries.firstIndex { $0.name == b } }, noiseId: e.tensorId,
+                                   width: linear?.features(e.tensor).out ?? e.tensor.shape[0])
         }
         self.layers = layers
         let widest = layers.values.map(\.width).max() ?? 1
@@ -216,7 +214,8 @@ public final class Zoop: ZOOptimizer, ForwardHook, @unchecked Sendable {
         }
     }
 
-    public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {
+    public func linearDone(_ linear: LinearLayer, input: Tensor, output: Tensor) {
+        let weight = linear.weight
         guard let layer = layers[weight], let noise, hookError == nil else { return }
         let rows = output.count / layer.width
         precondition(rows == rowsNow, "zoop: \(weight) saw \(rows) rows in a forward of \(rowsNow)")
@@ -234,11 +233,7 @@ public final class Zoop: ZOOptimizer, ForwardHook, @unchecked Sendable {
             backend.scaleRows(xi, by: rowScales)
             let w = set.entries[layer.weight].tensor
             let g = grad.flatSlice(0, w.count).reshaped(w.shape)
-            if conv1D {
-                backend.matmul(g, input, transposeA: true, xi, transposeB: false, alpha: 1, beta: 0)
-            } else {
-                backend.matmul(g, xi, transposeA: true, input, transposeB: false, alpha: 1, beta: 0)
-            }
+            linear.product(into: g, out: xi, in: input, backend: backend)   // Σ_rows ξ ⊗ x, as W is stored
             apply(g, to: layer.weight)
             if let b = layer.bias {
                 let gb = biasGrad.flatSlice(0, layer.width).reshaped([1, layer.width])

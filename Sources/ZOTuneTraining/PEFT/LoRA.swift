@@ -11,7 +11,8 @@ import ZOTuneModels
 public struct LoRAOptions: Sendable, Equatable, Codable {
     public var rank: Int
     public var alpha: Float
-    /// Adapted linear layers by short name (q, k, v, o, gate, up, down, fc1, fc2, c_attn, …).
+    /// Adapted linear layers by role (q, k, v, o, qkv, gate, up, down), the checkpoint's own short
+    /// name (fc1, c_attn, …) or full name (`LinearLayer.answers(to:)`).
     public var targets: [String]
     /// Seeds A's initialisation (with each adapter's name).
     public var seed: UInt64
@@ -36,6 +37,7 @@ public final class LoRA: PEFTAdapter, @unchecked Sendable {
         let a: Tensor       // (r, in)
         let b: Tensor       // (out, r)
         let aName: String
+        let layer: LinearLayer
     }
     /// By the adapted weight's name.
     let adapters: [String: Adapter]
@@ -48,19 +50,17 @@ public final class LoRA: PEFTAdapter, @unchecked Sendable {
         backend = model.backend
         var adapters: [String: Adapter] = [:]
         var entries: [TrainableSet.Entry] = []
-        let conv1D = model.config.architecture == .gpt2
         for name in model.weights.names where model.weights[name].rank == 2 {
-            // A target is a short name (q, v, …) or a layer's full name (what a loaded PEFT adapter lists).
-            let layer = String(name.dropLast(".weight".count))
-            guard let (_, inner) = BlockPartition.layerPart(name), name.hasSuffix(".weight"),
-                  options.targets.contains(where: { $0 == layer || linearLayer(String(inner.dropLast(".weight".count)), matches: $0) }) else { continue }
-            let w = model.weights[name]
-            let (out, inDim) = conv1D ? (w.shape[1], w.shape[0]) : (w.shape[0], w.shape[1])
-            let stem = "base_model.model." + name.dropLast(".weight".count)
+            // Linear layers inside the transformer layers; a target is a role (q, v, …) or a layer's
+            // full name (what a loaded PEFT adapter lists).
+            guard let layer = model.linearLayer(name), layer.layer != nil,
+                  options.targets.contains(where: { layer.answers(to: $0) }) else { continue }
+            let (out, inDim) = layer.features(model.weights[name])
+            let stem = "base_model.model." + layer.module
             let aName = stem + ".lora_A.weight", bName = stem + ".lora_B.weight"
             let a = try backend.allocate([options.rank, inDim], tag: .trainableState)
             let b = try backend.allocate([out, options.rank], tag: .trainableState)
-            adapters[name] = Adapter(a: a, b: b, aName: aName)
+            adapters[name] = Adapter(a: a, b: b, aName: aName, layer: layer)
             entries.append(.init(name: aName, tensor: a, tensorId: TrainableSet.tensorId(aName), decays: true))
             entries.append(.init(name: bName, tensor: b, tensorId: TrainableSet.tensorId(bName), decays: true))
         }
@@ -82,39 +82,34 @@ public final class LoRA: PEFTAdapter, @unchecked Sendable {
     }
 
     /// The adapted layers (weight names without ".weight"), sorted.
-    public var adaptedLayers: [String] { adapters.keys.map { String($0.dropLast(".weight".count)) }.sorted() }
+    public var adaptedLayers: [String] { adapters.values.map(\.layer.module).sorted() }
 
     public func peftConfig(model: CausalLM) -> [String: Any] {
         // PEFT matches a list of module names by suffix; when a name also fits layers that are not
         // adapted (GPT-2's attn.c_proj and mlp.c_proj), the exact paths go in as one regex.
         let adapted = Set(adaptedLayers)
         let leaves = Set(adapted.map { String($0.split(separator: ".").last!) })
-        let allLinear = model.weights.names.filter { $0.hasSuffix(".weight") && model.weights[$0].rank == 2 }.map { String($0.dropLast(".weight".count)) }
+        let allLinear = model.plan.linears.map(\.module)
         let ambiguous = allLinear.contains { !adapted.contains($0) && leaves.contains(String($0.split(separator: ".").last!)) }
         let targets: Any = ambiguous
             ? "^(" + adaptedLayers.map { NSRegularExpression.escapedPattern(for: $0) }.joined(separator: "|") + ")$"
             : leaves.sorted()
         return ["peft_type": "LORA", "task_type": "CAUSAL_LM", "r": options.rank, "lora_alpha": options.alpha,
                 "target_modules": targets, "lora_dropout": 0.0, "bias": "none",
-                "fan_in_fan_out": model.config.architecture == .gpt2, "init_lora_weights": true, "inference_mode": true,
+                "fan_in_fan_out": adapters.values.contains { $0.layer.layout == .inOut }, "init_lora_weights": true, "inference_mode": true,
                 "use_rslora": false, "use_dora": false]
     }
 
-    /// Folds the adapters into the base weights, W ← W + (α/r)·B·A (Conv1D: + (α/r)·Aᵀ·Bᵀ), one
+    /// Folds the adapters into the base weights, W ← W + (α/r)·B·A (stored (in, out): + (α/r)·Aᵀ·Bᵀ), one
     /// f32 product at a time in a scratch buffer, added in W's storage dtype: what a merged export
     /// writes. The adapters are left as they are (detach the hook before using the merged model).
     public func merge(into model: CausalLM) throws {
-        let conv1D = model.config.architecture == .gpt2
         let largest = adapters.keys.map { model.weights[$0].count }.max() ?? 0
         let delta = try backend.allocate([largest], tag: .scratch)
         for (name, ad) in adapters {
             let w = model.weights[name]
             let d = delta.flatSlice(0, w.count).reshaped(w.shape)
-            if conv1D {
-                backend.matmul(d, ad.a, transposeA: true, ad.b, transposeB: true, alpha: options.scaling, beta: 0)
-            } else {
-                backend.matmul(d, ad.b, transposeA: false, ad.a, transposeB: false, alpha: options.scaling, beta: 0)
-            }
+            ad.layer.product(into: d, out: ad.b, outTransposed: true, in: ad.a, alpha: options.scaling, backend: backend)
             backend.addScaled(w, d, alpha: 1)
         }
     }
@@ -124,8 +119,8 @@ public final class LoRA: PEFTAdapter, @unchecked Sendable {
         if (low?.count ?? 0) < need { low = try? backend.allocate([need], tag: .activations) }
     }
 
-    public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {
-        guard let ad = adapters[weight], let low else { return }
+    public func linearDone(_ layer: LinearLayer, input: Tensor, output: Tensor) {
+        guard let ad = adapters[layer.weight], let low else { return }
         let rows = input.count / input.shape.last!
         let t = low.flatSlice(0, rows * options.rank).reshaped([rows, options.rank])
         let x = input.reshaped([rows, input.shape.last!])
@@ -133,14 +128,6 @@ public final class LoRA: PEFTAdapter, @unchecked Sendable {
         backend.matmul(output.reshaped([rows, output.count / rows]), t, transposeA: false, ad.b, transposeB: true,
                        alpha: options.scaling, beta: 1)
     }
-}
-
-/// Whether a linear layer inside a block (its name there without ".weight", e.g.
-/// "self_attn.q_proj", "mlp.c_fc", "fc1") is the one a short name (q, k, v, o, gate, up, down,
-/// fc1, c_attn, …) or "all" selects.
-func linearLayer(_ layer: String, matches short: String) -> Bool {
-    short == "all" || layer == short || layer.hasSuffix("." + short) || layer.hasSuffix("." + short + "_proj")
-        || (short == "o" && layer.hasSuffix(".out_proj"))
 }
 
 /// U(−bound, bound) draws from (seed, name) on the host: reproducible adapter initialisation.

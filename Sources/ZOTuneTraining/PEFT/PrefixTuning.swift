@@ -48,7 +48,7 @@ public final class PrefixTuning: PEFTAdapter, @unchecked Sendable {
     public var virtualPositions: Int { options.tokens }
     public func attentionPrefix(_ model: CausalLM) throws -> AttentionPrefix? { prefix }
     public func forwardBegins(_ batch: TokenBatch) {}
-    public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {}
+    public func linearDone(_ layer: LinearLayer, input: Tensor, output: Tensor) {}
 
     public func peftConfig(model: CausalLM) -> [String: Any] {
         let c = model.config

@@ -38,7 +38,7 @@ public final class PromptTuning: PEFTAdapter, @unchecked Sendable {
     public var virtualPositions: Int { options.tokens }
     public func attentionPrefix(_ model: CausalLM) throws -> AttentionPrefix? { try model.keyValues(ofEmbeddings: embeddings) }
     public func forwardBegins(_ batch: TokenBatch) {}
-    public func linearDone(weight: String, input: Tensor, output: Tensor, conv1D: Bool) {}
+    public func linearDone(_ layer: LinearLayer, input: Tensor, output: Tensor) {}
 
     public func peftConfig(model: CausalLM) -> [String: Any] {
         let c = model.config

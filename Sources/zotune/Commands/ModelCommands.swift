@@ -184,7 +184,7 @@ struct Inspect: ParsableCommand {
         print("architecture   \(c.architecture.rawValue)")
         print("parameters     \(file.parameterCount) (\(String(format: "%.1f", Double(file.parameterCount) / 1e6))M)")
         print("layers \(c.numLayers), hidden \(c.hiddenSize), heads \(c.numHeads) (kv \(c.numKVHeads)), head dim \(c.headDim), mlp \(c.intermediateSize), vocab \(c.vocabSize), positions \(c.maxPositions)")
-        print("tied embeddings \(c.tieWordEmbeddings), norm eps \(c.normEps)" + (c.architecture == .llama ? ", rope theta \(c.ropeTheta)" : ""))
+        print("tied embeddings \(c.tieWordEmbeddings), norm eps \(c.normEps)" + (!c.architecture.family.hasLearnedPositions ? ", rope theta \(c.ropeTheta)" : ""))
         var byType: [StoredType: (tensors: Int, elements: Int)] = [:]
         for t in file.reader.tensors.values { byType[t.type, default: (0, 0)].tensors += 1; byType[t.type, default: (0, 0)].elements += t.count }
         for (type, n) in byType.sorted(by: { $0.value.elements > $1.value.elements }) {

@@ -263,7 +263,7 @@ struct DiZOArguments: ParsableArguments {
 
 struct ZoopArguments: ParsableArguments {
     @Option(name: .customLong("zoop-layers"),
-            help: "Noisy (and trained) linear layers of each chosen block: all, or short names such as q,k,v,o,gate,up,down,fc1,fc2 (default all).")
+            help: "Noisy (and trained) linear layers of each chosen block: all, or roles such as q,k,v,o,gate,up,down (or checkpoint names: fc1, c_attn, …) (default all).")
     var layers: String?
     @Option(name: .customLong("zoop-blocks"), help: "Chosen transformer blocks, comma-separated indices (default: every block).")
     var blocks: String?

@@ -11,7 +11,7 @@ struct PEFTArguments: ParsableArguments {
     @Option(name: .customLong("lora-alpha"), help: "LoRA α; the update is scaled by α/r (default 16).")
     var loraAlpha: Float?
     @Option(name: .customLong("lora-targets"),
-            help: "Adapted linear layers, comma-separated short names: q, k, v, o, gate, up, down, fc1, fc2, c_attn, c_fc, or all (default q,v).")
+            help: "Adapted linear layers, comma-separated roles (q, k, v, o, qkv, gate, up, down), checkpoint names (fc1, c_attn, …), or all (default q,v).")
     var loraTargets: String?
     @Option(name: .customLong("prefix-tokens"), help: "Prefix tuning: P key/value vectors per layer (default 5).")
     var prefixTokens: Int?

@@ -3,7 +3,7 @@
 reference logits, plus SmolLM2-135M reference outputs computed from its GGUF.
 
 Run with the reference venv (torch CPU, transformers 5.x, safetensors):
-    .venv-ref/bin/python Tests/ModelTests/Fixtures/make_model_fixtures.py [--tiny-only | --smol-only]
+    .venv-ref/bin/python Tests/ModelTests/Fixtures/make_model_fixtures.py [--tiny-only | --smol-only | --only NAME ...]
 Deterministic (fixed seeds); re-running overwrites models/ with the same content.
 
 Output, under Tests/ModelTests/Fixtures/models/
@@ -17,6 +17,9 @@ Tiny random models (all f32), one directory each:
                   rope_theta 10000, untied lm_head
     llama3        LlamaForCausalLM, llama3 rope scaling (factor 8, low 1, high 4, original 64),
                   tied embeddings, 1 KV head, explicit head_dim 16 (q/o are 32x64), attention_bias
+    qwen2         Qwen2ForCausalLM (Qwen2/2.5): q/k/v biases, no o bias, 2 layers, hidden 32, 4 heads,
+                  2 KV heads, intermediate 64, rope_theta 1e6, untied lm_head
+    qwen2_tied    the same with tied embeddings and 1 KV head
     opt_sharded   the `opt` weights again, saved with a small max_shard_size:
                   model.safetensors.index.json + model-0000k-of-0000n.safetensors (no reference.json;
                   its tensors equal opt's)
@@ -115,7 +118,7 @@ LENGTHS = [7, 4, 1]
 
 
 def tiny_configs():
-    from transformers import GPT2Config, LlamaConfig, OPTConfig
+    from transformers import GPT2Config, LlamaConfig, OPTConfig, Qwen2Config
 
     common = dict(vocab_size=VOCAB)
     return {
@@ -147,6 +150,18 @@ def tiny_configs():
                                                 "original_max_position_embeddings": 64},
                                pad_token_id=0, bos_token_id=1, eos_token_id=2,
                                architectures=["LlamaForCausalLM"]), "LlamaForCausalLM", 5),
+        "qwen2": (Qwen2Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                              rms_norm_eps=1e-6, tie_word_embeddings=False, use_sliding_window=False,
+                              rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                              pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                              architectures=["Qwen2ForCausalLM"]), "Qwen2ForCausalLM", 6),
+        "qwen2_tied": (Qwen2Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=128,
+                                   rms_norm_eps=1e-6, tie_word_embeddings=True, use_sliding_window=False,
+                                   rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                                   pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                   architectures=["Qwen2ForCausalLM"]), "Qwen2ForCausalLM", 7),
     }
 
 
@@ -369,9 +384,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny-only", action="store_true")
     ap.add_argument("--smol-only", action="store_true")
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="write only these tiny models")
     args = ap.parse_args()
     torch.set_num_threads(2)
     os.makedirs(OUT, exist_ok=True)
+    if args.only:
+        configs = tiny_configs()
+        for name in args.only:
+            config, cls_name, seed = configs[name]
+            make_tiny(name, config, cls_name, seed)
+            print("wrote", name, file=sys.stderr)
+        return
     if not args.smol_only:
         make_tiny_all()
     if not args.tiny_only:

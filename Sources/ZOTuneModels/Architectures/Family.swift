@@ -1,0 +1,297 @@
+import ZOTuneBackend
+
+/// What a tensor does in a decoder, whatever its checkpoint calls it. Code outside
+/// `Architectures/` (adapters, optimizers, block partitions, reports, export) speaks of roles; the
+/// family types bind each role to its checkpoint names (Hugging Face and GGUF) once.
+public enum Role: String, Sendable, CaseIterable {
+    // Outside the layers.
+    /// Token embedding table (also the head's storage when tied).
+    case embed
+    /// Learned position table (OPT, GPT-2).
+    case positions
+    /// OPT-350m's projections between the embedding width and the hidden size.
+    case projectIn, projectOut
+    case finalNorm, head
+    // Inside a layer.
+    /// The norm of the attention sublayer (before it, or after its residual in a post-LN model).
+    case attnNorm
+    case q, k, v
+    /// q, k and v fused in one matrix (GPT-2's c_attn): counts as each of them where a role is asked.
+    case qkv
+    case o
+    /// The norm of the MLP sublayer.
+    case mlpNorm
+    case gate, up, down
+
+    /// The roles this one stands for (a fused projection stands for its parts).
+    public var covers: [Role] { self == .qkv ? [.q, .k, .v] : [self] }
+
+    /// Whether the role belongs to a layer's attention half (norms go with the sublayer they feed).
+    public var isAttention: Bool { [.attnNorm, .q, .k, .v, .qkv, .o].contains(self) }
+
+    /// Whether a tensor of this role lives inside a transformer layer.
+    public var isPerLayer: Bool { ![.embed, .positions, .projectIn, .projectOut, .finalNorm, .head].contains(self) }
+
+    /// llama.cpp's name of the role in a GGUF file (`blk.N.<name>.weight` inside a layer), shared
+    /// by every family llama.cpp writes.
+    public var ggufName: String {
+        switch self {
+        case .embed: return "token_embd"
+        case .positions: return "position_embd"
+        case .projectIn, .projectOut: return rawValue   // llama.cpp has no OPT
+        case .finalNorm: return "output_norm"
+        case .head: return "output"
+        case .attnNorm: return "attn_norm"
+        case .q: return "attn_q"
+        case .k: return "attn_k"
+        case .v: return "attn_v"
+        case .qkv: return "attn_qkv"
+        case .o: return "attn_output"
+        case .mlpNorm: return "ffn_norm"
+        case .gate: return "ffn_gate"
+        case .up: return "ffn_up"
+        case .down: return "ffn_down"
+        }
+    }
+}
+
+/// A weight or its bias.
+public enum TensorPart: String, Sendable { case weight, bias }
+
+/// Where a checkpoint tensor sits: its layer (nil outside the layers), role and part.
+public struct TensorRole: Sendable, Equatable {
+    public let layer: Int?
+    public let role: Role
+    public let part: TensorPart
+}
+
+/// How a linear layer's weight is stored: (out, in) as torch's Linear, or (in, out) as GPT-2's Conv1D.
+public enum WeightLayout: Sendable { case outIn, inOut }
+
+/// One linear layer of a model: its role, layer, weight and bias names, and storage layout.
+public struct LinearLayer: Sendable {
+    public let role: Role
+    public let layer: Int?
+    public let weight: String
+    /// nil when the layer has no bias (or the checkpoint does not carry it).
+    public let bias: String?
+    public let layout: WeightLayout
+    /// The checkpoint's own name of the layer inside its block ("self_attn.q_proj", "mlp.c_fc", "fc1"):
+    /// what `answers(to:)` also accepts, so the names a checkpoint's users know keep working.
+    let localName: String
+
+    /// The module's name: the weight's without ".weight" (what PEFT names adapters after).
+    public var module: String { String(weight.dropLast(".weight".count)) }
+
+    /// (out, in) features of `w`, this layer's weight.
+    public func features(_ w: Tensor) -> (out: Int, in: Int) { layout == .outIn ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0]) }
+
+    /// Whether a short name selects this layer: "all", its role (q, k, v, o, gate, up, down, qkv),
+    /// its full name without ".weight", or a dotted tail of its checkpoint name with or without
+    /// "_proj" (q_proj, out_proj, fc1, c_attn, c_fc, c_proj, self_attn.q).
+    public func answers(to short: String) -> Bool {
+        if short == "all" || short == role.rawValue || short + ".weight" == weight { return true }
+        let l = localName
+        return l == short || l.hasSuffix("." + short) || l.hasSuffix("." + short + "_proj")
+            || (short == "o" && l.hasSuffix(".out_proj"))
+    }
+
+    /// d = α·Lᵀ·R laid out as this weight is stored, where L (k, out) — or (out, k) when
+    /// `outTransposed` — carries the output side and R (k, in) the input side: a weight-shaped sum
+    /// of outer products (Zoop's estimate from activations, LoRA's merged B·A).
+    public func product(into d: Tensor, out l: Tensor, outTransposed: Bool = false, in r: Tensor, alpha: Float = 1, backend: any Backend) {
+        switch layout {
+        case .outIn: backend.matmul(d, l, transposeA: !outTransposed, r, transposeB: false, alpha: alpha, beta: 0)
+        case .inOut: backend.matmul(d, r, transposeA: true, l, transposeB: outTransposed, alpha: alpha, beta: 0)
+        }
+    }
+}
+
+/// A norm over the hidden size: LayerNorm (gain and bias) or RMSNorm (gain).
+public struct NormLayer: Sendable {
+    public enum Kind: Sendable { case layerNorm, rmsNorm }
+    public let kind: Kind
+    public let weight: String
+    public let bias: String?
+}
+
+/// One transformer layer as the forward runs it, built by a family from the shared pieces.
+public struct DecoderLayer: Sendable {
+    /// q, k, v as three GEMMs or one fused GEMM whose output is split.
+    public enum Projections: Sendable {
+        case separate(q: LinearLayer, k: LinearLayer, v: LinearLayer)
+        case fused(LinearLayer)
+    }
+    public enum MLP: Sendable {
+        /// down(act(gate(x)) ⊙ up(x)) — SwiGLU with silu.
+        case gated(gate: LinearLayer, up: LinearLayer, down: LinearLayer)
+        /// down(act(up(x))).
+        case plain(up: LinearLayer, down: LinearLayer)
+    }
+    /// Where a sublayer's norm goes: on its input (pre-LN) or on the residual stream after it (post-LN, OPT-350m).
+    public enum NormPlacement: Sendable { case pre, post }
+
+    public let attentionNorm: NormLayer
+    public let projections: Projections
+    /// RoPE on q and k.
+    public let rotary: Bool
+    public let output: LinearLayer
+    public let mlpNorm: NormLayer
+    public let mlp: MLP
+    public let normPlacement: NormPlacement
+
+    public var isGated: Bool { if case .gated = mlp { return true } else { return false } }
+    public var isFused: Bool { if case .fused = projections { return true } else { return false } }
+
+    /// The layer's linear layers in forward order.
+    public var linears: [LinearLayer] {
+        var all: [LinearLayer]
+        switch projections {
+        case .separate(let q, let k, let v): all = [q, k, v]
+        case .fused(let qkv): all = [qkv]
+        }
+        all.append(output)
+        switch mlp {
+        case .gated(let g, let u, let d): all += [g, u, d]
+        case .plain(let u, let d): all += [u, d]
+        }
+        return all
+    }
+}
+
+/// A whole decoder as the forward runs it: embeddings, layers, final norm, head.
+public struct DecoderPlan: Sendable {
+    public let embed: String
+    /// Learned positions table (nil: rotary positions in the layers).
+    public let positions: String?
+    /// Embedding width → hidden size, and back after the final norm (OPT-350m).
+    public let projectIn: LinearLayer?
+    public let projectOut: LinearLayer?
+    public let layers: [DecoderLayer]
+    public let finalNorm: NormLayer?
+    public let head: LinearLayer
+    /// The position id of a pad token (OPT gives pads offset − 1; others 0).
+    public let padPosition: Int32
+    /// MLP activation (after `up`, or on `gate` of a gated MLP).
+    public let activation: Activation
+
+    /// Every linear layer in forward order (the head last).
+    public var linears: [LinearLayer] {
+        [projectIn].compactMap { $0 } + layers.flatMap(\.linears) + [projectOut].compactMap { $0 } + [head]
+    }
+}
+
+/// One architecture family: its checkpoint names (bound once, for Hugging Face and GGUF), the
+/// tensors and shapes a config implies, and how its layers are built from the shared pieces.
+/// Adding a family is one type conforming to this, plus its entry in `Architecture`.
+public protocol ArchitectureFamily {
+    /// Checkpoint names of every role (see `CheckpointNames`).
+    static var names: CheckpointNames { get }
+    /// `general.architecture` of the GGUF files llama.cpp writes for this family (nil: none).
+    static var ggufArchitecture: String? { get }
+    /// Learned position tables bound the sequence length; rotary models take any length.
+    static var hasLearnedPositions: Bool { get }
+    /// The tensors a checkpoint of `c` holds, with shapes, in load order (the head last).
+    static func tensors(_ c: ModelConfig) -> [(role: Role, layer: Int?, part: TensorPart, shape: [Int])]
+    /// The forward's view of the model: each layer built from the shared pieces.
+    static func plan(_ c: ModelConfig, has: (String) -> Bool) -> DecoderPlan
+    /// transformers' config.json keys for `c` (architecture-specific part).
+    static func huggingFaceConfig(_ c: ModelConfig) -> [String: Any]
+    /// How the GGUF layout of a tensor differs from the Hugging Face one (llama.cpp's q/k row
+    /// permutation, GPT-2's transposed Conv1D weights).
+    static func ggufLayout(_ role: Role, part: TensorPart) -> GGUFLayout
+}
+
+/// What undoes llama.cpp's storage of a tensor.
+public enum GGUFLayout: Sendable { case asIs, unpermuteQ, unpermuteK, transpose }
+
+public extension ArchitectureFamily {
+    static var ggufArchitecture: String? { nil }
+    static func ggufLayout(_ role: Role, part: TensorPart) -> GGUFLayout { .asIs }
+}
+
+/// A family's names: the prefix of its layers, each role's name inside a layer and outside, and
+/// older prefixes a checkpoint may use instead.
+public struct CheckpointNames: Sendable {
+    /// The prefix of every name ("model.decoder.", "transformer.", "").
+    let root: String
+    /// The layers' container under the root ("layers", "h"); layer N is `root + layers + ".N."`.
+    let layers: String
+    /// Each role's name inside a layer ("self_attn.q_proj") and outside ("model.embed_tokens", full).
+    let perLayer: [(Role, String)]
+    let topLevel: [(Role, String)]
+    /// Prefixes older checkpoints use instead of `root` ("decoder." for OPT, "" for GPT-2).
+    let aliasRoots: [String]
+
+    /// The checkpoint name of a role's tensor.
+    public func name(_ role: Role, layer: Int? = nil, _ part: TensorPart = .weight) -> String {
+        if let layer, let local = perLayer.first(where: { $0.0 == role })?.1 {
+            return "\(root)\(layers).\(layer).\(local).\(part.rawValue)"
+        }
+        guard let top = topLevel.first(where: { $0.0 == role })?.1 else { preconditionFailure("no \(role) tensor") }
+        return "\(top).\(part.rawValue)"
+    }
+
+    /// Whether the family has a tensor of `role` inside its layers (or outside when `perLayer` is false).
+    public func has(_ role: Role, perLayer inLayer: Bool) -> Bool {
+        (inLayer ? perLayer : topLevel).contains { $0.0 == role }
+    }
+
+    /// The linear layer of `role` (its bias when `has` it).
+    func linear(_ role: Role, layer: Int?, layout: WeightLayout, has: (String) -> Bool) -> LinearLayer {
+        let bias = name(role, layer: layer, .bias)
+        let local = layer == nil ? name(role).dropLast(".weight".count) : Substring(perLayer.first { $0.0 == role }!.1)
+        return LinearLayer(role: role, layer: layer, weight: name(role, layer: layer), bias: has(bias) ? bias : nil,
+                           layout: layout, localName: String(local))
+    }
+
+    /// Older names of `name` (same tensor under an alias root).
+    func aliases(_ name: String) -> [String] {
+        guard name.hasPrefix(root), !root.isEmpty else { return [] }
+        return aliasRoots.map { $0 + name.dropFirst(root.count) }
+    }
+
+    /// (layer, role, part) of a name of this family; PEFT's `base_model.model.` prefix and LoRA's
+    /// `.lora_A`/`.lora_B` are looked through (an adapter goes with the layer it adapts).
+    public func role(of name: String) -> TensorRole? {
+        var n = Substring(name)
+        if n.hasPrefix("base_model.model.") { n = n.dropFirst("base_model.model.".count) }
+        let part: TensorPart
+        if n.hasSuffix(".weight") { part = .weight; n = n.dropLast(".weight".count) }
+        else if n.hasSuffix(".bias") { part = .bias; n = n.dropLast(".bias".count) }
+        else { return nil }
+        if n.hasSuffix(".lora_A") || n.hasSuffix(".lora_B") { n = n.dropLast(".lora_A".count) }
+        if let top = topLevel.first(where: { $0.1 == n }) { return TensorRole(layer: nil, role: top.0, part: part) }
+        for r in [root] + aliasRoots where n.hasPrefix(r + layers + ".") {
+            let rest = n.dropFirst(r.count + layers.count + 1)
+            guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else { continue }
+            let local = rest[rest.index(after: dot)...]
+            if let role = perLayer.first(where: { $0.1 == local })?.0 { return TensorRole(layer: layer, role: role, part: part) }
+        }
+        return nil
+    }
+}
+
+public extension Architecture {
+    /// The family type of this architecture.
+    var family: any ArchitectureFamily.Type {
+        switch self {
+        case .llama: return Llama.self
+        case .opt: return OPT.self
+        case .gpt2: return GPT2.self
+        case .qwen2: return Qwen2.self
+        }
+    }
+
+    /// The role of a checkpoint tensor name of any family (nil: not a model tensor, e.g. a prefix).
+    static func role(of name: String) -> TensorRole? {
+        for a in allCases { if let r = a.family.names.role(of: name) { return r } }
+        return nil
+    }
+
+    /// The family whose GGUF files carry `general.architecture` = `gguf`.
+    init?(gguf: String) {
+        guard let a = Self.allCases.first(where: { $0.family.ggufArchitecture == gguf }) else { return nil }
+        self = a
+    }
+}
