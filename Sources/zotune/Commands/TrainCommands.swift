@@ -198,7 +198,11 @@ struct Train: ParsableCommand {
         let tokenizer = try file.requireTokenizer()
         let splits = try data.load()
         // Dev accuracy before and after, and the best step, are measured on dev: a run needs one.
-        guard !splits.dev.isEmpty else { throw ValidationError("--dev-count: the dev split of \(splits.task) is empty; a run measures dev \(splits.train.first?.isGeneration == true ? "F1" : "accuracy") before and after training (give --dev-count 1 or more)") }
+        guard !splits.dev.isEmpty else {
+            throw ValidationError("--dev-count: the dev split of \(splits.task) is empty (--dev-count \(data.devCount), --train-count \(data.trainCount), " +
+                                  "\(splits.train.count) train examples drawn); a run measures dev \(splits.train.first?.isGeneration == true ? "F1" : "accuracy") " +
+                                  "before and after training: leave it at least one example")
+        }
         for note in splits.notes { print("data: \(note)") }
         print("data: \(splits.train.count) train, \(splits.dev.count) dev, \(splits.test.count) test examples of \(splits.task)")
         let lm = try model.load(file, on: backend)
