@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The README's test command (after Tests/setup.sh), and what CI runs: the whole suite once on this
-# CPU's default kernels, then the tests that compare numbers with an outside reference (PyTorch,
-# transformers, peft, llama.cpp-derived values, float64 closed forms) again under other kernel
-# sets, so a tolerance that only holds for one GEMM summation order fails here and not on a
-# user's CPU: OpenBLAS's Haswell (FMA) and Sandybridge (no FMA) kernels, which any AVX2 CPU runs,
-# and, for the tests that run torch live, ATen's kernels without SIMD (ATEN_CPU_CAPABILITY=default;
-# it changes torch's matmul too) and, on AVX-512 CPUs, its AVX2 ones. Where OPENBLAS_CORETYPE is
-# already set (a safety setting on some CPUs) it is kept and the extra OpenBLAS runs are skipped.
-# The last line is "N passed, N failed": test cases over all runs (skipped ones counted on the
-# line before).
+# The second half of the README's test command (`Tests/setup.sh && swift test && Tests/kernel-sets.sh`),
+# which CI runs: after the whole suite has passed on this CPU's default kernels, the tests that
+# compare numbers with an outside reference (PyTorch, transformers, peft, llama.cpp-derived values,
+# float64 closed forms) run again under other kernel sets, so a tolerance that only holds for one
+# GEMM summation order fails here and not on a user's CPU: OpenBLAS's Haswell (FMA) and Sandybridge
+# (no FMA) kernels, which any AVX2 CPU runs, and, for the tests that run torch live, ATen's kernels
+# without SIMD (ATEN_CPU_CAPABILITY=default; it changes torch's matmul too) and, on AVX-512 CPUs, its
+# AVX2 ones. Where OPENBLAS_CORETYPE is already set (a safety setting on some CPUs) it is kept and
+# the extra OpenBLAS runs are skipped. Uses the build `swift test` made (--skip-build). The last
+# line is "N passed, N failed": test cases over these reruns (skipped ones counted on the line before).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +25,7 @@ run() {
     local envs=()
     while [ "$1" != "--" ]; do envs+=("$1"); shift; done
     shift
-    echo "== Tests/run.sh: $label${envs[*]:+ (${envs[*]})}"
+    echo "== Tests/kernel-sets.sh: $label${envs[*]:+ (${envs[*]})}"
     env "${envs[@]}" swift test "$@" 2>&1 | tee "$log"
     local rc=${PIPESTATUS[0]}
     # XCTest's closing summary: "Executed N tests, with [K tests skipped and ]M failures (...)" (the
@@ -48,17 +48,15 @@ run() {
 
 cpu_has() { grep -qw "$1" /proc/cpuinfo; }
 
-run "whole suite, default kernels" -- "$@"
-
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
-    echo "Tests/run.sh: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE is set; keeping it, skipping the Haswell and Sandybridge runs"
+    echo "Tests/kernel-sets.sh: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE is set; keeping it, skipping the Haswell and Sandybridge runs"
 else
     for core in Haswell Sandybridge; do
         need=avx2; [ "$core" = Sandybridge ] && need=avx
         if cpu_has "$need"; then
             run "reference-parity tests, OpenBLAS $core kernels" OPENBLAS_CORETYPE=$core -- --skip-build --filter "$PARITY"
         else
-            echo "Tests/run.sh: this CPU lacks $need; skipping the OpenBLAS $core run"
+            echo "Tests/kernel-sets.sh: this CPU lacks $need; skipping the OpenBLAS $core run"
         fi
     done
 fi
@@ -67,6 +65,6 @@ if cpu_has avx512f; then
     run "live-torch tests, ATen AVX2 kernels" ATEN_CPU_CAPABILITY=avx2 -- --skip-build --filter "$LIVE_TORCH"
 fi
 
-echo "Tests/run.sh: $skipped skipped (each test says what it lacks)"
+echo "Tests/kernel-sets.sh: $skipped skipped (each test says what it lacks)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
