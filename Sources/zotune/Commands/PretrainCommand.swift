@@ -29,17 +29,13 @@ struct LlamaShapeArguments: ParsableArguments {
             throw ValidationError("\(name) must be at least 1 (got \(value))")
         }
         // The weights must fit this machine: 4 bytes × layers × (4·hidden² + 3·hidden·intermediate),
-        // the matrices alone, checked without overflowing.
-        let mlp = intermediate ?? hidden.multipliedReportingOverflow(by: 3).partialValue
-        let perLayer = [hidden.multipliedReportingOverflow(by: hidden), hidden.multipliedReportingOverflow(by: mlp),
-                        hidden.multipliedReportingOverflow(by: 3)]
-        let (attention, o1) = perLayer[0].partialValue.multipliedReportingOverflow(by: 4)
-        let (feedForward, o2) = perLayer[1].partialValue.multipliedReportingOverflow(by: 3)
-        let (layer, o3) = attention.addingReportingOverflow(feedForward)
-        let (all, o4) = layer.multipliedReportingOverflow(by: layers)
-        let (bytes, o5) = all.multipliedReportingOverflow(by: 4)
-        if perLayer.contains(where: \.overflow) || o1 || o2 || o3 || o4 || o5 || UInt64(bytes) > ProcessInfo.processInfo.physicalMemory {
-            throw ValidationError("--layers \(layers) × --hidden \(hidden) (--intermediate \(mlp)): the weights exceed this machine's \(formatBytes(Int(ProcessInfo.processInfo.physicalMemory))) of memory")
+        // the matrices alone. In Double: Int.max options would overflow the product.
+        let (h, l) = (Double(hidden), Double(layers))
+        let mlp = intermediate.map(Double.init) ?? 3 * h
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        if 4 * l * (4 * h * h + 3 * h * mlp) > memory {
+            throw ValidationError("--layers \(layers) × --hidden \(hidden) (--intermediate \(intermediate.map(String.init) ?? "default")): " +
+                                  "the weights exceed this machine's \(formatBytes(Int(memory))) of memory")
         }
     }
 
