@@ -20,6 +20,20 @@ Tiny random models (all f32), one directory each:
     qwen2         Qwen2ForCausalLM (Qwen2/2.5): q/k/v biases, no o bias, 2 layers, hidden 32, 4 heads,
                   2 KV heads, intermediate 64, rope_theta 1e6, untied lm_head
     qwen2_tied    the same with tied embeddings and 1 KV head
+    qwen3         Qwen3ForCausalLM: per-head q_norm/k_norm (RMSNorm over head_dim), 2 KV heads, explicit
+                  head_dim 16 (q is 64x32, o 32x64), no attention biases, rope_theta 1e6, untied lm_head
+    qwen3_tied    the same with tied embeddings, 1 KV head, head_dim 8 (= hidden/heads), attention_bias
+                  (q/k/v/o biases)
+    mistral_swa   MistralForCausalLM, 2 KV heads, head_dim 8, sliding_window 3 in every layer, rope 10000,
+                  untied
+    qwen2_swa     Qwen2ForCausalLM with use_sliding_window, sliding_window 3, max_window_layers 1:
+                  layer_types ["full_attention", "sliding_attention"] (layer 0 full, layer 1 slides)
+    phi3          Phi3ForCausalLM: fused qkv_proj (q rows, then k, then v) and gate_up_proj (gate rows, then
+                  up), 2 KV heads, no biases, rope 10000 on all of head_dim 8, untied, sliding_window None
+    phi3_longrope Phi3 with LongRoPE: partial_rotary_factor 0.5 (rotary on the first 4 of head_dim 8),
+                  short_factor [1.0, 1.6], long_factor [2.0, 8.0], original_max_position_embeddings 4,
+                  max_position_embeddings 64 (attention scaling sqrt(1 + ln 16 / ln 4) = sqrt 3), 4 KV heads
+                  (MHA), tied embeddings, sliding_window 5
     opt_sharded   the `opt` weights again, saved with a small max_shard_size:
                   model.safetensors.index.json + model-0000k-of-0000n.safetensors (no reference.json;
                   its tensors equal opt's)
@@ -52,6 +66,16 @@ reference.json keys:
     ]
     "tensors": {name: {"shape": [...], "dtype": "F32", "first": first 8 values (row-major),
                        "sum": float64 sum of all values}}  for every tensor in model.safetensors
+Only where the model has a sliding window:
+    "sliding_window"   W: query t attends keys t-W+1..t (transformers masks kv_idx <= q_idx - W)
+    "layer_types"      per layer "full_attention" / "sliding_attention" (Mistral and Phi-3, which have no
+                       layer_types, slide in every layer)
+Only for LongRoPE (phi3_longrope):
+    "attention_scaling"       the factor transformers multiplies cos and sin by (rotary_emb.attention_scaling)
+    "batch": {"rope_factors"} and each "unpadded" entry's "rope_factors": "long" or "short", the factor set
+                              that call used: transformers picks per forward call, long when
+                              max(position_ids) + 1 > original_max_position_embeddings (batch and length 7:
+                              long; lengths 4 and 1: short). So its padded rows differ from the unpadded runs.
 Attention was the eager implementation, in float32. Floats are written with the shortest decimal
 that round-trips to the float32 value.
 
@@ -118,7 +142,8 @@ LENGTHS = [7, 4, 1]
 
 
 def tiny_configs():
-    from transformers import GPT2Config, LlamaConfig, OPTConfig, Qwen2Config
+    from transformers import (GPT2Config, LlamaConfig, MistralConfig, OPTConfig, Phi3Config, Qwen2Config,
+                              Qwen3Config)
 
     common = dict(vocab_size=VOCAB)
     return {
@@ -162,6 +187,59 @@ def tiny_configs():
                                    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
                                    pad_token_id=0, bos_token_id=1, eos_token_id=2,
                                    architectures=["Qwen2ForCausalLM"]), "Qwen2ForCausalLM", 7),
+        # head_dim 16 != hidden/heads = 8, so q_proj is 64x32 and o_proj 32x64.
+        "qwen3": (Qwen3Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                              max_position_embeddings=128, rms_norm_eps=1e-6, tie_word_embeddings=False,
+                              attention_bias=False, use_sliding_window=False,
+                              rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                              pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                              architectures=["Qwen3ForCausalLM"]), "Qwen3ForCausalLM", 8),
+        # head_dim 8 = hidden/heads here (Qwen3Config's default would be 128).
+        "qwen3_tied": (Qwen3Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=1, head_dim=8,
+                                   max_position_embeddings=128, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                                   attention_bias=True, use_sliding_window=False,
+                                   rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                                   pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                   architectures=["Qwen3ForCausalLM"]), "Qwen3ForCausalLM", 9),
+        # Window 3 < the batch's length 7: query t sees keys t-2..t only (transformers masks kv <= q - window).
+        "mistral_swa": (MistralConfig(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                      rms_norm_eps=1e-6, tie_word_embeddings=False, sliding_window=3,
+                                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                      pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                      architectures=["MistralForCausalLM"]), "MistralForCausalLM", 10),
+        # max_window_layers 1: layer 0 full attention, layer 1 sliding (config.layer_types says so).
+        "qwen2_swa": (Qwen2Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                  rms_norm_eps=1e-6, tie_word_embeddings=False, use_sliding_window=True,
+                                  sliding_window=3, max_window_layers=1,
+                                  rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+                                  pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                  architectures=["Qwen2ForCausalLM"]), "Qwen2ForCausalLM", 11),
+        # Phi3Config defaults: sliding_window None, original_max_position_embeddings 4096, pad 32000 (> vocab):
+        # all set explicitly.
+        "phi3": (Phi3Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                            original_max_position_embeddings=128, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                            sliding_window=None, resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0,
+                            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                            pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                            architectures=["Phi3ForCausalLM"]), "Phi3ForCausalLM", 12),
+        # LongRoPE on 4 of head_dim 8 dims (2 frequencies, hence 2 factors each). Phi3Config's own
+        # original_max_position_embeddings (4) overrides the one in rope_parameters. transformers uses the long
+        # factors when max(position_ids) + 1 > 4: the padded batch (max position 6) and the length-7 sequence.
+        "phi3_longrope": (Phi3Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+                                     original_max_position_embeddings=4, rms_norm_eps=1e-5,
+                                     tie_word_embeddings=True, sliding_window=5,
+                                     resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0,
+                                     rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                                                      "partial_rotary_factor": 0.5,
+                                                      "short_factor": [1.0, 1.6], "long_factor": [2.0, 8.0]},
+                                     pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                     architectures=["Phi3ForCausalLM"]), "Phi3ForCausalLM", 13),
     }
 
 
@@ -187,6 +265,16 @@ def next_token_logprobs(logits, ids, valid):
     return out
 
 
+def rope_factors_used(model):
+    """"long"/"short": which LongRoPE factor set the last forward call used (transformers copies it into
+    rotary_emb.inv_freq on every call)."""
+    rope = model.model.rotary_emb
+    if torch.equal(rope.inv_freq, rope.original_inv_freq):
+        return "short"
+    assert torch.equal(rope.inv_freq, rope.long_inv_freq)
+    return "long"
+
+
 def make_tiny(name, config, cls_name, seed):
     import transformers
     from safetensors import safe_open
@@ -210,6 +298,7 @@ def make_tiny(name, config, cls_name, seed):
         ids[b, T - len(s):] = torch.tensor(s)
         mask[b, T - len(s):] = 1
     is_opt = config.model_type == "opt"
+    longrope = (getattr(config, "rope_parameters", None) or {}).get("rope_type") == "longrope"
     with torch.no_grad():
         if is_opt:
             positions = torch.cumsum(mask, dim=1) * mask - 1  # what OPT computes internally
@@ -217,12 +306,16 @@ def make_tiny(name, config, cls_name, seed):
         else:
             positions = (torch.cumsum(mask, dim=1) - 1).clamp(min=0)
             logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        batch_factors = rope_factors_used(model) if longrope else None
         unpadded = []
         for s in seqs:
             x = torch.tensor([s])
             lg = model(input_ids=x).logits[0]
-            unpadded.append({"input_ids": s, "logits": f32_list(lg),
-                             "next_token_logprobs": next_token_logprobs(lg, s, [True] * len(s))})
+            entry = {"input_ids": s, "logits": f32_list(lg),
+                     "next_token_logprobs": next_token_logprobs(lg, s, [True] * len(s))}
+            if longrope:
+                entry["rope_factors"] = rope_factors_used(model)
+            unpadded.append(entry)
     batch_logits, batch_lp = [], []
     for b in range(len(seqs)):
         valid = mask[b].bool().tolist()
@@ -244,8 +337,17 @@ def make_tiny(name, config, cls_name, seed):
         "unpadded": unpadded,
         "tensors": tensors,
     }
+    if getattr(config, "sliding_window", None) is not None:
+        ref["sliding_window"] = config.sliding_window
+        # Mistral and Phi-3 slide in every layer and have no layer_types.
+        ref["layer_types"] = getattr(config, "layer_types", None) or ["sliding_attention"] * config.num_hidden_layers
+    if longrope:
+        ref["attention_scaling"] = float(model.model.rotary_emb.attention_scaling)
+        ref["batch"]["rope_factors"] = batch_factors
     # Padding must not change the valid positions' results (sanity check of the reference itself).
-    for b, s in enumerate(seqs):
+    # Not for LongRoPE: transformers picks the factor set per call from max(position_ids) + 1, so the padded
+    # batch (long factors) and the short unpadded sequences (short factors) differ by design.
+    for b, s in enumerate(seqs if not longrope else []):
         a = logits[b, T - len(s):]
         u = torch.tensor(unpadded[b]["logits"])
         err = (a - u).abs().max().item()
