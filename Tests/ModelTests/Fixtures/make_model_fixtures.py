@@ -38,7 +38,8 @@ Tiny random models (all f32), one directory each:
                   model.safetensors.index.json + model-0000k-of-0000n.safetensors (no reference.json;
                   its tensors equal opt's)
 Each holds what save_pretrained writes (config.json, generation_config.json, model.safetensors;
-transformers 5 always writes safetensors, so no safe_serialization flag) and reference.json.
+transformers 5 always writes safetensors, so no safe_serialization flag) and reference.json; the llama,
+qwen2, qwen3 and phi3 families also model.gguf, written from them by make_family_gguf.py.
 Notes for loaders: OPT and GPT-2 store no lm_head (tied); GPT-2's Conv1D weights are stored
 (in, out), transposed relative to nn.Linear; keys carry the "model." / "transformer." prefixes. Weights: every matrix ~ N(0, 0.2²); LayerNorm/RMSNorm gains 1 + N(0, 0.1²);
 every bias (norm biases included) N(0, 0.1²), so logits are far from flat.
