@@ -1,7 +1,11 @@
-// Causal, key-masked, grouped-query attention with an online (flash-style) softmax.
-// A task owns a block of query rows (up to Q_BLOCK positions t of one b and head h); the output
-// rows double as the running accumulators, so memory beyond the caller's is one transposed key
-// tile, one tile of scores and two floats per query on the stack, whatever S is.
+// Causal, key-masked, grouped-query attention with an online (flash-style) softmax, optionally
+// over a sliding window of keys. A task owns a block of query rows (up to Q_BLOCK positions t of
+// one b and head h); the output rows double as the running accumulators, so memory beyond the
+// caller's is one transposed key tile, one tile of scores and two floats per query on the stack,
+// whatever S is. A window is a key range, not a mask over all S: a block's key loop starts at the
+// tile holding its first query's first key, so a window costs O(window) per query.
+// Key tiles start at the batch row's first unmasked key rather than at key 0, so a left-padded
+// row groups its keys into the same tiles (the same partial sums) as the row without padding.
 #include "zt_cpu.h"
 #include "cpu_isa.h"
 #include "zt_threads.h"
@@ -21,6 +25,7 @@ typedef struct {
     const float *k, *v;       // (B, S_cap, Hkv, D), first S positions used
     const uint8_t *key_mask;  // (B, S_cap) or NULL
     int64_t T, S, S_cap, Hq, Hkv, D;
+    int64_t window;           // keys per query including itself; 0 = all (causal only)
     float scale;
 } attn_ctx;
 
@@ -85,7 +90,7 @@ static inline __attribute__((always_inline)) void add_values(float *restrict acc
 // rows added into the output row (rescaled when the running max moves).
 ZT_ISA_CLONES static void attn_range(void *p, int64_t lo, int64_t hi) {
     const attn_ctx *c = p;
-    const int64_t T = c->T, S = c->S, S_cap = c->S_cap, Hq = c->Hq, Hkv = c->Hkv, D = c->D;
+    const int64_t T = c->T, S = c->S, S_cap = c->S_cap, Hq = c->Hq, Hkv = c->Hkv, D = c->D, W = c->window;
     const int64_t group = Hq / Hkv, blocks = (T + Q_BLOCK - 1) / Q_BLOCK;
     const int64_t kv_stride = Hkv * D;  // elements between consecutive keys of one head
     const int transposed = D <= TILE_DIM;
@@ -109,8 +114,15 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo, int64_t hi) {
             m[i] = -INFINITY;
             l[i] = 0.0f;
         }
-        const int64_t last_keys = S - T + t0 + nq;  // causal: query t sees keys 0 … S − T + t
-        for (int64_t s0 = 0; s0 < last_keys; s0 += KEY_TILE) {
+        const int64_t first_q = S - T + t0;        // key index of the block's first query
+        const int64_t last_keys = first_q + nq;     // causal: query t sees keys 0 … S − T + t
+        // Tile origin: the first unmasked key (none: the loop is empty and the rows stay 0).
+        int64_t origin = 0;
+        if (mask)
+            while (origin < last_keys && !mask[origin]) origin++;
+        // The block's first needed key: its first query's window start, down to a tile boundary.
+        const int64_t lo = W > 0 && first_q - W + 1 > origin ? first_q - W + 1 : origin;
+        for (int64_t s0 = origin + (lo - origin) / KEY_TILE * KEY_TILE; s0 < last_keys; s0 += KEY_TILE) {
             const int64_t tile_n = last_keys - s0 < KEY_TILE ? last_keys - s0 : KEY_TILE;
             if (transposed) {
                 // Keys past the tile's end are zeros: their scores are finite and masked below.
@@ -123,8 +135,9 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo, int64_t hi) {
                 }
             }
             for (int64_t i = 0; i < nq; i++) {
-                const int64_t nkeys = S - T + t0 + i + 1;
-                if (s0 >= nkeys) continue;
+                const int64_t nkeys = first_q + i + 1;
+                const int64_t lo_i = W > 0 ? nkeys - W : 0;  // window: keys lo_i … nkeys − 1
+                if (s0 >= nkeys || s0 + KEY_TILE <= lo_i) continue;
                 const int64_t n = nkeys - s0 < KEY_TILE ? nkeys - s0 : KEY_TILE;
                 const float *restrict qr = q0 + i * row_stride;
                 float *restrict acc = out0 + i * row_stride;
@@ -135,6 +148,7 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo, int64_t hi) {
                 // Lane-wise loops (the max and the sum in LANES partials): each vectorizes.
                 for (int64_t j = 0; j < KEY_TILE; j++) score[j] *= c->scale;
                 for (int64_t j = n; j < KEY_TILE; j++) score[j] = -INFINITY;
+                for (int64_t j = 0; j < lo_i - s0; j++) score[j] = -INFINITY;  // before the window
                 if (mask)
                     for (int64_t j = 0; j < n; j++) score[j] = mask[s0 + j] ? score[j] : -INFINITY;
                 const float tmax = lane_max(score);
@@ -167,12 +181,16 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo, int64_t hi) {
 }
 
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale) {
+                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                  int64_t window) {
     if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return;
-    attn_ctx c = {out, q, k, v, key_mask, T, S, S_cap < S ? S : S_cap, Hq, Hkv, D, scale};
-    // Per task: up to Q_BLOCK rows of about (S − T/2) keys × 2D multiply-adds.
-    const int64_t blocks = (T + Q_BLOCK - 1) / Q_BLOCK;
-    int64_t work = (T < Q_BLOCK ? T : Q_BLOCK) * (S - T / 2) * 2 * D;
+    attn_ctx c = {out, q, k, v, key_mask, T, S, S_cap < S ? S : S_cap, Hq, Hkv, D, window < 0 ? 0 : window, scale};
+    // Per task: up to Q_BLOCK rows of about (S − T/2) keys, or the window and a block's
+    // spread (plus a tile of rounding), × 2D multiply-adds.
+    const int64_t blocks = (T + Q_BLOCK - 1) / Q_BLOCK, nqb = T < Q_BLOCK ? T : Q_BLOCK;
+    int64_t keys = S - T / 2;
+    if (c.window > 0 && c.window < keys - nqb - KEY_TILE) keys = c.window + nqb + KEY_TILE;
+    int64_t work = nqb * keys * 2 * D;
     int64_t grain = GRAIN_WORK / (work > 0 ? work : 1);
     zt_parallel_for(B * blocks * Hq, grain < 1 ? 1 : grain, attn_range, &c);
 }

@@ -1,7 +1,8 @@
 // Rotary position embedding, GPT-NeoX / Hugging Face "rotate_half" layout, in place:
 //   x[i]        ← x[i]·cos − x[i + h]·sin
 //   x[i + h]    ← x[i + h]·cos + x[i]·sin        (h = rot_dim/2, i < h)
-// Dims ≥ rot_dim pass through.
+// with cos and sin each multiplied by the attention factor `scale` first (f32 products, as
+// transformers scales its cos/sin tables); ×1 is exact. Dims ≥ rot_dim pass through.
 #include "zt_cpu.h"
 #include "cpu_isa.h"
 #include "zt_threads.h"
@@ -16,6 +17,7 @@ typedef struct {
     const int32_t *pos;      // (n)
     const float *inv_freq;   // (rot_dim/2)
     int64_t heads, head_dim, half;
+    float scale;
 } rope_ctx;
 
 ZT_ISA_CLONES static void rope_range(void *p, int64_t lo, int64_t hi) {
@@ -30,8 +32,8 @@ ZT_ISA_CLONES static void rope_range(void *p, int64_t lo, int64_t hi) {
             const int64_t m = half - i0 < ANGLE_TILE ? half - i0 : ANGLE_TILE;
             for (int64_t i = 0; i < m; i++) {
                 const float ang = fpos * c->inv_freq[i0 + i];  // f32 product, as transformers
-                cs[i] = cosf(ang);
-                sn[i] = sinf(ang);
+                cs[i] = cosf(ang) * c->scale;
+                sn[i] = sinf(ang) * c->scale;
             }
             for (int64_t h = 0; h < heads; h++) {
                 float *restrict a = xt + h * hd + i0;   // first half
@@ -47,10 +49,10 @@ ZT_ISA_CLONES static void rope_range(void *p, int64_t lo, int64_t hi) {
 }
 
 void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t head_dim,
-             int64_t rot_dim, const float *inv_freq) {
+             int64_t rot_dim, const float *inv_freq, float scale) {
     const int64_t half = rot_dim / 2;
     if (half <= 0 || heads <= 0) return;
-    rope_ctx c = {x, pos, inv_freq, heads, head_dim, half};
+    rope_ctx c = {x, pos, inv_freq, heads, head_dim, half, scale};
     int64_t grain = GRAIN_ELEMS / (heads * 2 * half);
     zt_parallel_for(n, grain < 1 ? 1 : grain, rope_range, &c);
 }

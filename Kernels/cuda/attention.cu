@@ -2,7 +2,9 @@
 // (flash-style) softmax: no score matrix in device memory. Semantics of Kernels/cpu/attention.c:
 //   q, out (B, T, Hq, D); k, v (B, S_cap, Hkv, D), first S positions used; query t sits at key
 //   index S − T + t and sees keys 0 … S − T + t that key_mask(B, S_cap) allows (NULL: all);
-//   query head h reads kv head h / (Hq / Hkv); a query with no allowed key gets 0.
+//   query head h reads kv head h / (Hq / Hkv); a query with no allowed key gets 0. window > 0:
+//   query index i sees only keys i − window < j ≤ i, a key range (each row, or block of rows
+//   rounded down to a tile, starts its key loop at its first window key): O(window) per query.
 // Two kernels:
 //   tile: a block per (32 queries, head, batch); K/V tiles of 32 keys staged in shared memory and
 //         reused by all 32 queries; 4 warps × 8 query rows; lane j scores key j of the tile, then
@@ -27,7 +29,7 @@
 __global__ void __launch_bounds__(AW_WARPS * 32)
 attn_warp_kernel(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                 int vec) {
+                 int64_t window, int vec) {
     extern __shared__ float4 smem_w[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float *qs = (float *)smem_w + (size_t)warp * 2 * D;
@@ -41,6 +43,7 @@ attn_warp_kernel(float *out, const float *q, const float *k, const float *v, con
         const float *vb = v + (b * S_cap * Hkv + h / group) * D;
         const uint8_t *mrow = key_mask ? key_mask + b * S_cap : NULL;
         const int64_t nkeys = S - T + t + 1;  // causal: keys 0 … S − T + t
+        const int64_t kfirst = window > 0 && nkeys > window ? nkeys - window : 0;  // window: from here
 
         __syncwarp();  // the previous row's reads of qs are done
         for (int64_t d = lane; d < D; d += 32) {
@@ -50,7 +53,7 @@ attn_warp_kernel(float *out, const float *q, const float *k, const float *v, con
         __syncwarp();
         float m = -INFINITY;  // running max of allowed scores
         float l = 0.0f;       // this lane's share of Σ exp(score − m)
-        for (int64_t s0 = 0; s0 < nkeys; s0 += 32) {
+        for (int64_t s0 = kfirst; s0 < nkeys; s0 += 32) {
             const int64_t j = s0 + lane;
             const bool allowed = j < nkeys && (!mrow || mrow[j]);
             float score = -INFINITY;
@@ -109,7 +112,8 @@ static constexpr size_t tile_smem_bytes() {
 template <int DMAX>
 __global__ void __launch_bounds__(AT_WARPS * 32)
 attn_tile_kernel(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                 int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale, int vec) {
+                 int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                 int64_t window, int vec) {
     constexpr int KP = DMAX + 4;     // K row stride in shared memory
     constexpr int NI = DMAX / 32;    // output columns per lane
     extern __shared__ float4 smem_t[];
@@ -126,6 +130,8 @@ attn_tile_kernel(float *out, const float *q, const float *k, const float *v, con
     const uint8_t *mrow = key_mask ? key_mask + b * S_cap : NULL;
     const int64_t tlast = (t0 + AT_BQ < T ? t0 + AT_BQ : T) - 1;
     const int64_t kend = S - T + tlast + 1;  // keys seen by the block's last query
+    // Window: the block's first query's first key, rounded down to a tile; rows mask the rest.
+    const int64_t kfirst = window > 0 && S - T + t0 + 1 > window ? (S - T + t0 + 1 - window) / AT_BK * AT_BK : 0;
     const int dp4 = (int)((D + 3) / 4);      // float4s per row that hold data (rest is zero)
 
     // Q tile, zero-padded past T and past D.
@@ -145,7 +151,7 @@ attn_tile_kernel(float *out, const float *q, const float *k, const float *v, con
     }
     float *Pw = Ps + warp * AT_RPW * AT_BK;
 
-    for (int64_t k0 = 0; k0 < kend; k0 += AT_BK) {
+    for (int64_t k0 = kfirst; k0 < kend; k0 += AT_BK) {
         __syncthreads();  // every warp is done with the previous K/V tile (and Qs is written)
         if (vec) {        // D % 4 == 0 and 16-byte aligned k, v: whole float4s
             for (int idx = tid; idx < AT_BK * (DMAX / 4); idx += AT_WARPS * 32) {
@@ -189,7 +195,7 @@ attn_tile_kernel(float *out, const float *q, const float *k, const float *v, con
 #pragma unroll
         for (int r = 0; r < AT_RPW; r++) {
             const int64_t tq = t0 + warp * AT_RPW + r;
-            const bool ok = key_ok && tq < T && key <= S - T + tq;
+            const bool ok = key_ok && tq < T && key <= S - T + tq && (window <= 0 || key > S - T + tq - window);
             const float sc = ok ? scale * s[r] : -INFINITY;
             const float tmax = zt_warp_max(sc);
             float p = 0.0f;
@@ -247,7 +253,7 @@ static int g_smem_set[ZT_MAX_DEVICES][4];  // per device: opt-in shared memory s
 template <int DMAX>
 static bool launch_tile(zt_ctx *c, float *out, const float *q, const float *k, const float *v, const uint8_t *mask,
                         int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D,
-                        float scale, int slot) {
+                        float scale, int64_t window, int slot) {
     constexpr size_t smem = tile_smem_bytes<DMAX>();
     if (smem > c->smem_optin) return false;
     if (!g_smem_set[c->device][slot]) {
@@ -260,28 +266,32 @@ static bool launch_tile(zt_ctx *c, float *out, const float *q, const float *k, c
     const int vec = D % 4 == 0 && zt_aligned(k, 16) && zt_aligned(v, 16);
     dim3 grid((unsigned)((T + AT_BQ - 1) / AT_BQ), (unsigned)Hq, (unsigned)B);
     attn_tile_kernel<DMAX><<<grid, AT_WARPS * 32, smem, c->stream>>>(out, q, k, v, mask, T, S, S_cap, Hq, Hkv, D,
-                                                                      scale, vec);
+                                                                      scale, window, vec);
     zt_launch_check("attention (tile)");
     return true;
 }
 
 void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
-                     int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale) {
+                     int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                     int64_t window) {
     if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return;
     zt_ctx *c = zt_ctx_get();
     if (!c) return;
     if (S_cap < S) S_cap = S;
-    if (S < T || Hq % Hkv != 0 || B > 65535 || Hq > 65535) {
-        zt_async_error((int)cudaErrorInvalidValue, "attention: bad shape B %lld T %lld S %lld Hq %lld Hkv %lld",
-                       (long long)B, (long long)T, (long long)S, (long long)Hq, (long long)Hkv);
+    if (S < T || Hq % Hkv != 0 || B > 65535 || Hq > 65535 || window < 0) {
+        zt_async_error((int)cudaErrorInvalidValue,
+                       "attention: bad shape B %lld T %lld S %lld Hq %lld Hkv %lld window %lld", (long long)B,
+                       (long long)T, (long long)S, (long long)Hq, (long long)Hkv, (long long)window);
         return;
     }
     const char *force = getenv("ZOTUNE_ATTN");
     const bool want_tile = force ? strcmp(force, "tile") == 0 : T >= 8;
     if (want_tile && D <= 256) {
-        bool done = D <= 64    ? launch_tile<64>(c, d_out, d_q, d_k, d_v, d_key_mask, B, T, S, S_cap, Hq, Hkv, D, scale, 0)
-                    : D <= 128 ? launch_tile<128>(c, d_out, d_q, d_k, d_v, d_key_mask, B, T, S, S_cap, Hq, Hkv, D, scale, 1)
-                               : launch_tile<256>(c, d_out, d_q, d_k, d_v, d_key_mask, B, T, S, S_cap, Hq, Hkv, D, scale, 2);
+        const float *q = d_q, *k = d_k, *v = d_v;
+        const uint8_t *m = d_key_mask;
+        bool done = D <= 64    ? launch_tile<64>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, scale, window, 0)
+                    : D <= 128 ? launch_tile<128>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, scale, window, 1)
+                               : launch_tile<256>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, scale, window, 2);
         if (done) return;
     }
     const size_t smem = (size_t)AW_WARPS * 2 * (size_t)D * sizeof(float);
@@ -301,6 +311,6 @@ void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const flo
     int64_t blocks = (rows + AW_WARPS - 1) / AW_WARPS;
     if (blocks > (int64_t)c->sm_count * 64) blocks = (int64_t)c->sm_count * 64;
     attn_warp_kernel<<<(unsigned)blocks, AW_WARPS * 32, smem, c->stream>>>(d_out, d_q, d_k, d_v, d_key_mask, B, T, S,
-                                                                           S_cap, Hq, Hkv, D, scale, vec);
+                                                                           S_cap, Hq, Hkv, D, scale, window, vec);
     zt_launch_check("attention (warp)");
 }

@@ -66,11 +66,11 @@ ZT_INTERNAL int64_t zt_cu_embedding(float *d_out, const void *d_table, zt_dtype 
                                     const int32_t *d_ids, int64_t n, int count_bad);
 // rope.cu
 ZT_INTERNAL void zt_cu_rope(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
-                            int64_t rot_dim, const float *d_inv_freq);
+                            int64_t rot_dim, const float *d_inv_freq, float scale);
 // attention.cu
 ZT_INTERNAL void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const float *d_v,
                                  const uint8_t *d_key_mask, int64_t B, int64_t T, int64_t S, int64_t S_cap,
-                                 int64_t Hq, int64_t Hkv, int64_t D, float scale);
+                                 int64_t Hq, int64_t Hkv, int64_t D, float scale, int64_t window);
 // gemm.cu
 ZT_INTERNAL int zt_cu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                             const float *d_A, int64_t lda, const float *d_B, int64_t ldb, float beta,

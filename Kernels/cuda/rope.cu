@@ -1,7 +1,8 @@
 // Rotary position embedding (GPT-NeoX / Hugging Face rotate_half layout) on x(n, heads, head_dim)
 // in place, as Kernels/cpu/rope.c:
 //   x[i] ← x[i]·cos − x[i+h]·sin,  x[i+h] ← x[i+h]·cos + x[i]·sin,  h = rot_dim/2, i < h,
-// angle = pos·inv_freq[i] as an f32 product. One block per token: the block computes the token's
+// angle = pos·inv_freq[i] as an f32 product, cos and sin each multiplied by the attention factor
+// `scale` (exact for 1). One block per token: the block computes the token's
 // cos/sin table once (a tile of frequencies at a time, in shared memory) and every head uses it.
 // cosf/sinf are CUDA's (≤ 2 ulp, full range reduction) instead of glibc's, so results agree with
 // the CPU within a few ulp; the products and sums are single roundings (__f*_rn) as on the CPU.
@@ -11,7 +12,8 @@
 #define ROPE_TILE 1024  // frequencies per shared-memory tile
 
 __global__ void __launch_bounds__(ROPE_THREADS) rope_kernel(float *x, const int32_t *pos, int64_t n, int64_t heads,
-                                                            int64_t head_dim, int64_t half, const float *inv_freq) {
+                                                            int64_t head_dim, int64_t half, const float *inv_freq,
+                                                            float scale) {
     __shared__ float cs[ROPE_TILE], sn[ROPE_TILE];
     for (int64_t t = blockIdx.x; t < n; t += gridDim.x) {
         const float fpos = (float)pos[t];
@@ -22,8 +24,8 @@ __global__ void __launch_bounds__(ROPE_THREADS) rope_kernel(float *x, const int3
             for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
                 float s, c;
                 sincosf(__fmul_rn(fpos, inv_freq[i0 + i]), &s, &c);
-                cs[i] = c;
-                sn[i] = s;
+                cs[i] = __fmul_rn(c, scale);
+                sn[i] = __fmul_rn(s, scale);
             }
             __syncthreads();
             for (int64_t e = threadIdx.x; e < heads * m; e += blockDim.x) {
@@ -39,12 +41,12 @@ __global__ void __launch_bounds__(ROPE_THREADS) rope_kernel(float *x, const int3
 }
 
 void zt_cu_rope(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
-                int64_t rot_dim, const float *d_inv_freq) {
+                int64_t rot_dim, const float *d_inv_freq, float scale) {
     const int64_t half = rot_dim / 2;
     if (n <= 0 || half <= 0 || heads <= 0) return;
     zt_ctx *c = zt_ctx_get();
     if (!c) return;
     const unsigned grid = (unsigned)(n < 65535 * 16 ? n : 65535 * 16);
-    rope_kernel<<<grid, ROPE_THREADS, 0, c->stream>>>(d_x, d_pos, n, heads, head_dim, half, d_inv_freq);
+    rope_kernel<<<grid, ROPE_THREADS, 0, c->stream>>>(d_x, d_pos, n, heads, head_dim, half, d_inv_freq, scale);
     zt_launch_check("rope");
 }

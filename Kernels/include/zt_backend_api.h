@@ -40,7 +40,7 @@ typedef struct zt_zo_list_item {
     float decay;         // this tensor's ηλ (replaces args->decay)
 } zt_zo_list_item;
 
-#define ZT_BACKEND_ABI_VERSION 6u
+#define ZT_BACKEND_ABI_VERSION 7u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -112,9 +112,10 @@ typedef struct zt_backend_api {
     int64_t (*embedding)(float *d_out, const void *d_table, zt_dtype dtype, int64_t vocab, int64_t dim,
                       const int32_t *d_ids, int64_t n, int count_bad);
     void (*rope)(float *d_x, const int32_t *d_pos, int64_t n, int64_t heads, int64_t head_dim,
-                 int64_t rot_dim, const float *d_inv_freq);
+                 int64_t rot_dim, const float *d_inv_freq, float scale);
     void (*attention)(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
-                      int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+                      int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                      int64_t window);
     void (*copy_2d)(float *d_dst, int64_t ldd, const float *d_src, int64_t lds, int64_t rows, int64_t cols);
 
     // ---- GEMM (OpenBLAS / cuBLAS, row-major like zt_sgemm; returns 0 or a BLAS status) ----

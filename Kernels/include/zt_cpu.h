@@ -105,9 +105,11 @@ int64_t zt_embedding(float *out, const void *table, zt_dtype dtype, int64_t voca
 // x(n, heads, head_dim) in place. For token t at position pos[t], the first rot_dim dims of each
 // head are rotated in pairs (i, i + rot_dim/2), i < rot_dim/2, by angle pos[t]·inv_freq[i]
 // (f32 product, as transformers computes it). inv_freq(rot_dim/2) carries theta and rope scaling.
-// rot_dim must be even.
+// rot_dim must be even. scale multiplies cos and sin (f32 products, before the rotation), as
+// transformers applies a LongRoPE/YaRN attention factor (cos·attention_scaling): the rotated dims
+// are x·(cos·scale) − y·(sin·scale); scale = 1 is exact (the unscaled rotation).
 void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t head_dim,
-             int64_t rot_dim, const float *inv_freq);
+             int64_t rot_dim, const float *inv_freq, float scale);
 
 // ---- Attention ---------------------------------------------------------------------------------
 // Causal attention with a key padding mask, grouped-query aware, reading a KV cache in place.
@@ -115,11 +117,16 @@ void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t hea
 //   is the cache capacity, the batch stride; S_cap = S without a cache). The T queries are the
 //   last T positions: query t sits at key index S − T + t, so S − T is the cached length.
 //   Hq % Hkv == 0 and query head h reads kv head h / (Hq / Hkv). key_mask(B, S_cap): 1 = attend,
-//   0 = padding (NULL: all). out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v; a query
+//   0 = padding (NULL: all). window > 0: sliding window (transformers' sliding_window_overlay),
+//   query t at key index i = S − T + t sees only keys i − window < j ≤ i (window keys including
+//   itself); 0 = no window. out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v; a query
 //   with no allowed key gets 0. out must not alias q, k or v (it is the running accumulator).
-// Online (flash-style) softmax: no score matrix is stored.
+// Online (flash-style) softmax: no score matrix is stored; a window is a key range (O(window) per
+// query). Results do not depend on left padding beyond rounding (key tiles start at the row's first
+// unmasked key); window ≥ S gives exactly the unwindowed result.
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale);
+                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                  int64_t window);
 
 // dst(rows, cols) with leading dimension ldd = src(rows, cols) with leading dimension lds (f32).
 void zt_copy_2d(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols);

@@ -84,11 +84,14 @@ public protocol Backend: AnyObject, Sendable {
     /// wait for its stream); an out-of-range id then gives a zero row.
     func embedding(_ out: Tensor, table: Tensor, ids: Tensor, checkedOnHost: Bool) throws
     /// Rotary embedding of x (tokens, heads, headDim) in place at i32 `positions` (tokens);
-    /// `invFreq` (rotaryDim/2) carries theta and any rope scaling.
-    func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor)
+    /// `invFreq` (rotaryDim/2) carries theta and any rope scaling, `scale` the attention factor
+    /// (LongRoPE, YaRN) that multiplies cos and sin (1: none, exactly the unscaled rotation).
+    func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor, scale: Float)
     /// Causal attention, q/out (B, T, Hq, D), k/v (B, S_cap, Hkv, D) of which the first
     /// `keyLength` (default S_cap) positions are used, u8 keyMask (B, S_cap); see zt_attention.
-    func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float)
+    /// `window` > 0: sliding window, query at key index i sees keys i − window < j ≤ i (0: all).
+    func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float,
+                   window: Int)
     /// dst[r·ldd + c] = src[r·lds + c] for r < rows, c < cols (f32; offsets are the tensors' own).
     func copy2D(_ dst: Tensor, ldd: Int, from src: Tensor, lds: Int, rows: Int, cols: Int)
 
@@ -290,6 +293,16 @@ extension Backend {
     /// The same, counting out-of-range ids on the device.
     public func embedding(_ out: Tensor, table: Tensor, ids: Tensor) throws {
         try embedding(out, table: table, ids: ids, checkedOnHost: false)
+    }
+
+    /// Rotary embedding without an attention factor.
+    public func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor) {
+        rope(x, positions: positions, headDim: headDim, rotaryDim: rotaryDim, invFreq: invFreq, scale: 1)
+    }
+
+    /// Causal attention without a sliding window.
+    public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float) {
+        attention(out, q: q, k: k, v: v, keyLength: keyLength, keyMask: keyMask, scale: scale, window: 0)
     }
 
     /// The tensor's elements as f32 on the host (converting f16/bf16).

@@ -346,16 +346,17 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         if bad != 0 { throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))") }
     }
 
-    public func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor) {
+    public func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor, scale: Float) {
         let tokens = positions.count
         precondition(positions.dtype == .i32 && tokens > 0 && x.count % (tokens * headDim) == 0,
                      "rope: \(x.shape) for \(tokens) positions")
         precondition(rotaryDim % 2 == 0 && rotaryDim <= headDim && invFreq.count == rotaryDim / 2, "rope: rotary dim \(rotaryDim)")
         let heads = x.count / (tokens * headDim)
-        api.rope(x.f32, positions.i32, Int64(tokens), Int64(heads), Int64(headDim), Int64(rotaryDim), invFreq.f32)
+        api.rope(x.f32, positions.i32, Int64(tokens), Int64(heads), Int64(headDim), Int64(rotaryDim), invFreq.f32, scale)
     }
 
-    public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float) {
+    public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float,
+                          window: Int) {
         // q, out (B, T, Hq, D); k, v (B, S_cap, Hkv, D); keyMask (B, S_cap) u8
         precondition(q.rank == 4 && k.rank == 4 && k.shape == v.shape && out.shape == q.shape,
                      "attention shapes q \(q.shape) k \(k.shape) v \(v.shape) out \(out.shape)")
@@ -366,8 +367,9 @@ public final class KernelBackend: Backend, @unchecked Sendable {
                      "attention shapes q \(q.shape) k \(k.shape) with \(s) keys")
         precondition(keyMask.map { $0.dtype == .u8 && $0.count == b * cap } ?? true,
                      "attention key mask must be u8 (B, S_cap) = (\(b), \(cap))")
+        precondition(window >= 0, "attention window \(window) must be ≥ 0 (0: no window)")
         api.attention(out.f32, q.f32, k.f32, v.f32, keyMask?.pointer.assumingMemoryBound(to: UInt8.self),
-                      Int64(b), Int64(t), Int64(s), Int64(cap), Int64(hq), Int64(hkv), Int64(d), scale)
+                      Int64(b), Int64(t), Int64(s), Int64(cap), Int64(hq), Int64(hkv), Int64(d), scale, Int64(window))
     }
 
     public func copy2D(_ dst: Tensor, ldd: Int, from src: Tensor, lds: Int, rows: Int, cols: Int) {

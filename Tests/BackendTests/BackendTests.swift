@@ -133,6 +133,35 @@ final class KernelBackendTests: XCTestCase {
         XCTAssertEqual(backend.toHost(c), expected)   // small integers: exact in f32
     }
 
+    // The window and the rope factor reach the kernels; the overloads without them mean none.
+    func testAttentionWindowAndRopeFactorArePassedOn() throws {
+        let (t, h, d) = (6, 2, 4)
+        let q = try backend.tensor((0..<(t * h * d)).map { Float($0 % 7) * 0.1 }, shape: [1, t, h, d], tag: .activations)
+        let kv = (0..<(t * h * d)).map { Float($0 % 5) - 2 }
+        let k = try backend.tensor(kv.reversed(), shape: [1, t, h, d], tag: .activations)
+        let v = try backend.tensor(kv, shape: [1, t, h, d], tag: .activations)
+        let one = try backend.allocate([1, t, h, d], tag: .activations), all = try backend.allocate([1, t, h, d], tag: .activations)
+        backend.attention(one, q: q, k: k, v: v, keyLength: nil, keyMask: nil, scale: 0.5, window: 1)
+        // Window 1: each query sees only its own key, weight exactly 1, so the output is v.
+        XCTAssertEqual(backend.toHost(one), kv)
+        backend.attention(all, q: q, k: k, v: v, keyLength: nil, keyMask: nil, scale: 0.5)
+        let windowed = try backend.allocate([1, t, h, d], tag: .activations)
+        backend.attention(windowed, q: q, k: k, v: v, keyLength: nil, keyMask: nil, scale: 0.5, window: t)
+        XCTAssertEqual(backend.toHost(all), backend.toHost(windowed), "window ≥ S is no window")
+        XCTAssertNotEqual(backend.toHost(all), kv)
+
+        // Factor 2 (a power of two: exact) doubles the rotated dims and leaves the others.
+        let x0 = (0..<(3 * h * 8)).map { Float($0 % 9) * 0.25 - 1 }
+        let pos = try backend.tensor([Int32(0), 5, 900], shape: [3], tag: .scratch)
+        let inv = try backend.tensor([1, 0.1], shape: [2], tag: .weights)
+        let plain = try backend.tensor(x0, shape: [3, h, 8], tag: .activations)
+        let scaled = try backend.tensor(x0, shape: [3, h, 8], tag: .activations)
+        backend.rope(plain, positions: pos, headDim: 8, rotaryDim: 4, invFreq: inv)
+        backend.rope(scaled, positions: pos, headDim: 8, rotaryDim: 4, invFreq: inv, scale: 2)
+        let p = backend.toHost(plain), s = backend.toHost(scaled)
+        for i in 0..<x0.count { XCTAssertEqual(s[i], i % 8 < 4 ? 2 * p[i] : x0[i], "element \(i)") }
+    }
+
     func testEmbeddingRejectsOutOfRangeIds() throws {
         let table = try backend.tensor((0..<12).map(Float.init), shape: [4, 3], tag: .weights)
         let out = try backend.allocate([2, 3], tag: .activations)

@@ -318,7 +318,7 @@ final class OpsTests: XCTestCase {
             let pos = (0..<n).map { t -> Int32 in [0, 1, 7, 4095, 131_071][t % 5] + Int32(t / 5) }
             let x0 = rng.array(n * heads * hd)
             var x = x0
-            zt_rope(&x, pos, Int64(n), Int64(heads), Int64(hd), Int64(rot), invFreq)
+            zt_rope(&x, pos, Int64(n), Int64(heads), Int64(hd), Int64(rot), invFreq, 1)
             var want = x0.map(Double.init)
             for t in 0..<n {
                 for h in 0..<heads {
@@ -343,12 +343,57 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    /// The attention factor (LongRoPE, YaRN) multiplies cos and sin: rotated dims become
+    /// x·cos·f − y·sin·f, the pass-through dims stay as they were.
+    func testRoPEAttentionFactor() {
+        var rng = Rng(9)
+        let (n, heads, hd, rot) = (37, 3, 96, 64)
+        let half = rot / 2
+        let invFreq = (0..<half).map { Float(1.0 / pow(10000.0, Double(2 * $0) / Double(rot))) }
+        let pos = (0..<n).map { Int32($0 * 113 % 4096) }
+        let x0 = rng.array(n * heads * hd)
+        for f: Float in [1.1902, 0.75] {
+            var x = x0
+            zt_rope(&x, pos, Int64(n), Int64(heads), Int64(hd), Int64(rot), invFreq, f)
+            var want = x0.map(Double.init)
+            for t in 0..<n {
+                for h in 0..<heads {
+                    let base = (t * heads + h) * hd
+                    for i in 0..<half {
+                        let ang = Double(Float(pos[t]) * invFreq[i])
+                        let x1 = Double(x0[base + i]), x2 = Double(x0[base + i + half])
+                        want[base + i] = (x1 * cos(ang) - x2 * sin(ang)) * Double(f)
+                        want[base + i + half] = (x2 * cos(ang) + x1 * sin(ang)) * Double(f)
+                    }
+                    assertBitwise(Array(x[base + rot..<base + hd]), Array(x0[base + rot..<base + hd]), "rope tail")
+                }
+            }
+            // As testRoPE, each of the two terms carries one more rounding (cos·f, sin·f) and the
+            // result is f times larger: a few ulp(f).
+            assertClose(x, want, abs: 1e-6 * Double(f), "rope factor \(f)")
+        }
+        // A power of two scales exactly (every product and the sum just move the exponent), so
+        // factor 2 is bit for bit twice factor 1: the factor multiplies each table entry once.
+        var one = x0, two = x0
+        zt_rope(&one, pos, Int64(n), Int64(heads), Int64(hd), Int64(rot), invFreq, 1)
+        zt_rope(&two, pos, Int64(n), Int64(heads), Int64(hd), Int64(rot), invFreq, 2)
+        for t in 0..<n {
+            for h in 0..<heads {
+                let base = (t * heads + h) * hd
+                assertBitwise(Array(two[base..<base + rot]), Array(one[base..<base + rot]).map { 2 * $0 }, "factor 2")
+            }
+        }
+    }
+
     // MARK: Attention
 
+    /// Dense reference in Double: k, v (B, cap, Hkv, D) and mask (B, cap), cap defaulting to S;
+    /// window > 0 keeps keys i − window < s ≤ i of the query at key index i = S − T + t.
     private func refAttention(q: [Float], k: [Float], v: [Float], mask: [UInt8]?,
-                              B: Int, T: Int, S: Int, Hq: Int, Hkv: Int, D: Int, scale: Float) -> [Double] {
+                              B: Int, T: Int, S: Int, cap: Int? = nil, Hq: Int, Hkv: Int, D: Int, scale: Float,
+                              window: Int = 0) -> [Double] {
         var out = [Double](repeating: 0, count: B * T * Hq * D)
-        let group = Hq / Hkv
+        let group = Hq / Hkv, C = cap ?? S
         for b in 0..<B {
             for t in 0..<T {
                 for h in 0..<Hq {
@@ -356,8 +401,9 @@ final class OpsTests: XCTestCase {
                     let qo = ((b * T + t) * Hq + h) * D
                     var keys: [Int] = []
                     var scores: [Double] = []
-                    for s in 0...(S - T + t) where mask?[b * S + s] ?? 1 != 0 {
-                        let ko = ((b * S + s) * Hkv + kh) * D
+                    let i = S - T + t
+                    for s in 0...i where mask?[b * C + s] ?? 1 != 0 && (window == 0 || s > i - window) {
+                        let ko = ((b * C + s) * Hkv + kh) * D
                         var dot = 0.0
                         for d in 0..<D { dot += Double(q[qo + d]) * Double(k[ko + d]) }
                         keys.append(s)
@@ -366,9 +412,9 @@ final class OpsTests: XCTestCase {
                     guard let m = scores.max() else { continue }  // no allowed key: zeros
                     let w = scores.map { exp($0 - m) }
                     let l = w.reduce(0, +)
-                    for (i, s) in keys.enumerated() {
-                        let vo = ((b * S + s) * Hkv + kh) * D
-                        for d in 0..<D { out[qo + d] += w[i] / l * Double(v[vo + d]) }
+                    for (n, s) in keys.enumerated() {
+                        let vo = ((b * C + s) * Hkv + kh) * D
+                        for d in 0..<D { out[qo + d] += w[n] / l * Double(v[vo + d]) }
                     }
                 }
             }
@@ -385,7 +431,7 @@ final class OpsTests: XCTestCase {
         let scale = 1 / Float(D).squareRoot()
         var out = [Float](repeating: .nan, count: B * T * Hq * D)  // NaN: every row must be written
         withOptional(mask) { mp in
-            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), scale)
+            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), scale, 0)
         }
         let want = refAttention(q: q, k: k, v: v, mask: mask, B: B, T: T, S: S, Hq: Hq, Hkv: Hkv, D: D, scale: scale)
         assertClose(out, want, abs: tol, what, file: file, line: line)
@@ -427,8 +473,114 @@ final class OpsTests: XCTestCase {
 
         // Direct check of the zero rule on a hand case: one query, its only key masked.
         var out: [Float] = [.nan, .nan]
-        zt_attention(&out, [1, 1], [1, 1], [1, 1], [0], 1, 1, 1, 1, 1, 1, 2, 1)
+        zt_attention(&out, [1, 1], [1, 1], [1, 1], [0], 1, 1, 1, 1, 1, 1, 2, 1, 0)
         XCTAssertEqual(out, [0, 0])
+    }
+
+    /// Runs zt_attention on random q, k, v (k and v (B, cap, Hkv, D); positions ≥ S hold NaN, so
+    /// reading past the used keys shows) and returns the output with the Double reference.
+    private func windowRun(B: Int, T: Int, S: Int, cap: Int, Hq: Int, Hkv: Int, D: Int, mask: [UInt8]?,
+                           window: Int, seed: UInt64) -> (got: [Float], want: [Double]) {
+        var rng = Rng(seed)
+        let q = rng.array(B * T * Hq * D)
+        var k = rng.array(B * cap * Hkv * D), v = rng.array(B * cap * Hkv * D)
+        for b in 0..<B { for e in (b * cap + S) * Hkv * D..<(b + 1) * cap * Hkv * D { k[e] = .nan; v[e] = .nan } }
+        let scale = 1 / Float(D).squareRoot()
+        var out = [Float](repeating: .nan, count: q.count)  // NaN: every row must be written
+        withOptional(mask) { mp in
+            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(cap), Int64(Hq), Int64(Hkv), Int64(D),
+                         scale, Int64(window))
+        }
+        return (out, refAttention(q: q, k: k, v: v, mask: mask, B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D,
+                                  scale: scale, window: window))
+    }
+
+    /// Bound on |kernel − exact| (derived, not fitted) for q, k, v in [−1, 1) and scale 1/√D; u = 2⁻²⁴.
+    /// A score s = scale·Σ q_d k_d over D f32 products has |Δs| ≤ (D + 1)·u·√D (|Σ| ≤ D); a weight
+    /// exp(s − m) then has relative error ε ≤ 2|Δs| (s and the max m) + u·2√D (the subtraction)
+    /// + 2u (zt_exp); relative weight errors ε move a mean of values within 2 of each other by ≤ 2ε;
+    /// Σ p·v and Σ p over ≤ keys terms, the per-tile rescales and the final division add
+    /// ≤ (keys + keys/64 + 3)·u. A wrong key, window edge or head moves outputs by O(1/window) ≫ this.
+    private func windowTolerance(D: Int, keys: Int) -> Double {
+        let u = 0x1p-24, r = Double(D).squareRoot()
+        let eps = 2 * Double(D + 1) * u * r + 2 * u * r + 2 * u
+        return 2 * eps + Double(keys + keys / 64 + 3) * u
+    }
+
+    func testAttentionWindowAgainstDenseReference() {
+        // (B, T, S, cap, Hq, Hkv, D, windows): no cache (S = T, prefill over several key tiles and
+        // query blocks), a cache (S > T, cap > S, NaN past S), GQA Hq = 2·Hkv throughout, a T = 1
+        // decode step, head sizes on each kernel path (64 and 128 constant, 300 without the
+        // transposed tile), windows of 1 (only itself), 3, across a 64-key tile edge, and near S.
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, [Int])] = [
+            (2, 70, 70, 70, 4, 2, 16, [1, 3, 17, 64, 65]),
+            (2, 5, 100, 128, 4, 2, 16, [1, 3, 37, 96, 99]),
+            (2, 1, 300, 320, 4, 2, 16, [1, 3, 100, 299]),
+            (1, 40, 100, 100, 4, 2, 64, [1, 3, 20]),
+            (1, 33, 90, 96, 2, 1, 128, [3, 50]),
+            (1, 5, 70, 70, 2, 1, 300, [1, 5]),
+        ]
+        for (B, T, S, cap, Hq, Hkv, D, windows) in cases {
+            for (n, w) in windows.enumerated() {
+                let r = windowRun(B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D, mask: nil, window: w,
+                                  seed: UInt64(40 + n))
+                assertClose(r.got, r.want, abs: windowTolerance(D: D, keys: min(w, S)),
+                            "B \(B) T \(T) S \(S) cap \(cap) Hq \(Hq) Hkv \(Hkv) D \(D) window \(w)")
+            }
+        }
+        // Left padding through key_mask, with a cache: batch 0 has 12 padded keys, so with window 3
+        // its first queries see only padding (output 0) and the next ones part of their window;
+        // batch 1 has a masked run in the middle of its windows. Prefill (T = S) and decode (T = 1).
+        for (T, S, cap) in [(40, 40, 48), (1, 90, 100), (6, 30, 30)] {
+            var mask = [UInt8](repeating: 1, count: 2 * cap)
+            for s in 0..<12 { mask[s] = 0 }
+            for s in (S - 10)..<(S - 4) { mask[cap + s] = 0 }
+            for (n, w) in [1, 3, 8, 25].enumerated() {
+                let r = windowRun(B: 2, T: T, S: S, cap: cap, Hq: 4, Hkv: 2, D: 16, mask: mask, window: w,
+                                  seed: UInt64(50 + n))
+                assertClose(r.got, r.want, abs: windowTolerance(D: 16, keys: min(w, S)),
+                            "left padding T \(T) S \(S) window \(w)")
+            }
+        }
+    }
+
+    /// window ≥ S allows every causal key: exactly the unwindowed kernel, bit for bit.
+    func testAttentionWindowCoveringAllKeysIsNoWindow() {
+        let (B, T, S, cap, Hq, Hkv, D) = (2, 40, 100, 104, 4, 2, 64)
+        var mask = [UInt8](repeating: 1, count: B * cap)
+        for s in 0..<7 { mask[s] = 0 }
+        for m in [nil, mask] {
+            let none = windowRun(B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D, mask: m, window: 0, seed: 60).got
+            for w in [S, S + 1, Int(Int64.max)] {
+                let got = windowRun(B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D, mask: m, window: w, seed: 60).got
+                assertBitwise(got, none, "window \(w) vs none, mask \(m != nil)")
+            }
+        }
+    }
+
+    /// Left padding does not change a row's rounding: key tiles start at the first unmasked key, so a
+    /// sequence behind p padded keys gives bit for bit the rows of the same sequence unpadded, with
+    /// and without a window (p = 77 puts the tiles of the padded run off the 64-key grid).
+    func testAttentionRowsDoNotDependOnLeftPadding() {
+        let (n, Hq, Hkv, D) = (90, 4, 2, 32)
+        var rng = Rng(61)
+        let q = rng.array(n * Hq * D), k = rng.array(n * Hkv * D), v = rng.array(n * Hkv * D)
+        for p in [5, 77] {
+            let S = n + p
+            let pad = [Float](repeating: 0.5, count: p * Hkv * D), padQ = [Float](repeating: 0.5, count: p * Hq * D)
+            let mask = [UInt8](repeating: 0, count: p) + [UInt8](repeating: 1, count: n)
+            for w in [0, 3, 70] {
+                let scale: Float = 0.2
+                var plain = [Float](repeating: .nan, count: n * Hq * D), padded = [Float](repeating: .nan, count: S * Hq * D)
+                zt_attention(&plain, q, k, v, nil, 1, Int64(n), Int64(n), Int64(n), Int64(Hq), Int64(Hkv), Int64(D), scale,
+                             Int64(w))
+                zt_attention(&padded, padQ + q, pad + k, pad + v, mask, 1, Int64(S), Int64(S), Int64(S), Int64(Hq),
+                             Int64(Hkv), Int64(D), scale, Int64(w))
+                assertBitwise(Array(padded[(p * Hq * D)...]), plain, "padding \(p), window \(w)")
+                XCTAssertEqual(Array(padded[..<(p * Hq * D)]), [Float](repeating: 0, count: p * Hq * D),
+                               "padded queries see no key")
+            }
+        }
     }
 
     // MARK: GEMM
@@ -578,7 +730,7 @@ final class OpsTests: XCTestCase {
             zt_gelu_tanh(&c, x, Int64(rows * dim))
             zt_rmsnorm(&d, x, gamma, Int64(rows), Int64(dim), 1e-6)
             var o = [Float](repeating: 0, count: B * T * Hq * D)
-            zt_attention(&o, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2)
+            zt_attention(&o, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2, 0)
             return [a, b, c, d, o]
         }
         zt_set_num_threads(1)

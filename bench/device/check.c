@@ -1508,8 +1508,10 @@ static void dev_dequant(void) {
 
 static void dev_rope(void) {
     section("rope (tolerance)");
-    const struct { int64_t n, heads, hd, rot; } cs[] = {{50, 6, 64, 32}, {37, 4, 128, 128}, {5, 2, 80, 64}};
-    char name[96];
+    // scale: LongRoPE's attention factor √(1 + ln 32 / ln 4096) ≈ 1.19 on cos and sin.
+    const struct { int64_t n, heads, hd, rot; float scale; } cs[] = {
+        {50, 6, 64, 32, 1.0f}, {37, 4, 128, 128, 1.0f}, {5, 2, 80, 64, 1.0f}, {37, 4, 96, 96, 1.1902f}};
+    char name[112];
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         const int64_t n = cs[k].n, heads = cs[k].heads, hd = cs[k].hd, half = cs[k].rot / 2, total = n * heads * hd;
         float *x = hmalloc(total * 4), *g = hmalloc(total * 4), *inv = hmalloc(half * 4);
@@ -1523,12 +1525,13 @@ static void dev_rope(void) {
         h2d(dx, x, total * 4);
         h2d(dinv, inv, half * 4);
         h2d(dpos, pos, n * 4);
-        G->rope(dx, dpos, n, heads, hd, cs[k].rot, dinv);
+        G->rope(dx, dpos, n, heads, hd, cs[k].rot, dinv, cs[k].scale);
         d2h(g, dx, total * 4);
-        zt_rope(x, pos, n, heads, hd, cs[k].rot, inv);
-        snprintf(name, sizeof name, "rope n %lld heads %lld hd %lld rot %lld", (long long)n, (long long)heads,
-                 (long long)hd, (long long)cs[k].rot);
-        check_close(name, g, x, total, 2e-6, 2e-5);
+        zt_rope(x, pos, n, heads, hd, cs[k].rot, inv, cs[k].scale);
+        snprintf(name, sizeof name, "rope n %lld heads %lld hd %lld rot %lld scale %g", (long long)n, (long long)heads,
+                 (long long)hd, (long long)cs[k].rot, cs[k].scale);
+        // The errors scale with the factor (both cos and sin carry it).
+        check_close(name, g, x, total, 2e-6 * cs[k].scale, 2e-5);
         dfree(dx); dfree(dinv); dfree(dpos);
         free(x); free(g); free(inv); free(pos);
     }
@@ -1536,14 +1539,23 @@ static void dev_rope(void) {
 
 static void dev_attention(void) {
     section("attention (tolerance; both kernels where they apply)");
-    const struct { int64_t B, T, S, S_cap, Hq, Hkv, D; int mask; const char *what; } cs[] = {
-        {2, 5, 9, 12, 8, 2, 64, 2, "GQA 4:1, cache, a query with no key"},
-        {1, 200, 200, 200, 4, 4, 128, 0, "prefill, no mask"},
-        {2, 40, 100, 128, 8, 2, 80, 1, "GQA, cache, random mask, D 80"},
-        {1, 33, 70, 70, 2, 1, 256, 1, "D 256, MQA"},
-        {1, 17, 17, 17, 3, 1, 30, 1, "D 30 (not /4)"},
-        {3, 1, 300, 512, 8, 8, 128, 1, "decode, cache, mask"},
-        {1, 9, 20, 24, 2, 2, 320, 0, "D 320 (warp kernel only)"},
+    // window: sliding-window attention (0 = none); windows smaller than a key tile, spanning
+    // tiles, with a cache, a decode step, and window ≥ S (then bit-identical to no window, below).
+    const struct { int64_t B, T, S, S_cap, Hq, Hkv, D; int mask; int64_t window; const char *what; } cs[] = {
+        {2, 5, 9, 12, 8, 2, 64, 2, 0, "GQA 4:1, cache, a query with no key"},
+        {1, 200, 200, 200, 4, 4, 128, 0, 0, "prefill, no mask"},
+        {2, 40, 100, 128, 8, 2, 80, 1, 0, "GQA, cache, random mask, D 80"},
+        {1, 33, 70, 70, 2, 1, 256, 1, 0, "D 256, MQA"},
+        {1, 17, 17, 17, 3, 1, 30, 1, 0, "D 30 (not /4)"},
+        {3, 1, 300, 512, 8, 8, 128, 1, 0, "decode, cache, mask"},
+        {1, 9, 20, 24, 2, 2, 320, 0, 0, "D 320 (warp kernel only)"},
+        {2, 5, 9, 12, 8, 2, 64, 2, 1, "window 1, cache, a query with no key"},
+        {1, 200, 200, 200, 4, 4, 128, 0, 50, "prefill, window 50"},
+        {2, 40, 100, 128, 8, 2, 80, 1, 7, "GQA, cache, random mask, window 7"},
+        {1, 17, 17, 17, 3, 1, 30, 1, 3, "D 30, window 3"},
+        {3, 1, 300, 512, 8, 8, 128, 1, 37, "decode, cache, mask, window 37"},
+        {1, 9, 20, 24, 2, 2, 320, 0, 5, "D 320 (warp kernel only), window 5"},
+        {2, 40, 100, 128, 8, 2, 64, 1, 100, "window = S"},
     };
     const char *modes[3] = {NULL, "tile", "warp"};
     char name[128];
@@ -1567,16 +1579,26 @@ static void dev_attention(void) {
         h2d(dv, v, nkv * 4);
         h2d(dm, mask, B * Sc);
         const float scale = 1.0f / sqrtf((float)D);
-        zt_attention(c, q, kk, v, cs[k].mask ? mask : NULL, B, T, S, Sc, Hq, Hkv, D, scale);
+        const int64_t W = cs[k].window;
+        zt_attention(c, q, kk, v, cs[k].mask ? mask : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W);
+        float *g0 = W >= S ? hmalloc(nq * 4) : NULL;
         for (int mi = 0; mi < 3; mi++) {
             if (mi == 1 && D > 256) continue;
             if (modes[mi]) setenv("ZOTUNE_ATTN", modes[mi], 1); else unsetenv("ZOTUNE_ATTN");
             dpoison(dout, nq * 4);
-            G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale);
+            G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W);
             d2h(g, dout, nq * 4);
             snprintf(name, sizeof name, "%s [%s]", cs[k].what, modes[mi] ? modes[mi] : "auto");
             check_close(name, g, c, nq, 1e-5, 1e-4);
+            if (g0) {  // window ≥ S allows every causal key: the same kernel without a window
+                dpoison(dout, nq * 4);
+                G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, 0);
+                d2h(g0, dout, nq * 4);
+                snprintf(name, sizeof name, "%s == window 0 [%s]", cs[k].what, modes[mi] ? modes[mi] : "auto");
+                check_bits(name, g, g0, nq, 4);
+            }
         }
+        free(g0);
         unsetenv("ZOTUNE_ATTN");
         dfree(dq); dfree(dk); dfree(dv); dfree(dout); dfree(dm);
         free(q); free(kk); free(v); free(g); free(c); free(mask);
@@ -2355,7 +2377,7 @@ int main(int argc, char **argv) {
             const zt_zo_update_args za = zo_args(ZT_ZO_ADAM, 1, 1, 1e-3f);
             cuda->zo_update(ZT_ZO_ADAM, NULL, ZT_F32, NULL, NULL, 16, 0, 1, 1, 0, &za);
             cuda->perturb_hessian(NULL, ZT_F32, NULL, 16, 0, 1, 1, 0, 1.0f);
-            cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f);
+            cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f, 0);
             int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3, 1);
             int64_t e2 = cuda->dequantize_rows(NULL, ZT_F32, NULL, ZT_GGML_Q4_1, 4, 32, NULL, 4, 1);
             result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1 && e2 == -1, "entry points fail cleanly without a GPU",
