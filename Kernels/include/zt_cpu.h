@@ -122,8 +122,9 @@ void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t hea
 //   itself); 0 = no window. out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v; a query
 //   with no allowed key gets 0. out must not alias q, k or v (it is the running accumulator).
 // Online (flash-style) softmax: no score matrix is stored; a window is a key range (O(window) per
-// query). Results do not depend on left padding beyond rounding (key tiles start at the row's first
-// unmasked key); window ≥ S gives exactly the unwindowed result.
+// query). A row's bits do not depend on how many padded keys precede the sequence (key tiles start
+// at the row's first unmasked key); window ≥ S gives exactly the unwindowed result. CPU: a negative
+// window counts as 0 (the CUDA twin reports it as an error).
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                   int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                   int64_t window);
