@@ -3,16 +3,41 @@ import XCTest
 import ZOTuneBackend
 import ZOTuneModels
 
-/// Qwen2/Qwen2.5 (Architectures/Qwen2.swift: Llama's layer with q/k/v biases and no o bias)
-/// against transformers' Qwen2ForCausalLM on tiny random checkpoints whose biases and norm gains
-/// are non-zero (Fixtures/make_model_fixtures.py), so a missing or extra bias cannot pass.
+/// The families added on the family design (Architectures/: Qwen2, Qwen3, Mistral with its
+/// sliding window, Phi-3 with fused projections, partial rotary and LongRoPE) against
+/// transformers on tiny random checkpoints whose biases and norm gains are non-zero
+/// (Fixtures/make_model_fixtures.py), so a missing or extra bias or norm cannot pass, and whose
+/// 7-token prompts are longer than any window (a window ignored moves logits by 0.8–5.7).
 extension ForwardParityTests {
     // f32, the same bound as Llama's and for the same reason: the same math as PyTorch up to the
-    // summation order of 32- and 64-long dot products, ~1e-6 relative on logits of magnitude ~5
-    // after two layers (measured: 4.2e-6 worst over both fixtures); 1e-4 leaves room for any BLAS
-    // kernel choice.
+    // summation order of 32- to 128-long dot products, ~1e-6 relative on logits of magnitude ~5
+    // after two layers (measured ≤ 4.2e-6 on every fixture below); 1e-4 leaves room for any BLAS
+    // kernel choice and is 4 orders below what a missing bias, norm or window changes.
     func testQwen2QKVBiasUntied() throws { try checkParity("qwen2", tol: 1e-4) }
     func testQwen2TiedOneKVHead() throws { try checkParity("qwen2_tied", tol: 1e-4) }
+    func testQwen2SlidingWindowOnLaterLayers() throws { try checkParity("qwen2_swa", tol: 1e-4) }
+    func testQwen3QKNormHeadDim16() throws { try checkParity("qwen3", tol: 1e-4) }
+    func testQwen3TiedAttentionBias() throws { try checkParity("qwen3_tied", tol: 1e-4) }
+    func testMistralSlidingWindow() throws { try checkParity("mistral_swa", tol: 1e-4) }
+    func testPhi3FusedProjections() throws { try checkParity("phi3", tol: 1e-4) }
+    /// The padded batch reaches position 6 > original context 4 (long factors); the unpadded
+    /// sequences of 4 and 1 tokens stay within it (short factors), as transformers picks them.
+    func testPhi3LongRopePartialRotaryWindow() throws { try checkParity("phi3_longrope", tol: 1e-4) }
+
+    /// The same checkpoints written as llama.cpp's converter writes them (Fixtures/make_family_gguf.py:
+    /// its names, Llama's q/k row permutation, Phi-3's fused attn_qkv and ffn_up, LongRoPE's factor
+    /// tensors, F32 data), configured from the GGUF metadata alone: the same logits, same bound.
+    /// The converter drops Mistral's and Qwen2's windows (no such key), so those two files are not
+    /// expected to match and are left out; Llama 3's rope_freqs is refused (testLlama3GGUFRefused).
+    func testFamiliesFromGGUF() throws {
+        for model in ["llama", "qwen2", "qwen2_tied", "qwen3", "qwen3_tied", "phi3", "phi3_longrope"] {
+            try checkParity(model, gguf: true, tol: 1e-4)
+        }
+    }
+
+    func testLlama3GGUFRefused() throws {
+        XCTAssertThrowsError(try load("llama3", gguf: true)) { XCTAssertEqual(($0 as? ModelError)?.field, "rope_freqs.weight", "\($0)") }
+    }
 
     /// The checkpoint's tensors are the family's: q/k/v biases, no o or MLP bias, a tied head shared.
     func testQwen2TensorsAndTying() throws {
@@ -26,17 +51,41 @@ extension ForwardParityTests {
         XCTAssertTrue(tied.weights["lm_head.weight"].buffer === tied.weights["model.embed_tokens.weight"].buffer)
     }
 
-    /// A sliding window is refused naming the field (not silently run as full attention).
-    func testQwen2SlidingWindowIsRefused() throws {
-        let src = Self.fixtures.appendingPathComponent("qwen2/config.json")
+    /// Each config field lands where transformers reads it: windows per layer (Qwen2's
+    /// layer_types, Mistral's every layer), head_dim, q/k norms, fused roles, partial rotary and
+    /// LongRoPE's attention factor (the value transformers computed, in reference.json).
+    func testFamilyConfigFields() throws {
+        let qwen2 = try load("qwen2_swa"), mistral = try load("mistral_swa"), qwen3 = try load("qwen3")
+        XCTAssertEqual(qwen2.plan.layers.map(\.window), [0, 3])
+        XCTAssertEqual(mistral.config.architecture, .mistral)
+        XCTAssertEqual(mistral.plan.layers.map(\.window), [3, 3])
+        XCTAssertEqual(qwen3.config.headDim, 16)
+        XCTAssertEqual(qwen3.plan.layers[0].qNorm?.weight, "model.layers.0.self_attn.q_norm.weight")
+        XCTAssertEqual(qwen3.weights["model.layers.0.self_attn.q_proj.weight"].shape, [64, 32])
+
+        let phi = try load("phi3_longrope")
+        XCTAssertEqual(phi.plan.layers[0].linears.map(\.role), [.qkv, .o, .gateUp, .down])
+        XCTAssertEqual(phi.config.rotaryDim, 4)
+        XCTAssertEqual(phi.plan.layers.map(\.window), [5, 5])
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("phi3_longrope/reference.json"))) as! [String: Any]
+        guard case .longrope(let short, let long, 4, let attention) = phi.config.ropeScaling else { return XCTFail("\(String(describing: phi.config.ropeScaling))") }
+        XCTAssertEqual(short, [1.0, 1.6])
+        XCTAssertEqual(long, [2.0, 8.0])
+        XCTAssertEqual(attention, (json["attention_scaling"] as! NSNumber).floatValue)
+    }
+
+    /// A longrope factor list of the wrong length is refused naming it.
+    func testLongRopeFactorsOfWrongLengthAreRefused() throws {
+        let src = Self.fixtures.appendingPathComponent("phi3_longrope/config.json")
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: src)) as! [String: Any]
-        json["use_sliding_window"] = true
-        json["sliding_window"] = 4
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("qwen2-window-\(UUID().uuidString).json")
+        var rope = json["rope_parameters"] as! [String: Any]
+        rope["short_factor"] = [1.0, 1.0, 1.0]
+        json["rope_parameters"] = rope
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("longrope-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: url) }
         try JSONSerialization.data(withJSONObject: json).write(to: url)
         XCTAssertThrowsError(try ModelConfig.fromHuggingFace(configJSON: url)) {
-            XCTAssertEqual(($0 as? ModelError)?.field, "use_sliding_window", "\($0)")
+            XCTAssertEqual(($0 as? ModelError)?.field, "rope_parameters.short_factor", "\($0)")
         }
     }
 }

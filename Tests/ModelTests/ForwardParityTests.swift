@@ -36,8 +36,14 @@ final class ForwardParityTests: XCTestCase {
                          padId: Int32(truncating: json["pad_token_id"] as! NSNumber))
     }
 
-    func load(_ model: String, dtype: DType = .f32, precision: GemmPrecision = .f32) throws -> CausalLM {
-        let ckpt = try HFCheckpoint(path: Self.fixtures.appendingPathComponent(model).path)
+    /// `gguf`: the same checkpoint as llama.cpp's converter lays it out (`model.gguf`), config from its metadata.
+    func load(_ model: String, dtype: DType = .f32, precision: GemmPrecision = .f32, gguf: Bool = false) throws -> CausalLM {
+        let dir = Self.fixtures.appendingPathComponent(model)
+        if gguf {
+            let g = try GGUFFile(path: dir.appendingPathComponent("model.gguf").path)
+            return try CausalLM(config: try g.modelConfig(), reader: g, backend: backend, dtype: dtype, precision: precision)
+        }
+        let ckpt = try HFCheckpoint(path: dir.path)
         return try CausalLM(config: ckpt.config, reader: ckpt, backend: backend, dtype: dtype, precision: precision)
     }
 
@@ -47,9 +53,9 @@ final class ForwardParityTests: XCTestCase {
 
     /// Padded batch, unpadded sequences and target log-probs, all within `tol` of transformers.
     func checkParity(_ model: String, referenceOf: String? = nil, dtype: DType = .f32, precision: GemmPrecision = .f32,
-                     tol: Float) throws {
+                     gguf: Bool = false, tol: Float) throws {
         let ref = try reference(referenceOf ?? model)
-        let lm = try load(model, dtype: dtype, precision: precision)
+        let lm = try load(model, dtype: dtype, precision: precision, gguf: gguf)
         let v = lm.config.vocabSize
         let mask = ref.mask.flatMap { $0.map(UInt8.init) }
         let batch = TokenBatch(ids: ref.ids.flatMap { $0 }, mask: mask, batch: ref.ids.count, length: ref.ids[0].count)
@@ -60,7 +66,7 @@ final class ForwardParityTests: XCTestCase {
             let row = (b * batch.length + t) * v
             worst = max(worst, maxDiff(logits[row..<(row + v)], want))
         } }
-        print("ForwardParityTests \(model) \(dtype) \(precision): max |Δlogit| \(worst) on max |logit| \(ref.logits.joined().compactMap { $0?.map(abs).max() }.max() ?? 0)")
+        print("ForwardParityTests \(model)\(gguf ? " gguf" : "") \(dtype) \(precision): max |Δlogit| \(worst) on max |logit| \(ref.logits.joined().compactMap { $0?.map(abs).max() }.max() ?? 0)")
         XCTAssertLessThanOrEqual(worst, tol, "\(model) padded batch: max |Δlogit| \(worst)")
 
         // Target log-probs of the next token (the ZO scoring path), chunked over rows.
@@ -125,7 +131,8 @@ final class ForwardParityTests: XCTestCase {
 
     // Decoding with the KV cache one token at a time reproduces the full forward's logits.
     func testKVCacheMatchesFullForward() throws {
-        for model in ["llama", "gpt2", "opt"] {
+        // Windows of 3 keys (mistral_swa, qwen2_swa) are crossed by these 6-position sequences.
+        for model in ["llama", "gpt2", "opt", "qwen2", "qwen3", "mistral_swa", "qwen2_swa", "phi3"] {
             let ref = try reference(model)
             let lm = try load(model)
             let v = lm.config.vocabSize

@@ -373,7 +373,12 @@ final class GGUFTests: XCTestCase {
             ("output_norm.weight", "transformer.ln_f.weight"), ("output.weight", "lm_head.weight"),
         ]
         for (g, hf) in gpt2 { XCTAssertEqual(GGUFFile.huggingFaceName(g, architecture: "gpt2"), hf) }
-        XCTAssertEqual(GGUFFile.huggingFaceName("blk.0.attn_q.weight", architecture: "qwen2"), "blk.0.attn_q.weight")
+        XCTAssertEqual(GGUFFile.huggingFaceName("blk.0.attn_q.weight", architecture: "qwen2"), "model.layers.0.self_attn.q_proj.weight")
+        XCTAssertEqual(GGUFFile.huggingFaceName("blk.0.attn_q_norm.weight", architecture: "qwen3"), "model.layers.0.self_attn.q_norm.weight")
+        // ffn_up is Phi-3's fused gate/up (the family decides between the two roles of that name).
+        XCTAssertEqual(GGUFFile.huggingFaceName("blk.3.ffn_up.weight", architecture: "phi3"), "model.layers.3.mlp.gate_up_proj.weight")
+        XCTAssertEqual(GGUFFile.huggingFaceName("blk.3.attn_qkv.weight", architecture: "phi3"), "model.layers.3.self_attn.qkv_proj.weight")
+        XCTAssertEqual(GGUFFile.huggingFaceName("blk.0.attn_q.weight", architecture: "bloom"), "blk.0.attn_q.weight")
     }
 
     // MARK: 3. Corrupt files
@@ -493,17 +498,17 @@ final class GGUFTests: XCTestCase {
     /// Architecture-level errors: unsupported architecture in config, not at open.
     func testUnsupportedArchitectureNamesKey() throws {
         var b = try bytes("tiny_llama.gguf")
-        // "llama" → "qwen2" (same length) in general.architecture's value.
+        // "llama" → "bloom" (same length) in general.architecture's value.
         let p = try Self.find(b, "general.architecture") + "general.architecture".utf8.count + 4 + 8
         XCTAssertEqual(Array(b[p..<p + 5]), Array("llama".utf8))
-        b.replaceSubrange(p..<p + 5, with: Array("qwen2".utf8))
-        let path = scratch.appendingPathComponent("qwen2.gguf").path
+        b.replaceSubrange(p..<p + 5, with: Array("bloom".utf8))
+        let path = scratch.appendingPathComponent("bloom.gguf").path
         try Data(b).write(to: URL(fileURLWithPath: path))
         let f = try GGUFFile(path: path)
         XCTAssertEqual(f.tensorInfo(ggufName: "blk.0.attn_q.weight")?.name, "blk.0.attn_q.weight")
         XCTAssertThrowsError(try f.modelConfig()) {
             XCTAssertEqual(($0 as? ModelError)?.field, "general.architecture")
-            XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("qwen2"))
+            XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("bloom") && "\($0)".contains("qwen3"), "\($0)")
         }
     }
 

@@ -189,6 +189,7 @@ final class SafetensorsTests: XCTestCase {
         var llama3 = llama
         llama3.numKVHeads = 1
         llama3.headDim = 16
+        llama3.rotaryDim = 16
         llama3.maxPositions = 512
         llama3.normEps = 1e-5
         llama3.tieWordEmbeddings = true
@@ -234,15 +235,23 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(parsed.activation, .geluErf)
         XCTAssertEqual(parsed.intermediateSize, 96)
 
-        // Mistral without a sliding window is a Llama.
+        // Mistral: a window below the context slides every layer; none (or one as long as the
+        // context) is Llama's full attention; a window of 0 is refused naming the field.
         var m = try json(Self.fixtures.appendingPathComponent("llama/config.json"))
         m["architectures"] = ["MistralForCausalLM"]
         m["model_type"] = "mistral"
         m["sliding_window"] = NSNull()
-        XCTAssertEqual(try ModelConfig.fromHuggingFace(configJSON: try writeJSON(m, "mistral.json")).architecture, .llama)
+        parsed = try ModelConfig.fromHuggingFace(configJSON: try writeJSON(m, "mistral.json"))
+        XCTAssertEqual(parsed.architecture, .mistral)
+        XCTAssertNil(parsed.slidingWindow)
+        m["sliding_window"] = 128
+        XCTAssertNil(try ModelConfig.fromHuggingFace(configJSON: try writeJSON(m, "mistral_full.json")).slidingWindow)
         m["sliding_window"] = 16
-        assertModelError(try ModelConfig.fromHuggingFace(configJSON: try writeJSON(m, "mistral_sw.json")),
-                         file: "mistral_sw.json", field: "sliding_window")
+        parsed = try ModelConfig.fromHuggingFace(configJSON: try writeJSON(m, "mistral_sw.json"))
+        XCTAssertEqual((0..<2).map { parsed.window(layer: $0) }, [16, 16])
+        m["sliding_window"] = 0
+        assertModelError(try ModelConfig.fromHuggingFace(configJSON: try writeJSON(m, "mistral_sw0.json")),
+                         file: "mistral_sw0.json", field: "sliding_window")
     }
 
     func testConfigErrors() throws {

@@ -135,7 +135,9 @@ extension PEFTTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let ids: [Int32] = [1, 5, 77, 300, 12, 9]
         var jobs: [[String: Any]] = [], ours: [[Float]] = [], labels: [String] = []
-        for arch in ["llama", "opt", "gpt2"] {
+        // Phi-3's q selects its fused qkv_proj (the role it covers); the windowed Mistral's
+        // 6-token input crosses its 3-key window, also behind the prefix.
+        for arch in ["llama", "opt", "gpt2", "qwen2", "qwen3", "mistral_swa", "phi3"] {
             let targets = arch == "gpt2" ? ["c_attn", "o"] : ["q", "v", "o"]
             for config in [PEFTConfig.lora(LoRAOptions(rank: 4, alpha: 8, targets: targets)), .prefix(PrefixOptions(tokens: 3)),
                            .prompt(PromptOptions(tokens: 4))] {

@@ -18,6 +18,8 @@ public final class CausalLM: @unchecked Sendable {
     public let plan: DecoderPlan
     let linearsByWeight: [String: LinearLayer]
     let invFreq: Tensor?
+    /// LongRoPE's long-context frequencies (used by a forward whose positions pass the original context).
+    let invFreqLong: Tensor?
     let scratch: Tensor?   // f32 copy of one low-precision weight matrix (precision f32)
     let halfScratch: Tensor?   // bf16 copy of one GGUF-block matrix (mixed precision)
     /// How GEMMs treat low-precision weights (and f32 ones, for `.tf32`).
@@ -46,10 +48,16 @@ public final class CausalLM: @unchecked Sendable {
         plan = config.architecture.family.plan(config, has: { weights.optional($0) != nil })
         linearsByWeight = Dictionary(plan.linears.map { ($0.weight, $0) }, uniquingKeysWith: { a, _ in a })
         if !config.architecture.family.hasLearnedPositions {
-            let inv = RotaryEmbedding.inverseFrequencies(dim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling)
+            let inv = RotaryEmbedding.inverseFrequencies(dim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling)
             invFreq = try backend.tensor(inv, shape: [inv.count], tag: .weights)
         } else {
             invFreq = nil
+        }
+        if case .longrope = config.ropeScaling {
+            let inv = RotaryEmbedding.inverseFrequencies(dim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling, long: true)
+            invFreqLong = try backend.tensor(inv, shape: [inv.count], tag: .weights)
+        } else {
+            invFreqLong = nil
         }
         let gathered = Set([plan.embed, plan.positions].compactMap { $0 })
         scratch = try CausalLM.scratchElements(weights, gathered: gathered, head: plan.head.weight, mixed: precision != .f32)
@@ -260,6 +268,9 @@ public final class CausalLM: @unchecked Sendable {
         let up = try buffer([n, c.intermediateSize])
         let gate = plan.layers.contains(where: \.isGated) ? try buffer([n, c.intermediateSize]) : nil
         let qkv = plan.layers.contains(where: \.isFused) ? try buffer([n, qd + 2 * kvd]) : nil
+        let gateUp = plan.layers.contains(where: { if case .fusedGated = $0.mlp { return true } else { return false } })
+            ? try buffer([n, 2 * c.intermediateSize]) : nil
+        let rope = ropeTables(positions: pos)
         // Without a cache, a prefix needs each layer's keys and values behind it: (B, P + T) rows.
         var prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?
         if prefix != nil && cache == nil {
@@ -282,7 +293,7 @@ public final class CausalLM: @unchecked Sendable {
             let input = pre ? normed : x
             // ---- attention ----
             if pre { norm(normed, x, layer.attentionNorm) }
-            try projectQKV(layer, input, q: q, k: k, v: v, fused: qkv, positions: posT)
+            try projectQKV(layer, input, q: q, k: k, v: v, fused: qkv, positions: posT, rope: rope)
             try attend(attn, q: q, k: k, v: v, layer: l, batch: batch, cache: cache, keyLength: keyLength, mask: mask,
                        prefix: prefix, prefixed: prefixed)
             try linear(proj, attn, layer.output)
@@ -291,7 +302,7 @@ public final class CausalLM: @unchecked Sendable {
 
             // ---- MLP ----
             if pre { norm(normed, x, layer.mlpNorm) }
-            try mlp(layer, input, gate: gate, up: up, out: proj)
+            try mlp(layer, input, gate: gate, up: up, fused: gateUp, out: proj)
             be.add(x, x, proj)
             if !pre { norm(x, x, layer.mlpNorm) }
         }
@@ -308,7 +319,17 @@ public final class CausalLM: @unchecked Sendable {
 
     /// q, k, v (n, heads·headDim) of a layer's input: three GEMMs or one fused GEMM split into
     /// them (`fused` is its (n, q + 2·kv) output buffer), then RoPE where the layer has it.
-    func projectQKV(_ layer: DecoderLayer, _ input: Tensor, q: Tensor, k: Tensor, v: Tensor, fused: Tensor?, positions: Tensor) throws {
+    /// The inverse frequencies and cos/sin factor of a forward over `positions`: LongRoPE takes
+    /// its long factors when a position reaches past the original context (transformers decides
+    /// on max(position) + 1 for the whole forward, cached steps included).
+    func ropeTables(positions: [Int32]) -> (invFreq: Tensor, scale: Float)? {
+        guard let invFreq else { return nil }
+        guard case .longrope(_, _, let orig, let attention) = config.ropeScaling, let long = invFreqLong else { return (invFreq, 1) }
+        return (Int(positions.max() ?? 0) + 1 > orig ? long : invFreq, attention)
+    }
+
+    func projectQKV(_ layer: DecoderLayer, _ input: Tensor, q: Tensor, k: Tensor, v: Tensor, fused: Tensor?, positions: Tensor,
+                    rope: (invFreq: Tensor, scale: Float)?) throws {
         let c = config, be = backend, n = input.shape[0]
         let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
         switch layer.projections {
@@ -323,9 +344,12 @@ public final class CausalLM: @unchecked Sendable {
             be.copy2D(k, ldd: kvd, from: qkv.flatSlice(qd, n * w - qd), lds: w, rows: n, cols: kvd)
             be.copy2D(v, ldd: kvd, from: qkv.flatSlice(qd + kvd, n * w - qd - kvd), lds: w, rows: n, cols: kvd)
         }
-        if layer.rotary {
-            be.rope(q, positions: positions, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
-            be.rope(k, positions: positions, headDim: c.headDim, rotaryDim: c.headDim, invFreq: invFreq!)
+        // Qwen3: RMSNorm over each head's dims (rows of head_dim), before RoPE.
+        if let qn = layer.qNorm { norm(q.reshaped([n * c.numHeads, c.headDim]), q.reshaped([n * c.numHeads, c.headDim]), qn) }
+        if let kn = layer.kNorm { norm(k.reshaped([n * c.numKVHeads, c.headDim]), k.reshaped([n * c.numKVHeads, c.headDim]), kn) }
+        if layer.rotary, let rope {
+            be.rope(q, positions: positions, headDim: c.headDim, rotaryDim: c.rotaryDim, invFreq: rope.invFreq, scale: rope.scale)
+            be.rope(k, positions: positions, headDim: c.headDim, rotaryDim: c.rotaryDim, invFreq: rope.invFreq, scale: rope.scale)
         }
     }
 
@@ -335,7 +359,7 @@ public final class CausalLM: @unchecked Sendable {
     func attend(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, layer l: Int, batch: TokenBatch, cache: KVCache?, keyLength: Int,
                 mask: Tensor, prefix: AttentionPrefix?, prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?) throws {
         let c = config, be = backend, kvd = c.numKVHeads * c.headDim
-        let scale = 1 / Float(c.headDim).squareRoot()
+        let scale = 1 / Float(c.headDim).squareRoot(), window = plan.layers[l].window
         let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
         let attnOut = out.reshaped(qv.shape)
         if let cache {
@@ -348,26 +372,36 @@ public final class CausalLM: @unchecked Sendable {
                 be.copy2D(cache.values[l].flatSlice(dst, batch.length * row), ldd: row,
                           from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
             }
-            be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale)
+            be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale,
+                         window: window)
         } else if let prefixed, let prefix {
             let prefixLength = prefix.length, span = prefixLength + batch.length
             KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: prefixLength, then: k, into: prefixed.keys,
                           span: span, batch: batch.batch, backend: be)
             KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
                           span: span, batch: batch.batch, backend: be)
-            be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale)
+            be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale,
+                         window: window)
         } else {
             let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
-            be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale)
+            be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale, window: window)
         }
     }
 
     /// out (n, hidden) = the layer's MLP of its input: down(silu(gate)·up) or down(act(up)).
-    func mlp(_ layer: DecoderLayer, _ input: Tensor, gate: Tensor?, up: Tensor, out: Tensor) throws {
+    /// `fused`: the (n, 2·intermediate) output of a fused gate/up GEMM, split into gate and up.
+    func mlp(_ layer: DecoderLayer, _ input: Tensor, gate: Tensor?, up: Tensor, fused: Tensor?, out: Tensor) throws {
         switch layer.mlp {
         case .gated(let gl, let ul, let dl):
             try linear(gate!, input, gl)
             try linear(up, input, ul)
+            backend.swiglu(up, gate: gate!, up: up)
+            try linear(out, up, dl)
+        case .fusedGated(let gul, let dl):
+            let (n, f) = (input.shape[0], config.intermediateSize), both = fused!
+            try linear(both, input, gul)
+            backend.copy2D(gate!, ldd: f, from: both, lds: 2 * f, rows: n, cols: f)
+            backend.copy2D(up, ldd: f, from: both.flatSlice(f, both.count - f), lds: 2 * f, rows: n, cols: f)
             backend.swiglu(up, gate: gate!, up: up)
             try linear(out, up, dl)
         case .plain(let ul, let dl):

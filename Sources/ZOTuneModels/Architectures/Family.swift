@@ -19,15 +19,25 @@ public enum Role: String, Sendable, CaseIterable {
     /// q, k and v fused in one matrix (GPT-2's c_attn): counts as each of them where a role is asked.
     case qkv
     case o
+    /// Per-head RMSNorm of q and of k before RoPE (Qwen3).
+    case qNorm, kNorm
     /// The norm of the MLP sublayer.
     case mlpNorm
     case gate, up, down
+    /// gate and up fused in one matrix, gate rows first (Phi-3's gate_up_proj).
+    case gateUp
 
     /// The roles this one stands for (a fused projection stands for its parts).
-    public var covers: [Role] { self == .qkv ? [.q, .k, .v] : [self] }
+    public var covers: [Role] {
+        switch self {
+        case .qkv: return [.q, .k, .v]
+        case .gateUp: return [.gate, .up]
+        default: return [self]
+        }
+    }
 
     /// Whether the role belongs to a layer's attention half (norms go with the sublayer they feed).
-    public var isAttention: Bool { [.attnNorm, .q, .k, .v, .qkv, .o].contains(self) }
+    public var isAttention: Bool { [.attnNorm, .q, .k, .v, .qkv, .o, .qNorm, .kNorm].contains(self) }
 
     /// Whether a tensor of this role lives inside a transformer layer.
     public var isPerLayer: Bool { ![.embed, .positions, .projectIn, .projectOut, .finalNorm, .head].contains(self) }
@@ -47,10 +57,13 @@ public enum Role: String, Sendable, CaseIterable {
         case .v: return "attn_v"
         case .qkv: return "attn_qkv"
         case .o: return "attn_output"
+        case .qNorm: return "attn_q_norm"
+        case .kNorm: return "attn_k_norm"
         case .mlpNorm: return "ffn_norm"
         case .gate: return "ffn_gate"
         case .up: return "ffn_up"
         case .down: return "ffn_down"
+        case .gateUp: return "ffn_up"   // llama.cpp's phi3: the fused matrix under up's name
         }
     }
 }
@@ -86,11 +99,14 @@ public struct LinearLayer: Sendable {
     /// (out, in) features of `w`, this layer's weight.
     public func features(_ w: Tensor) -> (out: Int, in: Int) { layout == .outIn ? (w.shape[0], w.shape[1]) : (w.shape[1], w.shape[0]) }
 
-    /// Whether a short name selects this layer: "all", its role (q, k, v, o, gate, up, down, qkv),
-    /// its full name without ".weight", or a dotted tail of its checkpoint name with or without
-    /// "_proj" (q_proj, out_proj, fc1, c_attn, c_fc, c_proj, self_attn.q).
+    /// Whether a short name selects this layer: "all", its role (q, k, v, o, gate, up, down, qkv,
+    /// gateUp) or a role it fuses (q, k or v select a fused qkv, gate or up a fused gate/up: the
+    /// whole matrix), its full name without ".weight", or a dotted tail of its checkpoint name with
+    /// or without "_proj" (q_proj, out_proj, fc1, c_attn, c_fc, c_proj, self_attn.q, qkv_proj).
     public func answers(to short: String) -> Bool {
-        if short == "all" || short == role.rawValue || short + ".weight" == weight { return true }
+        if short == "all" || short == role.rawValue || role.covers.contains(where: { $0.rawValue == short }) || short + ".weight" == weight {
+            return true
+        }
         let l = localName
         return l == short || l.hasSuffix("." + short) || l.hasSuffix("." + short + "_proj")
             || (short == "o" && l.hasSuffix(".out_proj"))
@@ -125,6 +141,8 @@ public struct DecoderLayer: Sendable {
     public enum MLP: Sendable {
         /// down(act(gate(x)) ⊙ up(x)) — SwiGLU with silu.
         case gated(gate: LinearLayer, up: LinearLayer, down: LinearLayer)
+        /// The same with gate and up as one GEMM whose output is split (gate columns first).
+        case fusedGated(gateUp: LinearLayer, down: LinearLayer)
         /// down(act(up(x))).
         case plain(up: LinearLayer, down: LinearLayer)
     }
@@ -133,14 +151,34 @@ public struct DecoderLayer: Sendable {
 
     public let attentionNorm: NormLayer
     public let projections: Projections
+    /// Per-head RMSNorm of q and k (over head_dim) before RoPE (Qwen3).
+    public let qNorm: NormLayer?
+    public let kNorm: NormLayer?
     /// RoPE on q and k.
     public let rotary: Bool
+    /// Keys each query sees, itself included (0: the whole causal past).
+    public let window: Int
     public let output: LinearLayer
     public let mlpNorm: NormLayer
     public let mlp: MLP
     public let normPlacement: NormPlacement
 
-    public var isGated: Bool { if case .gated = mlp { return true } else { return false } }
+    public init(attentionNorm: NormLayer, projections: Projections, qNorm: NormLayer? = nil, kNorm: NormLayer? = nil,
+                rotary: Bool, window: Int = 0, output: LinearLayer, mlpNorm: NormLayer, mlp: MLP, normPlacement: NormPlacement) {
+        self.attentionNorm = attentionNorm
+        self.projections = projections
+        self.qNorm = qNorm
+        self.kNorm = kNorm
+        self.rotary = rotary
+        self.window = window
+        self.output = output
+        self.mlpNorm = mlpNorm
+        self.mlp = mlp
+        self.normPlacement = normPlacement
+    }
+
+    /// Whether the MLP multiplies an activated gate with up (SwiGLU), fused or not.
+    public var isGated: Bool { if case .plain = mlp { return false } else { return true } }
     public var isFused: Bool { if case .fused = projections { return true } else { return false } }
 
     /// The layer's linear layers in forward order.
@@ -153,6 +191,7 @@ public struct DecoderLayer: Sendable {
         all.append(output)
         switch mlp {
         case .gated(let g, let u, let d): all += [g, u, d]
+        case .fusedGated(let gu, let d): all += [gu, d]
         case .plain(let u, let d): all += [u, d]
         }
         return all
@@ -187,8 +226,15 @@ public struct DecoderPlan: Sendable {
 public protocol ArchitectureFamily {
     /// Checkpoint names of every role (see `CheckpointNames`).
     static var names: CheckpointNames { get }
+    /// The `architectures` class names and `model_type` values of this family's config.json.
+    static var huggingFaceClasses: [String] { get }
+    static var modelTypes: [String] { get }
     /// `general.architecture` of the GGUF files llama.cpp writes for this family (nil: none).
     static var ggufArchitecture: String? { get }
+    /// The configuration a config.json of this family describes (every error names its field).
+    static func config(huggingFace f: HFConfigFields) throws -> ModelConfig
+    /// The configuration of a GGUF file of this family from its `<arch>.*` metadata.
+    static func config(gguf g: GGUFFile) throws -> ModelConfig
     /// Learned position tables bound the sequence length; rotary models take any length.
     static var hasLearnedPositions: Bool { get }
     /// The tensors a checkpoint of `c` holds, with shapes, in load order (the head last).
@@ -208,6 +254,9 @@ public enum GGUFLayout: Sendable { case asIs, unpermuteQ, unpermuteK, transpose 
 public extension ArchitectureFamily {
     static var ggufArchitecture: String? { nil }
     static func ggufLayout(_ role: Role, part: TensorPart) -> GGUFLayout { .asIs }
+    static func config(gguf g: GGUFFile) throws -> ModelConfig {
+        throw ModelError(file: g.path, field: "general.architecture", "\(g.architecture ?? "?") GGUF files are not read")
+    }
 }
 
 /// A family's names: the prefix of its layers, each role's name inside a layer and outside, and
@@ -273,13 +322,16 @@ public struct CheckpointNames: Sendable {
 }
 
 public extension Architecture {
-    /// The family type of this architecture.
+    /// The family type of this architecture: the one table a new family is added to.
     var family: any ArchitectureFamily.Type {
         switch self {
         case .llama: return Llama.self
+        case .mistral: return Mistral.self
         case .opt: return OPT.self
         case .gpt2: return GPT2.self
         case .qwen2: return Qwen2.self
+        case .qwen3: return Qwen3.self
+        case .phi3: return Phi3.self
         }
     }
 
@@ -292,6 +344,16 @@ public extension Architecture {
     /// The family whose GGUF files carry `general.architecture` = `gguf`.
     init?(gguf: String) {
         guard let a = Self.allCases.first(where: { $0.family.ggufArchitecture == gguf }) else { return nil }
+        self = a
+    }
+
+    /// The family of a config.json `architectures` class name or `model_type`.
+    init?(huggingFaceClass name: String) {
+        guard let a = Self.allCases.first(where: { $0.family.huggingFaceClasses.contains(name) }) else { return nil }
+        self = a
+    }
+    init?(modelType: String) {
+        guard let a = Self.allCases.first(where: { $0.family.modelTypes.contains(modelType) }) else { return nil }
         self = a
     }
 }

@@ -11,6 +11,48 @@ public enum GPT2: ArchitectureFamily {
         aliasRoots: [""])
     public static let ggufArchitecture: String? = "gpt2"
     public static let hasLearnedPositions = true
+    public static let huggingFaceClasses = ["GPT2LMHeadModel"]
+    public static let modelTypes = ["gpt2"]
+
+    public static func config(huggingFace f: HFConfigFields) throws -> ModelConfig {
+        let embd = try f.int("n_embd")
+        guard try f.bool("scale_attn_weights", default: true) else {
+            throw f.error("scale_attn_weights", "false is not supported")
+        }
+        guard try !f.bool("scale_attn_by_inverse_layer_idx", default: false) else {
+            throw f.error("scale_attn_by_inverse_layer_idx", "true is not supported")
+        }
+        // Very old configs name the context length n_ctx.
+        let positions = f.has("n_positions") || !f.has("n_ctx") ? try f.int("n_positions") : try f.int("n_ctx")
+        return ModelConfig(
+            architecture: .gpt2, vocabSize: try f.int("vocab_size"), hiddenSize: embd,
+            numLayers: try f.int("n_layer"), numHeads: try f.int("n_head"),
+            intermediateSize: try f.int("n_inner", default: 4 * embd)!, maxPositions: positions,
+            normEps: try f.float("layer_norm_epsilon", default: 1e-5),
+            activation: try f.activation("activation_function", default: "gelu_new"),
+            tieWordEmbeddings: try f.bool("tie_word_embeddings", default: true),
+            positionOffset: 0,
+            bosTokenId: try f.tokenId("bos_token_id", default: 50256), eosTokenId: try f.tokenId("eos_token_id", default: 50256),
+            padTokenId: try f.tokenId("pad_token_id", default: nil))
+    }
+
+    public static func config(gguf g: GGUFFile) throws -> ModelConfig {
+        let p = "gpt2."
+        let hidden = try g.requiredPositive(p + "embedding_length")
+        let heads = try g.requiredPositive(p + "attention.head_count")
+        guard hidden % heads == 0 else {
+            throw ModelError(file: g.path, field: p + "attention.head_count", "\(heads) does not divide hidden size \(hidden)")
+        }
+        return ModelConfig(
+            architecture: .gpt2, vocabSize: try g.vocabSize("gpt2"), hiddenSize: hidden,
+            numLayers: try g.requiredPositive(p + "block_count"), numHeads: heads,
+            intermediateSize: try g.requiredPositive(p + "feed_forward_length"),
+            maxPositions: try g.requiredPositive(p + "context_length"),
+            normEps: try g.requiredFloat(p + "attention.layer_norm_epsilon"), activation: .geluTanh,
+            tieWordEmbeddings: g.tensorInfo(ggufName: "output.weight") == nil, positionOffset: 0,
+            bosTokenId: try g.tokenId("tokenizer.ggml.bos_token_id"), eosTokenId: try g.tokenId("tokenizer.ggml.eos_token_id"),
+            padTokenId: try g.tokenId("tokenizer.ggml.padding_token_id"))
+    }
 
     public static func tensors(_ c: ModelConfig) -> [(role: Role, layer: Int?, part: TensorPart, shape: [Int])] {
         let (h, v, f) = (c.hiddenSize, c.vocabSize, c.intermediateSize)

@@ -13,6 +13,33 @@ public enum OPT: ArchitectureFamily {
                    (.finalNorm, "model.decoder.final_layer_norm"), (.head, "lm_head")],
         aliasRoots: ["decoder."])
     public static let hasLearnedPositions = true
+    public static let huggingFaceClasses = ["OPTForCausalLM"]
+    public static let modelTypes = ["opt"]
+
+    public static func config(huggingFace f: HFConfigFields) throws -> ModelConfig {
+        let hidden = try f.int("hidden_size")
+        let projDim = try f.int("word_embed_proj_dim", default: hidden)!
+        guard try f.bool("layer_norm_elementwise_affine", default: true) else {
+            throw f.error("layer_norm_elementwise_affine", "false is not supported")
+        }
+        guard try !f.bool("_remove_final_layer_norm", default: false) else {
+            throw f.error("_remove_final_layer_norm", "true is not supported")
+        }
+        let bias = try f.bool("enable_bias", default: true)
+        return ModelConfig(
+            architecture: .opt, vocabSize: try f.int("vocab_size"), hiddenSize: hidden,
+            numLayers: try f.int("num_hidden_layers"), numHeads: try f.int("num_attention_heads"),
+            intermediateSize: try f.int("ffn_dim"), maxPositions: try f.int("max_position_embeddings"),
+            normEps: 1e-5,  // OPT's LayerNorms use PyTorch's default
+            activation: try f.activation("activation_function", default: "relu"),
+            tieWordEmbeddings: try f.bool("tie_word_embeddings", default: true),
+            attentionBias: bias, mlpBias: bias,
+            doLayerNormBefore: try f.bool("do_layer_norm_before", default: true),
+            wordEmbedProjDim: projDim == hidden ? nil : projDim,
+            positionOffset: 2,
+            bosTokenId: try f.tokenId("bos_token_id", default: 2), eosTokenId: try f.tokenId("eos_token_id", default: 2),
+            padTokenId: try f.tokenId("pad_token_id", default: 1))
+    }
 
     public static func tensors(_ c: ModelConfig) -> [(role: Role, layer: Int?, part: TensorPart, shape: [Int])] {
         let (h, v, f) = (c.hiddenSize, c.vocabSize, c.intermediateSize)

@@ -2,7 +2,8 @@ import Foundation
 
 /// Rotary inverse frequencies as transformers computes them (f32), with rope scaling applied.
 enum RotaryEmbedding {
-    static func inverseFrequencies(dim: Int, theta: Float, scaling: RopeScaling?) -> [Float] {
+    /// `long`: LongRoPE's long factors (a forward reaching past the original context), else its short ones.
+    static func inverseFrequencies(dim: Int, theta: Float, scaling: RopeScaling?, long: Bool = false) -> [Float] {
         // 1 / theta^(2i/dim), the power taken in f32 like torch's `base ** (arange(0, dim, 2) / dim)`.
         var inv = (0..<(dim / 2)).map { i -> Float in 1 / powf(theta, Float(2 * i) / Float(dim)) }
         switch scaling {
@@ -20,6 +21,10 @@ enum RotaryEmbedding {
                 let smooth = (Float(original) / wavelen - low) / (high - low)
                 return (1 - smooth) * f / factor + smooth * f
             }
+        case .longrope(let short, let longFactors, _, _):
+            // transformers: 1 / (ext · base^(2i/dim)), the product in f32.
+            let ext = long ? longFactors : short
+            inv = (0..<(dim / 2)).map { i in 1 / (ext[i] * powf(theta, Float(2 * i) / Float(dim))) }
         }
         return inv
     }

@@ -273,7 +273,7 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
     /// q and k projections (HF's rotate-half RoPE → GGML's interleaved pairs), and transposes
     /// GPT-2's Conv1D weights to (out, in).
     private func layoutFix(_ info: GGUFTensorInfo) throws -> LayoutFix {
-        guard let architecture, let arch = Architecture(gguf: architecture), let r = Self.role(ofGGUF: info.ggufName),
+        guard let architecture, let arch = Architecture(gguf: architecture), let r = Self.role(ofGGUF: info.ggufName, family: arch.family),
               r.layer != nil else { return .none }
         switch arch.family.ggufLayout(r.role, part: r.part) {
         case .asIs:
@@ -364,7 +364,7 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
 
     /// An integer, or a per-layer array of integers that are all equal (some converters write head
     /// counts per layer).
-    private func uniformInt(_ key: String) throws -> Int? {
+    func uniformInt(_ key: String) throws -> Int? {
         if let v = metadata[key], v.arrayValue != nil {
             let all = try ints(key) ?? []
             guard let first = all.first, all.allSatisfy({ $0 == first }) else {
@@ -375,98 +375,42 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
         return try int(key)
     }
 
-    private func requiredPositive(_ key: String) throws -> Int {
+    func requiredPositive(_ key: String) throws -> Int {
         guard let v = try uniformInt(key) else { throw ModelError(file: path, field: key, "missing") }
         guard v > 0 else { throw ModelError(file: path, field: key, "must be positive, found \(v)") }
         return v
     }
 
-    private func requiredFloat(_ key: String) throws -> Float {
+    func requiredFloat(_ key: String) throws -> Float {
         guard let v = try float(key) else { throw ModelError(file: path, field: key, "missing") }
         return v
     }
 
     // MARK: Config and tokenizer
 
-    /// The model configuration from `general.architecture` and `<arch>.*` metadata.
+    /// The model configuration from `general.architecture` and `<arch>.*` metadata, read by the
+    /// family that writes that architecture (Architectures/).
     public func modelConfig() throws -> ModelConfig {
         let archKey = "general.architecture"
         guard let arch = try string(archKey) else { throw ModelError(file: path, field: archKey, "missing") }
-        let tie = tensorInfo(ggufName: "output.weight") == nil
-        let bos = try tokenId("tokenizer.ggml.bos_token_id")
-        let eos = try tokenId("tokenizer.ggml.eos_token_id")
-        let pad = try tokenId("tokenizer.ggml.padding_token_id")
-        switch arch {
-        case "llama":
-            let p = "llama."
-            let hidden = try requiredPositive(p + "embedding_length")
-            let heads = try requiredPositive(p + "attention.head_count")
-            let kvHeads = try uniformInt(p + "attention.head_count_kv") ?? heads
-            guard kvHeads > 0, heads % kvHeads == 0 else {
-                throw ModelError(file: path, field: p + "attention.head_count_kv",
-                                 "\(kvHeads) does not divide the \(heads) query heads")
-            }
-            let headDim: Int
-            if let k = try int(p + "attention.key_length") {
-                guard k > 0 else { throw ModelError(file: path, field: p + "attention.key_length", "must be positive, found \(k)") }
-                headDim = k
-            } else {
-                guard hidden % heads == 0 else {
-                    throw ModelError(file: path, field: p + "attention.head_count", "\(heads) does not divide hidden size \(hidden)")
-                }
-                headDim = hidden / heads
-            }
-            if let v = try int(p + "attention.value_length"), v != headDim {
-                throw ModelError(file: path, field: p + "attention.value_length", "\(v) differs from the key length \(headDim)")
-            }
-            if let rot = try int(p + "rope.dimension_count"), rot != headDim {
-                throw ModelError(file: path, field: p + "rope.dimension_count",
-                                 "partial rotary embedding (\(rot) of \(headDim) dims) is not supported")
-            }
-            if tensorInfo(ggufName: "rope_freqs.weight") != nil {
-                throw ModelError(file: path, field: "rope_freqs.weight",
-                                 "per-frequency RoPE factors (Llama 3 rope scaling) cannot be read from GGUF yet")
-            }
-            return ModelConfig(
-                architecture: .llama, vocabSize: try vocabSize(arch), hiddenSize: hidden,
-                numLayers: try requiredPositive(p + "block_count"), numHeads: heads, numKVHeads: kvHeads, headDim: headDim,
-                intermediateSize: try requiredPositive(p + "feed_forward_length"),
-                maxPositions: try requiredPositive(p + "context_length"),
-                normEps: try requiredFloat(p + "attention.layer_norm_rms_epsilon"), activation: .silu,
-                tieWordEmbeddings: tie, ropeTheta: try float(p + "rope.freq_base") ?? 10000,
-                ropeScaling: try ropeScaling(p),
-                attentionBias: tensorInfo(ggufName: "blk.0.attn_q.bias") != nil,
-                mlpBias: tensorInfo(ggufName: "blk.0.ffn_up.bias") != nil,
-                bosTokenId: bos, eosTokenId: eos, padTokenId: pad)
-        case "gpt2":
-            let p = "gpt2."
-            let hidden = try requiredPositive(p + "embedding_length")
-            let heads = try requiredPositive(p + "attention.head_count")
-            guard hidden % heads == 0 else {
-                throw ModelError(file: path, field: p + "attention.head_count", "\(heads) does not divide hidden size \(hidden)")
-            }
-            return ModelConfig(
-                architecture: .gpt2, vocabSize: try vocabSize(arch), hiddenSize: hidden,
-                numLayers: try requiredPositive(p + "block_count"), numHeads: heads,
-                intermediateSize: try requiredPositive(p + "feed_forward_length"),
-                maxPositions: try requiredPositive(p + "context_length"),
-                normEps: try requiredFloat(p + "attention.layer_norm_epsilon"), activation: .geluTanh,
-                tieWordEmbeddings: tie, positionOffset: 0, bosTokenId: bos, eosTokenId: eos, padTokenId: pad)
-        default:
-            throw ModelError(file: path, field: archKey, "unsupported architecture \"\(arch)\" (supported: llama, gpt2)")
+        guard let family = Architecture(gguf: arch)?.family else {
+            let known = Architecture.allCases.compactMap { $0.family.ggufArchitecture }.joined(separator: ", ")
+            throw ModelError(file: path, field: archKey, "unsupported architecture \"\(arch)\" (supported: \(known))")
         }
+        return try family.config(gguf: self)
     }
 
     /// The embedding's rows when present (what the forward indexes), else `<arch>.vocab_size`, else
     /// the token list.
-    private func vocabSize(_ arch: String) throws -> Int {
+    func vocabSize(_ arch: String) throws -> Int {
         if let embd = tensorInfo(ggufName: "token_embd.weight"), embd.dims.count == 2 { return embd.dims[1] }
         if let v = try int(arch + ".vocab_size") { return v }
         if let tokens = metadata["tokenizer.ggml.tokens"]?.arrayValue { return tokens.count }
         throw ModelError(file: path, field: "tokenizer.ggml.tokens", "missing, and no token_embd.weight tensor gives the vocabulary size")
     }
 
-    private func ropeScaling(_ p: String) throws -> RopeScaling? {
+    /// `<arch>.rope.scaling.*`: none or linear (other types are refused naming the key).
+    func linearRopeScaling(_ p: String) throws -> RopeScaling? {
         let typeKey = p + "rope.scaling.type"
         switch try string(typeKey) {
         case nil:
@@ -485,7 +429,7 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
         }
     }
 
-    private func tokenId(_ key: String) throws -> Int? {
+    func tokenId(_ key: String) throws -> Int? {
         guard let id = try int(key) else { return nil }
         if let n = metadata["tokenizer.ggml.tokens"]?.arrayValue?.count, !(0..<n).contains(id) {
             throw ModelError(file: path, field: key, "token id \(id) is outside the \(n)-token vocabulary")
@@ -530,7 +474,7 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
 
     /// (layer, role, part) of a GGUF tensor name: `blk.N.<role>.weight|bias` inside a layer,
     /// `<role>.weight|bias` outside, in llama.cpp's role names (`Role.ggufName`).
-    static func role(ofGGUF name: String) -> TensorRole? {
+    static func role(ofGGUF name: String, family: (any ArchitectureFamily.Type)?) -> TensorRole? {
         let layer: Int?, part: String, rest: String
         if let (l, p, r) = splitBlockName(name) {
             (layer, part, rest) = (l, p, r)
@@ -539,14 +483,18 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
             guard c.count == 2 else { return nil }
             (layer, part, rest) = (nil, String(c[0]), String(c[1]))
         }
-        guard let p = TensorPart(rawValue: rest), let role = Role.allCases.first(where: { $0.ggufName == part }) else { return nil }
+        // Two roles share llama.cpp's ffn_up: up, and Phi-3's fused gate_up; the family says which.
+        let candidates = Role.allCases.filter { $0.ggufName == part }
+        guard let p = TensorPart(rawValue: rest),
+              let role = candidates.first(where: { family?.names.has($0, perLayer: layer != nil) ?? false }) ?? candidates.first
+        else { return nil }
         return TensorRole(layer: layer, role: role, part: p)
     }
 
     /// The Hugging Face name of a GGUF tensor for `architecture` (a family's `ggufArchitecture`):
     /// its role under the family's checkpoint name; unknown names and architectures keep the GGUF name.
     public static func huggingFaceName(_ ggufName: String, architecture: String?) -> String {
-        guard let architecture, let arch = Architecture(gguf: architecture), let r = role(ofGGUF: ggufName),
+        guard let architecture, let arch = Architecture(gguf: architecture), let r = role(ofGGUF: ggufName, family: arch.family),
               arch.family.names.has(r.role, perLayer: r.layer != nil) else { return ggufName }
         return arch.family.names.name(r.role, layer: r.layer, r.part)
     }
@@ -776,7 +724,7 @@ private struct Parser {
             let hf = GGUFFile.huggingFaceName(t.name, architecture: arch)
             guard hfNames.insert(hf).inserted else { throw fail(t.name, "maps to \(hf), which another tensor already has") }
             var shape = Array(t.dims.reversed())
-            if t.dims.count == 2, let arch, let family = Architecture(gguf: arch)?.family, let r = GGUFFile.role(ofGGUF: t.name),
+            if t.dims.count == 2, let arch, let family = Architecture(gguf: arch)?.family, let r = GGUFFile.role(ofGGUF: t.name, family: family),
                r.layer != nil, family.ggufLayout(r.role, part: r.part) == .transpose {
                 shape = t.dims  // stored (in, out) in the Hugging Face checkpoint (GPT-2's Conv1D)
             }

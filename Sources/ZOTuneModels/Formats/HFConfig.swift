@@ -3,14 +3,14 @@ import ZOTuneBackend
 
 extension ModelConfig {
     /// The `architectures` entries ZOTune runs, with the family each maps to.
-    public static let supportedHuggingFaceArchitectures: [(name: String, architecture: Architecture)] = [
-        ("OPTForCausalLM", .opt), ("GPT2LMHeadModel", .gpt2),
-        ("LlamaForCausalLM", .llama), ("MistralForCausalLM", .llama), ("Qwen2ForCausalLM", .qwen2),
-    ]
+    public static var supportedHuggingFaceArchitectures: [(name: String, architecture: Architecture)] {
+        Architecture.allCases.flatMap { a in a.family.huggingFaceClasses.map { ($0, a) } }
+    }
 
-    /// Reads a Hugging Face `config.json` (transformers 4.x or 5.x layout). Defaults follow the
-    /// transformers config classes where a field may be absent; shape fields are required.
-    /// Special token ids outside [0, vocab) (some configs write -1) become nil.
+    /// Reads a Hugging Face `config.json` (transformers 4.x or 5.x layout): the family named by
+    /// `architectures` (else `model_type`) parses it. Defaults follow the transformers config
+    /// classes where a field may be absent; shape fields are required. Special token ids outside
+    /// [0, vocab) (some configs write -1) become nil.
     public static func fromHuggingFace(configJSON url: URL) throws -> ModelConfig {
         let file = url.path
         let data: Data
@@ -29,21 +29,15 @@ extension ModelConfig {
             throw ModelError(file: file, field: "config.json", "not a JSON object")
         }
         let c = HFConfigFields(file: file, dict: dict)
-        let (architecture, isMistral) = try c.architecture()
-        let config: ModelConfig
-        switch architecture {
-        case .opt: config = try c.opt()
-        case .gpt2: config = try c.gpt2()
-        case .llama: config = try c.llama(isMistral: isMistral)
-        case .qwen2: config = try c.qwen2()
-        }
+        let config = try c.architecture().family.config(huggingFace: c)
         try c.validate(config)
         return config.clampingTokenIds()
     }
 }
 
-/// Typed access to config.json fields; every error names the file and the field.
-private struct HFConfigFields {
+/// Typed access to config.json fields; every error names the file and the field. The families
+/// (Architectures/) read their fields through it.
+public struct HFConfigFields {
     let file: String
     let dict: [String: Any]
 
@@ -103,28 +97,24 @@ private struct HFConfigFields {
         return id
     }
 
-    func architecture() throws -> (Architecture, isMistral: Bool) {
-        let supported = ModelConfig.supportedHuggingFaceArchitectures
-        let names = supported.map(\.name).joined(separator: ", ")
+    func architecture() throws -> Architecture {
+        let names = ModelConfig.supportedHuggingFaceArchitectures.map(\.name).joined(separator: ", ")
         if has("architectures") {
             guard let list = dict["architectures"] as? [Any], let first = list.first as? String else {
                 throw error("architectures", "must be a non-empty list of strings")
             }
-            guard let match = supported.first(where: { $0.name == first }) else {
+            guard let a = Architecture(huggingFaceClass: first) else {
                 throw error("architectures", "unsupported architecture \"\(first)\"; supported: \(names)")
             }
-            return (match.architecture, first == "MistralForCausalLM")
+            return a
         }
         let modelType = try string("model_type", default: "")
-        switch modelType {
-        case "opt": return (.opt, false)
-        case "gpt2": return (.gpt2, false)
-        case "llama": return (.llama, false)
-        case "mistral": return (.llama, true)
-        case "qwen2": return (.qwen2, false)
-        case "": throw error("architectures", "missing (and no model_type); supported: \(names)")
-        default: throw error("model_type", "unsupported model type \"\(modelType)\"; supported: opt, gpt2, llama, mistral, qwen2")
+        if modelType.isEmpty { throw error("architectures", "missing (and no model_type); supported: \(names)") }
+        guard let a = Architecture(modelType: modelType) else {
+            let types = Architecture.allCases.flatMap { $0.family.modelTypes }.joined(separator: ", ")
+            throw error("model_type", "unsupported model type \"\(modelType)\"; supported: \(types)")
         }
+        return a
     }
 
     func activation(_ key: String, default value: String) throws -> Activation {
@@ -138,92 +128,42 @@ private struct HFConfigFields {
         }
     }
 
-    func opt() throws -> ModelConfig {
-        let hidden = try int("hidden_size")
-        let projDim = try int("word_embed_proj_dim", default: hidden)!
-        guard try bool("layer_norm_elementwise_affine", default: true) else {
-            throw error("layer_norm_elementwise_affine", "false is not supported")
+    /// The share of head_dim that RoPE rotates: `partial_rotary_factor` at the top level (Phi-3's
+    /// config.json) or inside `rope_parameters` (where transformers 5 moves it); 1 when absent.
+    func partialRotaryFactor() throws -> Float {
+        var value = try float("partial_rotary_factor", default: 1)
+        var key = "partial_rotary_factor"
+        if !has(key), let p = dict["rope_parameters"] as? [String: Any], p["partial_rotary_factor"] != nil {
+            value = try float(key, default: 1, in: p, prefix: "rope_parameters.")
+            key = "rope_parameters.partial_rotary_factor"
         }
-        guard try !bool("_remove_final_layer_norm", default: false) else {
-            throw error("_remove_final_layer_norm", "true is not supported")
-        }
-        let bias = try bool("enable_bias", default: true)
-        return ModelConfig(
-            architecture: .opt, vocabSize: try int("vocab_size"), hiddenSize: hidden,
-            numLayers: try int("num_hidden_layers"), numHeads: try int("num_attention_heads"),
-            intermediateSize: try int("ffn_dim"), maxPositions: try int("max_position_embeddings"),
-            normEps: 1e-5,  // OPT's LayerNorms use PyTorch's default
-            activation: try activation("activation_function", default: "relu"),
-            tieWordEmbeddings: try bool("tie_word_embeddings", default: true),
-            attentionBias: bias, mlpBias: bias,
-            doLayerNormBefore: try bool("do_layer_norm_before", default: true),
-            wordEmbedProjDim: projDim == hidden ? nil : projDim,
-            positionOffset: 2,
-            bosTokenId: try tokenId("bos_token_id", default: 2), eosTokenId: try tokenId("eos_token_id", default: 2),
-            padTokenId: try tokenId("pad_token_id", default: 1))
+        guard value > 0, value <= 1 else { throw error(key, "must be in (0, 1] (got \(value))") }
+        return value
     }
 
-    func gpt2() throws -> ModelConfig {
-        let embd = try int("n_embd")
-        guard try bool("scale_attn_weights", default: true) else {
-            throw error("scale_attn_weights", "false is not supported")
+    /// `sliding_window` of a config whose attention slides: Mistral and Phi-3 slide every layer
+    /// when it is set below the context; Qwen2/3 only with `use_sliding_window`, and then the layers
+    /// `layer_types` names (default: from `max_window_layers` on). nil: no window.
+    func slidingWindow(flag: String?, maxPositions: Int, layers: Int) throws -> (Int, [Bool]?)? {
+        if let flag, try !bool(flag, default: false) { return nil }
+        guard let w = try int("sliding_window", default: nil) else { return nil }
+        guard w > 0 else { throw error("sliding_window", "must be positive (got \(w))") }
+        guard flag != nil else { return w < maxPositions ? (w, nil) : nil }
+        if has("layer_types") {
+            guard let types = dict["layer_types"] as? [String], types.count == layers,
+                  types.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
+                throw error("layer_types", "must list \(layers) entries of \"sliding_attention\" or \"full_attention\"")
+            }
+            return (w, types.map { $0 == "sliding_attention" })
         }
-        guard try !bool("scale_attn_by_inverse_layer_idx", default: false) else {
-            throw error("scale_attn_by_inverse_layer_idx", "true is not supported")
-        }
-        // Very old configs name the context length n_ctx.
-        let positions = has("n_positions") || !has("n_ctx") ? try int("n_positions") : try int("n_ctx")
-        return ModelConfig(
-            architecture: .gpt2, vocabSize: try int("vocab_size"), hiddenSize: embd,
-            numLayers: try int("n_layer"), numHeads: try int("n_head"),
-            intermediateSize: try int("n_inner", default: 4 * embd)!, maxPositions: positions,
-            normEps: try float("layer_norm_epsilon", default: 1e-5),
-            activation: try activation("activation_function", default: "gelu_new"),
-            tieWordEmbeddings: try bool("tie_word_embeddings", default: true),
-            positionOffset: 0,
-            bosTokenId: try tokenId("bos_token_id", default: 50256), eosTokenId: try tokenId("eos_token_id", default: 50256),
-            padTokenId: try tokenId("pad_token_id", default: nil))
-    }
-
-    func llama(isMistral: Bool) throws -> ModelConfig {
-        let maxPositions = try int("max_position_embeddings")
-        if isMistral, let window = try int("sliding_window", default: nil), window < maxPositions {
-            throw error("sliding_window", "sliding-window attention (\(window) < \(maxPositions) positions) is not supported")
-        }
-        let act = try activation("hidden_act", default: "silu")
-        guard act == .silu else { throw error("hidden_act", "Llama's gated MLP is supported with silu only") }
-        let (theta, scaling) = try rope()
-        return ModelConfig(
-            architecture: .llama, vocabSize: try int("vocab_size"), hiddenSize: try int("hidden_size"),
-            numLayers: try int("num_hidden_layers"), numHeads: try int("num_attention_heads"),
-            numKVHeads: try int("num_key_value_heads", default: nil), headDim: try int("head_dim", default: nil),
-            intermediateSize: try int("intermediate_size"), maxPositions: maxPositions,
-            normEps: try float("rms_norm_eps", default: 1e-6), activation: .silu,
-            tieWordEmbeddings: try bool("tie_word_embeddings", default: false),
-            ropeTheta: theta, ropeScaling: scaling,
-            attentionBias: try bool("attention_bias", default: false), mlpBias: try bool("mlp_bias", default: false),
-            positionOffset: 0,
-            bosTokenId: try tokenId("bos_token_id", default: 1), eosTokenId: try tokenId("eos_token_id", default: 2),
-            padTokenId: try tokenId("pad_token_id", default: nil))
-    }
-
-    /// Qwen2/Qwen2.5: Llama's fields; q/k/v always biased, o and the MLP never (the family's tensors).
-    func qwen2() throws -> ModelConfig {
-        if try bool("use_sliding_window", default: false) {
-            throw error("use_sliding_window", "sliding-window attention is not supported yet")
-        }
-        var c = try llama(isMistral: false)
-        c.architecture = .qwen2
-        c.attentionBias = true
-        c.mlpBias = false
-        c.tieWordEmbeddings = try bool("tie_word_embeddings", default: false)
-        c.normEps = try float("rms_norm_eps", default: 1e-6)
-        return c
+        let first = try int("max_window_layers", default: 28)!
+        return (w, (0..<layers).map { $0 >= first })
     }
 
     /// rope_theta and scaling: transformers 4 writes `rope_theta` and `rope_scaling` at the top
     /// level; transformers 5 folds both into `rope_parameters`.
-    func rope() throws -> (Float, RopeScaling?) {
+    /// `longrope` needs the context lengths and the rotary width its factor lists must match.
+    func rope(maxPositions: Int = 0, rotaryDim: Int = 0) throws -> (Float, RopeScaling?) {
         var theta = try float("rope_theta", default: 10000)
         var params: [String: Any]?
         var key = ""
@@ -259,8 +199,37 @@ private struct HFConfigFields {
                 throw error("\(key).original_max_position_embeddings", "missing or not an integer")
             }
             return (theta, .llama3(factor: f, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: origInt))
+        case "longrope", "su":
+            func factors(_ name: String) throws -> [Float] {
+                guard let list = p[name] as? [Any], list.count == rotaryDim / 2 else {
+                    throw error("\(key).\(name)", "must list \(rotaryDim / 2) numbers (one per rotary frequency)")
+                }
+                return try list.map {
+                    guard let n = $0 as? NSNumber, !SafetensorsFile.jsonIsBool(n), n.floatValue > 0 else {
+                        throw error("\(key).\(name)", "must list positive numbers")
+                    }
+                    return n.floatValue
+                }
+            }
+            // Phi-3 writes the pre-training context at the top level; transformers 5 also copies it in.
+            let orig = try int("original_max_position_embeddings", default: nil)
+                ?? p["original_max_position_embeddings"].flatMap(SafetensorsFile.jsonInt)
+            guard let orig, orig > 0 else {
+                throw error("original_max_position_embeddings", "missing or not positive (needed by longrope)")
+            }
+            // transformers: factor = max / original (unless given); attention factor
+            // sqrt(1 + ln(factor) / ln(original)) when not given and factor > 1.
+            let factor = p["factor"].flatMap { $0 as? NSNumber }.map(\.doubleValue) ?? Double(maxPositions) / Double(orig)
+            let attention: Double
+            if let a = p["attention_factor"] as? NSNumber, !(p["attention_factor"] is NSNull) {
+                attention = a.doubleValue
+            } else {
+                attention = factor <= 1 ? 1 : (1 + Foundation.log(factor) / Foundation.log(Double(orig))).squareRoot()
+            }
+            return (theta, .longrope(short: try factors("short_factor"), long: try factors("long_factor"),
+                                     originalMaxPositions: orig, attentionFactor: Float(attention)))
         default:
-            throw error("\(key).rope_type", "unsupported rope type \"\(type)\" (default, linear, llama3)")
+            throw error("\(key).rope_type", "unsupported rope type \"\(type)\" (default, linear, llama3, longrope)")
         }
     }
 

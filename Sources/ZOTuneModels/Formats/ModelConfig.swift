@@ -2,7 +2,7 @@ import ZOTuneBackend
 
 /// The decoder families ZOTune runs.
 public enum Architecture: String, Sendable, CaseIterable {
-    case opt, gpt2, llama, qwen2
+    case opt, gpt2, llama, mistral, qwen2, qwen3, phi3
 }
 
 /// Rotary scaling as in transformers' `rope_scaling` (Llama 3 style and linear).
@@ -10,6 +10,9 @@ public enum RopeScaling: Sendable, Equatable {
     case linear(factor: Float)
     /// Llama 3: factor, low/high frequency factors, original context length.
     case llama3(factor: Float, lowFreqFactor: Float, highFreqFactor: Float, originalMaxPositions: Int)
+    /// LongRoPE (Phi-3): per-frequency divisors, `short` while a forward's positions stay within
+    /// `originalMaxPositions`, `long` beyond; cos and sin are multiplied by `attentionFactor`.
+    case longrope(short: [Float], long: [Float], originalMaxPositions: Int, attentionFactor: Float)
 }
 
 /// Everything an architecture needs to know about a checkpoint, from config.json or GGUF metadata.
@@ -31,6 +34,12 @@ public struct ModelConfig: Sendable, Equatable {
     // Llama
     public var ropeTheta: Float
     public var ropeScaling: RopeScaling?
+    /// Leading dims of each head that RoPE rotates (Phi-3's partial_rotary_factor × head_dim).
+    public var rotaryDim: Int
+    /// Sliding-window attention: each query sees this many keys, itself included (nil: all).
+    public var slidingWindow: Int?
+    /// Which layers slide when `slidingWindow` is set (nil: every layer; Qwen2/3's layer_types).
+    public var slidingLayers: [Bool]?
     /// Bias on q/k/v/o projections (Llama `attention_bias`; always true for OPT and GPT-2).
     public var attentionBias: Bool
     /// Bias on MLP projections (Llama `mlp_bias`; always true for OPT and GPT-2).
@@ -50,7 +59,8 @@ public struct ModelConfig: Sendable, Equatable {
     public init(architecture: Architecture, vocabSize: Int, hiddenSize: Int, numLayers: Int, numHeads: Int,
                 numKVHeads: Int? = nil, headDim: Int? = nil, intermediateSize: Int, maxPositions: Int,
                 normEps: Float, activation: Activation, tieWordEmbeddings: Bool,
-                ropeTheta: Float = 10000, ropeScaling: RopeScaling? = nil,
+                ropeTheta: Float = 10000, ropeScaling: RopeScaling? = nil, rotaryDim: Int? = nil,
+                slidingWindow: Int? = nil, slidingLayers: [Bool]? = nil,
                 attentionBias: Bool = true, mlpBias: Bool = true,
                 doLayerNormBefore: Bool = true, wordEmbedProjDim: Int? = nil, positionOffset: Int = 0,
                 bosTokenId: Int? = nil, eosTokenId: Int? = nil, padTokenId: Int? = nil) {
@@ -68,6 +78,9 @@ public struct ModelConfig: Sendable, Equatable {
         self.tieWordEmbeddings = tieWordEmbeddings
         self.ropeTheta = ropeTheta
         self.ropeScaling = ropeScaling
+        self.rotaryDim = rotaryDim ?? self.headDim
+        self.slidingWindow = slidingWindow
+        self.slidingLayers = slidingLayers
         self.attentionBias = attentionBias
         self.mlpBias = mlpBias
         self.doLayerNormBefore = doLayerNormBefore
@@ -76,5 +89,13 @@ public struct ModelConfig: Sendable, Equatable {
         self.bosTokenId = bosTokenId
         self.eosTokenId = eosTokenId
         self.padTokenId = padTokenId
+    }
+}
+
+public extension ModelConfig {
+    /// The attention window of layer `l` (0: the whole causal past).
+    func window(layer l: Int) -> Int {
+        guard let w = slidingWindow else { return 0 }
+        return slidingLayers.map { l < $0.count && $0[l] } ?? true ? w : 0
     }
 }
