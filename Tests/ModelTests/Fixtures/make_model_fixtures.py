@@ -34,15 +34,37 @@ Tiny random models (all f32), one directory each:
                   short_factor [1.0, 1.6], long_factor [2.0, 8.0], original_max_position_embeddings 4,
                   max_position_embeddings 64 (attention scaling sqrt(1 + ln 16 / ln 4) = sqrt 3), 4 KV heads
                   (MHA), tied embeddings, sliding_window 5
+    gemma         GemmaForCausalLM: 1 KV head, head_dim 16 (q 64x32, o 32x64), GeGLU (tanh-GELU gate), tied,
+                  rope 10000; embeddings times sqrt(32); every RMSNorm computes x * (1 + w)
+    gemma2        Gemma2ForCausalLM, 4 layers: layer_types sliding/full/sliding/full, sliding_window 3, pre- and
+                  post-norms around attention and MLP (input_layernorm, post_attention_layernorm,
+                  pre_feedforward_layernorm, post_feedforward_layernorm), attn_logit_softcapping 2.0 (tanh on the
+                  scaled scores, before the mask), final_logit_softcapping 3.0, query_pre_attn_scalar 24 (scores
+                  times 24^-1/2, not head_dim 16^-1/2), 2 KV heads, tied, rope 10000
+    gemma3        Gemma3ForCausalLM (Gemma3TextConfig, model_type gemma3_text), 4 layers: layer_types
+                  sliding/sliding/full/sliding, sliding_window 3, q_norm/k_norm ((1 + w) RMSNorm over head_dim, before
+                  RoPE), rope_parameters per layer type (full_attention theta 1e6, sliding_attention 1e4),
+                  query_pre_attn_scalar 24, head_dim 16, 2 KV heads, no soft-capping, tied
+    olmo2         Olmo2ForCausalLM: no pre-norms; post_attention_layernorm / post_feedforward_layernorm normalise the
+                  attention and MLP outputs before each residual add; q_norm / k_norm over the whole q (32) / k (16)
+                  projection before the head split; 2 KV heads, SwiGLU, rope 5e5, untied
+    gptneox       GPTNeoXForCausalLM, hidden 64 (4 heads of 16), intermediate 128, use_parallel_residual True
+                  (x + attn(ln1(x)) + mlp(ln2(x))), rotary_pct 0.25 (rope_parameters partial_rotary_factor: rotary on
+                  the first 4 of each head's 16 dims, rotate-half order within those 4), fused query_key_value laid
+                  out per head as [q_h; k_h; v_h] (rows 48h..48h+15 q, +16 k, +32 v), LayerNorm with bias, gelu
+                  (erf), attention biases, untied embed_out, pad 1
+    gptneox_seq   the same with use_parallel_residual False (x += attn(ln1(x)); x += mlp(ln2(x)))
     opt_sharded   the `opt` weights again, saved with a small max_shard_size:
                   model.safetensors.index.json + model-0000k-of-0000n.safetensors (no reference.json;
                   its tensors equal opt's)
 Each holds what save_pretrained writes (config.json, generation_config.json, model.safetensors;
 transformers 5 always writes safetensors, so no safe_serialization flag) and reference.json; the llama,
-qwen2, qwen3 and phi3 families also model.gguf, written from them by make_family_gguf.py.
+qwen2, qwen3, phi3, gemma, gemma2, gemma3, olmo2 and gptneox families also model.gguf, written from them by
+make_family_gguf.py.
 Notes for loaders: OPT and GPT-2 store no lm_head (tied); GPT-2's Conv1D weights are stored
 (in, out), transposed relative to nn.Linear; keys carry the "model." / "transformer." prefixes. Weights: every matrix ~ N(0, 0.2²); LayerNorm/RMSNorm gains 1 + N(0, 0.1²);
-every bias (norm biases included) N(0, 0.1²), so logits are far from flat.
+every bias (norm biases included) N(0, 0.1²), so logits are far from flat. Gemma 1/2/3 norms are the exception:
+their RMSNorm multiplies by (1 + w) and transformers initialises w at 0, so they get w ~ N(0, 0.1²) (gain ≈ 1).
 
 reference.json keys:
     "model"            directory name; "architecture" the transformers class name
@@ -71,6 +93,20 @@ Only where the model has a sliding window:
     "sliding_window"   W: query t attends keys t-W+1..t (transformers masks kv_idx <= q_idx - W)
     "layer_types"      per layer "full_attention" / "sliding_attention" (Mistral and Phi-3, which have no
                        layer_types, slide in every layer)
+Gemma 1/2/3 only:
+    "embed_scale"      {"f32", "bf16"}: the factor the embeddings are multiplied by, sqrt(hidden) cast to the
+                       weights' dtype as transformers does (float32 5.656854; bf16 5.65625 for bf16 weights)
+    "norm_gain"        "1 + w": every RMSNorm (Gemma 3's q/k norms too) multiplies by 1 + w, computed in f32
+    "head_dim", "hidden_activation" ("gelu_pytorch_tanh": the GeGLU gate is tanh-approximated GELU)
+Gemma 2/3 only: "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping" (null = none);
+    Gemma 3 also "rope_theta": {"full_attention", "sliding_attention"} (the base each layer type uses), and
+    "sensitivity": {feature: max |logit change| on the length-7 sequence with that feature switched off}
+    (gemma2: sliding_window 4.0, query_pre_attn_scalar 0.37, attn_logit_softcapping 0.41,
+    final_logit_softcapping 2.0; gemma3: sliding_window 3.6, query_pre_attn_scalar 0.54, rope_local_base 0.14),
+    each asserted > 0.05 so that a loader missing the feature fails the 1e-4 comparison.
+GPT-NeoX only: "rotary_ndims" (4 = int(head_size 16 * 0.25)), "use_parallel_residual".
+The windowed families pass the padded-vs-unpadded check (<= 2.6e-6): transformers builds the sliding mask from
+indices (kv_idx > q_idx - W), which under left padding equals the window over positions.
 Only for LongRoPE (phi3_longrope):
     "attention_scaling"       the factor transformers multiplies cos and sin by (rotary_emb.attention_scaling)
     "batch": {"rope_factors"} and each "unpadded" entry's "rope_factors": "long" or "short", the factor set
@@ -143,8 +179,8 @@ LENGTHS = [7, 4, 1]
 
 
 def tiny_configs():
-    from transformers import (GPT2Config, LlamaConfig, MistralConfig, OPTConfig, Phi3Config, Qwen2Config,
-                              Qwen3Config)
+    from transformers import (Gemma2Config, Gemma3TextConfig, GemmaConfig, GPT2Config, GPTNeoXConfig, LlamaConfig,
+                              MistralConfig, Olmo2Config, OPTConfig, Phi3Config, Qwen2Config, Qwen3Config)
 
     common = dict(vocab_size=VOCAB)
     return {
@@ -241,18 +277,88 @@ def tiny_configs():
                                                       "short_factor": [1.0, 1.6], "long_factor": [2.0, 8.0]},
                                      pad_token_id=0, bos_token_id=1, eos_token_id=2,
                                      architectures=["Phi3ForCausalLM"]), "Phi3ForCausalLM", 13),
+        # Gemma: head_dim 16 != hidden/heads = 8 (q is 64x32, o 32x64), 1 KV head, tied (Gemma always ties).
+        # GemmaConfig names the activation hidden_act (Gemma 2/3: hidden_activation). Gemma ids: pad 0, eos 1, bos 2.
+        "gemma": (GemmaConfig(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                              hidden_act="gelu_pytorch_tanh", max_position_embeddings=128, rms_norm_eps=1e-6,
+                              tie_word_embeddings=True,
+                              rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                              pad_token_id=0, bos_token_id=2, eos_token_id=1,
+                              architectures=["GemmaForCausalLM"]), "GemmaForCausalLM", 14),
+        # Gemma 2: 4 layers, so sliding/full alternates twice (layer_types default: even layers slide); window 3 < 7;
+        # soft-caps small enough to bite (uncapped, scaled attention scores reach 3.5 and logits 4.7: the caps move the
+        # logits by 0.4 and 2.0, reference.json "sensitivity"); scores scaled by
+        # query_pre_attn_scalar^-1/2 = 24^-1/2, not head_dim^-1/2.
+        "gemma2": (Gemma2Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                                num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                hidden_activation="gelu_pytorch_tanh", max_position_embeddings=128,
+                                rms_norm_eps=1e-6, tie_word_embeddings=True, sliding_window=3,
+                                query_pre_attn_scalar=24, attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
+                                rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                                pad_token_id=0, bos_token_id=2, eos_token_id=1,
+                                architectures=["Gemma2ForCausalLM"]), "Gemma2ForCausalLM", 15),
+        # Gemma 3 text model: 4 layers in a pattern-3 layout (s, s, full, s: llama.cpp's "every n-th layer is full"
+        # with n = 3), window 3; rope per layer type (full 1e6, sliding 1e4, Gemma 3's own values); q/k RMSNorm per
+        # head; query_pre_attn_scalar 24 != head_dim 16. No soft-capping (Gemma 3 has none).
+        "gemma3": (Gemma3TextConfig(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                                    num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                    hidden_activation="gelu_pytorch_tanh", max_position_embeddings=128,
+                                    rms_norm_eps=1e-6, tie_word_embeddings=True, sliding_window=3,
+                                    query_pre_attn_scalar=24,
+                                    layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                                                 "sliding_attention"],
+                                    rope_parameters={
+                                        "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                                        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+                                    pad_token_id=0, bos_token_id=2, eos_token_id=1,
+                                    architectures=["Gemma3ForCausalLM"]), "Gemma3ForCausalLM", 16),
+        # OLMo 2: no pre-norms; RMSNorm after attention and after the MLP (before each residual add); q_norm/k_norm
+        # over the whole q (32) / k (2 KV heads x 8 = 16) projection, before the heads are split. OLMo 2's rope 5e5.
+        "olmo2": (Olmo2Config(**common, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                              rms_norm_eps=1e-6, tie_word_embeddings=False, attention_bias=False,
+                              rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+                              pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                              architectures=["Olmo2ForCausalLM"]), "Olmo2ForCausalLM", 17),
+        # GPT-NeoX (Pythia): hidden 64 (head_size 16) so that rotary_pct 0.25 rotates 4 dims = 2 frequencies; at
+        # hidden 32 it would rotate 2 dims, where rotate-half and interleaved pairs coincide and a wrong pairing
+        # would pass. Fused query_key_value interleaved per head; LayerNorm with bias; exact-erf GELU; untied.
+        # transformers 5 keeps rotary_pct as rope_parameters["partial_rotary_factor"].
+        "gptneox": (GPTNeoXConfig(**common, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                  num_attention_heads=4, hidden_act="gelu", max_position_embeddings=128,
+                                  layer_norm_eps=1e-5, use_parallel_residual=True, tie_word_embeddings=False,
+                                  attention_bias=True, hidden_dropout=0.0, attention_dropout=0.0,
+                                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                   "partial_rotary_factor": 0.25},
+                                  pad_token_id=1, bos_token_id=0, eos_token_id=0,
+                                  architectures=["GPTNeoXForCausalLM"]), "GPTNeoXForCausalLM", 18),
+        # The same with use_parallel_residual False: x += attn(ln1(x)); x += mlp(ln2(x)).
+        "gptneox_seq": (GPTNeoXConfig(**common, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, hidden_act="gelu", max_position_embeddings=128,
+                                      layer_norm_eps=1e-5, use_parallel_residual=False, tie_word_embeddings=False,
+                                      attention_bias=True, hidden_dropout=0.0, attention_dropout=0.0,
+                                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                       "partial_rotary_factor": 0.25},
+                                      pad_token_id=1, bos_token_id=0, eos_token_id=0,
+                                      architectures=["GPTNeoXForCausalLM"]), "GPTNeoXForCausalLM", 19),
     }
 
 
-def init_weights(model, seed):
-    """Larger-than-default random weights so the logits carry signal."""
+# Gemma's RMSNorm multiplies by (1 + w), w initialised at 0: its norms get w ~ N(0, 0.1²), so the gain is ≈ 1.
+GEMMA_TYPES = ("gemma", "gemma2", "gemma3_text")
+
+
+def init_weights(model, seed, norm_center=1.0):
+    """Larger-than-default random weights so the logits carry signal. norm_center: what the norm weights scatter
+    around (1 for x·w norms, 0 for Gemma's x·(1 + w))."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():  # tied parameters appear once
             if p.ndim >= 2:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.2)
             elif name.endswith("weight"):  # LayerNorm / RMSNorm gain
-                p.copy_(1.0 + torch.randn(p.shape, generator=g) * 0.1)
+                p.copy_(norm_center + torch.randn(p.shape, generator=g) * 0.1)
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.1)
 
@@ -284,7 +390,7 @@ def make_tiny(name, config, cls_name, seed):
     torch.manual_seed(seed)
     config._attn_implementation = "eager"
     model = cls(config).eval()
-    init_weights(model, seed)
+    init_weights(model, seed, norm_center=0.0 if config.model_type in GEMMA_TYPES else 1.0)
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
     model.save_pretrained(d)
@@ -345,6 +451,7 @@ def make_tiny(name, config, cls_name, seed):
     if longrope:
         ref["attention_scaling"] = float(model.model.rotary_emb.attention_scaling)
         ref["batch"]["rope_factors"] = batch_factors
+    ref.update(family_facts(model, config, seqs[0]))
     # Padding must not change the valid positions' results (sanity check of the reference itself).
     # Not for LongRoPE: transformers picks the factor set per call from max(position_ids) + 1, so the padded
     # batch (long factors) and the short unpadded sequences (short factors) differ by design.
@@ -355,6 +462,80 @@ def make_tiny(name, config, cls_name, seed):
         assert err < 1e-4, f"{name}: padded vs unpadded differ by {err}"
     dump_json(os.path.join(d, "reference.json"), ref)
     return model
+
+
+def family_facts(model, config, seq):
+    """What a loader of Gemma 1/2/3, OLMo 2 or GPT-NeoX needs beyond config.json's plain fields, and "sensitivity":
+    how far the logits of `seq` (length 7 > window 3) move when one feature is switched off, each asserted large
+    against the 1e-4 the tests allow, so a loader that misses the feature cannot pass."""
+    out = {}
+    mt = config.model_type
+    if mt in GEMMA_TYPES:
+        # The embedding is multiplied by sqrt(hidden) as a tensor cast to the weights' dtype (embed_scale.to(dtype)):
+        # for f32 weights float32(sqrt(32)), for bf16 weights bf16(sqrt(32)) = 5.65625 (not 5.656854...).
+        exact = torch.tensor(config.hidden_size ** 0.5)
+        used = model.model.embed_tokens.embed_scale.to(model.model.embed_tokens.weight.dtype)
+        assert torch.equal(used, exact.float())
+        out["embed_scale"] = {"f32": f32_list(exact.float()), "bf16": f32_list(exact.to(torch.bfloat16).float())}
+        out["norm_gain"] = "1 + w"  # every Gemma RMSNorm (q/k norms of Gemma 3 too) computes x * (1 + w), in f32
+        out["head_dim"] = config.head_dim
+        out["hidden_activation"] = getattr(config, "hidden_activation", None) or config.hidden_act
+    if mt in ("gemma2", "gemma3_text"):
+        out["query_pre_attn_scalar"] = config.query_pre_attn_scalar
+        out["attn_logit_softcapping"] = config.attn_logit_softcapping
+        out["final_logit_softcapping"] = config.final_logit_softcapping
+    if mt == "gemma3_text":
+        out["rope_theta"] = {t: config.rope_parameters[t]["rope_theta"] for t in ("full_attention", "sliding_attention")}
+    if mt == "gpt_neox":
+        out["rotary_ndims"] = model.gpt_neox.layers[0].attention.rotary_ndims
+        out["use_parallel_residual"] = config.use_parallel_residual
+    if mt not in ("gemma2", "gemma3_text"):
+        return out
+
+    x = torch.tensor([seq])
+
+    def logits():
+        with torch.no_grad():
+            return model(input_ids=x).logits[0]
+
+    base = logits()
+    sens = {}
+    attns = [layer.self_attn for layer in model.model.layers]
+
+    def measure(key):
+        sens[key] = f32_list((logits() - base).abs().max())
+
+    window = config.sliding_window
+    config.sliding_window = 1000  # every sliding layer sees all keys
+    measure("sliding_window")
+    config.sliding_window = window
+    saved = [a.scaling for a in attns]
+    for a in attns:
+        a.scaling = a.head_dim ** -0.5
+    measure("query_pre_attn_scalar")
+    for a, sc in zip(attns, saved):
+        a.scaling = sc
+    if mt == "gemma2":
+        for a in attns:
+            a.attn_logit_softcapping = None
+        measure("attn_logit_softcapping")
+        for a in attns:
+            a.attn_logit_softcapping = config.attn_logit_softcapping
+        cap = config.final_logit_softcapping
+        config.final_logit_softcapping = None
+        measure("final_logit_softcapping")
+        config.final_logit_softcapping = cap
+    else:
+        rope = model.model.rotary_emb
+        local = rope.sliding_attention_inv_freq.clone()
+        rope.sliding_attention_inv_freq.copy_(rope.full_attention_inv_freq)
+        measure("rope_local_base")  # sliding layers with the global base
+        rope.sliding_attention_inv_freq.copy_(local)
+    assert torch.equal(logits(), base), "a switched-off feature was not restored"
+    for k, v in sens.items():
+        assert v > 0.05, f"{config.model_type}: switching off {k} moves the logits by only {v}"
+    out["sensitivity"] = sens
+    return out
 
 
 def make_sharded(model):
