@@ -43,7 +43,7 @@ public protocol Backend: AnyObject, Sendable {
     func restoreUpdate(_ items: [StreamItem], seed: UInt64, stream: UInt32, restore: Float, step: Float)
     func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
-    /// out = scale·z of another tensor: z indexed from element `first` (that tensor's own offset),
+    /// out = scale·z of another tensor: z indexed from element `first` (that tensor's streamIndex),
     /// so out holds exactly the z its perturbation uses.
     func fillNormal(_ out: Tensor, first: Int, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
     func convert(into destination: Tensor, from source: Tensor)

@@ -64,15 +64,15 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     // MARK: perturbation stream
 
     public func perturb(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
-        api.perturb(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, scale)
+        api.perturb(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.streamIndex), seed, tensorId, stream, scale)
     }
 
     public func restoreUpdate(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, restore: Float, step: Float, decay: Float) {
-        api.restore_update(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, restore, step, decay)
+        api.restore_update(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.streamIndex), seed, tensorId, stream, restore, step, decay)
     }
 
     public func replayStep(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, a1: Float, a2: Float, restore: Float, step: Float, decay: Float) {
-        api.replay_step(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, a1, a2, restore, step, decay)
+        api.replay_step(x.pointer, x.dtype.code, Int64(x.count), UInt64(x.streamIndex), seed, tensorId, stream, a1, a2, restore, step, decay)
     }
 
     public func perturb(_ items: [StreamItem], seed: UInt64, stream: UInt32, scale: Float) {
@@ -95,7 +95,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
                 if op == ZT_LIST_PERTURB { perturb(x, seed: seed, tensorId: it.tensorId, stream: stream, scale: a) }
                 else { restoreUpdate(x, seed: seed, tensorId: it.tensorId, stream: stream, restore: a, step: step, decay: it.decay) }
             } else {
-                small[x.dtype.code, default: []].append(zt_list_item(x: x.pointer, n: Int64(x.count), first: UInt64(x.offset),
+                small[x.dtype.code, default: []].append(zt_list_item(x: x.pointer, n: Int64(x.count), first: UInt64(x.streamIndex),
                                                                     tensor_id: it.tensorId, decay: it.decay))
             }
         }
@@ -107,7 +107,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     public func perturbedCopy(into out: Tensor, from source: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
         precondition(out.count == source.count, "perturbed copy of \(source) into \(out)")
         api.perturbed_copy(out.pointer, out.dtype.code, source.pointer, source.dtype.code, Int64(source.count),
-                           UInt64(source.offset), seed, tensorId, stream, scale)
+                           UInt64(source.streamIndex), seed, tensorId, stream, scale)
     }
 
     public func fillNormal(_ out: Tensor, first: Int, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
@@ -115,7 +115,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     }
 
     public func fillNormal(_ out: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
-        api.fill_normal(out.pointer, out.dtype.code, Int64(out.count), UInt64(out.offset), seed, tensorId, stream, scale)
+        api.fill_normal(out.pointer, out.dtype.code, Int64(out.count), UInt64(out.streamIndex), seed, tensorId, stream, scale)
     }
 
     public func zoUpdate(_ kind: ZOUpdateKind, _ x: Tensor, state1: Tensor, state2: Tensor?, seed: UInt64, tensorId: UInt32,
@@ -125,7 +125,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         if let state2 { precondition(state2.dtype == .f32 && state2.count == x.count, "optimizer state \(state2) for \(x)") }
         var args = zt_zo_update_args(a1: s.a1, a2: s.a2, restore: s.restore, g: s.g, lr: s.lr, decay: s.decay, beta1: s.beta1,
                                      beta2: s.beta2, adam_eps: s.adamEps, bc2_sqrt: s.bc2Sqrt, curvature: s.curvature, keep: s.keep)
-        api.zo_update(kind.rawValue, x.pointer, x.dtype.code, state1.f32, state2?.f32, Int64(x.count), UInt64(x.offset),
+        api.zo_update(kind.rawValue, x.pointer, x.dtype.code, state1.f32, state2?.f32, Int64(x.count), UInt64(x.streamIndex),
                       seed, tensorId, stream, &args)
     }
 
@@ -143,7 +143,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
             precondition((it.state2 != nil) == (kind == .adam || kind == .direction), "second state tensor is Adam's v or the direction D")
             if let s2 = it.state2 { precondition(s2.dtype == .f32 && s2.count == x.count, "optimizer state \(s2) for \(x)") }
             small[x.dtype.code, default: []].append(zt_zo_list_item(x: x.pointer, s1: it.state1.f32, s2: it.state2?.f32, n: Int64(x.count),
-                                                                   first: UInt64(x.offset), tensor_id: it.tensorId, decay: it.decay))
+                                                                   first: UInt64(x.streamIndex), tensor_id: it.tensorId, decay: it.decay))
         }
         let s = scalars
         var args = zt_zo_update_args(a1: s.a1, a2: s.a2, restore: s.restore, g: s.g, lr: s.lr, decay: s.decay, beta1: s.beta1,
@@ -155,7 +155,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
 
     public func perturbHessian(_ x: Tensor, h: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
         precondition(h.dtype == .f32 && h.count == x.count, "Hessian \(h) for \(x)")
-        api.perturb_hessian(x.pointer, x.dtype.code, h.f32, Int64(x.count), UInt64(x.offset), seed, tensorId, stream, scale)
+        api.perturb_hessian(x.pointer, x.dtype.code, h.f32, Int64(x.count), UInt64(x.streamIndex), seed, tensorId, stream, scale)
     }
 
     public func convert(into destination: Tensor, from source: Tensor) {
@@ -317,14 +317,14 @@ public final class KernelBackend: Backend, @unchecked Sendable {
 
     public func jaguarProbe(_ x: Tensor, _ selection: JaguarSelection, seed: UInt64, tensorId: UInt32, scale: Float) {
         var args = jaguarArgs(x, selection, JaguarScalars())
-        api.jaguar_probe(x.pointer, x.dtype.code, UInt64(x.offset), seed, tensorId, &args, scale)
+        api.jaguar_probe(x.pointer, x.dtype.code, UInt64(x.streamIndex), seed, tensorId, &args, scale)
     }
 
     public func jaguarUpdate(_ kind: JaguarKind, _ x: Tensor, state: Tensor, _ selection: JaguarSelection, seed: UInt64,
                              tensorId: UInt32, scalars: JaguarScalars) {
         precondition(state.dtype == .f32 && state.count == x.count, "Jaguar state \(state) for \(x)")
         var args = jaguarArgs(x, selection, scalars)
-        api.jaguar_update(kind.rawValue, x.pointer, x.dtype.code, state.f32, UInt64(x.offset), seed, tensorId, &args)
+        api.jaguar_update(kind.rawValue, x.pointer, x.dtype.code, state.f32, UInt64(x.streamIndex), seed, tensorId, &args)
     }
 
     // MARK: transformer pieces

@@ -24,19 +24,31 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     public let buffer: DeviceBuffer
     public let dtype: DType
     public let shape: [Int]
-    /// Offset of element 0 in elements of `dtype` from the start of the buffer. For a buffer that
-    /// holds one named tensor this is also the element's global index in the z stream.
+    /// Offset of element 0 in elements of `dtype` from the start of the buffer.
     public let offset: Int
+    /// The buffer offset of the named tensor's element 0, which this view is part of: several
+    /// weights may share one buffer (q/k/v rows side by side, one GEMM), yet each keeps its own z
+    /// stream, indexed from its own first element (`streamIndex`).
+    public let streamOrigin: Int
 
-    public init(buffer: DeviceBuffer, dtype: DType, shape: [Int], offset: Int = 0) {
+    public init(buffer: DeviceBuffer, dtype: DType, shape: [Int], offset: Int = 0, streamOrigin: Int = 0) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         precondition(dtype.byteCount(offset + shape.reduce(1, *)) <= buffer.bytes,
                      "view \(shape) at \(offset) exceeds its \(buffer.bytes)-byte buffer")
+        precondition(streamOrigin <= offset, "stream origin \(streamOrigin) after the view's offset \(offset)")
         self.buffer = buffer
         self.dtype = dtype
         self.shape = shape
         self.offset = offset
+        self.streamOrigin = streamOrigin
     }
+
+    /// The global index of element 0 in its tensor's z stream (a slice of a weight continues it).
+    public var streamIndex: Int { offset - streamOrigin }
+
+    /// Identifies the storage of a view: two names with the same key are one tensor (a tied head).
+    public var storageKey: StorageKey { StorageKey(buffer: ObjectIdentifier(buffer), offset: offset) }
+    public struct StorageKey: Hashable { let buffer: ObjectIdentifier; let offset: Int }
 
     public var count: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
@@ -63,20 +75,20 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
             shape[infer] = known == 0 ? 0 : count / known
         }
         precondition(shape.reduce(1, *) == count, "cannot reshape \(self.shape) to \(newShape)")
-        return Tensor(buffer: buffer, dtype: dtype, shape: shape, offset: offset)
+        return Tensor(buffer: buffer, dtype: dtype, shape: shape, offset: offset, streamOrigin: streamOrigin)
     }
 
     /// Rows [start, start + length) of the leading dimension.
     public func rows(_ start: Int, _ length: Int) -> Tensor {
         precondition(rank >= 1 && start >= 0 && start + length <= shape[0], "rows \(start)..<\(start + length) of \(shape)")
         let rowCount = shape.dropFirst().reduce(1, *)
-        return Tensor(buffer: buffer, dtype: dtype, shape: [length] + shape.dropFirst(), offset: offset + start * rowCount)
+        return Tensor(buffer: buffer, dtype: dtype, shape: [length] + shape.dropFirst(), offset: offset + start * rowCount, streamOrigin: streamOrigin)
     }
 
     /// A flat view of `length` elements starting at element `start`.
     public func flatSlice(_ start: Int, _ length: Int) -> Tensor {
         precondition(start >= 0 && start + length <= count, "slice \(start)..<\(start + length) of \(count) elements")
-        return Tensor(buffer: buffer, dtype: dtype, shape: [length], offset: offset + start)
+        return Tensor(buffer: buffer, dtype: dtype, shape: [length], offset: offset + start, streamOrigin: streamOrigin)
     }
 
     public var description: String { "Tensor(\(dtype), \(shape), \(backend.device))" }

@@ -25,11 +25,11 @@ public final class TrainableSet: @unchecked Sendable {
     /// Every weight of the model, each buffer once (a tied head is the embedding: perturbing it
     /// twice would apply z twice).
     public static func full(_ model: CausalLM) -> TrainableSet {
-        var seen = Set<ObjectIdentifier>()
+        var seen = Set<Tensor.StorageKey>()
         var entries: [Entry] = []
         for name in model.weights.names {
             let t = model.weights[name]
-            guard seen.insert(ObjectIdentifier(t.buffer)).inserted else { continue }
+            guard seen.insert(t.storageKey).inserted else { continue }
             entries.append(Entry(name: name, tensor: t, tensorId: tensorId(name), decays: t.rank >= 2))
         }
         return TrainableSet(entries: entries, spec: "full")

@@ -17,7 +17,9 @@ final class ExportTests: XCTestCase {
         try assertMovedExportsLoadInTransformers([
             ("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM"), ("qwen2_tied", "Qwen2ForCausalLM"),
             ("qwen2_swa", "Qwen2ForCausalLM"), ("qwen3", "Qwen3ForCausalLM"), ("qwen3_tied", "Qwen3ForCausalLM"),
-            ("mistral_swa", "MistralForCausalLM"), ("phi3", "Phi3ForCausalLM"), ("phi3_longrope", "Phi3ForCausalLM")])
+            ("mistral_swa", "MistralForCausalLM"), ("phi3", "Phi3ForCausalLM"), ("phi3_longrope", "Phi3ForCausalLM"),
+            ("gemma", "GemmaForCausalLM"), ("gemma3", "Gemma3ForCausalLM"), ("olmo2", "Olmo2ForCausalLM"),
+            ("gptneox", "GPTNeoXForCausalLM"), ("gptneox_seq", "GPTNeoXForCausalLM")])
     }
 
     /// Each fixture model moved by two MeZO steps, exported, loaded by transformers (one Python

@@ -20,6 +20,13 @@ public final class CausalLM: @unchecked Sendable {
     let invFreq: Tensor?
     /// LongRoPE's long-context frequencies (used by a forward whose positions pass the original context).
     let invFreqLong: Tensor?
+    /// The sliding layers' frequencies when their base differs (Gemma 3's local RoPE base).
+    let invFreqLocal: Tensor?
+    /// 1 + w of each unit-offset norm (Gemma), recomputed from w before each use; `ones` to add.
+    let unitGains: [String: Tensor]
+    let ones: Tensor?
+    /// First q weight of each layer → the weights one GEMM multiplies together (`gemmGroups`).
+    let groupMembers: [String: [String]]
     let scratch: Tensor?   // f32 copy of one low-precision weight matrix (precision f32)
     let halfScratch: Tensor?   // bf16 copy of one GGUF-block matrix (mixed precision)
     /// How GEMMs treat low-precision weights (and f32 ones, for `.tf32`).
@@ -43,7 +50,8 @@ public final class CausalLM: @unchecked Sendable {
         self.backend = backend
         self.reader = reader
         let (specs, tied) = CausalLM.tensorSpecs(config)
-        let weights = try ModelWeights.load(specs, tied: tied, from: reader, backend: backend, dtype: dtype, keepBlocks: keepBlocks)
+        let weights = try ModelWeights.load(specs, tied: tied, groups: CausalLM.gemmGroups(config), from: reader, backend: backend,
+                                            dtype: dtype, keepBlocks: keepBlocks)
         self.weights = weights
         plan = config.architecture.family.plan(config, has: { weights.optional($0) != nil })
         linearsByWeight = Dictionary(plan.linears.map { ($0.weight, $0) }, uniquingKeysWith: { a, _ in a })
@@ -53,17 +61,31 @@ public final class CausalLM: @unchecked Sendable {
         } else {
             invFreq = nil
         }
+        if let local = config.localRopeTheta {
+            let inv = RotaryEmbedding.inverseFrequencies(dim: config.rotaryDim, theta: local, scaling: config.ropeScaling)
+            invFreqLocal = try backend.tensor(inv, shape: [inv.count], tag: .weights)
+        } else {
+            invFreqLocal = nil
+        }
+        let offsetNorms = plan.layers.flatMap(\.norms).filter(\.unitOffset) + [plan.finalNorm].compactMap { $0 }.filter(\.unitOffset)
+        unitGains = try Dictionary(offsetNorms.map { ($0.weight, try backend.allocate(weights[$0.weight].shape, tag: .scratch)) },
+                                   uniquingKeysWith: { a, _ in a })
+        let widest = offsetNorms.map { weights[$0.weight].count }.max()
+        ones = try widest.map { try backend.tensor([Float](repeating: 1, count: $0), shape: [$0], tag: .scratch) }
         if case .longrope = config.ropeScaling {
             let inv = RotaryEmbedding.inverseFrequencies(dim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling, long: true)
             invFreqLong = try backend.tensor(inv, shape: [inv.count], tag: .weights)
         } else {
             invFreqLong = nil
         }
+        let groups = CausalLM.gemmGroups(config).filter { $0.allSatisfy { weights.optional($0) != nil } }
+        groupMembers = Dictionary(groups.map { ($0[0], $0) }, uniquingKeysWith: { a, _ in a })
         let gathered = Set([plan.embed, plan.positions].compactMap { $0 })
-        scratch = try CausalLM.scratchElements(weights, gathered: gathered, head: plan.head.weight, mixed: precision != .f32)
+        scratch = try CausalLM.scratchElements(weights, gathered: gathered, head: plan.head.weight, mixed: precision != .f32, groups: groups)
             .map { try backend.allocate([$0], tag: .scratch) }
         halfScratch = precision == .f32 ? nil
-            : try CausalLM.blockMatrixElements(weights, gathered: gathered).map { try backend.allocate([$0], dtype: .bf16, tag: .scratch, zeroed: false) }
+            : try CausalLM.blockMatrixElements(weights, gathered: gathered, groups: groups)
+                .map { try backend.allocate([$0], dtype: .bf16, tag: .scratch, zeroed: false) }
     }
 
     /// Elements of the f32 scratch: the largest matrix stored in f16/bf16/blocks, converted whole
@@ -73,31 +95,37 @@ public final class CausalLM: @unchecked Sendable {
     /// `mixed`: f16/bf16 matrices go to the GEMM as stored and GGUF blocks through the bf16 scratch:
     /// no f32 scratch.
     /// `gathered`: the embedding tables, only gathered row by row (a tied head is counted as the head).
-    static func scratchElements(_ weights: ModelWeights, gathered: Set<String>, head: String, mixed: Bool = false) -> Int? {
+    /// A GEMM group (q/k/v) with a low-precision member is converted whole: it counts as one matrix.
+    static func scratchElements(_ weights: ModelWeights, gathered: Set<String>, head: String, mixed: Bool = false,
+                                groups: [[String]] = []) -> Int? {
         if mixed { return nil }
         var largest = 0
         for name in weights.names where weights[name].rank == 2 && weights[name].dtype != .f32 && !gathered.contains(name) {
             let w = weights[name]
             largest = max(largest, name == head ? min(w.count, 1 << 20) : w.count)
         }
+        for g in groups where g.contains(where: { weights[$0].dtype != .f32 }) {
+            largest = max(largest, g.reduce(0) { $0 + weights[$1].count })
+        }
         return largest > 0 ? largest : nil
     }
 
     /// Elements of the bf16 scratch of mixed precision: the largest GGUF-block matrix, whole (the
     /// head too: 57 MB in bf16 on SmolLM2); nil when no matrix is stored in blocks.
-    static func blockMatrixElements(_ weights: ModelWeights, gathered: Set<String>) -> Int? {
+    static func blockMatrixElements(_ weights: ModelWeights, gathered: Set<String>, groups: [[String]] = []) -> Int? {
         let sizes = weights.names.filter { weights[$0].rank == 2 && weights[$0].dtype.ggmlType != nil && !gathered.contains($0) }
             .map { weights[$0].count }
-        return sizes.max()
+        let grouped = groups.filter { $0.allSatisfy { weights[$0].dtype.ggmlType != nil } }.map { $0.reduce(0) { $0 + weights[$1].count } }
+        return (sizes + grouped).max()
     }
 
     /// Reads every weight again from the checkpoint into the existing buffers (no extra memory):
     /// how a run returns to the base model before replaying part of a trajectory.
     public func reloadWeights() throws {
-        var seen = Set<ObjectIdentifier>()
+        var seen = Set<Tensor.StorageKey>()
         for name in weights.names {
             let t = weights[name]
-            guard seen.insert(ObjectIdentifier(t.buffer)).inserted else { continue }
+            guard seen.insert(t.storageKey).inserted else { continue }
             guard let stored = weights.storedNames[name] else { continue }
             try ModelWeights.fill(t, from: reader, name: stored)
         }
@@ -124,6 +152,18 @@ public final class CausalLM: @unchecked Sendable {
         return (specs, tied)
     }
 
+    /// Weights one GEMM multiplies together, stored side by side: each layer's separate q, k and v
+    /// (they read the same input). One GEMM reads the input once and runs at the efficiency of its
+    /// wider output: SmolLM2's q/k/v at 1,024 rows took 20.9 ms as three OpenBLAS GEMMs (the
+    /// 192-wide k and v run far below peak) and 14.8 ms as one 960-wide GEMM. gate and up are
+    /// left apart: already 1,536 wide, one GEMM gained 4% (50.8 → 48.5 ms), not worth a
+    /// dequantization scratch twice the largest matrix for a block-stored base.
+    static func gemmGroups(_ c: ModelConfig) -> [[String]] {
+        let names = c.architecture.family.names
+        guard [Role.q, .k, .v].allSatisfy({ names.has($0, perLayer: true) }) else { return [] }
+        return (0..<c.numLayers).map { l in [Role.q, .k, .v].map { names.name($0, layer: l) } }
+    }
+
     /// Width of the final hidden states: the head's input (OPT-350m projects out to the embedding width).
     public var outputWidth: Int { weights[plan.head.weight].shape[1] }
 
@@ -146,6 +186,55 @@ public final class CausalLM: @unchecked Sendable {
         }
         if let bias = layer.bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
         hook?.linearDone(layer, input: x, output: out)
+    }
+
+    /// The stored-together weights that start with `layer`'s, when one GEMM can take them as
+    /// stored: f32, or 16-bit as a mixed-precision operand (a group wider than the f32 scratch, or
+    /// in GGML blocks, goes layer by layer).
+    func gemmGroup(_ layer: LinearLayer) -> Tensor? {
+        guard let members = groupMembers[layer.weight] else { return nil }
+        if let g = weights.groups[layer.weight], g.dtype == .f32 || (precision != .f32 && (g.dtype == .bf16 || g.dtype == .f16)) { return g }
+        // Otherwise each member converted (f16/bf16 under precision f32) or decoded (GGML blocks)
+        // into consecutive rows of the scratch: the same operand values as the f32 load's group,
+        // so a quantized base gives the dequantized base's forward bit for bit.
+        let ws = members.map { weights[$0] }, total = ws.reduce(0) { $0 + $1.count }, cols = ws[0].shape[1]
+        let target: Tensor
+        if precision == .f32 {
+            guard let scratch, scratch.count >= total else { return nil }
+            target = scratch
+        } else {
+            guard ws.allSatisfy({ $0.dtype.ggmlType != nil }), let half = halfScratch, half.count >= total else { return nil }
+            target = half
+        }
+        var at = 0
+        for w in ws {
+            backend.convert(into: target.flatSlice(at, w.count).reshaped(w.shape), from: w)
+            at += w.count
+        }
+        return target.flatSlice(0, total).reshaped([total / cols, cols])
+    }
+
+    /// The layers `parts` (in the group's row order) as one GEMM into `wide` (n, Σ out), whose
+    /// columns are then split into each part's output; each part then gets its bias and its hook
+    /// call, as if it had run alone.
+    func groupedLinear(_ x: Tensor, _ group: Tensor, into wide: Tensor, parts: [(LinearLayer, Tensor)]) throws {
+        let n = x.shape[0], width = group.shape[0]
+        let all = wide.flatSlice(0, n * width).reshaped([n, width])
+        if group.dtype != .f32 {
+            let k = x.shape[x.rank - 1]
+            let ws = try workspace(bytes: backend.mixedWorkspaceBytes(m: n, n: width, k: k))
+            backend.matmulMixed(all, x, weight: group, transposeB: true, workspace: ws)
+        } else {
+            backend.matmul(all, x, transposeA: false, group, transposeB: true, alpha: 1, beta: 0)
+        }
+        var col = 0
+        for (layer, out) in parts {
+            let w = out.shape[out.rank - 1]
+            backend.copy2D(out, ldd: w, from: all.flatSlice(col, all.count - col), lds: width, rows: n, cols: w)
+            col += w
+            if let bias = layer.bias, let b = weights.optional(bias) { backend.addRows(out, bias: b) }
+            hook?.linearDone(layer, input: x, output: out)
+        }
     }
 
     /// out = x·Wᵀ for a low-precision W (out, in) larger than the scratch (the head): a panel of W's
@@ -195,10 +284,21 @@ public final class CausalLM: @unchecked Sendable {
         return f
     }
 
+    /// out = norm(x) over x's last dimension (rows of the gain's length).
     func norm(_ out: Tensor, _ x: Tensor, _ n: NormLayer) {
+        let w = weights[n.weight]
+        var gamma = w
+        if n.unitOffset, let g = unitGains[n.weight] {
+            // Gemma: 1 + w in f32 (transformers' `1.0 + weight.float()`), from the current w, so
+            // a perturbation of w reaches the gain.
+            backend.add(g, w, ones!.flatSlice(0, w.count))
+            gamma = g
+        }
+        let rows = x.count / w.count
+        let (o2, x2) = (out.reshaped([rows, w.count]), x.reshaped([rows, w.count]))
         switch n.kind {
-        case .layerNorm: backend.layerNorm(out, x, gamma: weights[n.weight], beta: weights[n.bias!], eps: config.normEps)
-        case .rmsNorm: backend.rmsNorm(out, x, gamma: weights[n.weight], eps: config.normEps)
+        case .layerNorm: backend.layerNorm(o2, x2, gamma: gamma, beta: weights[n.bias!], eps: config.normEps)
+        case .rmsNorm: backend.rmsNorm(o2, x2, gamma: gamma, eps: config.normEps)
         }
     }
 
@@ -267,10 +367,13 @@ public final class CausalLM: @unchecked Sendable {
         let proj = try buffer([n, h])
         let up = try buffer([n, c.intermediateSize])
         let gate = plan.layers.contains(where: \.isGated) ? try buffer([n, c.intermediateSize]) : nil
-        let qkv = plan.layers.contains(where: \.isFused) ? try buffer([n, qd + 2 * kvd]) : nil
+        // The wide outputs of fused and grouped GEMMs, split into q/k/v and gate/up.
+        let groupedQKV = plan.layers.contains { if case .separate(let ql, _, _) = $0.projections { return gemmGroup(ql) != nil } else { return false } }
+        let qkv = plan.layers.contains(where: \.isFused) || groupedQKV ? try buffer([n, qd + 2 * kvd]) : nil
         let gateUp = plan.layers.contains(where: { if case .fusedGated = $0.mlp { return true } else { return false } })
             ? try buffer([n, 2 * c.intermediateSize]) : nil
         let rope = ropeTables(positions: pos)
+        let localRope = invFreqLocal.map { (invFreq: $0, scale: Float(1)) }
         // Without a cache, a prefix needs each layer's keys and values behind it: (B, P + T) rows.
         var prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?
         if prefix != nil && cache == nil {
@@ -286,25 +389,39 @@ public final class CausalLM: @unchecked Sendable {
 
         try embed(x, ids: ids, positions: posT, override: inputEmbeddings)
 
+        let mlpOut = plan.layers.contains(where: \.parallelResidual) ? try buffer([n, h]) : nil
         for (l, layer) in plan.layers.enumerated() {
-            // A pre-LN sublayer reads the norm of the residual stream; a post-LN one reads the
-            // stream and normalises it after adding its output.
+            // A pre-LN sublayer reads the norm of the residual stream (or the stream itself when it
+            // has no input norm: OLMo 2); a post-LN one reads the stream and normalises it after
+            // adding its output. An output norm (Gemma 2/3, OLMo 2) acts before the residual add.
             let pre = layer.normPlacement == .pre
-            let input = pre ? normed : x
+            func sublayerInput(_ n: NormLayer?) -> Tensor {
+                guard pre, let n else { return x }
+                norm(normed, x, n)
+                return normed
+            }
             // ---- attention ----
-            if pre { norm(normed, x, layer.attentionNorm) }
-            try projectQKV(layer, input, q: q, k: k, v: v, fused: qkv, positions: posT, rope: rope)
+            try projectQKV(layer, sublayerInput(layer.attentionNorm), q: q, k: k, v: v, fused: qkv, positions: posT,
+                           rope: layer.localRope ? localRope ?? rope : rope)
             try attend(attn, q: q, k: k, v: v, layer: l, batch: batch, cache: cache, keyLength: keyLength, mask: mask,
                        prefix: prefix, prefixed: prefixed)
             try linear(proj, attn, layer.output)
+            if let n = layer.postAttentionNorm { norm(proj, proj, n) }
+            if layer.parallelResidual, let mlpOut {
+                // GPT-NeoX: both sublayers read the same stream; x + (mlp + attn) as transformers sums it.
+                try mlp(layer, sublayerInput(layer.mlpNorm), gate: gate, up: up, fused: gateUp, out: mlpOut)
+                be.add(mlpOut, mlpOut, proj)
+                be.add(x, mlpOut, x)
+                continue
+            }
             be.add(x, x, proj)
-            if !pre { norm(x, x, layer.attentionNorm) }
+            if !pre, let n = layer.attentionNorm { norm(x, x, n) }
 
             // ---- MLP ----
-            if pre { norm(normed, x, layer.mlpNorm) }
-            try mlp(layer, input, gate: gate, up: up, fused: gateUp, out: proj)
+            try mlp(layer, sublayerInput(layer.mlpNorm), gate: gate, up: up, fused: gateUp, out: proj)
+            if let n = layer.postMLPNorm { norm(proj, proj, n) }
             be.add(x, x, proj)
-            if !pre { norm(x, x, layer.mlpNorm) }
+            if !pre, let n = layer.mlpNorm { norm(x, x, n) }
         }
 
         // ---- final norm (and OPT-350m's projection out) ----
@@ -334,19 +451,32 @@ public final class CausalLM: @unchecked Sendable {
         let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
         switch layer.projections {
         case .separate(let ql, let kl, let vl):
-            try linear(q, input, ql)
-            try linear(k, input, kl)
-            try linear(v, input, vl)
-        case .fused(let fl):
+            if let group = gemmGroup(ql), let qkv = fused {
+                try groupedLinear(input, group, into: qkv, parts: [(ql, q), (kl, k), (vl, v)])
+            } else {
+                try linear(q, input, ql)
+                try linear(k, input, kl)
+                try linear(v, input, vl)
+            }
+        case .fused(let fl, let interleaved):
             let w = qd + 2 * kvd, qkv = fused!
             try linear(qkv, input, fl)
-            be.copy2D(q, ldd: qd, from: qkv, lds: w, rows: n, cols: qd)
-            be.copy2D(k, ldd: kvd, from: qkv.flatSlice(qd, n * w - qd), lds: w, rows: n, cols: kvd)
-            be.copy2D(v, ldd: kvd, from: qkv.flatSlice(qd + kvd, n * w - qd - kvd), lds: w, rows: n, cols: kvd)
+            if interleaved {
+                // GPT-NeoX: each head's q, k, v are side by side: rows of 3·head_dim per (token, head).
+                let d = c.headDim, rows = n * c.numHeads
+                be.copy2D(q, ldd: d, from: qkv, lds: 3 * d, rows: rows, cols: d)
+                be.copy2D(k, ldd: d, from: qkv.flatSlice(d, n * w - d), lds: 3 * d, rows: rows, cols: d)
+                be.copy2D(v, ldd: d, from: qkv.flatSlice(2 * d, n * w - 2 * d), lds: 3 * d, rows: rows, cols: d)
+            } else {
+                be.copy2D(q, ldd: qd, from: qkv, lds: w, rows: n, cols: qd)
+                be.copy2D(k, ldd: kvd, from: qkv.flatSlice(qd, n * w - qd), lds: w, rows: n, cols: kvd)
+                be.copy2D(v, ldd: kvd, from: qkv.flatSlice(qd + kvd, n * w - qd - kvd), lds: w, rows: n, cols: kvd)
+            }
         }
-        // Qwen3: RMSNorm over each head's dims (rows of head_dim), before RoPE.
-        if let qn = layer.qNorm { norm(q.reshaped([n * c.numHeads, c.headDim]), q.reshaped([n * c.numHeads, c.headDim]), qn) }
-        if let kn = layer.kNorm { norm(k.reshaped([n * c.numKVHeads, c.headDim]), k.reshaped([n * c.numKVHeads, c.headDim]), kn) }
+        // q/k RMSNorm before RoPE, over each head's dims (Qwen3, Gemma 3: a head_dim gain) or the
+        // whole projection (OLMo 2): `norm` takes rows of its gain's length.
+        if let qn = layer.qNorm { norm(q, q, qn) }
+        if let kn = layer.kNorm { norm(k, k, kn) }
         if layer.rotary, let rope {
             be.rope(q, positions: positions, headDim: c.headDim, rotaryDim: c.rotaryDim, invFreq: rope.invFreq, scale: rope.scale)
             be.rope(k, positions: positions, headDim: c.headDim, rotaryDim: c.rotaryDim, invFreq: rope.invFreq, scale: rope.scale)
@@ -359,7 +489,7 @@ public final class CausalLM: @unchecked Sendable {
     func attend(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, layer l: Int, batch: TokenBatch, cache: KVCache?, keyLength: Int,
                 mask: Tensor, prefix: AttentionPrefix?, prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?) throws {
         let c = config, be = backend, kvd = c.numKVHeads * c.headDim
-        let scale = 1 / Float(c.headDim).squareRoot(), window = plan.layers[l].window
+        let scale = plan.attentionScale ?? 1 / Float(c.headDim).squareRoot(), window = plan.layers[l].window
         let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
         let attnOut = out.reshaped(qv.shape)
         if let cache {
@@ -395,19 +525,29 @@ public final class CausalLM: @unchecked Sendable {
         case .gated(let gl, let ul, let dl):
             try linear(gate!, input, gl)
             try linear(up, input, ul)
-            backend.swiglu(up, gate: gate!, up: up)
+            gatedActivation(gate: gate!, up: up)
             try linear(out, up, dl)
         case .fusedGated(let gul, let dl):
             let (n, f) = (input.shape[0], config.intermediateSize), both = fused!
             try linear(both, input, gul)
             backend.copy2D(gate!, ldd: f, from: both, lds: 2 * f, rows: n, cols: f)
             backend.copy2D(up, ldd: f, from: both.flatSlice(f, both.count - f), lds: 2 * f, rows: n, cols: f)
-            backend.swiglu(up, gate: gate!, up: up)
+            gatedActivation(gate: gate!, up: up)
             try linear(out, up, dl)
         case .plain(let ul, let dl):
             try linear(up, input, ul)
             backend.activation(plan.activation, up, up)
             try linear(out, up, dl)
+        }
+    }
+
+    /// up = act(gate) ⊙ up: SwiGLU in one kernel, other activations (Gemma's tanh-GELU) in two.
+    func gatedActivation(gate: Tensor, up: Tensor) {
+        if plan.activation == .silu {
+            backend.swiglu(up, gate: gate, up: up)
+        } else {
+            backend.activation(plan.activation, gate, gate)
+            backend.mul(up, gate, up)
         }
     }
 
@@ -450,6 +590,7 @@ public final class CausalLM: @unchecked Sendable {
         } else {
             try tokens(x)
         }
+        if let s = plan.embeddingScale, override == nil || plan.scalesGivenEmbeddings { be.scale(x, x, by: s) }
         if let pos { be.add(x, x, pos) }
     }
 

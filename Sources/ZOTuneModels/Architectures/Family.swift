@@ -19,10 +19,14 @@ public enum Role: String, Sendable, CaseIterable {
     /// q, k and v fused in one matrix (GPT-2's c_attn): counts as each of them where a role is asked.
     case qkv
     case o
-    /// Per-head RMSNorm of q and of k before RoPE (Qwen3).
+    /// RMSNorm of q and of k before RoPE: per head (Qwen3, Gemma 3) or over the whole projection (OLMo 2).
     case qNorm, kNorm
+    /// The norm of the attention sublayer's output, before its residual add (Gemma 2/3, OLMo 2).
+    case postAttnNorm
     /// The norm of the MLP sublayer.
     case mlpNorm
+    /// The norm of the MLP's output, before its residual add (Gemma 2/3, OLMo 2).
+    case postMLPNorm
     case gate, up, down
     /// gate and up fused in one matrix, gate rows first (Phi-3's gate_up_proj).
     case gateUp
@@ -37,7 +41,7 @@ public enum Role: String, Sendable, CaseIterable {
     }
 
     /// Whether the role belongs to a layer's attention half (norms go with the sublayer they feed).
-    public var isAttention: Bool { [.attnNorm, .q, .k, .v, .qkv, .o, .qNorm, .kNorm].contains(self) }
+    public var isAttention: Bool { [.attnNorm, .q, .k, .v, .qkv, .o, .qNorm, .kNorm, .postAttnNorm].contains(self) }
 
     /// Whether a tensor of this role lives inside a transformer layer.
     public var isPerLayer: Bool { ![.embed, .positions, .projectIn, .projectOut, .finalNorm, .head].contains(self) }
@@ -59,7 +63,9 @@ public enum Role: String, Sendable, CaseIterable {
         case .o: return "attn_output"
         case .qNorm: return "attn_q_norm"
         case .kNorm: return "attn_k_norm"
+        case .postAttnNorm: return "post_attention_norm"
         case .mlpNorm: return "ffn_norm"
+        case .postMLPNorm: return "post_ffw_norm"
         case .gate: return "ffn_gate"
         case .up: return "ffn_up"
         case .down: return "ffn_down"
@@ -123,12 +129,21 @@ public struct LinearLayer: Sendable {
     }
 }
 
-/// A norm over the hidden size: LayerNorm (gain and bias) or RMSNorm (gain).
+/// A norm over the hidden size (or a head's dims): LayerNorm (gain and bias) or RMSNorm (gain).
 public struct NormLayer: Sendable {
     public enum Kind: Sendable { case layerNorm, rmsNorm }
     public let kind: Kind
     public let weight: String
     public let bias: String?
+    /// The gain is 1 + w (Gemma: the checkpoint stores w, transformers multiplies by 1.0 + w in f32).
+    public let unitOffset: Bool
+
+    public init(kind: Kind, weight: String, bias: String?, unitOffset: Bool = false) {
+        self.kind = kind
+        self.weight = weight
+        self.bias = bias
+        self.unitOffset = unitOffset
+    }
 }
 
 /// One transformer layer as the forward runs it, built by a family from the shared pieces.
@@ -136,7 +151,9 @@ public struct DecoderLayer: Sendable {
     /// q, k, v as three GEMMs or one fused GEMM whose output is split.
     public enum Projections: Sendable {
         case separate(q: LinearLayer, k: LinearLayer, v: LinearLayer)
-        case fused(LinearLayer)
+        /// One matrix whose output is q | k | v, or, `interleaved`, q | k | v within each head
+        /// (GPT-NeoX's query_key_value: head h's q, k, v side by side).
+        case fused(LinearLayer, interleaved: Bool = false)
     }
     public enum MLP: Sendable {
         /// down(act(gate(x)) ⊙ up(x)) — SwiGLU with silu.
@@ -149,7 +166,8 @@ public struct DecoderLayer: Sendable {
     /// Where a sublayer's norm goes: on its input (pre-LN) or on the residual stream after it (post-LN, OPT-350m).
     public enum NormPlacement: Sendable { case pre, post }
 
-    public let attentionNorm: NormLayer
+    /// The sublayer norms (nil: none; OLMo 2 normalises outputs only).
+    public let attentionNorm: NormLayer?
     public let projections: Projections
     /// Per-head RMSNorm of q and k (over head_dim) before RoPE (Qwen3).
     public let qNorm: NormLayer?
@@ -158,24 +176,41 @@ public struct DecoderLayer: Sendable {
     public let rotary: Bool
     /// Keys each query sees, itself included (0: the whole causal past).
     public let window: Int
+    /// RoPE with the local (sliding-layer) base instead of the global one (Gemma 3).
+    public let localRope: Bool
     public let output: LinearLayer
-    public let mlpNorm: NormLayer
+    /// Norm of the attention output before its residual add (Gemma 2/3, OLMo 2).
+    public let postAttentionNorm: NormLayer?
+    public let mlpNorm: NormLayer?
     public let mlp: MLP
+    /// Norm of the MLP output before its residual add (Gemma 2/3, OLMo 2).
+    public let postMLPNorm: NormLayer?
     public let normPlacement: NormPlacement
+    /// x + attn(norm₁(x)) + mlp(norm₂(x)) (GPT-NeoX's use_parallel_residual) instead of one after the other.
+    public let parallelResidual: Bool
 
-    public init(attentionNorm: NormLayer, projections: Projections, qNorm: NormLayer? = nil, kNorm: NormLayer? = nil,
-                rotary: Bool, window: Int = 0, output: LinearLayer, mlpNorm: NormLayer, mlp: MLP, normPlacement: NormPlacement) {
+    public init(attentionNorm: NormLayer?, projections: Projections, qNorm: NormLayer? = nil, kNorm: NormLayer? = nil,
+                rotary: Bool, window: Int = 0, localRope: Bool = false, output: LinearLayer, postAttentionNorm: NormLayer? = nil,
+                mlpNorm: NormLayer?, mlp: MLP, postMLPNorm: NormLayer? = nil, normPlacement: NormPlacement,
+                parallelResidual: Bool = false) {
         self.attentionNorm = attentionNorm
         self.projections = projections
         self.qNorm = qNorm
         self.kNorm = kNorm
         self.rotary = rotary
         self.window = window
+        self.localRope = localRope
         self.output = output
+        self.postAttentionNorm = postAttentionNorm
         self.mlpNorm = mlpNorm
         self.mlp = mlp
+        self.postMLPNorm = postMLPNorm
         self.normPlacement = normPlacement
+        self.parallelResidual = parallelResidual
     }
+
+    /// Every norm of the layer.
+    public var norms: [NormLayer] { [attentionNorm, qNorm, kNorm, postAttentionNorm, mlpNorm, postMLPNorm].compactMap { $0 } }
 
     /// Whether the MLP multiplies an activated gate with up (SwiGLU), fused or not.
     public var isGated: Bool { if case .plain = mlp { return false } else { return true } }
@@ -186,7 +221,7 @@ public struct DecoderLayer: Sendable {
         var all: [LinearLayer]
         switch projections {
         case .separate(let q, let k, let v): all = [q, k, v]
-        case .fused(let qkv): all = [qkv]
+        case .fused(let qkv, _): all = [qkv]
         }
         all.append(output)
         switch mlp {
@@ -211,8 +246,32 @@ public struct DecoderPlan: Sendable {
     public let head: LinearLayer
     /// The position id of a pad token (OPT gives pads offset − 1; others 0).
     public let padPosition: Int32
-    /// MLP activation (after `up`, or on `gate` of a gated MLP).
+    /// MLP activation (after `up`, or on `gate` of a gated MLP: silu is SwiGLU, gelu GeGLU).
     public let activation: Activation
+    /// Token embeddings are multiplied by this (Gemma: √hidden as an f32); nil: not scaled.
+    public let embeddingScale: Float?
+    /// Whether the scale also applies to embeddings given instead of token ids (prompt tuning's
+    /// virtual tokens): Gemma scales its inputs, Gemma 3 scales inside its embedding lookup only.
+    public let scalesGivenEmbeddings: Bool
+    /// Attention scores are q·k times this (Gemma 2/3: query_pre_attn_scalar^-½); nil: head_dim^-½.
+    public let attentionScale: Float?
+
+    public init(embed: String, positions: String?, projectIn: LinearLayer?, projectOut: LinearLayer?, layers: [DecoderLayer],
+                finalNorm: NormLayer?, head: LinearLayer, padPosition: Int32, activation: Activation,
+                embeddingScale: Float? = nil, scalesGivenEmbeddings: Bool = true, attentionScale: Float? = nil) {
+        self.embed = embed
+        self.positions = positions
+        self.projectIn = projectIn
+        self.projectOut = projectOut
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.head = head
+        self.padPosition = padPosition
+        self.activation = activation
+        self.embeddingScale = embeddingScale
+        self.scalesGivenEmbeddings = scalesGivenEmbeddings
+        self.attentionScale = attentionScale
+    }
 
     /// Every linear layer in forward order (the head last).
     public var linears: [LinearLayer] {
@@ -248,8 +307,10 @@ public protocol ArchitectureFamily {
     static func ggufLayout(_ role: Role, part: TensorPart) -> GGUFLayout
 }
 
-/// What undoes llama.cpp's storage of a tensor.
-public enum GGUFLayout: Sendable { case asIs, unpermuteQ, unpermuteK, transpose }
+/// What undoes llama.cpp's storage of a tensor: Llama's q/k row permutation, GPT-2's transposed
+/// Conv1D, Gemma's norm gains stored as 1 + w, GPT-NeoX's q/k/v regrouped from per head to
+/// all q | all k | all v.
+public enum GGUFLayout: Sendable { case asIs, unpermuteQ, unpermuteK, transpose, minusOne, interleaveQKV }
 
 public extension ArchitectureFamily {
     static var ggufArchitecture: String? { nil }
@@ -332,6 +393,10 @@ public extension Architecture {
         case .qwen2: return Qwen2.self
         case .qwen3: return Qwen3.self
         case .phi3: return Phi3.self
+        case .gemma: return Gemma.self
+        case .gemma3: return Gemma3.self
+        case .olmo2: return OLMo2.self
+        case .gptneox: return GPTNeoX.self
         }
     }
 

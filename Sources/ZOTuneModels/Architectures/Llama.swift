@@ -25,11 +25,14 @@ public enum Llama: ArchitectureFamily {
     /// `windowFlag`: the boolean that turns the window on (Qwen's use_sliding_window); nil: a
     /// `sliding_window` below the context slides every layer (Mistral, Phi-3); `slides` false: the
     /// family has no window (Llama).
+    /// `gatedActivation`: the family's gate activation, read by the caller (Gemma's tanh-GELU);
+    /// nil: `hidden_act`, which must be silu.
     static func decoderConfig(_ f: HFConfigFields, _ architecture: Architecture, biasDefault: Bool, headDimDefault: Int? = nil,
-                              epsDefault: Float = 1e-6, slides: Bool = false, windowFlag: String? = nil) throws -> ModelConfig {
+                              epsDefault: Float = 1e-6, slides: Bool = false, windowFlag: String? = nil,
+                              gatedActivation: Activation? = nil) throws -> ModelConfig {
         let maxPositions = try f.int("max_position_embeddings")
-        let act = try f.activation("hidden_act", default: "silu")
-        guard act == .silu else { throw f.error("hidden_act", "the gated MLP is supported with silu only") }
+        let act = try gatedActivation ?? f.activation("hidden_act", default: "silu")
+        guard gatedActivation != nil || act == .silu else { throw f.error("hidden_act", "the gated MLP is supported with silu only") }
         let (hidden, heads, layers) = (try f.int("hidden_size"), try f.int("num_attention_heads"), try f.int("num_hidden_layers"))
         guard heads > 0 else { throw f.error("num_attention_heads", "must be positive (got \(heads))") }
         let headDim = try f.int("head_dim", default: headDimDefault) ?? hidden / heads
@@ -45,7 +48,7 @@ public enum Llama: ArchitectureFamily {
             numLayers: layers, numHeads: heads,
             numKVHeads: try f.int("num_key_value_heads", default: nil), headDim: headDim,
             intermediateSize: try f.int("intermediate_size"), maxPositions: maxPositions,
-            normEps: try f.float("rms_norm_eps", default: epsDefault), activation: .silu,
+            normEps: try f.float("rms_norm_eps", default: epsDefault), activation: act,
             tieWordEmbeddings: try f.bool("tie_word_embeddings", default: false),
             ropeTheta: theta, ropeScaling: scaling, rotaryDim: rotaryDim,
             slidingWindow: window?.0, slidingLayers: window?.1,
@@ -65,7 +68,8 @@ public enum Llama: ArchitectureFamily {
 
     /// The `<arch>.*` metadata of every Llama-style GGUF (llama.cpp's names): shapes, RMSNorm ε,
     /// RoPE base and linear scaling, rotary width, sliding window; biases from the tensors present.
-    static func ggufDecoderConfig(_ g: GGUFFile, _ architecture: Architecture, headDimDefault: Int? = nil) throws -> ModelConfig {
+    static func ggufDecoderConfig(_ g: GGUFFile, _ architecture: Architecture, headDimDefault: Int? = nil,
+                                  activation: Activation = .silu) throws -> ModelConfig {
         let arch = g.architecture ?? "", p = arch + "."
         let hidden = try g.requiredPositive(p + "embedding_length")
         let heads = try g.requiredPositive(p + "attention.head_count")
@@ -99,7 +103,7 @@ public enum Llama: ArchitectureFamily {
             architecture: architecture, vocabSize: try g.vocabSize(arch), hiddenSize: hidden,
             numLayers: try g.requiredPositive(p + "block_count"), numHeads: heads, numKVHeads: kvHeads, headDim: headDim,
             intermediateSize: try g.requiredPositive(p + "feed_forward_length"), maxPositions: maxPositions,
-            normEps: try g.requiredFloat(p + "attention.layer_norm_rms_epsilon"), activation: .silu,
+            normEps: try g.requiredFloat(p + "attention.layer_norm_rms_epsilon"), activation: activation,
             tieWordEmbeddings: g.tensorInfo(ggufName: "output.weight") == nil, ropeTheta: try g.float(p + "rope.freq_base") ?? 10000,
             ropeScaling: try g.linearRopeScaling(p), rotaryDim: rotaryDim, slidingWindow: window,
             attentionBias: g.tensorInfo(ggufName: "blk.0.attn_q.bias") != nil,
@@ -139,21 +143,30 @@ public enum Llama: ArchitectureFamily {
     /// A Llama-style decoder under `names`: pre-RMSNorm sublayers, RoPE, SwiGLU; q/k/v separate or
     /// fused and gate/up separate or fused as `names` has them, per-head q/k norms where it has
     /// them (Qwen3), each layer's window from the config.
-    static func plan(_ c: ModelConfig, names n: CheckpointNames, has: (String) -> Bool) -> DecoderPlan {
+    /// Every norm `names` has is built: pre-sublayer norms, output norms (Gemma 2/3, OLMo 2), q/k
+    /// norms. `unitOffsetNorms`: gains are 1 + w (Gemma). Sliding layers with a local RoPE base
+    /// use it (Gemma 3).
+    static func plan(_ c: ModelConfig, names n: CheckpointNames, has: (String) -> Bool, unitOffsetNorms: Bool = false,
+                     embeddingScale: Float? = nil, scalesGivenEmbeddings: Bool = true, attentionScale: Float? = nil) -> DecoderPlan {
         func linear(_ role: Role, _ l: Int?) -> LinearLayer { n.linear(role, layer: l, layout: .outIn, has: has) }
-        func rms(_ role: Role, _ l: Int?) -> NormLayer { NormLayer(kind: .rmsNorm, weight: n.name(role, layer: l), bias: nil) }
-        let fusedQKV = n.has(.qkv, perLayer: true), fusedMLP = n.has(.gateUp, perLayer: true), qkNorm = n.has(.qNorm, perLayer: true)
+        func rms(_ role: Role, _ l: Int?) -> NormLayer? {
+            n.has(role, perLayer: l != nil)
+                ? NormLayer(kind: .rmsNorm, weight: n.name(role, layer: l), bias: nil, unitOffset: unitOffsetNorms) : nil
+        }
+        let fusedQKV = n.has(.qkv, perLayer: true), fusedMLP = n.has(.gateUp, perLayer: true)
         let layers = (0..<c.numLayers).map { l in
             DecoderLayer(attentionNorm: rms(.attnNorm, l),
                          projections: fusedQKV ? .fused(linear(.qkv, l)) : .separate(q: linear(.q, l), k: linear(.k, l), v: linear(.v, l)),
-                         qNorm: qkNorm ? rms(.qNorm, l) : nil, kNorm: qkNorm ? rms(.kNorm, l) : nil,
-                         rotary: true, window: c.window(layer: l), output: linear(.o, l), mlpNorm: rms(.mlpNorm, l),
+                         qNorm: rms(.qNorm, l), kNorm: rms(.kNorm, l),
+                         rotary: true, window: c.window(layer: l), localRope: c.localRopeTheta != nil && c.window(layer: l) > 0,
+                         output: linear(.o, l), postAttentionNorm: rms(.postAttnNorm, l), mlpNorm: rms(.mlpNorm, l),
                          mlp: fusedMLP ? .fusedGated(gateUp: linear(.gateUp, l), down: linear(.down, l))
                              : .gated(gate: linear(.gate, l), up: linear(.up, l), down: linear(.down, l)),
-                         normPlacement: .pre)
+                         postMLPNorm: rms(.postMLPNorm, l), normPlacement: .pre)
         }
         return DecoderPlan(embed: n.name(.embed), positions: nil, projectIn: nil, projectOut: nil, layers: layers,
-                           finalNorm: rms(.finalNorm, nil), head: linear(.head, nil), padPosition: 0, activation: c.activation)
+                           finalNorm: rms(.finalNorm, nil), head: linear(.head, nil), padPosition: 0, activation: c.activation,
+                           embeddingScale: embeddingScale, scalesGivenEmbeddings: scalesGivenEmbeddings, attentionScale: attentionScale)
     }
 
     public static func huggingFaceConfig(_ c: ModelConfig) -> [String: Any] {

@@ -214,21 +214,29 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
         switch try layoutFix(info) {
         case .none:
             try check(zt_dequantize_rows(dst, dtype.code, src, type, Int64(rows), Int64(cols), nil), info)
-        case .unpermute(let heads) where info.dims.count > 1:
+        case .rows(let mapOf) where info.dims.count > 1:
             // Gather source rows while dequantizing: out row r = GGUF row map[r].
-            let map = try unpermuteMap(rows: rows, heads: heads, info)
+            let map = try mapOf(rows)
             try map.withUnsafeBufferPointer {
                 try check(zt_dequantize_rows(dst, dtype.code, src, type, Int64(rows), Int64(cols), $0.baseAddress), info)
             }
-        case .unpermute(let heads):
-            // A q/k bias (one "column" per row): gather in f32, then convert.
-            let map = try unpermuteMap(rows: count, heads: heads, info)
+        case .rows(let mapOf):
+            // A bias (one "column" per row): gather in f32, then convert.
+            let map = try mapOf(count)
             var flat = [Float](repeating: 0, count: count)
             try flat.withUnsafeMutableBufferPointer {
                 try check(zt_dequantize($0.baseAddress, src, type, Int64(count)), info)
             }
             let gathered = map.map { flat[Int($0)] }
             gathered.withUnsafeBufferPointer { zt_convert(dst, dtype.code, $0.baseAddress, zt_dtype(ZT_F32), Int64(count)) }
+        case .minusOne:
+            // Gemma's gains: 1 + w as llama.cpp stores them; a − 1 is exact for a ∈ [0.5, 2] (Sterbenz).
+            var flat = [Float](repeating: 0, count: count)
+            try flat.withUnsafeMutableBufferPointer {
+                try check(zt_dequantize($0.baseAddress, src, type, Int64(count)), info)
+            }
+            let w = flat.map { $0 - 1 }
+            w.withUnsafeBufferPointer { zt_convert(dst, dtype.code, $0.baseAddress, zt_dtype(ZT_F32), Int64(count)) }
         case .transpose:
             var flat = [Float](repeating: 0, count: count)
             try flat.withUnsafeMutableBufferPointer {
@@ -242,7 +250,7 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
         guard let info = tensorInfo(name), info.dims.count == 2, let d = DType(ggmlType: info.ggmlType),
               (info.dims.first ?? 0) % d.blockElements == 0 else { return nil }
         switch try? layoutFix(info) {
-        case .none?, .unpermute?: return d
+        case .none?, .rows?: return d
         default: return nil     // GPT-2's transposed Conv1D weights are dequantized at load
         }
     }
@@ -257,36 +265,59 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
         let src = base + info.offset
         let cols = info.dims[0], rows = info.count / cols, rowBytes = d.byteCount(cols)
         switch try layoutFix(info) {
-        case .unpermute(let heads):
-            // llama.cpp permuted whole rows of q and k: move whole rows of blocks back.
-            let map = try unpermuteMap(rows: rows, heads: heads, info)
+        case .rows(let mapOf):
+            // llama.cpp permuted whole rows (Llama's q and k, GPT-NeoX's q/k/v): move whole rows of blocks back.
+            let map = try mapOf(rows)
             for r in 0..<rows { (dst + r * rowBytes).copyMemory(from: src + Int(map[r]) * rowBytes, byteCount: rowBytes) }
         default:
             dst.copyMemory(from: src, byteCount: info.byteCount)
         }
     }
 
-    private enum LayoutFix { case none, unpermute(heads: Int), transpose }
+    /// `rows`: HF row r is GGUF row map[r] (the map built for a row count).
+    private enum LayoutFix { case none, rows((Int) throws -> [Int64]), transpose, minusOne }
 
     /// What turns the GGUF layout into the Hugging Face one, as the family says
     /// (`ArchitectureFamily.ggufLayout`): llama.cpp's convert script permutes the rows of Llama's
     /// q and k projections (HF's rotate-half RoPE → GGML's interleaved pairs), and transposes
     /// GPT-2's Conv1D weights to (out, in).
     private func layoutFix(_ info: GGUFTensorInfo) throws -> LayoutFix {
-        guard let architecture, let arch = Architecture(gguf: architecture), let r = Self.role(ofGGUF: info.ggufName, family: arch.family),
-              r.layer != nil else { return .none }
+        // Top-level tensors too: Gemma's output_norm is stored as 1 + w like the layers' norms.
+        guard let architecture, let arch = Architecture(gguf: architecture), let r = Self.role(ofGGUF: info.ggufName, family: arch.family)
+        else { return .none }
         switch arch.family.ggufLayout(r.role, part: r.part) {
         case .asIs:
             return .none
         case .unpermuteQ, .unpermuteK:
-            let headsKey = "\(architecture).attention.head_count", kvKey = "\(architecture).attention.head_count_kv"
-            guard let heads = try uniformInt(headsKey) else {
-                throw ModelError(file: path, field: headsKey, "missing; needed to undo the row permutation of \(info.ggufName)")
+            let heads = try headCount(for: info)
+            let n = r.role == .q ? heads : try uniformInt("\(architecture).attention.head_count_kv") ?? heads
+            return .rows { try self.unpermuteMap(rows: $0, heads: n, info) }
+        case .interleaveQKV:
+            let heads = try headCount(for: info)
+            return .rows { rows in
+                // GGUF row p·H·D + h·D + i (all q, all k, all v) → HF row h·3D + p·D + i (per head).
+                guard rows % (3 * heads) == 0 else {
+                    throw ModelError(file: self.path, field: info.ggufName, "\(rows) rows are not q, k, v of \(heads) heads")
+                }
+                let d = rows / (3 * heads)
+                return (0..<rows).map { r in
+                    let (h, p, i) = (r / (3 * d), (r % (3 * d)) / d, r % d)
+                    return Int64(p * heads * d + h * d + i)
+                }
             }
-            return .unpermute(heads: r.role == .q ? heads : try uniformInt(kvKey) ?? heads)
         case .transpose:
             return info.dims.count == 2 ? .transpose : .none
+        case .minusOne:
+            return .minusOne
         }
+    }
+
+    private func headCount(for info: GGUFTensorInfo) throws -> Int {
+        let key = "\(architecture ?? "").attention.head_count"
+        guard let heads = try uniformInt(key), heads > 0 else {
+            throw ModelError(file: path, field: key, "missing; needed to undo the row layout of \(info.ggufName)")
+        }
+        return heads
     }
 
     /// Inverse of llama.cpp's permute: within each head of 2·half rows, HF row j·half + i is GGUF

@@ -41,6 +41,11 @@ public struct HFConfigFields {
     let file: String
     let dict: [String: Any]
 
+    init(file: String, dict: [String: Any]) {
+        self.file = file
+        self.dict = dict
+    }
+
     func error(_ field: String, _ message: String) -> ModelError {
         ModelError(file: file, field: field, message)
     }
@@ -130,11 +135,11 @@ public struct HFConfigFields {
 
     /// The share of head_dim that RoPE rotates: `partial_rotary_factor` at the top level (Phi-3's
     /// config.json) or inside `rope_parameters` (where transformers 5 moves it); 1 when absent.
-    func partialRotaryFactor() throws -> Float {
-        var value = try float("partial_rotary_factor", default: 1)
+    func partialRotaryFactor(default fallback: Float = 1) throws -> Float {
+        var value = try float("partial_rotary_factor", default: fallback)
         var key = "partial_rotary_factor"
         if !has(key), let p = dict["rope_parameters"] as? [String: Any], p["partial_rotary_factor"] != nil {
-            value = try float(key, default: 1, in: p, prefix: "rope_parameters.")
+            value = try float(key, default: fallback, in: p, prefix: "rope_parameters.")
             key = "rope_parameters.partial_rotary_factor"
         }
         guard value > 0, value <= 1 else { throw error(key, "must be in (0, 1] (got \(value))") }

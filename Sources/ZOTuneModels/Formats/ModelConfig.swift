@@ -2,7 +2,7 @@ import ZOTuneBackend
 
 /// The decoder families ZOTune runs.
 public enum Architecture: String, Sendable, CaseIterable {
-    case opt, gpt2, llama, mistral, qwen2, qwen3, phi3
+    case opt, gpt2, llama, mistral, qwen2, qwen3, phi3, gemma, gemma3, olmo2, gptneox
 }
 
 /// Rotary scaling as in transformers' `rope_scaling` (Llama 3 style and linear).
@@ -40,6 +40,12 @@ public struct ModelConfig: Sendable, Equatable {
     public var slidingWindow: Int?
     /// Which layers slide when `slidingWindow` is set (nil: every layer; Qwen2/3's layer_types).
     public var slidingLayers: [Bool]?
+    /// RoPE base of the sliding layers when it differs from `ropeTheta` (Gemma 3's local base).
+    public var localRopeTheta: Float?
+    /// Attention scores are scaled by queryPreAttnScalar^-½ instead of head_dim^-½ (Gemma 2/3).
+    public var queryPreAttnScalar: Float?
+    /// x + attn(norm₁ x) + mlp(norm₂ x) (GPT-NeoX's use_parallel_residual).
+    public var parallelResidual = false
     /// Bias on q/k/v/o projections (Llama `attention_bias`; always true for OPT and GPT-2).
     public var attentionBias: Bool
     /// Bias on MLP projections (Llama `mlp_bias`; always true for OPT and GPT-2).

@@ -62,11 +62,11 @@ public enum HFExport {
             throw ModelError(file: file.path, field: "dtype", "the weights are held in quantized blocks; export from an f32, bf16 or f16 load")
         }
         try FileError.createDirectory(dir)
-        var seen = Set<ObjectIdentifier>()
+        var seen = Set<Tensor.StorageKey>()
         var tensors: [(String, Tensor)] = []
         for name in model.weights.names {
             let t = model.weights[name]
-            if seen.insert(ObjectIdentifier(t.buffer)).inserted { tensors.append((name, t)) }
+            if seen.insert(t.storageKey).inserted { tensors.append((name, t)) }
         }
         let dtype = tensors.first { $0.1.rank == 2 }?.1.dtype ?? .f32
         try AtomicFile.write(try safetensors(tensors, backend: model.backend, metadata: metadata.merging(["format": "pt"]) { a, _ in a }),

@@ -90,7 +90,7 @@ public final class ZOMuon: ZOOptimizer, @unchecked Sendable {
             let d = ns.direction(for: e)
             switch options.placement {
             case .afterNS:
-                backend.fillNormal(d, first: e.tensor.offset, seed: r.seed, tensorId: e.tensorId, stream: 0, scale: r.projectedGrad)
+                backend.fillNormal(d, first: e.tensor.streamIndex, seed: r.seed, tensorId: e.tensorId, stream: 0, scale: r.projectedGrad)
                 ns.orthogonalize(d, into: d)
                 s.lr = lr
                 backend.zoUpdate(.direction, e.tensor, state1: buf, state2: d, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)

@@ -185,6 +185,19 @@ struct Inspect: ParsableCommand {
         print("parameters     \(file.parameterCount) (\(String(format: "%.1f", Double(file.parameterCount) / 1e6))M)")
         print("layers \(c.numLayers), hidden \(c.hiddenSize), heads \(c.numHeads) (kv \(c.numKVHeads)), head dim \(c.headDim), mlp \(c.intermediateSize), vocab \(c.vocabSize), positions \(c.maxPositions)")
         print("tied embeddings \(c.tieWordEmbeddings), norm eps \(c.normEps)" + (!c.architecture.family.hasLearnedPositions ? ", rope theta \(c.ropeTheta)" : ""))
+        var attention: [String] = []
+        if c.rotaryDim != c.headDim { attention.append("rotary dims \(c.rotaryDim) of \(c.headDim)") }
+        switch c.ropeScaling {
+        case .linear(let f)?: attention.append("rope scaling linear ×\(f)")
+        case .llama3(let f, _, _, let orig)?: attention.append("rope scaling llama3 ×\(f) from \(orig)")
+        case .longrope(_, _, let orig, let a)?: attention.append("rope scaling longrope (long factors past \(orig) positions, attention factor \(a))")
+        case nil: break
+        }
+        if let w = c.slidingWindow {
+            let sliding = (0..<c.numLayers).filter { c.window(layer: $0) > 0 }.count
+            attention.append("sliding window \(w) on \(sliding) of \(c.numLayers) layers")
+        }
+        if !attention.isEmpty { print("attention      " + attention.joined(separator: ", ")) }
         var byType: [StoredType: (tensors: Int, elements: Int)] = [:]
         for t in file.reader.tensors.values { byType[t.type, default: (0, 0)].tensors += 1; byType[t.type, default: (0, 0)].elements += t.count }
         for (type, n) in byType.sorted(by: { $0.value.elements > $1.value.elements }) {
