@@ -1,0 +1,100 @@
+// CPU attention kernel timing (zt_attention alone, no Swift): ms per call at SmolLM2-135M's shape
+// (Hq 9, Hkv 3, D 64) for long prefill, batched prefill, short rows and a T = 1 decode step.
+//   bench/attention_kernel.sh            (builds this with the kernel sources, runs it)
+// Define ZT_ATTENTION_OTHER=name and link a second kernel under that name to time both in one
+// process (same machine state) and print their largest output difference.
+#include "zt_cpu.h"
+#include "zt_threads.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#ifdef ZT_ATTENTION_OTHER
+void ZT_ATTENTION_OTHER(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
+                        int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D,
+                        float scale, int64_t window);
+#endif
+
+typedef void (*attn_fn)(float *, const float *, const float *, const float *, const uint8_t *, int64_t, int64_t,
+                        int64_t, int64_t, int64_t, int64_t, int64_t, float, int64_t);
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static float *randoms(int64_t n, uint64_t *state) {
+    float *x = malloc(n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((*state >> 40) * 0x1p-24) * 2.0f - 1.0f;
+    }
+    return x;
+}
+
+static void sort(double *t, int n) {
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) { double s = t[j]; t[j] = t[j - 1]; t[j - 1] = s; }
+}
+
+// Median ms of `reps` calls of each kernel after a warm-up; calls alternate between the kernels so
+// that load from other processes falls on both alike.
+static void time_ms(attn_fn f[2], int nf, float *out[2], const float *q, const float *k, const float *v, int64_t B,
+                    int64_t T, int64_t S, int reps, double ms[2]) {
+    double t[2][64];
+    for (int i = 0; i < nf; i++) f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0);
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < nf; i++) {
+            double t0 = now();
+            f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0);
+            t[i][r] = (now() - t0) * 1e3;
+        }
+    for (int i = 0; i < nf; i++) {
+        sort(t[i], reps);
+        ms[i] = t[i][reps / 2];
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1) zt_set_num_threads(atoi(argv[1]));
+    const int64_t shapes[][3] = {{1, 2048, 2048}, {4, 512, 512}, {16, 64, 64}, {1, 1, 2048}, {16, 1, 512}};
+    printf("threads %d, Hq 9 Hkv 3 D 64, median ms per call\n", zt_num_threads());
+    printf("%-22s%10s%10s", "shape", "ms", "GFLOP/s");
+#ifdef ZT_ATTENTION_OTHER
+    printf("%10s%10s%12s", "other ms", "ratio", "max |diff|");
+#endif
+    printf("\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t B = shapes[s][0], T = shapes[s][1], S = shapes[s][2];
+        uint64_t st = 42 + s;
+        float *q = randoms(B * T * 9 * 64, &st), *k = randoms(B * S * 3 * 64, &st), *v = randoms(B * S * 3 * 64, &st);
+        float *out[2] = {malloc(B * T * 9 * 64 * sizeof(float)), malloc(B * T * 9 * 64 * sizeof(float))};
+        const int reps = T == 1 ? 51 : (T * S > 1000000 ? 7 : 21);
+        // Causal multiply-adds: each query row sees S − T + t + 1 keys, twice D of them per key.
+        double pairs = (double)B * 9 * (T * (S - T) + T * (T + 1) / 2.0);
+        const double flop = pairs * 64 * 4;
+#ifdef ZT_ATTENTION_OTHER
+        attn_fn f[2] = {zt_attention, ZT_ATTENTION_OTHER};
+        const int nf = 2;
+#else
+        attn_fn f[2] = {zt_attention, zt_attention};
+        const int nf = 1;
+#endif
+        double ms[2];
+        time_ms(f, nf, out, q, k, v, B, T, S, reps, ms);
+        char name[64];
+        snprintf(name, sizeof name, "B%lld T%lld S%lld", (long long)B, (long long)T, (long long)S);
+        printf("%-22s%10.3f%10.1f", name, ms[0], flop / ms[0] * 1e-6);
+#ifdef ZT_ATTENTION_OTHER
+        float diff = 0;
+        for (int64_t i = 0; i < B * T * 9 * 64; i++) diff = fmaxf(diff, fabsf(out[0][i] - out[1][i]));
+        printf("%10.3f%10.2f%12.2e", ms[1], ms[1] / ms[0], diff);
+#endif
+        printf("\n");
+        free(q); free(k); free(v); free(out[0]); free(out[1]);
+    }
+    return 0;
+}
