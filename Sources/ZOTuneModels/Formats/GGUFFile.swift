@@ -102,11 +102,13 @@ public struct GGUFTokenizerData: Sendable, Equatable {
     public var unknownId: Int?
     public var addBos: Bool?
     public var addEos: Bool?
+    /// `tokenizer.ggml.add_space_prefix` (SentencePiece's dummy prefix; false for Gemma).
+    public var addSpacePrefix: Bool?
     public var chatTemplate: String?
 
     public init(model: String, pre: String? = nil, tokens: [String], merges: [String] = [], tokenTypes: [Int32] = [],
                 scores: [Float] = [], bosId: Int? = nil, eosId: Int? = nil, padId: Int? = nil, unknownId: Int? = nil,
-                addBos: Bool? = nil, addEos: Bool? = nil, chatTemplate: String? = nil) {
+                addBos: Bool? = nil, addEos: Bool? = nil, addSpacePrefix: Bool? = nil, chatTemplate: String? = nil) {
         self.model = model
         self.pre = pre
         self.tokens = tokens
@@ -119,6 +121,7 @@ public struct GGUFTokenizerData: Sendable, Equatable {
         self.unknownId = unknownId
         self.addBos = addBos
         self.addEos = addEos
+        self.addSpacePrefix = addSpacePrefix
         self.chatTemplate = chatTemplate
     }
 }
@@ -491,6 +494,7 @@ public final class GGUFFile: CheckpointReader, @unchecked Sendable {
             bosId: try tokenId(p + "bos_token_id"), eosId: try tokenId(p + "eos_token_id"),
             padId: try tokenId(p + "padding_token_id"), unknownId: try tokenId(p + "unknown_token_id"),
             addBos: try bool(p + "add_bos_token"), addEos: try bool(p + "add_eos_token"),
+            addSpacePrefix: try bool(p + "add_space_prefix"),
             chatTemplate: try string("tokenizer.chat_template"))
     }
 

@@ -542,11 +542,9 @@ extension BPETokenizer {
             }
             decoder = .byteLevel
         } else {
-            let space: [UInt32] = [0x2581]
-            normalizer = .sequence([.prepend(space), .replace(pattern: [0x20], content: space)])
+            normalizer = GGUFTokenizerPipeline.sentencePieceNormalizer(data)
             preTokenizer = nil
-            decoder = .sequence([.replace(pattern: space, content: [0x20]), .byteFallback, .fuse,
-                                 .strip(content: 0x20, start: 1, stop: 0)])
+            decoder = GGUFTokenizerPipeline.sentencePieceDecoder(data)
         }
         var template: [TemplateItem] = []
         if let bos, data.addBos ?? !byteLevel { template.append(.special([bos])) }

@@ -69,10 +69,16 @@ enum GGUFTokenizerPipeline {
         return .byteLevel(addPrefixSpace: false, useRegex: true)
     }
 
-    /// SentencePiece ("llama"): "▁" before the text and for every space.
-    static let sentencePieceNormalizer: TokNormalizer = .sequence([.prepend([0x2581]), .replace(pattern: [0x20], content: [0x2581])])
-    static let sentencePieceDecoder: TokDecoder = .sequence([.replace(pattern: [0x2581], content: [0x20]), .byteFallback, .fuse,
-                                                             .strip(content: 0x20, start: 1, stop: 0)])
+    /// SentencePiece ("llama"): "▁" for every space, and before the text unless the file says
+    /// `add_space_prefix` false (Gemma), whose decoder then keeps a leading space.
+    static func sentencePieceNormalizer(_ data: GGUFTokenizerData) -> TokNormalizer {
+        data.addSpacePrefix == false ? .replace(pattern: [0x20], content: [0x2581])
+            : .sequence([.prepend([0x2581]), .replace(pattern: [0x20], content: [0x2581])])
+    }
+    static func sentencePieceDecoder(_ data: GGUFTokenizerData) -> TokDecoder {
+        let base: [TokDecoder] = [.replace(pattern: [0x2581], content: [0x20]), .byteFallback, .fuse]
+        return .sequence(data.addSpacePrefix == false ? base : base + [.strip(content: 0x20, start: 1, stop: 0)])
+    }
 
     static func ignoresMerges(_ data: GGUFTokenizerData) -> Bool {
         data.model == "gpt2" && llama3Type.contains(data.pre ?? "")
@@ -212,9 +218,9 @@ private struct HFTokenizerExport {
             preTokenizer = HFJSON(GGUFTokenizerPipeline.preTokenizer(pre: data.pre))
             decoder = HFJSON(TokDecoder.byteLevel)
         } else {
-            normalizer = HFJSON(GGUFTokenizerPipeline.sentencePieceNormalizer)
+            normalizer = HFJSON(GGUFTokenizerPipeline.sentencePieceNormalizer(data))
             preTokenizer = .null
-            decoder = HFJSON(GGUFTokenizerPipeline.sentencePieceDecoder)
+            decoder = HFJSON(GGUFTokenizerPipeline.sentencePieceDecoder(data))
         }
 
         // Vocabulary in id order; an earlier id whose spelling repeats later is left out.

@@ -108,6 +108,13 @@ struct Generate: ParsableCommand {
             throw ValidationError("--max-tokens \(maxTokens): the prompt's \(ids.count) tokens and \(maxTokens) more exceed the model's \(lm.config.maxPositions) positions")
         }
         writeStdout(prompt)
+        // The new tokens decoded after the prompt's: a SentencePiece decoder drops the leading space
+        // of a text's first token, which the continuation's first token is not.
+        let promptText = tokenizer.decode(ids, skipSpecialTokens: true)
+        func continuation(_ new: [Int32]) -> String {
+            let all = tokenizer.decode(ids + new, skipSpecialTokens: true)
+            return all.hasPrefix(promptText) ? String(all.dropFirst(promptText.count)) : tokenizer.decode(new, skipSpecialTokens: true)
+        }
         var generated: [Int32] = []
         var printed = ""
         let stop = Set([tokenizer.eosId].compactMap { $0 })
@@ -117,13 +124,13 @@ struct Generate: ParsableCommand {
             guard !stop.contains(next[0]) else { return }
             generated.append(next[0])
             // Decode the whole continuation and print what is new: multi-byte characters can span tokens.
-            let text = tokenizer.decode(generated, skipSpecialTokens: true)
+            let text = continuation(generated)
             if text.hasPrefix(printed), !text.hasSuffix("\u{FFFD}") {
                 writeStdout(String(text.dropFirst(printed.count)))
                 printed = text
             }
         }
-        let text = tokenizer.decode(generated, skipSpecialTokens: true)
+        let text = continuation(generated)
         if text.count > printed.count, text.hasPrefix(printed) { writeStdout(String(text.dropFirst(printed.count))) }
         writeStdout("\n")
     }
