@@ -2,7 +2,9 @@
 // (Hq 9, Hkv 3, D 64) for long prefill, batched prefill, short rows and a T = 1 decode step.
 //   bench/attention_kernel.sh            (builds this with the kernel sources, runs it)
 // Define ZT_ATTENTION_OTHER=name and link a second kernel under that name to time both in one
-// process (same machine state) and print their largest output difference.
+// process (same machine state) and print their largest output difference (ZT_ATTENTION_OTHER_NO_SOFTCAP:
+// it is a kernel from before the softcap argument, timed through a wrapper). SOFTCAP=c in the
+// environment times both with Gemma 2's score soft-capping at c (default 0: none).
 #include "zt_cpu.h"
 #include "zt_threads.h"
 
@@ -11,14 +13,29 @@
 #include <stdlib.h>
 #include <time.h>
 
+typedef void (*attn_fn)(float *, const float *, const float *, const float *, const uint8_t *, int64_t, int64_t,
+                        int64_t, int64_t, int64_t, int64_t, int64_t, float, int64_t, float);
+
 #ifdef ZT_ATTENTION_OTHER
+#ifdef ZT_ATTENTION_OTHER_NO_SOFTCAP
 void ZT_ATTENTION_OTHER(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                         int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D,
                         float scale, int64_t window);
+static void other(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask, int64_t B,
+                  int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale, int64_t window,
+                  float softcap) {
+    (void)softcap;  // an older kernel: no soft-capping
+    ZT_ATTENTION_OTHER(out, q, k, v, key_mask, B, T, S, S_cap, Hq, Hkv, D, scale, window);
+}
+#else
+void ZT_ATTENTION_OTHER(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
+                        int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D,
+                        float scale, int64_t window, float softcap);
+#define other ZT_ATTENTION_OTHER
+#endif
 #endif
 
-typedef void (*attn_fn)(float *, const float *, const float *, const float *, const uint8_t *, int64_t, int64_t,
-                        int64_t, int64_t, int64_t, int64_t, int64_t, float, int64_t);
+static float g_softcap;
 
 static double now(void) {
     struct timespec ts;
@@ -45,11 +62,11 @@ static void sort(double *t, int n) {
 static void time_ms(attn_fn f[2], int nf, float *out[2], const float *q, const float *k, const float *v, int64_t B,
                     int64_t T, int64_t S, int reps, double ms[2]) {
     double t[2][64];
-    for (int i = 0; i < nf; i++) f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0);
+    for (int i = 0; i < nf; i++) f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0, g_softcap);
     for (int r = 0; r < reps; r++)
         for (int i = 0; i < nf; i++) {
             double t0 = now();
-            f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0);
+            f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0, g_softcap);
             t[i][r] = (now() - t0) * 1e3;
         }
     for (int i = 0; i < nf; i++) {
@@ -60,8 +77,9 @@ static void time_ms(attn_fn f[2], int nf, float *out[2], const float *q, const f
 
 int main(int argc, char **argv) {
     if (argc > 1) zt_set_num_threads(atoi(argv[1]));
+    if (getenv("SOFTCAP")) g_softcap = (float)atof(getenv("SOFTCAP"));
     const int64_t shapes[][3] = {{1, 2048, 2048}, {4, 512, 512}, {16, 64, 64}, {1, 1, 2048}, {16, 1, 512}};
-    printf("threads %d, Hq 9 Hkv 3 D 64, median ms per call\n", zt_num_threads());
+    printf("threads %d, Hq 9 Hkv 3 D 64, softcap %g, median ms per call\n", zt_num_threads(), g_softcap);
     printf("%-22s%10s%10s", "shape", "ms", "GFLOP/s");
 #ifdef ZT_ATTENTION_OTHER
     printf("%10s%10s%12s", "other ms", "ratio", "max |diff|");
@@ -77,7 +95,7 @@ int main(int argc, char **argv) {
         double pairs = (double)B * 9 * (T * (S - T) + T * (T + 1) / 2.0);
         const double flop = pairs * 64 * 4;
 #ifdef ZT_ATTENTION_OTHER
-        attn_fn f[2] = {zt_attention, ZT_ATTENTION_OTHER};
+        attn_fn f[2] = {zt_attention, other};
         const int nf = 2;
 #else
         attn_fn f[2] = {zt_attention, zt_attention};

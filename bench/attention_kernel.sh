@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Times the CPU attention kernel alone (bench/attention_kernel.c) at -O2 as the release build.
-#   bench/attention_kernel.sh [THREADS] [OTHER.c]
+#   [SOFTCAP=c] bench/attention_kernel.sh [THREADS] [OTHER.c]
 # OTHER.c: a second attention.c (e.g. `git show REV:Kernels/cpu/attention.c > /tmp/old.c`), timed in
-# the same process for a before/after ratio (other ms / this ms) and its largest output difference.
+# the same process for a before/after ratio (other ms / this ms) and its largest output difference;
+# one from before the softcap argument is called without it. SOFTCAP=c: scores soft-capped at c.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
@@ -13,6 +14,7 @@ if [ -n "${2:-}" ]; then
     sed 's/^void zt_attention(/void zt_attention_other(/' "$2" > "$out/other.c"
     srcs+=("$out/other.c")
     flags+=(-DZT_ATTENTION_OTHER=zt_attention_other)
+    grep -q 'int64_t window, float softcap)' "$2" || flags+=(-DZT_ATTENTION_OTHER_NO_SOFTCAP)
 fi
 clang "${flags[@]}" bench/attention_kernel.c "${srcs[@]}" -o "$out/attention_kernel" -lpthread -lm
 "$out/attention_kernel" "${1:-$(nproc)}"

@@ -11,6 +11,9 @@
 // Every product chain runs over d (scores) or j (values) in order, one lane per row, so a row's bits
 // do not depend on which rows share its task, its lane or the thread count.
 // Memory beyond the caller's is Qᵀ, one tile of scores and a few floats per row, on the stack.
+// softcap > 0 (Gemma 2): each score becomes softcap·tanh(score / softcap) right after the scale and
+// before the mask and the online max, as transformers orders it; libm's tanhf, one call per score
+// the task computed. softcap = 0 skips that step, so those rows keep their bits.
 // A window is a key range, not a mask over all S: a task's key loop starts at the tile holding its
 // first query's first key, so a window costs O(window) per query. Key tiles start at the batch row's
 // first unmasked key rather than at key 0, so a left-padded row groups its keys into the same tiles
@@ -154,7 +157,16 @@ typedef struct {
     int64_t hc;               // query heads per task (a divisor of Hq/Hkv)
     int64_t nq;               // queries per task (block)
     float scale;
+    float softcap;            // > 0: scores → softcap·tanh(score / softcap); 0: none
 } attn_ctx;
+
+// Soft-capping of n keys' scores for `lanes` rows: s[j·RP + lane] = cap·tanh(s / cap) in f32 (the
+// division, tanhf and the product, transformers' three steps).
+static inline __attribute__((always_inline)) void cap_scores(float *restrict s, int64_t RP, int64_t n, int lanes,
+                                                             float cap) {
+    for (int64_t j = 0; j < n; j++)
+        for (int r = 0; r < lanes; r++) s[j * RP + r] = cap * tanhf(s[j * RP + r] / cap);
+}
 
 // Packs dims [d0, d0 + dn) of the task's R rows as qt[d·RP + r], lanes R … RP − 1 zero.
 static inline __attribute__((always_inline)) void pack_q(float *restrict qt, const float *q0, const int64_t *roff,
@@ -181,7 +193,7 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo_task, int64_t hi_task) 
     const int64_t T = c->T, S = c->S, S_cap = c->S_cap, Hq = c->Hq, Hkv = c->Hkv, D = c->D, W = c->window;
     const int64_t hc = c->hc, nqb = c->nq, subs = Hq / Hkv / hc, blocks = (T + nqb - 1) / nqb;
     const int64_t kv_stride = Hkv * D;  // elements between consecutive keys of one head
-    const float scale = c->scale;
+    const float scale = c->scale, softcap = c->softcap;
     float qt[DIM_CHUNK * ROWS_MAX] __attribute__((aligned(32)));
     float sc[KEY_TILE * ROWS_MAX] __attribute__((aligned(32)));  // scores, then weights, (key, row)
     float m[ROWS_MAX] __attribute__((aligned(32)));      // running max of allowed scores, per row
@@ -242,6 +254,12 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo_task, int64_t hi_task) 
                 for (; r0 + 16 <= RP; r0 += 16)
                     score_rows(sc + r0, qt + r0, RP, k0, kv_stride, dn, keys_upto(nk, R, r0 + 15, s0, n), d0 == 0, f, 2);
                 if (r0 < RP) score_rows(sc + r0, qt + r0, RP, k0, kv_stride, dn, keys_upto(nk, R, r0 + 7, s0, n), d0 == 0, f, 1);
+            }
+            // Soft-capping of exactly the scores just computed (the row blocks' key counts above).
+            if (softcap > 0.0f) {
+                int64_t r0 = 0;
+                for (; r0 + 16 <= RP; r0 += 16) cap_scores(sc + r0, RP, keys_upto(nk, R, r0 + 15, s0, n), 16, softcap);
+                if (r0 < RP) cap_scores(sc + r0, RP, keys_upto(nk, R, r0 + 7, s0, n), 8, softcap);
             }
             // Masked keys (scores from whatever their rows hold) and keys outside a row's causal
             // range or window weigh exp(−inf) = 0.
@@ -336,10 +354,11 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo_task, int64_t hi_task) 
 
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                   int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                  int64_t window) {
+                  int64_t window, float softcap) {
     if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return;
+    // A negative, NaN or infinite cap counts as none (cap·tanh(s / cap) → s as cap → ∞).
     attn_ctx c = {out, q, k, v, key_mask, T, S, S_cap < S ? S : S_cap, Hq, Hkv, D, window < 0 ? 0 : window, 0, 0,
-                  scale};
+                  scale, softcap > 0.0f && softcap < INFINITY ? softcap : 0.0f};
     // Heads per task: the whole group (each key and value row read once for all its heads) unless
     // that leaves fewer tasks than threads can share evenly (decoding a short batch), then one.
     const int64_t group = Hq / Hkv;

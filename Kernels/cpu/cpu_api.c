@@ -132,6 +132,7 @@ static const zt_backend_api cpu_table = {
     .gelu_tanh = zt_gelu_tanh,
     .gelu_erf = zt_gelu_erf,
     .swiglu = zt_swiglu,
+    .softcap = zt_softcap,
     .softmax = zt_softmax,
     .log_softmax = zt_log_softmax,
     .token_logprobs = zt_token_logprobs,

@@ -88,6 +88,13 @@ ZT_ISA_CLONES static void swiglu_range(void *p, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) out[i] = silu1(g[i]) * u[i];
 }
 
+ZT_ISA_CLONES static void softcap_range(void *p, int64_t lo, int64_t hi) {
+    const ew_ctx *c = p;
+    float *x = c->out;
+    const float cap = c->s;
+    for (int64_t i = lo; i < hi; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
 void zt_add(float *out, const float *a, const float *b, int64_t n) {
     ew_ctx c = {out, a, b, 0.0f};
     zt_parallel_for(n, GRAIN_CHEAP, add_range, &c);
@@ -126,6 +133,12 @@ void zt_gelu_erf(float *out, const float *x, int64_t n) {
 void zt_swiglu(float *out, const float *gate, const float *up, int64_t n) {
     ew_ctx c = {out, gate, up, 0.0f};
     zt_parallel_for(n, GRAIN_TRANSC, swiglu_range, &c);
+}
+
+void zt_softcap(float *x, int64_t n, float cap) {
+    if (!(cap > 0.0f && cap < INFINITY)) return;
+    ew_ctx c = {x, x, NULL, cap};
+    zt_parallel_for(n, GRAIN_TRANSC, softcap_range, &c);
 }
 
 // ---- Bias over rows ------------------------------------------------------------------------

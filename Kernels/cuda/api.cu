@@ -414,6 +414,7 @@ static const zt_backend_api cuda_table = {
     .gelu_tanh = zt_cu_gelu_tanh,
     .gelu_erf = zt_cu_gelu_erf,
     .swiglu = zt_cu_swiglu,
+    .softcap = zt_cu_softcap,
     .softmax = zt_cu_softmax,
     .log_softmax = zt_cu_log_softmax,
     .token_logprobs = zt_cu_token_logprobs,

@@ -5,6 +5,9 @@
 //   query head h reads kv head h / (Hq / Hkv); a query with no allowed key gets 0. window > 0:
 //   query index i sees only keys i − window < j ≤ i, a key range (each row, or block of rows
 //   rounded down to a tile, starts its key loop at its first window key): O(window) per query.
+//   softcap > 0 (Gemma 2): an allowed key's score s = scale·q·k becomes softcap·tanh(s / softcap)
+//   before the online max (CUDA's tanhf, ≤ 2 ulp, not a fast intrinsic); masked keys stay −inf,
+//   as transformers caps before it adds the mask. 0: none (the code path of the uncapped kernel).
 // Two kernels:
 //   tile: a block per (32 queries, head, batch); K/V tiles of 32 keys staged in shared memory and
 //         reused by all 32 queries; 4 warps × 8 query rows; lane j scores key j of the tile, then
@@ -21,6 +24,11 @@
 
 #define FULL_MASK 0xFFFFFFFFu
 
+// softcap·tanh(s / softcap) with each step rounded alone (no contraction), as the CPU's f32 steps.
+__device__ __forceinline__ float soft_cap(float s, float softcap) {
+    return __fmul_rn(softcap, tanhf(__fdiv_rn(s, softcap)));
+}
+
 // ---- warp kernel ---------------------------------------------------------------------------------
 
 #define AW_WARPS 4
@@ -29,7 +37,7 @@
 __global__ void __launch_bounds__(AW_WARPS * 32)
 attn_warp_kernel(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                 int64_t window, int vec) {
+                 int64_t window, float softcap, int vec) {
     extern __shared__ float4 smem_w[];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float *qs = (float *)smem_w + (size_t)warp * 2 * D;
@@ -69,6 +77,7 @@ attn_warp_kernel(float *out, const float *q, const float *k, const float *v, con
                     for (int64_t d = 0; d < D; d++) dot += qs[d] * kr[d];
                 }
                 score = scale * dot;
+                if (softcap > 0.0f) score = soft_cap(score, softcap);
             }
             const unsigned allowed_bits = __ballot_sync(FULL_MASK, allowed);
             if (!allowed_bits) continue;  // whole tile masked: nothing to add
@@ -113,7 +122,7 @@ template <int DMAX>
 __global__ void __launch_bounds__(AT_WARPS * 32)
 attn_tile_kernel(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                  int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                 int64_t window, int vec) {
+                 int64_t window, float softcap, int vec) {
     constexpr int KP = DMAX + 4;     // K row stride in shared memory
     constexpr int NI = DMAX / 32;    // output columns per lane
     extern __shared__ float4 smem_t[];
@@ -196,7 +205,8 @@ attn_tile_kernel(float *out, const float *q, const float *k, const float *v, con
         for (int r = 0; r < AT_RPW; r++) {
             const int64_t tq = t0 + warp * AT_RPW + r;
             const bool ok = key_ok && tq < T && key <= S - T + tq && (window <= 0 || key > S - T + tq - window);
-            const float sc = ok ? scale * s[r] : -INFINITY;
+            float sc = ok ? scale * s[r] : -INFINITY;
+            if (ok && softcap > 0.0f) sc = soft_cap(sc, softcap);
             const float tmax = zt_warp_max(sc);
             float p = 0.0f;
             if (tmax != -INFINITY) {  // uniform over the warp
@@ -253,7 +263,7 @@ static int g_smem_set[ZT_MAX_DEVICES][4];  // per device: opt-in shared memory s
 template <int DMAX>
 static bool launch_tile(zt_ctx *c, float *out, const float *q, const float *k, const float *v, const uint8_t *mask,
                         int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D,
-                        float scale, int64_t window, int slot) {
+                        float scale, int64_t window, float softcap, int slot) {
     constexpr size_t smem = tile_smem_bytes<DMAX>();
     if (smem > c->smem_optin) return false;
     if (!g_smem_set[c->device][slot]) {
@@ -266,32 +276,36 @@ static bool launch_tile(zt_ctx *c, float *out, const float *q, const float *k, c
     const int vec = D % 4 == 0 && zt_aligned(k, 16) && zt_aligned(v, 16);
     dim3 grid((unsigned)((T + AT_BQ - 1) / AT_BQ), (unsigned)Hq, (unsigned)B);
     attn_tile_kernel<DMAX><<<grid, AT_WARPS * 32, smem, c->stream>>>(out, q, k, v, mask, T, S, S_cap, Hq, Hkv, D,
-                                                                      scale, window, vec);
+                                                                      scale, window, softcap, vec);
     zt_launch_check("attention (tile)");
     return true;
 }
 
 void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
                      int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                     int64_t window) {
+                     int64_t window, float softcap) {
     if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return;
     zt_ctx *c = zt_ctx_get();
     if (!c) return;
     if (S_cap < S) S_cap = S;
-    if (S < T || Hq % Hkv != 0 || B > 65535 || Hq > 65535 || window < 0) {
+    if (S < T || Hq % Hkv != 0 || B > 65535 || Hq > 65535 || window < 0 || !(softcap >= 0.0f)) {
         zt_async_error((int)cudaErrorInvalidValue,
-                       "attention: bad shape B %lld T %lld S %lld Hq %lld Hkv %lld window %lld", (long long)B,
-                       (long long)T, (long long)S, (long long)Hq, (long long)Hkv, (long long)window);
+                       "attention: bad shape B %lld T %lld S %lld Hq %lld Hkv %lld window %lld softcap %g",
+                       (long long)B, (long long)T, (long long)S, (long long)Hq, (long long)Hkv, (long long)window,
+                       (double)softcap);
         return;
     }
+    if (softcap == INFINITY) softcap = 0.0f;  // the limit: no cap
     const char *force = getenv("ZOTUNE_ATTN");
     const bool want_tile = force ? strcmp(force, "tile") == 0 : T >= 8;
     if (want_tile && D <= 256) {
         const float *q = d_q, *k = d_k, *v = d_v;
+        const float sc = scale, cap = softcap;
         const uint8_t *m = d_key_mask;
-        bool done = D <= 64    ? launch_tile<64>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, scale, window, 0)
-                    : D <= 128 ? launch_tile<128>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, scale, window, 1)
-                               : launch_tile<256>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, scale, window, 2);
+        const int64_t w = window;
+        bool done = D <= 64    ? launch_tile<64>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 0)
+                    : D <= 128 ? launch_tile<128>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 1)
+                               : launch_tile<256>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 2);
         if (done) return;
     }
     const size_t smem = (size_t)AW_WARPS * 2 * (size_t)D * sizeof(float);
@@ -311,6 +325,7 @@ void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const flo
     int64_t blocks = (rows + AW_WARPS - 1) / AW_WARPS;
     if (blocks > (int64_t)c->sm_count * 64) blocks = (int64_t)c->sm_count * 64;
     attn_warp_kernel<<<(unsigned)blocks, AW_WARPS * 32, smem, c->stream>>>(d_out, d_q, d_k, d_v, d_key_mask, B, T, S,
-                                                                           S_cap, Hq, Hkv, D, scale, window, vec);
+                                                                           S_cap, Hq, Hkv, D, scale, window, softcap,
+                                                                           vec);
     zt_launch_check("attention (warp)");
 }

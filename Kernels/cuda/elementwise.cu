@@ -2,14 +2,14 @@
 // thread through float4 when every pointer is 16-byte aligned (scalar tail), scalar otherwise.
 //
 // Numerics: add, mul, scale, relu, add_rows and copy_2d are one IEEE operation per element
-// and bit-identical to the CPU. The transcendental ones (silu, gelu, swiglu) use CUDA's expf,
+// and bit-identical to the CPU. The transcendental ones (silu, gelu, swiglu, softcap) use CUDA's expf,
 // tanhf and erff (≤ 2 ulp, not glibc's), with the surrounding arithmetic spelled with __f*_rn so
 // that no extra rounding difference comes from contraction.
 #include "kernels.cuh"
 
 #define EW_THREADS 256
 
-enum { EW_ADD, EW_MUL, EW_SCALE, EW_RELU, EW_SILU, EW_GELU_TANH, EW_GELU_ERF, EW_SWIGLU };
+enum { EW_ADD, EW_MUL, EW_SCALE, EW_RELU, EW_SILU, EW_GELU_TANH, EW_GELU_ERF, EW_SWIGLU, EW_SOFTCAP };
 
 // x·σ(x) = x / (1 + e^−x): e^−x → inf for x ≪ 0 gives −0, not NaN (as the CPU).
 __device__ __forceinline__ float silu1(float x) { return __fdiv_rn(x, __fadd_rn(1.0f, expf(-x))); }
@@ -32,6 +32,7 @@ __device__ __forceinline__ float ew_op(float a, float b, float s) {
         const float r = 0.7071067811865476f;  // 1/√2
         return __fmul_rn(__fmul_rn(0.5f, a), __fadd_rn(1.0f, erff(__fmul_rn(a, r))));
     }
+    case EW_SOFTCAP: return __fmul_rn(s, tanhf(__fdiv_rn(a, s)));  // s·tanh(a / s), s the cap
     default: return __fmul_rn(silu1(a), b);  // EW_SWIGLU
     }
 }
@@ -85,6 +86,12 @@ void zt_cu_gelu_tanh(float *d_out, const float *d_x, int64_t n) { launch_ew<EW_G
 void zt_cu_gelu_erf(float *d_out, const float *d_x, int64_t n) { launch_ew<EW_GELU_ERF>(d_out, d_x, NULL, 0.f, n, "gelu_erf"); }
 void zt_cu_swiglu(float *d_out, const float *d_gate, const float *d_up, int64_t n) {
     launch_ew<EW_SWIGLU>(d_out, d_gate, d_up, 0.f, n, "swiglu");
+}
+// In place (out = a, each element read before it is written). A cap that is not positive and finite
+// leaves x as it is, as on the CPU.
+void zt_cu_softcap(float *d_x, int64_t n, float cap) {
+    if (!(cap > 0.0f && cap < INFINITY)) return;
+    launch_ew<EW_SOFTCAP>(d_x, d_x, NULL, cap, n, "softcap");
 }
 
 // ---- x(rows, dim) += bias(dim) -------------------------------------------------------------------

@@ -40,7 +40,7 @@ typedef struct zt_zo_list_item {
     float decay;         // this tensor's ηλ (replaces args->decay)
 } zt_zo_list_item;
 
-#define ZT_BACKEND_ABI_VERSION 7u
+#define ZT_BACKEND_ABI_VERSION 8u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -100,6 +100,7 @@ typedef struct zt_backend_api {
     void (*gelu_tanh)(float *d_out, const float *d_x, int64_t n);
     void (*gelu_erf)(float *d_out, const float *d_x, int64_t n);
     void (*swiglu)(float *d_out, const float *d_gate, const float *d_up, int64_t n);
+    void (*softcap)(float *d_x, int64_t n, float cap);  // x = cap·tanh(x / cap) in place
     void (*softmax)(float *d_out, const float *d_x, int64_t rows, int64_t dim);
     void (*log_softmax)(float *d_out, const float *d_x, int64_t rows, int64_t dim);
     void (*token_logprobs)(float *d_out, const float *d_x, const int32_t *d_targets, int64_t rows, int64_t dim);
@@ -115,7 +116,7 @@ typedef struct zt_backend_api {
                  int64_t rot_dim, const float *d_inv_freq, float scale);
     void (*attention)(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
                       int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                      int64_t window);
+                      int64_t window, float softcap);
     void (*copy_2d)(float *d_dst, int64_t ldd, const float *d_src, int64_t lds, int64_t rows, int64_t cols);
 
     // ---- GEMM (OpenBLAS / cuBLAS, row-major like zt_sgemm; returns 0 or a BLAS status) ----

@@ -75,6 +75,9 @@ void zt_silu(float *out, const float *x, int64_t n);                           /
 void zt_gelu_tanh(float *out, const float *x, int64_t n);                      // GPT-2 "gelu_new"
 void zt_gelu_erf(float *out, const float *x, int64_t n);                       // exact GELU
 void zt_swiglu(float *out, const float *gate, const float *up, int64_t n);     // silu(gate)·up
+// x = cap·tanh(x / cap) in place, f32 (the division, libm's tanhf, the product: Gemma 2's
+// final_logit_softcapping). cap > 0 and finite (the Swift backend checks); otherwise x is unchanged.
+void zt_softcap(float *x, int64_t n, float cap);
 
 // ---- Rows: x(rows, dim); out may be x ------------------------------------------------------------
 void zt_softmax(float *out, const float *x, int64_t rows, int64_t dim);
@@ -119,15 +122,19 @@ void zt_rope(float *x, const int32_t *pos, int64_t n, int64_t heads, int64_t hea
 //   Hq % Hkv == 0 and query head h reads kv head h / (Hq / Hkv). key_mask(B, S_cap): 1 = attend,
 //   0 = padding (NULL: all). window > 0: sliding window (transformers' sliding_window_overlay),
 //   query t at key index i = S − T + t sees only keys i − window < j ≤ i (window keys including
-//   itself); 0 = no window. out(B, T, Hq, D) = softmax(scale·q kᵀ over allowed keys) v; a query
+//   itself); 0 = no window. out(B, T, Hq, D) = softmax(cap(scale·q kᵀ) over allowed keys) v; a query
 //   with no allowed key gets 0. out must not alias q, k or v (it is the running accumulator).
+//   softcap > 0 (Gemma 2's attn_logit_softcapping): cap(s) = softcap·tanh(s / softcap) in f32 on
+//   each score after the scale and before the mask and softmax, as transformers applies it;
+//   softcap = 0: cap(s) = s, the step skipped (bit for bit the kernel without it).
 // Online (flash-style) softmax: no score matrix is stored; a window is a key range (O(window) per
 // query). A row's bits do not depend on how many padded keys precede the sequence (key tiles start
 // at the row's first unmasked key); window ≥ S gives exactly the unwindowed result. CPU: a negative
-// window counts as 0 (the CUDA twin reports it as an error).
+// window counts as 0, a negative or NaN softcap as 0 (the CUDA twin reports both as errors); an
+// infinite softcap is none on both (the limit).
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                   int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                  int64_t window);
+                  int64_t window, float softcap);
 
 // dst(rows, cols) with leading dimension ldd = src(rows, cols) with leading dimension lds (f32).
 void zt_copy_2d(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols);

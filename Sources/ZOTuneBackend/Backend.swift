@@ -65,6 +65,8 @@ public protocol Backend: AnyObject, Sendable {
     func addRows(_ x: Tensor, bias: Tensor)
     func activation(_ kind: Activation, _ out: Tensor, _ x: Tensor)
     func swiglu(_ out: Tensor, gate: Tensor, up: Tensor)
+    /// x = cap·tanh(x / cap) in place (f32; Gemma 2's final-logit soft-capping); cap > 0 and finite.
+    func softcap(_ x: Tensor, cap: Float)
 
     // Rows of the last dimension.
     func softmax(_ out: Tensor, _ x: Tensor)
@@ -90,8 +92,10 @@ public protocol Backend: AnyObject, Sendable {
     /// Causal attention, q/out (B, T, Hq, D), k/v (B, S_cap, Hkv, D) of which the first
     /// `keyLength` (default S_cap) positions are used, u8 keyMask (B, S_cap); see zt_attention.
     /// `window` > 0: sliding window, query at key index i sees keys i − window < j ≤ i (0: all).
+    /// `softcap` > 0 (Gemma 2): each score s = scale·q·k becomes softcap·tanh(s / softcap) before the
+    /// mask and softmax; 0: none, bit for bit the kernel without it.
     func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float,
-                   window: Int)
+                   window: Int, softcap: Float)
     /// dst[r·ldd + c] = src[r·lds + c] for r < rows, c < cols (f32; offsets are the tensors' own).
     func copy2D(_ dst: Tensor, ldd: Int, from src: Tensor, lds: Int, rows: Int, cols: Int)
 
@@ -300,9 +304,15 @@ extension Backend {
         rope(x, positions: positions, headDim: headDim, rotaryDim: rotaryDim, invFreq: invFreq, scale: 1)
     }
 
-    /// Causal attention without a sliding window.
+    /// Causal attention without a sliding window or soft-capping.
     public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float) {
-        attention(out, q: q, k: k, v: v, keyLength: keyLength, keyMask: keyMask, scale: scale, window: 0)
+        attention(out, q: q, k: k, v: v, keyLength: keyLength, keyMask: keyMask, scale: scale, window: 0, softcap: 0)
+    }
+
+    /// Causal attention without soft-capping.
+    public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float,
+                          window: Int) {
+        attention(out, q: q, k: k, v: v, keyLength: keyLength, keyMask: keyMask, scale: scale, window: window, softcap: 0)
     }
 
     /// The tensor's elements as f32 on the host (converting f16/bf16).

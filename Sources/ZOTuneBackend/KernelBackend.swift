@@ -211,6 +211,11 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         api.swiglu(out.f32, gate.f32, up.f32, Int64(out.count))
     }
 
+    public func softcap(_ x: Tensor, cap: Float) {
+        precondition(cap > 0 && cap.isFinite, "softcap \(cap) must be positive and finite")
+        api.softcap(x.f32, Int64(x.count), cap)
+    }
+
     // MARK: rows
 
     public func softmax(_ out: Tensor, _ x: Tensor) {
@@ -356,7 +361,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     }
 
     public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float,
-                          window: Int) {
+                          window: Int, softcap: Float) {
         // q, out (B, T, Hq, D); k, v (B, S_cap, Hkv, D); keyMask (B, S_cap) u8
         precondition(q.rank == 4 && k.rank == 4 && k.shape == v.shape && out.shape == q.shape,
                      "attention shapes q \(q.shape) k \(k.shape) v \(v.shape) out \(out.shape)")
@@ -368,8 +373,10 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         precondition(keyMask.map { $0.dtype == .u8 && $0.count == b * cap } ?? true,
                      "attention key mask must be u8 (B, S_cap) = (\(b), \(cap))")
         precondition(window >= 0, "attention window \(window) must be ≥ 0 (0: no window)")
+        precondition(softcap >= 0 && softcap.isFinite, "attention softcap \(softcap) must be finite and ≥ 0 (0: none)")
         api.attention(out.f32, q.f32, k.f32, v.f32, keyMask?.pointer.assumingMemoryBound(to: UInt8.self),
-                      Int64(b), Int64(t), Int64(s), Int64(cap), Int64(hq), Int64(hkv), Int64(d), scale, Int64(window))
+                      Int64(b), Int64(t), Int64(s), Int64(cap), Int64(hq), Int64(hkv), Int64(d), scale, Int64(window),
+                      softcap)
     }
 
     public func copy2D(_ dst: Tensor, ldd: Int, from src: Tensor, lds: Int, rows: Int, cols: Int) {

@@ -162,6 +162,61 @@ final class KernelBackendTests: XCTestCase {
         for i in 0..<x0.count { XCTAssertEqual(s[i], i % 8 < 4 ? 2 * p[i] : x0[i], "element \(i)") }
     }
 
+    // The soft cap reaches the attention kernel, the overloads without it mean none (bit for bit),
+    // and softcap(_:cap:) caps in place.
+    func testAttentionSoftcapIsPassedOnAndSoftcapOp() throws {
+        let (t, h, d) = (6, 2, 4)
+        let qv = (0..<(t * h * d)).map { Float($0 % 7) * 0.5 }, kv = (0..<(t * h * d)).map { Float($0 % 5) - 2 }
+        let q = try backend.tensor(qv, shape: [1, t, h, d], tag: .activations)
+        let k = try backend.tensor(kv.reversed(), shape: [1, t, h, d], tag: .activations)
+        let v = try backend.tensor(kv, shape: [1, t, h, d], tag: .activations)
+        func run(window: Int?, softcap: Float?) throws -> [Float] {
+            let out = try backend.allocate([1, t, h, d], tag: .activations)
+            switch (window, softcap) {
+            case (nil, nil): backend.attention(out, q: q, k: k, v: v, keyLength: nil, keyMask: nil, scale: 0.5)
+            case (let w?, nil): backend.attention(out, q: q, k: k, v: v, keyLength: nil, keyMask: nil, scale: 0.5, window: w)
+            default:
+                backend.attention(out, q: q, k: k, v: v, keyLength: nil, keyMask: nil, scale: 0.5, window: window ?? 0,
+                                  softcap: softcap ?? 0)
+            }
+            return backend.toHost(out)
+        }
+        XCTAssertEqual(try run(window: nil, softcap: nil).map(\.bitPattern), try run(window: 0, softcap: 0).map(\.bitPattern))
+        XCTAssertEqual(try run(window: 2, softcap: nil).map(\.bitPattern), try run(window: 2, softcap: 0).map(\.bitPattern))
+        // Window 2 with cap 1.5, in Double: query i weighs keys i − 1 and i by softmax(1.5·tanh(s / 1.5)).
+        // Scores reach ~10 here, so the cap moves outputs by O(0.1); f32 rounding of 4-term dots and
+        // a 2-term softmax stays below 1e-5 on |v| ≤ 2 (≥ 100 ulp).
+        let capped = try run(window: 2, softcap: 1.5)
+        var moved = 0.0
+        let plain = try run(window: 2, softcap: 0)
+        for i in 0..<t {
+            for hh in 0..<h {
+                let keys = i == 0 ? [0] : [i - 1, i]
+                let s = keys.map { j -> Double in
+                    let dot = (0..<d).reduce(0.0) { $0 + Double(qv[(i * h + hh) * d + $1]) * Double(kv.reversed()[(j * h + hh) * d + $1]) }
+                    return 1.5 * tanh(0.5 * dot / 1.5)
+                }
+                let m = s.max()!, w = s.map { exp($0 - m) }, l = w.reduce(0, +)
+                for e in 0..<d {
+                    let want = zip(keys, w).reduce(0.0) { $0 + $1.1 / l * Double(kv[($1.0 * h + hh) * d + e]) }
+                    let at = (i * h + hh) * d + e
+                    XCTAssertEqual(Double(capped[at]), want, accuracy: 1e-5, "row \(i) head \(hh) dim \(e)")
+                    moved = max(moved, abs(Double(plain[at]) - want))
+                }
+            }
+        }
+        XCTAssertGreaterThan(moved, 1e-2, "the cap changes the outputs")
+
+        // softcap(_:cap:): 30·tanh(x / 30) within 8u relative (division, tanhf ≤ 3 ulp, product).
+        let xs: [Float] = [-200, -30, -1, 0, 0.25, 29, 1000]
+        let x = try backend.tensor(xs, shape: [7], tag: .activations)
+        backend.softcap(x, cap: 30)
+        for (got, x0) in zip(backend.toHost(x), xs) {
+            let want = 30 * tanh(Double(x0) / 30)
+            XCTAssertEqual(Double(got), want, accuracy: 8 * 0x1p-24 * abs(want), "softcap x \(x0)")
+        }
+    }
+
     func testEmbeddingRejectsOutOfRangeIds() throws {
         let table = try backend.tensor((0..<12).map(Float.init), shape: [4, 3], tag: .weights)
         let out = try backend.allocate([2, 3], tag: .activations)

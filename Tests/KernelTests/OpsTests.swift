@@ -148,6 +148,38 @@ final class OpsTests: XCTestCase {
         XCTAssertTrue(o[0].isNaN)
     }
 
+    /// zt_softcap: x = cap·tanh(x / cap) against tanh in Double. Each f32 step rounds once: the
+    /// division (relative u = 2⁻²⁴, which tanh passes on damped: y·sech²y ≤ tanh y), glibc's tanhf
+    /// (≤ 2.19 ulp measured over every f32 input on glibc 2.36; later glibc rounds correctly; 3 ulp
+    /// ≤ 6u relative allowed) and the product (u): 8u relative. The absolute 8·cap·2⁻¹⁴⁹ covers x/cap
+    /// in the subnormal range (absolute, not relative, rounding). Wrong order (cap·tanh(x)/cap) or a
+    /// missing cap moves the results by O(1).
+    func testSoftcap() {
+        var rng = Rng(4)
+        let specials: [Float] = [0, -0.0, 1e-40, -1e-40, 1e-8, 29.9, -30, 88, -1000, 1e30, .infinity, -.infinity]
+        for cap: Float in [30, 50, 0.5] {
+            for n in [1, 7, 12, 10_000] {  // 10 000 exceeds one task's grain: the threaded path runs
+                let x0 = Array((specials + rng.array(n, -4 * cap, 4 * cap)).prefix(max(n, specials.count)))
+                var x = x0
+                zt_softcap(&x, Int64(x.count), cap)
+                let c = Double(cap)
+                let want = x0.map { c * tanh(Double($0) / c) }
+                assertClose(x, want, abs: 8 * c * 0x1p-149, rel: 8 * 0x1p-24, "softcap \(cap) n=\(n)")
+                XCTAssertEqual(x[1].sign, .minus, "−0 stays −0")
+            }
+        }
+        var nan: [Float] = [.nan, 3]
+        zt_softcap(&nan, 2, 2)
+        XCTAssertTrue(nan[0].isNaN)
+        XCTAssertEqual(Double(nan[1]), 2 * tanh(1.5), accuracy: 8 * 0x1p-24 * 2)
+        // A cap that is not positive and finite leaves x as it is (the Swift backend refuses it first).
+        for cap: Float in [0, -1, .nan, .infinity] {
+            var y: [Float] = [0.5, -7]
+            zt_softcap(&y, 2, cap)
+            XCTAssertEqual(y, [0.5, -7], "cap \(cap)")
+        }
+    }
+
     // MARK: Rows
 
     private func refSoftmax(_ x: [Float], _ rows: Int, _ dim: Int, log: Bool) -> [Double] {
@@ -388,10 +420,11 @@ final class OpsTests: XCTestCase {
     // MARK: Attention
 
     /// Dense reference in Double: k, v (B, cap, Hkv, D) and mask (B, cap), cap defaulting to S;
-    /// window > 0 keeps keys i − window < s ≤ i of the query at key index i = S − T + t.
+    /// window > 0 keeps keys i − window < s ≤ i of the query at key index i = S − T + t; softcap > 0
+    /// maps each score s to softcap·tanh(s / softcap) (transformers' Gemma 2).
     private func refAttention(q: [Float], k: [Float], v: [Float], mask: [UInt8]?,
                               B: Int, T: Int, S: Int, cap: Int? = nil, Hq: Int, Hkv: Int, D: Int, scale: Float,
-                              window: Int = 0) -> [Double] {
+                              window: Int = 0, softcap: Float = 0) -> [Double] {
         var out = [Double](repeating: 0, count: B * T * Hq * D)
         let group = Hq / Hkv, C = cap ?? S
         for b in 0..<B {
@@ -407,7 +440,8 @@ final class OpsTests: XCTestCase {
                         var dot = 0.0
                         for d in 0..<D { dot += Double(q[qo + d]) * Double(k[ko + d]) }
                         keys.append(s)
-                        scores.append(Double(scale) * dot)
+                        let sc = Double(scale) * dot  // capped before the mask (masked keys never enter)
+                        scores.append(softcap > 0 ? Double(softcap) * tanh(sc / Double(softcap)) : sc)
                     }
                     guard let m = scores.max() else { continue }  // no allowed key: zeros
                     let w = scores.map { exp($0 - m) }
@@ -431,7 +465,7 @@ final class OpsTests: XCTestCase {
         let scale = 1 / Float(D).squareRoot()
         var out = [Float](repeating: .nan, count: B * T * Hq * D)  // NaN: every row must be written
         withOptional(mask) { mp in
-            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), scale, 0)
+            zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), scale, 0, 0)
         }
         let want = refAttention(q: q, k: k, v: v, mask: mask, B: B, T: T, S: S, Hq: Hq, Hkv: Hkv, D: D, scale: scale)
         assertClose(out, want, abs: tol, what, file: file, line: line)
@@ -473,26 +507,27 @@ final class OpsTests: XCTestCase {
 
         // Direct check of the zero rule on a hand case: one query, its only key masked.
         var out: [Float] = [.nan, .nan]
-        zt_attention(&out, [1, 1], [1, 1], [1, 1], [0], 1, 1, 1, 1, 1, 1, 2, 1, 0)
+        zt_attention(&out, [1, 1], [1, 1], [1, 1], [0], 1, 1, 1, 1, 1, 1, 2, 1, 0, 0)
         XCTAssertEqual(out, [0, 0])
     }
 
     /// Runs zt_attention on random q, k, v (k and v (B, cap, Hkv, D); positions ≥ S hold NaN, so
     /// reading past the used keys shows) and returns the output with the Double reference.
     private func windowRun(B: Int, T: Int, S: Int, cap: Int, Hq: Int, Hkv: Int, D: Int, mask: [UInt8]?,
-                           window: Int, seed: UInt64) -> (got: [Float], want: [Double]) {
+                           window: Int, seed: UInt64, qRange: Float = 1,
+                           softcap: Float = 0) -> (got: [Float], want: [Double]) {
         var rng = Rng(seed)
-        let q = rng.array(B * T * Hq * D)
+        let q = rng.array(B * T * Hq * D, -qRange, qRange)
         var k = rng.array(B * cap * Hkv * D), v = rng.array(B * cap * Hkv * D)
         for b in 0..<B { for e in (b * cap + S) * Hkv * D..<(b + 1) * cap * Hkv * D { k[e] = .nan; v[e] = .nan } }
         let scale = 1 / Float(D).squareRoot()
         var out = [Float](repeating: .nan, count: q.count)  // NaN: every row must be written
         withOptional(mask) { mp in
             zt_attention(&out, q, k, v, mp, Int64(B), Int64(T), Int64(S), Int64(cap), Int64(Hq), Int64(Hkv), Int64(D),
-                         scale, Int64(window))
+                         scale, Int64(window), softcap)
         }
         return (out, refAttention(q: q, k: k, v: v, mask: mask, B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D,
-                                  scale: scale, window: window))
+                                  scale: scale, window: window, softcap: softcap))
     }
 
     /// Bound on |kernel − exact| (derived, not fitted) for q, k, v in [−1, 1) and scale 1/√D; u = 2⁻²⁴.
@@ -558,9 +593,86 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    /// Bound for soft-capped scores, derived as windowTolerance's with q in [−ρ, ρ): a score's f32
+    /// error |Δs| ≤ (D + 2)·u·ρ·√D (D products and sums of terms |q_d·k_d| ≤ ρ, then the scale's
+    /// product). Capping passes it on damped (d/ds cap·tanh(s / cap) = sech² ≤ 1) and adds the
+    /// division, tanhf and the product, ≤ 8u·m (as in testSoftcap) with m = min(cap, ρ√D) ≥ |capped s|.
+    /// A weight exp(s − max) then errs by ε ≤ 2(|Δs| + 8u·m) + 2u·m (the subtraction) + 2u (zt_exp);
+    /// a mean of values within 2 of each other moves by ≤ 2ε; the sums, per-tile rescales and the
+    /// final division add (keys + keys/64 + 3)·u.
+    private func softcapTolerance(D: Int, keys: Int, qRange: Double, softcap: Double) -> Double {
+        let u = 0x1p-24, r = Double(D).squareRoot(), m = min(softcap, qRange * r)
+        let eps = 2 * (Double(D + 2) * u * qRange * r + 8 * u * m) + 2 * u * m + 2 * u
+        return 2 * eps + Double(keys + keys / 64 + 3) * u
+    }
+
+    func testAttentionSoftcapAgainstDenseReference() {
+        // q in [−2, 2) spreads the scores (σ ≈ 2/3, up to ±2√D) across cap 1, where tanh bends; cap 50
+        // (Gemma 2's) barely moves them. The window test's paths: no cache over several key tiles and
+        // query blocks, a cache with NaN past S, GQA, a T = 1 decode step, D 64 and 128 (constant
+        // sizes) and 300 (scored in two dim chunks: the cap follows the scale after the last),
+        // no window, window 3 and windows across a 64-key tile edge.
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, [Int])] = [
+            (2, 70, 70, 70, 4, 2, 16, [0, 3, 65]),
+            (2, 5, 100, 128, 4, 2, 16, [0, 3, 37]),
+            (2, 1, 300, 320, 4, 2, 16, [0, 100]),
+            (1, 40, 100, 100, 4, 2, 64, [0, 20]),
+            (1, 33, 90, 96, 2, 1, 128, [0, 50]),
+            (1, 5, 70, 70, 2, 1, 300, [0, 5]),
+        ]
+        func run(_ B: Int, _ T: Int, _ S: Int, _ cap: Int, _ Hq: Int, _ Hkv: Int, _ D: Int, _ mask: [UInt8]?, _ w: Int,
+                 seed: UInt64, _ what: String) {
+            let plain = windowRun(B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D, mask: mask, window: w, seed: seed,
+                                  qRange: 2).want
+            for softcap: Float in [1, 50] {
+                let r = windowRun(B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D, mask: mask, window: w, seed: seed,
+                                  qRange: 2, softcap: softcap)
+                let tol = softcapTolerance(D: D, keys: w == 0 ? S : min(w, S), qRange: 2, softcap: Double(softcap))
+                assertClose(r.got, r.want, abs: tol, "\(what) softcap \(softcap)")
+                if softcap == 1 {  // the cap shows: the uncapped outputs lie far outside the bound
+                    let moved = zip(r.want, plain).map { Swift.abs($0 - $1) }.max() ?? 0
+                    XCTAssertGreaterThan(moved, 20 * tol, "\(what): cap 1 changes the outputs")
+                }
+            }
+        }
+        for (B, T, S, cap, Hq, Hkv, D, windows) in cases {
+            for (n, w) in windows.enumerated() {
+                run(B, T, S, cap, Hq, Hkv, D, nil, w, seed: UInt64(70 + n),
+                    "B \(B) T \(T) S \(S) cap \(cap) Hq \(Hq) Hkv \(Hkv) D \(D) window \(w)")
+            }
+        }
+        // Masks (capping comes before them: a masked key must weigh 0, not exp(−cap − max)): batch 0
+        // left-padded by 12 keys, batch 1 with a masked run inside the windows; prefill and decode.
+        for (T, S, cap) in [(40, 40, 48), (1, 90, 100)] {
+            var mask = [UInt8](repeating: 1, count: 2 * cap)
+            for s in 0..<12 { mask[s] = 0 }
+            for s in (S - 10)..<(S - 4) { mask[cap + s] = 0 }
+            for (n, w) in [0, 3, 25].enumerated() {
+                run(2, T, S, cap, 4, 2, 16, mask, w, seed: UInt64(80 + n), "mask T \(T) S \(S) window \(w)")
+            }
+        }
+    }
+
+    /// softcap 0 skips the step; a negative, NaN or infinite cap reads as 0 on the CPU: all bit for
+    /// bit the same rows, with and without a mask and a window.
+    func testAttentionSoftcapZeroIsNone() {
+        let (B, T, S, cap, Hq, Hkv, D) = (2, 40, 100, 104, 4, 2, 64)
+        var mask = [UInt8](repeating: 1, count: B * cap)
+        for s in 0..<7 { mask[s] = 0 }
+        let runs: [([UInt8]?, Int)] = [(nil, 0), (mask, 0), (mask, 30)]
+        for (m, w) in runs {
+            let none = windowRun(B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D, mask: m, window: w, seed: 90).got
+            for c: Float in [-1, .nan, .infinity] {
+                let got = windowRun(B: B, T: T, S: S, cap: cap, Hq: Hq, Hkv: Hkv, D: D, mask: m, window: w, seed: 90,
+                                    softcap: c).got
+                assertBitwise(got, none, "softcap \(c) vs 0, mask \(m != nil), window \(w)")
+            }
+        }
+    }
+
     /// Left padding does not change a row's rounding: key tiles start at the first unmasked key, so a
     /// sequence behind p padded keys gives bit for bit the rows of the same sequence unpadded, with
-    /// and without a window (p = 77 puts the tiles of the padded run off the 64-key grid).
+    /// and without a window or a soft cap (p = 77 puts the tiles of the padded run off the 64-key grid).
     func testAttentionRowsDoNotDependOnLeftPadding() {
         let (n, Hq, Hkv, D) = (90, 4, 2, 32)
         var rng = Rng(61)
@@ -569,14 +681,14 @@ final class OpsTests: XCTestCase {
             let S = n + p
             let pad = [Float](repeating: 0.5, count: p * Hkv * D), padQ = [Float](repeating: 0.5, count: p * Hq * D)
             let mask = [UInt8](repeating: 0, count: p) + [UInt8](repeating: 1, count: n)
-            for w in [0, 3, 70] {
+            for (w, softcap) in [(0, Float(0)), (3, 0), (70, 0), (0, 0.5), (70, 0.5)] {
                 let scale: Float = 0.2
                 var plain = [Float](repeating: .nan, count: n * Hq * D), padded = [Float](repeating: .nan, count: S * Hq * D)
                 zt_attention(&plain, q, k, v, nil, 1, Int64(n), Int64(n), Int64(n), Int64(Hq), Int64(Hkv), Int64(D), scale,
-                             Int64(w))
+                             Int64(w), softcap)
                 zt_attention(&padded, padQ + q, pad + k, pad + v, mask, 1, Int64(S), Int64(S), Int64(S), Int64(Hq),
-                             Int64(Hkv), Int64(D), scale, Int64(w))
-                assertBitwise(Array(padded[(p * Hq * D)...]), plain, "padding \(p), window \(w)")
+                             Int64(Hkv), Int64(D), scale, Int64(w), softcap)
+                assertBitwise(Array(padded[(p * Hq * D)...]), plain, "padding \(p), window \(w), softcap \(softcap)")
                 XCTAssertEqual(Array(padded[..<(p * Hq * D)]), [Float](repeating: 0, count: p * Hq * D),
                                "padded queries see no key")
             }
@@ -730,8 +842,10 @@ final class OpsTests: XCTestCase {
             zt_gelu_tanh(&c, x, Int64(rows * dim))
             zt_rmsnorm(&d, x, gamma, Int64(rows), Int64(dim), 1e-6)
             var o = [Float](repeating: 0, count: B * T * Hq * D)
-            zt_attention(&o, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2, 0)
-            return [a, b, c, d, o]
+            zt_attention(&o, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2, 0, 0)
+            var oc = o
+            zt_attention(&oc, q, k, v, mask, Int64(B), Int64(T), Int64(S), Int64(S), Int64(Hq), Int64(Hkv), Int64(D), 0.2, 0, 0.5)
+            return [a, b, c, d, o, oc]
         }
         zt_set_num_threads(1)
         let one = runAll()

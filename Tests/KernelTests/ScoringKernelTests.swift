@@ -44,8 +44,8 @@ final class ScoringKernelTests: XCTestCase {
         } } }
         for b in 0..<B { for s in 0..<S { maskCap[b * cap + s] = (b == 1 && s == 0) ? 0 : 1; maskPacked[b * S + s] = maskCap[b * cap + s] } }
         var a = [Float](repeating: 0, count: q.count), p = a
-        zt_attention(&a, q, kCap, vCap, maskCap, Int64(B), Int64(T), Int64(S), Int64(cap), Int64(H), Int64(H), Int64(D), 0.5, 0)
-        zt_attention(&p, q, kPacked, vPacked, maskPacked, Int64(B), Int64(T), Int64(S), Int64(S), Int64(H), Int64(H), Int64(D), 0.5, 0)
+        zt_attention(&a, q, kCap, vCap, maskCap, Int64(B), Int64(T), Int64(S), Int64(cap), Int64(H), Int64(H), Int64(D), 0.5, 0, 0)
+        zt_attention(&p, q, kPacked, vPacked, maskPacked, Int64(B), Int64(T), Int64(S), Int64(S), Int64(H), Int64(H), Int64(D), 0.5, 0, 0)
         XCTAssertEqual(a, p)
         XCTAssertFalse(a.contains { $0.isNaN || abs($0) > 1.5 }, "spare capacity (99s) leaked into the result")
     }

@@ -521,6 +521,7 @@ static const zt_backend_api host_table = {
     .stream_list = host_stream_list, .zo_update_list = host_zo_update_list,
     .add = zt_add, .mul = zt_mul, .scale = zt_scale, .add_rows = zt_add_rows,
     .relu = zt_relu, .silu = zt_silu, .gelu_tanh = zt_gelu_tanh, .gelu_erf = zt_gelu_erf, .swiglu = zt_swiglu,
+    .softcap = zt_softcap,
     .softmax = zt_softmax, .log_softmax = zt_log_softmax, .token_logprobs = zt_token_logprobs,
     .layernorm = zt_layernorm, .rmsnorm = zt_rmsnorm, .embedding = host_embedding, .rope = zt_rope,
     .attention = zt_attention, .copy_2d = zt_copy_2d, .sgemm = host_sgemm,
@@ -541,7 +542,7 @@ static const zt_backend_api host_table = {
     X(perturbed_copy)                                                                                    \
     X(fill_normal) X(convert) X(zo_update) X(perturb_hessian) X(stream_list) X(zo_update_list)                               \
     X(add) X(mul) X(scale) X(add_rows) X(relu) X(silu) X(gelu_tanh) X(gelu_erf)                            \
-    X(swiglu) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
+    X(swiglu) X(softcap) X(softmax) X(log_softmax) X(token_logprobs) X(layernorm) X(rmsnorm) X(embedding) X(rope)      \
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(gemm_mixed) X(gemm_mixed_workspace)      \
     X(set_tf32) X(memory_stats) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
     X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)        \
@@ -1260,6 +1261,18 @@ static void dev_elementwise(void) {
     d2h(g, dout, n * 4);
     zt_swiglu(c, a, b, n);
     check_close("swiglu", g, c, n, 2e-6, 1e-5);
+    // softcap in place, aligned (float4) and misaligned (scalar): 30·tanh(x / 30) (Gemma 2's final
+    // logits) on x ~ N(0, 4²) and the specials (NaN, −inf → −30, a subnormal). Each side is within 8u
+    // of the exact value (division, tanhf ≤ 2 ulp on CUDA and ≤ 2.19 on glibc, product), so 1e-6
+    // relative; x / 30 of a subnormal rounds absolutely: 1e-40.
+    for (int off = 0; off < 2; off++) {
+        h2d(dout + off, a, n * 4);
+        G->softcap(dout + off, n, 30.0f);
+        d2h(g, dout + off, n * 4);
+        memcpy(c, a, n * 4);
+        zt_softcap(c, n, 30.0f);
+        check_close(off ? "softcap 30, misaligned" : "softcap 30", g, c, n, 1e-40, 1e-6);
+    }
 
     // add_rows(rows 33, dim 1031), copy_2d with padded leading dimensions (padding must survive)
     const int64_t rows = 33, dim = 1031;
@@ -1541,7 +1554,8 @@ static void dev_attention(void) {
     section("attention (tolerance; both kernels where they apply)");
     // window: sliding-window attention (0 = none); windows smaller than a key tile, spanning
     // tiles, with a cache, a decode step, and window ≥ S (then bit-identical to no window, below).
-    const struct { int64_t B, T, S, S_cap, Hq, Hkv, D; int mask; int64_t window; const char *what; } cs[] = {
+    // softcap: Gemma 2's score soft-capping (0 = none); cap 1 bends scores ~ N(0, 1) hard, 50 is Gemma 2's.
+    const struct { int64_t B, T, S, S_cap, Hq, Hkv, D; int mask; int64_t window; const char *what; float softcap; } cs[] = {
         {2, 5, 9, 12, 8, 2, 64, 2, 0, "GQA 4:1, cache, a query with no key"},
         {1, 200, 200, 200, 4, 4, 128, 0, 0, "prefill, no mask"},
         {2, 40, 100, 128, 8, 2, 80, 1, 0, "GQA, cache, random mask, D 80"},
@@ -1556,6 +1570,13 @@ static void dev_attention(void) {
         {3, 1, 300, 512, 8, 8, 128, 1, 37, "decode, cache, mask, window 37"},
         {1, 9, 20, 24, 2, 2, 320, 0, 5, "D 320 (warp kernel only), window 5"},
         {2, 40, 100, 128, 8, 2, 64, 1, 100, "window = S"},
+        {2, 5, 9, 12, 8, 2, 64, 2, 0, "softcap 1, cache, a query with no key", 1.0f},
+        {2, 40, 100, 128, 8, 2, 80, 1, 0, "softcap 1, GQA, cache, random mask, D 80", 1.0f},
+        {1, 200, 200, 200, 4, 4, 128, 0, 50, "softcap 2, prefill, window 50", 2.0f},
+        {1, 33, 70, 70, 2, 1, 256, 1, 0, "softcap 50, D 256, MQA", 50.0f},
+        {3, 1, 300, 512, 8, 8, 128, 1, 37, "softcap 1, decode, cache, mask, window 37", 1.0f},
+        {1, 9, 20, 24, 2, 2, 320, 0, 5, "softcap 1, D 320 (warp kernel only), window 5", 1.0f},
+        {2, 40, 100, 128, 8, 2, 64, 1, 100, "softcap 1, window = S", 1.0f},
     };
     const char *modes[3] = {NULL, "tile", "warp"};
     char name[128];
@@ -1580,19 +1601,20 @@ static void dev_attention(void) {
         h2d(dm, mask, B * Sc);
         const float scale = 1.0f / sqrtf((float)D);
         const int64_t W = cs[k].window;
-        zt_attention(c, q, kk, v, cs[k].mask ? mask : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W);
+        const float cap = cs[k].softcap;
+        zt_attention(c, q, kk, v, cs[k].mask ? mask : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W, cap);
         float *g0 = W >= S ? hmalloc(nq * 4) : NULL;
         for (int mi = 0; mi < 3; mi++) {
             if (mi == 1 && D > 256) continue;
             if (modes[mi]) setenv("ZOTUNE_ATTN", modes[mi], 1); else unsetenv("ZOTUNE_ATTN");
             dpoison(dout, nq * 4);
-            G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W);
+            G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W, cap);
             d2h(g, dout, nq * 4);
             snprintf(name, sizeof name, "%s [%s]", cs[k].what, modes[mi] ? modes[mi] : "auto");
             check_close(name, g, c, nq, 1e-5, 1e-4);
             if (g0) {  // window ≥ S allows every causal key: the same kernel without a window
                 dpoison(dout, nq * 4);
-                G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, 0);
+                G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, 0, cap);
                 d2h(g0, dout, nq * 4);
                 snprintf(name, sizeof name, "%s == window 0 [%s]", cs[k].what, modes[mi] ? modes[mi] : "auto");
                 check_bits(name, g, g0, nq, 4);
@@ -2377,7 +2399,9 @@ int main(int argc, char **argv) {
             const zt_zo_update_args za = zo_args(ZT_ZO_ADAM, 1, 1, 1e-3f);
             cuda->zo_update(ZT_ZO_ADAM, NULL, ZT_F32, NULL, NULL, 16, 0, 1, 1, 0, &za);
             cuda->perturb_hessian(NULL, ZT_F32, NULL, 16, 0, 1, 1, 0, 1.0f);
-            cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f, 0);
+            cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f, 0, 0.0f);
+            cuda->attention(NULL, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f, 0, 50.0f);
+            cuda->softcap(NULL, 16, 30.0f);
             int64_t e1 = cuda->embedding(NULL, NULL, ZT_F32, 10, 4, NULL, 3, 1);
             int64_t e2 = cuda->dequantize_rows(NULL, ZT_F32, NULL, ZT_GGML_Q4_1, 4, 32, NULL, 4, 1);
             result(m1 && p == NULL && m2 && m3 && m4 && m5 && m6 && m7 && e1 == -1 && e2 == -1, "entry points fail cleanly without a GPU",
