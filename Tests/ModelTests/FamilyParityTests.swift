@@ -44,6 +44,8 @@ extension ForwardParityTests {
     // logits by 0.14–6 (make_model_fixtures.py's sensitivity table).
     func testGemmaUnitOffsetNormsGeGLUScaledEmbeddings() throws { try checkParity("gemma", tol: 1e-4) }
     func testGemma3QKNormPostNormsLocalRope() throws { try checkParity("gemma3", tol: 1e-4) }
+    /// Soft-caps of 2 (scores) and 3 (logits) bite on these weights (0.41 and 2.0 off without them).
+    func testGemma2SoftcapsAlternatingWindows() throws { try checkParity("gemma2", tol: 1e-4) }
     func testOLMo2PostNormsFullQKNorm() throws { try checkParity("olmo2", tol: 1e-4) }
     func testGPTNeoXParallelResidualPartialRotary() throws { try checkParity("gptneox", tol: 1e-4) }
     func testGPTNeoXSequentialResidual() throws { try checkParity("gptneox_seq", tol: 1e-4) }
@@ -54,6 +56,12 @@ extension ForwardParityTests {
     /// expected to match its config.json reference and is left out.
     func testPart2FamiliesFromGGUF() throws {
         for model in ["gemma", "olmo2", "gptneox", "gptneox_seq"] { try checkParity(model, gguf: true, tol: 1e-4) }
+        // Gemma 2's GGUF carries both soft-caps and the window but not query_pre_attn_scalar (24
+        // here, not head_dim): llama.cpp's scale would differ, so only its config is checked.
+        let g = try load("gemma2", gguf: true).config
+        XCTAssertEqual(g.attentionSoftcap, 2)
+        XCTAssertEqual(g.finalLogitSoftcap, 3)
+        XCTAssertEqual((0..<4).map { g.window(layer: $0) }, [3, 0, 3, 0])
     }
 
     /// The checkpoint's tensors are the family's: q/k/v biases, no o or MLP bias, a tied head shared.

@@ -132,7 +132,7 @@ final class ForwardParityTests: XCTestCase {
     // Decoding with the KV cache one token at a time reproduces the full forward's logits.
     func testKVCacheMatchesFullForward() throws {
         // Windows of 3 keys (mistral_swa, qwen2_swa) are crossed by these 6-position sequences.
-        for model in ["llama", "gpt2", "opt", "qwen2", "qwen3", "mistral_swa", "qwen2_swa", "phi3", "gemma", "gemma3", "olmo2", "gptneox"] {
+        for model in ["llama", "gpt2", "opt", "qwen2", "qwen3", "mistral_swa", "qwen2_swa", "phi3", "gemma", "gemma2", "gemma3", "olmo2", "gptneox"] {
             let ref = try reference(model)
             let lm = try load(model)
             let v = lm.config.vocabSize

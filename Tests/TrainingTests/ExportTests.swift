@@ -18,7 +18,7 @@ final class ExportTests: XCTestCase {
             ("llama", "LlamaForCausalLM"), ("qwen2", "Qwen2ForCausalLM"), ("qwen2_tied", "Qwen2ForCausalLM"),
             ("qwen2_swa", "Qwen2ForCausalLM"), ("qwen3", "Qwen3ForCausalLM"), ("qwen3_tied", "Qwen3ForCausalLM"),
             ("mistral_swa", "MistralForCausalLM"), ("phi3", "Phi3ForCausalLM"), ("phi3_longrope", "Phi3ForCausalLM"),
-            ("gemma", "GemmaForCausalLM"), ("gemma3", "Gemma3ForCausalLM"), ("olmo2", "Olmo2ForCausalLM"),
+            ("gemma", "GemmaForCausalLM"), ("gemma2", "Gemma2ForCausalLM"), ("gemma3", "Gemma3ForCausalLM"), ("olmo2", "Olmo2ForCausalLM"),
             ("gptneox", "GPTNeoXForCausalLM"), ("gptneox_seq", "GPTNeoXForCausalLM")])
     }
 

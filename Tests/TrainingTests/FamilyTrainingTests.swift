@@ -9,7 +9,7 @@ import ZOTuneModels
 /// partitions work on Qwen2/3 (q/k norms), Mistral and Qwen2 with windows, Phi-3's fused
 /// qkv_proj/gate_up_proj and LongRoPE without a line of family code.
 let trainingFamilies = ["qwen2", "qwen2_tied", "qwen2_swa", "qwen3", "qwen3_tied", "mistral_swa", "phi3", "phi3_longrope",
-                        "gemma", "gemma3", "olmo2", "gptneox", "gptneox_seq"]
+                        "gemma", "gemma2", "gemma3", "olmo2", "gptneox", "gptneox_seq"]
 
 extension LoRATests {
     /// LoRA on every role equals its naive double merge, and LoRA.merge agrees with that merge.

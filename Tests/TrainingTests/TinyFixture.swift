@@ -66,7 +66,12 @@ func runReferenceScript(_ python: String, _ script: String, _ arguments: [String
     p.arguments = [trainingFixtures.appendingPathComponent(script).path] + arguments
     let out = Pipe(), stdin = Pipe()
     p.standardOutput = out
-    p.standardError = FileHandle.nullDevice
+    // stderr to a file (a pipe left unread could fill and stall the script), shown on failure.
+    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-ref-\(UUID().uuidString).err")
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let err = try FileHandle(forWritingTo: errURL)
+    defer { try? err.close(); try? FileManager.default.removeItem(at: errURL) }
+    p.standardError = err
     if input != nil { p.standardInput = stdin }
     try p.run()
     if let input {
@@ -75,5 +80,8 @@ func runReferenceScript(_ python: String, _ script: String, _ arguments: [String
     }
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
+    if p.terminationStatus != 0, let text = try? String(contentsOf: errURL, encoding: .utf8) {
+        print("\(script) failed (status \(p.terminationStatus)); its stderr ends:\n" + text.split(separator: "\n").suffix(15).joined(separator: "\n"))
+    }
     return (p.terminationStatus, data)
 }

@@ -490,6 +490,7 @@ public final class CausalLM: @unchecked Sendable {
                 mask: Tensor, prefix: AttentionPrefix?, prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?) throws {
         let c = config, be = backend, kvd = c.numKVHeads * c.headDim
         let scale = plan.attentionScale ?? 1 / Float(c.headDim).squareRoot(), window = plan.layers[l].window
+        let softcap = c.attentionSoftcap ?? 0
         let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
         let attnOut = out.reshaped(qv.shape)
         if let cache {
@@ -503,7 +504,7 @@ public final class CausalLM: @unchecked Sendable {
                           from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
             }
             be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale,
-                         window: window)
+                         window: window, softcap: softcap)
         } else if let prefixed, let prefix {
             let prefixLength = prefix.length, span = prefixLength + batch.length
             KVCache.place(prefix: prefix.keys[l], stride: prefix.stride, length: prefixLength, then: k, into: prefixed.keys,
@@ -511,10 +512,11 @@ public final class CausalLM: @unchecked Sendable {
             KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
                           span: span, batch: batch.batch, backend: be)
             be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale,
-                         window: window)
+                         window: window, softcap: softcap)
         } else {
             let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
-            be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale, window: window)
+            be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale, window: window,
+                         softcap: softcap)
         }
     }
 
@@ -600,6 +602,7 @@ public final class CausalLM: @unchecked Sendable {
     public func logits(ofHidden hidden: Tensor) throws -> Tensor {
         let out = try backend.allocate([hidden.shape[0], config.vocabSize], tag: .activations, zeroed: false)
         try linear(out, hidden, plan.head)
+        if let cap = config.finalLogitSoftcap { backend.softcap(out, cap: cap) }
         return out
     }
 
@@ -648,6 +651,7 @@ public final class CausalLM: @unchecked Sendable {
             let m = min(chunk, rows - start)
             let l = logits.rows(0, m)
             try linear(l, hidden.rows(start, m).reshaped([m, e]), plan.head, converted: head)
+            if let cap = config.finalLogitSoftcap { backend.softcap(l, cap: cap) }
             backend.tokenLogProbs(out.flatSlice(start, m), l, targets: targetT.flatSlice(start, m))
             start += m
         }
@@ -696,6 +700,7 @@ public final class CausalLM: @unchecked Sendable {
                 let m = min(chunk, rows - r0)
                 let l = logits.flatSlice(0, m * pr).reshaped([m, pr])
                 backend.matmul(l, hidden.rows(r0, m).reshaped([m, e]), transposeA: false, f, transposeB: true, alpha: 1, beta: 0)
+                if let cap = config.finalLogitSoftcap { backend.softcap(l, cap: cap) }
                 backend.logSumExpPanel(state.flatSlice(3 * r0, 3 * m), l, ldx: pr, cols: pr, col0: p0, targets: targets.flatSlice(r0, m))
             }
         }

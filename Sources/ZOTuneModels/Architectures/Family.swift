@@ -394,6 +394,7 @@ public extension Architecture {
         case .qwen3: return Qwen3.self
         case .phi3: return Phi3.self
         case .gemma: return Gemma.self
+        case .gemma2: return Gemma2.self
         case .gemma3: return Gemma3.self
         case .olmo2: return OLMo2.self
         case .gptneox: return GPTNeoX.self

@@ -67,8 +67,13 @@ public enum Gemma3: ArchitectureFamily {
     }
 
     public static func tensors(_ c: ModelConfig) -> [(role: Role, layer: Int?, part: TensorPart, shape: [Int])] {
-        var t = Llama.tensors(c, biased: c.attentionBias ? [.q, .k, .v, .o] : [], qkNorm: true)
-        // The post-norms follow each layer's o and down weights.
+        postNormTensors(Llama.tensors(c, biased: c.attentionBias ? [.q, .k, .v, .o] : [], qkNorm: true), c)
+    }
+
+    /// Llama's tensors with each layer's output norms after its o and down weights (Gemma 2 and 3).
+    static func postNormTensors(_ llama: [(role: Role, layer: Int?, part: TensorPart, shape: [Int])], _ c: ModelConfig)
+        -> [(role: Role, layer: Int?, part: TensorPart, shape: [Int])] {
+        var t = llama
         for l in (0..<c.numLayers).reversed() {
             let h = c.hiddenSize
             if let down = t.lastIndex(where: { $0.layer == l && $0.role == .down && $0.part == .weight }) {
@@ -101,7 +106,7 @@ public enum Gemma3: ArchitectureFamily {
             j["rope_parameters"] = ["full_attention": full,
                                     "sliding_attention": ["rope_type": "default", "rope_theta": Double(c.localRopeTheta ?? c.ropeTheta)]]
         }
-        j["query_pre_attn_scalar"] = c.queryPreAttnScalar.map { Double($0) }
+        j["query_pre_attn_scalar"] = c.queryPreAttnScalar.map { $0 == $0.rounded() ? Int($0) as Any : Double($0) }   // an int field in transformers
         return j
     }
 

@@ -2,7 +2,7 @@ import ZOTuneBackend
 
 /// The decoder families ZOTune runs.
 public enum Architecture: String, Sendable, CaseIterable {
-    case opt, gpt2, llama, mistral, qwen2, qwen3, phi3, gemma, gemma3, olmo2, gptneox
+    case opt, gpt2, llama, mistral, qwen2, qwen3, phi3, gemma, gemma2, gemma3, olmo2, gptneox
 }
 
 /// Rotary scaling as in transformers' `rope_scaling` (Llama 3 style and linear).
@@ -46,6 +46,9 @@ public struct ModelConfig: Sendable, Equatable {
     public var queryPreAttnScalar: Float?
     /// x + attn(norm₁ x) + mlp(norm₂ x) (GPT-NeoX's use_parallel_residual).
     public var parallelResidual = false
+    /// Attention scores and final logits soft-capped as cap·tanh(x/cap) (Gemma 2); nil: not capped.
+    public var attentionSoftcap: Float?
+    public var finalLogitSoftcap: Float?
     /// Bias on q/k/v/o projections (Llama `attention_bias`; always true for OPT and GPT-2).
     public var attentionBias: Bool
     /// Bias on MLP projections (Llama `mlp_bias`; always true for OPT and GPT-2).

@@ -51,7 +51,37 @@ public enum HFExport {
         if let e = c.eosTokenId { j["eos_token_id"] = e }
         if let p = c.padTokenId { j["pad_token_id"] = p }
         j.merge(c.architecture.family.huggingFaceConfig(c)) { _, family in family }
-        return try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys, .prettyPrinted])
+        return Data(json(j, indent: "").utf8)
+    }
+
+    /// JSON of a config dictionary with floats kept floats: JSONSerialization writes 3.0 as 3,
+    /// which transformers' strict config fields (Gemma 2's soft-caps) refuse as an int. Keys sorted.
+    static func json(_ v: Any, indent: String) -> String {
+        let inner = indent + "  "
+        switch v {
+        case let b as Bool: return b ? "true" : "false"
+        case let i as Int: return String(i)
+        case let d as Double: return d.isFinite ? "\(d)" : "null"
+        case let f as Float: return f.isFinite ? "\(Double(f))" : "null"
+        case let s as String:
+            var out = "\""
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+                default: out.unicodeScalars.append(u)
+                }
+            }
+            return out + "\""
+        case let a as [Any]:
+            return a.isEmpty ? "[]" : "[\n" + a.map { inner + json($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
+        case let d as [String: Any]:
+            return d.isEmpty ? "{}" : "{\n" + d.keys.sorted().map { inner + json($0, indent: inner) + ": " + json(d[$0]!, indent: inner) }
+                .joined(separator: ",\n") + "\n\(indent)}"
+        default: return "null"   // NSNull and anything unexpected
+        }
     }
 
     /// Exports `model` into `dir`: every weight once under its checkpoint name (a tied head is
