@@ -68,7 +68,7 @@ func runReferenceScript(_ python: String, _ script: String, _ arguments: [String
     p.standardOutput = out
     // stderr to a file (a pipe left unread could fill and stall the script), shown on failure.
     let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-ref-\(UUID().uuidString).err")
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)   // FileHandle(forWritingTo:) throws if it fails
     let err = try FileHandle(forWritingTo: errURL)
     defer { try? err.close(); try? FileManager.default.removeItem(at: errURL) }
     p.standardError = err
