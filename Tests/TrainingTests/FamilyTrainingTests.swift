@@ -14,28 +14,9 @@ let trainingFamilies = ["qwen2", "qwen2_tied", "qwen2_swa", "qwen3", "qwen3_tied
 extension LoRATests {
     /// LoRA on every role equals its naive double merge, and LoRA.merge agrees with that merge.
     func testEveryFamilyLoRAEqualsItsMerge() throws {
-        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
         for arch in trainingFamilies {
             let lm = try tinyModel(arch)
-            let lora = try LoRA(model: lm, options: LoRAOptions(rank: 3, alpha: 6, targets: ["all"]))
-            XCTAssertEqual(lora.adapters.count, lm.plan.layers[0].linears.count * lm.config.numLayers, arch)
-            for (i, e) in lora.set.entries.enumerated() where e.name.contains("lora_B") {
-                backend.fillNormal(e.tensor, seed: 4, tensorId: UInt32(i), stream: 0, scale: 0.2)
-            }
-            lm.hook = lora
-            let adapted = backend.toHost(try lm.allLogits(batch))
-            lm.hook = nil
-            naiveMerge(lora, into: lm)
-            let merged = backend.toHost(try lm.allLogits(batch))
-            // As testOtherArchitectures: f32 forward vs double-merged weights, logits of magnitude ~5.
-            XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 2e-5, arch)
-            let other = try tinyModel(arch)
-            try lora.merge(into: other)
-            for name in lora.adapters.keys {
-                for (x, y) in zip(backend.toHost(other.weights[name]), backend.toHost(lm.weights[name])) {
-                    XCTAssertEqual(x, y, accuracy: 2e-7 + 2e-6 * abs(y), "\(arch) \(name)")
-                }
-            }
+            try assertLoRAEqualsMerge(arch, targets: ["all"], expectedAdapters: lm.plan.layers[0].linears.count * lm.config.numLayers)
         }
     }
 

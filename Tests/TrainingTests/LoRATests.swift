@@ -30,6 +30,32 @@ final class LoRATests: XCTestCase, TinyFixture {
         }
     }
 
+    /// LoRA on `targets` of the fixture `arch` (B off zero): the adapted forward equals the
+    /// forward of the naive double merge (f32 forward vs double-merged weights, logits ~5: 2e-5),
+    /// and LoRA.merge (f32 GEMM into a scratch, then added) agrees with that merge.
+    func assertLoRAEqualsMerge(_ arch: String, targets: [String], expectedAdapters: Int) throws {
+        let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
+        let lm = try tinyModel(arch)
+        let lora = try LoRA(model: lm, options: LoRAOptions(rank: 3, alpha: 6, targets: targets))
+        XCTAssertEqual(lora.adapters.count, expectedAdapters, arch)
+        for (i, e) in lora.set.entries.enumerated() where e.name.contains("lora_B") {
+            backend.fillNormal(e.tensor, seed: 4, tensorId: UInt32(i), stream: 0, scale: 0.2)
+        }
+        lm.hook = lora
+        let adapted = backend.toHost(try lm.allLogits(batch))
+        lm.hook = nil
+        naiveMerge(lora, into: lm)
+        let merged = backend.toHost(try lm.allLogits(batch))
+        XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 2e-5, arch)
+        let other = try tinyModel(arch)
+        try lora.merge(into: other)
+        for name in lora.adapters.keys {
+            for (x, y) in zip(backend.toHost(other.weights[name]), backend.toHost(lm.weights[name])) {
+                XCTAssertEqual(x, y, accuracy: 2e-7 + 2e-6 * abs(y), "\(arch) \(name)")
+            }
+        }
+    }
+
     func testInitialisationShapesAndIdentity() throws {
         let lm = try tinyModel()
         let lora = try LoRA(model: lm, options: LoRAOptions(rank: 4, alpha: 8, targets: ["q", "k", "v"]))
@@ -77,27 +103,7 @@ extension LoRATests {
     func testOtherArchitectures() throws {
         let batch = TokenBatch.leftPadded([[1, 5, 9, 200, 7, 8], [3, 4, 11, 12]], padId: 0)
         for (arch, targets) in [("opt", ["q", "v", "fc1"]), ("gpt2", ["c_attn", "c_fc"])] {
-            let lm = try tinyModel(arch)
-            let options = LoRAOptions(rank: 3, alpha: 6, targets: targets)
-            let lora = try LoRA(model: lm, options: options)
-            XCTAssertEqual(lora.adapters.count, targets.count * lm.config.numLayers, arch)
-            for (i, e) in lora.set.entries.enumerated() where e.name.contains("lora_B") {
-                backend.fillNormal(e.tensor, seed: 4, tensorId: UInt32(i), stream: 0, scale: 0.2)
-            }
-            lm.hook = lora
-            let adapted = backend.toHost(try lm.allLogits(batch))
-            lm.hook = nil
-            naiveMerge(lora, into: lm)
-            let merged = backend.toHost(try lm.allLogits(batch))
-            XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 2e-5, arch)
-            // LoRA.merge (f32 GEMM into a scratch, then added) agrees with the naive double merge.
-            let other = try tinyModel(arch)
-            try lora.merge(into: other)
-            for name in lora.adapters.keys {
-                for (x, y) in zip(backend.toHost(other.weights[name]), backend.toHost(lm.weights[name])) {
-                    XCTAssertEqual(x, y, accuracy: 2e-7 + 2e-6 * abs(y), "\(arch) \(name)")
-                }
-            }
+            try assertLoRAEqualsMerge(arch, targets: targets, expectedAdapters: targets.count * 2)
 
             let fresh = try tinyModel(arch)
             let before = weights(fresh)

@@ -23,18 +23,8 @@ public enum Gemma2: ArchitectureFamily {
         c.queryPreAttnScalar = try f.float("query_pre_attn_scalar", default: 256)
         c.attentionSoftcap = try softcap(f, "attn_logit_softcapping", default: 50)
         c.finalLogitSoftcap = try softcap(f, "final_logit_softcapping", default: 30)
-        let window = try f.int("sliding_window", default: 4096)!
-        guard window > 0 else { throw f.error("sliding_window", "must be positive (got \(window))") }
-        c.slidingWindow = window
-        if f.has("layer_types") {
-            guard let types = f.dict["layer_types"] as? [String], types.count == c.numLayers,
-                  types.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
-                throw f.error("layer_types", "must list \(c.numLayers) entries of \"sliding_attention\" or \"full_attention\"")
-            }
-            c.slidingLayers = types.map { $0 == "sliding_attention" }
-        } else {
-            c.slidingLayers = (0..<c.numLayers).map { $0 % 2 == 0 }   // transformers: even layers slide
-        }
+        c.slidingWindow = try f.positiveWindow(default: 4096)
+        c.slidingLayers = try f.slidingLayers(c.numLayers) { $0 % 2 == 0 }   // transformers: even layers slide
         return c
     }
 

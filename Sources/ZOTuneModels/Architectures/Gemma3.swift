@@ -36,20 +36,10 @@ public enum Gemma3: ArchitectureFamily {
         c.mlpBias = false
         c.localRopeTheta = local
         c.queryPreAttnScalar = try f.float("query_pre_attn_scalar", default: 256)
-        let window = try f.int("sliding_window", default: 4096)!
-        guard window > 0 else { throw f.error("sliding_window", "must be positive (got \(window))") }
-        c.slidingWindow = window
-        if f.has("layer_types") {
-            guard let types = f.dict["layer_types"] as? [String], types.count == c.numLayers,
-                  types.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
-                throw f.error("layer_types", "must list \(c.numLayers) entries of \"sliding_attention\" or \"full_attention\"")
-            }
-            c.slidingLayers = types.map { $0 == "sliding_attention" }
-        } else {
-            let pattern = try f.int("sliding_window_pattern", default: 6)!
-            guard pattern > 0 else { throw f.error("sliding_window_pattern", "must be positive (got \(pattern))") }
-            c.slidingLayers = (0..<c.numLayers).map { ($0 + 1) % pattern != 0 }
-        }
+        c.slidingWindow = try f.positiveWindow(default: 4096)
+        let pattern = try f.int("sliding_window_pattern", default: 6)!
+        guard pattern > 0 else { throw f.error("sliding_window_pattern", "must be positive (got \(pattern))") }
+        c.slidingLayers = try f.slidingLayers(c.numLayers) { ($0 + 1) % pattern != 0 }   // every pattern-th layer global
         return c
     }
 

@@ -154,15 +154,26 @@ public struct HFConfigFields {
         guard let w = try int("sliding_window", default: nil) else { return nil }
         guard w > 0 else { throw error("sliding_window", "must be positive (got \(w))") }
         guard flag != nil else { return w < maxPositions ? (w, nil) : nil }
-        if has("layer_types") {
-            guard let types = dict["layer_types"] as? [String], types.count == layers,
-                  types.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
-                throw error("layer_types", "must list \(layers) entries of \"sliding_attention\" or \"full_attention\"")
-            }
-            return (w, types.map { $0 == "sliding_attention" })
-        }
         let first = try int("max_window_layers", default: 28)!
-        return (w, (0..<layers).map { $0 >= first })
+        return (w, try slidingLayers(layers) { $0 >= first })
+    }
+
+    /// Which of `layers` slide: `layer_types` when the config lists them, else the family's rule.
+    func slidingLayers(_ layers: Int, otherwise rule: (Int) -> Bool) throws -> [Bool] {
+        guard has("layer_types") else { return (0..<layers).map(rule) }
+        guard let types = dict["layer_types"] as? [String], types.count == layers,
+              types.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" }) else {
+            throw error("layer_types", "must list \(layers) entries of \"sliding_attention\" or \"full_attention\"")
+        }
+        return types.map { $0 == "sliding_attention" }
+    }
+
+    /// The window of a family whose sliding layers always slide (Gemma 2/3): `sliding_window`,
+    /// positive, else the family's default.
+    func positiveWindow(default value: Int) throws -> Int {
+        let w = try int("sliding_window", default: value)!
+        guard w > 0 else { throw error("sliding_window", "must be positive (got \(w))") }
+        return w
     }
 
     /// rope_theta and scaling: transformers 4 writes `rope_theta` and `rope_scaling` at the top
