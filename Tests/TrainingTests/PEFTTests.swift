@@ -137,7 +137,7 @@ extension PEFTTests {
         var jobs: [[String: Any]] = [], ours: [[Float]] = [], labels: [String] = []
         // Phi-3's q selects its fused qkv_proj (the role it covers); the windowed Mistral's
         // 6-token input crosses its 3-key window, also behind the prefix.
-        for arch in ["llama", "opt", "gpt2", "qwen2", "qwen3", "mistral_swa", "phi3", "gemma2", "gemma3", "olmo2", "gptneox"] {
+        for arch in ["llama", "opt", "gpt2", "qwen2", "qwen3", "mistral_swa", "phi3", "gemma", "gemma2", "gemma3", "olmo2", "gptneox"] {
             let targets = arch == "gpt2" ? ["c_attn", "o"] : ["q", "v", "o"]
             for config in [PEFTConfig.lora(LoRAOptions(rank: 4, alpha: 8, targets: targets)), .prefix(PrefixOptions(tokens: 3)),
                            .prompt(PromptOptions(tokens: 4))] {

@@ -592,7 +592,7 @@ public final class CausalLM: @unchecked Sendable {
         } else {
             try tokens(x)
         }
-        if let s = plan.embeddingScale, override == nil || plan.scalesGivenEmbeddings { be.scale(x, x, by: s) }
+        if let s = plan.embeddingScale, override == nil { be.scale(x, x, by: s) }
         if let pos { be.add(x, x, pos) }
     }
 

@@ -248,17 +248,16 @@ public struct DecoderPlan: Sendable {
     public let padPosition: Int32
     /// MLP activation (after `up`, or on `gate` of a gated MLP: silu is SwiGLU, gelu GeGLU).
     public let activation: Activation
-    /// Token embeddings are multiplied by this (Gemma: √hidden as an f32); nil: not scaled.
+    /// Token embeddings are multiplied by this as they are looked up (Gemma's scaled embedding
+    /// module: √hidden as an f32); embeddings given instead of ids (prompt tuning's virtual
+    /// tokens) are taken as they are, as transformers takes `inputs_embeds`. nil: not scaled.
     public let embeddingScale: Float?
-    /// Whether the scale also applies to embeddings given instead of token ids (prompt tuning's
-    /// virtual tokens): Gemma scales its inputs, Gemma 3 scales inside its embedding lookup only.
-    public let scalesGivenEmbeddings: Bool
     /// Attention scores are q·k times this (Gemma 2/3: query_pre_attn_scalar^-½); nil: head_dim^-½.
     public let attentionScale: Float?
 
     public init(embed: String, positions: String?, projectIn: LinearLayer?, projectOut: LinearLayer?, layers: [DecoderLayer],
                 finalNorm: NormLayer?, head: LinearLayer, padPosition: Int32, activation: Activation,
-                embeddingScale: Float? = nil, scalesGivenEmbeddings: Bool = true, attentionScale: Float? = nil) {
+                embeddingScale: Float? = nil, attentionScale: Float? = nil) {
         self.embed = embed
         self.positions = positions
         self.projectIn = projectIn
@@ -269,7 +268,6 @@ public struct DecoderPlan: Sendable {
         self.padPosition = padPosition
         self.activation = activation
         self.embeddingScale = embeddingScale
-        self.scalesGivenEmbeddings = scalesGivenEmbeddings
         self.attentionScale = attentionScale
     }
 

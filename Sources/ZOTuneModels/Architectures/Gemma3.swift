@@ -78,7 +78,7 @@ public enum Gemma3: ArchitectureFamily {
 
     public static func plan(_ c: ModelConfig, has: (String) -> Bool) -> DecoderPlan {
         Llama.plan(c, names: names, has: has, unitOffsetNorms: true, embeddingScale: Float(Double(c.hiddenSize).squareRoot()),
-                   scalesGivenEmbeddings: false, attentionScale: c.queryPreAttnScalar.map { Float(1 / Double($0).squareRoot()) })
+                   attentionScale: c.queryPreAttnScalar.map { Float(1 / Double($0).squareRoot()) })
     }
 
     public static func huggingFaceConfig(_ c: ModelConfig) -> [String: Any] {

@@ -147,7 +147,7 @@ public enum Llama: ArchitectureFamily {
     /// norms. `unitOffsetNorms`: gains are 1 + w (Gemma). Sliding layers with a local RoPE base
     /// use it (Gemma 3).
     static func plan(_ c: ModelConfig, names n: CheckpointNames, has: (String) -> Bool, unitOffsetNorms: Bool = false,
-                     embeddingScale: Float? = nil, scalesGivenEmbeddings: Bool = true, attentionScale: Float? = nil) -> DecoderPlan {
+                     embeddingScale: Float? = nil, attentionScale: Float? = nil) -> DecoderPlan {
         func linear(_ role: Role, _ l: Int?) -> LinearLayer { n.linear(role, layer: l, layout: .outIn, has: has) }
         func rms(_ role: Role, _ l: Int?) -> NormLayer? {
             n.has(role, perLayer: l != nil)
@@ -166,7 +166,7 @@ public enum Llama: ArchitectureFamily {
         }
         return DecoderPlan(embed: n.name(.embed), positions: nil, projectIn: nil, projectOut: nil, layers: layers,
                            finalNorm: rms(.finalNorm, nil), head: linear(.head, nil), padPosition: 0, activation: c.activation,
-                           embeddingScale: embeddingScale, scalesGivenEmbeddings: scalesGivenEmbeddings, attentionScale: attentionScale)
+                           embeddingScale: embeddingScale, attentionScale: attentionScale)
     }
 
     public static func huggingFaceConfig(_ c: ModelConfig) -> [String: Any] {

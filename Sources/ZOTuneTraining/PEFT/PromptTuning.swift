@@ -33,6 +33,9 @@ public final class PromptTuning: PEFTAdapter, @unchecked Sendable {
     public func reset() throws {
         let ids = try model.backend.tensor(initialTokens, shape: [initialTokens.count], tag: .scratch)
         try model.backend.embedding(embeddings, table: model.weights[model.embeddingTableName], ids: ids)
+        // The tokens' input embeddings as the model sees them (Gemma scales its lookups by √hidden;
+        // given embeddings are not scaled again), as peft's init from the embedding module.
+        if let s = model.plan.embeddingScale { model.backend.scale(embeddings, embeddings, by: s) }
     }
 
     public var virtualPositions: Int { options.tokens }
