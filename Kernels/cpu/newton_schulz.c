@@ -59,3 +59,12 @@ void zt_newton_schulz(const float *src, float *dst, int64_t rows, int64_t cols, 
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) dst[i * cols + j] = transposed ? X[j * n + i] : X[i * n + j];
 }
+
+// Matrix by matrix: on the CPU each GEMM already spreads over every core (OpenBLAS), and each
+// matrix takes its own workspace slice, so the bits are the single-matrix kernel's.
+void zt_newton_schulz_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols, int steps, float a,
+                              float b, float c, float *workspace) {
+    const int64_t n = rows * cols, ws = zt_newton_schulz_workspace(rows, cols);
+    for (int64_t k = 0; k < batch; k++)
+        zt_newton_schulz(src + k * n, dst + k * n, rows, cols, steps, a, b, c, workspace + k * ws);
+}

@@ -41,6 +41,10 @@ typedef cublasStatus_t (*cublasSetWorkspace_fn)(cublasHandle_t, void *, size_t);
 enum { ZT_CUDA_R_32F = 0, ZT_CUDA_R_16F = 2, ZT_CUDA_R_16BF = 14, ZT_CUBLAS_COMPUTE_32F = 68, ZT_CUBLAS_GEMM_DEFAULT = -1 };
 typedef cublasStatus_t (*cublasGemmEx_fn)(cublasHandle_t, int, int, int, int, int, const void *, const void *, int, int,
                                           const void *, int, int, const void *, void *, int, int, int, int);
+// cublasGemmStridedBatchedEx likewise (Newton–Schulz over a batch of same-shaped matrices).
+typedef cublasStatus_t (*cublasGemmStridedBatchedEx_fn)(cublasHandle_t, int, int, int, int, int, const void *, const void *,
+                                                        int, int, long long, const void *, int, int, long long, const void *,
+                                                        void *, int, int, long long, int, int, int);
 
 static struct {
     int loaded;  // 0: not tried, 1: ok, −1: failed
@@ -52,6 +56,7 @@ static struct {
     cublasSgemmStridedBatched_fn sgemm_strided_batched;
     cublasGetStatusString_fn status_string;  // may be NULL (old cuBLAS)
     cublasGemmEx_fn gemm_ex;                 // may be NULL: bf16 GEMMs then report an error
+    cublasGemmStridedBatchedEx_fn gemm_strided_batched_ex;  // may be NULL: as gemm_ex
     cublasSetWorkspace_fn set_workspace;     // may be NULL (cuBLAS < 11.4): its own workspace then
 } cb;
 
@@ -84,6 +89,7 @@ static void load_cublas(void) {
     cb.sgemm_strided_batched = (cublasSgemmStridedBatched_fn)dlsym(lib, "cublasSgemmStridedBatched");
     cb.status_string = (cublasGetStatusString_fn)dlsym(lib, "cublasGetStatusString");
     cb.gemm_ex = (cublasGemmEx_fn)dlsym(lib, "cublasGemmEx");
+    cb.gemm_strided_batched_ex = (cublasGemmStridedBatchedEx_fn)dlsym(lib, "cublasGemmStridedBatchedEx");
     cb.set_workspace = (cublasSetWorkspace_fn)dlsym(lib, "cublasSetWorkspace_v2");
     if (!cb.create || !cb.set_stream || !cb.set_math_mode || !cb.sgemm || !cb.sgemm_strided_batched) {
         snprintf(cb.why, sizeof cb.why, "the cuBLAS found lacks cublasCreate_v2/SetStream_v2/SetMathMode/Sgemm_v2/SgemmStridedBatched");
@@ -203,6 +209,24 @@ int zt_cu_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
                                    (int)K, &alpha, d_B, ZT_CUDA_R_16BF, (int)ldb, d_A, ZT_CUDA_R_16BF, (int)lda, &beta, d_C,
                                    ZT_CUDA_R_32F, (int)ldc, ZT_CUBLAS_COMPUTE_32F, ZT_CUBLAS_GEMM_DEFAULT);
     return st ? cublas_error(st, "cublasGemmEx (bf16)") : 0;
+}
+
+int zt_cu_gemm_bf16_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                                    const uint16_t *d_A, int64_t lda, int64_t sa, const uint16_t *d_B, int64_t ldb,
+                                    int64_t sb, float beta, float *d_C, int64_t ldc, int64_t sc, int64_t batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return 0;
+    zt_ctx *c;
+    int status;
+    cublasHandle_t h = gemm_handle("gemm_bf16_strided_batched", M, N, K, lda, ldb, ldc, batch, true, &c, &status);
+    if (!h) return status;
+    if (!cb.gemm_strided_batched_ex) return zt_error(CUBLAS_STATUS_NOT_INITIALIZED, "the cuBLAS found lacks cublasGemmStridedBatchedEx");
+    // Row-major as for sgemm: operands swapped, column-major sizes (N, M).
+    cublasStatus_t st = cb.gemm_strided_batched_ex(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                   (int)N, (int)M, (int)K, &alpha, d_B, ZT_CUDA_R_16BF, (int)ldb, (long long)sb,
+                                                   d_A, ZT_CUDA_R_16BF, (int)lda, (long long)sa, &beta, d_C, ZT_CUDA_R_32F,
+                                                   (int)ldc, (long long)sc, (int)batch, ZT_CUBLAS_COMPUTE_32F,
+                                                   ZT_CUBLAS_GEMM_DEFAULT);
+    return st ? cublas_error(st, "cublasGemmStridedBatchedEx (bf16)") : 0;
 }
 
 int zt_cu_set_tf32(int on) {

@@ -154,3 +154,43 @@ extern "C" int64_t zt_emu_dequantize_rows(float *out, const void *src, int type,
     }
     return bad;
 }
+
+// The deterministic multi-block reduction of Kernels/cuda/reduce.cu (sum_squares,
+// squared_distance, the Newton–Schulz norm) on the host: the same partition, per-thread order and
+// trees (reduce.cuh), blocks and threads run in reverse order. b NULL: Σa².
+#include <math.h>
+
+#include "reduce.cuh"
+
+template <int DT, bool DIFF>
+static double red_run(const void *a, const void *b, int64_t n) {
+    int64_t blocks, chunk;
+    zt_red_partition(n, &blocks, &chunk);
+    double partials[ZT_RED_BLOCKS], part[ZT_RED_THREADS];
+    for (int64_t k = blocks; k-- > 0;) {  // red_partial_kernel, block k
+        const int64_t s = k * chunk, e = s + chunk < n ? s + chunk : n;
+        for (int t = ZT_RED_THREADS; t-- > 0;) part[t] = zt_red_thread<DT, DIFF>(a, b, s, e, t);
+        for (int w = ZT_RED_THREADS / 2; w > 0; w >>= 1)
+            for (int t = ZT_RED_THREADS; t-- > 0;) zt_red_tree_level(part, w, t);
+        partials[k] = part[0];
+    }
+    for (int t = 0; t < ZT_RED_BLOCKS; t++) partials[t] = t < blocks ? partials[t] : 0.0;  // red_final_kernel
+    for (int w = ZT_RED_BLOCKS / 2; w > 0; w >>= 1)
+        for (int t = ZT_RED_BLOCKS; t-- > 0;) zt_red_tree_level(partials, w, t);
+    return partials[0];
+}
+
+extern "C" double zt_emu_sumsq(const void *a, const void *b, zt_dtype dt, int64_t n) {
+    if (n <= 0) return 0.0;
+    switch (dt * 2 + (b != nullptr)) {
+    case ZT_F32 * 2: return red_run<ZT_F32, false>(a, b, n);
+    case ZT_F32 * 2 + 1: return red_run<ZT_F32, true>(a, b, n);
+    case ZT_BF16 * 2: return red_run<ZT_BF16, false>(a, b, n);
+    case ZT_BF16 * 2 + 1: return red_run<ZT_BF16, true>(a, b, n);
+    case ZT_F16 * 2: return red_run<ZT_F16, false>(a, b, n);
+    case ZT_F16 * 2 + 1: return red_run<ZT_F16, true>(a, b, n);
+    default: return NAN;
+    }
+}
+
+extern "C" int64_t zt_emu_sumsq_depth(int64_t n) { return zt_red_depth(n); }
