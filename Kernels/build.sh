@@ -3,17 +3,19 @@
 # compute_90 PTX (JIT for newer GPUs), CUDA runtime linked statically, so the library needs only
 # the driver (libcuda.so.1) at run time; cuBLAS is dlopened when a GEMM first runs.
 #
-#   Kernels/build.sh            build (objects are rebuilt only when a source or header changed)
+#   Kernels/build.sh            build (objects are rebuilt only when a source, a header or the flags changed)
 #   Kernels/build.sh --clean    remove Kernels/build/cuda first
 #
 # nvcc: $NVCC, else $CUDA_HOME/bin/nvcc, else nvcc on PATH, else the pip wheel's
 # (python3 -c "import nvidia" → …/nvidia/cu13/bin/nvcc or cu12). ZT_CUDA_ARCHS overrides the
-# -gencode list (e.g. "-gencode arch=compute_90,code=sm_90" for a quicker single-arch build).
+# -gencode list (e.g. "-gencode arch=compute_90,code=sm_90": one architecture builds ≈ 2× quicker;
+# bench/device/run.sh builds only the GPU's own); objects built for another list are rebuilt.
+# ZT_BUILD_DIR puts the build elsewhere (default Kernels/build).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 src="$here/cuda"
-out="$here/build"
+out="${ZT_BUILD_DIR:-$here/build}"
 obj="$out/cuda"
 
 if [[ "${1:-}" == "--clean" ]]; then rm -rf "$obj"; fi
@@ -50,18 +52,23 @@ flags=(-O3 -std=c++20 -I"$here/include" -I"$src" -Xcompiler -fPIC -Xcompiler -fv
        -Xcompiler -ffp-contract=off -Xcompiler -Wall --expt-relaxed-constexpr $archs)
 
 mkdir -p "$obj"
+# Objects compiled with other flags or architectures are stale (linking them would mix lists or
+# miss the GPU's): the flags are kept in a stamp. Objects from before the stamp used the defaults.
+stamp="${flags[*]}"
+[[ -f "$obj/flags" || -n "${ZT_CUDA_ARCHS:-}" ]] || printf '%s\n' "$stamp" > "$obj/flags"
+if [[ "$(cat "$obj/flags" 2>/dev/null)" != "$stamp" ]]; then rm -f "$obj"/*.o; printf '%s\n' "$stamp" > "$obj/flags"; fi
 echo "nvcc: $nvcc ($("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
 
 # Rebuild an object when its .cu or any header it may include is newer.
 headers=("$src"/*.cuh "$here"/include/*.h)
 jobs="${ZT_BUILD_JOBS:-$(nproc 2>/dev/null || echo 2)}"
-(( jobs > 4 )) && jobs=4
+(( jobs > 16 )) && jobs=16  # one nvcc per .cu on a GPU machine's 16 cores
 pids=()
 fail=0
 for cu in "$src"/*.cu; do
     o="$obj/$(basename "${cu%.cu}").o"
     stale=0
-    [[ -f "$o" && "$o" -nt "$0" ]] || stale=1
+    [[ -f "$o" ]] || stale=1
     for h in "$cu" "${headers[@]}"; do [[ "$h" -nt "$o" ]] && stale=1; done
     (( stale )) || continue
     echo "  nvcc $(basename "$cu")"

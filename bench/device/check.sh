@@ -33,7 +33,7 @@ cflags=(-O2 -ffp-contract=off -fno-fast-math -D_GNU_SOURCE -IKernels/include -pt
 # The CPU kernels the harness compares against. gemm.c and cpu_api.c need OpenBLAS: GEMM references
 # are naive loops in check.c, which also supplies a naive zt_sgemm for newton_schulz.c.
 # cuda_loader.c is the loader the Swift backend uses.
-cpu_srcs=(perturb convert elementwise rows attention rope embedding newton_schulz jaguar projection local_grad dequant threads cuda_loader)
+cpu_srcs=(perturb frontier convert elementwise rows attention rope embedding newton_schulz jaguar projection local_grad dequant threads cuda_loader)
 objs=()
 pids=()
 for s in "${cpu_srcs[@]}"; do
@@ -55,16 +55,13 @@ if [[ "$mode" == "self-test" ]]; then
     exit "${PIPESTATUS[0]}"
 fi
 
-# cuBLAS is dlopened by name: put the usual places on the loader path (pip wheels, toolkit).
-extra=""
-site="$(python3 -c 'import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))' 2>/dev/null || true)"
-for d in "${CUDA_HOME:-/nonexistent}/lib64" /usr/local/cuda/lib64 \
-         "$site/nvidia/cu13/lib" "$site/nvidia/cublas/lib" "$site/nvidia/cu12/lib"; do
-    if compgen -G "$d/libcublas.so*" >/dev/null; then extra="$extra:$d"; fi
-done
-export LD_LIBRARY_PATH="${extra#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuBLAS is dlopened by name: its usual places (toolkit, pip wheels) on the loader path.
+source bench/device/cublas_env.sh
 if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader || true
+    # The peak SM clock, for the bf16 floor's instruction limit if the driver reports none (check_floor.c).
+    ZT_SM_CLOCK_MHZ=$(nvidia-smi --query-gpu=clocks.max.sm --format=csv,noheader,nounits 2>/dev/null | head -n 1 | tr -d ' ') || true
+    export ZT_SM_CLOCK_MHZ
 fi
 Kernels/build/zt_device_check "$lib" 2>&1 | tee "$log"
 exit "${PIPESTATUS[0]}"

@@ -23,6 +23,7 @@ Z=${ZOTUNE:-bench/device/dist/zotune}
 [[ -x $Z ]] || Z=.build/release/zotune
 export LD_LIBRARY_PATH="bench/device/dist:${LD_LIBRARY_PATH:-}"
 export ZOTUNE_CUDA_LIB=${ZOTUNE_CUDA_LIB:-$PWD/Kernels/build/libzotune_cuda.so}
+source bench/device/cublas_env.sh  # cuBLAS is dlopened by name
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fails=0
