@@ -159,6 +159,8 @@ static const zt_backend_api cpu_table = {
     .squared_distance = cpu_squared_distance,
     .dequantize_rows = cpu_dequantize_rows,
     .logsumexp_panel = zt_logsumexp_panel,
+    .stream_sum = zt_stream_sum,
+    .masked_stream = zt_masked_stream,
 };
 
 const zt_backend_api *zt_cpu_api(void) {

@@ -441,6 +441,8 @@ static const zt_backend_api cuda_table = {
     .squared_distance = zt_cu_squared_distance,
     .dequantize_rows = zt_cu_dequantize_rows,
     .logsumexp_panel = zt_cu_logsumexp_panel,
+    .stream_sum = zt_cu_stream_sum,
+    .masked_stream = zt_cu_masked_stream,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

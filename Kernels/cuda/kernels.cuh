@@ -29,6 +29,12 @@ ZT_INTERNAL void zt_cu_zo_update_list(int kind, const zt_zo_list_item *items, in
                                       uint32_t stream, const zt_zo_update_args *args);
 ZT_INTERNAL void zt_cu_convert(void *d_dst, zt_dtype dst_dtype, const void *d_src, zt_dtype src_dtype, int64_t n);
 
+// frontier.cu (FZOO, Sparse MeZO, MeZO-SVRG)
+ZT_INTERNAL void zt_cu_stream_sum(void *d_out, zt_dtype out_dtype, const void *d_src, zt_dtype src_dtype, int64_t n,
+                                  uint64_t first, uint32_t tensor_id, const zt_sum_args *args);
+ZT_INTERNAL void zt_cu_masked_stream(int op, void *d_x, zt_dtype dtype, uint8_t *d_mask, int64_t n, uint64_t first,
+                                     uint64_t seed, uint32_t tensor_id, uint32_t stream, const zt_masked_args *args);
+
 // elementwise.cu
 ZT_INTERNAL void zt_cu_add(float *d_out, const float *d_a, const float *d_b, int64_t n);
 ZT_INTERNAL void zt_cu_mul(float *d_out, const float *d_a, const float *d_b, int64_t n);

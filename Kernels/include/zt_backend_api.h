@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "zt_dtype.h"
+#include "zt_frontier.h"
 #include "zt_jaguar.h"
 #include "zt_optim.h"
 
@@ -40,7 +41,7 @@ typedef struct zt_zo_list_item {
     float decay;         // this tensor's ηλ (replaces args->decay)
 } zt_zo_list_item;
 
-#define ZT_BACKEND_ABI_VERSION 8u
+#define ZT_BACKEND_ABI_VERSION 9u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -175,6 +176,13 @@ typedef struct zt_backend_api {
     // One vocabulary panel of token log-probs streamed over the head (zt_cpu.h).
     void (*logsumexp_panel)(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,
                             int64_t cols, int64_t col0);
+    // ---- FZOO, Sparse MeZO, MeZO-SVRG (zt_frontier.h; args are host pointers) ----
+    // d_out = d_src + Σ_k coef_k·d_k (d_src NULL: in place); see zt_sum_args.
+    void (*stream_sum)(void *d_out, zt_dtype out_dtype, const void *d_src, zt_dtype src_dtype, int64_t n,
+                       uint64_t first, uint32_t tensor_id, const zt_sum_args *args);
+    // Sparse MeZO's masked perturb / update / replay (ZT_MASK_*); d_mask: one byte per element.
+    void (*masked_stream)(int op, void *d_x, zt_dtype dtype, uint8_t *d_mask, int64_t n, uint64_t first,
+                          uint64_t seed, uint32_t tensor_id, uint32_t stream, const zt_masked_args *args);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "zt_dtype.h"
+#include "zt_frontier.h"
 #include "zt_jaguar.h"
 #include "zt_optim.h"
 
@@ -53,6 +54,13 @@ void zt_zo_update(int kind, void *x, zt_dtype dtype, float *s1, float *s2, int64
 // HiZOO's probe: x += a·z/√h, h(n) the f32 diagonal Hessian estimate.
 void zt_perturb_hessian(void *x, zt_dtype dtype, const float *h, int64_t n, uint64_t first, uint64_t seed,
                         uint32_t tensor_id, uint32_t stream, float a);
+// FZOO, Sparse MeZO, MeZO-SVRG (zt_frontier.h, cpu/frontier.c): the sum of regenerated directions,
+// the masked stream ops, and the exact k-th smallest |x| (k in [1, n]) of a host buffer.
+void zt_stream_sum(void *out, zt_dtype out_dtype, const void *src, zt_dtype src_dtype, int64_t n, uint64_t first,
+                   uint32_t tensor_id, const zt_sum_args *args);
+void zt_masked_stream(int op, void *x, zt_dtype dtype, uint8_t *mask, int64_t n, uint64_t first, uint64_t seed,
+                      uint32_t tensor_id, uint32_t stream, const zt_masked_args *args);
+float zt_kth_abs(const void *x, zt_dtype dtype, int64_t n, int64_t k);
 
 // A 64-bit content hash of bytes (not cryptographic): identifies a base checkpoint in trajectories.
 uint64_t zt_hash64(const void *data, uint64_t len, uint64_t seed);

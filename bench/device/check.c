@@ -532,6 +532,7 @@ static const zt_backend_api host_table = {
     .lerp = zt_lerp, .scale_rows = zt_scale_rows, .sum_squares = host_sum_squares, .adam_direction = zt_adam_direction,
     .squared_distance = host_squared_distance, .dequantize_rows = host_dequantize_rows,
     .logsumexp_panel = zt_logsumexp_panel,
+    .stream_sum = zt_stream_sum, .masked_stream = zt_masked_stream,
 };
 
 // ---- Table and ABI ----------------------------------------------------------------------------------
@@ -546,7 +547,7 @@ static const zt_backend_api host_table = {
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(gemm_mixed) X(gemm_mixed_workspace)      \
     X(set_tf32) X(memory_stats) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
     X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)        \
-    X(dequantize_rows) X(logsumexp_panel)
+    X(dequantize_rows) X(logsumexp_panel) X(stream_sum) X(masked_stream)
 
 static void check_table(const zt_backend_api *t) {
     result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
@@ -1156,6 +1157,8 @@ static void dev_zo_ops(void) {
                    bad ? "; first: " : " (bit-identical)", first_bad);
         }
 }
+
+#include "check_frontier.c"
 
 static void dev_convert(void) {
     section("convert (bit-identical)");
@@ -2308,6 +2311,7 @@ static void run_device_checks(void) {
     dev_stream_list();
     dev_zo_update_list();
     dev_zo_ops();
+    dev_frontier();
     dev_convert();
     dev_elementwise();
     dev_rows();
@@ -2339,6 +2343,7 @@ static void cpu_checks(void) {
     check_gemm_reference();
     check_ns_reference();
     check_jaguar_and_ns_closed_forms();
+    check_frontier_cpu();
 }
 
 static int finish(double t0) {
