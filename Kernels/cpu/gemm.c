@@ -135,3 +135,19 @@ int zt_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, con
     zt_sgemm(0, trans_b, M, N, K, alpha, a, K, b, cols, beta, C, ldc);
     return 0;
 }
+
+// gemm_mixed without its rounding: A is already 16-bit (an activation rounded once, by convert, and
+// shared by the GEMMs that read it). Widened as gemm_mixed widens its rounded copy, and the same
+// SGEMM call: gemm_half(round(A)) is gemm_mixed(A) bit for bit.
+int zt_gemm_half(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int64_t lda, const void *B,
+                 zt_dtype dtype, int64_t ldb, float beta, float *C, int64_t ldc, void *workspace) {
+    if (dtype != ZT_BF16 && dtype != ZT_F16) return 1;
+    if (M <= 0 || N <= 0) return 0;
+    float *a = workspace, *b = a + M * K;
+    for (int64_t i = 0; i < M; i++) zt_convert(a + i * K, ZT_F32, (const uint16_t *)A + i * lda, dtype, K);
+    const int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
+    for (int64_t r = 0; r < rows; r++)
+        zt_convert(b + r * cols, ZT_F32, (const uint16_t *)B + r * ldb, dtype, cols);
+    zt_sgemm(0, trans_b, M, N, K, alpha, a, K, b, cols, beta, C, ldc);
+    return 0;
+}

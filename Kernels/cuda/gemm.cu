@@ -249,6 +249,18 @@ size_t zt_cu_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K) {
     return (size_t)(M * K) * sizeof(uint16_t);
 }
 
+// C = α·A16·op(B) + β·C: both operands 16-bit as stored, GemmEx with f32 compute and output.
+static int gemm_ex_16(cublasHandle_t h, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void *a16,
+                      int64_t lda, const void *d_B, zt_dtype b_dtype, int64_t ldb, float beta, float *d_C, int64_t ldc,
+                      const char *what) {
+    const int type = b_dtype == ZT_BF16 ? ZT_CUDA_R_16BF : ZT_CUDA_R_16F;
+    // Row-major as for sgemm: operands swapped, column-major sizes (N, M).
+    cublasStatus_t st = cb.gemm_ex(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha,
+                                   d_B, type, (int)ldb, a16, type, (int)lda, &beta, d_C, ZT_CUDA_R_32F, (int)ldc,
+                                   ZT_CUBLAS_COMPUTE_32F, ZT_CUBLAS_GEMM_DEFAULT);
+    return st ? cublas_error(st, what) : 0;
+}
+
 int zt_cu_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *d_A, int64_t lda,
                      const void *d_B, zt_dtype b_dtype, int64_t ldb, float beta, float *d_C, int64_t ldc, void *d_workspace) {
     if (b_dtype != ZT_BF16 && b_dtype != ZT_F16)
@@ -263,10 +275,18 @@ int zt_cu_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, 
     if (b_dtype == ZT_BF16) round_rows_kernel<ZT_BF16><<<grid, 256, 0, c->stream>>>(a16, d_A, M, K, lda);
     else round_rows_kernel<ZT_F16><<<grid, 256, 0, c->stream>>>(a16, d_A, M, K, lda);
     if (int err = zt_cuda_check(cudaGetLastError(), "gemm_mixed (round activations)")) return err;
-    const int type = b_dtype == ZT_BF16 ? ZT_CUDA_R_16BF : ZT_CUDA_R_16F;
-    // Row-major as for sgemm: operands swapped, column-major sizes (N, M); A is packed (ld K).
-    cublasStatus_t st = cb.gemm_ex(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M, (int)K, &alpha,
-                                   d_B, type, (int)ldb, a16, type, (int)K, &beta, d_C, ZT_CUDA_R_32F, (int)ldc,
-                                   ZT_CUBLAS_COMPUTE_32F, ZT_CUBLAS_GEMM_DEFAULT);
-    return st ? cublas_error(st, "cublasGemmEx (mixed)") : 0;
+    return gemm_ex_16(h, trans_b, M, N, K, alpha, a16, K, d_B, b_dtype, ldb, beta, d_C, ldc, "cublasGemmEx (mixed)");  // A packed
+}
+
+int zt_cu_gemm_half(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void *d_A, int64_t lda,
+                    const void *d_B, zt_dtype dtype, int64_t ldb, float beta, float *d_C, int64_t ldc, void *d_workspace) {
+    (void)d_workspace;
+    if (dtype != ZT_BF16 && dtype != ZT_F16)
+        return zt_error(CUBLAS_STATUS_INVALID_VALUE, "gemm_half: operands must be bf16 or f16 (dtype %d)", (int)dtype);
+    if (M <= 0 || N <= 0) return 0;
+    zt_ctx *c;
+    int status;
+    cublasHandle_t h = gemm_handle("gemm_half", M, N, K, lda, ldb, ldc, 1, true, &c, &status);
+    if (!h) return status;
+    return gemm_ex_16(h, trans_b, M, N, K, alpha, d_A, lda, d_B, dtype, ldb, beta, d_C, ldc, "cublasGemmEx (half)");
 }
