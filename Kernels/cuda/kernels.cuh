@@ -89,17 +89,35 @@ ZT_INTERNAL int zt_cu_sgemm_strided_batched(int trans_a, int trans_b, int64_t M,
 ZT_INTERNAL int zt_cu_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                                 const uint16_t *d_A, int64_t lda, const uint16_t *d_B, int64_t ldb, float beta,
                                 float *d_C, int64_t ldc);
+// The same for `batch` products, matrix k of A, B, C at k·sa, k·sb, k·sc (cublasGemmStridedBatchedEx).
+ZT_INTERNAL int zt_cu_gemm_bf16_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                                                const uint16_t *d_A, int64_t lda, int64_t sa, const uint16_t *d_B,
+                                                int64_t ldb, int64_t sb, float beta, float *d_C, int64_t ldc, int64_t sc,
+                                                int64_t batch);
 // Mixed precision (zt_backend_api.h, gemm_mixed): A rounded to b_dtype in the workspace, GemmEx.
 ZT_INTERNAL int zt_cu_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *d_A,
                                  int64_t lda, const void *d_B, zt_dtype b_dtype, int64_t ldb, float beta, float *d_C,
                                  int64_t ldc, void *d_workspace);
 ZT_INTERNAL size_t zt_cu_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K);
+// gemm_mixed with A already 16-bit (zt_backend_api.h, gemm_half): the same cublasGemmEx call.
+ZT_INTERNAL int zt_cu_gemm_half(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void *d_A, int64_t lda,
+                                const void *d_B, zt_dtype dtype, int64_t ldb, float beta, float *d_C, int64_t ldc,
+                                void *d_workspace);
 ZT_INTERNAL int zt_cu_set_tf32(int on);
 // api.cu: an allocation owned by the library itself (counted as `library` in memory_stats).
 ZT_INTERNAL int zt_cu_malloc_library(void **d_ptr, size_t bytes);
+// reduce.cu: Σa² (d_b NULL) or Σ(a − b)² in double of `count` ≤ ZT_RED_GROUP arrays of n elements
+// (array k at element k·stride) into d_out[k], enqueued on c's stream; deterministic (reduce.cuh).
+#define ZT_RED_GROUP 64
+ZT_INTERNAL int zt_cu_sumsq_enqueue(zt_ctx *c, const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, int64_t count,
+                                    int64_t stride, double *d_out, const char *what);
+// Device room for ZT_RED_GROUP results (the library's reduction scratch, allocated on first use).
+ZT_INTERNAL int zt_cu_red_sums(zt_ctx *c, double **d_sums);
 // newton_schulz.cu
 ZT_INTERNAL int zt_cu_newton_schulz(const float *d_src, float *d_dst, int64_t rows, int64_t cols, int steps, float a,
                                     float b, float c, int bf16, float *d_workspace);
+ZT_INTERNAL int zt_cu_newton_schulz_batched(const float *d_src, float *d_dst, int64_t batch, int64_t rows, int64_t cols,
+                                            int steps, float a, float b, float c, int bf16, float *d_workspace);
 // jaguar.cu
 ZT_INTERNAL void zt_cu_jaguar_probe(void *d_x, zt_dtype dtype, uint64_t first, uint64_t seed, uint32_t tensor_id,
                                     const zt_jaguar_args *args, float a);
@@ -111,8 +129,6 @@ ZT_INTERNAL void zt_cu_lerp(void *d_out, zt_dtype dtype, const void *d_a, const 
 // local_grad.cu
 ZT_INTERNAL void zt_cu_scale_rows(float *d_x, int64_t rows, int64_t cols, const float *d_scales);
 ZT_INTERNAL int zt_cu_sum_squares(const float *d_x, int64_t n, double *result);
-// Σx² into device memory on `stream` (one block, fixed order: Newton–Schulz's norm).
-ZT_INTERNAL void zt_cu_sum_squares_to(const float *d_x, int64_t n, double *d_sum, cudaStream_t stream);
 ZT_INTERNAL int zt_cu_squared_distance(const void *d_a, const void *d_b, zt_dtype dtype, int64_t n, double *result);
 ZT_INTERNAL void zt_cu_adam_direction(void *d_x, zt_dtype dtype, float *d_m, float *d_v, const float *d_dir, int64_t n,
                                       const zt_zo_update_args *args);

@@ -162,6 +162,10 @@ void zt_sgemm_strided_batched(int trans_a, int trans_b, int64_t M, int64_t N, in
 size_t zt_gemm_mixed_workspace(int64_t M, int64_t N, int64_t K);
 int zt_gemm_mixed(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const void *B, zt_dtype b_dtype, int64_t ldb, float beta, float *C, int64_t ldc, void *workspace);
+// The same with A (M, K) already in `dtype` (bf16 or f16, as B): zt_gemm_half(round(A)) ==
+// zt_gemm_mixed(A) bit for bit; workspace of zt_gemm_mixed_workspace bytes.
+int zt_gemm_half(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void *A, int64_t lda, const void *B,
+                 zt_dtype dtype, int64_t ldb, float beta, float *C, int64_t ldc, void *workspace);
 // The upper triangle (i ≤ j) of C(N,N) = alpha·A·Aᵀ + beta·C, A (N,K); the lower is not written.
 void zt_ssyrk_upper(int64_t N, int64_t K, float alpha, const float *A, int64_t lda, float beta, float *C, int64_t ldc);
 // Newton–Schulz orthogonalization (ZO-Muon, Jaguar-Muon; docs/optimizers.md) of src(rows, cols)
@@ -171,6 +175,11 @@ void zt_ssyrk_upper(int64_t N, int64_t K, float alpha, const float *A, int64_t l
 int64_t zt_newton_schulz_workspace(int64_t rows, int64_t cols);
 void zt_newton_schulz(const float *src, float *dst, int64_t rows, int64_t cols, int steps, float a, float b, float c,
                       float *workspace);
+// The same for `batch` matrices of one shape stored one after another (matrix k at k·rows·cols of
+// src and dst), each exactly what zt_newton_schulz gives it; workspace: batch ×
+// zt_newton_schulz_workspace(rows, cols) floats (one slice per matrix).
+void zt_newton_schulz_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols, int steps, float a,
+                              float b, float c, float *workspace);
 
 // ---- Matrix-optimizer passes (Kernels/cpu/jaguar.c) -----------------------------------------------
 // x += alpha·d (x in any storage dtype, d f32; one rounding per element): applies an update
