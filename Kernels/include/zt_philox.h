@@ -25,6 +25,9 @@
 #define ZT_STREAM_SECOND 1u
 #define ZT_STREAM_ACTIVATIONS 2u  // Zoop: noise added to layer outputs (index: token row · width + channel)
 #define ZT_STREAM_INIT 3u         // random initial weights (zotune pretrain, block re-initialisation)
+// Low-rank directions E_k = A_k B_kᵀ/√r of a (rows × cols) matrix (LowRankProbe.swift): direction k
+// takes elements [k·r·(rows+cols), (k+1)·r·(rows+cols)): A_kᵀ (r × rows) first, then B_kᵀ (r × cols).
+#define ZT_STREAM_LOWRANK 4u
 
 #if defined(__CUDACC__)
 #define ZT_FN static __host__ __device__ __forceinline__

@@ -1,0 +1,162 @@
+import Foundation
+import XCTest
+import ZOTuneBackend
+import ZOTuneModels
+@testable import ZOTuneTraining
+
+/// The batched low-rank two-sided step (ZO-FRONTIER §9.2) against closed forms: the worked q = 2,
+/// r = 1 quadratic, the expectation of g·E over fresh directions, and 2q ordinary forwards of the
+/// tiny Llama with E_k written into θ.
+final class LowRankProbeTests: XCTestCase, TinyFixture {
+    let backend = KernelBackend.cpu()
+
+    // ZO-FRONTIER §9.2: W = [[1,2],[3,4]], f = ½‖W‖², E₁ = (1,0)(1,0)ᵀ, E₂ = (0,1)(1,1)ᵀ: the central
+    // difference of a quadratic is exact, g = ⟨W, E_k⟩ = (1, 7), and with η = 0.1 the update path
+    // gives W₁ = W − (η/2)(E₁ + 7E₂) = [[0.95, 2], [2.65, 3.65]].
+    func testWorkedQuadraticOfTheFrontierNotes() throws {
+        let w = try backend.tensor([1, 2, 3, 4] as [Float], shape: [2, 2], tag: .weights)
+        let d = try LowRankDirections(entries: [TrainableSet.Entry(name: "w", tensor: w, tensorId: 1, decays: true)],
+                                      directions: 2, rank: 1, backend: backend)
+        let a: [[Float]] = [[1, 0], [0, 1]], b: [[Float]] = [[1, 0], [1, 1]]
+        d.factorSource = { _, k in (a[k], b[k]) }
+        let w0: [Double] = [1, 2, 3, 4], eps = 0.5
+        func f(_ x: [Double]) -> Double { x.reduce(0) { $0 + $1 * $1 } / 2 }
+        let g = (0..<2).map { k -> Float in
+            let e = (0..<4).map { Double(a[k][$0 / 2] * b[k][$0 % 2]) }
+            return Float((f(zip(w0, e).map { $0 + eps * $1 }) - f(zip(w0, e).map { $0 - eps * $1 })) / (2 * eps))
+        }
+        XCTAssertEqual(g, [1, 7])
+        try d.update(seed: 0, g: g, lr: 0.1)
+        // Products g·a·b are small integers (exact); α = −0.05 is rounded once and each element once
+        // more when added: ≤ ½ulp(0.35) + ½ulp(4) < ulp(4) = 4.8e-7.
+        for (x, y) in zip(backend.toHost(w), [0.95, 2, 2.65, 3.65]) { XCTAssertEqual(Double(x), y, accuracy: 4.8e-7) }
+    }
+
+    // E[⟨G, E⟩E] = G for E = ABᵀ/√r with A, B standard normal (ZO-FRONTIER §1 gives r·G without the
+    // 1/√r): the update path over q fresh directions with g_k = ⟨G, E_k⟩ (a linear loss, whose
+    // central difference is exact) moves W by −η·mean(g·E) → −ηG. Bound per entry: with
+    // E‖GB‖⁴_F ≤ (r² + 2r)‖G‖⁴ and E E_ij⁴ = 3(1 + 2/r), Cauchy–Schwarz gives
+    // E[g²E_ij²] ≤ 3(1 + 2/r)‖G‖²_F, so the mean's std is ≤ √(3(1 + 2/r))‖G‖_F/√q; 5 of those
+    // (0.17 here) still fails a wrong convention: r·G or G/r move entries up to 3 by ≥ 1.5.
+    func testMeanOfLowRankEstimatesIsTheGradient() throws {
+        let (rows, cols, r, q) = (3, 4, 2, 1 << 17)
+        let gradient: [Double] = [1, -2, 0.5, 3, 0, 1, -1, 2, 2, 0, -0.5, 1]
+        let w = try backend.allocate([rows, cols], tag: .weights)
+        let d = try LowRankDirections(entries: [TrainableSet.Entry(name: "w", tensor: w, tensorId: 77, decays: true)],
+                                      directions: q, rank: r, backend: backend)
+        let seed: UInt64 = 0x10E5_EED
+        let (aT, bT) = try d.hostFactors(0, seed: seed)
+        let scale = 1 / Double(r).squareRoot()
+        var g = [Float](repeating: 0, count: q)
+        for k in 0..<q {
+            var s = 0.0
+            for l in 0..<r {
+                let ra = (k * r + l) * rows, rb = (k * r + l) * cols
+                for i in 0..<rows {
+                    var row = 0.0
+                    for j in 0..<cols { row += gradient[i * cols + j] * Double(bT[rb + j]) }
+                    s += Double(aT[ra + i]) * row
+                }
+            }
+            g[k] = Float(s * scale)
+        }
+        try d.update(seed: seed, g: g, lr: 1)
+        let norm = gradient.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        let bound = 5 * (3 * (1 + 2 / Double(r))).squareRoot() * norm / Double(q).squareRoot()
+        for (x, want) in zip(backend.toHost(w), gradient) { XCTAssertEqual(-Double(x), want, accuracy: bound) }
+    }
+
+    // One forward of 2q·B rows gives the losses of 2q ordinary forwards of θ ± εE_k written into θ
+    // (E_k built in Double from the same factors, rounded once into f32), and leaves θ's bits alone.
+    // Bound: each is an f32 forward of the same function; the tiny Llama's f32 logits stay within
+    // 6e-6 of torch's on every kernel set (ForwardParityTests), a mean NLL moves by ≤ 2·max|Δlogit|,
+    // so two forwards differ by ≤ 2·2·6e-6 = 2.4e-5; θ + εE rounded to f32 moves each weight by
+    // ≤ 2⁻²⁴|w|, far below that. g = Δℓ/2ε then agrees to 2·2.4e-5/(2ε).
+    func testBatchedProbeEqualsSequentialInPlaceProbes() throws {
+        let lm = try tinyModel()
+        let set = TrainableSet.full(lm)
+        let (q, r, eps): (Int, Int, Float) = (2, 2, 1e-2)
+        let probe = try LowRankProbe(model: lm, set: set, directions: q, rank: r, eps: eps)
+        XCTAssertEqual(probe.directions.entries.count, 14)   // 7 linears × 2 blocks; embeddings, head, norms held fixed
+        XCTAssertEqual(probe.heldFixed.count, set.entries.count - 14)
+        let batch = randomTokenBatch(batch: 2, length: 8, vocab: lm.config.vocabSize, seed: 7)
+        let seed: UInt64 = 0xB47C_4ED
+        let before = set.contentHash(backend)
+        let counter = ForwardCounter()
+        lm.hook = counter
+        let batched = try probe.probeLanguageModel(seed: seed, batch: batch)
+        lm.hook = nil
+        XCTAssertEqual(counter.rows, [2 * q * batch.tokenCount], "all 2q members in one forward of 2q·B·T rows")
+        XCTAssertEqual(set.contentHash(backend), before, "probing must not write θ")
+
+        let entries = probe.directions.entries
+        let saved = entries.map { backend.toHost($0.tensor) }
+        let factors = try entries.indices.map { try probe.directions.hostFactors($0, seed: seed) }
+        let tolerance = 2.4e-5
+        var spread = 0.0
+        for k in 0..<q {
+            var sequential: [Double] = []
+            for sign in [1.0, -1.0] {
+                for (i, e) in entries.enumerated() {
+                    let (rows, cols) = (e.tensor.shape[0], e.tensor.shape[1])
+                    var moved = saved[i]
+                    for p in 0..<rows {
+                        for c in 0..<cols {
+                            var s = 0.0
+                            for l in 0..<r { s += Double(factors[i].aT[(k * r + l) * rows + p]) * Double(factors[i].bT[(k * r + l) * cols + c]) }
+                            moved[p * cols + c] = Float(Double(saved[i][p * cols + c]) + sign * Double(eps) * s / Double(r).squareRoot())
+                        }
+                    }
+                    moved.withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) }
+                }
+                sequential.append(try languageModelLoss(lm, batch))
+                for (i, e) in entries.enumerated() { saved[i].withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) } }
+            }
+            XCTAssertEqual(batched[k].plus, sequential[0], accuracy: tolerance)
+            XCTAssertEqual(batched[k].minus, sequential[1], accuracy: tolerance)
+            spread = max(spread, abs(sequential[0] - sequential[1]))
+            let g = probe.projectedGradients([batched[k]])[0]
+            XCTAssertEqual(Double(g), (sequential[0] - sequential[1]) / (2 * Double(eps)), accuracy: 2 * tolerance / (2 * Double(eps)))
+        }
+        // The members must differ far beyond the bound, or a hook that added nothing would pass.
+        XCTAssertGreaterThan(spread, 20 * tolerance)
+    }
+
+    // The update regenerates the same directions from (seed, g): replaying it on the starting
+    // weights gives the trained bits, and it moves only the covered matrices.
+    func testUpdateReplaysBitForBitAndMovesOnlyCoveredMatrices() throws {
+        let lm = try tinyModel()
+        let set = TrainableSet.full(lm)
+        let probe = try LowRankProbe(model: lm, set: set, directions: 3, rank: 1, eps: 1e-3)
+        let start = weights(lm)
+        let g: [Float] = [0.5, -1.25, 2]
+        try probe.update(seed: 99, g: g, lr: 1e-2)
+        let trained = weights(lm)
+        for name in probe.heldFixed { XCTAssertEqual(trained[name], start[name], name) }
+        for e in probe.directions.entries { XCTAssertNotEqual(trained[e.name], start[e.name], e.name) }
+        for e in set.entries { start[e.name]!.withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) } }
+        try probe.update(seed: 99, g: g, lr: 1e-2)
+        XCTAssertTrue(weights(lm) == trained)
+    }
+
+    func testBadSettingsAreOneLine() throws {
+        let lm = try tinyModel()
+        let set = TrainableSet.full(lm)
+        XCTAssertThrowsError(try LowRankProbe(model: lm, set: set, directions: 0, rank: 1, eps: 1e-3)) {
+            XCTAssertTrue("\($0)".contains("q must be"), "\($0)")
+        }
+        XCTAssertThrowsError(try LowRankProbe(model: lm, set: set, directions: 2, rank: 40, eps: 1e-3)) {
+            XCTAssertTrue("\($0)".contains("rank 40 exceeds"), "\($0)")
+        }
+        XCTAssertThrowsError(try LowRankProbe(model: lm, set: set, directions: 2, rank: 1, eps: 0)) {
+            XCTAssertTrue("\($0)".contains("ε must be"), "\($0)")
+        }
+    }
+}
+
+/// The token rows of every forward the model runs (the model calls `forwardBegins` once per forward).
+final class ForwardCounter: ForwardHook {
+    var rows: [Int] = []
+    func forwardBegins(_ batch: TokenBatch) { rows.append(batch.tokenCount) }
+    func linearDone(_ layer: LinearLayer, input: Tensor, output: Tensor) {}
+}
