@@ -8,7 +8,10 @@
 #   Kernels/build.sh && LD_LIBRARY_PATH=bench/device/dist bench/device/dist/zotune devices --device cuda
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-swift build -c release --static-swift-stdlib --product zotune >/dev/null
+log=$(mktemp)
+swift build -c release --static-swift-stdlib --product zotune > "$log" 2>&1 \
+    || { tail -n 30 "$log" >&2; echo "package.sh: the release build failed (above)" >&2; exit 1; }
+rm -f "$log"
 dist=bench/device/dist
 rm -rf "$dist" && mkdir -p "$dist"
 cp .build/release/zotune "$dist/"
