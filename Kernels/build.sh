@@ -8,7 +8,7 @@
 #
 # nvcc: $NVCC, else $CUDA_HOME/bin/nvcc, else nvcc on PATH, else the pip wheel's
 # (python3 -c "import nvidia" → …/nvidia/cu13/bin/nvcc or cu12). ZT_CUDA_ARCHS overrides the
-# -gencode list (e.g. "-gencode arch=compute_90,code=sm_90": one architecture builds ≈ 2× quicker;
+# -gencode list (e.g. "-gencode arch=compute_90,code=sm_90": one architecture, perturb.cu in 14 s not 22 s;
 # bench/device/run.sh builds only the GPU's own); objects built for another list are rebuilt.
 # ZT_BUILD_DIR puts the build elsewhere (default Kernels/build).
 set -euo pipefail

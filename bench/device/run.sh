@@ -134,7 +134,7 @@ speed=$(grep '^speed:' "$(L check)" | tail -n 1)
 
 # 3. whole runs on the tiny fixture
 run 150 e2e env ZOTUNE="$Z" E2E_DEVICE="$dev" bench/device/e2e.sh; s=$?
-row "zotune runs, tiny Llama (e2e.sh)" "$(status_of $s)" "$(tail -n 1 "$(L e2e)") $(why $s)" e2e
+row "zotune runs, tiny Llama (e2e.sh)" "$(status_of $s)" "$(tail -n 1 "$(L e2e)")" e2e  # "N failed" or "(timed out …)"
 
 # The device side's files and logs are named $side: the device's name, or "dev" when RUN_DEVICE=cpu
 # (then both sides are the CPU and need their own names); on SIDE gives the --device of a side.
