@@ -119,7 +119,8 @@ row "cuBLAS on the loader path" - "${zt_cublas_dirs:-none found (set ZOTUNE_CUBL
 # 1. the library, for this GPU's architecture only (check.sh's own Kernels/build.sh is then a no-op)
 if [[ -z ${ZT_CUDA_ARCHS:-} ]]; then
     cc=$(timeout 10 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
-    [[ $cc =~ ^[0-9]+$ ]] && export ZT_CUDA_ARCHS="-gencode arch=compute_$cc,code=sm_$cc"
+    # Below sm_80 the default build stays: the library then refuses the GPU with its reason.
+    [[ $cc =~ ^[0-9]+$ ]] && (( cc >= 80 )) && export ZT_CUDA_ARCHS="-gencode arch=compute_$cc,code=sm_$cc"
 fi
 t0=$(date +%s)
 run 240 build Kernels/build.sh; s=$?
