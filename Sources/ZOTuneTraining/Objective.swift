@@ -263,6 +263,11 @@ public final class Scorer: @unchecked Sendable {
         if let first = examples.first, first.isGeneration { return try scoreGeneration(examples, objective: objective, singleForward: singleForward) }
         var owners: [[Int]] = []
         let scores = try candidateScores(examples, microBatch: singleForward ? .max : 32, tokenBudget: singleForward ? .max : 512, owners: &owners)
+        return Scorer.batchScore(examples, scores: scores, objective: objective, owners: owners)
+    }
+
+    /// The objective of labelled examples from their candidates' scores (`candidateScores`).
+    static func batchScore(_ examples: [TaskExample], scores: [[Double]], objective: ObjectiveKind, owners: [[Int]] = []) -> BatchScore {
         var correct = 0
         var losses = [Double](repeating: 0, count: examples.count)
         for (i, (ex, s)) in zip(examples, scores).enumerated() {

@@ -89,37 +89,79 @@ final class LowRankProbeTests: XCTestCase, TinyFixture {
         XCTAssertEqual(counter.rows, [2 * q * batch.tokenCount], "all 2q members in one forward of 2q·B·T rows")
         XCTAssertEqual(set.contentHash(backend), before, "probing must not write θ")
 
-        let entries = probe.directions.entries
-        let saved = entries.map { backend.toHost($0.tensor) }
-        let factors = try entries.indices.map { try probe.directions.hostFactors($0, seed: seed) }
+        let sequential = try inPlaceProbes(probe, seed: seed) { try languageModelLoss(lm, batch) }
         let tolerance = 2.4e-5
         var spread = 0.0
         for k in 0..<q {
-            var sequential: [Double] = []
-            for sign in [1.0, -1.0] {
-                for (i, e) in entries.enumerated() {
+            XCTAssertEqual(batched[k].plus, sequential[k].plus, accuracy: tolerance)
+            XCTAssertEqual(batched[k].minus, sequential[k].minus, accuracy: tolerance)
+            spread = max(spread, abs(sequential[k].plus - sequential[k].minus))
+            let g = probe.projectedGradients([batched[k]])[0]
+            XCTAssertEqual(Double(g), (sequential[k].plus - sequential[k].minus) / (2 * Double(eps)), accuracy: 2 * tolerance / (2 * Double(eps)))
+        }
+        // The members must differ far beyond the bound, or a hook that added nothing would pass.
+        XCTAssertGreaterThan(spread, 20 * tolerance)
+    }
+
+    // The classification path: examples with one-token candidates (read at the prefix's end, as
+    // SST-2's) and with multi-token continuations run as one forward per scoring path, each of 2q member
+    // blocks, and give each member the cross-entropy `Scorer.score` gives θ ± εE_k written into θ.
+    // Bound: a candidate's log-prob moves by ≤ 2·max|Δlogit| (2·6e-6, as above), a two-way
+    // cross-entropy by ≤ 2 of those: 2.4e-5 per forward, 4.8e-5 between two.
+    func testBatchedClassificationProbeEqualsSequentialScores() throws {
+        let lm = try tinyModel()
+        let scorer = Scorer(model: lm, tokenizer: try tokenizer())
+        // tinySplits' " terrible"/" great" are several tokens in the tiny tokenizer; " the"/" a" are one.
+        var examples = tinySplits().train
+        examples += ["a slow burn", "two hours I will not get back", "worth it"].enumerated().map { i, s in
+            TaskExample(id: "s\(i)", candidates: [Candidate(prefix: s + " It was", continuation: " the"),
+                                                 Candidate(prefix: s + " It was", continuation: " a")], label: i % 2)
+        }
+        let (q, r, eps): (Int, Int, Float) = (2, 1, 5e-2)
+        let probe = try LowRankProbe(model: lm, set: TrainableSet.full(lm), directions: q, rank: r, eps: eps)
+        let seed: UInt64 = 0x5C0_4E
+        let counter = ForwardCounter()
+        lm.hook = counter
+        let batched = try probe.probe(seed: seed, examples: examples, scorer: scorer, objective: .crossEntropy)
+        lm.hook = nil
+        XCTAssertEqual(counter.rows.count, 2, "one forward per scoring path")
+        for rows in counter.rows { XCTAssertEqual(rows % (2 * q), 0) }
+        let sequential = try inPlaceProbes(probe, seed: seed) { try scorer.score(examples, objective: .crossEntropy).loss }
+        let tolerance = 4.8e-5
+        var spread = 0.0
+        for k in 0..<q {
+            XCTAssertEqual(batched[k].plus, sequential[k].plus, accuracy: tolerance)
+            XCTAssertEqual(batched[k].minus, sequential[k].minus, accuracy: tolerance)
+            spread = max(spread, abs(sequential[k].plus - sequential[k].minus))
+        }
+        XCTAssertGreaterThan(spread, 20 * tolerance)
+    }
+
+    /// (ℓ₊ₖ, ℓ₋ₖ) of ordinary forwards with θ ± εE_k written into the covered matrices: E_k built in
+    /// Double from the probe's factors and rounded once into f32; θ restored after each.
+    func inPlaceProbes(_ probe: LowRankProbe, seed: UInt64, loss: () throws -> Double) throws -> [(plus: Double, minus: Double)] {
+        let d = probe.directions, r = d.rank, eps = Double(probe.eps)
+        let saved = d.entries.map { backend.toHost($0.tensor) }
+        let factors = try d.entries.indices.map { try d.hostFactors($0, seed: seed) }
+        return try (0..<d.directions).map { k in
+            let pair = try [1.0, -1.0].map { sign -> Double in
+                for (i, e) in d.entries.enumerated() {
                     let (rows, cols) = (e.tensor.shape[0], e.tensor.shape[1])
                     var moved = saved[i]
                     for p in 0..<rows {
                         for c in 0..<cols {
                             var s = 0.0
                             for l in 0..<r { s += Double(factors[i].aT[(k * r + l) * rows + p]) * Double(factors[i].bT[(k * r + l) * cols + c]) }
-                            moved[p * cols + c] = Float(Double(saved[i][p * cols + c]) + sign * Double(eps) * s / Double(r).squareRoot())
+                            moved[p * cols + c] = Float(Double(saved[i][p * cols + c]) + sign * eps * s / Double(r).squareRoot())
                         }
                     }
                     moved.withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) }
                 }
-                sequential.append(try languageModelLoss(lm, batch))
-                for (i, e) in entries.enumerated() { saved[i].withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) } }
+                defer { for (i, e) in d.entries.enumerated() { saved[i].withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) } } }
+                return try loss()
             }
-            XCTAssertEqual(batched[k].plus, sequential[0], accuracy: tolerance)
-            XCTAssertEqual(batched[k].minus, sequential[1], accuracy: tolerance)
-            spread = max(spread, abs(sequential[0] - sequential[1]))
-            let g = probe.projectedGradients([batched[k]])[0]
-            XCTAssertEqual(Double(g), (sequential[0] - sequential[1]) / (2 * Double(eps)), accuracy: 2 * tolerance / (2 * Double(eps)))
+            return (pair[0], pair[1])
         }
-        // The members must differ far beyond the bound, or a hook that added nothing would pass.
-        XCTAssertGreaterThan(spread, 20 * tolerance)
     }
 
     // The update regenerates the same directions from (seed, g): replaying it on the starting

@@ -144,14 +144,17 @@ public final class LowRankProbe: @unchecked Sendable {
     /// Members of one probe: 2q.
     public var members: Int { 2 * directions.directions }
 
-    /// Runs `body` (one forward over a batch of 2q member blocks of `rowsPerMember` token rows each)
-    /// with the probe's hook after the model's own (adapters first, as ForwardHookChain orders them).
-    public func withProbe<T>(seed: UInt64, rowsPerMember: Int, _ body: () throws -> T) throws -> T {
-        let hook = try Hook(self, seed: seed, rowsPerMember: rowsPerMember)
+    /// Runs `body` with the probe's hook after the model's own (adapters first, as ForwardHookChain
+    /// orders them). Every forward of `body` must hold 2q member blocks of equally many sequences,
+    /// member after member (member 2k: θ + εE_k, 2k + 1: θ − εE_k).
+    public func withProbe<T>(seed: UInt64, _ body: () throws -> T) throws -> T {
+        let hook = try Hook(self, seed: seed)
         let saved = model.hook
         model.hook = saved.map { ForwardHookChain([$0, hook]) } ?? hook
         defer { model.hook = saved }
-        return try body()
+        let result = try body()
+        if let e = hook.failure { throw e }
+        return result
     }
 
     /// (ℓ₊ₖ, ℓ₋ₖ) for k = 1…q: each member's mean next-token loss over `batch` (as
@@ -168,7 +171,7 @@ public final class LowRankProbe: @unchecked Sendable {
         let n = members
         let all = TokenBatch(ids: Array([[Int32]](repeating: batch.ids, count: n).joined()),
                              mask: Array([[UInt8]](repeating: batch.mask, count: n).joined()), batch: n * batch.batch, length: batch.length)
-        let lp = try withProbe(seed: seed, rowsPerMember: batch.tokenCount) { try model.tokenLogProbs(all, targets: Array([[Int32]](repeating: targets, count: n).joined())) }
+        let lp = try withProbe(seed: seed) { try model.tokenLogProbs(all, targets: Array([[Int32]](repeating: targets, count: n).joined())) }
         let per = batch.tokenCount
         let losses = (0..<n).map { j in -lp[(j * per)..<((j + 1) * per)].reduce(0.0) { $0 + Double($1) } / Double(max(1, count)) }
         return (0..<directions.directions).map { (losses[2 * $0], losses[2 * $0 + 1]) }
@@ -190,22 +193,28 @@ public final class LowRankProbe: @unchecked Sendable {
         unowned let probe: LowRankProbe
         let seed: UInt64
         let index: [String: Int]
-        let rowsPerMember: Int
-        /// A_kᵀ, B_kᵀ of one matrix, all k; X_pair·B_k of one direction (2·rowsPerMember × r).
+        /// A_kᵀ, B_kᵀ of one matrix, all k.
         let factors: Tensor
-        let side: Tensor
+        /// This forward's token rows per member, and X_pair·B_k of one direction (2·rowsPerMember × r).
+        var rowsPerMember = 0
+        var side: Tensor?
+        var failure: Error?
 
-        init(_ probe: LowRankProbe, seed: UInt64, rowsPerMember: Int) throws {
+        init(_ probe: LowRankProbe, seed: UInt64) throws {
             self.probe = probe
             self.seed = seed
-            self.rowsPerMember = rowsPerMember
             index = Dictionary(probe.directions.entries.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
             factors = try probe.model.backend.allocate([probe.directions.factorElements], tag: .scratch, zeroed: false)
-            side = try probe.model.backend.allocate([2 * rowsPerMember * probe.directions.rank], tag: .activations, zeroed: false)
         }
 
         func forwardBegins(_ batch: TokenBatch) {
-            precondition(batch.tokenCount == probe.members * rowsPerMember, "a probe's forward holds 2q blocks of \(rowsPerMember) token rows")
+            precondition(batch.batch % probe.members == 0, "a probe's forward holds 2q member blocks (\(batch.batch) sequences)")
+            rowsPerMember = batch.tokenCount / probe.members
+            let need = 2 * rowsPerMember * probe.directions.rank
+            if side.map({ $0.count < need }) ?? true {
+                side = nil
+                do { side = try probe.model.backend.allocate([need], tag: .activations, zeroed: false) } catch { failure = failure ?? error }
+            }
         }
 
         func linearDone(_ layer: LinearLayer, input: Tensor, output: Tensor) {
@@ -221,6 +230,7 @@ public final class LowRankProbe: @unchecked Sendable {
             let aT = factors.flatSlice(0, q * r * rows), bT = factors.flatSlice(q * r * rows, q * r * cols)
             d.fill(i, seed: seed, aT: aT, bT: bT)
             let (inF, outF) = outIn ? (bT, aT) : (aT, bT)
+            guard let side else { return }   // allocation failed: withProbe throws it
             let t = side.flatSlice(0, 2 * m * r).reshaped([2 * m, r])
             let x = input.reshaped([2 * q * m, inDim]), y = output.reshaped([2 * q * m, outDim])
             let s = probe.eps / Float(r).squareRoot()
@@ -287,5 +297,62 @@ public struct LowRankProbeTiming: Sendable {
         return LowRankProbeTiming(directions: q, rank: rank, forwardSeconds: forward, batchedSeconds: batched, sequentialSeconds: sequential,
                                   inferencePeakBytes: inference, batchedPeakBytes: batchedPeak,
                                   sequentialPeakBytes: backend.ledger.snapshot.total.peak)
+    }
+}
+
+extension LowRankProbe {
+    /// (ℓ₊ₖ, ℓ₋ₖ) of a minibatch of labelled examples under `objective`, each member's loss as
+    /// `Scorer.score` gives it: each scoring path (one-token candidates read at the prefix's end, as
+    /// SST-2's; prefix + continuation) is one forward of 2q member blocks, so an SST-2 minibatch is
+    /// one forward of 2q·B sequences. Generation examples are not probed this way.
+    public func probe(seed: UInt64, examples: [TaskExample], scorer: Scorer, objective: ObjectiveKind) throws -> [(plus: Double, minus: Double)] {
+        guard !examples.contains(where: \.isGeneration) else {
+            throw BackendError("low-rank probe: generation examples cannot be probed in one batched forward (use a classification or LM-loss task)")
+        }
+        let n = members
+        var scores = [[[Double]]](repeating: examples.map { [Double](repeating: 0, count: $0.candidates.count) }, count: n)
+        var single: [(example: Int, ids: [Int32], tokens: [Int32])] = []
+        var multi: [(example: Int, candidate: Int, ids: [Int32], scored: Int)] = []
+        for (e, ex) in examples.enumerated() {
+            let conts = ex.candidates.map { scorer.encode($0.continuation, special: false) }
+            if ex.candidates.count > 1, conts.allSatisfy({ $0.count == 1 }), Set(ex.candidates.map(\.prefix)).count == 1 {
+                var prefix = scorer.truncateLeft(scorer.encode(ex.candidates[0].prefix, special: true), to: scorer.maxLength - 1)
+                if prefix.isEmpty { prefix = [scorer.tokenizer.bosId ?? scorer.padId] }
+                single.append((e, prefix, conts.map { $0[0] }))
+            } else {
+                for (c, cand) in ex.candidates.enumerated() {
+                    let s = scorer.sequence(cand)
+                    multi.append((e, c, s.ids, s.scored))
+                }
+            }
+        }
+        if !single.isEmpty {
+            let batch = TokenBatch.leftPadded(Array(repeatElement(single.map(\.ids), count: n).joined()), padId: scorer.padId)
+            let lp = try withProbe(seed: seed) {
+                try model.lastTokenLogProbs(batch, candidates: Array(repeatElement(single.map(\.tokens), count: n).joined()))
+            }
+            for j in 0..<n {
+                for (b, job) in single.enumerated() {
+                    for c in job.tokens.indices { scores[j][job.example][c] = Double(lp[j * single.count + b][c]) }
+                }
+            }
+        }
+        if !multi.isEmpty {
+            let batch = TokenBatch.leftPadded(Array(repeatElement(multi.map(\.ids), count: n).joined()), padId: scorer.padId)
+            var targets = [Int32](repeating: -1, count: batch.tokenCount)
+            for (b, s) in Array(repeatElement(multi, count: n).joined()).enumerated() {
+                let offset = batch.length - s.ids.count   // left padding
+                for k in (s.ids.count - s.scored)..<s.ids.count { targets[b * batch.length + offset + k - 1] = s.ids[k] }
+            }
+            let lp = try withProbe(seed: seed) { try model.tokenLogProbs(batch, targets: targets) }
+            for j in 0..<n {
+                for (i, s) in multi.enumerated() {
+                    let b = j * multi.count + i
+                    scores[j][s.example][s.candidate] = lp[(b * batch.length)..<((b + 1) * batch.length)].reduce(0.0) { $0 + Double($1) } / Double(s.scored)
+                }
+            }
+        }
+        let losses = scores.map { Scorer.batchScore(examples, scores: $0, objective: objective).loss }
+        return (0..<directions.directions).map { (losses[2 * $0], losses[2 * $0 + 1]) }
     }
 }
