@@ -132,6 +132,34 @@ final class NewtonSchulzTests: XCTestCase {
         }
     }
 
+    /// newton_schulz_batched: matrices stored one after another, each against the naive double
+    /// iteration (the bound of testAgainstNaiveDouble) and bit for bit what the single-matrix kernel
+    /// gives it (the CPU runs it matrix by matrix on workspace slices), in place too.
+    func testBatchedIsPerMatrix() {
+        for (batch, rows, cols) in [(3, 24, 40), (2, 40, 24), (5, 1, 9)] {
+            let n = rows * cols
+            let x = gaussian(batch * rows, cols, seed: 78).enumerated().map { $1 * Float(1 + $0 / n) }  // other norms
+            for (name, p) in [("quintic", quintic), ("cubic", cubic)] {
+                var work = [Float](repeating: .nan, count: batch * Int(zt_newton_schulz_workspace(Int64(rows), Int64(cols))))
+                var out = [Float](repeating: .nan, count: x.count)
+                zt_newton_schulz_batched(x, &out, Int64(batch), Int64(rows), Int64(cols), 5, Float(p.a), Float(p.b), Float(p.c), &work)
+                var inPlace = x
+                inPlace.withUnsafeMutableBufferPointer {
+                    zt_newton_schulz_batched($0.baseAddress, $0.baseAddress, Int64(batch), Int64(rows), Int64(cols), 5,
+                                             Float(p.a), Float(p.b), Float(p.c), &work)
+                }
+                XCTAssertEqual(inPlace.map(\.bitPattern), out.map(\.bitPattern), "\(name) \(batch)×\(rows)×\(cols) in place")
+                for m in 0..<batch {
+                    let xm = Array(x[(m * n)..<((m + 1) * n)]), got = Array(out[(m * n)..<((m + 1) * n)])
+                    XCTAssertEqual(got.map(\.bitPattern), ns(xm, rows: rows, cols: cols, steps: 5, p).map(\.bitPattern),
+                                   "\(name) matrix \(m) of \(batch)×\(rows)×\(cols): batched == single")
+                    let reference = naive(xm.map(Double.init), rows: rows, cols: cols, steps: 5, p)
+                    for (g, want) in zip(got, reference) { XCTAssertEqual(Double(g), want, accuracy: 1e-4, "\(name) matrix \(m)") }
+                }
+            }
+        }
+    }
+
     // §4.8: NS is odd and starts with a Frobenius normalisation, so NS(g·Z) = sign(g)·NS(Z): the
     // released ZO-Muon's matrix updates keep one bit of the loss difference.
     func testScaleAndSignInvariance() {

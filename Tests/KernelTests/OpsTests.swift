@@ -778,6 +778,44 @@ final class OpsTests: XCTestCase {
         XCTAssertEqual(zt_gemm_mixed(1, 1, 1, 1, 1, [1], 1, [Float(1)], zt_dtype(ZT_F32), 1, 0, &c, 1, &ws), 1, "f32 weights refused")
     }
 
+    /// gemm_half takes the activation already in the weights' dtype (rounded once, by Swift's own
+    /// Float16 / round-to-nearest-even bf16 here): gemm_mixed's bits on the f32 activation for a
+    /// packed A (the same widening and SGEMM), and the double reference within gemm_mixed's K·ulp
+    /// bound at a padded lda whose padding (NaN) is never read.
+    func testGemmHalfIsGemmMixedOfTheRoundedActivation() {
+        var rng = Rng(23)
+        func bf16Bits(_ x: Float) -> UInt16 {
+            let b = x.bitPattern, lsb = (b >> 16) & 1
+            return UInt16((b &+ 0x7FFF &+ lsb) >> 16)
+        }
+        for (dt, name) in [(ZT_BF16, "bf16"), (ZT_F16, "f16")] {
+            let round: (Float) -> UInt16 = { dt == ZT_F16 ? Float16($0).bitPattern : bf16Bits($0) }
+            let widen: (UInt16) -> Float = { dt == ZT_F16 ? Float(Float16(bitPattern: $0)) : Float(bitPattern: UInt32($0) << 16) }
+            for (M, N, K, tb) in [(3, 7, 5, true), (17, 33, 65, false), (64, 96, 200, true)] {
+                let ldb = (tb ? K : N) + 1, ldc = N + 2, ldp = K + 3
+                let A = rng.array(M * K, -4, 4), A16 = A.map(round)
+                let B = rng.array((tb ? N : K) * ldb, -0.1, 0.1).map(round)
+                let C0 = rng.array(M * ldc)
+                var mixed = C0, half = C0, padded = C0
+                var ws = [UInt8](repeating: 0, count: zt_gemm_mixed_workspace(Int64(M), Int64(N), Int64(K)))
+                XCTAssertEqual(zt_gemm_mixed(tb ? 1 : 0, Int64(M), Int64(N), Int64(K), 0.5, A, Int64(K), B, zt_dtype(dt), Int64(ldb),
+                                             0.25, &mixed, Int64(ldc), &ws), 0)
+                XCTAssertEqual(zt_gemm_half(tb ? 1 : 0, Int64(M), Int64(N), Int64(K), 0.5, A16, Int64(K), B, zt_dtype(dt), Int64(ldb),
+                                            0.25, &half, Int64(ldc), &ws), 0)
+                assertBitwise(half, mixed, "\(name) \(M)x\(N)x\(K) tb=\(tb): gemm_half == gemm_mixed")
+                var Ap = [UInt16](repeating: dt == ZT_F16 ? 0x7E00 : 0x7FC0, count: M * ldp)
+                for i in 0..<M { for k in 0..<K { Ap[i * ldp + k] = A16[i * K + k] } }
+                XCTAssertEqual(zt_gemm_half(tb ? 1 : 0, Int64(M), Int64(N), Int64(K), 0.5, Ap, Int64(ldp), B, zt_dtype(dt), Int64(ldb),
+                                            0.25, &padded, Int64(ldc), &ws), 0)
+                let want = refGemm(false, tb, M, N, K, 0.5, A16.map(widen), K, B.map(widen), ldb, 0.25, C0, ldc)
+                assertClose(padded, want, abs: 4e-7 * Double(K + 1), "\(name) \(M)x\(N)x\(K) tb=\(tb), lda \(ldp)")
+            }
+        }
+        var ws = [UInt8](repeating: 0, count: 64)
+        var c: [Float] = [0]
+        XCTAssertEqual(zt_gemm_half(1, 1, 1, 1, 1, [Float(1)], 1, [Float(1)], zt_dtype(ZT_F32), 1, 0, &c, 1, &ws), 1, "f32 refused")
+    }
+
     func testSgemmStridedBatched() {
         var rng = Rng(21)
         let (M, N, K, batch) = (5, 4, 6, 3)
