@@ -258,19 +258,26 @@ attn_tile_kernel(float *out, const float *q, const float *k, const float *v, con
 
 // ---- launcher ------------------------------------------------------------------------------------
 
-static int g_smem_set[ZT_MAX_DEVICES][4];  // per device: opt-in shared memory set for tile<64,128,256>, warp
+// Per device and tile<64,128,256>: 1 once the opt-in shared memory is set, −1 when the driver refused
+// it (the tile kernel is then never launched there: the warp kernel runs instead).
+static int g_smem_set[ZT_MAX_DEVICES][4];
 
 template <int DMAX>
 static bool launch_tile(zt_ctx *c, float *out, const float *q, const float *k, const float *v, const uint8_t *mask,
                         int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D,
                         float scale, int64_t window, float softcap, int slot) {
     constexpr size_t smem = tile_smem_bytes<DMAX>();
-    if (smem > c->smem_optin) return false;
+    if (smem > c->smem_optin || g_smem_set[c->device][slot] < 0) return false;
     if (!g_smem_set[c->device][slot]) {
-        if (zt_cuda_check_async(cudaFuncSetAttribute(attn_tile_kernel<DMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                     (int)smem),
-                                "attention (shared memory)"))
-            return true;  // error recorded
+        // A refused attribute is not an error of the call: the warp kernel (≤ 8 KB of shared memory
+        // for D ≤ 256, no opt-in) computes the same contract. It must not launch the tile kernel
+        // without its shared memory (the launch fails and attn stays unwritten).
+        if (cudaFuncSetAttribute(attn_tile_kernel<DMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) !=
+            cudaSuccess) {
+            cudaGetLastError();  // not left for the next launch check to misattribute
+            g_smem_set[c->device][slot] = -1;
+            return false;
+        }
         g_smem_set[c->device][slot] = 1;
     }
     const int vec = D % 4 == 0 && zt_aligned(k, 16) && zt_aligned(v, 16);
