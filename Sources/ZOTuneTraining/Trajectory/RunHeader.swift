@@ -157,7 +157,9 @@ public struct RunHeader: Sendable, Equatable, Codable {
         }
         // Storage and GEMM precision set the forwards' numerics: a run continued under others would
         // not be the run its trajectory describes (and replay would not rebuild its weights).
-        if base.dtype != now.base.dtype { return m("--dtype", base.dtype, now.base.dtype) }
+        if base.dtype != now.base.dtype {
+            return m("--dtype", base.dtype, now.base.dtype, "auto keeps a bf16/f16 checkpoint on CUDA and is f32 elsewhere: pass --dtype \(base.dtype)")
+        }
         if let was = base.precision, let is_ = now.base.precision, was != is_ {
             return m("--precision", was, is_, "auto is mixed on CUDA, f32 on the CPU: pass --precision \(was)")
         }

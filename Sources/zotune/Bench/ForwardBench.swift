@@ -34,9 +34,10 @@ struct BenchForward: ParsableCommand {
         let rss = peakRSSBytes()
         let ledgerPeak = backend.ledger.snapshot.total.peak
         if json {
-            print("{\"forward_s\": \(jsonNumber(t)), \"tokens_per_s\": \(jsonNumber(tokensPerS)), \"batch_size\": \(shape.batchSize), \"seq_len\": \(shape.seqLen), \"threads\": \(CPUInfo.kernelThreads), \"peak_rss_bytes\": \(rss), \"ledger_peak_bytes\": \(ledgerPeak), \"device\": \"\(backend.device)\", \"dtype\": \"\(model.dtype)\", \"precision\": \"\(lm.precision)\"}")
+            print("{\"forward_s\": \(jsonNumber(t)), \"tokens_per_s\": \(jsonNumber(tokensPerS)), \"batch_size\": \(shape.batchSize), \"seq_len\": \(shape.seqLen), \"threads\": \(CPUInfo.kernelThreads), \"peak_rss_bytes\": \(rss), \"ledger_peak_bytes\": \(ledgerPeak), \"device\": \"\(backend.device)\", \"dtype\": \"\(try model.storage(file, device: backend.device).dtypeName)\", \"precision\": \"\(lm.precision)\"}")
         } else {
             print(backend.summary)
+            print(try model.storage(file, device: backend.device))
             print(String(format: "forward %d × %d: %.3f s median of %d, %.0f tokens/s", shape.batchSize, shape.seqLen, t, repeats, tokensPerS))
             print("peak RSS \(formatBytes(rss)); ledger peak \(formatBytes(ledgerPeak))")
             print(backend.ledger.table())

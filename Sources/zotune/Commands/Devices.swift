@@ -9,5 +9,6 @@ struct Devices: ParsableCommand {
     func run() throws {
         let backend = try options.backend()
         print(backend.summary)
+        print(WeightStorage.autoPolicy(device: backend.device))
     }
 }

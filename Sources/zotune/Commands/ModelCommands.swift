@@ -9,9 +9,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Model: a .gguf file, or a Hugging Face directory (config.json + safetensors + tokenizer.json).")
     var model: String
 
-    @Option(help: ArgumentHelp("Weight storage: f32, bf16, f16 (math is f32), or gguf.",
-                               discussion: "gguf keeps a GGUF file's quantized matrices (Q4_0…Q6_K) as stored, dequantized one at a time before each GEMM; other tensors are f32. Such a base is frozen: train adapters over it (--peft)."))
-    var dtype: String = "f32"
+    @Option(help: ArgumentHelp("Weight storage: auto, f32, bf16, f16 (math is f32), or gguf.",
+                               discussion: "auto: on CUDA a bf16/f16 checkpoint stays in its dtype (tensor-core GEMMs under --precision auto), anything else is f32; on the CPU f32. gguf keeps a GGUF file's quantized matrices (Q4_0…Q6_K) as stored, dequantized one at a time before each GEMM; other tensors are f32. Such a base is frozen: train adapters over it (--peft)."))
+    var dtype: String = "auto"
 
     @Option(help: ArgumentHelp("GEMM precision: auto, f32, mixed or tf32.",
                                discussion: "mixed: bf16/f16 weights are tensor-core operands as stored (activations rounded to their type, f32 accumulation); f32: every product in f32 (low-precision weights widened into a scratch copy first); tf32: mixed, and f32 weights on TF32 tensor cores (CUDA only). auto: mixed on CUDA, f32 on the CPU (where mixed is an exact emulation, slower). See docs/cuda.md."))
@@ -26,18 +26,16 @@ struct ModelOptions: ParsableArguments {
     }
 
     func load(_ file: ModelFile, on backend: any Backend) throws -> CausalLM {
-        try file.load(on: backend, dtype: try weightDType(), keepBlocks: keepBlocks,
-                      precision: try GemmPrecision.resolve(precision, device: backend.device))
+        let s = try storage(file, device: backend.device)
+        return try file.load(on: backend, dtype: s.dtype, keepBlocks: s.keepBlocks, precision: s.precision)
     }
 
     /// `--dtype gguf`: quantized matrices stay in their blocks.
     var keepBlocks: Bool { dtype == "gguf" }
 
-    /// Storage of the unquantized matrices.
-    func weightDType() throws -> DType {
-        if keepBlocks { return .f32 }
-        guard let d = DType(rawValue: dtype), d.isFloat else { throw ValidationError("--dtype must be f32, bf16, f16 or gguf") }
-        return d
+    /// `--dtype` and `--precision` resolved for this checkpoint on this device (auto included).
+    func storage(_ file: ModelFile, device: DeviceKind) throws -> WeightStorage {
+        try WeightStorage.resolve(dtype: dtype, precision: precision, checkpoint: file.storedFloatDType, device: device)
     }
 }
 
