@@ -41,6 +41,11 @@ ZT_INTERNAL int zt_cuda_check(cudaError_t err, const char *what);
 ZT_INTERNAL int zt_cuda_check_async(cudaError_t err, const char *what);
 // After a kernel launch: records cudaGetLastError() (launch-configuration errors) as sticky.
 ZT_INTERNAL void zt_launch_check(const char *what);
+// Every entry that hands a device result to the host (a copy, a reduction's scalar, a count) reads
+// it through here: copies `bytes` from d_src, waits for the stream, and returns the first launch
+// error recorded since the last wait (its text, naming the kernel, becomes last_error), else the
+// copy's or the stream's error, else 0. On a nonzero return *dst must not be used.
+ZT_INTERNAL int zt_read_host(zt_ctx *c, void *dst, const void *d_src, size_t bytes, const char *what);
 
 // Grid for a grid-stride loop over `work` items with `threads` per block: enough blocks to fill
 // every SM `per_sm` times over, no more than the work needs.

@@ -38,13 +38,13 @@ __global__ void __launch_bounds__(EMB_THREADS) count_bad_ids_kernel(const int32_
 int zt_cu_count_bad_ids_start(zt_ctx *c, const int32_t *d_ids, int64_t n, int64_t vocab, const char *what) {
     if (zt_cuda_check(cudaMemsetAsync(c->d_counter, 0, sizeof(int), c->stream), what)) return -1;
     count_bad_ids_kernel<<<zt_grid(c, n, EMB_THREADS, 2), EMB_THREADS, 0, c->stream>>>(d_ids, n, vocab, c->d_counter);
+    zt_launch_check(what);  // returned by the count's read
     return 0;
 }
 
 int64_t zt_cu_count_bad_ids_finish(zt_ctx *c, const char *what) {
     int bad = 0;
-    if (zt_cuda_check(cudaMemcpyAsync(&bad, c->d_counter, sizeof(int), cudaMemcpyDeviceToHost, c->stream), what)) return -1;
-    if (zt_cuda_check(cudaStreamSynchronize(c->stream), what)) return -1;
+    if (zt_read_host(c, &bad, c->d_counter, sizeof bad, what)) return -1;  // an earlier launch error too
     return bad;
 }
 

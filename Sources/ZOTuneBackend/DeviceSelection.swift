@@ -71,14 +71,16 @@ public enum DeviceSelection {
         case .cpu:
             return Choice(backend: .cpu(threads: threads), notice: nil)
         case .cuda:
-            switch CUDALibrary.load(environment: environment) {
-            case .success(let lib): return Choice(backend: try cudaBackend(lib, environment: environment), notice: nil)
-            case .failure(let error): throw BackendError("--device cuda: \(error.message)")
+            do {
+                return Choice(backend: try cudaBackend(try CUDALibrary.load(environment: environment).get(), environment: environment), notice: nil)
+            } catch let error as BackendError {
+                throw BackendError("--device cuda: \(error.message)")
             }
         case .auto:
-            switch CUDALibrary.load(environment: environment) {
-            case .success(let lib): return Choice(backend: try cudaBackend(lib, environment: environment), notice: nil)
-            case .failure(let error):
+            // No library, no device, or a GPU the library cannot run on (below sm_80): the CPU.
+            do {
+                return Choice(backend: try cudaBackend(try CUDALibrary.load(environment: environment).get(), environment: environment), notice: nil)
+            } catch let error as BackendError {
                 return Choice(backend: .cpu(threads: threads), notice: "device: CPU (CUDA unavailable: \(error.message))")
             }
         }
@@ -97,8 +99,13 @@ public enum DeviceSelection {
     static func cudaBackend(_ lib: CUDALibrary.Loaded, environment: [String: String]) throws -> KernelBackend {
         let api = lib.table.pointee
         let device = cudaDeviceIndex(environment: environment, devices: lib.devices)
-        guard device >= 0 && device < max(1, lib.devices), api.set_device(Int32(device)) == 0 else {
-            throw BackendError("cannot select CUDA device \(device) of \(lib.devices): \(lastError(api))")
+        guard device >= 0 && device < max(1, lib.devices) else {
+            throw BackendError("CUDA device \(device) does not exist (\(lib.devices) found; ZOTUNE_CUDA_DEVICE or the MPI local rank picks it)")
+        }
+        guard api.set_device(Int32(device)) == 0 else {
+            // set_device refuses a GPU below sm_80 with a line naming it and its capability.
+            let reason = lastError(api)
+            throw BackendError(reason.hasPrefix("CUDA device") ? reason : "cannot select CUDA device \(device) of \(lib.devices): \(reason)")
         }
         var name = [CChar](repeating: 0, count: 256)
         _ = api.device_name(Int32(device), &name, name.count)

@@ -260,6 +260,9 @@ public final class Trainer: @unchecked Sendable {
             try save(completed: t)
             throw e
         }
+        // The update's kernels ran after the last loss was read: a failed one (named) ends the run
+        // here, before its record or weights are saved.
+        try model.backend.checkErrors()
         records += outcome.records
         stepPeakBytes = max(stepPeakBytes, ledger.snapshot.total.peak)
         if forwardPeakBytes == 0 {

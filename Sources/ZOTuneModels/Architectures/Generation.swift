@@ -49,7 +49,7 @@ extension CausalLM {
         var done = [Bool](repeating: false, count: prompts.count)
         var logits = try lastLogits(batch, cache: cache)
         for _ in 0..<maxNewTokens {
-            let host = backend.toHost(logits)
+            let host = try backend.read(logits)
             var next = [Int32](repeating: padId, count: prompts.count)
             for b in 0..<prompts.count {
                 let row = host[(b * config.vocabSize)..<((b + 1) * config.vocabSize)]

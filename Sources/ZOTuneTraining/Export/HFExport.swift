@@ -40,6 +40,7 @@ public enum HFExport {
             host.withUnsafeMutableBytes { backend.copy(t, toHost: $0) }
             data.append(contentsOf: host)
         }
+        try backend.checkErrors()  // a failed device's bytes are never written as weights
         return data
     }
 
