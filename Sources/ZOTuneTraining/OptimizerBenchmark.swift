@@ -88,7 +88,7 @@ public enum OptimizerBenchmark {
             t += 1
         }
         var searchStep: Double?
-        if case .dizo(let o) = config, o.interval > 0 {
+        if let o = config.options(DiZOOptions.self), o.interval > 0 {
             let s = try backend.medianSeconds(0) { _ = try optimizer.step(context(o.interval - 1)) }
             searchStep = s
             step += (s - step) / Double(o.interval)

@@ -93,7 +93,7 @@ final class BlockwiseTests: XCTestCase, TinyFixture {
         var forwards = 0
         let before = set.entries.map { backend.toHost($0.tensor) }
         let lr: Float = 1e-3
-        let out = try opt.step(3, runSeed: 11, lr: lr) { forwards += 1; return try scorer.score(batch, objective: .crossEntropy).loss }
+        let out = try opt.step(StepContext(step: 3, runSeed: 11, lr: lr, loss: { forwards += 1; return try scorer.score(batch, objective: .crossEntropy).loss }))
         XCTAssertEqual(forwards, 2 * opt.blocks.count)
         XCTAssertEqual(out.records.map(\.block), [0, 1, 2, 3, 4])
         XCTAssertEqual(Set(out.records.map(\.seed)).count, 5, "blocks share a seed")
@@ -137,7 +137,7 @@ final class BlockwiseTests: XCTestCase, TinyFixture {
         for t in 0..<12 {
             let before = set.entries.map { backend.toHost($0.tensor) }
             var forwards = 0
-            let out = try opt.step(t, runSeed: 11, lr: 1e-3) { forwards += 1; return try scorer.score(batch, objective: .crossEntropy).loss }
+            let out = try opt.step(StepContext(step: t, runSeed: 11, lr: 1e-3, loss: { forwards += 1; return try scorer.score(batch, objective: .crossEntropy).loss }))
             let active = (t / 2) % 5
             XCTAssertEqual(forwards, 2)
             XCTAssertEqual(out.records.map(\.block), [UInt32(active)])
@@ -170,7 +170,7 @@ final class BlockwiseTests: XCTestCase, TinyFixture {
         func close(_ a: [Float], _ b: [Float]) -> Bool { zip(a, b).allSatisfy { abs($0 - $1) <= 1e-6 } }
         var firstPass: [Int: [Float]] = [:]
         for t in 0..<10 {
-            _ = try opt.step(t, runSeed: 1, lr: 0) { 1.0 }
+            _ = try opt.step(StepContext(step: t, runSeed: 1, lr: 0, loss: { 1.0 }))
             let b = t % 5
             for i in opt.blocks[b].entries {
                 let now = backend.toHost(set.entries[i].tensor)

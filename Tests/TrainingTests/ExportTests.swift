@@ -38,7 +38,7 @@ final class ExportTests: XCTestCase {
             // Move the weights off the checkpoint: two MeZO steps.
             let mezo = MeZO(set: TrainableSet.full(lm), options: MeZOOptions(eps: 1e-2), backend: backend)
             let batch = randomTokenBatch(batch: 2, length: 5, vocab: lm.config.vocabSize)
-            for t in 0..<2 { _ = try mezo.step(t, runSeed: 3, lr: 1e-2) { try languageModelLoss(lm, batch) } }
+            for t in 0..<2 { _ = try mezo.step(StepContext(step: t, runSeed: 3, lr: 1e-2, loss: { try languageModelLoss(lm, batch) })) }
             let dir = root.appendingPathComponent(name)
             try HFExport.write(lm, file: file, to: dir)
             let logits = backend.toHost(try lm.lastLogits(.leftPadded([ids], padId: 0)))

@@ -60,7 +60,7 @@ extension LoRATests {
                 let adapter = try config.make(model: model)
                 model.hook = adapter
                 let mezo = MeZO(set: adapter.set, options: MeZOOptions(eps: 1e-2), backend: backend)
-                let r = try mezo.step(0, runSeed: 2, lr: 1e-2) { try languageModelLoss(model, batch) }
+                let r = try mezo.step(StepContext(step: 0, runSeed: 2, lr: 1e-2, loss: { try languageModelLoss(model, batch) }))
                 XCTAssertTrue(r.loss.isFinite && r.projectedGrad.isFinite && r.projectedGrad != 0, "\(arch) \(config.name)")
             }
         }

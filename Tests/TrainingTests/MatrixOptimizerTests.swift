@@ -35,7 +35,7 @@ final class MatrixOptimizerTests: XCTestCase {
         let set = try makeSet()
         let opt = try config.make(set: set, backend: backend)
         var records: [ZORecord] = []
-        for t in 0..<steps { records += try opt.step(t, runSeed: 11, lr: lr) { f(host(set)) }.records }
+        for t in 0..<steps { records += try opt.step(StepContext(step: t, runSeed: 11, lr: lr, loss: { [self] in f(host(set)) })).records }
         return (host(set), records, opt, set)
     }
 
@@ -124,7 +124,7 @@ final class MatrixOptimizerTests: XCTestCase {
         for scale in [1.0, 1e4] {
             let set = try makeSet()
             let opt = try ZOMuon(set: set, options: ZOMuonOptions(eps: 1e-2, momentum: 0, nsSteps: 5, otherLRRatio: 0), backend: backend)
-            let r = try opt.step(0, runSeed: 11, lr: lr) { scale * f(host(set)) }.records[0]
+            let r = try opt.step(StepContext(step: 0, runSeed: 11, lr: lr, loss: { [self] in scale * f(host(set)) })).records[0]
             let o = nsDouble(Array(z(0)[0..<(rows * cols)]), .quintic, steps: 5)
             let w = backend.toHost(set.entries[0].tensor)
             for i in 0..<(rows * cols) {
@@ -220,7 +220,7 @@ final class MatrixOptimizerTests: XCTestCase {
         XCTAssertEqual(opt.selections[0].selectedCount, 1)
         var visited = Set<Int>(), steps = 0
         while visited.count < 4 && steps < 100 {
-            _ = try opt.step(steps, runSeed: 11, lr: 0) { backend.toHost(t).reduce(0) { $0 + 0.5 * Double($1) * Double($1) } }
+            _ = try opt.step(StepContext(step: steps, runSeed: 11, lr: 0, loss: { [self] in backend.toHost(t).reduce(0) { $0 + 0.5 * Double($1) * Double($1) } }))
             var pc = zt_perm_make(4, stepSeed(runSeed: 11, step: steps, direction: 0), TrainableSet.tensorId("x"), ZT_STREAM_SELECT_COLS)
             visited.insert(Int(zt_perm_at(&pc, 0)))
             steps += 1
@@ -237,7 +237,7 @@ final class MatrixOptimizerTests: XCTestCase {
             let set = try makeSet()
             let opt = try JaguarSign(set: set, options: JaguarSignOptions(eps: 1e-2, fraction: 0.5, variant: signs ? .paper : .released), backend: backend)
             for t in 0..<4 {
-                let r = try opt.step(t, runSeed: 11, lr: 0) { zip(c, host(set)).reduce(0) { $0 + $1.0 * $1.1 } }.records[0]
+                let r = try opt.step(StepContext(step: t, runSeed: 11, lr: 0, loss: { [self] in zip(c, host(set)).reduce(0) { $0 + $1.0 * $1.1 } })).records[0]
                 let want = block(t, fraction: 0.5, signs: signs).reduce(0) { $0 + $1.sign * c[$1.index] }
                 XCTAssertEqual(Double(r.projectedGrad), want, accuracy: 1e-3 * (1 + abs(want)), "signs \(signs) step \(t)")
             }

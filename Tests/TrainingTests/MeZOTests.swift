@@ -18,7 +18,7 @@ final class MeZOTests: XCTestCase, TinyFixture {
         let theta = weights(lm)
         let (eps, lr): (Float, Float) = (1e-2, 1e-3)
         let mezo = MeZO(set: set, options: MeZOOptions(eps: eps), backend: backend)
-        let result = try mezo.step(0, runSeed: 42, lr: lr) { try languageModelLoss(lm, batch) }
+        let result = try mezo.step(StepContext(step: 0, runSeed: 42, lr: lr, loss: { try languageModelLoss(lm, batch) }))
         let seed = stepSeed(runSeed: 42, step: 0, direction: 0)
         XCTAssertEqual(result.records[0].seed, seed)
         let after = weights(lm)
@@ -88,7 +88,7 @@ final class MeZOTests: XCTestCase, TinyFixture {
         let before = weights(lm)
         let mezo = MeZO(set: TrainableSet.full(lm), options: MeZOOptions(eps: 1e-2), backend: backend)
         var calls = 0
-        XCTAssertThrowsError(try mezo.step(3, runSeed: 1, lr: 1e-3) { calls += 1; return calls == 2 ? .nan : 1.0 }) {
+        XCTAssertThrowsError(try mezo.step(StepContext(step: 3, runSeed: 1, lr: 1e-3, loss: { calls += 1; return calls == 2 ? .nan : 1.0 }))) {
             XCTAssertTrue("\($0)".contains("step 4"), "\($0)")
         }
         // θ is back within the rounding of +ε then −2ε then +ε.

@@ -226,11 +226,11 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
             for t in 0..<fx.steps {
                 let step = run.steps[t]
                 var losses: [Double] = []
-                let outcome = try optimizer.step(t, runSeed: fx.runSeed, lr: lr) {
+                let outcome = try optimizer.step(StepContext(step: t, runSeed: fx.runSeed, lr: lr, loss: {
                     let l = try languageModelLoss(lm, batch)
                     losses.append(l)
                     return l
-                }
+                }))
                 XCTAssertEqual(losses.count, step.forwards.count, "\(name) step \(t): forwards")
                 XCTAssertEqual(outcome.records.count, 1)
                 let record = outcome.records[0]

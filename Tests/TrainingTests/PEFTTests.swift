@@ -103,7 +103,7 @@ final class PEFTTests: XCTestCase, TinyFixture {
                 lm.hook = adapter
                 let before = adapter.set.entries.map { backend.toHost($0.tensor) }
                 var c = config
-                if case .dizo(var o) = config { o.layers = peft.name == "lora" ? ["q", "v"] : ["prompt_embeddings"]; c = .dizo(o) }
+                if var o = config.options(DiZOOptions.self) { o.layers = peft.name == "lora" ? ["q", "v"] : ["prompt_embeddings"]; c = .dizo(o) }
                 let optimizer = try c.make(set: adapter.set, backend: backend)
                 for t in 0..<3 {
                     _ = try optimizer.step(StepContext(step: t, runSeed: 2, lr: 1e-2, loss: { try languageModelLoss(lm, batch) },

@@ -96,7 +96,7 @@ final class PretrainTests: XCTestCase, TinyFixture {
                                   batchSize: 4, dataSeed: 0, evalWindows: nil)
         // Move the weights: four MeZO steps at a large step.
         let mezo = MeZO(set: TrainableSet.full(lm), options: MeZOOptions(eps: 1e-2), backend: backend)
-        for t in 0..<4 { _ = try mezo.step(t, runSeed: 2, lr: 0.5) { try data.loss(step: t, objective: .lmLoss) } }
+        for t in 0..<4 { _ = try mezo.step(StepContext(step: t, runSeed: 2, lr: 0.5, loss: { try data.loss(step: t, objective: .lmLoss) })) }
         let trained = dir.appendingPathComponent("model")
         try HFExport.write(lm, file: file, to: trained)
         let windowsURL = dir.appendingPathComponent("windows.json")

@@ -122,7 +122,7 @@ final class QuadraticOracleTests: XCTestCase {
         let opt = try config.make(set: set, backend: backend)
         var records: [ZORecord] = []
         for t in 0..<steps {
-            records += try opt.step(t, runSeed: 9, lr: lr) { scale * q.f(backend.toHost(set.entries[0].tensor).map(Double.init)) }.records
+            records += try opt.step(StepContext(step: t, runSeed: 9, lr: lr, loss: { [self] in scale * q.f(backend.toHost(set.entries[0].tensor).map(Double.init)) })).records
         }
         return (backend.toHost(set.entries[0].tensor), records, opt)
     }
@@ -230,7 +230,7 @@ final class QuadraticOracleTests: XCTestCase {
         let cons = try ZOCons(set: set, options: ZOConsOptions(eps: 1e-2), backend: backend).self
         var last = q.f(theta0.map(Double.init))
         for t in 0..<15 {
-            _ = try cons.step(t, runSeed: 9, lr: lr) { q.f(backend.toHost(set.entries[0].tensor).map(Double.init)) }
+            _ = try cons.step(StepContext(step: t, runSeed: 9, lr: lr, loss: { [self] in q.f(backend.toHost(set.entries[0].tensor).map(Double.init)) }))
             let now = q.f(backend.toHost(set.entries[0].tensor).map(Double.init))
             XCTAssertLessThanOrEqual(now, last * (1 + 1e-6), "step \(t)")
             last = now
@@ -247,7 +247,7 @@ final class QuadraticOracleTests: XCTestCase {
         let n = 20_000
         for s in 0..<n {
             // lr 0 keeps θ at 1 (the estimate does not depend on θ on a quadratic).
-            _ = try opt.step(s, runSeed: 3, lr: 0) { let x = Double(backend.toHost(t)[0]); return 2 * x * x }
+            _ = try opt.step(StepContext(step: s, runSeed: 3, lr: 0, loss: { [self] in let x = Double(backend.toHost(t)[0]); return 2 * x * x }))
             if s >= 2_000 { sum += Double(backend.toHost(opt.hessian[0])[0]) }
         }
         XCTAssertEqual(sum / Double(n - 2_000), 6, accuracy: 0.6)

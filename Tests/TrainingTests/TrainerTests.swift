@@ -53,7 +53,7 @@ final class TrainerTests: XCTestCase, TinyFixture {
                 let traj = try TrajectoryFile.read(dir.appendingPathComponent("trajectory.zot"))
                 XCTAssertEqual(traj.records.filter { $0.kind == .direction }.count, 10, "\(config)")
                 // DiZO: one ratio per projected tensor after steps 3, 6 and 9.
-                if case .dizo = config { XCTAssertEqual(traj.records.filter { $0.kind == .projection }.count, 3 * 6) }
+                if config.kind == .dizo { XCTAssertEqual(traj.records.filter { $0.kind == .projection }.count, 3 * 6) }
                 XCTAssertEqual(traj.header.optimizer, config)
                 XCTAssertTrue(traj.records.allSatisfy { $0.values.count == traj.header.recordFields.count })
                 results.append((traj.records, weights(lm)))
@@ -124,15 +124,15 @@ final class TrainerTests: XCTestCase, TinyFixture {
             let lm = try tinyModel()
             let optimizer = try config.make(set: TrainableSet.full(lm), backend: backend)
             let batch = randomTokenBatch(batch: 2, length: 5, vocab: lm.config.vocabSize)
-            _ = try optimizer.step(0, runSeed: 1, lr: 1e-3) { try languageModelLoss(lm, batch) }
+            _ = try optimizer.step(StepContext(step: 0, runSeed: 1, lr: 1e-3, loss: { try languageModelLoss(lm, batch) }))
             let before = weights(lm)
             let state = stateSnapshot(optimizer)
             for bad in 1...optimizer.forwardsPerStep {
                 var calls = 0
-                XCTAssertThrowsError(try optimizer.step(1, runSeed: 1, lr: 1e-3) {
+                XCTAssertThrowsError(try optimizer.step(StepContext(step: 1, runSeed: 1, lr: 1e-3, loss: {
                     calls += 1
                     return calls == bad ? .nan : try languageModelLoss(lm, batch)
-                }) { XCTAssertTrue("\($0)".contains("step 2"), "\($0)") }
+                }))) { XCTAssertTrue("\($0)".contains("step 2"), "\($0)") }
                 for (name, w) in weights(lm) {
                     for (x, y) in zip(w, before[name]!) { XCTAssertEqual(x, y, accuracy: 1e-6 * (abs(y) + 0.05), "\(config) NaN at forward \(bad): \(name)") }
                 }
@@ -166,11 +166,11 @@ final class TrainerTests: XCTestCase, TinyFixture {
             let optimizer = try config.make(set: set, backend: b)
             var want = perTensor[config.kind]! * 4 * set.parameterCount
             // Jaguar-Muon orthogonalising every k > 1 steps keeps NS(M) of each hidden matrix too.
-            if case .jaguarMuon(let o) = config, o.orthogonalizeEvery > 1 {
+            if let o = config.options(JaguarMuonOptions.self), o.orthogonalizeEvery > 1 {
                 want += 4 * set.entries.filter(\.isHiddenMatrix).reduce(0) { $0 + $1.tensor.count }
             }
             // DiZO keeps θ⁰ and the search's start of its projected tensors, in the weights' dtype.
-            if case .dizo(let o) = config {
+            if let o = config.options(DiZOOptions.self) {
                 want += 2 * set.entries.filter { o.projects($0.name) }.reduce(0) { $0 + $1.tensor.bytes }
             }
             XCTAssertEqual(optimizer.stateBytes, want, "\(config)")
@@ -299,7 +299,7 @@ extension TrainerTests {
         for peft in pefts {
             for config in [Self.configs[0], Self.configs[2], Self.configs[12]] {
                 var c = config
-                if case .dizo(var o) = config { o.layers = peft.name == "lora" ? ["q", "v"] : ["prompt_embeddings"]; c = .dizo(o) }
+                if var o = config.options(DiZOOptions.self) { o.layers = peft.name == "lora" ? ["q", "v"] : ["prompt_embeddings"]; c = .dizo(o) }
                 func run(_ dir: URL, stopAfter: Int? = nil, resume: Bool = false, keepBest: Bool = false) throws -> (CausalLM, any PEFTAdapter) {
                     let lm = try tinyModel()
                     let adapter = try peft.make(model: lm)

@@ -119,10 +119,6 @@ public final class BlockwiseZO: ZOOptimizer, @unchecked Sendable {
         inner[b].resetState()
     }
 
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        try withoutActuallyEscaping(loss) { loss in try step(StepContext(step: t, runSeed: runSeed, lr: lr, loss: loss)) }
-    }
-
     public func step(_ context: StepContext) throws -> StepOutcome {
         let t = context.step
         let visit: [Int]
@@ -171,7 +167,7 @@ extension OptimizerConfig {
     public func make(set: TrainableSet, backend: any Backend, blocks: BlockwiseOptions?) throws -> any ZOOptimizer {
         guard let blocks else { return try make(set: set, backend: backend) }
         if kind == .zoop { throw BlockError("zoop perturbs activations, not weight blocks: it cannot run block-wise") }
-        if case .dizo(let o) = self {
+        if let o = options(DiZOOptions.self) {
             // Checked over θ (a typo in --dizo-layers), then each block without a projected tensor
             // runs DiZO without searches: its ZO-SGD steps, the same as the others'.
             _ = try DiZO(set: TrainableSet(entries: set.entries.filter { o.projects($0.name) }, spec: set.spec), options: o, backend: backend)

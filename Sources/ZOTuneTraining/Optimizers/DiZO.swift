@@ -52,6 +52,16 @@ public struct DiZOOptions: Sendable, Equatable, Codable {
              projectionStep = "projection_step", clip, layers
     }
 
+    /// The tensors DiZO projects by default: the adapter's own under PEFT (the prompt rows, or
+    /// LoRA's targets), else k and v, the released code's.
+    static func defaultLayers(_ peft: PEFTConfig?) -> [String] {
+        switch peft {
+        case .prefix, .prompt: return ["prompt_embeddings"]
+        case .lora(let l): return l.targets
+        case nil: return DiZOOptions().layers
+        }
+    }
+
     /// Whether `name` is a projected tensor.
     public func projects(_ name: String) -> Bool {
         // The tensor's role (LoRA's A and B have the role of the layer they adapt).
@@ -69,6 +79,31 @@ public struct DiZOOptions: Sendable, Equatable, Codable {
     }
 }
 
+extension DiZOOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "dizo", "DiZO: ZO-SGD plus periodic layer-wise projection searches",
+        flags: [.init("--dizo-interval", "interval", \Self.interval), .init("--dizo-iterations", "iterations", \Self.iterations),
+                .init("--dizo-eps", "projection_eps", \Self.projectionEps), .init("--dizo-step", "projection_step", \Self.projectionStep),
+                .init("--dizo-clip", "clip", \Self.clip), .init("--dizo-layers", "layers", \Self.layers),
+                .init("--weight-decay", "weight_decay", \Self.weightDecay)],
+        defaults: { eps, peft in DiZOOptions(eps: eps, layers: DiZOOptions.defaultLayers(peft)) },
+        make: { try DiZO(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkWeightDecay(weightDecay, Self.self)
+        guard interval >= 0 else { throw OptimizerOptionError(Self.self, "interval", "must be ≥ 0 (0: no searches)") }
+        guard iterations >= 1 else { throw OptimizerOptionError(Self.self, "iterations", "must be at least 1") }
+        // Each search iteration costs two forwards: beyond a million a search never ends.
+        guard iterations <= 1_000_000 else { throw OptimizerOptionError(Self.self, "iterations", "must be at most 1000000 (got \(iterations))") }
+        guard projectionEps > 0 && projectionEps.isFinite else { throw OptimizerOptionError(Self.self, "projection_eps", "must be positive") }
+        guard projectionStep > 0 && projectionStep.isFinite else { throw OptimizerOptionError(Self.self, "projection_step", "must be positive (got \(projectionStep))") }
+        guard clip > 0 && clip < 1 else { throw OptimizerOptionError(Self.self, "clip", "must be in (0, 1)") }
+    }
+}
+
+extension OptimizerKind { public static let dizo = DiZOOptions.spec.kind }
+extension OptimizerConfig { public static func dizo(_ o: DiZOOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
 public final class DiZO: ZOOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: DiZOOptions
@@ -82,9 +117,7 @@ public final class DiZO: ZOOptimizer, @unchecked Sendable {
     let start: [Tensor]
 
     public init(set: TrainableSet, options: DiZOOptions, backend: any Backend) throws {
-        guard options.interval >= 0, options.iterations >= 1, options.projectionEps > 0, options.clip > 0, options.clip < 1 else {
-            throw BackendError("DiZO: need interval ≥ 0, iterations ≥ 1, projection ε > 0 and 0 < τ < 1 (got \(options))")
-        }
+        try options.validate()
         self.set = set
         self.options = options
         self.backend = backend
@@ -99,7 +132,7 @@ public final class DiZO: ZOOptimizer, @unchecked Sendable {
         for (b, e) in zip(base, projected) { backend.copy(b, from: e.tensor) }
     }
 
-    public var config: OptimizerConfig { .dizo(options) }
+    public var config: OptimizerConfig { OptimizerConfig(options) }
     public var recordFields: [String] { ["g"] }
     public var forwardsPerStep: Int { 2 }
     public var meanForwardsPerStep: Double {
@@ -115,14 +148,9 @@ public final class DiZO: ZOOptimizer, @unchecked Sendable {
     /// Whether a search follows step t.
     func searches(after t: Int) -> Bool { options.interval > 0 && (t + 1) % options.interval == 0 }
 
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        guard !searches(after: t) else { throw StepContext.unavailable("search minibatches (DiZO searches after step \(t + 1))") }
-        return try sgd.step(t, runSeed: runSeed, lr: lr, loss: loss)
-    }
-
     public func step(_ context: StepContext) throws -> StepOutcome {
         let t = context.step
-        let outcome = try sgd.step(t, runSeed: context.runSeed, lr: context.lr, loss: context.loss)
+        let outcome = try sgd.step(context)
         guard searches(after: t) else { return outcome }
         let ratios = try search(number: (t + 1) / options.interval - 1, runSeed: context.runSeed, loss: context.searchLoss)
         let records = ratios.enumerated().map { k, r in

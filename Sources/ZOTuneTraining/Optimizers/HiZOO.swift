@@ -22,6 +22,21 @@ public struct HiZOOOptions: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case eps, hessianSmoothing = "hessian_smoothing", weightDecay = "weight_decay" }
 }
 
+extension HiZOOOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "hizoo", "HiZOO: diagonal-Hessian-preconditioned ZO-SGD (3 forwards)",
+        flags: [.init("--hessian-smoothing", "hessian_smoothing", \Self.hessianSmoothing), .init("--weight-decay", "weight_decay", \Self.weightDecay)],
+        defaults: { eps, _ in HiZOOOptions(eps: eps) }, make: { try HiZOO(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkWeightDecay(weightDecay, Self.self)
+        try checkUnit(hessianSmoothing, "hessian_smoothing", Self.self)
+    }
+}
+
+extension OptimizerKind { public static let hizoo = HiZOOOptions.spec.kind }
+extension OptimizerConfig { public static func hizoo(_ o: HiZOOOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
 public final class HiZOO: ZOOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: HiZOOOptions
@@ -30,16 +45,14 @@ public final class HiZOO: ZOOptimizer, @unchecked Sendable {
     let hessian: [Tensor]
 
     public init(set: TrainableSet, options: HiZOOOptions, backend: any Backend) throws {
-        guard options.hessianSmoothing >= 0 && options.hessianSmoothing < 1 else {
-            throw BackendError("HiZOO: the Hessian smoothing α must be in [0, 1) (got \(options.hessianSmoothing))")
-        }
+        try options.validate()
         self.set = set
         self.options = options
         self.backend = backend
         hessian = try set.allocateState(backend, value: 1)
     }
 
-    public var config: OptimizerConfig { .hizoo(options) }
+    public var config: OptimizerConfig { OptimizerConfig(options) }
     /// g and Δℓ = ℓ₊ + ℓ₋ − 2ℓ₀ (f32, as the update used it).
     public var recordFields: [String] { ["g", "curvature_diff"] }
     public var forwardsPerStep: Int { 3 }
@@ -69,7 +82,8 @@ public final class HiZOO: ZOOptimizer, @unchecked Sendable {
     }
 
     /// Reports ℓ₀, the loss at θ before the update.
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
+    public func step(_ c: StepContext) throws -> StepOutcome {
+        let (t, runSeed, lr, loss) = (c.step, c.runSeed, c.lr, c.loss)
         let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
         let l0 = try loss()
         guard l0.isFinite else { throw NonFiniteLoss(step: t, value: l0) }

@@ -43,34 +43,55 @@ public struct JaguarSignOptions: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case eps, beta, fraction = "block_fraction", variant, momentum, smoothing }
 }
 
-func checkJaguarOptions(_ name: String, beta: Float, fraction: Double) throws {
-    guard beta >= 0 && beta < 1 else { throw BackendError("\(name): β must be in [0, 1) (got \(beta))") }
-    guard fraction > 0 && fraction <= 1 else { throw BackendError("\(name): the block fraction must be in (0, 1] (got \(fraction))") }
+extension JaguarSignOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "jaguar-sign", "ZO-Jaguar SignSGD: coordinate blocks, sign of a block memory",
+        flags: [.init("--momentum", "momentum", \Self.momentum, only: released), .init("--beta", "beta", \Self.beta),
+                .init("--block-fraction", "block_fraction", \Self.fraction), .init("--jaguar-variant", "variant", \Self.variant),
+                .init("--smoothing", "smoothing", \Self.smoothing, only: released)],
+        refuses: ["--weight-decay": "the released code has none"],
+        defaults: { eps, _ in JaguarSignOptions(eps: eps) }, make: { try JaguarSign(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkUnit(momentum, "momentum", Self.self)
+        try checkJaguarOptions(beta: beta, fraction: fraction, Self.self)
+    }
+
+    /// The paper variant has no momentum and no smoothing (they stay in the header, unused).
+    static let released: (String, @Sendable (Self) -> Bool) = ("--jaguar-variant released", { $0.variant == .released })
 }
 
-/// The step shared by the Jaguar optimizers: θ ± τ·s on every tensor's block → ĝ, recorded, then
-/// `update`. The step loss is (ℓ₊ + ℓ₋)/2.
-func jaguarStep(_ t: Int, runSeed: UInt64, lr: Float, eps: Float, set: TrainableSet, selections: [JaguarSelection],
-                backend: any Backend, loss: () throws -> Double, update: (ZORecord) -> Void) throws -> StepOutcome {
-    let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
-    let p = try twoSidedProbe(step: t, eps: eps, move: { a in
-        for (e, sel) in zip(set.entries, selections) { backend.jaguarProbe(e.tensor, sel, seed: seed, tensorId: e.tensorId, scale: a) }
-    }, loss: loss)
-    let r = ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [projectedGradient(p, eps: eps)])
-    update(r)
-    return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
+extension OptimizerKind { public static let jaguarSign = JaguarSignOptions.spec.kind }
+extension OptimizerConfig { public static func jaguarSign(_ o: JaguarSignOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
+func checkJaguarOptions<O: ZOOptimizerOptions>(beta: Float, fraction: Double, _ type: O.Type) throws {
+    try checkUnit(beta, "beta", O.self)
+    guard fraction > 0 && fraction <= 1 else { throw OptimizerOptionError(O.self, "block_fraction", "must be in (0, 1] (got \(fraction))") }
 }
 
-public final class JaguarSign: ZOOptimizer, @unchecked Sendable {
+/// The Jaguar probe: θ ± τ·s on every tensor's block.
+func jaguarProbe(_ set: TrainableSet, _ selections: [JaguarSelection], backend: any Backend, seed: UInt64, scale: Float) {
+    for (e, sel) in zip(set.entries, selections) { backend.jaguarProbe(e.tensor, sel, seed: seed, tensorId: e.tensorId, scale: scale) }
+}
+
+/// The scalars of a Jaguar update: probe replay moves when replaying, the restore τ.
+func jaguarScalars(eps: Float, replay: Bool) -> JaguarScalars {
+    var s = JaguarScalars()
+    if replay { (s.a1, s.a2) = (eps, -2 * eps) }
+    s.restore = eps
+    return s
+}
+
+public final class JaguarSign: TwoSidedOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: JaguarSignOptions
-    let backend: any Backend
+    public let backend: any Backend
     let selections: [JaguarSelection]
     /// m (paper) or the SGD buffer (released).
     let state: [Tensor]
 
     public init(set: TrainableSet, options: JaguarSignOptions, backend: any Backend) throws {
-        try checkJaguarOptions("ZO-Jaguar", beta: options.beta, fraction: options.fraction)
+        try options.validate()
         self.set = set
         self.options = options
         self.backend = backend
@@ -78,18 +99,13 @@ public final class JaguarSign: ZOOptimizer, @unchecked Sendable {
         state = try set.allocateState(backend)
     }
 
-    public var config: OptimizerConfig { .jaguarSign(options) }
-    public var recordFields: [String] { ["g"] }
-    public var forwardsPerStep: Int { 2 }
     /// Two sparse probes (≈ fraction² of θ) and one dense update pass without z.
     public var passesPerStep: Double { 1 + 2 * options.fraction * options.fraction }
-    public var stateBytes: Int { state.reduce(0) { $0 + $1.bytes } }
-    public func resetState() { fillState(state, 0, backend: backend) }
+    public var buffers: [Tensor] { state }
+    public func probe(seed: UInt64, scale: Float) { jaguarProbe(set, selections, backend: backend, seed: seed, scale: scale) }
 
-    func update(_ r: ZORecord, replay: Bool) {
-        var s = JaguarScalars()
-        if replay { (s.a1, s.a2) = (options.eps, -2 * options.eps) }
-        s.restore = options.eps
+    public func update(_ r: ZORecord, replay: Bool) {
+        var s = jaguarScalars(eps: options.eps, replay: replay)
         s.lr = r.lr
         s.beta = options.beta
         let kind: JaguarKind
@@ -107,14 +123,6 @@ public final class JaguarSign: ZOOptimizer, @unchecked Sendable {
             backend.jaguarUpdate(kind, e.tensor, state: state[i], selections[i], seed: r.seed, tensorId: e.tensorId, scalars: s)
         }
     }
-
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        try jaguarStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, selections: selections, backend: backend, loss: loss) {
-            update($0, replay: false)
-        }
-    }
-
-    public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
 }
 
 /// Jaguar-Muon (paper Alg. 2; no public code; ZO-FAMILY.md §4.7), on the blocks of ZO-Jaguar:
@@ -149,10 +157,29 @@ public struct JaguarMuonOptions: Sendable, Equatable, Codable {
     }
 }
 
-public final class JaguarMuon: ZOOptimizer, @unchecked Sendable {
+extension JaguarMuonOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "jaguar-muon", "Jaguar-Muon: block memory per matrix, orthogonalised by NS",
+        flags: [.init("--beta", "beta", \Self.beta), .init("--block-fraction", "block_fraction", \Self.fraction),
+                .init("--ns-steps", "ns_steps", \Self.nsSteps), .init("--ns-polynomial", "ns_polynomial", \Self.polynomial),
+                .init("--other-lr-ratio", "other_lr_ratio", \Self.otherLRRatio), .init("--orthogonalize-every", "orthogonalize_every", \Self.orthogonalizeEvery)],
+        refuses: ["--weight-decay": "the released code has none"],
+        defaults: { eps, _ in JaguarMuonOptions(eps: eps) }, make: { try JaguarMuon(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkJaguarOptions(beta: beta, fraction: fraction, Self.self)
+        try checkMatrixOptions(nsSteps: nsSteps, otherLRRatio: otherLRRatio, Self.self)
+        guard orthogonalizeEvery >= 1 else { throw OptimizerOptionError(Self.self, "orthogonalize_every", "must be at least 1 (got \(orthogonalizeEvery))") }
+    }
+}
+
+extension OptimizerKind { public static let jaguarMuon = JaguarMuonOptions.spec.kind }
+extension OptimizerConfig { public static func jaguarMuon(_ o: JaguarMuonOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
+public final class JaguarMuon: TwoSidedOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: JaguarMuonOptions
-    let backend: any Backend
+    public let backend: any Backend
     let selections: [JaguarSelection]
     /// M (hidden matrices) or m (the others), f32.
     let memory: [Tensor]
@@ -161,11 +188,7 @@ public final class JaguarMuon: ZOOptimizer, @unchecked Sendable {
     let ns: NSWorkspace
 
     public init(set: TrainableSet, options: JaguarMuonOptions, backend: any Backend) throws {
-        try checkJaguarOptions("Jaguar-Muon", beta: options.beta, fraction: options.fraction)
-        try checkMatrixOptions("Jaguar-Muon", nsSteps: options.nsSteps, otherLRRatio: options.otherLRRatio)
-        guard options.orthogonalizeEvery >= 1 else {
-            throw BackendError("Jaguar-Muon: orthogonalize every k steps needs k ≥ 1 (got \(options.orthogonalizeEvery))")
-        }
+        try options.validate()
         self.set = set
         self.options = options
         self.backend = backend
@@ -178,25 +201,17 @@ public final class JaguarMuon: ZOOptimizer, @unchecked Sendable {
                              steps: options.nsSteps, backend: backend)
     }
 
-    public var config: OptimizerConfig { .jaguarMuon(options) }
-    public var recordFields: [String] { ["g"] }
-    public var forwardsPerStep: Int { 2 }
     /// Two sparse probes, the sparse memory pass and one dense apply pass (no z anywhere).
     public var passesPerStep: Double { 1 + 3 * options.fraction * options.fraction }
-    public var stateBytes: Int { memory.reduce(0) { $0 + $1.bytes } + cache.reduce(0) { $0 + ($1?.bytes ?? 0) } }
+    public var buffers: [Tensor] { memory + cache.compactMap { $0 } }
     /// NS of every matrix every k-th step: the average per step.
     public var matrixFlopsPerStep: Double {
         NSWorkspace.flops(set.entries.filter(\.isHiddenMatrix), options.polynomial, steps: options.nsSteps) / Double(options.orthogonalizeEvery)
     }
-    public func resetState() {
-        fillState(memory, 0, backend: backend)
-        fillState(cache.compactMap { $0 }, 0, backend: backend)
-    }
+    public func probe(seed: UInt64, scale: Float) { jaguarProbe(set, selections, backend: backend, seed: seed, scale: scale) }
 
-    func update(_ r: ZORecord, replay: Bool) {
-        var s = JaguarScalars()
-        if replay { (s.a1, s.a2) = (options.eps, -2 * options.eps) }
-        s.restore = options.eps
+    public func update(_ r: ZORecord, replay: Bool) {
+        var s = jaguarScalars(eps: options.eps, replay: replay)
         s.g = r.projectedGrad
         s.beta = options.beta
         let orthogonalize = Int(r.step) % options.orthogonalizeEvery == 0
@@ -212,12 +227,4 @@ public final class JaguarMuon: ZOOptimizer, @unchecked Sendable {
             backend.addScaled(e.tensor, o, alpha: -r.lr)
         }
     }
-
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        try jaguarStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, selections: selections, backend: backend, loss: loss) {
-            update($0, replay: false)
-        }
-    }
-
-    public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
 }

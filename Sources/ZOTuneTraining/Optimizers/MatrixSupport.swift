@@ -62,9 +62,7 @@ final class NSWorkspace: @unchecked Sendable {
 }
 
 /// Options of the matrix optimizers' non-matrix tensors, shared by ZO-Muon and Jaguar-Muon.
-func checkMatrixOptions(_ name: String, nsSteps: Int, otherLRRatio: Float) throws {
-    guard nsSteps >= 1 && nsSteps <= 100 else { throw BackendError("\(name): Newton–Schulz steps must be in 1…100 (got \(nsSteps))") }
-    guard otherLRRatio >= 0 && otherLRRatio.isFinite else {
-        throw BackendError("\(name): the learning-rate ratio of non-matrix tensors must be ≥ 0 (got \(otherLRRatio))")
-    }
+func checkMatrixOptions<O: ZOOptimizerOptions>(nsSteps: Int, otherLRRatio: Float, _ type: O.Type) throws {
+    guard (1...100).contains(nsSteps) else { throw OptimizerOptionError(O.self, "ns_steps", "must be in 1…100 (got \(nsSteps))") }
+    guard otherLRRatio >= 0 && otherLRRatio.isFinite else { throw OptimizerOptionError(O.self, "other_lr_ratio", "must be ≥ 0 (got \(otherLRRatio))") }
 }

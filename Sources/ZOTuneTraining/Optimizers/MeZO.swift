@@ -23,6 +23,35 @@ public struct MeZOOptions: Sendable, Equatable, Codable {
     }
 }
 
+extension MeZOOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "mezo", "ZO-SGD with n-SPSA, in place (MeZO)",
+        flags: [.init("--directions", "directions", \Self.directions), .init("--one-sided", "one_sided", \Self.oneSided),
+                .init("--weight-decay", "weight_decay", \Self.weightDecay)],
+        defaults: { eps, _ in MeZOOptions(eps: eps) }, make: { MeZO(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkWeightDecay(weightDecay, Self.self)
+        guard directions >= 1 else { throw OptimizerOptionError(Self.self, "directions", "must be at least 1") }
+        // Each direction costs forwards; beyond a million a step never ends (and 2n forwards
+        // overflow a count far before Int.max).
+        guard directions <= 1_000_000 else { throw OptimizerOptionError(Self.self, "directions", "must be at most 1000000 (got \(directions))") }
+    }
+}
+
+extension OptimizerKind { public static let mezo = MeZOOptions.spec.kind }
+extension OptimizerConfig { public static func mezo(_ o: MeZOOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
+/// Decoupled weight decay λ: 0 or positive.
+func checkWeightDecay<O: ZOOptimizerOptions>(_ lambda: Float, _ type: O.Type) throws {
+    guard lambda >= 0 && lambda.isFinite else { throw OptimizerOptionError(O.self, "weight_decay", "must be 0 or positive (got \(lambda))") }
+}
+
+/// A probability-like factor (momentum, β): in [0, 1).
+func checkUnit<O: ZOOptimizerOptions>(_ x: Float, _ key: String, _ type: O.Type) throws {
+    guard x >= 0 && x < 1 else { throw OptimizerOptionError(O.self, key, "must be in [0, 1)") }
+}
+
 public final class MeZO: ZOOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: MeZOOptions
@@ -34,7 +63,7 @@ public final class MeZO: ZOOptimizer, @unchecked Sendable {
         self.backend = backend
     }
 
-    public var config: OptimizerConfig { .mezo(options) }
+    public var config: OptimizerConfig { OptimizerConfig(options) }
     public var recordFields: [String] { ["g"] }
     public var forwardsPerStep: Int { options.oneSided ? options.directions + 1 : 2 * options.directions }
     public var passesPerStep: Double { Double((options.oneSided ? 2 : 3) * options.directions) }
@@ -48,7 +77,8 @@ public final class MeZO: ZOOptimizer, @unchecked Sendable {
     }
 
     /// Returns one record per direction and the mean of ℓ₊ and ℓ₋ (one-sided: ℓ₀).
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
+    public func step(_ c: StepContext) throws -> StepOutcome {
+        let (t, runSeed, lr, loss) = (c.step, c.runSeed, c.lr, c.loss)
         let eps = options.eps
         var records: [ZORecord] = []
         var lossSum = 0.0

@@ -23,10 +23,33 @@ public struct ZOAdamOptions: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case eps, beta1, beta2, adamEps = "adam_eps", weightDecay = "weight_decay" }
 }
 
-public final class ZOAdam: ZOOptimizer, @unchecked Sendable {
+extension ZOAdamOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "zo-adam", "Adam on the ZO estimate, f32 moments",
+        flags: [.init("--beta1", "beta1", \Self.beta1), .init("--beta2", "beta2", \Self.beta2), .init("--adam-eps", "adam_eps", \Self.adamEps),
+                .init("--weight-decay", "weight_decay", \Self.weightDecay)],
+        defaults: { eps, _ in ZOAdamOptions(eps: eps) }, make: { try ZOAdam(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkWeightDecay(weightDecay, Self.self)
+        try checkAdam(beta1: beta1, beta2: beta2, adamEps: adamEps, Self.self)
+    }
+}
+
+/// Adam's β₁, β₂ in [0, 1) and its ε positive (ZO-Adam, Zoop's adam update).
+func checkAdam<O: ZOOptimizerOptions>(beta1: Float, beta2: Float, adamEps: Float, _ type: O.Type) throws {
+    try checkUnit(beta1, "beta1", O.self)
+    try checkUnit(beta2, "beta2", O.self)
+    guard adamEps > 0 && adamEps.isFinite else { throw OptimizerOptionError(O.self, "adam_eps", "must be positive (got \(adamEps))") }
+}
+
+extension OptimizerKind { public static let zoAdam = ZOAdamOptions.spec.kind }
+extension OptimizerConfig { public static func zoAdam(_ o: ZOAdamOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
+public final class ZOAdam: TwoSidedOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: ZOAdamOptions
-    let backend: any Backend
+    public let backend: any Backend
     let m: [Tensor], v: [Tensor]
 
     public init(set: TrainableSet, options: ZOAdamOptions, backend: any Backend) throws {
@@ -37,12 +60,7 @@ public final class ZOAdam: ZOOptimizer, @unchecked Sendable {
         v = try set.allocateState(backend)
     }
 
-    public var config: OptimizerConfig { .zoAdam(options) }
-    public var recordFields: [String] { ["g"] }
-    public var forwardsPerStep: Int { 2 }
-    public var passesPerStep: Double { 3 }
-    public var stateBytes: Int { (m + v).reduce(0) { $0 + $1.bytes } }
-    public func resetState() { fillState(m + v, 0, backend: backend) }
+    public var buffers: [Tensor] { m + v }
 
     /// Bias corrections as torch computes them (Python floats, i.e. double) for Adam step t + 1.
     static func biasCorrections(step t: Int, lr: Float, options o: ZOAdamOptions) -> (stepSize: Float, bc2Sqrt: Float) {
@@ -51,10 +69,8 @@ public final class ZOAdam: ZOOptimizer, @unchecked Sendable {
         return (Float(Double(lr) / bc1), Float(bc2.squareRoot()))
     }
 
-    func update(_ r: ZORecord, replay: Bool) {
-        var s = ZOUpdateScalars()
-        if replay { (s.a1, s.a2) = (options.eps, -2 * options.eps) }
-        s.restore = options.eps
+    public func update(_ r: ZORecord, replay: Bool) {
+        var s = updateScalars(eps: options.eps, replay: replay)
         s.g = r.projectedGrad
         (s.lr, s.bc2Sqrt) = Self.biasCorrections(step: Int(r.step), lr: r.lr, options: options)
         s.beta1 = options.beta1
@@ -66,10 +82,4 @@ public final class ZOAdam: ZOOptimizer, @unchecked Sendable {
         }
         backend.zoUpdate(.adam, items, seed: r.seed, stream: 0, scalars: s)
     }
-
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        try twoSidedStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, backend: backend, loss: loss) { update($0, replay: false) }
-    }
-
-    public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
 }

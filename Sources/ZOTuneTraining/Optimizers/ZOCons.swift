@@ -12,6 +12,18 @@ public struct ZOConsOptions: Sendable, Equatable, Codable {
     public init(eps: Float = 1e-3) { self.eps = eps }
 }
 
+extension ZOConsOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "zo-cons", "conservative ZO-SGD: the best of θ, θ−Δ, θ+Δ (5 forwards)",
+        flags: [], refuses: ["--weight-decay": "its moves are pure ±ηgz"],
+        defaults: { eps, _ in ZOConsOptions(eps: eps) }, make: { ZOCons(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {}
+}
+
+extension OptimizerKind { public static let zoCons = ZOConsOptions.spec.kind }
+extension OptimizerConfig { public static func zoCons(_ o: ZOConsOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
 public final class ZOCons: ZOOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: ZOConsOptions
@@ -23,7 +35,7 @@ public final class ZOCons: ZOOptimizer, @unchecked Sendable {
         self.backend = backend
     }
 
-    public var config: OptimizerConfig { .zoCons(options) }
+    public var config: OptimizerConfig { OptimizerConfig(options) }
     /// g and the chosen move c ∈ {−1, 0, +1}: θ ← θ + c·η·g·z.
     public var recordFields: [String] { ["g", "choice"] }
     public var forwardsPerStep: Int { 5 }
@@ -57,7 +69,8 @@ public final class ZOCons: ZOOptimizer, @unchecked Sendable {
         set.perturb(backend, seed: r.seed, scale: -Float(1 - choice) * r.lr * r.projectedGrad)
     }
 
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
+    public func step(_ c: StepContext) throws -> StepOutcome {
+        let (t, runSeed, lr, loss) = (c.step, c.runSeed, c.lr, c.loss)
         let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
         let l0 = try loss()
         guard l0.isFinite else { throw NonFiniteLoss(step: t, value: l0) }

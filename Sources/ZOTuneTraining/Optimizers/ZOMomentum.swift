@@ -18,10 +18,25 @@ public struct ZOMomentumOptions: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case eps, momentum, weightDecay = "weight_decay" }
 }
 
-public final class ZOMomentum: ZOOptimizer, @unchecked Sendable {
+extension ZOMomentumOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "zo-sgd-mmt", "ZO-SGD with heavy-ball momentum",
+        flags: [.init("--momentum", "momentum", \Self.momentum), .init("--weight-decay", "weight_decay", \Self.weightDecay)],
+        defaults: { eps, _ in ZOMomentumOptions(eps: eps) }, make: { try ZOMomentum(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkWeightDecay(weightDecay, Self.self)
+        try checkUnit(momentum, "momentum", Self.self)
+    }
+}
+
+extension OptimizerKind { public static let zoSGDMomentum = ZOMomentumOptions.spec.kind }
+extension OptimizerConfig { public static func zoSGDMomentum(_ o: ZOMomentumOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
+public final class ZOMomentum: TwoSidedOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: ZOMomentumOptions
-    let backend: any Backend
+    public let backend: any Backend
     /// m, one f32 tensor per trainable tensor.
     let momentum: [Tensor]
 
@@ -32,17 +47,10 @@ public final class ZOMomentum: ZOOptimizer, @unchecked Sendable {
         momentum = try set.allocateState(backend)
     }
 
-    public var config: OptimizerConfig { .zoSGDMomentum(options) }
-    public var recordFields: [String] { ["g"] }
-    public var forwardsPerStep: Int { 2 }
-    public var passesPerStep: Double { 3 }
-    public var stateBytes: Int { momentum.reduce(0) { $0 + $1.bytes } }
-    public func resetState() { fillState(momentum, 0, backend: backend) }
+    public var buffers: [Tensor] { momentum }
 
-    func update(_ r: ZORecord, replay: Bool) {
-        var s = ZOUpdateScalars()
-        if replay { (s.a1, s.a2) = (options.eps, -2 * options.eps) }
-        s.restore = options.eps
+    public func update(_ r: ZORecord, replay: Bool) {
+        var s = updateScalars(eps: options.eps, replay: replay)
         s.g = r.projectedGrad
         s.lr = r.lr
         s.beta1 = options.momentum
@@ -51,10 +59,4 @@ public final class ZOMomentum: ZOOptimizer, @unchecked Sendable {
         }
         backend.zoUpdate(.momentum, items, seed: r.seed, stream: 0, scalars: s)
     }
-
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        try twoSidedStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, backend: backend, loss: loss) { update($0, replay: false) }
-    }
-
-    public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
 }

@@ -46,16 +46,34 @@ public struct ZOMuonOptions: Sendable, Equatable, Codable {
     }
 }
 
-public final class ZOMuon: ZOOptimizer, @unchecked Sendable {
+extension ZOMuonOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "zo-muon", "ZO-Muon: Newton–Schulz-orthogonalised ZO matrix steps",
+        flags: [.init("--momentum", "momentum", \Self.momentum), .init("--ns-steps", "ns_steps", \Self.nsSteps),
+                .init("--ns-polynomial", "ns_polynomial", \Self.polynomial), .init("--other-lr-ratio", "other_lr_ratio", \Self.otherLRRatio),
+                .init("--momentum-placement", "momentum_placement", \Self.placement), .init("--tall-scale", "tall_scale", \Self.tallScale)],
+        refuses: ["--weight-decay": "the released code has none"],
+        defaults: { eps, _ in ZOMuonOptions(eps: eps) }, make: { try ZOMuon(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws {
+        try checkUnit(momentum, "momentum", Self.self)
+        try checkMatrixOptions(nsSteps: nsSteps, otherLRRatio: otherLRRatio, Self.self)
+    }
+}
+
+extension OptimizerKind { public static let zoMuon = ZOMuonOptions.spec.kind }
+extension OptimizerConfig { public static func zoMuon(_ o: ZOMuonOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
+public final class ZOMuon: TwoSidedOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: ZOMuonOptions
-    let backend: any Backend
+    public let backend: any Backend
     /// The SGD buffer of every tensor (f32).
-    let buffers: [Tensor]
+    public let buffers: [Tensor]
     let ns: NSWorkspace
 
     public init(set: TrainableSet, options: ZOMuonOptions, backend: any Backend) throws {
-        try checkMatrixOptions("ZO-Muon", nsSteps: options.nsSteps, otherLRRatio: options.otherLRRatio)
+        try options.validate()
         self.set = set
         self.options = options
         self.backend = backend
@@ -64,20 +82,13 @@ public final class ZOMuon: ZOOptimizer, @unchecked Sendable {
                              steps: options.nsSteps, backend: backend)
     }
 
-    public var config: OptimizerConfig { .zoMuon(options) }
-    public var recordFields: [String] { ["g"] }
-    public var forwardsPerStep: Int { 2 }
     /// Probes (2), the fused restore + update, and z regenerated once more per matrix (g·Z for NS
     /// after-ns; before-ns applies NS(buf) in a pass without z). NS itself is not a pass over θ.
     public var passesPerStep: Double { 4 }
-    public var stateBytes: Int { buffers.reduce(0) { $0 + $1.bytes } }
     public var matrixFlopsPerStep: Double { NSWorkspace.flops(set.entries.filter(\.isHiddenMatrix), options.polynomial, steps: options.nsSteps) }
-    public func resetState() { fillState(buffers, 0, backend: backend) }
 
-    func update(_ r: ZORecord, replay: Bool) {
-        var s = ZOUpdateScalars()
-        if replay { (s.a1, s.a2) = (options.eps, -2 * options.eps) }
-        s.restore = options.eps
+    public func update(_ r: ZORecord, replay: Bool) {
+        var s = updateScalars(eps: options.eps, replay: replay)
         s.g = r.projectedGrad
         s.beta1 = options.momentum
         for (e, buf) in zip(set.entries, buffers) {
@@ -102,10 +113,4 @@ public final class ZOMuon: ZOOptimizer, @unchecked Sendable {
             }
         }
     }
-
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        try twoSidedStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, backend: backend, loss: loss) { update($0, replay: false) }
-    }
-
-    public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
 }

@@ -23,11 +23,8 @@ public protocol ZOOptimizer: AnyObject {
     /// GEMM FLOPs per step beyond the forwards (Newton–Schulz of the matrix optimizers; 0 for the others).
     var matrixFlopsPerStep: Double { get }
 
-    /// Step t: `loss` evaluates the step's minibatch at the current θ.
-    func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome
-    /// Step with everything the trainer can evaluate (what the trainer calls). The default runs
-    /// the step above with the context's minibatch loss; DiZO also draws search minibatches and
-    /// Zoop per-sample losses.
+    /// Step `context.step`, evaluating what the context offers: the step's minibatch loss at the
+    /// current θ (every optimizer), search minibatches (DiZO), per-example losses (Zoop).
     func step(_ context: StepContext) throws -> StepOutcome
     /// Redoes recorded steps (in order) without forwards.
     func replay(_ records: [ZORecord])
@@ -45,9 +42,53 @@ extension ZOOptimizer {
     public var meanForwardsPerStep: Double { Double(forwardsPerStep) }
     public var replayable: Bool { true }
     public var stateTensors: [(String, Tensor)] { [] }
-    public func step(_ context: StepContext) throws -> StepOutcome {
-        try step(context.step, runSeed: context.runSeed, lr: context.lr, loss: context.loss)
+}
+
+/// The MeZO family's shared base: one direction per step, θ ± ε·(probe direction) → ℓ±,
+/// g = (ℓ₊ − ℓ₋)/2ε recorded alone, then `update`, one fused pass that restores θ from θ − εz and
+/// steps (replay: redoes the two probe moves first, for training's roundings). Such an optimizer
+/// is its options, its state and `update`; the step, replay, config and state accounting come
+/// from here. The step loss is (ℓ₊ + ℓ₋)/2.
+public protocol TwoSidedOptimizer: ZOOptimizer {
+    associatedtype Options: ZOOptimizerOptions
+    var options: Options { get }
+    var backend: any Backend { get }
+    /// f32 state, zero at the start (stateBytes, resetState).
+    var buffers: [Tensor] { get }
+    /// θ += scale·direction(seed) on every tensor; the default is z on every weight.
+    func probe(seed: UInt64, scale: Float)
+    /// Restore and update for record `r`; with `replay` the probes' moves +ε, −2ε first.
+    func update(_ r: ZORecord, replay: Bool)
+}
+
+extension TwoSidedOptimizer {
+    public var config: OptimizerConfig { OptimizerConfig(options) }
+    public var recordFields: [String] { ["g"] }
+    public var forwardsPerStep: Int { 2 }
+    public var passesPerStep: Double { 3 }
+    public var buffers: [Tensor] { [] }
+    public var stateBytes: Int { buffers.reduce(0) { $0 + $1.bytes } }
+    public func resetState() { fillState(buffers, 0, backend: backend) }
+    public func probe(seed: UInt64, scale: Float) { set.perturb(backend, seed: seed, scale: scale) }
+
+    public func step(_ c: StepContext) throws -> StepOutcome {
+        let eps = options.eps
+        let seed = stepSeed(runSeed: c.runSeed, step: c.step, direction: 0)
+        let p = try twoSidedProbe(step: c.step, eps: eps, move: { probe(seed: seed, scale: $0) }, loss: c.loss)
+        let r = ZORecord(step: UInt32(c.step), direction: 0, seed: seed, lr: c.lr, values: [projectedGradient(p, eps: eps)])
+        update(r, replay: false)
+        return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
     }
+
+    public func replay(_ records: [ZORecord]) { for r in records { update(r, replay: true) } }
+}
+
+/// The scalars of a fused update: the probe replay moves (a1, a2) when replaying, the restore ε.
+func updateScalars(eps: Float, replay: Bool) -> ZOUpdateScalars {
+    var s = ZOUpdateScalars()
+    if replay { (s.a1, s.a2) = (eps, -2 * eps) }
+    s.restore = eps
+    return s
 }
 
 /// What a step may evaluate, from the trainer: the step's minibatch, fresh search minibatches
@@ -148,18 +189,6 @@ func twoSidedProbe(step t: Int, eps: Float, move: (Float) -> Void, loss: () thro
     let lm = try loss()
     guard lm.isFinite else { move(eps); throw NonFiniteLoss(step: t, value: lm) }
     return (lp, lm)
-}
-
-/// The step of the optimizers that probe one two-sided direction and record g alone (MMT, Adam,
-/// Sign): probe along z, then `update` (the fused restore + update pass) with the step's record.
-/// The step loss is (ℓ₊ + ℓ₋)/2.
-func twoSidedStep(_ t: Int, runSeed: UInt64, lr: Float, eps: Float, set: TrainableSet, backend: any Backend,
-                  loss: () throws -> Double, update: (ZORecord) -> Void) throws -> StepOutcome {
-    let seed = stepSeed(runSeed: runSeed, step: t, direction: 0)
-    let p = try twoSidedProbe(step: t, eps: eps, move: { set.perturb(backend, seed: seed, scale: $0) }, loss: loss)
-    let r = ZORecord(step: UInt32(t), direction: 0, seed: seed, lr: lr, values: [projectedGradient(p, eps: eps)])
-    update(r)
-    return StepOutcome(records: [r], loss: (p.plus + p.minus) / 2)
 }
 
 /// g = (ℓ₊ − ℓ₋)/2ε, rounded once to f32: the value recorded and used by the update.

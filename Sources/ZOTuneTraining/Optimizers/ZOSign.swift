@@ -17,10 +17,21 @@ public struct ZOSignOptions: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey { case eps, weightDecay = "weight_decay" }
 }
 
-public final class ZOSign: ZOOptimizer, @unchecked Sendable {
+extension ZOSignOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "zo-sign", "ZO-SGD on sign(g)·z", flags: [.init("--weight-decay", "weight_decay", \Self.weightDecay)],
+        defaults: { eps, _ in ZOSignOptions(eps: eps) }, make: { ZOSign(set: $1, options: $0, backend: $2) })
+
+    public func validate() throws { try checkWeightDecay(weightDecay, Self.self) }
+}
+
+extension OptimizerKind { public static let zoSign = ZOSignOptions.spec.kind }
+extension OptimizerConfig { public static func zoSign(_ o: ZOSignOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
+public final class ZOSign: TwoSidedOptimizer, @unchecked Sendable {
     public let set: TrainableSet
     public let options: ZOSignOptions
-    let backend: any Backend
+    public let backend: any Backend
 
     public init(set: TrainableSet, options: ZOSignOptions, backend: any Backend) {
         self.set = set
@@ -28,30 +39,16 @@ public final class ZOSign: ZOOptimizer, @unchecked Sendable {
         self.backend = backend
     }
 
-    public var config: OptimizerConfig { .zoSign(options) }
-    public var recordFields: [String] { ["g"] }
-    public var forwardsPerStep: Int { 2 }
-    public var passesPerStep: Double { 3 }
-    public var stateBytes: Int { 0 }
-    public func resetState() {}
-
     static func sign(_ g: Float) -> Float { g > 0 ? 1 : g < 0 ? -1 : 0 }
 
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        try twoSidedStep(t, runSeed: runSeed, lr: lr, eps: options.eps, set: set, backend: backend, loss: loss) { r in
-            for e in set.entries {
-                backend.restoreUpdate(e.tensor, seed: r.seed, tensorId: e.tensorId, stream: 0, restore: options.eps,
-                                      step: lr * Self.sign(r.projectedGrad), decay: e.decays ? lr * options.weightDecay : 0)
-            }
-        }
-    }
-
-    public func replay(_ records: [ZORecord]) {
-        let eps = options.eps
-        for r in records {
-            for e in set.entries {
-                backend.replayStep(e.tensor, seed: r.seed, tensorId: e.tensorId, stream: 0, a1: eps, a2: -2 * eps, restore: eps,
-                                   step: r.lr * Self.sign(r.projectedGrad), decay: e.decays ? r.lr * options.weightDecay : 0)
+    public func update(_ r: ZORecord, replay: Bool) {
+        let eps = options.eps, step = r.lr * Self.sign(r.projectedGrad)
+        for e in set.entries {
+            let decay = e.decays ? r.lr * options.weightDecay : 0
+            if replay {
+                backend.replayStep(e.tensor, seed: r.seed, tensorId: e.tensorId, stream: 0, a1: eps, a2: -2 * eps, restore: eps, step: step, decay: decay)
+            } else {
+                backend.restoreUpdate(e.tensor, seed: r.seed, tensorId: e.tensorId, stream: 0, restore: eps, step: step, decay: decay)
             }
         }
     }

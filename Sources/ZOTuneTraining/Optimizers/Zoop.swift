@@ -71,6 +71,28 @@ public struct ZoopOptions: Sendable, Equatable, Codable {
     }
 }
 
+extension ZoopOptions: ZOOptimizerOptions {
+    public static let spec = OptimizerSpec(
+        "zoop", "Zoop: activation noise, per-sample α, local linear-layer updates (not replayable)",
+        flags: [.init("--zoop-layers", "layers", \Self.layers), .init("--zoop-blocks", "blocks", \Self.blocks),
+                .init("--zoop-update", "update", \Self.update), .init("--beta1", "beta1", \Self.beta1, only: adam),
+                .init("--beta2", "beta2", \Self.beta2, only: adam), .init("--adam-eps", "adam_eps", \Self.adamEps, only: adam)],
+        refuses: ["--weight-decay": "the released code has none"], refusesPEFT: "trains its own noisy linear layers of the base",
+        defaults: { eps, _ in ZoopOptions(eps: eps) },
+        make: { _, _, _ in throw BackendError("zoop perturbs activations: it is built from the model (make(model:)), not from a trainable set") },
+        trainableSet: { try $0.trainableSet($1) }, makeOnModel: { try Zoop(model: $1, set: $2, options: $0) })
+
+    public func validate() throws {
+        try checkAdam(beta1: beta1, beta2: beta2, adamEps: adamEps, Self.self)
+    }
+
+    /// The SGD update has no moments (β₁, β₂, ε_adam stay in the header, unused).
+    static let adam: (String, @Sendable (Self) -> Bool) = ("--zoop-update adam", { $0.update == .adam })
+}
+
+extension OptimizerKind { public static let zoop = ZoopOptions.spec.kind }
+extension OptimizerConfig { public static func zoop(_ o: ZoopOptions) -> OptimizerConfig { OptimizerConfig(o) } }
+
 public final class Zoop: ZOOptimizer, ForwardHook, @unchecked Sendable {
     public let set: TrainableSet
     public let options: ZoopOptions
@@ -135,7 +157,7 @@ public final class Zoop: ZOOptimizer, ForwardHook, @unchecked Sendable {
             : []
     }
 
-    public var config: OptimizerConfig { .zoop(options) }
+    public var config: OptimizerConfig { OptimizerConfig(options) }
     /// g: the mean of α over the batch, i.e. (L₊ − L₋)/2ε of the mean loss.
     public var recordFields: [String] { ["g"] }
     public var forwardsPerStep: Int { 3 }
@@ -150,10 +172,6 @@ public final class Zoop: ZOOptimizer, ForwardHook, @unchecked Sendable {
 
     public func replay(_ records: [ZORecord]) {
         precondition(records.isEmpty, "zoop steps cannot be replayed: they depend on activations")
-    }
-
-    public func step(_ t: Int, runSeed: UInt64, lr: Float, loss: () throws -> Double) throws -> StepOutcome {
-        throw StepContext.unavailable("per-example losses (zoop needs the trainer's step context)")
     }
 
     /// One scoring of the batch in `mode`; each pass sees the same forwards in the same order.

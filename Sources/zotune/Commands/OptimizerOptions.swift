@@ -4,167 +4,31 @@ import ZOTuneBackend
 import ZOTuneTraining
 
 /// `--optimizer` and the options every optimizer shares. The options of one optimizer live in
-/// their own groups (`MeZOArguments` …), which `train` shows under their own titles.
+/// their own groups (`MeZOArguments` …), which `train` shows under their own titles. Parsing only:
+/// which optimizer owns a flag, the defaults and every range are the library's (`OptimizerSpec`).
 struct OptimizerOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Optimizer: \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).",
+    @Option(help: ArgumentHelp("Optimizer (default mezo): \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).",
                                discussion: OptimizerKind.allCases.map { "\($0.rawValue): \($0.summary)" }.joined(separator: "\n")))
-    var optimizer = "mezo"
+    var optimizer: String?
     @Option(help: "Perturbation scale ε (default 1e-3; with --peft: 1e-2 for lora and prompt, 1e-1 for prefix, as MeZO).")
     var eps: Float?
     @Option(name: .customLong("weight-decay"),
-            help: "Weight decay λ, decoupled (θ −= ηλθ; not on biases and norm gains). Not for zo-cons, zo-muon and the Jaguar optimizers.")
-    var weightDecay: Float = 0
+            help: "Weight decay λ, decoupled (θ −= ηλθ; not on biases and norm gains; default 0). Not for zo-cons, zo-muon and the Jaguar optimizers.")
+    var weightDecay: Float?
 
-    func kind() throws -> OptimizerKind { try optimizerKind(optimizer) }
+    func kind() throws -> OptimizerKind { try optimizerKind(optimizer ?? "mezo") }
 
-    /// The optimizer's configuration; an option that belongs to another optimizer is an error.
-    func config(mezo: MeZOArguments, momentum: MomentumArguments, adam: AdamArguments, hizoo: HiZOOArguments,
-                muon: MuonArguments, jaguar: JaguarArguments, dizo: DiZOArguments, zoop: ZoopArguments,
-                peft: PEFTConfig? = nil) throws -> OptimizerConfig {
-        let k = try kind()
-        let eps = self.eps ?? peft?.defaultEps ?? 1e-3
-        if peft != nil && k == .zoop {
-            throw ValidationError("--optimizer zoop trains its own noisy linear layers of the base; it does not combine with --peft")
-        }
-        let given: [(String, Bool, [OptimizerKind])] = [
-            ("--directions", mezo.directions != nil, [.mezo]), ("--one-sided", mezo.oneSided, [.mezo]),
-            ("--momentum", momentum.momentum != nil, [.zoSGDMomentum, .zoMuon, .jaguarSign]),
-            ("--beta1", adam.beta1 != nil, [.zoAdam, .zoop]), ("--beta2", adam.beta2 != nil, [.zoAdam, .zoop]),
-            ("--adam-eps", adam.adamEps != nil, [.zoAdam, .zoop]),
-            ("--hessian-smoothing", hizoo.hessianSmoothing != nil, [.hizoo]),
-            ("--ns-steps", muon.nsSteps != nil, [.zoMuon, .jaguarMuon]), ("--ns-polynomial", muon.nsPolynomial != nil, [.zoMuon, .jaguarMuon]),
-            ("--other-lr-ratio", muon.otherLRRatio != nil, [.zoMuon, .jaguarMuon]),
-            ("--momentum-placement", muon.momentumPlacement != nil, [.zoMuon]), ("--tall-scale", muon.tallScale, [.zoMuon]),
-            ("--orthogonalize-every", muon.orthogonalizeEvery != nil, [.jaguarMuon]),
-            ("--beta", jaguar.beta != nil, [.jaguarSign, .jaguarMuon]), ("--block-fraction", jaguar.blockFraction != nil, [.jaguarSign, .jaguarMuon]),
-            ("--jaguar-variant", jaguar.variant != nil, [.jaguarSign]), ("--smoothing", jaguar.smoothing, [.jaguarSign]),
-            ("--dizo-interval", dizo.interval != nil, [.dizo]), ("--dizo-iterations", dizo.iterations != nil, [.dizo]),
-            ("--dizo-eps", dizo.projectionEps != nil, [.dizo]), ("--dizo-step", dizo.projectionStep != nil, [.dizo]),
-            ("--dizo-clip", dizo.clip != nil, [.dizo]), ("--dizo-layers", dizo.layers != nil, [.dizo]),
-            ("--zoop-layers", zoop.layers != nil, [.zoop]), ("--zoop-blocks", zoop.blocks != nil, [.zoop]),
-            ("--zoop-update", zoop.update != nil, [.zoop]),
-        ]
-        for (name, set, owners) in given where set && !owners.contains(k) {
-            throw ValidationError("\(name) is an option of --optimizer \(owners.map(\.rawValue).joined(separator: "/")), not \(k.rawValue)")
-        }
-        guard eps > 0 && eps.isFinite else { throw ValidationError("--eps must be positive") }
-        guard weightDecay >= 0 && weightDecay.isFinite else { throw ValidationError("--weight-decay must be 0 or positive (got \(weightDecay))") }
-        if let e = adam.adamEps, !(e > 0 && e.isFinite) { throw ValidationError("--adam-eps must be positive (got \(e))") }
-        if let s = dizo.projectionStep, !(s > 0 && s.isFinite) { throw ValidationError("--dizo-step must be positive (got \(s))") }
-        // Each direction or search iteration costs forwards; beyond a million a step never ends
-        // (and 2n forwards overflow a count far before Int.max).
-        if let n = mezo.directions, n > 1_000_000 { throw ValidationError("--directions must be at most 1000000 (got \(n))") }
-        if let n = dizo.iterations, n > 1_000_000 { throw ValidationError("--dizo-iterations must be at most 1000000 (got \(n))") }
-        if [.zoMuon, .jaguarSign, .jaguarMuon, .zoop].contains(k) && weightDecay != 0 {
-            throw ValidationError("--weight-decay is not available with \(k.rawValue) (the released code has none)")
-        }
-        if let m = momentum.momentum, !(m >= 0 && m < 1) { throw ValidationError("--momentum must be in [0, 1)") }
-        if let n = muon.nsSteps, !(1...100).contains(n) { throw ValidationError("--ns-steps must be in 1…100") }
-        if let r = muon.otherLRRatio, !(r >= 0 && r.isFinite) { throw ValidationError("--other-lr-ratio must be ≥ 0") }
-        if let e = muon.orthogonalizeEvery, e < 1 { throw ValidationError("--orthogonalize-every must be at least 1") }
-        if let b = jaguar.beta, !(b >= 0 && b < 1) { throw ValidationError("--beta must be in [0, 1)") }
-        if let f = jaguar.blockFraction, !(f > 0 && f <= 1) { throw ValidationError("--block-fraction must be in (0, 1]") }
-        // Each optimizer's own defaults, then what was given.
-        switch k {
-        case .mezo:
-            var o = MeZOOptions(eps: eps, weightDecay: weightDecay, oneSided: mezo.oneSided)
-            if let n = mezo.directions { o.directions = n }
-            guard o.directions >= 1 else { throw ValidationError("--directions must be at least 1") }
-            return .mezo(o)
-        case .zoSGDMomentum:
-            var o = ZOMomentumOptions(eps: eps, weightDecay: weightDecay)
-            if let m = momentum.momentum { o.momentum = m }
-            guard o.momentum >= 0 && o.momentum < 1 else { throw ValidationError("--momentum must be in [0, 1)") }
-            return .zoSGDMomentum(o)
-        case .zoAdam:
-            var o = ZOAdamOptions(eps: eps, weightDecay: weightDecay)
-            if let b = adam.beta1 { o.beta1 = b }
-            if let b = adam.beta2 { o.beta2 = b }
-            if let e = adam.adamEps { o.adamEps = e }
-            guard (0..<1).contains(o.beta1) && (0..<1).contains(o.beta2) else { throw ValidationError("--beta1 and --beta2 must be in [0, 1)") }
-            return .zoAdam(o)
-        case .zoSign:
-            return .zoSign(ZOSignOptions(eps: eps, weightDecay: weightDecay))
-        case .zoCons:
-            guard weightDecay == 0 else { throw ValidationError("--weight-decay is not available with zo-cons (its moves are pure ±ηgz)") }
-            return .zoCons(ZOConsOptions(eps: eps))
-        case .hizoo:
-            var o = HiZOOOptions(eps: eps, weightDecay: weightDecay)
-            if let a = hizoo.hessianSmoothing { o.hessianSmoothing = a }
-            guard o.hessianSmoothing >= 0 && o.hessianSmoothing < 1 else { throw ValidationError("--hessian-smoothing must be in [0, 1)") }
-            return .hizoo(o)
-        case .zoMuon:
-            var o = ZOMuonOptions(eps: eps)
-            if let m = momentum.momentum { o.momentum = m }
-            if let n = muon.nsSteps { o.nsSteps = n }
-            if let p = muon.nsPolynomial { o.polynomial = p }
-            if let p = muon.momentumPlacement { o.placement = p }
-            if let r = muon.otherLRRatio { o.otherLRRatio = r }
-            o.tallScale = muon.tallScale
-            return .zoMuon(o)
-        case .jaguarSign:
-            var o = JaguarSignOptions(eps: eps)
-            if let m = momentum.momentum { o.momentum = m }
-            if let b = jaguar.beta { o.beta = b }
-            if let f = jaguar.blockFraction { o.fraction = f }
-            if let v = jaguar.variant { o.variant = v }
-            o.smoothing = jaguar.smoothing
-            if o.variant == .paper && (momentum.momentum != nil || o.smoothing) {
-                throw ValidationError("--momentum and --smoothing belong to --jaguar-variant released")
-            }
-            return .jaguarSign(o)
-        case .jaguarMuon:
-            var o = JaguarMuonOptions(eps: eps)
-            if let b = jaguar.beta { o.beta = b }
-            if let f = jaguar.blockFraction { o.fraction = f }
-            if let n = muon.nsSteps { o.nsSteps = n }
-            if let p = muon.nsPolynomial { o.polynomial = p }
-            if let r = muon.otherLRRatio { o.otherLRRatio = r }
-            if let e = muon.orthogonalizeEvery { o.orthogonalizeEvery = e }
-            return .jaguarMuon(o)
-        case .dizo:
-            var o = DiZOOptions(eps: eps, weightDecay: weightDecay)
-            if let n = dizo.interval { o.interval = n }
-            if let n = dizo.iterations { o.iterations = n }
-            if let e = dizo.projectionEps { o.projectionEps = e }
-            if let s = dizo.projectionStep { o.projectionStep = s }
-            if let c = dizo.clip { o.clip = c }
-            if let l = dizo.layers {
-                o.layers = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            } else if case .prefix = peft {
-                o.layers = ["prompt_embeddings"]
-            } else if case .prompt = peft {
-                o.layers = ["prompt_embeddings"]
-            } else if case .lora(let l) = peft {
-                o.layers = l.targets
-            }
-            guard o.interval >= 0 else { throw ValidationError("--dizo-interval must be ≥ 0 (0: no searches)") }
-            guard o.iterations >= 1 else { throw ValidationError("--dizo-iterations must be at least 1") }
-            guard o.projectionEps > 0 && o.projectionEps.isFinite else { throw ValidationError("--dizo-eps must be positive") }
-            guard o.clip > 0 && o.clip < 1 else { throw ValidationError("--dizo-clip must be in (0, 1)") }
-            return .dizo(o)
-        case .zoop:
-            var o = ZoopOptions(eps: eps)
-            if let l = zoop.layers { o.layers = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-            if let b = zoop.blocks {
-                o.blocks = try b.split(separator: ",").map { part in
-                    guard let i = Int(part.trimmingCharacters(in: .whitespaces)), i >= 0 else {
-                        throw ValidationError("--zoop-blocks takes block indices, e.g. 0,1,2 (got \(b))")
-                    }
-                    return i
-                }
-            }
-            if let u = zoop.update { o.update = u }
-            if let b = adam.beta1 { o.beta1 = b }
-            if let b = adam.beta2 { o.beta2 = b }
-            if let e = adam.adamEps { o.adamEps = e }
-            if o.update == .sgd && (adam.beta1 != nil || adam.beta2 != nil || adam.adamEps != nil) {
-                throw ValidationError("--beta1, --beta2 and --adam-eps belong to --zoop-update adam")
-            }
-            return .zoop(o)
-        }
-    }
+    var given: GivenFlags { typed([("--weight-decay", weightDecay)]) }
 }
+
+/// The flags typed on the command line, by name, with their parsed values.
+typealias GivenFlags = [(flag: String, value: Any)]
+
+/// (flag, value) for the options that were given: nil values and unset switches drop out.
+func typed(_ pairs: [(String, Any?)]) -> GivenFlags { pairs.compactMap { f, v in v.map { (f, $0) } } }
+
+/// A comma-separated list of names ("k, v" → ["k", "v"]).
+func nameList(_ s: String?) -> [String]? { s.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } }
 
 func optimizerKind(_ name: String) throws -> OptimizerKind {
     guard let k = OptimizerKind(rawValue: name) else {
@@ -186,11 +50,15 @@ struct MeZOArguments: ParsableArguments {
     var directions: Int?
     @Flag(name: .customLong("one-sided"), help: "One-sided estimate (L(θ+εz) − L(θ))/ε.")
     var oneSided = false
+
+    var given: GivenFlags { typed([("--directions", directions), ("--one-sided", oneSided ? true : nil)]) }
 }
 
 struct MomentumArguments: ParsableArguments {
     @Option(help: "Momentum μ of the SGD buffer: m ← μm + g·z (zo-sgd-mmt), of NS(g·Z) (zo-muon), of the block gradient (jaguar-sign released); default 0.9.")
     var momentum: Float?
+
+    var given: GivenFlags { typed([("--momentum", momentum)]) }
 }
 
 struct AdamArguments: ParsableArguments {
@@ -200,12 +68,16 @@ struct AdamArguments: ParsableArguments {
     var beta2: Float?
     @Option(name: .customLong("adam-eps"), help: "Adam ε added to √v̂ (default 1e-8).")
     var adamEps: Float?
+
+    var given: GivenFlags { typed([("--beta1", beta1), ("--beta2", beta2), ("--adam-eps", adamEps)]) }
 }
 
 struct HiZOOArguments: ParsableArguments {
     @Option(name: .customLong("hessian-smoothing"),
             help: "α: H ← (1−α)H + α·Ĥ (default 1e-8, the anchor's README; its script's 0 makes HiZOO MeZO with a third forward).")
     var hessianSmoothing: Float?
+
+    var given: GivenFlags { typed([("--hessian-smoothing", hessianSmoothing)]) }
 }
 
 extension NewtonSchulz: ExpressibleByArgument {}
@@ -230,6 +102,12 @@ struct MuonArguments: ParsableArguments {
     @Option(name: .customLong("orthogonalize-every"),
             help: "jaguar-muon: recompute NS(M) every k steps, applying the cached one in between (default 1; k > 1 keeps one more f32 copy of the matrices).")
     var orthogonalizeEvery: Int?
+
+    var given: GivenFlags {
+        typed([("--ns-steps", nsSteps), ("--ns-polynomial", nsPolynomial), ("--other-lr-ratio", otherLRRatio),
+               ("--momentum-placement", momentumPlacement), ("--tall-scale", tallScale ? true : nil),
+               ("--orthogonalize-every", orthogonalizeEvery)])
+    }
 }
 
 struct JaguarArguments: ParsableArguments {
@@ -243,6 +121,10 @@ struct JaguarArguments: ParsableArguments {
     var variant: JaguarVariant?
     @Flag(help: "jaguar-sign released: scale the block gradient by 1 − β (the code's zo_use_smoothing).")
     var smoothing = false
+
+    var given: GivenFlags {
+        typed([("--beta", beta), ("--block-fraction", blockFraction), ("--jaguar-variant", variant), ("--smoothing", smoothing ? true : nil)])
+    }
 }
 
 struct DiZOArguments: ParsableArguments {
@@ -259,6 +141,11 @@ struct DiZOArguments: ParsableArguments {
     @Option(name: .customLong("dizo-layers"),
             help: "Projected tensors: q, k, v, o of every attention layer, or name suffixes, comma-separated (default k,v: the released code).")
     var layers: String?
+
+    var given: GivenFlags {
+        typed([("--dizo-interval", interval), ("--dizo-iterations", iterations), ("--dizo-eps", projectionEps),
+               ("--dizo-step", projectionStep), ("--dizo-clip", clip), ("--dizo-layers", nameList(layers))])
+    }
 }
 
 struct ZoopArguments: ParsableArguments {
@@ -269,6 +156,18 @@ struct ZoopArguments: ParsableArguments {
     var blocks: String?
     @Option(name: .customLong("zoop-update"), help: "Step on the normalised estimate: sgd (default) or adam (f32 moments; --beta1/--beta2/--adam-eps).")
     var update: ZoopOptions.Update?
+
+    func given() throws -> GivenFlags {
+        let blocks = try self.blocks.map { b in
+            try b.split(separator: ",").map { part in
+                guard let i = Int(part.trimmingCharacters(in: .whitespaces)), i >= 0 else {
+                    throw ValidationError("--zoop-blocks takes block indices, e.g. 0,1,2 (got \(b))")
+                }
+                return i
+            }
+        }
+        return typed([("--zoop-layers", nameList(layers)), ("--zoop-blocks", blocks), ("--zoop-update", update)])
+    }
 }
 
 /// Every optimizer's options at once, for the commands that train (train, pretrain).
@@ -283,7 +182,17 @@ struct OptimizerArgumentGroups: ParsableArguments {
     @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
     @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
 
-    func config(peft: PEFTConfig? = nil) throws -> OptimizerConfig {
-        try optim.config(mezo: mezo, momentum: momentum, adam: adam, hizoo: hizoo, muon: muon, jaguar: jaguar, dizo: dizo, zoop: zoop, peft: peft)
+    /// The optimizer's configuration: the flags typed here on top of `base` (a `--config` file's
+    /// optimizer; nil: the chosen optimizer's defaults, with PEFT's ε and DiZO's PEFT layers). A
+    /// flag that belongs to another optimizer, or a value out of range, is an error naming it.
+    func config(base: OptimizerConfig? = nil, peft: PEFTConfig? = nil) throws -> OptimizerConfig {
+        let kind = try optim.optimizer.map(optimizerKind)
+        // Checked in this order: a flag of another optimizer is named before --weight-decay.
+        let flags = mezo.given + momentum.given + adam.given + hizoo.given + muon.given + jaguar.given + dizo.given + (try zoop.given()) + optim.given
+        do {
+            return try OptimizerConfig.resolve(kind: kind, base: base, eps: optim.eps, given: flags, peft: peft)
+        } catch let e as OptimizerOptionError {
+            throw ValidationError(e.message)
+        }
     }
 }
