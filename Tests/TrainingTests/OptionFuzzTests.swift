@@ -19,7 +19,7 @@ final class OptionFuzzTests: XCTestCase {
     /// Float options without a default (with one, the default's decimal point says so).
     static let floatWithoutDefault: Set<String> = [
         "lr", "eps", "momentum", "beta1", "beta2", "adam-eps", "hessian-smoothing", "other-lr-ratio", "beta", "block-fraction",
-        "dizo-eps", "dizo-step", "dizo-clip", "lora-alpha",
+        "dizo-eps", "dizo-step", "dizo-clip", "lora-alpha", "weight-decay",
     ]
 
     /// Options without a default value that take numbers (an option with a numeric default is
@@ -28,14 +28,14 @@ final class OptionFuzzTests: XCTestCase {
         "lr", "threads", "eval-count", "eps", "directions", "momentum", "beta1", "beta2", "adam-eps", "hessian-smoothing",
         "ns-steps", "other-lr-ratio", "orthogonalize-every", "beta", "block-fraction", "dizo-interval", "dizo-iterations",
         "dizo-eps", "dizo-step", "dizo-clip", "lora-rank", "lora-alpha", "prefix-tokens", "prompt-tokens", "block-steps",
-        "kv-heads", "intermediate", "run-seed", "seed", "zoop-blocks", "max-length",
+        "kv-heads", "intermediate", "run-seed", "seed", "zoop-blocks", "max-length", "weight-decay",
     ]
     /// Options without a default that take text (paths, names, lists of names).
     static let textWithoutDefault: Set<String> = [
         "model", "task", "data-dir", "task-file", "train-file", "dev-file", "test-file", "template", "labels", "device",
         "ns-polynomial", "momentum-placement", "jaguar-variant", "dizo-layers", "zoop-layers", "zoop-update", "lora-targets",
         "block-patterns", "out", "resume", "corpus", "tokenizer", "config", "base", "trajectory", "adapter", "prompt", "text",
-        "name", "optimizers", "objective",
+        "name", "optimizers", "objective", "optimizer", "dtype", "precision",
     ]
     /// Options whose huge value is a legitimately long job: still running at the deadline is a pass.
     static let workCounts: Set<String> = ["steps", "repeats"]
@@ -111,6 +111,10 @@ final class OptionFuzzTests: XCTestCase {
                                              "--peft", "lora", "--out", run.path])
         XCTAssertEqual(trained.status, 0, trained.stderr)
 
+        // A one-step run file for sweep.
+        let sweepBase = w.root.appendingPathComponent("sweep-base.json")
+        try Data(#"{"model": "\#(w.model.path)", "task": "sst2", "data-dir": "\#(w.data.path)", "steps": 1, "batch-size": 2, "train-count": 4, "dev-count": 2, "test-count": 2, "max-length": 32}"#.utf8).write(to: sweepBase)
+
         // The otherwise valid, small command line of each command; OUT is a fresh path per case.
         let tinyTrain = ["--steps", "1", "--batch-size", "2", "--eval-count", "2"]
         let base: [String: [String]] = [
@@ -127,6 +131,7 @@ final class OptionFuzzTests: XCTestCase {
             "logits": ["--model", w.model.path, "--text", "hi"],
             "stream": ["--name", "w", "--count", "8", "--seed", "1", "--out", "OUT"],
             "devices": [],
+            "sweep": ["--config", sweepBase.path, "--grid", "lr=1e-3", "--out", "OUT"],
             "bench kernels": ["--elements", "4096", "--repeats", "1"],
             "bench forward": ["--model", w.model.path, "--batch-size", "1", "--seq-len", "4", "--repeats", "1"],
             "bench step": ["--model", w.model.path, "--batch-size", "1", "--seq-len", "4", "--repeats", "1"],

@@ -181,6 +181,7 @@ struct OptimizerArgumentGroups: ParsableArguments {
     @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
     @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
     @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
+    @OptionGroup(title: "FZOO, Sparse MeZO and MeZO-SVRG options") var frontier: FrontierArguments
 
     /// The optimizer's configuration: the flags typed here on top of `base` (a `--config` file's
     /// optimizer; nil: the chosen optimizer's defaults, with PEFT's ε and DiZO's PEFT layers). A
@@ -188,7 +189,7 @@ struct OptimizerArgumentGroups: ParsableArguments {
     func config(base: OptimizerConfig? = nil, peft: PEFTConfig? = nil) throws -> OptimizerConfig {
         let kind = try optim.optimizer.map(optimizerKind)
         // Checked in this order: a flag of another optimizer is named before --weight-decay.
-        let flags = mezo.given + momentum.given + adam.given + hizoo.given + muon.given + jaguar.given + dizo.given + (try zoop.given()) + optim.given
+        let flags = mezo.given + momentum.given + adam.given + hizoo.given + muon.given + jaguar.given + dizo.given + (try zoop.given()) + frontier.given + optim.given
         do {
             return try OptimizerConfig.resolve(kind: kind, base: base, eps: optim.eps, given: flags, peft: peft)
         } catch let e as OptimizerOptionError {

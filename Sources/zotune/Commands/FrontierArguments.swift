@@ -1,0 +1,24 @@
+import ArgumentParser
+import ZOTuneTraining
+
+/// The options of fzoo, sparse-mezo and mezo-svrg (docs/optimizers.md); ranges are the library's.
+struct FrontierArguments: ParsableArguments {
+    @Option(help: "fzoo: one-sided Rademacher probes per step, N (2–64; default 8).")
+    var probes: Int?
+    @Option(name: .customLong("min-std"),
+            help: "fzoo: a step whose N losses spread (population std) by at most this is skipped instead of dividing by ~0 (default 1e-6).")
+    var minStd: Float?
+    @Option(help: "sparse-mezo: the fraction of each tensor left out; the rest (smallest |θ|) is perturbed and updated (default 0.8).")
+    var sparsity: Double?
+    @Option(name: .customLong("anchor-every"), help: "mezo-svrg: a full (anchor) step every q steps (default 2).")
+    var anchorEvery: Int?
+    @Option(name: .customLong("anchor-batches"), help: "mezo-svrg: minibatches averaged for the anchor's estimate (default 4).")
+    var anchorBatches: Int?
+    @Option(name: .customLong("anchor-lr-scale"), help: "mezo-svrg: the anchor step's lr over the minibatch steps' (default 10).")
+    var anchorLRScale: Float?
+
+    var given: GivenFlags {
+        typed([("--probes", probes), ("--min-std", minStd), ("--sparsity", sparsity), ("--anchor-every", anchorEvery),
+               ("--anchor-batches", anchorBatches), ("--anchor-lr-scale", anchorLRScale)])
+    }
+}
