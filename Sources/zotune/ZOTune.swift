@@ -7,7 +7,7 @@ struct ZOTune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zotune",
         abstract: "Zeroth-order (forward-only) fine-tuning of language models.",
-        subcommands: [Train.self, Pretrain.self, Eval.self, Replay.self, Merge.self, MemoryCommand.self, Generate.self, Logits.self, Inspect.self, StreamCommand.self, Devices.self, MPICheck.self, Bench.self]
+        subcommands: [Train.self, SweepCommand.self, Pretrain.self, Eval.self, Replay.self, Merge.self, MemoryCommand.self, Generate.self, Logits.self, Inspect.self, StreamCommand.self, Devices.self, MPICheck.self, Bench.self]
     )
 
     /// Exit statuses (docs/cli.md): 0 done, 64 a bad command line or option value, 1 a failure

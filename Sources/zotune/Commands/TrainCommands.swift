@@ -6,8 +6,9 @@ import ZOTuneTraining
 
 /// Where task data comes from and how it is sampled (MeZO: 1000 / 500 / 1000).
 struct DataOptions: ParsableArguments {
+    // Optional so that `train --config FILE` can take it from the file.
     @Option(help: "Task: sst2, movies, rte, cb, boolq, wsc, wic, multirc, copa, record, winogrande, squad, drop, or custom (your own file: --task-file).")
-    var task: String
+    var task: String?
 
     @Option(name: .customLong("data-dir"), help: "Directory with the built-in tasks' files in their original formats.")
     var dataDir: String?
@@ -37,63 +38,29 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("test-count"), help: "Test examples drawn.")
     var testCount = 1000
 
-    var isCustom: Bool { task.lowercased() == "custom" }
+    /// These options in `run` (the task only if given).
+    func apply(to run: inout TrainingRun) {
+        if let task { run.task = task }
+        (run.dataDir, run.taskFile, run.trainFile, run.devFile, run.testFile) = (dataDir, taskFile, trainFile, devFile, testFile)
+        (run.template, run.labels, run.dataSeed) = (template, labels, dataSeed)
+        (run.trainCount, run.devCount, run.testCount) = (trainCount, devCount, testCount)
+    }
 
-    /// The options that choose the examples, as typed (the run header keeps them; resume compares).
-    var fingerprintOptions: [String: String] {
-        var o = ["--train-count": "\(trainCount)", "--dev-count": "\(devCount)", "--test-count": "\(testCount)"]
-        for (name, value) in [("--task-file", taskFile), ("--train-file", trainFile), ("--dev-file", devFile), ("--test-file", testFile),
-                              ("--template", template), ("--labels", labels)] {
-            if let value { o[name] = value }
-        }
-        return o
+    func requireTask() throws -> String {
+        guard let task else { throw ValidationError("give --task (a task name, or custom)") }
+        return task
     }
 
     /// What the run header records as the task.
-    var label: String { isCustom ? "custom:" + (taskFile ?? trainFile ?? "") : task }
+    var label: String { (try? run())?.dataLabel ?? task ?? "" }
 
-    func load() throws -> TaskSplits {
-        let counts = SplitCounts(train: trainCount, dev: devCount, test: testCount)
-        guard isCustom else {
-            guard taskFile == nil, trainFile == nil, devFile == nil, testFile == nil, template == nil, labels == nil else {
-                throw ValidationError("--task-file, --train-file, --dev-file, --test-file, --template and --labels go with --task custom")
-            }
-            guard let dataDir else { throw ValidationError("--task \(task) reads its files from --data-dir DIR") }
-            return try loadTask(task, dataDir: URL(fileURLWithPath: dataDir), dataSeed: dataSeed,
-                                trainCount: counts.train, devCount: counts.dev, testCount: counts.test)
-        }
-        return try loadCustomTask(try customSpec(), dataSeed: dataSeed, counts: counts)
+    func run() throws -> TrainingRun {
+        var r = TrainingRun(model: "", task: try requireTask())
+        apply(to: &r)
+        return r
     }
 
-    /// The JSON task file's spec (if --task-file is one) with the command line's options over it.
-    func customSpec() throws -> CustomTaskSpec {
-        var spec = CustomTaskSpec()
-        if let taskFile {
-            let url = URL(fileURLWithPath: taskFile)
-            if url.pathExtension.lowercased() == "json" { spec = try CustomTaskSpec.load(url) } else { spec.file = url }
-        }
-        func url(_ path: String?) -> URL? { path.map { URL(fileURLWithPath: $0) } }
-        if trainFile != nil || devFile != nil || testFile != nil {
-            guard spec.file == nil else { throw ValidationError("give one data file (--task-file) or separate --train-file/--dev-file/--test-file, not both") }
-            (spec.train, spec.dev, spec.test) = (url(trainFile) ?? spec.train, url(devFile) ?? spec.dev, url(testFile) ?? spec.test)
-        }
-        if let template { spec.template = try PromptTemplate(unescape(template)) }
-        if let labels { spec.labels = try LabelVerbalizer.parseList(unescape(labels), source: "--labels") }
-        return spec
-    }
-
-    /// `\n` and `\t` typed on a command line become a newline and a tab (`\\` a backslash).
-    private func unescape(_ s: String) -> String {
-        var out = "", escaped = false
-        for c in s {
-            if escaped {
-                switch c { case "n": out.append("\n"); case "t": out.append("\t"); case "\\": out.append("\\"); default: out.append("\\"); out.append(c) }
-                escaped = false
-            } else if c == "\\" { escaped = true } else { out.append(c) }
-        }
-        if escaped { out.append("\\") }
-        return out
-    }
+    func load() throws -> TaskSplits { try RunArgumentParsing.runConfigErrors { try run().loadData() } }
 }
 
 /// The run's schedule, evaluation, seeds and saving (everything but the optimizer).
@@ -124,6 +91,14 @@ struct RunArguments: ParsableArguments {
     @Flag(name: .customLong("keep-last"), help: "End on the last step's weights instead of the best dev evaluation's.")
     var keepLast = false
 
+    /// These options in `run` (--objective and --max-length only if given).
+    func apply(to run: inout TrainingRun) {
+        (run.lr, run.batchSize, run.steps, run.evalEvery, run.evalCount, run.seed) = (lr, batchSize, steps, evalEvery, evalCount, seed)
+        (run.schedule, run.warmup, run.saveEvery, run.keepLast) = (schedule, warmup, saveEvery, keepLast)
+        if let objective { run.objective = objective }
+        if let maxLength { run.maxLength = maxLength }
+    }
+
     func options(task: String, dataSeed: UInt64, peft: PEFTConfig? = nil) throws -> RunOptions {
         let lr = self.lr ?? peft?.defaultLR ?? 1e-6
         guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
@@ -148,10 +123,31 @@ struct RunArguments: ParsableArguments {
     }
 }
 
+/// `--model`, `--dtype` and `--precision` of a run: optional, so that `train --config FILE` can
+/// take them from the file (the defaults are TrainingRun's).
+struct RunModelOptions: ParsableArguments {
+    @Option(help: "Model: a .gguf file, or a Hugging Face directory (config.json + safetensors + tokenizer.json).")
+    var model: String?
+    @Option(help: ArgumentHelp("Weight storage: auto (default), f32, bf16, f16 (math is f32), or gguf.",
+                               discussion: "auto: on CUDA a bf16/f16 checkpoint stays in its dtype (tensor-core GEMMs under --precision auto), anything else is f32; on the CPU f32. The run header records the dtype chosen, which --resume and replay load. gguf keeps a GGUF file's quantized matrices (Q4_0…Q6_K) as stored, dequantized one at a time before each GEMM; other tensors are f32. Such a base is frozen: train adapters over it (--peft)."))
+    var dtype: String?
+    @Option(help: ArgumentHelp("GEMM precision: auto (default), f32, mixed or tf32.",
+                               discussion: "mixed: bf16/f16 weights are tensor-core operands as stored (activations rounded to their type, f32 accumulation); f32: every product in f32 (low-precision weights widened into a scratch copy first); tf32: mixed, and f32 weights on TF32 tensor cores (CUDA only). auto: mixed on CUDA, f32 on the CPU (where mixed is an exact emulation, slower). See docs/cuda.md."))
+    var precision: String?
+
+    func apply(to run: inout TrainingRun) {
+        if let model { run.model = model }
+        if let dtype { run.dtype = dtype }
+        if let precision { run.precision = precision }
+    }
+}
+
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Fine-tune a model on a task with forward passes only (MeZO and the ZO optimizer family).")
 
-    @OptionGroup var model: ModelOptions
+    @Option(help: "A run file: JSON keyed by these options without their -- (every run writes its own as config.json); options given here override it.")
+    var config: String?
+    @OptionGroup var model: RunModelOptions
     @OptionGroup var data: DataOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup(title: "Run") var runArguments: RunArguments
@@ -159,7 +155,7 @@ struct Train: ParsableCommand {
     @OptionGroup(title: "Parameter-efficient tuning") var peftArguments: PEFTArguments
     @OptionGroup(title: "Block-wise ZO") var blockArguments: BlockArguments
     @OptionGroup(title: "Data parallelism (mpirun -np N zotune train ...)") var distributedArguments: DistributedArguments
-    @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, model/ (adapter/ with --peft).")
+    @Option(help: "Run directory: metrics.jsonl, trajectory.zot, loss.svg, config.json, model/ (adapter/ with --peft).")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options; another value of an option that changes the result is refused).")
     var resume: String?
@@ -167,7 +163,10 @@ struct Train: ParsableCommand {
     var overwrite = false
 
     func run() throws {
-        guard let world = try distributedArguments.world(), world.size > 1 else { return try train(nil) }
+        let run = try RunArgumentParsing.runConfigErrors { try trainingRun(typed: RunArgumentParsing.typedOptions()) }
+        var distributed = distributedArguments
+        (distributed.distributed, distributed.checkReplicasEvery) = (run.distributed, run.checkReplicasEvery)
+        guard let world = try distributed.world(), world.size > 1 else { return try train(run, nil) }
         // Ranks other than 0 compute everything and print and write nothing; an error on any
         // rank ends the whole job (the others would wait for it forever).
         if world.rank > 0 {
@@ -175,7 +174,7 @@ struct Train: ParsableCommand {
             if null >= 0 { dup2(null, STDOUT_FILENO) }
         }
         do {
-            try train(DataParallel(world: world, checkEvery: distributedArguments.checkReplicasEvery))
+            try train(run, DataParallel(world: world, checkEvery: run.checkReplicasEvery))
             world.finish()
         } catch {
             FileHandle.standardError.write(Data("zotune (rank \(world.rank) of \(world.size)): \(userMessage(for: error))\n".utf8))
@@ -183,56 +182,99 @@ struct Train: ParsableCommand {
         }
     }
 
-    func train(_ parallel: DataParallel?) throws {
+    /// The run the command line describes: its flags, or the `--config` file with the options
+    /// typed on the command line over it.
+    func trainingRun(typed: Set<String>) throws -> TrainingRun {
+        guard let config else {
+            guard model.model != nil else { throw ValidationError("give --model (the checkpoint to train), or a run file with --config") }
+            var run = TrainingRun(model: "", task: try data.requireTask())
+            model.apply(to: &run)
+            data.apply(to: &run)
+            run.peft = try peftArguments.config()
+            run.optimizer = try optimizers.config(peft: run.peft)
+            runArguments.apply(to: &run)
+            run.blocks = try blockArguments.options(seed: run.seed)
+            (run.distributed, run.checkReplicasEvery, run.out) = (distributedArguments.distributed, distributedArguments.checkReplicasEvery, out)
+            try run.validate()
+            return run
+        }
+        var run = try TrainingRun.load(URL(fileURLWithPath: config))
+        // The command line's values of every plain option, taken where typed.
+        var given = run
+        model.apply(to: &given)
+        data.apply(to: &given)
+        runArguments.apply(to: &given)
+        (given.distributed, given.checkReplicasEvery, given.out) = (distributedArguments.distributed, distributedArguments.checkReplicasEvery, out)
+        let unknown = typed.subtracting(RunArgumentParsing.plain.keys).subtracting(RunArgumentParsing.peftFlags)
+            .subtracting(RunArgumentParsing.blockFlags).subtracting(RunArgumentParsing.optimizerFlags).subtracting(RunArgumentParsing.launchFlags)
+        if let flag = unknown.sorted().first { throw ValidationError("\(flag) cannot be combined with --config: give it in the run file") }
+        for flag in typed { RunArgumentParsing.plain[flag]?(&run, given) }
+        if !typed.isDisjoint(with: RunArgumentParsing.peftFlags) { run.peft = try peftOverlay(run.peft, typed: typed) }
+        if !typed.isDisjoint(with: RunArgumentParsing.blockFlags) { run.blocks = try blockOverlay(run.blocks, seed: run.seed, typed: typed) }
+        // A block re-init is seeded by the run seed.
+        if typed.contains("--seed"), var b = run.blocks, b.reinit != nil { b.reinit!.seed = run.seed; run.blocks = b }
+        // The typed optimizer options over the file's optimizer, checked as without a file.
+        if !typed.isDisjoint(with: RunArgumentParsing.optimizerFlags) { run.optimizer = try optimizers.config(base: run.optimizer, peft: run.peft) }
+        do { try run.validate() } catch let e as RunConfigError { throw RunConfigError("\(e.description) (in \(config) or on the command line)") }
+        return run
+    }
+
+    /// The file's adapter with the typed PEFT options over it (another --peft: that one, from its defaults).
+    func peftOverlay(_ base: PEFTConfig?, typed: Set<String>) throws -> PEFTConfig? {
+        var arguments = peftArguments
+        if !typed.contains("--peft") { arguments.peft = base?.name ?? "none" }
+        let flags = try arguments.config()
+        switch (base, flags) {
+        case (.lora(var o)?, .lora(let f)?):
+            if typed.contains("--lora-rank") { o.rank = f.rank }
+            if typed.contains("--lora-alpha") { o.alpha = f.alpha }
+            if typed.contains("--lora-targets") { o.targets = f.targets }
+            if typed.contains("--peft-seed") { o.seed = f.seed }
+            return .lora(o)
+        case (.prefix(var o)?, .prefix(let f)?):
+            if typed.contains("--prefix-tokens") { o.tokens = f.tokens }
+            if typed.contains("--peft-seed") { o.seed = f.seed }
+            return .prefix(o)
+        case (.prompt(var o)?, .prompt(let f)?):
+            if typed.contains("--prompt-tokens") { o.tokens = f.tokens }
+            if typed.contains("--peft-seed") { o.seed = f.seed }
+            return .prompt(o)
+        default: return flags
+        }
+    }
+
+    /// The file's block-wise options with the typed ones over them.
+    func blockOverlay(_ base: BlockwiseOptions?, seed: UInt64, typed: Set<String>) throws -> BlockwiseOptions? {
+        var a = blockArguments
+        if let base {
+            if !typed.contains("--blocks") { a.blocks = base.level.rawValue }
+            if !typed.contains("--block-patterns") && !base.patterns.isEmpty { a.blockPatterns = base.patterns.joined(separator: ",") }
+            if !typed.contains("--block-schedule") { a.blockSchedule = base.schedule.rawValue }
+            if !typed.contains("--block-steps") && base.schedule == .sequential { a.blockSteps = base.stepsPerBlock }
+            if !typed.contains("--block-reinit") { a.blockReinit = base.reinit != nil }
+        }
+        return try a.options(seed: seed)
+    }
+
+    func train(_ run: TrainingRun, _ parallel: DataParallel?) throws {
         let writer = parallel.map { $0.world.rank == 0 } ?? true
-        let peft = try peftArguments.config()
-        let config = try optimizers.config(peft: peft)
-        let options = try runArguments.options(task: data.label, dataSeed: data.dataSeed, peft: peft)
-        let blocks = try blockArguments.options(seed: options.seed)
-        let dir = try RunDirectory(out: out, resume: resume, overwrite: overwrite, lock: writer)
+        let dir = try run.openDirectory(resume: resume, overwrite: overwrite, lock: writer)
         defer { withExtendedLifetime(dir) {} }
         if case .finished(let progress) = dir.state { return print(dir.finishedNotice(progress)) }
-        let runDir = dir.url
         let backend = try device.backend()
-        let file = try model.open()
-        let tokenizer = try file.requireTokenizer()
-        let splits = try data.load()
-        // Dev accuracy before and after, and the best step, are measured on dev: a run needs one.
-        guard !splits.dev.isEmpty else {
-            throw ValidationError("--dev-count: the dev split of \(splits.task) is empty (--dev-count \(data.devCount), --train-count \(data.trainCount), " +
-                                  "\(splits.train.count) train examples drawn); a run measures dev \(splits.train.first?.isGeneration == true ? "F1" : "accuracy") " +
-                                  "before and after training: leave it at least one example")
-        }
-        for note in splits.notes { print("data: \(note)") }
-        print("data: \(splits.train.count) train, \(splits.dev.count) dev, \(splits.test.count) test examples of \(splits.task)")
-        let lm = try model.load(file, on: backend)
-        if lm.weights.hasBlocks && peft == nil {
-            throw ValidationError("--dtype gguf keeps the base quantized and frozen: train an adapter over it (--peft lora, prefix or prompt)")
-        }
-        let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue,
-                                  dtype: model.keepBlocks ? "gguf" : try model.weightDType().rawValue, precision: lm.precision.rawValue)
-        try PEFTArguments.check(peft, model: lm.config)
-        let adapter = try peft?.make(model: lm)
-        let optimizer: any ZOOptimizer
-        do {
-            optimizer = try blocks == nil && adapter == nil ? config.make(model: lm)
-                : config.make(set: try adapter?.set ?? config.trainableSet(lm), backend: backend, blocks: blocks)
-        } catch let e as BlockError { throw ValidationError(e.description) }
-        let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer, runDir: runDir,
-                                  base: base, adapter: adapter)
-        trainer.dataFingerprint = DataFingerprint(options: data.fingerprintOptions, contentHash: splits.contentHash)
+        let session = try RunArgumentParsing.runConfigErrors { try run.prepare(in: dir, on: backend, writer: writer) { print($0) } }
+        let trainer = session.trainer, optimizer = session.optimizer, config = session.config
         if let parallel {
             guard config.kind != .zoop else { throw ValidationError("--optimizer zoop cannot run data-parallel: its update needs every example's activations on one rank") }
             parallel.attach(trainer)
             injectReplicaFault(trainer, rank: parallel.world.rank)
             print("data parallel: \(parallel.world.size) ranks (MPI); replicas compared every \(parallel.checkEvery) steps")
         }
-        print("model: \(file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters" +
-              (peft.map { " (\($0))" } ?? "") + "; \(backend.summary)")
+        print("model: \(session.file.config.architecture.rawValue), \(trainer.set.parameterCount) trainable parameters" +
+              (run.peft.map { " (\($0))" } ?? "") + "; \(backend.summary)")
         print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
         if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary)): " + b.blocks.prefix(4).map(\.name).joined(separator: ", ") + (b.blocks.count > 4 ? ", …" : "")) }
-        backend.ledger.resetPeaks()
-        let summary = try runWithProgress(trainer, resume: dir.resuming, parallel: parallel)
+        let summary = try runWithProgress(session, parallel: parallel)
         if let parallel, let scorer = (trainer.data as? TaskData)?.scorer {
             // Every rank: its share of the forwards and what it sent (stderr: the other ranks' stdout is closed).
             let w = parallel.world
@@ -240,47 +282,70 @@ struct Train: ParsableCommand {
                 "sent \(w.bytesSent) bytes (\(w.bytesSent / max(1, summary.steps)) per step, evaluations included)\n").utf8))
         }
         guard writer else { return }
-
         // Inference-only reference: one forward of each training minibatch on its own (measured
         // inside every step, before any second forward or update pass).
-        // A resume that found every step done (a run stopped during its ending) ran no step here:
-        // there is no peak to report, and a 0 would read as a ratio of billions.
-        let shape = trainer.firstBatchShape()
-        let report = trainer.stepPeakBytes == 0 ? nil : MemoryReport(zoPeakBytes: trainer.stepPeakBytes, inferencePeakBytes: trainer.forwardPeakBytes,
-                                  foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: trainer.set.parameterCount,
-                                                                        frozenBytes: adapter == nil ? 0 : lm.weights.bytes,
-                                                                        batch: shape.sequences, seqLen: shape.length),
-                                  weightBytes: lm.weights.bytes, optimizer: config.kind.rawValue, stateBytes: optimizer.stateBytes)
-
-        let exportMetadata = ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)]
-        if let adapter {
-            try PEFTExport.write(adapter, model: lm, baseModel: file.path, to: runDir.appendingPathComponent("adapter"), metadata: exportMetadata)
-        } else {
-            try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"), metadata: exportMetadata)
-        }
-        let metric = trainer.metricName
-        print("dev \(metric): " + String(format: "%.4f before, %.4f after %d steps (best %.4f at step %d)",
-                                            summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
+        let report = session.memoryReport
+        try session.finish(summary)
+        print("dev \(trainer.metricName): " + String(format: "%.4f before, %.4f after %d steps (best %.4f at step %d)",
+                                                        summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
         if let test = summary.test { print("test (best step): \(test.summary)") }
         print(report?.table ?? "memory: not measured (no training step ran in this process)")
-        print(String(format: "trained in %.0f s; run directory ", summary.seconds) + runDir.path)
-        var json = report?.json ?? [:]
-        json["dev_before"] = summary.devBefore
-        json["dev_after"] = summary.devAfter
-        json["best_step"] = summary.bestStep
-        json["test"] = summary.test?.metric ?? NSNull()
-        json["seconds"] = summary.seconds
-        json["inference_peak_excludes_state"] = true
-        json["forwards_per_step"] = optimizer.meanForwardsPerStep
-        json["optimizer_config"] = config.description
-        try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
-        try trainer.markFinished()
+        print(String(format: "trained in %.0f s; run directory ", summary.seconds) + dir.url.path)
     }
+}
+
+/// What `train --config` needs to know about the command line: which options were typed, and
+/// where each one's value goes in a TrainingRun.
+enum RunArgumentParsing {
+    /// The long options typed on the command line (`--lr 1e-3` and `--lr=1e-3` alike).
+    static func typedOptions(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Set<String> {
+        var out = Set<String>()
+        for a in arguments {
+            if a == "--" { break }
+            if a.hasPrefix("--") { out.insert(String(a.split(separator: "=", maxSplits: 1)[0])) }
+        }
+        return out
+    }
+
+    /// A RunConfigError (an option's value refused) as a usage error (exit 64).
+    static func runConfigErrors<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as RunConfigError { throw ValidationError(e.description) }
+    }
+
+    typealias Overlay = @Sendable (inout TrainingRun, TrainingRun) -> Void
+    /// The options that set one field each.
+    static let plain: [String: Overlay] = [
+        "--model": { $0.model = $1.model }, "--dtype": { $0.dtype = $1.dtype }, "--precision": { $0.precision = $1.precision },
+        "--task": { $0.task = $1.task }, "--data-dir": { $0.dataDir = $1.dataDir }, "--task-file": { $0.taskFile = $1.taskFile },
+        "--train-file": { $0.trainFile = $1.trainFile }, "--dev-file": { $0.devFile = $1.devFile }, "--test-file": { $0.testFile = $1.testFile },
+        "--template": { $0.template = $1.template }, "--labels": { $0.labels = $1.labels }, "--data-seed": { $0.dataSeed = $1.dataSeed },
+        "--train-count": { $0.trainCount = $1.trainCount }, "--dev-count": { $0.devCount = $1.devCount }, "--test-count": { $0.testCount = $1.testCount },
+        "--lr": { $0.lr = $1.lr }, "--batch-size": { $0.batchSize = $1.batchSize }, "--steps": { $0.steps = $1.steps },
+        "--schedule": { $0.schedule = $1.schedule }, "--warmup": { $0.warmup = $1.warmup }, "--objective": { $0.objective = $1.objective },
+        "--max-length": { $0.maxLength = $1.maxLength }, "--eval-every": { $0.evalEvery = $1.evalEvery }, "--eval-count": { $0.evalCount = $1.evalCount },
+        "--seed": { $0.seed = $1.seed }, "--save-every": { $0.saveEvery = $1.saveEvery }, "--keep-last": { $0.keepLast = $1.keepLast },
+        "--distributed": { $0.distributed = $1.distributed }, "--check-replicas-every": { $0.checkReplicasEvery = $1.checkReplicasEvery },
+        "--out": { $0.out = $1.out },
+    ]
+    static let peftFlags: Set<String> = ["--peft", "--lora-rank", "--lora-alpha", "--lora-targets", "--prefix-tokens", "--prompt-tokens", "--peft-seed"]
+    static let blockFlags: Set<String> = ["--blocks", "--block-patterns", "--block-schedule", "--block-steps", "--block-reinit"]
+    /// Where the process runs, not what it computes: not in a run file.
+    static let launchFlags: Set<String> = ["--config", "--resume", "--overwrite", "--device", "--threads", "--help"]
+    /// The optimizer's options: --optimizer, --eps and every optimizer's own flags.
+    static let optimizerFlags = Set(["--optimizer", "--eps"] + OptimizerSpec.all.flatMap { $0.flags.map(\.flag) })
+
 }
 
 /// Runs (or resumes) `trainer` with a progress line; a NaN or infinite loss becomes an error that
 /// says where the last good step is kept.
-func runWithProgress(_ trainer: Trainer, resume: Bool, parallel: DataParallel? = nil) throws -> TrainSummary {
+func runWithProgress(_ session: RunSession, parallel: DataParallel? = nil) throws -> TrainSummary {
+    try runWithProgress(session.trainer, resume: session.directory.resuming, parallel: parallel) { interrupt, progress in
+        try session.train(interrupt: interrupt, progress: progress)
+    }
+}
+
+func runWithProgress(_ trainer: Trainer, resume: Bool, parallel: DataParallel? = nil,
+                     body: ((() -> Bool, (StepReport) -> Void) throws -> TrainSummary)? = nil) throws -> TrainSummary {
     fflush(nil)  // all C streams: the summary printed so far lands before the progress line
     let progress = ProgressLine(total: trainer.options.steps)
     defer { progress.finish() }
@@ -289,6 +354,7 @@ func runWithProgress(_ trainer: Trainer, resume: Bool, parallel: DataParallel? =
     do {
         // Data-parallel ranks agree on stopping, so all stop after the same step.
         let stop = { parallel.map { $0.anyRank(StopSignals.caught != 0) } ?? (StopSignals.caught != 0) }
+        if let body { return try body(stop) { progress.update($0) } }
         return try trainer.run(resume: resume, interrupt: stop) { progress.update($0) }
     } catch let e as NonFiniteLoss {
         throw ValidationError("\(e.description). Trajectory and metrics in \(trainer.runDir.path) hold the last good step; rebuild it with `zotune replay`.")
@@ -371,7 +437,7 @@ struct Eval: ParsableCommand {
         case "test": examples = splits.test
         default: throw ValidationError("--split must be dev or test")
         }
-        guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task) is empty") }
+        guard !examples.isEmpty else { throw ValidationError("the \(split) split of \(data.task ?? "") is empty") }
         guard icl >= 0 else { throw ValidationError("--icl must be 0 or more (got \(icl))") }
         guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2 tokens (got \(maxLength))") }
         let prompts = try InContext.apply(examples, pool: splits.train, k: icl, dataSeed: data.dataSeed, stream: "\(splits.task)/icl")
@@ -415,41 +481,13 @@ struct Replay: ParsableCommand {
     @OptionGroup var device: DeviceOptions
 
     func run() throws {
-        let traj = try TrajectoryFile.read(URL(fileURLWithPath: trajectory))
-        let h = traj.header
-        if h.optimizer.kind == .zoop {
-            throw ValidationError("\(trajectory): zoop steps depend on activations and cannot be replayed; the run directory holds the weights (model/, trainable.safetensors)")
-        }
-        let hash = try checkpointHash(base)
-        guard h.base.hash == hash else {
-            throw ValidationError("\(base) has content hash \(hash), but the trajectory was trained from \(h.base.hash) (\(h.base.path))")
-        }
-        let keepBlocks = h.base.dtype == "gguf"
-        guard let dtype = keepBlocks ? .f32 : DType(rawValue: h.base.dtype) else {
-            throw ValidationError("\(trajectory): base.dtype: unknown dtype \(h.base.dtype)")
-        }
-        let file = try ModelFile.open(base)
         let backend = try device.backend()
-        let lm = try file.load(on: backend, dtype: dtype, keepBlocks: keepBlocks)
-        let adapter = try h.peft?.make(model: lm)
-        lm.hook = adapter
-        let set = try adapter?.set ?? TrainableSet.from(spec: h.trainable, model: lm)
-        let optimizer = try h.optimizer.make(set: set, backend: backend, blocks: h.blocks)
-        let upTo = allSteps ? Int.max : h.progress.bestStep
-        let records = traj.records.filter { Int($0.step) < upTo }
         let started = Date()
-        optimizer.replay(records)
-        backend.synchronize()
-        // The same metadata as train's export, so a replay of the same steps is byte-identical to it.
-        let step = allSteps ? h.progress.completedSteps : h.progress.bestStep
-        let metadata = ["zotune_trajectory": URL(fileURLWithPath: trajectory).lastPathComponent, "zotune_step": String(step)]
-        if let adapter {
-            try PEFTExport.write(adapter, model: lm, baseModel: file.path, to: URL(fileURLWithPath: out), metadata: metadata)
-        } else {
-            try HFExport.write(lm, file: file, to: URL(fileURLWithPath: out), metadata: metadata)
+        let r = try RunArgumentParsing.runConfigErrors {
+            try TrainingRun.replay(trajectory: URL(fileURLWithPath: trajectory), base: base, to: URL(fileURLWithPath: out), allSteps: allSteps, on: backend)
         }
-        print(String(format: "replayed %d updates (%d steps, %@) on %d parameters in %.1f s → %@", records.count,
-                     Set(records.map(\.step)).count, h.optimizer.kind.rawValue, set.parameterCount, Date().timeIntervalSince(started), out))
+        print(String(format: "replayed %d updates (%d steps, %@) on %d parameters in %.1f s → %@", r.records.count,
+                     Set(r.records.map(\.step)).count, r.header.optimizer.kind.rawValue, r.parameters, Date().timeIntervalSince(started), out))
     }
 }
 
