@@ -33,6 +33,7 @@ extension FZOOOptions: ZOOptimizerOptions {
     public static let spec = OptimizerSpec(
         "fzoo", "FZOO: N one-sided Rademacher probes and a clean forward, the step divided by the losses' std (N + 1 forwards)",
         flags: [.init("--probes", "probes", \Self.probes), .init("--min-std", "min_std", \Self.minStd)],
+        refuses: ["--weight-decay": "no weight decay, as the released code"],
         defaults: { eps, _ in FZOOOptions(eps: eps) }, make: { try FZOO(set: $1, options: $0, backend: $2) })
 
     public func validate() throws {

@@ -43,6 +43,7 @@ extension MeZOSVRGOptions: ZOOptimizerOptions {
         "mezo-svrg", "MeZO-SVRG: a full-batch anchor every q steps, minibatch steps with a shared-z control variate (4 forwards)",
         flags: [.init("--anchor-every", "anchor_every", \Self.anchorEvery), .init("--anchor-batches", "anchor_batches", \Self.anchorBatches),
                 .init("--anchor-lr-scale", "anchor_lr_scale", \Self.anchorLRScale)],
+        refuses: ["--weight-decay": "no weight decay, as the released code"],
         defaults: { eps, _ in MeZOSVRGOptions(eps: eps) }, make: { try MeZOSVRG(set: $1, options: $0, backend: $2) })
 
     public func validate() throws {

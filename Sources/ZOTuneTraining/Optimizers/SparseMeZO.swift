@@ -27,6 +27,7 @@ extension SparseMeZOOptions: ZOOptimizerOptions {
     public static let spec = OptimizerSpec(
         "sparse-mezo", "Sparse MeZO: MeZO on the entries with |θ| at most a per-tensor percentile of the clean θ (2 forwards)",
         flags: [.init("--sparsity", "sparsity", \Self.sparsity)],
+        refuses: ["--weight-decay": "no weight decay: the unmasked entries stay frozen"],
         defaults: { eps, _ in SparseMeZOOptions(eps: eps) }, make: { try SparseMeZO(set: $1, options: $0, backend: $2) })
 
     public func validate() throws {
