@@ -139,7 +139,9 @@ final class LowRankProbeTests: XCTestCase, TinyFixture {
 
     /// (ℓ₊ₖ, ℓ₋ₖ) of ordinary forwards with θ ± εE_k written into the covered matrices: E_k built in
     /// Double from the probe's factors and rounded once into f32; θ restored after each.
-    func inPlaceProbes(_ probe: LowRankProbe, seed: UInt64, loss: () throws -> Double) throws -> [(plus: Double, minus: Double)] {
+    func inPlaceProbes(_ probe: LowRankProbe, seed: UInt64, store: ((Tensor, [Float]) -> Void)? = nil,
+                       loss: () throws -> Double) throws -> [(plus: Double, minus: Double)] {
+        let store = store ?? { t, v in v.withUnsafeBytes { self.backend.copy(t, fromHost: $0) } }
         let d = probe.directions, r = d.rank, eps = Double(probe.eps)
         let saved = d.entries.map { backend.toHost($0.tensor) }
         let factors = try d.entries.indices.map { try d.hostFactors($0, seed: seed) }
@@ -155,13 +157,45 @@ final class LowRankProbeTests: XCTestCase, TinyFixture {
                             moved[p * cols + c] = Float(Double(saved[i][p * cols + c]) + sign * eps * s / Double(r).squareRoot())
                         }
                     }
-                    moved.withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) }
+                    store(e.tensor, moved)
                 }
-                defer { for (i, e) in d.entries.enumerated() { saved[i].withUnsafeBytes { backend.copy(e.tensor, fromHost: $0) } } }
+                defer { for (i, e) in d.entries.enumerated() { store(e.tensor, saved[i]) } }
                 return try loss()
             }
             return (pair[0], pair[1])
         }
+    }
+
+    // A bf16 base probed as stored: the batched g equals the g of f32 in-place probes of the same
+    // bf16 values (the reference: θ + εE rounded to f32, 2⁻²⁴ relative) within the bound above,
+    // 2·2.4e-5/(2ε), while in-place probes of the bf16 tensors (θ + εE rounded to bf16, 2⁻⁹
+    // relative: ε = 1e-3 moves weights of ~0.02 by less than their bf16 spacing) are further off
+    // (measured: batched within 1.5e-4 of g ≈ (−2.04, −12.07), in place off by 1.09 and 2.18).
+    func testBF16BaseBatchedProbeIsCloserThanInPlaceProbes() throws {
+        let ckpt = try HFCheckpoint(path: modelFixtures.appendingPathComponent("models/llama").path)
+        let half = try CausalLM(config: ckpt.config, reader: ckpt, backend: backend, dtype: .bf16)
+        let full = try tinyModel()
+        let halfSet = TrainableSet.full(half), fullSet = TrainableSet.full(full)
+        for (h, f) in zip(halfSet.entries, fullSet.entries) { backend.toHost(h.tensor).withUnsafeBytes { backend.copy(f.tensor, fromHost: $0) } }
+        let (q, eps): (Int, Float) = (2, 1e-3)
+        let halfProbe = try LowRankProbe(model: half, set: halfSet, directions: q, rank: 1, eps: eps)
+        let fullProbe = try LowRankProbe(model: full, set: fullSet, directions: q, rank: 1, eps: eps)
+        let batch = randomTokenBatch(batch: 2, length: 8, vocab: half.config.vocabSize, seed: 11)
+        let seed: UInt64 = 0xBF16
+        let reference = fullProbe.projectedGradients(try inPlaceProbes(fullProbe, seed: seed) { try languageModelLoss(full, batch) })
+        let batched = halfProbe.projectedGradients(try halfProbe.probeLanguageModel(seed: seed, batch: batch))
+        func bf16(_ x: Float) -> UInt16 { let b = x.bitPattern; return UInt16(truncatingIfNeeded: (b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16) }
+        let inPlace = halfProbe.projectedGradients(try inPlaceProbes(halfProbe, seed: seed, store: { t, v in
+            v.map(bf16).withUnsafeBytes { self.backend.copy(t, fromHost: $0) }
+        }) { try languageModelLoss(half, batch) })
+        let bound = 2 * 2.4e-5 / (2 * Double(eps))
+        var batchedError = 0.0, inPlaceError = 0.0
+        for k in 0..<q {
+            XCTAssertEqual(Double(batched[k]), Double(reference[k]), accuracy: bound)
+            batchedError += abs(Double(batched[k] - reference[k]))
+            inPlaceError += abs(Double(inPlace[k] - reference[k]))
+        }
+        XCTAssertLessThan(batchedError, inPlaceError, "batched \(batched), in place \(inPlace), reference \(reference)")
     }
 
     // The update regenerates the same directions from (seed, g): replaying it on the starting
