@@ -1,6 +1,7 @@
 // The CPU backend's function table: host memory plus the kernels of zt_cpu.h, so the Swift
 // backend drives the CPU and a CUDA device through the same entry points.
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,12 @@ static int cpu_newton_schulz(const float *src, float *dst, int64_t rows, int64_t
                              float c, int bf16, float *workspace) {
     (void)bf16;  // OpenBLAS f32
     zt_newton_schulz(src, dst, rows, cols, steps, a, b, c, workspace);
+    return 0;
+}
+static int cpu_newton_schulz_batched(const float *src, float *dst, int64_t batch, int64_t rows, int64_t cols, int steps,
+                                     float a, float b, float c, int bf16, float *workspace) {
+    (void)bf16;
+    zt_newton_schulz_batched(src, dst, batch, rows, cols, steps, a, b, c, workspace);
     return 0;
 }
 
@@ -161,7 +168,81 @@ static const zt_backend_api cpu_table = {
     .logsumexp_panel = zt_logsumexp_panel,
     .stream_sum = zt_stream_sum,
     .masked_stream = zt_masked_stream,
+    .newton_schulz_batched = cpu_newton_schulz_batched,
+    .gemm_half = zt_gemm_half,
 };
+
+// ---- Fault injection (tests) ---------------------------------------------------------------------
+// CPU kernels cannot fail, yet the path a device's failed launch takes to the trainer must be tested
+// without a GPU. zt_cpu_api_with_failing returns a copy of the table whose entry `kernel` does what
+// a CUDA launcher does when its launch fails: writes nothing and records a sticky error naming the
+// kernel, which the copy's host copies and synchronize return (with its text from last_error) as the
+// CUDA table's do. The ordinary table above is untouched: no check on any kernel's or copy's path.
+
+static int inj_code;  // sticky code of the failing table (tests drive it from one thread)
+static char inj_text[256];
+static char inj_error[256];
+static char inj_kernel[64];
+
+static void inj_fail(void) {
+    if (inj_code) return;  // the first failure is kept, as the CUDA table keeps its first
+    inj_code = 9;          // cudaErrorInvalidConfiguration, what a bad launch reports
+    snprintf(inj_text, sizeof inj_text,
+             "%s: invalid configuration argument (cudaErrorInvalidConfiguration, CUDA error 9; injected)", inj_kernel);
+}
+static int inj_take(void) {
+    int code = inj_code;
+    if (code) { memcpy(inj_error, inj_text, sizeof inj_error); inj_code = 0; }
+    return code;
+}
+// As on CUDA, the copy itself is done; its status is the sticky error.
+static int inj_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); return inj_take(); }
+static int inj_synchronize(void) { return inj_take(); }
+static const char *inj_last_error(void) { return inj_error; }
+
+static void inj_perturb(void *x, zt_dtype d, int64_t n, uint64_t f, uint64_t s, uint32_t t, uint32_t st, float a) {
+    (void)x; (void)d; (void)n; (void)f; (void)s; (void)t; (void)st; (void)a;
+    inj_fail();
+}
+static void inj_stream_list(int op, const zt_list_item *items, int count, zt_dtype d, uint64_t s, uint32_t st, float a,
+                            float step) {
+    (void)op; (void)items; (void)count; (void)d; (void)s; (void)st; (void)a; (void)step;
+    inj_fail();
+}
+static void inj_rmsnorm(float *out, const float *x, const float *g, int64_t rows, int64_t dim, float eps) {
+    (void)out; (void)x; (void)g; (void)rows; (void)dim; (void)eps;
+    inj_fail();
+}
+static void inj_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *m, int64_t B,
+                          int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                          int64_t window, float softcap) {
+    (void)out; (void)q; (void)k; (void)v; (void)m; (void)B; (void)T; (void)S; (void)S_cap; (void)Hq; (void)Hkv;
+    (void)D; (void)scale; (void)window; (void)softcap;
+    inj_fail();
+}
+static void inj_token_logprobs(float *out, const float *x, const int32_t *t, int64_t rows, int64_t dim) {
+    (void)out; (void)x; (void)t; (void)rows; (void)dim;
+    inj_fail();
+}
+
+const zt_backend_api *zt_cpu_api_with_failing(const char *kernel) {
+    static zt_backend_api table;
+    table = cpu_table;
+    if (!strcmp(kernel, "perturb")) table.perturb = inj_perturb;
+    else if (!strcmp(kernel, "stream_list")) table.stream_list = inj_stream_list;
+    else if (!strcmp(kernel, "rmsnorm")) table.rmsnorm = inj_rmsnorm;
+    else if (!strcmp(kernel, "attention")) table.attention = inj_attention;
+    else if (!strcmp(kernel, "token_logprobs")) table.token_logprobs = inj_token_logprobs;
+    else return NULL;
+    snprintf(inj_kernel, sizeof inj_kernel, "%s", kernel);
+    inj_code = 0;
+    inj_error[0] = 0;
+    table.memcpy_h2d = inj_copy;
+    table.memcpy_d2h = inj_copy;
+    table.synchronize = inj_synchronize;
+    table.last_error = inj_last_error;
+    return &table;
+}
 
 const zt_backend_api *zt_cpu_api(void) {
     // Activation buffers come and go every forward: keep blocks up to 32 MiB in the heap rather

@@ -19,7 +19,9 @@
 
 // ---- Error state --------------------------------------------------------------------------------
 // last_error() is per thread. Kernels return nothing, so a launch error is also kept as a sticky
-// code (with its text) that the next synchronize() returns, whichever thread calls it.
+// code (with its text, which names the kernel) that the next entry waiting for the stream returns,
+// whichever thread calls it: synchronize(), both host copies, and every entry that hands a device
+// result to the host (zt_read_host). A result read after a failed launch is never reported as good.
 
 static thread_local char tl_error[512];
 static std::atomic<int> g_sticky_code{0};
@@ -74,6 +76,31 @@ static int take_sticky(void) {
     if (code) memcpy(tl_error, g_sticky_text, sizeof tl_error);
     pthread_mutex_unlock(&g_sticky_lock);
     return code;
+}
+
+// Waits for the stream; returns the first launch error recorded since the last wait (its text names
+// the kernel) or else the stream's own error (an asynchronous fault).
+static int wait_stream(zt_ctx *c, const char *what) {
+    cudaError_t err = cudaStreamSynchronize(c->stream);
+    int sticky = take_sticky();
+    if (sticky) return sticky;  // a recorded launch error explains more than the fault it caused
+    if (err != cudaSuccess) {
+        zt_error((int)err, "%s: an earlier kernel failed: %s (%s, CUDA error %d)", what, cudaGetErrorString(err),
+                 cudaGetErrorName(err), (int)err);
+        return (int)err;
+    }
+    return 0;
+}
+
+int zt_read_host(zt_ctx *c, void *dst, const void *d_src, size_t bytes, const char *what) {
+    if (bytes) {
+        cudaError_t err = cudaMemcpyAsync(dst, d_src, bytes, cudaMemcpyDeviceToHost, c->stream);
+        if (err != cudaSuccess) {
+            if (int sticky = take_sticky()) return sticky;
+            return zt_cuda_check(err, what);
+        }
+    }
+    return wait_stream(c, what);
 }
 
 // ---- Devices and contexts ----------------------------------------------------------------------
@@ -143,6 +170,11 @@ static int api_device_count(int *count) {
 static int api_set_device(int device) {
     if (device < 0 || device >= ZT_MAX_DEVICES)
         return zt_error((int)cudaErrorInvalidDevice, "set_device: device %d out of range", device);
+    // Before any kernel: on an older GPU every launch would fail (no image it can run).
+    cudaDeviceProp prop;
+    if (int err = zt_cuda_check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties")) return err;
+    if (zt_cuda_capability_message(device, prop.name, prop.major, prop.minor, tl_error, sizeof tl_error))
+        return (int)cudaErrorNoKernelImageForDevice;
     if (int err = zt_cuda_check(cudaSetDevice(device), "cudaSetDevice")) return err;
     g_device.store(device);
     tl_device = device;
@@ -329,19 +361,21 @@ static int api_mem_info(size_t *free_bytes, size_t *total_bytes) {
 static int api_memcpy_h2d(void *d_dst, const void *src, size_t bytes) {
     zt_ctx *c = zt_ctx_get();
     if (!c) return zt_ctx_status();
-    if (!bytes) return 0;
-    if (int err = zt_cuda_check(cudaMemcpyAsync(d_dst, src, bytes, cudaMemcpyHostToDevice, c->stream), "memcpy_h2d"))
-        return err;
-    return zt_cuda_check(cudaStreamSynchronize(c->stream), "memcpy_h2d (synchronize)");
+    if (bytes) {
+        cudaError_t err = cudaMemcpyAsync(d_dst, src, bytes, cudaMemcpyHostToDevice, c->stream);
+        if (err != cudaSuccess) {
+            if (int sticky = take_sticky()) return sticky;
+            return zt_cuda_check(err, "memcpy_h2d");
+        }
+    }
+    return wait_stream(c, "memcpy_h2d");
 }
 
+// How losses and log-probs come back: the sticky launch error, if any, is the result.
 static int api_memcpy_d2h(void *dst, const void *d_src, size_t bytes) {
     zt_ctx *c = zt_ctx_get();
     if (!c) return zt_ctx_status();
-    if (!bytes) return 0;
-    if (int err = zt_cuda_check(cudaMemcpyAsync(dst, d_src, bytes, cudaMemcpyDeviceToHost, c->stream), "memcpy_d2h"))
-        return err;
-    return zt_cuda_check(cudaStreamSynchronize(c->stream), "memcpy_d2h (synchronize)");
+    return zt_read_host(c, dst, d_src, bytes, "memcpy_d2h");
 }
 
 static int api_memcpy_d2d(void *d_dst, const void *d_src, size_t bytes) {
@@ -364,14 +398,7 @@ static int api_synchronize(void) {
         take_sticky();
         return zt_ctx_status();
     }
-    cudaError_t err = cudaStreamSynchronize(c->stream);
-    int sticky = take_sticky();
-    if (err != cudaSuccess) {
-        // A recorded launch error explains more than the fault it caused; else report the fault.
-        if (!sticky) zt_cuda_check(err, "synchronize (an earlier kernel failed)");
-        return (int)err;
-    }
-    return sticky;
+    return wait_stream(c, "synchronize");
 }
 
 static const char *api_last_error(void) { return tl_error; }
@@ -443,6 +470,8 @@ static const zt_backend_api cuda_table = {
     .logsumexp_panel = zt_cu_logsumexp_panel,
     .stream_sum = zt_cu_stream_sum,
     .masked_stream = zt_cu_masked_stream,
+    .newton_schulz_batched = zt_cu_newton_schulz_batched,
+    .gemm_half = zt_cu_gemm_half,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "zt_dtype.h"
 #include "zt_frontier.h"
@@ -41,7 +42,7 @@ typedef struct zt_zo_list_item {
     float decay;         // this tensor's ηλ (replaces args->decay)
 } zt_zo_list_item;
 
-#define ZT_BACKEND_ABI_VERSION 9u
+#define ZT_BACKEND_ABI_VERSION 10u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -183,12 +184,47 @@ typedef struct zt_backend_api {
     // Sparse MeZO's masked perturb / update / replay (ZT_MASK_*); d_mask: one byte per element.
     void (*masked_stream)(int op, void *d_x, zt_dtype dtype, uint8_t *d_mask, int64_t n, uint64_t first,
                           uint64_t seed, uint32_t tensor_id, uint32_t stream, const zt_masked_args *args);
+    // ---- Newton–Schulz over a batch (docs/cuda.md) ----
+    // newton_schulz of `batch` matrices of one shape stored one after another (matrix k at
+    // k·rows·cols of d_src and d_dst, which may alias): the same bits each matrix gets from
+    // newton_schulz on the same device, in the launches of one matrix (strided-batched GEMMs).
+    // d_workspace holds batch × zt_newton_schulz_workspace(rows, cols) floats.
+    int (*newton_schulz_batched)(const float *d_src, float *d_dst, int64_t batch, int64_t rows, int64_t cols, int steps,
+                                 float a, float b, float c, int bf16, float *d_workspace);
+    // gemm_mixed with A (M, K) already rounded to the weights' dtype (an activation rounded once, by
+    // convert, and read by several GEMMs: gate and up, or q, k and v stored apart): C(M,N) f32 =
+    // α·A·op(B) + β·C, f32 accumulation. gemm_half(round(A)) == gemm_mixed(A) bit for bit on each
+    // device. d_workspace holds gemm_mixed_workspace(M, N, K) bytes (the CPU widens into it).
+    int (*gemm_half)(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void *d_A, int64_t lda,
+                     const void *d_B, zt_dtype dtype, int64_t ldb, float beta, float *d_C, int64_t ldc, void *d_workspace);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);
 
+// The oldest GPU generation the CUDA library runs on: it holds sm_80 and sm_90 machine code and
+// compute_90 PTX, none of which an sm_7x GPU can run or JIT-compile, and its mixed-precision GEMMs
+// need bf16 tensor cores (sm_80). set_device refuses an older GPU with the line below, so `auto`
+// falls back to the CPU instead of failing every launch.
+#define ZT_CUDA_MIN_MAJOR 8
+#define ZT_CUDA_MIN_MINOR 0
+static inline int zt_cuda_capability_supported(int major, int minor) {
+    return major > ZT_CUDA_MIN_MAJOR || (major == ZT_CUDA_MIN_MAJOR && minor >= ZT_CUDA_MIN_MINOR);
+}
+// Returns 0 for a supported GPU, else 1 with the one-line reason (naming it and its capability) in msg.
+static inline int zt_cuda_capability_message(int device, const char *name, int major, int minor, char *msg, size_t len) {
+    if (zt_cuda_capability_supported(major, minor)) return 0;
+    snprintf(msg, len, "CUDA device %d (%s) has compute capability %d.%d; zotune needs sm_%d%d or newer (Ampere, Hopper and later)",
+             device, name, major, minor, ZT_CUDA_MIN_MAJOR, ZT_CUDA_MIN_MINOR);
+    return 1;
+}
+
 // The CPU table (Kernels/cpu/cpu_api.c).
 const zt_backend_api *zt_cpu_api(void);
+// Tests only: a copy of the CPU table whose entry `kernel` ("perturb", "stream_list", "rmsnorm",
+// "attention" or "token_logprobs") fails as a CUDA launch does (writes nothing, records a sticky
+// error naming it that the next host copy or synchronize returns); NULL for another name. One such
+// table exists at a time: a second call replaces the first.
+const zt_backend_api *zt_cpu_api_with_failing(const char *kernel);
 
 // Host side (Kernels/cpu/cuda_loader.c): dlopen `path`, resolve the entry point, check the ABI
 // version and struct size, and query the device count. Returns 0 and sets *api and *devices, or

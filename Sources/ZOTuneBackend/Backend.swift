@@ -30,6 +30,11 @@ public protocol Backend: AnyObject, Sendable {
     func copy(_ tensor: Tensor, toHost destination: UnsafeMutableRawBufferPointer)
     func copy(_ destination: Tensor, from source: Tensor)
     func synchronize()
+    /// Waits for the device and throws its first failure since it was made (a kernel whose launch
+    /// failed, named, or a fault), which the non-throwing methods only record: a host copy that
+    /// fails returns NaN bytes. Whatever acts on a device result (a loss, a saved weight) checks
+    /// first, or reads through `read`.
+    func checkErrors() throws
 
     // Perturbation stream (ALGORITHMS.md §2–§3). z is indexed by the tensor's own offset.
     func perturb(_ x: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float)
@@ -107,6 +112,9 @@ public protocol Backend: AnyObject, Sendable {
     /// Tensor cores on CUDA; on the CPU an exact emulation (the reference). `workspace` holds at
     /// least mixedWorkspaceBytes(m:n:k:) bytes (any dtype).
     func matmulMixed(_ c: Tensor, _ a: Tensor, weight w: Tensor, transposeB: Bool, workspace: Tensor)
+    /// matmulMixed with `a` already in w's dtype (an activation rounded once by convert and read by
+    /// several GEMMs): the bits matmulMixed gives the f32 activation. Same workspace.
+    func matmulHalf(_ c: Tensor, _ a: Tensor, weight w: Tensor, transposeB: Bool, workspace: Tensor)
     func mixedWorkspaceBytes(m: Int, n: Int, k: Int) -> Int
     /// f32 GEMMs on TF32 tensor cores (true) or in full f32; throws where the device has no TF32.
     func setTF32(_ on: Bool) throws
@@ -313,6 +321,14 @@ extension Backend {
     public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float,
                           window: Int) {
         attention(out, q: q, k: k, v: v, keyLength: keyLength, keyMask: keyMask, scale: scale, window: window, softcap: 0)
+    }
+
+    /// `toHost` for a result the caller acts on (losses, log-probs): throws the device's failure,
+    /// naming the first failing kernel, instead of returning values computed after it.
+    public func read(_ t: Tensor) throws -> [Float] {
+        let values = toHost(t)
+        try checkErrors()
+        return values
     }
 
     /// The tensor's elements as f32 on the host (converting f16/bf16).

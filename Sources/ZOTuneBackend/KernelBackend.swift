@@ -23,11 +23,43 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         return KernelBackend(device: .cpu, table: zt_cpu_api(), summary: CPUInfo.summary, ledger: ledger)
     }
 
-    private func check(_ rc: Int32, _ what: String) {
-        if rc != 0 {
-            let reason = lastError(api)
-            fatalError("\(device) \(what) failed (code \(rc))\(reason.isEmpty ? "" : ": \(reason)")")
-        }
+    /// Tests only: the CPU backend with table entry `kernel` failing as a CUDA launch does (nothing
+    /// written, an error naming it returned by the next host read); nil for a kernel the hook cannot
+    /// replace (zt_cpu_api_with_failing). One such backend at a time.
+    public static func cpuWithFailingKernel(_ kernel: String) -> KernelBackend? {
+        guard let table = zt_cpu_api_with_failing(kernel) else { return nil }
+        return KernelBackend(device: .cpu, table: table, summary: "CPU with a failing \(kernel) (fault injection)",
+                             ledger: MemoryLedger(name: "cpu"))
+    }
+
+    // MARK: errors
+    // Kernels are asynchronous on a device and return nothing: a failed launch is reported by the
+    // next call that waits for the device (a host copy, synchronize, a reduction's result) with the
+    // first failing kernel's name. Most methods here cannot throw, so such a status is kept as this
+    // backend's failure: the host bytes it should have produced are NaN (0xFF) rather than stale,
+    // and `checkErrors` and `read` throw it. A failed device stays failed: every later check throws.
+
+    private let failureLock = NSLock()
+    private var failure: BackendError?
+
+    /// Records a nonzero status of `what` as the backend's failure (the first one is kept).
+    @discardableResult
+    private func check(_ rc: Int32, _ what: String) -> Bool {
+        guard rc != 0 else { return true }
+        let reason = lastError(api)
+        let error = BackendError("\(device == .cuda ? "CUDA" : "CPU") failure: \(reason.isEmpty ? "code \(rc)" : reason) (reported by the \(what))")
+        failureLock.lock()
+        if failure == nil { failure = error }
+        failureLock.unlock()
+        return false
+    }
+
+    public func checkErrors() throws {
+        check(api.synchronize(), "synchronize")
+        failureLock.lock()
+        let f = failure
+        failureLock.unlock()
+        if let f { throw f }
     }
 
     // MARK: memory
@@ -38,7 +70,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         guard rc == 0, let p else {
             throw BackendError("out of \(device) memory allocating \(formatBytes(bytes)) (\(formatBytes(ledger.snapshot.total.current)) in use)")
         }
-        if zeroed { check(api.memset(p, 0, bytes), "memset") }
+        if zeroed && !check(api.memset(p, 0, bytes), "memset") { try checkErrors() }
         return p
     }
 
@@ -51,7 +83,10 @@ public final class KernelBackend: Backend, @unchecked Sendable {
 
     public func copy(_ tensor: Tensor, toHost destination: UnsafeMutableRawBufferPointer) {
         precondition(destination.count == tensor.bytes, "copy of \(tensor) into \(destination.count) bytes")
-        if let base = destination.baseAddress { check(api.memcpy_d2h(base, tensor.pointer, tensor.bytes), "device-to-host copy") }
+        guard let base = destination.baseAddress else { return }
+        if !check(api.memcpy_d2h(base, tensor.pointer, tensor.bytes), "device-to-host copy") {
+            memset(base, 0xFF, tensor.bytes)  // NaN in every float dtype: never a plausible result
+        }
     }
 
     public func copy(_ destination: Tensor, from source: Tensor) {
@@ -166,7 +201,7 @@ public final class KernelBackend: Backend, @unchecked Sendable {
             let (rows, cols) = (source.shape[0], source.shape[1])
             let rc = api.dequantize_rows(destination.pointer, destination.dtype.code, source.pointer, type, Int64(rows), Int64(cols),
                                          nil, Int64(rows), 0)
-            precondition(rc == 0, "dequantize \(source): \(lastError(api))")
+            if rc != 0 { check(-1, "dequantize \(source)") }  // kept as the backend's failure
             return
         }
         api.convert(destination.pointer, destination.dtype.code, source.pointer, source.dtype.code, Int64(source.count))
@@ -292,15 +327,13 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     public func sumSquares(_ x: Tensor) -> Double {
         precondition(x.dtype == .f32, "sumSquares of \(x)")
         var out = 0.0
-        check(api.sum_squares(x.f32, Int64(x.count), &out), "sum of squares")
-        return out
+        return check(api.sum_squares(x.f32, Int64(x.count), &out), "sum of squares") ? out : .nan
     }
 
     public func squaredDistance(_ a: Tensor, _ b: Tensor) -> Double {
         precondition(a.dtype.isFloat && a.dtype == b.dtype && a.count == b.count, "squaredDistance of \(a) and \(b)")
         var out = 0.0
-        check(api.squared_distance(a.pointer, b.pointer, a.dtype.code, Int64(a.count), &out), "squared distance")
-        return out
+        return check(api.squared_distance(a.pointer, b.pointer, a.dtype.code, Int64(a.count), &out), "squared distance") ? out : .nan
     }
 
     public func adamDirection(_ x: Tensor, m: Tensor, v: Tensor, direction d: Tensor, scalars s: ZOUpdateScalars) {
@@ -341,14 +374,20 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         if let type = table.dtype.ggmlType {
             let bad = api.dequantize_rows(out.f32, DType.f32.code, table.pointer, type, Int64(vocab), Int64(table.shape[1]), ids.i32,
                                           Int64(ids.count), checkedOnHost ? 0 : 1)
-            if bad < 0 { throw BackendError("embedding from a \(table.dtype) table: \(lastError(api))") }
-            if bad != 0 { throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))") }
+            if bad < 0 { check(-1, "embedding from a \(table.dtype) table"); try checkErrors() }
+            if bad != 0 {
+                try checkErrors()  // ids uploaded after a failed kernel are not to be trusted
+                throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))")
+            }
             return
         }
         let bad = api.embedding(out.f32, table.pointer, table.dtype.code, Int64(vocab), Int64(table.shape[1]),
                                 ids.i32, Int64(ids.count), checkedOnHost ? 0 : 1)
-        if bad < 0 { throw BackendError("embedding: \(lastError(api))") }
-        if bad != 0 { throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))") }
+        if bad < 0 { check(-1, "embedding"); try checkErrors() }
+        if bad != 0 {
+            try checkErrors()  // ids uploaded after a failed kernel are not to be trusted
+            throw BackendError("\(bad) token id(s) outside the embedding table (vocab \(vocab))")
+        }
     }
 
     public func rope(_ x: Tensor, positions: Tensor, headDim: Int, rotaryDim: Int, invFreq: Tensor, scale: Float) {
@@ -408,6 +447,18 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         precondition(workspace.bytes >= mixedWorkspaceBytes(m: m, n: n, k: k), "mixed-precision GEMM workspace \(workspace) too small")
         check(api.gemm_mixed(transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1, a.f32, Int64(k), w.pointer, w.dtype.code,
                              Int64(w.shape[1]), 0, c.f32, Int64(n), workspace.pointer), "mixed-precision GEMM")
+    }
+
+    public func matmulHalf(_ c: Tensor, _ a: Tensor, weight w: Tensor, transposeB: Bool, workspace: Tensor) {
+        precondition((w.dtype == .bf16 || w.dtype == .f16) && a.dtype == w.dtype && c.dtype == .f32 && w.rank == 2 && a.rank >= 2,
+                     "half GEMM takes activations and weights of one 16-bit dtype: \(a) × \(w) → \(c)")
+        let k = a.shape[a.rank - 1], m = a.count / max(k, 1)
+        let n = transposeB ? w.shape[0] : w.shape[1]
+        precondition((transposeB ? w.shape[1] : w.shape[0]) == k && c.count == m * n && c.shape[c.rank - 1] == n,
+                     "half GEMM shapes \(a.shape) × \(w.shape)\(transposeB ? "ᵀ" : "") → \(c.shape)")
+        precondition(workspace.bytes >= mixedWorkspaceBytes(m: m, n: n, k: k), "half GEMM workspace \(workspace) too small")
+        check(api.gemm_half(transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1, a.pointer, Int64(k), w.pointer, w.dtype.code,
+                            Int64(w.shape[1]), 0, c.f32, Int64(n), workspace.pointer), "half GEMM")
     }
 
     public func mixedWorkspaceBytes(m: Int, n: Int, k: Int) -> Int { api.gemm_mixed_workspace(Int64(m), Int64(n), Int64(k)) }

@@ -170,14 +170,19 @@ public final class CausalLM: @unchecked Sendable {
     // MARK: building blocks
 
     /// out = x·Wᵀ + b for a weight stored (out, in), or x·W + b for one stored (in, out) (GPT-2's Conv1D).
-    /// `converted`: the weight already in f32 (a head used chunk after chunk).
-    func linear(_ out: Tensor, _ x: Tensor, _ layer: LinearLayer, converted: Tensor? = nil) throws {
+    /// `converted`: the weight already in f32 (a head used chunk after chunk). `rounded`: x already
+    /// rounded to the weight's 16-bit dtype (`roundedOnce`), taken as stored by a mixed GEMM.
+    func linear(_ out: Tensor, _ x: Tensor, _ layer: LinearLayer, converted: Tensor? = nil, rounded: Tensor? = nil) throws {
         let name = layer.weight, inOut = layer.layout == .inOut
         let w = weights[name]
         if let op = converted ?? mixedOperand(name), op.dtype != .f32 {
             let k = x.shape[x.rank - 1], m = x.count / max(k, 1)
             let ws = try workspace(bytes: backend.mixedWorkspaceBytes(m: m, n: out.shape[out.rank - 1], k: k))
-            backend.matmulMixed(out, x, weight: op, transposeB: !inOut, workspace: ws)
+            if let r = rounded, r.dtype == op.dtype {
+                backend.matmulHalf(out, r, weight: op, transposeB: !inOut, workspace: ws)
+            } else {
+                backend.matmulMixed(out, x, weight: op, transposeB: !inOut, workspace: ws)
+            }
         } else if converted == nil, let scratch, w.dtype != .f32, w.count > scratch.count {
             precondition(!inOut, "\(name): only the (out, in) head goes in panels")
             try panelLinear(out, x, weights[name], scratch: scratch)
@@ -525,8 +530,9 @@ public final class CausalLM: @unchecked Sendable {
     func mlp(_ layer: DecoderLayer, _ input: Tensor, gate: Tensor?, up: Tensor, fused: Tensor?, out: Tensor) throws {
         switch layer.mlp {
         case .gated(let gl, let ul, let dl):
-            try linear(gate!, input, gl)
-            try linear(up, input, ul)
+            let x16 = try roundedOnce(input, for: [gl, ul])
+            try linear(gate!, input, gl, rounded: x16)
+            try linear(up, input, ul, rounded: x16)
             gatedActivation(gate: gate!, up: up)
             try linear(out, up, dl)
         case .fusedGated(let gul, let dl):
@@ -541,6 +547,18 @@ public final class CausalLM: @unchecked Sendable {
             backend.activation(plan.activation, up, up)
             try linear(out, up, dl)
         }
+    }
+
+    /// x rounded once to the 16-bit dtype its mixed-precision GEMMs `layers` all take as stored (gate
+    /// and up read the same input): one convert instead of a rounding in each GEMM, the same bits
+    /// (gemm_half(round(x)) == gemm_mixed(x)). nil when they do not all take one 16-bit operand
+    /// as stored (precision f32, f32 weights, GGML blocks decoded per layer).
+    func roundedOnce(_ x: Tensor, for layers: [LinearLayer]) throws -> Tensor? {
+        guard precision != .f32, let dt = layers.first.map({ weights[$0.weight].dtype }), dt == .bf16 || dt == .f16,
+              layers.allSatisfy({ weights[$0.weight].dtype == dt }) else { return nil }
+        let r = try backend.allocate(x.shape, dtype: dt, tag: .activations, zeroed: false)
+        backend.convert(into: r, from: x)
+        return r
     }
 
     /// up = act(gate) ⊙ up: SwiGLU in one kernel, other activations (Gemma's tanh-GELU) in two.
@@ -655,7 +673,7 @@ public final class CausalLM: @unchecked Sendable {
             backend.tokenLogProbs(out.flatSlice(start, m), l, targets: targetT.flatSlice(start, m))
             start += m
         }
-        return backend.toHost(out)
+        return try backend.read(out)  // throws a failed kernel (named) instead of returning its log-probs
     }
 
     /// log p(candidates[b][c] | row b) after each row's last position, for rows with one or more
@@ -677,7 +695,7 @@ public final class CausalLM: @unchecked Sendable {
         let logits = try lastLogits(batch)
         let out = try backend.allocate([b * c], tag: .activations, zeroed: false)
         for j in 0..<c { backend.tokenLogProbs(out.flatSlice(j * b, b), logits, targets: targets.flatSlice(j * b, b)) }
-        let host = backend.toHost(out)
+        let host = try backend.read(out)
         return candidates.enumerated().map { r, row in row.indices.map { host[$0 * b + r] } }
     }
 
@@ -704,7 +722,7 @@ public final class CausalLM: @unchecked Sendable {
                 backend.logSumExpPanel(state.flatSlice(3 * r0, 3 * m), l, ldx: pr, cols: pr, col0: p0, targets: targets.flatSlice(r0, m))
             }
         }
-        let st = backend.toHost(state)
+        let st = try backend.read(state)
         return (0..<rows).map { r in
             let t = hostTargets[r]
             return t < 0 || Int(t) >= vocab ? 0 : (st[3 * r + 2] - st[3 * r]) - Foundation.log(st[3 * r + 1])
