@@ -243,7 +243,7 @@ final class KillResumeTests: XCTestCase {
                                 (sst2 + ["--max-length", "1"], "--max-length must be at least 2"),
                                 (sst2 + ["--eval-count", "0"], "--eval-count must be at least 1"),
                                 (sst2 + ["--save-every", "0"], "--save-every must be at least 1"),
-                                (sst2 + ["--train-count=-5"], "train count: must be 0 or more"),
+                                (sst2 + ["--train-count=-5"], "--train-count must be 0 or more"),
                                 (base + ["--task", "nosuch", "--data-dir", w.data.path], "unknown task"),
                                 (base + ["--task", "rte", "--data-dir", w.data.path], "no data file found"),
                                 (base + ["--task", "rte"], "--data-dir"),

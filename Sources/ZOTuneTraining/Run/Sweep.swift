@@ -167,7 +167,7 @@ public enum Sweep {
         func y(_ v: Double) -> Double { bottom - (bottom - top) * (v - lo) / (hi - lo) }
         for frac in [0.0, 0.5, 1.0] {
             let v = lo + (hi - lo) * frac
-            out += "<text x=\"4\" y=\"\(y(v) + 4)\" fill=\"#444\">\(String(format: "%.3g", v))</text>\n"
+            out += String(format: "<text x=\"4\" y=\"%.1f\" fill=\"#444\">%.3g</text>\n", y(v) + 4, v)
         }
         out += "<text x=\"\(w - right - 90)\" y=\"\(bottom + 16)\" fill=\"#444\">\(Int(maxX)) forwards</text>\n"
         for (i, r) in rows.enumerated() where !r.curve.isEmpty {
