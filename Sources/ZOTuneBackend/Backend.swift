@@ -129,6 +129,12 @@ public protocol Backend: AnyObject, Sendable {
     /// (out may be src), using `workspace` (≥ newtonSchulzWorkspace(rows, cols) f32 elements).
     /// `bf16` lets a device use bf16 tensor-core operands (f32 accumulate); the CPU is always f32.
     func newtonSchulz(_ out: Tensor, from src: Tensor, _ p: NewtonSchulz, steps: Int, workspace: Tensor, bf16: Bool)
+    /// NS of each of the `batch` same-shaped matrices of src (batch, rows, cols), stored one after
+    /// another, into out of the same shape (out may be src), in the launches of one matrix
+    /// (zt newton_schulz_batched). Each matrix gets newtonSchulz's bits on the CPU; a GPU may pick
+    /// other GEMM kernels for another batch count (within NS's tolerance; the same grouping gives the
+    /// same bits). `workspace` ≥ batch × newtonSchulzWorkspace(rows, cols) f32 elements.
+    func newtonSchulzBatched(_ out: Tensor, from src: Tensor, _ p: NewtonSchulz, steps: Int, workspace: Tensor, bf16: Bool)
     /// x += alpha·d (x in its storage dtype, d f32 with x's element count).
     func addScaled(_ x: Tensor, _ d: Tensor, alpha: Float)
     /// Jaguar's probe: x += scale·s on the entries `selection` picks for (seed, tensorId).

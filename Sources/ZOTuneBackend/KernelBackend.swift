@@ -307,6 +307,17 @@ public final class KernelBackend: Backend, @unchecked Sendable {
               "Newton–Schulz")
     }
 
+    public func newtonSchulzBatched(_ out: Tensor, from src: Tensor, _ p: NewtonSchulz, steps: Int, workspace: Tensor, bf16: Bool) {
+        precondition(src.rank == 3 && src.dtype == .f32 && out.dtype == .f32 && out.shape == src.shape,
+                     "batched Newton–Schulz needs f32 (batch, rows, cols) source and output, got \(src) → \(out)")
+        let (batch, rows, cols) = (src.shape[0], src.shape[1], src.shape[2])
+        precondition(workspace.dtype == .f32 && workspace.count >= batch * newtonSchulzWorkspace(rows: rows, cols: cols),
+                     "Newton–Schulz workspace \(workspace) too small for \(batch) × \(rows)×\(cols)")
+        let (a, b, c) = p.coefficients
+        check(api.newton_schulz_batched(src.f32, out.f32, Int64(batch), Int64(rows), Int64(cols), Int32(steps), a, b, c,
+                                        bf16 ? 1 : 0, workspace.f32), "Newton–Schulz (batched)")
+    }
+
     public func addScaled(_ x: Tensor, _ d: Tensor, alpha: Float) {
         precondition(d.dtype == .f32 && d.count == x.count && x.dtype.isFloat, "addScaled: \(d) into \(x)")
         api.add_scaled(x.pointer, x.dtype.code, Int64(x.count), alpha, d.f32)

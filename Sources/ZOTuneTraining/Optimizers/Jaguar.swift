@@ -197,8 +197,7 @@ public final class JaguarMuon: TwoSidedOptimizer, @unchecked Sendable {
         cache = try set.entries.map { e in
             options.orthogonalizeEvery > 1 && e.isHiddenMatrix ? try backend.allocate(e.tensor.shape, dtype: .f32, tag: .optimizer) : nil
         }
-        ns = try NSWorkspace(matrices: set.entries.filter(\.isHiddenMatrix), polynomial: options.polynomial,
-                             steps: options.nsSteps, backend: backend)
+        ns = try NSWorkspace(entries: set.entries, polynomial: options.polynomial, steps: options.nsSteps, backend: backend)
     }
 
     /// Two sparse probes, the sparse memory pass and one dense apply pass (no z anywhere).
@@ -210,21 +209,35 @@ public final class JaguarMuon: TwoSidedOptimizer, @unchecked Sendable {
     }
     public func probe(seed: UInt64, scale: Float) { jaguarProbe(set, selections, backend: backend, seed: seed, scale: scale) }
 
+    /// Each tensor's update reads only its own weights and memory, so the non-matrix tensors go first
+    /// and the hidden matrices group by group (one batched NS per group, NSWorkspace): the same bits
+    /// as matrix by matrix in set order.
     public func update(_ r: ZORecord, replay: Bool) {
         var s = jaguarScalars(eps: options.eps, replay: replay)
         s.g = r.projectedGrad
         s.beta = options.beta
         let orthogonalize = Int(r.step) % options.orthogonalizeEvery == 0
-        for (i, e) in set.entries.enumerated() {
-            guard e.isHiddenMatrix else {
-                s.lr = r.lr * options.otherLRRatio
-                backend.jaguarUpdate(.sign, e.tensor, state: memory[i], selections[i], seed: r.seed, tensorId: e.tensorId, scalars: s)
-                continue
+        s.lr = r.lr * options.otherLRRatio
+        for (i, e) in set.entries.enumerated() where !e.isHiddenMatrix {
+            backend.jaguarUpdate(.sign, e.tensor, state: memory[i], selections[i], seed: r.seed, tensorId: e.tensorId, scalars: s)
+        }
+        for g in ns.groups {
+            for (k, i) in g.entries.enumerated() {
+                let e = set.entries[i]
+                backend.jaguarUpdate(.memory, e.tensor, state: memory[i], selections[i], seed: r.seed, tensorId: e.tensorId, scalars: s)
+                if orthogonalize { backend.copy(ns.slot(k, of: g), from: memory[i].reshaped(e.tensor.shape)) }
             }
-            backend.jaguarUpdate(.memory, e.tensor, state: memory[i], selections[i], seed: r.seed, tensorId: e.tensorId, scalars: s)
-            let o = cache[i] ?? ns.direction(for: e)
-            if orthogonalize { ns.orthogonalize(memory[i].reshaped(e.tensor.shape), into: o) }
-            backend.addScaled(e.tensor, o, alpha: -r.lr)
+            if orthogonalize { ns.orthogonalize(g) }
+            for (k, i) in g.entries.enumerated() {
+                let e = set.entries[i], d = ns.slot(k, of: g)
+                // With a cache, NS(M) is kept for the steps in between (copied on the steps that compute it).
+                if let o = cache[i] {
+                    if orthogonalize { backend.copy(o, from: d) }
+                    backend.addScaled(e.tensor, o, alpha: -r.lr)
+                } else {
+                    backend.addScaled(e.tensor, d, alpha: -r.lr)
+                }
+            }
         }
     }
 }

@@ -19,7 +19,8 @@ public enum MomentumPlacement: String, Sendable, Codable, CaseIterable {
 /// Schulz is the quintic, 10 iterations, as released. Embeddings, the LM head, biases and norm
 /// gains (`isHiddenMatrix` false) take ZO-SGD-MMT on g·z at η·`otherLRRatio`: the released code
 /// gives them raw g·z at the matrices' η, orders of magnitude larger than NS's entries ~1/√n
-/// (ratio 1 reproduces it). State: one f32 buffer per tensor; NS workspace for the largest matrix.
+/// (ratio 1 reproduces it). State: one f32 buffer per tensor; NS workspace and batch buffer for one
+/// group of same-shaped matrices (NSWorkspace: bounded by a multiple of the largest matrix's).
 public struct ZOMuonOptions: Sendable, Equatable, Codable {
     public var eps: Float
     public var momentum: Float
@@ -78,8 +79,7 @@ public final class ZOMuon: TwoSidedOptimizer, @unchecked Sendable {
         self.options = options
         self.backend = backend
         buffers = try set.allocateState(backend)
-        ns = try NSWorkspace(matrices: set.entries.filter(\.isHiddenMatrix), polynomial: options.polynomial,
-                             steps: options.nsSteps, backend: backend)
+        ns = try NSWorkspace(entries: set.entries, polynomial: options.polynomial, steps: options.nsSteps, backend: backend)
     }
 
     /// Probes (2), the fused restore + update, and z regenerated once more per matrix (g·Z for NS
@@ -87,29 +87,41 @@ public final class ZOMuon: TwoSidedOptimizer, @unchecked Sendable {
     public var passesPerStep: Double { 4 }
     public var matrixFlopsPerStep: Double { NSWorkspace.flops(set.entries.filter(\.isHiddenMatrix), options.polynomial, steps: options.nsSteps) }
 
+    /// Each tensor's update reads only its own weights, buffer and z, so the non-matrix tensors go
+    /// first and the hidden matrices group by group (one batched NS per group, NSWorkspace): the
+    /// same bits as matrix by matrix in set order.
     public func update(_ r: ZORecord, replay: Bool) {
         var s = updateScalars(eps: options.eps, replay: replay)
         s.g = r.projectedGrad
         s.beta1 = options.momentum
-        for (e, buf) in zip(set.entries, buffers) {
-            guard e.isHiddenMatrix else {
-                s.lr = r.lr * options.otherLRRatio
-                backend.zoUpdate(.momentum, e.tensor, state1: buf, state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
-                continue
+        s.lr = r.lr * options.otherLRRatio
+        for (e, buf) in zip(set.entries, buffers) where !e.isHiddenMatrix {
+            backend.zoUpdate(.momentum, e.tensor, state1: buf, state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+        }
+        for g in ns.groups {
+            // Fill: the group's directions into the batch buffer's slots.
+            for (k, i) in g.entries.enumerated() {
+                let e = set.entries[i], d = ns.slot(k, of: g)
+                switch options.placement {
+                case .afterNS:
+                    backend.fillNormal(d, first: e.tensor.streamIndex, seed: r.seed, tensorId: e.tensorId, stream: 0, scale: r.projectedGrad)
+                case .beforeNS:
+                    s.lr = 0  // restore θ and advance buf only
+                    backend.zoUpdate(.momentum, e.tensor, state1: buffers[i], state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+                    backend.copy(d, from: buffers[i].reshaped(e.tensor.shape))
+                }
             }
-            let lr = r.lr * (options.tallScale ? e.tallScale : 1)
-            let d = ns.direction(for: e)
-            switch options.placement {
-            case .afterNS:
-                backend.fillNormal(d, first: e.tensor.streamIndex, seed: r.seed, tensorId: e.tensorId, stream: 0, scale: r.projectedGrad)
-                ns.orthogonalize(d, into: d)
-                s.lr = lr
-                backend.zoUpdate(.direction, e.tensor, state1: buf, state2: d, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
-            case .beforeNS:
-                s.lr = 0  // restore θ and advance buf only
-                backend.zoUpdate(.momentum, e.tensor, state1: buf, state2: nil, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
-                ns.orthogonalize(buf.reshaped(e.tensor.shape), into: d)
-                backend.addScaled(e.tensor, d, alpha: -lr)
+            ns.orthogonalize(g)
+            for (k, i) in g.entries.enumerated() {
+                let e = set.entries[i], d = ns.slot(k, of: g)
+                let lr = r.lr * (options.tallScale ? e.tallScale : 1)
+                switch options.placement {
+                case .afterNS:
+                    s.lr = lr
+                    backend.zoUpdate(.direction, e.tensor, state1: buffers[i], state2: d, seed: r.seed, tensorId: e.tensorId, stream: 0, scalars: s)
+                case .beforeNS:
+                    backend.addScaled(e.tensor, d, alpha: -lr)
+                }
             }
         }
     }
