@@ -35,7 +35,7 @@ final class OptionFuzzTests: XCTestCase {
         "model", "task", "data-dir", "task-file", "train-file", "dev-file", "test-file", "template", "labels", "device",
         "ns-polynomial", "momentum-placement", "jaguar-variant", "dizo-layers", "zoop-layers", "zoop-update", "lora-targets",
         "block-patterns", "out", "resume", "corpus", "tokenizer", "config", "base", "trajectory", "adapter", "prompt", "text",
-        "name", "optimizers", "objective", "optimizer", "dtype", "precision",
+        "name", "optimizers", "objective", "optimizer", "dtype", "precision", "grid", "cell",
     ]
     /// Options whose huge value is a legitimately long job: still running at the deadline is a pass.
     static let workCounts: Set<String> = ["steps", "repeats"]
