@@ -61,7 +61,7 @@ struct MemoryCommand: ParsableCommand {
             let d = try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
         } else {
-            print("\(file.path) (\(model.dtype) storage, \(formatBytes(lm.weights.bytes)) of weights): batch \(shape.batchSize) × \(shape.seqLen) tokens, " +
+            print("\(file.path) (\(try model.storage(file, device: backend.device).dtypeName) storage, \(formatBytes(lm.weights.bytes)) of weights): batch \(shape.batchSize) × \(shape.seqLen) tokens, " +
                   "\(set.parameterCount) trainable parameters" + (adapter.map { " (\($0.config))" } ?? ""))
             print(report.table)
             if phase != "inference" { print(backend.ledger.table(title: "ledger during the \(config.kind.rawValue) step, per tag")) }
@@ -96,7 +96,7 @@ struct BenchStep: ParsableCommand {
     func run() throws {
         let config = try optim.defaultConfig()
         let backend = try device.backend(quiet: json)
-        let (_, lm) = try model.load(on: backend)
+        let (file, lm) = try model.load(on: backend)
         let batch = try shape.tokens(model: lm.config)
         // With --peft the forward timed is the adapted one (what a PEFT step runs twice).
         let peft = try peftArguments.config()
@@ -109,7 +109,7 @@ struct BenchStep: ParsableCommand {
         if json {
             var j = r.json
             j["batch_size"] = shape.batchSize; j["seq_len"] = shape.seqLen; j["parameters"] = set.parameterCount
-            j["device"] = backend.device.rawValue; j["dtype"] = model.dtype; j["precision"] = lm.precision.rawValue
+            j["device"] = backend.device.rawValue; j["dtype"] = try model.storage(file, device: backend.device).dtypeName; j["precision"] = lm.precision.rawValue
             print(String(decoding: try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(backend.summary)
@@ -147,16 +147,17 @@ struct BenchOptimizers: ParsableCommand {
 
     /// The optimizer's defaults with this command's NS overrides.
     func config(_ k: OptimizerKind) -> OptimizerConfig {
-        switch OptimizerConfig.defaults(k) {
-        case .zoMuon(var o):
+        let c = OptimizerConfig.defaults(k)
+        if var o = c.options(ZOMuonOptions.self) {
             if let n = nsSteps { o.nsSteps = n }
             return .zoMuon(o)
-        case .jaguarMuon(var o):
+        }
+        if var o = c.options(JaguarMuonOptions.self) {
             if let n = nsSteps { o.nsSteps = n }
             if let e = orthogonalizeEvery { o.orthogonalizeEvery = e }
             return .jaguarMuon(o)
-        case let c: return c
         }
+        return c
     }
 
     func run() throws {
