@@ -252,7 +252,13 @@ public final class Trainer: @unchecked Sendable {
             step: t, runSeed: options.seed, lr: lr,
             loss: { try measured { try self.data.loss(step: t, objective: objective) } },
             searchLoss: { j in try self.data.searchLoss(j, objective: objective) },
-            scoreSamples: { try self.data.scoreSamples(step: t, objective: objective) })
+            scoreSamples: { try self.data.scoreSamples(step: t, objective: objective) },
+            lowRankProbe: { probe, seed in
+                guard let task = self.data as? TaskData else {
+                    throw BackendError("low-rank probes score a task's minibatches; this run's data is not a task")
+                }
+                return try probe.probe(seed: seed, examples: task.minibatch(t), scorer: task.scorer, objective: objective)
+            })
         let outcome: StepOutcome
         do {
             outcome = try optimizer.step(context)

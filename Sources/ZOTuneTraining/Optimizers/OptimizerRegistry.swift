@@ -9,7 +9,7 @@ extension OptimizerSpec {
     public static let all: [OptimizerSpec] = [
         MeZOOptions.spec, ZOMomentumOptions.spec, ZOAdamOptions.spec, ZOSignOptions.spec, ZOConsOptions.spec,
         HiZOOOptions.spec, ZOMuonOptions.spec, JaguarSignOptions.spec, JaguarMuonOptions.spec, DiZOOptions.spec,
-        ZoopOptions.spec, FZOOOptions.spec, SparseMeZOOptions.spec, MeZOSVRGOptions.spec,
+        ZoopOptions.spec, FZOOOptions.spec, SparseMeZOOptions.spec, MeZOSVRGOptions.spec, LowRankSPSAOptions.spec,
     ]
 
     /// The row of `name` (its `--optimizer` name), if this build has one.

@@ -106,16 +106,23 @@ public struct StepContext {
     /// each sequence row of each forward, each scoring path in one forward (Zoop pairs its
     /// forwards row for row).
     public let scoreSamples: () throws -> BatchScore
+    /// (ℓ₊ₖ, ℓ₋ₖ), k = 1…q, of the step's minibatch under the batched low-rank probe with this
+    /// seed (LowRankProbe: the 2q members in one forward, θ not written).
+    public let lowRankProbe: (LowRankProbe, UInt64) throws -> [(plus: Double, minus: Double)]
 
     public init(step: Int, runSeed: UInt64, lr: Float, loss: @escaping () throws -> Double,
                 searchLoss: @escaping (Int) throws -> Double = { _ in throw StepContext.unavailable("search minibatches") },
-                scoreSamples: @escaping () throws -> BatchScore = { throw StepContext.unavailable("per-example losses") }) {
+                scoreSamples: @escaping () throws -> BatchScore = { throw StepContext.unavailable("per-example losses") },
+                lowRankProbe: @escaping (LowRankProbe, UInt64) throws -> [(plus: Double, minus: Double)] = { _, _ in
+                    throw StepContext.unavailable("batched low-rank probes")
+                }) {
         self.step = step
         self.runSeed = runSeed
         self.lr = lr
         self.loss = loss
         self.searchLoss = searchLoss
         self.scoreSamples = scoreSamples
+        self.lowRankProbe = lowRankProbe
     }
 
     public static func unavailable(_ what: String) -> Error { BackendError("this step context provides no \(what)") }

@@ -46,7 +46,7 @@ struct OptimizerChoice: ParsableArguments {
 }
 
 struct MeZOArguments: ParsableArguments {
-    @Option(help: "SPSA directions per step, n-SPSA (default 1).")
+    @Option(help: "SPSA directions per step: mezo's n-SPSA (default 1), lowrank-spsa's q (default 4).")
     var directions: Int?
     @Flag(name: .customLong("one-sided"), help: "One-sided estimate (L(θ+εz) − L(θ))/ε.")
     var oneSided = false
@@ -181,7 +181,7 @@ struct OptimizerArgumentGroups: ParsableArguments {
     @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
     @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
     @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
-    @OptionGroup(title: "FZOO, Sparse MeZO and MeZO-SVRG options") var frontier: FrontierArguments
+    @OptionGroup(title: "FZOO, Sparse MeZO, MeZO-SVRG and low-rank SPSA options") var frontier: FrontierArguments
 
     /// The optimizer's configuration: the flags typed here on top of `base` (a `--config` file's
     /// optimizer; nil: the chosen optimizer's defaults, with PEFT's ε and DiZO's PEFT layers). A
