@@ -69,17 +69,18 @@ public enum OptimizerBenchmark {
 
     /// Median step time of `config` over `repeats` steps, its state allocated for the measurement
     /// and released after it. The step context scores the same batch everywhere: DiZO's search
-    /// minibatches, and Zoop's per-sequence losses. DiZO's searches come every K steps: its step
+    /// minibatches, Zoop's per-sequence losses and lowrank-spsa's batched probe. DiZO's searches come every K steps: its step
     /// time is the ordinary step's plus one search step's extra time over K (the search step is
     /// timed once, as step K − 1).
     public static func measure(_ config: OptimizerConfig, model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int, lr: Float,
                                baseline: Baseline) throws -> OptimizerTiming {
         let backend = model.backend
-        let optimizer = config.kind == .zoop ? try config.make(model: model) : try config.make(set: set, backend: backend)
+        let optimizer = config.spec.buildOnModel != nil ? try config.make(model: model) : try config.make(set: set, backend: backend)
         func context(_ t: Int) -> StepContext {
             StepContext(step: t, runSeed: 1, lr: lr, loss: { try languageModelLoss(model, batch) },
                         searchLoss: { _ in try languageModelLoss(model, batch) },
-                        scoreSamples: { try sequenceScore(model, batch) })
+                        scoreSamples: { try sequenceScore(model, batch) },
+                        lowRankProbe: { probe, seed in try probe.probeLanguageModel(seed: seed, batch: batch) })
         }
         backend.ledger.resetPeaks()
         var t = 0
