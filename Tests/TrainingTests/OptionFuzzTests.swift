@@ -19,7 +19,7 @@ final class OptionFuzzTests: XCTestCase {
     /// Float options without a default (with one, the default's decimal point says so).
     static let floatWithoutDefault: Set<String> = [
         "lr", "eps", "momentum", "beta1", "beta2", "adam-eps", "hessian-smoothing", "other-lr-ratio", "beta", "block-fraction",
-        "dizo-eps", "dizo-step", "dizo-clip", "lora-alpha", "weight-decay",
+        "dizo-eps", "dizo-step", "dizo-clip", "lora-alpha", "weight-decay", "min-std", "sparsity", "anchor-lr-scale",
     ]
 
     /// Options without a default value that take numbers (an option with a numeric default is
@@ -29,6 +29,7 @@ final class OptionFuzzTests: XCTestCase {
         "ns-steps", "other-lr-ratio", "orthogonalize-every", "beta", "block-fraction", "dizo-interval", "dizo-iterations",
         "dizo-eps", "dizo-step", "dizo-clip", "lora-rank", "lora-alpha", "prefix-tokens", "prompt-tokens", "block-steps",
         "kv-heads", "intermediate", "run-seed", "seed", "zoop-blocks", "max-length", "weight-decay",
+        "probes", "min-std", "sparsity", "anchor-every", "anchor-batches", "anchor-lr-scale", "rank",
     ]
     /// Options without a default that take text (paths, names, lists of names).
     static let textWithoutDefault: Set<String> = [
@@ -38,7 +39,8 @@ final class OptionFuzzTests: XCTestCase {
         "name", "optimizers", "objective", "optimizer", "dtype", "precision", "grid", "cell",
     ]
     /// Options whose huge value is a legitimately long job: still running at the deadline is a pass.
-    static let workCounts: Set<String> = ["steps", "repeats"]
+    /// (mezo-svrg's anchor step runs --anchor-batches minibatch forwards.)
+    static let workCounts: Set<String> = ["steps", "repeats", "anchor-batches"]
 
     /// What else an option needs on the command line to be used at all (its optimizer, adapter, schedule).
     static let context: [String: [String]] = [
@@ -52,6 +54,9 @@ final class OptionFuzzTests: XCTestCase {
         "dizo-interval": ["--optimizer", "dizo"], "dizo-iterations": ["--optimizer", "dizo"], "dizo-eps": ["--optimizer", "dizo"],
         "dizo-step": ["--optimizer", "dizo"], "dizo-clip": ["--optimizer", "dizo"],
         "zoop-blocks": ["--optimizer", "zoop"],
+        "probes": ["--optimizer", "fzoo"], "min-std": ["--optimizer", "fzoo"], "sparsity": ["--optimizer", "sparse-mezo"],
+        "anchor-every": ["--optimizer", "mezo-svrg"], "anchor-batches": ["--optimizer", "mezo-svrg"],
+        "anchor-lr-scale": ["--optimizer", "mezo-svrg"], "rank": ["--optimizer", "lowrank-spsa"],
         "lora-rank": ["--peft", "lora"], "lora-alpha": ["--peft", "lora"],
         "prefix-tokens": ["--peft", "prefix"], "prompt-tokens": ["--peft", "prompt"],
         "block-steps": ["--blocks", "layer", "--block-schedule", "sequential"],
@@ -60,6 +65,7 @@ final class OptionFuzzTests: XCTestCase {
     static let commandContext: [String: [String: [String]]] = [
         "bench optimizers": ["ns-steps": ["--optimizers", "zo-muon"], "orthogonalize-every": ["--optimizers", "jaguar-muon"]],
         "stream": ["steps": ["--run-seed", "1"], "run-seed": []],
+        "bench lowrank": ["rank": []],
     ]
     /// Options whose code train and pretrain share (OptimizerArgumentGroups, RunArguments, BlockArguments):
     /// fuzzed in train only, to keep the test short.
@@ -67,6 +73,7 @@ final class OptionFuzzTests: XCTestCase {
         "lr", "eval-every", "eval-count", "seed", "warmup", "save-every", "eps", "weight-decay", "directions", "momentum",
         "beta1", "beta2", "adam-eps", "hessian-smoothing", "ns-steps", "other-lr-ratio", "orthogonalize-every", "beta",
         "block-fraction", "dizo-interval", "dizo-iterations", "dizo-eps", "dizo-step", "dizo-clip", "zoop-blocks", "block-steps",
+        "probes", "min-std", "sparsity", "anchor-every", "anchor-batches", "anchor-lr-scale", "rank",
     ]
 
     struct Case {
@@ -136,6 +143,7 @@ final class OptionFuzzTests: XCTestCase {
             "bench forward": ["--model", w.model.path, "--batch-size", "1", "--seq-len", "4", "--repeats", "1"],
             "bench step": ["--model", w.model.path, "--batch-size", "1", "--seq-len", "4", "--repeats", "1"],
             "bench optimizers": ["--model", w.model.path, "--batch-size", "1", "--seq-len", "4", "--repeats", "1", "--optimizers", "mezo"],
+            "bench lowrank": ["--model", w.model.path, "--batch-size", "1", "--seq-len", "4", "--repeats", "1", "--directions", "1"],
         ]
         let excluded = [
             "mpi-check": "joins an MPI world (mpirun); it has no options",

@@ -174,7 +174,9 @@ extension TrainingRun {
         let adapter = try h.peft?.make(model: lm)
         lm.hook = adapter
         let set = try adapter?.set ?? TrainableSet.from(spec: h.trainable, model: lm)
-        let optimizer = try h.optimizer.make(set: set, backend: backend, blocks: h.blocks)
+        // An optimizer built on the model (lowrank-spsa's probe hook) is rebuilt the same way train built it.
+        let optimizer = try h.optimizer.spec.buildOnModel != nil && adapter == nil && h.blocks == nil
+            ? h.optimizer.make(model: lm) : h.optimizer.make(set: set, backend: backend, blocks: h.blocks)
         let upTo = allSteps ? Int.max : h.progress.bestStep
         let records = traj.records.filter { Int($0.step) < upTo }
         optimizer.replay(records)
@@ -187,6 +189,6 @@ extension TrainingRun {
         } else {
             try HFExport.write(lm, file: file, to: out, metadata: metadata)
         }
-        return (records, h, set.parameterCount)
+        return (records, h, optimizer.set.parameterCount)
     }
 }
