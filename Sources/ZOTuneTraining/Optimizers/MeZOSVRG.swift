@@ -50,7 +50,10 @@ extension MeZOSVRGOptions: ZOOptimizerOptions {
         guard anchorEvery >= 1 && anchorEvery < KernelBackend.maxSumTerms else {
             throw OptimizerOptionError(Self.self, "anchor_every", "must be in 1...\(KernelBackend.maxSumTerms - 1) (got \(anchorEvery))")
         }
-        guard anchorBatches >= 1 else { throw OptimizerOptionError(Self.self, "anchor_batches", "must be ≥ 1 (got \(anchorBatches))") }
+        // Bounded so the search-minibatch index (step / anchor_every) · (anchor_batches − 1) cannot overflow.
+        guard anchorBatches >= 1 && anchorBatches <= 65536 else {
+            throw OptimizerOptionError(Self.self, "anchor_batches", "must be in 1...65536 (got \(anchorBatches))")
+        }
         guard anchorLRScale > 0 && anchorLRScale.isFinite else {
             throw OptimizerOptionError(Self.self, "anchor_lr_scale", "must be positive (got \(anchorLRScale))")
         }
