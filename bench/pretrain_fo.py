@@ -1,26 +1,49 @@
 #!/usr/bin/env python3
-"""First-order reference for bench/pretrain.sh (reference venv only; never at run time).
+"""First-order references for the pre-training benchmarks (reference venv only; never at run time).
 
-Trains the same architecture from the same initial weights (a ZOTune run's init/ checkpoint) on
-the same windows in the same order with Adam, and logs metrics.jsonl in ZOTune's keys (step,
-loss, train_seconds, dev_perplexity). The corpus split, the windows (documents tokenized without
-special tokens, each followed by EOS, cut every L tokens into L+1-token windows) and the minibatch
-order (MinibatchSampler: one SplitMix-seeded Fisher-Yates permutation per epoch) are
-re-implemented here and checked: the initial held-out perplexity must equal the ZO run's.
+Phases (--phase):
+  time       bench/pretrain.sh: Adam on every parameter from a ZOTune run's init/, for --seconds of
+             training time (the ZO cell's).
+  embed      seed 000's first block (bench/pretrain_seed000.sh): the token embeddings (tied head)
+             trained for --epochs epochs, every other tensor frozen at its seeded init; written to
+             OUT/model/ as a Hugging Face checkpoint (config.json, model.safetensors with the init's
+             tensor names, the tokenizer's files) that `zotune pretrain --init-from` loads.
+  layerwise  the FO arm of seed 000's layer-wise schedule, from --init (the embed checkpoint):
+             layer 0 for one epoch, frozen, layer 1 re-initialised and trained one epoch, ...
+             (embeddings and final norm stay frozen). Resumable block by block (OUT/partial/).
+  full       every parameter from the seeded init for --epochs epochs (the schedule's total budget).
+An epoch is --epoch-steps steps of --batch windows (bench/pretrain_seed000.sh sizes it).
 
-usage: pretrain_fo.py --zo-run DIR --corpus FILE --out DIR --seconds S [--lr 1e-3] [--eval-every N]
+Same data as the ZO runs: the corpus split, the windows (documents tokenized without special
+tokens, each followed by EOS, cut every L tokens into L+1-token windows) and the minibatch order
+(MinibatchSampler: one SplitMix-seeded Fisher-Yates permutation per epoch, step t taking the t-th
+batch of that stream) are re-implemented here, with L, B, the data seed and the held-out count read
+from a ZOTune run's trajectory header (--zo-run), and checked: the initial held-out perplexity must
+equal that run's step-0 evaluation. Phase layerwise's step counter runs on across blocks as the ZO
+sequential schedule's does, so block k of either arm sees the same windows.
+
+Each phase writes OUT/metrics.jsonl in ZOTune's keys (step, loss, train_seconds, dev_perplexity;
+plus block) and OUT/summary.json; a phase whose summary.json exists is skipped.
+
+usage: pretrain_fo.py --zo-run DIR --corpus FILE --out DIR --phase time --seconds S [--lr 1e-3]
+       pretrain_fo.py --zo-run DIR --corpus FILE --out DIR --phase embed|full --epoch-steps S --epochs N
+       pretrain_fo.py --zo-run DIR --corpus FILE --out DIR --phase layerwise --init DIR --epoch-steps S
 """
 import argparse
 import json
 import math
 import os
+import shutil
 import time
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
 
 M64 = (1 << 64) - 1
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def step_seed(run, step, direction):
@@ -69,55 +92,64 @@ def windows(tok, docs, eos, length):
     return [ids[s:s + length + 1] for s in range(0, len(ids) - length, length)]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--zo-run", required=True, help="a finished ZOTune pretrain run (init/, trajectory.zot header, summary.json)")
-    ap.add_argument("--corpus", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--seconds", type=float, required=True, help="training-time budget (train_seconds)")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--eval-every", type=int, default=50)
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    header = read_header(os.path.join(a.zo_run, "trajectory.zot"))
-    run = header["run"]
-    length, batch, every = run["max_length"], run["batch_size"], 10
-    data_seed = int(run["data_seed"])
-    init = os.path.join(a.zo_run, "init")
-    tok = Tokenizer.from_file(os.path.join(init, "tokenizer.json"))
-    cfg = json.load(open(os.path.join(init, "config.json")))
-    eos = cfg.get("eos_token_id", cfg.get("bos_token_id"))
-    train_docs, held_docs = corpus(a.corpus, every)
-    train = windows(tok, train_docs, eos, length)
-    held = windows(tok, held_docs, eos, length)[: run.get("eval_count") or None]
-    model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-    sampler = Sampler(len(train), batch, data_seed)
+def read_header(path):
+    b = open(path, "rb").read()
+    n = int.from_bytes(b[8:12], "little")
+    return json.loads(b[12:12 + n])
 
-    def held_loss():
+
+class Data:
+    """The ZO run's windows, order and held-out set; held_loss(model) = ln held-out perplexity."""
+
+    def __init__(self, zo_run, corpus_path):
+        run = read_header(os.path.join(zo_run, "trajectory.zot"))["run"]
+        self.length, self.batch = run["max_length"], run["batch_size"]
+        self.init = os.path.join(zo_run, "init")
+        tok = Tokenizer.from_file(os.path.join(self.init, "tokenizer.json"))
+        cfg = json.load(open(os.path.join(self.init, "config.json")))
+        eos = cfg.get("eos_token_id", cfg.get("bos_token_id"))
+        train_docs, held_docs = corpus(corpus_path, 10)
+        self.train = windows(tok, train_docs, eos, self.length)
+        self.held = windows(tok, held_docs, eos, self.length)[: run.get("eval_count") or None]
+        self.sampler = Sampler(len(self.train), self.batch, int(run["data_seed"]))
+        zo = [json.loads(l) for l in open(os.path.join(zo_run, "metrics.jsonl")) if l.strip()]
+        self.zo_before = next(o["dev_perplexity"] for o in zo if o["step"] == 0 and "dev_perplexity" in o)
+
+    def batch_at(self, t):
+        return torch.tensor([self.train[i] for i in self.sampler.indices(t)])
+
+    def held_loss(self, model):
         model.eval()
         total = 0.0
         with torch.inference_mode():
-            for s in range(0, len(held), batch):
-                x = torch.tensor(held[s:s + batch])
+            for s in range(0, len(self.held), self.batch):
+                x = torch.tensor(self.held[s:s + self.batch])
                 logits = model(input_ids=x[:, :-1]).logits
                 nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="none")
                 total += nll.view(x.shape[0], -1).mean(dim=1).sum().item()
         model.train()
-        return total / len(held)
+        return total / len(self.held)
 
-    zo = [json.loads(l) for l in open(os.path.join(a.zo_run, "metrics.jsonl"))]
-    zo_before = next(o["dev_perplexity"] for o in zo if o["step"] == 0 and "dev_perplexity" in o)
-    before = math.exp(held_loss())
-    if abs(before - zo_before) > 1e-3 * zo_before:
-        raise SystemExit(f"windows or weights differ from the ZO run: initial held-out perplexity {before} vs {zo_before}")
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.95))
-    os.makedirs(a.out, exist_ok=True)
-    lines = [{"step": 0, "dev_perplexity": before, "train_seconds": 0.0}]
-    spent, t = 0.0, 0
-    while spent < a.seconds:
-        x = torch.tensor([train[i] for i in sampler.indices(t)])
+
+def check_same(before, reference, what):
+    # The same f32 weights and windows through transformers vs ZOTune's kernels: the summation
+    # order differs, 1e-3 relative on the perplexity (1e-3 absolute on the loss) is ~100x the f32
+    # spread over 64 windows x 64 targets, while a wrong window or tensor moves it by far more.
+    if abs(before - reference) > 1e-3 * reference:
+        raise SystemExit(f"pretrain_fo.py: {what}: initial held-out perplexity {before:.4f} vs {reference:.4f} (windows or weights differ)")
+
+
+def make_opt(name, params, lr):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.95))
+    return torch.optim.SGD(params, lr=lr)
+
+
+def train_steps(model, data, opt, t0, steps, eval_every, lines, spent, block=None, eval_at_end=True):
+    """steps FO steps on the sampler's batches t0, t0+1, ...; an evaluation every eval_every steps
+    and (eval_at_end) after the last. Returns the training seconds spent so far."""
+    for t in range(t0, t0 + steps):
+        x = data.batch_at(t)
         start = time.time()
         logits = model(input_ids=x[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
@@ -125,23 +157,153 @@ def main():
         loss.backward()
         opt.step()
         spent += time.time() - start
-        t += 1
-        o = {"step": t, "loss": loss.item(), "train_seconds": round(spent, 3)}
-        if t % a.eval_every == 0 or spent >= a.seconds:
-            o["dev_perplexity"] = math.exp(held_loss())
-            print(f"step {t}  loss {o['loss']:.4f}  held-out ppl {o['dev_perplexity']:.2f}  {spent:.0f} s", flush=True)
+        o = {"step": t + 1, "loss": loss.item(), "train_seconds": round(spent, 3)}
+        if block is not None:
+            o["block"] = block
+        if (t + 1 - t0) % eval_every == 0 or (eval_at_end and t + 1 == t0 + steps):
+            o["dev_perplexity"] = math.exp(data.held_loss(model))
+            print(f"step {t + 1}  loss {o['loss']:.4f}  held-out loss {math.log(o['dev_perplexity']):.4f}  {spent:.0f} s", flush=True)
         lines.append(o)
-    with open(os.path.join(a.out, "metrics.jsonl"), "w") as f:
+    return spent
+
+
+def write_checkpoint(model, init, out):
+    """model's tensors under the init checkpoint's names (the tied head is not stored), with the
+    init's config and tokenizer files: the layout `zotune pretrain` writes and reads."""
+    os.makedirs(out, exist_ok=True)
+    state = model.state_dict()
+    with safe_open(os.path.join(init, "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    save_file({n: state[n].detach().contiguous().clone() for n in names}, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    for name in ("config.json",) + TOKENIZER_FILES:
+        if os.path.exists(os.path.join(init, name)):
+            shutil.copyfile(os.path.join(init, name), os.path.join(out, name))
+
+
+def write_lines(path, lines):
+    with open(path, "w") as f:
         f.write("\n".join(json.dumps(o, sort_keys=True) for o in lines) + "\n")
-    json.dump({"optimizer": "adam (first-order reference)", "lr": a.lr, "steps": t, "train_seconds": spent,
-               "perplexity_before": before, "perplexity_after": lines[-1]["dev_perplexity"],
-               "parameters": sum(p.numel() for p in model.parameters())}, open(os.path.join(a.out, "summary.json"), "w"), sort_keys=True)
 
 
-def read_header(path):
-    b = open(path, "rb").read()
-    n = int.from_bytes(b[8:12], "little")
-    return json.loads(b[12:12 + n])
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--zo-run", required=True, help="a ZOTune pretrain run (init/, trajectory.zot header, metrics.jsonl)")
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--phase", choices=["time", "embed", "layerwise", "full"], default="time")
+    ap.add_argument("--init", help="layerwise: the checkpoint to start from (the embed phase's OUT/model)")
+    ap.add_argument("--seconds", type=float, help="time: training-time budget (train_seconds)")
+    ap.add_argument("--epoch-steps", type=int, help="steps in one epoch (embed, layerwise, full)")
+    ap.add_argument("--epochs", type=int, default=1, help="embed, full: epochs (layerwise: one per block)")
+    ap.add_argument("--optim", choices=["adam", "sgd"], default="adam", help="adam (β 0.9/0.95) or plain SGD")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--init-std", type=float, default=0.02, help="layerwise: std of a re-initialised layer's matrices")
+    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    if os.path.exists(os.path.join(a.out, "summary.json")):
+        print(f"{a.out}: done (summary.json)")
+        return
+    if a.phase == "time" and a.seconds is None:
+        ap.error("--phase time needs --seconds")
+    if a.phase != "time" and not a.epoch_steps:
+        ap.error(f"--phase {a.phase} needs --epoch-steps")
+    if a.phase == "layerwise" and not a.init:
+        ap.error("--phase layerwise needs --init (the embed phase's model directory)")
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    data = Data(a.zo_run, a.corpus)
+    os.makedirs(a.out, exist_ok=True)
+    start_from = a.init if a.phase == "layerwise" else data.init
+    model = AutoModelForCausalLM.from_pretrained(start_from, dtype=torch.float32)
+    summary = {"phase": a.phase, "optimizer": f"{a.optim} (first-order reference)", "lr": a.lr, "batch": data.batch,
+               "seq_len": data.length, "parameters": sum(p.numel() for p in model.parameters())}
+
+    if a.phase == "layerwise":
+        run_layerwise(a, data, model, summary)
+        return
+    before = math.exp(data.held_loss(model))
+    check_same(before, data.zo_before, a.zo_run)
+    lines = [{"step": 0, "dev_perplexity": before, "train_seconds": 0.0}]
+    if a.phase == "time":
+        opt = make_opt(a.optim, model.parameters(), a.lr)
+        spent, t = 0.0, 0
+        while spent < a.seconds:
+            spent = train_steps(model, data, opt, t, 1, 1 << 62, lines, spent, eval_at_end=False)
+            t += 1
+            if t % a.eval_every == 0 or spent >= a.seconds:
+                lines[-1]["dev_perplexity"] = math.exp(data.held_loss(model))
+                print(f"step {t}  loss {lines[-1]['loss']:.4f}  held-out ppl {lines[-1]['dev_perplexity']:.2f}  {spent:.0f} s", flush=True)
+        steps = t
+    else:
+        steps = a.epoch_steps * a.epochs
+        if a.phase == "embed":
+            for n, p in model.named_parameters():
+                p.requires_grad_(n == "model.embed_tokens.weight")
+            trained = [p for p in model.parameters() if p.requires_grad]
+            assert len(trained) == 1 and model.lm_head.weight is model.model.embed_tokens.weight, "the head must be tied"
+        else:
+            trained = list(model.parameters())
+        summary["trained_parameters"] = sum(p.numel() for p in trained)
+        opt = make_opt(a.optim, trained, a.lr)
+        spent = train_steps(model, data, opt, 0, steps, a.eval_every, lines, 0.0)
+        if a.phase == "embed":
+            write_checkpoint(model, data.init, os.path.join(a.out, "model"))
+    write_lines(os.path.join(a.out, "metrics.jsonl"), lines)
+    summary.update({"steps": steps, "epochs": a.epochs if a.phase != "time" else None, "epoch_steps": a.epoch_steps,
+                    "train_seconds": spent, "perplexity_before": before, "perplexity_after": lines[-1]["dev_perplexity"],
+                    "passes_per_step": "1 forward + 1 backward"})
+    json.dump(summary, open(os.path.join(a.out, "summary.json"), "w"), sort_keys=True, indent=1)
+
+
+def run_layerwise(a, data, model, summary):
+    """Layer k (the last with the final norm): re-initialised (matrices N(0, std²) from a generator
+    seeded by k, norm gains 1; ZOTune draws its own N(0, std²) values, so the arms start from equally
+    distributed, not equal, layers), trained alone for one epoch with a fresh optimizer, then
+    frozen. OUT/partial/ holds the weights and metrics after the last finished block, so an
+    interrupted run resumes at the next block."""
+    layers = model.config.num_hidden_layers
+    partial = os.path.join(a.out, "partial")
+    state_path = os.path.join(partial, "state.json")
+    if os.path.exists(state_path):
+        st = json.load(open(state_path))
+        with safe_open(os.path.join(partial, "model.safetensors"), "pt") as f:
+            model.load_state_dict({n: f.get_tensor(n) for n in f.keys()}, strict=False)
+        lines, done, spent, before = st["lines"], st["blocks_done"], st["train_seconds"], st["perplexity_before"]
+        print(f"{a.out}: resuming after block {done - 1}")
+    else:
+        before = math.exp(data.held_loss(model))
+        emb = os.path.join(os.path.dirname(os.path.abspath(a.init)), "summary.json")
+        if os.path.exists(emb):   # the embed phase's last evaluation: the checkpoint round-trips
+            check_same(before, json.load(open(emb))["perplexity_after"], a.init)
+        lines, done, spent = [{"step": 0, "dev_perplexity": before, "train_seconds": 0.0}], 0, 0.0
+    for k in range(done, layers):
+        # The last block holds the final norm too (ZOTune's --blocks layer+norm).
+        block = [model.model.layers[k]] + ([model.model.norm] if k == layers - 1 else [])
+        g = torch.Generator().manual_seed(k)
+        with torch.no_grad():
+            for n, p in (q for m in block for q in m.named_parameters()):
+                if p.dim() == 2:
+                    p.copy_(torch.randn(p.shape, generator=g) * a.init_std)
+                else:
+                    p.fill_(1.0)
+        trained = [p for m in block for p in m.parameters()]
+        for p in model.parameters():
+            p.requires_grad_(any(p is q for q in trained))
+        print(f"== block {k + 1}: layer {k} ({sum(p.numel() for p in trained)} parameters)", flush=True)
+        opt = make_opt(a.optim, trained, a.lr)
+        spent = train_steps(model, data, opt, k * a.epoch_steps, a.epoch_steps, a.eval_every, lines, spent, block=k + 1)
+        os.makedirs(partial, exist_ok=True)
+        save_file({n: t.detach().contiguous().clone() for n, t in model.state_dict().items() if n != "lm_head.weight"},
+                  os.path.join(partial, "model.safetensors"))
+        json.dump({"lines": lines, "blocks_done": k + 1, "train_seconds": spent, "perplexity_before": before}, open(state_path, "w"))
+    write_lines(os.path.join(a.out, "metrics.jsonl"), lines)
+    summary.update({"steps": layers * a.epoch_steps, "blocks": layers, "epoch_steps": a.epoch_steps, "train_seconds": spent,
+                    "perplexity_before": before, "perplexity_after": lines[-1]["dev_perplexity"],
+                    "trained_parameters_per_block": sum(p.numel() for p in model.model.layers[0].parameters()),
+                    "passes_per_step": "1 forward + 1 backward"})
+    json.dump(summary, open(os.path.join(a.out, "summary.json"), "w"), sort_keys=True, indent=1)
+    shutil.rmtree(partial)
 
 
 if __name__ == "__main__":
