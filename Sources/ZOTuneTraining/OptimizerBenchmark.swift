@@ -67,21 +67,24 @@ public enum OptimizerBenchmark {
         return (forward, pass, peak, gemmRate)
     }
 
-    /// Median step time of `config` over `repeats` steps, its state allocated for the measurement
-    /// and released after it. The step context scores the same batch everywhere: DiZO's search
-    /// minibatches, Zoop's per-sequence losses and lowrank-spsa's batched probe. DiZO's searches come every K steps: its step
+    /// The step context of a step on one fixed batch (`zotune memory`, `bench step`, `bench
+    /// optimizers`): the same batch everywhere — DiZO's search minibatches, Zoop's per-sequence
+    /// losses and lowrank-spsa's batched probe.
+    public static func context(model: CausalLM, batch: TokenBatch, step: Int, lr: Float) -> StepContext {
+        StepContext(step: step, runSeed: 1, lr: lr, loss: { try languageModelLoss(model, batch) },
+                    searchLoss: { _ in try languageModelLoss(model, batch) },
+                    scoreSamples: { try sequenceScore(model, batch) },
+                    lowRankProbe: { probe, seed in try probe.probeLanguageModel(seed: seed, batch: batch) })
+    }
+
+    /// Median step time of `optimizer` (built from `config` by TrainingRun.makeOptimizer) over
+    /// `repeats` steps of `context`. DiZO's searches come every K steps: its step
     /// time is the ordinary step's plus one search step's extra time over K (the search step is
     /// timed once, as step K − 1).
-    public static func measure(_ config: OptimizerConfig, model: CausalLM, batch: TokenBatch, set: TrainableSet, repeats: Int, lr: Float,
+    public static func measure(_ optimizer: any ZOOptimizer, config: OptimizerConfig, model: CausalLM, batch: TokenBatch, repeats: Int, lr: Float,
                                baseline: Baseline) throws -> OptimizerTiming {
         let backend = model.backend
-        let optimizer = config.spec.buildOnModel != nil ? try config.make(model: model) : try config.make(set: set, backend: backend)
-        func context(_ t: Int) -> StepContext {
-            StepContext(step: t, runSeed: 1, lr: lr, loss: { try languageModelLoss(model, batch) },
-                        searchLoss: { _ in try languageModelLoss(model, batch) },
-                        scoreSamples: { try sequenceScore(model, batch) },
-                        lowRankProbe: { probe, seed in try probe.probeLanguageModel(seed: seed, batch: batch) })
-        }
+        func context(_ t: Int) -> StepContext { Self.context(model: model, batch: batch, step: t, lr: lr) }
         backend.ledger.resetPeaks()
         var t = 0
         var step = try backend.medianSeconds(repeats) {

@@ -108,23 +108,12 @@ extension TrainingRun {
         for note in splits.notes { log("data: \(note)") }
         log("data: \(splits.train.count) train, \(splits.dev.count) dev, \(splits.test.count) test examples of \(splits.task)")
         // auto resolved for this checkpoint on this device; the header records the result, never "auto".
-        let storage = try WeightStorage.resolve(dtype: dtype, precision: precision, checkpoint: file.storedFloatDType, device: backend.device)
+        let (_, storage, lm) = try loadModel(on: backend, file: file)
         log("storage: \(storage)")
-        let lm = try file.load(on: backend, dtype: storage.dtype, keepBlocks: storage.keepBlocks, precision: storage.precision)
-        // The one place the frozen quantized base is refused for full tuning.
-        if lm.weights.hasBlocks && peft == nil {
-            throw RunConfigError("--dtype gguf keeps the base quantized and frozen: train an adapter over it (--peft lora, prefix or prompt)")
-        }
+        let adapter = try makeAdapter(model: lm)
+        let optimizer = try run.makeOptimizer(model: lm, adapter: adapter)
         let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue,
                                   dtype: storage.dtypeName, precision: lm.precision.rawValue)
-        try Self.check(peft, model: lm.config)
-        let adapter = try peft?.make(model: lm)
-        let config = run.optimizer!
-        let optimizer: any ZOOptimizer
-        do {
-            optimizer = try blocks == nil && adapter == nil ? config.make(model: lm)
-                : config.make(set: try adapter?.set ?? config.trainableSet(lm), backend: backend, blocks: blocks)
-        } catch let e as BlockError { throw RunConfigError(e.description) }
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer,
                                   runDir: directory.url, base: base, adapter: adapter)
         trainer.dataFingerprint = DataFingerprint(options: dataFingerprintOptions, contentHash: splits.contentHash)
@@ -173,10 +162,9 @@ extension TrainingRun {
         let lm = try file.load(on: backend, dtype: dtype, keepBlocks: keepBlocks)
         let adapter = try h.peft?.make(model: lm)
         lm.hook = adapter
-        let set = try adapter?.set ?? TrainableSet.from(spec: h.trainable, model: lm)
-        // An optimizer built on the model (lowrank-spsa's probe hook) is rebuilt the same way train built it.
-        let optimizer = try h.optimizer.spec.buildOnModel != nil && adapter == nil && h.blocks == nil
-            ? h.optimizer.make(model: lm) : h.optimizer.make(set: set, backend: backend, blocks: h.blocks)
+        // Built as train built it, over the trainable set the header names.
+        let optimizer = try makeOptimizer(h.optimizer, model: lm, adapter: adapter, blocks: h.blocks,
+                                          set: adapter == nil ? try TrainableSet.from(spec: h.trainable, model: lm) : nil)
         let upTo = allSteps ? Int.max : h.progress.bestStep
         let records = traj.records.filter { Int($0.step) < upTo }
         optimizer.replay(records)

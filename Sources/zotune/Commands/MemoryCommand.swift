@@ -23,9 +23,9 @@ struct MemoryCommand: ParsableCommand {
 
     func run() throws {
         guard ["both", "inference", "zo"].contains(phase) else { throw ValidationError("--phase must be both, inference or zo") }
-        let config = try optim.defaultConfig()
+        let run = try stepRun(model: model, peft: try peftArguments.config(), optimizer: optim.optimizer)
         let backend = try device.backend(quiet: json)
-        let (file, lm) = try model.load(on: backend)
+        let (file, storage, lm) = try run.loadModel(on: backend)
         let batch = try shape.tokens(model: lm.config)
         var inference = 0, zo = 0, state = 0
         // The inference reference is the plain base: measured before any adapter exists.
@@ -34,19 +34,17 @@ struct MemoryCommand: ParsableCommand {
             _ = try languageModelLoss(lm, batch)
             inference = backend.ledger.snapshot.total.peak
         }
-        let peft = try peftArguments.config()
-        try PEFTArguments.check(peft, model: lm.config)
-        let adapter = try peft?.make(model: lm)
+        let adapter = try RunArgumentParsing.runConfigErrors { try run.makeAdapter(model: lm) }
         lm.hook = adapter
-        let set = try adapter?.set ?? config.trainableSet(lm)
+        let set = try run.trainableSet(model: lm, adapter: adapter)
         if phase != "inference" {
-            let optimizer = try adapter.map { try config.make(set: $0.set, backend: backend) } ?? config.make(model: lm)
+            let optimizer = try RunArgumentParsing.runConfigErrors { try run.makeOptimizer(model: lm, adapter: adapter) }
             state = optimizer.stateBytes
             backend.ledger.resetPeaks()
-            _ = try optimizer.step(StepContext(step: 0, runSeed: 1, lr: 0, loss: { try languageModelLoss(lm, batch) },
-                                               searchLoss: { _ in try languageModelLoss(lm, batch) }, scoreSamples: { try sequenceScore(lm, batch) }))
+            _ = try optimizer.step(OptimizerBenchmark.context(model: lm, batch: batch, step: 0, lr: 0))
             zo = backend.ledger.snapshot.total.peak
         }
+        let config = run.optimizer!
         let report = MemoryReport(zoPeakBytes: zo, inferencePeakBytes: inference,
                                   foAdamBytes: MemoryReport.foAdamBytes(config: lm.config, parameters: set.parameterCount, frozenBytes: adapter == nil ? 0 : lm.weights.bytes,
                                                                         batch: shape.batchSize, seqLen: shape.seqLen),
@@ -61,7 +59,7 @@ struct MemoryCommand: ParsableCommand {
             let d = try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys])
             print(String(decoding: d, as: UTF8.self))
         } else {
-            print("\(file.path) (\(try model.storage(file, device: backend.device).dtypeName) storage, \(formatBytes(lm.weights.bytes)) of weights): batch \(shape.batchSize) × \(shape.seqLen) tokens, " +
+            print("\(file.path) (\(storage.dtypeName) storage, \(formatBytes(lm.weights.bytes)) of weights): batch \(shape.batchSize) × \(shape.seqLen) tokens, " +
                   "\(set.parameterCount) trainable parameters" + (adapter.map { " (\($0.config))" } ?? ""))
             print(report.table)
             if phase != "inference" { print(backend.ledger.table(title: "ledger during the \(config.kind.rawValue) step, per tag")) }
@@ -94,22 +92,21 @@ struct BenchStep: ParsableCommand {
     }
 
     func run() throws {
-        let config = try optim.defaultConfig()
+        let run = try stepRun(model: model, peft: try peftArguments.config(), optimizer: optim.optimizer)
         let backend = try device.backend(quiet: json)
-        let (file, lm) = try model.load(on: backend)
+        let (_, storage, lm) = try run.loadModel(on: backend)
         let batch = try shape.tokens(model: lm.config)
         // With --peft the forward timed is the adapted one (what a PEFT step runs twice).
-        let peft = try peftArguments.config()
-        try PEFTArguments.check(peft, model: lm.config)
-        let adapter = try peft?.make(model: lm)
+        let adapter = try RunArgumentParsing.runConfigErrors { try run.makeAdapter(model: lm) }
         lm.hook = adapter
-        let set = try adapter?.set ?? config.trainableSet(lm)
+        let set = try run.trainableSet(model: lm, adapter: adapter)
         let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
-        let r = try OptimizerBenchmark.measure(config, model: lm, batch: batch, set: set, repeats: repeats, lr: 1e-7, baseline: base)
+        let optimizer = try RunArgumentParsing.runConfigErrors { try run.makeOptimizer(model: lm, adapter: adapter) }
+        let r = try OptimizerBenchmark.measure(optimizer, config: run.optimizer!, model: lm, batch: batch, repeats: repeats, lr: 1e-7, baseline: base)
         if json {
             var j = r.json
             j["batch_size"] = shape.batchSize; j["seq_len"] = shape.seqLen; j["parameters"] = set.parameterCount
-            j["device"] = backend.device.rawValue; j["dtype"] = try model.storage(file, device: backend.device).dtypeName; j["precision"] = lm.precision.rawValue
+            j["device"] = backend.device.rawValue; j["dtype"] = storage.dtypeName; j["precision"] = lm.precision.rawValue
             print(String(decoding: try JSONSerialization.data(withJSONObject: j, options: [.sortedKeys]), as: UTF8.self))
         } else {
             print(backend.summary)
@@ -165,9 +162,11 @@ struct BenchOptimizers: ParsableCommand {
             guard let k = OptimizerKind(rawValue: name) else { throw ValidationError("unknown optimizer \(name)") }
             return k
         }
+        let run = try stepRun(model: model, peft: nil, optimizer: "mezo")
         let backend = try device.backend(quiet: json)
-        let (_, lm) = try model.load(on: backend)
+        let (_, _, lm) = try run.loadModel(on: backend)
         let batch = try shape.tokens(model: lm.config)
+        // One baseline for every row: a forward and a pass over every weight.
         let set = TrainableSet.full(lm)
         let base = try OptimizerBenchmark.baseline(model: lm, batch: batch, set: set, repeats: repeats)
         if !json {
@@ -179,8 +178,9 @@ struct BenchOptimizers: ParsableCommand {
         }
         var rows: [[String: Any]] = []
         for k in kinds {
-            let r = try OptimizerBenchmark.measure(config(k), model: lm, batch: batch, set: set, repeats: repeats,
-                                                   lr: 1e-7, baseline: base)
+            let config = config(k)
+            let optimizer = try RunArgumentParsing.runConfigErrors { try TrainingRun.makeOptimizer(config, model: lm, adapter: nil, blocks: nil) }
+            let r = try OptimizerBenchmark.measure(optimizer, config: config, model: lm, batch: batch, repeats: repeats, lr: 1e-7, baseline: base)
             rows.append(r.json)
             if !json {
                 print(r.optimizer.padding(toLength: 12, withPad: " ", startingAt: 0) + String(format: " %4.1f %7.2f %9.3f %8.3f %9.3f %15.3f %11.1f %15.3f", r.forwardsPerStep, r.passesPerStep,
@@ -193,4 +193,17 @@ struct BenchOptimizers: ParsableCommand {
             print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
         }
     }
+}
+
+/// The run whose step `memory` and `bench step` size or time: the model with its storage, the
+/// adapter, and the optimizer with the defaults `train` gives it (ε and DiZO's layers by the
+/// adapter). No data: the step runs on a batch of random tokens.
+func stepRun(model: ModelOptions, peft: PEFTConfig?, optimizer: String) throws -> TrainingRun {
+    // A TrainingRun has no window override: refused rather than sized or timed without it.
+    if let w = model.slidingWindow, w != 0 { throw ValidationError("--sliding-window \(w): memory and bench step do not take it yet (generate, logits, eval, merge and bench forward do)") }
+    var run = TrainingRun(model: model.model, task: "none")
+    (run.dtype, run.precision, run.peft) = (model.dtype, model.precision, peft)
+    run.optimizer = TrainingRun.defaultOptimizer(try optimizerKind(optimizer), peft: peft)
+    try RunArgumentParsing.runConfigErrors { try run.validate() }
+    return run
 }

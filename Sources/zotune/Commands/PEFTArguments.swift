@@ -52,18 +52,4 @@ struct PEFTArguments: ParsableArguments {
             throw ValidationError("--peft must be none, lora, prefix or prompt")
         }
     }
-
-    /// Sizes that only the model bounds: a LoRA rank above the hidden size adds nothing but memory
-    /// (the update's rank is at most a matrix's smaller side); virtual tokens take positions.
-    static func check(_ config: PEFTConfig?, model: ModelConfig) throws {
-        switch config {
-        case .lora(let o)? where o.rank > model.hiddenSize:
-            throw ValidationError("--lora-rank \(o.rank) exceeds the model's hidden size \(model.hiddenSize)")
-        case .prefix(let o)? where o.tokens >= model.maxPositions:
-            throw ValidationError("--prefix-tokens \(o.tokens) leave none of the model's \(model.maxPositions) positions")
-        case .prompt(let o)? where o.tokens >= model.maxPositions:
-            throw ValidationError("--prompt-tokens \(o.tokens) leave none of the model's \(model.maxPositions) positions")
-        default: return
-        }
-    }
 }
