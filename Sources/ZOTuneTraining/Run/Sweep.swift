@@ -8,9 +8,10 @@ public enum Sweep {
     public struct Cell: Sendable, Equatable {
         public let settings: [(key: String, value: String)]
         public init(_ settings: [(key: String, value: String)]) { self.settings = settings }
-        /// Its directory name: "lr=1e-4,optimizer=zo-adam" (slashes become _).
+        /// Its directory name: "lr=1e-4,optimizer=zo-adam" (slashes become _; a comma in a value
+        /// is written \, as --cell takes it, so two cells never share a name).
         public var name: String {
-            settings.map { "\($0.key)=\($0.value)" }.joined(separator: ",").replacingOccurrences(of: "/", with: "_")
+            settings.map { "\($0.key)=\(Sweep.escape($0.value))" }.joined(separator: ",").replacingOccurrences(of: "/", with: "_")
         }
         public static func == (a: Cell, b: Cell) -> Bool { a.name == b.name }
     }
@@ -23,18 +24,39 @@ public enum Sweep {
         return (String(s[..<eq]).trimmingCharacters(in: .whitespaces), String(s[s.index(after: eq)...]).trimmingCharacters(in: .whitespaces))
     }
 
+    /// A comma-separated list in which `\,` is a comma inside an item and `\\` a backslash
+    /// ("lora-targets=q\,v,lr=1e-3" → ["lora-targets=q,v", "lr=1e-3"]).
+    public static func splitList(_ s: String) -> [String] {
+        var items: [String] = [], item = "", escaped = false
+        for c in s {
+            if escaped {
+                if c != "," && c != "\\" { item.append("\\") }
+                item.append(c)
+                escaped = false
+            } else if c == "\\" { escaped = true } else if c == "," { items.append(item); item = "" } else { item.append(c) }
+        }
+        if escaped { item.append("\\") }
+        items.append(item)
+        return items
+    }
+
+    /// `value` as an item of such a list.
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ",", with: "\\,")
+    }
+
     /// Every combination of the grid axes ("lr=1e-3,1e-4"; the first axis varies slowest), then
     /// the listed cells ("lr=1e-3,optimizer=zo-adam").
     public static func cells(grid: [String], list: [String]) throws -> [Cell] {
         var out: [[(key: String, value: String)]] = grid.isEmpty ? [] : [[]]
         for axis in grid {
             let (key, values) = try split(axis, option: "--grid")
-            let vs = values.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let vs = splitList(values).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             out = out.flatMap { prefix in vs.map { prefix + [(key: key, value: $0)] } }
         }
         for c in list {
-            out.append(try c.split(separator: ",").map { part -> (key: String, value: String) in
-                let (k, v) = try split(String(part), option: "--cell")
+            out.append(try splitList(c).map { part -> (key: String, value: String) in
+                let (k, v) = try split(part, option: "--cell")
                 return (key: k, value: v)
             })
         }
@@ -46,23 +68,38 @@ public enum Sweep {
     }
 
     /// `base` with the cell's settings: a run-file key ("lr", "seed", "steps", …), or "optimizer"
-    /// (a name: its defaults), "eps" (the optimizer's ε), "peft" (a method, or none). Refused,
-    /// naming the key, as a run file would be.
+    /// (a name: its defaults), "eps" (the optimizer's ε), "peft" (a method, or none), or an option
+    /// of the cell's optimizer without its -- ("ns-steps", "beta1", "dizo-layers": a list).
+    /// Refused, naming the key, as a run file would be.
     public static func run(_ base: TrainingRun, cell: Cell) throws -> TrainingRun {
         guard var o = try JSONSerialization.jsonObject(with: try base.json()) as? [String: Any] else { return base }
+        // A number where it reads as one (the run file's types then check it), else text.
+        func scalar(_ v: String) -> Any {
+            if let i = Int(v) { return i }
+            if let d = Double(v) { return d }
+            return v == "true" || v == "false" ? v == "true" : v
+        }
+        func optimizer() -> [String: Any] { (o["optimizer"] as? [String: Any]) ?? ["name": (o["optimizer"] as? String) ?? "mezo"] }
         for (key, value) in cell.settings {
             switch key {
             case "optimizer": o["optimizer"] = ["name": value]
             case "peft": o["peft"] = value == "none" ? nil : ["name": value]
             case "eps":
                 guard let eps = Double(value) else { throw RunConfigError("cell \(cell.name): eps: \(value) is not a number") }
-                var opt = (o["optimizer"] as? [String: Any]) ?? ["name": (o["optimizer"] as? String) ?? "mezo"]
+                var opt = optimizer()
                 opt["eps"] = eps
                 o["optimizer"] = opt
+            case _ where TrainingRun.keys.contains(key): o[key] = scalar(value)
             default:
-                // A number where it reads as one (the run file's types then check it), else text.
-                if let i = Int(value) { o[key] = i } else if let d = Double(value) { o[key] = d }
-                else if value == "true" || value == "false" { o[key] = value == "true" } else { o[key] = value }
+                var opt = optimizer()
+                let name = opt["name"] as? String ?? "mezo"
+                guard let kind = OptimizerKind(rawValue: name), let flag = kind.spec.flags.first(where: { $0.flag == "--" + key }) else {
+                    throw RunConfigError("cell \(cell.name): \(key) is neither a run-file key nor an option of --optimizer \(name)")
+                }
+                // A list field (DiZO's layers, Zoop's) takes the value's comma-separated items.
+                let defaults = try JSONSerialization.jsonObject(with: JSONEncoder().encode(OptimizerConfig.defaults(kind))) as? [String: Any]
+                opt[flag.key] = defaults?[flag.key] is [Any] ? value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } : scalar(value)
+                o["optimizer"] = opt
             }
         }
         return try TrainingRun.decode(try JSONSerialization.data(withJSONObject: o), source: "cell \(cell.name)")

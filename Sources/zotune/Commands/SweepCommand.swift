@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ZOTuneKernels
 import ZOTuneModels
 import ZOTuneTraining
 
@@ -82,6 +83,7 @@ struct SweepCommand: ParsableCommand {
                     let p = Process()
                     p.executableURL = bin
                     p.arguments = args
+                    p.environment = ProcessInfo.processInfo.environment.merging([SweepChild.parentVariable: String(getpid())]) { $1 }
                     let logURL = root.appendingPathComponent(c.name + ".log")
                     if !FileManager.default.fileExists(atPath: logURL.path) { _ = FileManager.default.createFile(atPath: logURL.path, contents: nil) }
                     let log = try? FileHandle(forWritingTo: logURL)
@@ -124,6 +126,25 @@ struct SweepCommand: ParsableCommand {
             Foundation.exit(128 + stopping)
         }
         if !failed.isEmpty { throw SweepFailed(cells: failed) }
+    }
+}
+
+/// A cell's `train` lives no longer than its sweep. The sweep names itself in the child's
+/// environment; the child asks the kernel for SIGTERM when its parent thread (the sweep's worker
+/// that waits on it) ends — however the sweep ends, SIGKILL included — and then saves its run
+/// after the step in progress and exits, as on a SIGTERM sent by hand. (A process group would
+/// not do: a SIGKILLed sweep forwards nothing, and the kernel's parent-death signal needs no
+/// watchdog.) Linux only; elsewhere the children of a killed sweep run to their end.
+enum SweepChild {
+    static let parentVariable = "ZOTUNE_SWEEP_PARENT"
+
+    /// In `train`: binds this process to the sweep that started it, if one did.
+    static func bindToParent() {
+        guard let value = ProcessInfo.processInfo.environment[parentVariable], let pid = Int32(value) else { return }
+        if zt_bind_to_parent(SIGTERM, pid) == 1 {
+            printError("zotune: the sweep that started this run (pid \(pid)) has ended; not starting")
+            Foundation.exit(128 + SIGTERM)
+        }
     }
 }
 
