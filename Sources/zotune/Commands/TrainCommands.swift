@@ -163,6 +163,7 @@ struct Train: ParsableCommand {
     var overwrite = false
 
     func run() throws {
+        SweepChild.bindToParent()
         let run = try RunArgumentParsing.runConfigErrors { try trainingRun(typed: RunArgumentParsing.typedOptions()) }
         var distributed = distributedArguments
         (distributed.distributed, distributed.checkReplicasEvery) = (run.distributed, run.checkReplicasEvery)
