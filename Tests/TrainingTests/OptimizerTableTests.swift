@@ -108,7 +108,7 @@ final class OptimizerTableTests: XCTestCase {
 
     /// Refusals name the flag (the CLI's message) and the key (a `--config` file's).
     func testRefusalsNameFlagAndKey() throws {
-        for (flags, message, key) in [("--optimizer zo-adam --momentum 0.5", "--momentum is an option of --optimizer zo-sgd-mmt/zo-muon/jaguar-sign, not zo-adam", ""),
+        for (flags, message, key) in [("--optimizer zo-adam --momentum 0.5", "--momentum is an option of --optimizer zo-sgd-mmt/zo-muon/jaguar-sign/lozo, not zo-adam", ""),
                                       ("--optimizer zo-cons --weight-decay 0.1", "--weight-decay is not available with zo-cons (its moves are pure ±ηgz)", ""),
                                       ("--optimizer dizo --dizo-clip 1", "--dizo-clip must be in (0, 1)", "clip"),
                                       ("--optimizer jaguar-muon --block-fraction 1.5", "--block-fraction must be in (0, 1] (got 1.5)", "block_fraction"),

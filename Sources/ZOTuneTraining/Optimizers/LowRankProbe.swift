@@ -17,6 +17,14 @@ public final class LowRankDirections: @unchecked Sendable {
     let backend: any Backend
     /// Tests: the factors (A_k row-major rows × r, B_k cols × r) of entry `i`, direction k, instead of the stream.
     var factorSource: ((_ entry: Int, _ direction: Int) -> (a: [Float], b: [Float]))?
+    /// Tests: as `factorSource`, also told A's key (the step seed) and B's (`windowSeed` or the step's).
+    var keyedFactorSource: ((_ entry: Int, _ direction: Int, _ aSeed: UInt64, _ bSeed: UInt64) -> (a: [Float], b: [Float]))?
+    /// LOZO: B_k keyed by this seed (the first step of its window, LOZO.swift) instead of the step's,
+    /// so B stays fixed across the window while A_k is fresh each step. nil (lowrank-spsa): the
+    /// step's seed, the stream layout below unchanged.
+    public var windowSeed: UInt64?
+    /// SubZero: a rule that fills the factors itself (SubZero.swift); nil: the Philox factors.
+    var rule: (any LowRankFactorRule)?
 
     init(entries: [TrainableSet.Entry], directions: Int, rank: Int, backend: any Backend) throws {
         guard directions >= 1 && directions <= 1 << 20 else { throw BackendError("low-rank directions: q must be in 1…\(1 << 20) (got \(directions))") }
@@ -39,12 +47,19 @@ public final class LowRankDirections: @unchecked Sendable {
     /// A_kᵀ into rows [k·r, (k+1)·r) of aT (q·r × rows) and B_kᵀ into bT (q·r × cols), A_k scaled by
     /// scales[k] (nil: 1). Direction k is elements [k·r·(rows+cols), …) of the stream, A_kᵀ first
     /// (zt_philox.h), so each direction is a pure function of (seed, tensor, k).
-    func fill(_ i: Int, seed: UInt64, aT: Tensor, bT: Tensor, scales: [Float]? = nil) {
+    /// B_k comes from `bSeed` ?? `windowSeed` ?? `seed` at the same offset (LOZO); a `rule` replaces all of this.
+    func fill(_ i: Int, seed: UInt64, aT: Tensor, bT: Tensor, scales: [Float]? = nil, bSeed: UInt64? = nil) {
+        if let rule {
+            rule.fill(self, i, seed: seed, aT: aT, bT: bT, scales: scales)
+            return
+        }
         let e = entries[i], (rows, cols, r) = (e.tensor.shape[0], e.tensor.shape[1], rank)
+        let bKey = bSeed ?? windowSeed ?? seed
         for k in 0..<directions {
             let a = aT.flatSlice(k * r * rows, r * rows), b = bT.flatSlice(k * r * cols, r * cols)
-            if let source = factorSource {
-                let (ha, hb) = source(i, k), s = scales?[k] ?? 1
+            let keyed = keyedFactorSource.map { source in { source(i, k, seed, bKey) } }
+            if let source = keyed ?? factorSource.map({ source in { source(i, k) } }) {
+                let (ha, hb) = source(), s = scales?[k] ?? 1
                 precondition(ha.count == rows * r && hb.count == cols * r, "factor source shapes")
                 let at = (0..<(r * rows)).map { j in ha[(j % rows) * r + j / rows] * s }
                 let bt = (0..<(r * cols)).map { j in hb[(j % cols) * r + j / cols] }
@@ -54,16 +69,16 @@ public final class LowRankDirections: @unchecked Sendable {
             }
             let first = k * r * (rows + cols)
             backend.fillNormal(a, first: first, seed: seed, tensorId: e.tensorId, stream: ZT_STREAM_LOWRANK, scale: scales?[k] ?? 1)
-            backend.fillNormal(b, first: first + r * rows, seed: seed, tensorId: e.tensorId, stream: ZT_STREAM_LOWRANK, scale: 1)
+            backend.fillNormal(b, first: first + r * rows, seed: bKey, tensorId: e.tensorId, stream: ZT_STREAM_LOWRANK, scale: 1)
         }
     }
 
     /// (aT, bT) of entry `i` on the host: A_kᵀ is aT[k·r·rows ..< (k+1)·r·rows] (r × rows), B_kᵀ likewise.
-    public func hostFactors(_ i: Int, seed: UInt64) throws -> (aT: [Float], bT: [Float]) {
+    public func hostFactors(_ i: Int, seed: UInt64, bSeed: UInt64? = nil) throws -> (aT: [Float], bT: [Float]) {
         let e = entries[i], (rows, cols) = (e.tensor.shape[0], e.tensor.shape[1])
         let aT = try backend.allocate([directions * rank, rows], tag: .scratch, zeroed: false)
         let bT = try backend.allocate([directions * rank, cols], tag: .scratch, zeroed: false)
-        fill(i, seed: seed, aT: aT, bT: bT)
+        fill(i, seed: seed, aT: aT, bT: bT, bSeed: bSeed)
         return (backend.toHost(aT), backend.toHost(bT))
     }
 
@@ -73,7 +88,14 @@ public final class LowRankDirections: @unchecked Sendable {
     /// A pure function of (seed, g, η): replay is the same call.
     public func update(seed: UInt64, g: [Float], lr: Float) throws {
         precondition(g.count == directions, "one projected gradient per direction")
-        let alpha = -lr / (Float(directions) * Float(rank).squareRoot())
+        try addProducts(alpha: -lr / (Float(directions) * Float(rank).squareRoot())) { i, aT, bT in
+            fill(i, seed: seed, aT: aT, bT: bT, scales: g)
+        }
+    }
+
+    /// W ← W + α·aTᵀ·bT for every entry, `factors(i, aT, bT)` writing aT (q·r × rows) and bT
+    /// (q·r × cols) first: the update's one GEMM per matrix (LOZO-M puts its momentum in aT).
+    func addProducts(alpha: Float, _ factors: (Int, Tensor, Tensor) throws -> Void) throws {
         guard let widest = entries.map({ $0.tensor.shape[0] + $0.tensor.shape[1] }).max() else { return }
         let buffer = try backend.allocate([directions * rank * widest], tag: .scratch, zeroed: false)
         let delta = try entries.contains { $0.tensor.dtype != .f32 }
@@ -82,7 +104,7 @@ public final class LowRankDirections: @unchecked Sendable {
             let (rows, cols, qr) = (e.tensor.shape[0], e.tensor.shape[1], directions * rank)
             let aT = buffer.flatSlice(0, qr * rows).reshaped([qr, rows])
             let bT = buffer.flatSlice(qr * rows, qr * cols).reshaped([qr, cols])
-            fill(i, seed: seed, aT: aT, bT: bT, scales: g)
+            try factors(i, aT, bT)
             if e.tensor.dtype == .f32 {
                 backend.matmul(e.tensor, aT, transposeA: true, bT, transposeB: false, alpha: alpha, beta: 1)
             } else {
@@ -92,6 +114,12 @@ public final class LowRankDirections: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Factors that are not plain Philox normals (SubZero's U z0 and V from orthonormal bases): fills
+/// A_kᵀ (scaled by scales[k]) and B_kᵀ of entry i for the step seed, as `LowRankDirections.fill`.
+protocol LowRankFactorRule: AnyObject {
+    func fill(_ d: LowRankDirections, _ i: Int, seed: UInt64, aT: Tensor, bT: Tensor, scales: [Float]?)
 }
 
 /// The batched low-rank two-sided probe (ZO-FRONTIER §9.2): the 2q members θ ± εE_k evaluated in

@@ -10,6 +10,7 @@ extension OptimizerSpec {
         MeZOOptions.spec, ZOMomentumOptions.spec, ZOAdamOptions.spec, ZOSignOptions.spec, ZOConsOptions.spec,
         HiZOOOptions.spec, ZOMuonOptions.spec, JaguarSignOptions.spec, JaguarMuonOptions.spec, DiZOOptions.spec,
         ZoopOptions.spec, FZOOOptions.spec, SparseMeZOOptions.spec, MeZOSVRGOptions.spec, LowRankSPSAOptions.spec,
+        LOZOOptions.spec, SubZeroOptions.spec,
     ]
 
     /// The row of `name` (its `--optimizer` name), if this build has one.
