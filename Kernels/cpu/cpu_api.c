@@ -7,6 +7,7 @@
 
 #include "zt_backend_api.h"
 #include "zt_cpu.h"
+#include "zt_half.h"
 #include "zt_quant.h"
 
 static int cpu_device_count(int *count) { *count = 1; return 0; }
@@ -33,7 +34,9 @@ static int cpu_copy_parallel(void *dst, const void *src, size_t bytes) {
 }
 static int cpu_memset(void *p, int value, size_t bytes) { memset(p, value, bytes); return 0; }
 static int cpu_synchronize(void) { return 0; }
-static const char *cpu_last_error(void) { return ""; }
+// Only the CPU's "not supported" answers set it (its kernels cannot fail).
+static _Thread_local char cpu_error[160];
+static const char *cpu_last_error(void) { return cpu_error; }
 
 static int cpu_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -105,6 +108,21 @@ static int cpu_squared_distance(const void *a, const void *b, zt_dtype dtype, in
     return 0;
 }
 
+// CUDA graphs replay recorded launches; the CPU has no launches to save: every entry says so (the
+// same contract: a nonzero code, *graph = 0, last_error naming the cause).
+enum { CPU_NOT_SUPPORTED = 801 };  // cudaErrorNotSupported's code, as a device without the feature
+static int cpu_graph_unsupported(const char *what) {
+    snprintf(cpu_error, sizeof cpu_error, "%s: CUDA graphs are not supported on the CPU backend", what);
+    return CPU_NOT_SUPPORTED;
+}
+static int cpu_graph_begin(void) { return cpu_graph_unsupported("graph_begin"); }
+static int cpu_graph_end(uint64_t *graph) {
+    *graph = 0;
+    return cpu_graph_unsupported("graph_end");
+}
+static int cpu_graph_launch(uint64_t graph) { (void)graph; return cpu_graph_unsupported("graph_launch"); }
+static int cpu_graph_destroy(uint64_t graph) { return graph ? cpu_graph_unsupported("graph_destroy") : 0; }
+
 static const zt_backend_api cpu_table = {
     .abi_version = ZT_BACKEND_ABI_VERSION,
     .struct_size = sizeof(zt_backend_api),
@@ -170,6 +188,12 @@ static const zt_backend_api cpu_table = {
     .masked_stream = zt_masked_stream,
     .newton_schulz_batched = cpu_newton_schulz_batched,
     .gemm_half = zt_gemm_half,
+    .rmsnorm_half = zt_rmsnorm_half,
+    .swiglu_half = zt_swiglu_half,
+    .graph_begin = cpu_graph_begin,
+    .graph_end = cpu_graph_end,
+    .graph_launch = cpu_graph_launch,
+    .graph_destroy = cpu_graph_destroy,
 };
 
 // ---- Fault injection (tests) ---------------------------------------------------------------------

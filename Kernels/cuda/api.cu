@@ -78,6 +78,19 @@ static int take_sticky(void) {
     return code;
 }
 
+// ---- Graph recording state (see "Graphs" below) ---------------------------------------------------
+// The id of the graph being recorded (0: none) and its device. Set by graph_begin, cleared by
+// graph_end; read by the allocator (blocks malloc'ed now belong to that graph) and by every entry
+// that would wait for the stream (refused while recording: a wait cannot be recorded).
+static std::atomic<uint64_t> g_rec_owner{0};
+static int g_rec_device = -1;
+
+static int refuse_while_recording(const char *what) {
+    return zt_error((int)cudaErrorStreamCaptureUnsupported,
+                    "%s: not allowed while a graph is being recorded (graph_begin … graph_end): it waits for the device",
+                    what);
+}
+
 // Waits for the stream; returns the first launch error recorded since the last wait (its text names
 // the kernel) or else the stream's own error (an asynchronous fault).
 static int wait_stream(zt_ctx *c, const char *what) {
@@ -93,6 +106,7 @@ static int wait_stream(zt_ctx *c, const char *what) {
 }
 
 int zt_read_host(zt_ctx *c, void *dst, const void *d_src, size_t bytes, const char *what) {
+    if (g_rec_owner.load()) return refuse_while_recording(what);
     if (bytes) {
         cudaError_t err = cudaMemcpyAsync(dst, d_src, bytes, cudaMemcpyDeviceToHost, c->stream);
         if (err != cudaSuccess) {
@@ -202,8 +216,9 @@ static int api_device_name(int device, char *name, size_t len) {
 // ZOTUNE_CUDA_NO_CACHE=1 bypasses the cache (for compute-sanitizer runs).
 
 struct alloc_info {
-    size_t size;  // rounded size
+    size_t size;     // rounded size
     int device;
+    uint64_t graph;  // the graph whose recording malloc'ed it (0: none): freed, it stays that graph's
 };
 
 struct device_pool {
@@ -211,7 +226,12 @@ struct device_pool {
     size_t cached_bytes = 0;                                      // bytes in free lists
     size_t live_bytes = 0;                                        // bytes handed out (rounded)
     size_t library_bytes = 0;                                     // the library's own (cuBLAS workspace)
+    // Freed blocks a graph's replays still write: graph id → rounded size → blocks. Reused only by
+    // allocations of the same recording; returned to free_lists by graph_destroy. Counted as live.
+    std::unordered_map<uint64_t, std::unordered_map<size_t, std::vector<void *>>> graph_free;
 };
+// Ids of the graphs recorded and not destroyed (a block's owner may be gone: then it is ordinary).
+static std::unordered_map<uint64_t, int> *g_graph_ids;
 
 static pthread_mutex_t g_alloc_lock = PTHREAD_MUTEX_INITIALIZER;
 // Heap-allocated and never destroyed: no static destructors racing the CUDA runtime's teardown.
@@ -264,14 +284,28 @@ static int api_malloc(void **d_ptr, size_t bytes) {
     if (!g_live) g_live = new std::unordered_map<void *, alloc_info>();
     device_pool *pool = pool_for(c->device);
     void *p = NULL;
+    const uint64_t rec = c->device == g_rec_device ? g_rec_owner.load() : 0;
     auto it = pool->free_lists.find(size);
-    if (it != pool->free_lists.end() && !it->second.empty()) {
+    std::vector<void *> *own = NULL;  // the recording's own freed blocks of this size, reused first
+    if (rec) {
+        auto g = pool->graph_free.find(rec);
+        if (g != pool->graph_free.end()) {
+            auto f = g->second.find(size);
+            if (f != g->second.end() && !f->second.empty()) own = &f->second;
+        }
+    }
+    if (own) {
+        p = own->back();
+        own->pop_back();
+        pool->live_bytes -= size;  // counted again below
+    } else if (it != pool->free_lists.end() && !it->second.empty()) {
         p = it->second.back();
         it->second.pop_back();
         pool->cached_bytes -= size;
     } else {
         cudaError_t err = cudaMalloc(&p, size);
-        if (err == cudaErrorMemoryAllocation && pool->cached_bytes > 0) {
+        // (not while recording: cudaFree would end the recording)
+        if (err == cudaErrorMemoryAllocation && pool->cached_bytes > 0 && !rec) {
             cudaGetLastError();
             release_cached(c->device);
             err = cudaMalloc(&p, size);
@@ -283,7 +317,7 @@ static int api_malloc(void **d_ptr, size_t bytes) {
             return (int)err;
         }
     }
-    (*g_live)[p] = alloc_info{size, c->device};
+    (*g_live)[p] = alloc_info{size, c->device, rec};
     pool->live_bytes += size;
     pthread_mutex_unlock(&g_alloc_lock);
     *d_ptr = p;
@@ -331,6 +365,14 @@ static int api_free(void *d_ptr) {
     alloc_info info = it->second;
     g_live->erase(it);
     device_pool *pool = pool_for(info.device);
+    // A block the recording freed (made before it or during it) is one its replays may write: it
+    // stays that graph's, as does every block the recording malloc'ed.
+    const uint64_t owner = info.graph ? info.graph : info.device == g_rec_device ? g_rec_owner.load() : 0;
+    if (owner && g_graph_ids && g_graph_ids->count(owner)) {
+        pool->graph_free[owner][info.size].push_back(d_ptr);
+        pthread_mutex_unlock(&g_alloc_lock);
+        return 0;
+    }
     pool->free_lists[info.size].push_back(d_ptr);
     pool->cached_bytes += info.size;
     pool->live_bytes -= info.size;
@@ -359,6 +401,7 @@ static int api_mem_info(size_t *free_bytes, size_t *total_bytes) {
 // (also when it is pinned, where cudaMemcpyAsync alone would not wait).
 
 static int api_memcpy_h2d(void *d_dst, const void *src, size_t bytes) {
+    if (g_rec_owner.load()) return refuse_while_recording("memcpy_h2d");
     zt_ctx *c = zt_ctx_get();
     if (!c) return zt_ctx_status();
     if (bytes) {
@@ -393,6 +436,7 @@ static int api_memset(void *d_ptr, int value, size_t bytes) {
 }
 
 static int api_synchronize(void) {
+    if (g_rec_owner.load()) return refuse_while_recording("synchronize");
     zt_ctx *c = zt_ctx_get();
     if (!c) {
         take_sticky();
@@ -402,6 +446,132 @@ static int api_synchronize(void) {
 }
 
 static const char *api_last_error(void) { return tl_error; }
+
+// ---- Graphs ------------------------------------------------------------------------------------
+// A small model's forward is launch-bound (SmolLM2: ~700 launches, ~2–3 ms of enqueue per ~4–6 ms
+// of GPU work); a recorded forward is replayed with one cudaGraphLaunch. Recording is stream
+// capture of the library's one stream in thread-local mode: the library's waits are refused above
+// instead of ending the capture. A replay writes the addresses recorded, so the blocks the recording
+// malloc'ed stay the graph's until graph_destroy (api_free keeps them apart), and nothing else can
+// be handed an address a replay writes: the "pointers are stable" of a replay is enforced, not
+// assumed from the cache's reuse order.
+
+struct graph_entry {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    int device;
+};
+static std::unordered_map<uint64_t, graph_entry> *g_graphs;  // under g_alloc_lock
+static uint64_t g_next_graph = 1;
+
+// Gives a graph's blocks back to the cache (its freed ones) or makes them ordinary (live ones).
+static void release_graph_blocks(uint64_t id, int dev) {
+    device_pool *pool = pool_for(dev);
+    auto g = pool->graph_free.find(id);
+    if (g != pool->graph_free.end()) {
+        for (auto &kv : g->second)
+            for (void *ptr : kv.second) {
+                pool->free_lists[kv.first].push_back(ptr);
+                pool->cached_bytes += kv.first;
+                pool->live_bytes -= kv.first;
+            }
+        pool->graph_free.erase(g);
+    }
+    if (g_live)
+        for (auto &kv : *g_live)
+            if (kv.second.graph == id) kv.second.graph = 0;
+    if (g_graph_ids) g_graph_ids->erase(id);
+}
+
+static int api_graph_begin(void) {
+    if (g_rec_owner.load()) return zt_error((int)cudaErrorIllegalState, "graph_begin: a graph is already being recorded");
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    if (g_no_cache == 1)
+        return zt_error((int)cudaErrorNotSupported, "graph_begin: not with ZOTUNE_CUDA_NO_CACHE=1 (the graph's blocks live in the cache)");
+    if (int err = wait_stream(c, "graph_begin")) return err;  // start from an idle stream with no pending error
+    pthread_mutex_lock(&g_alloc_lock);
+    if (!g_graph_ids) g_graph_ids = new std::unordered_map<uint64_t, int>();
+    const uint64_t id = g_next_graph++;
+    (*g_graph_ids)[id] = c->device;
+    pthread_mutex_unlock(&g_alloc_lock);
+    if (int err = zt_cuda_check(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal), "graph_begin")) {
+        pthread_mutex_lock(&g_alloc_lock);
+        g_graph_ids->erase(id);
+        pthread_mutex_unlock(&g_alloc_lock);
+        return err;
+    }
+    g_rec_device = c->device;
+    g_rec_owner.store(id);
+    return 0;
+}
+
+static int api_graph_end(uint64_t *out) {
+    *out = 0;
+    const uint64_t id = g_rec_owner.load();
+    if (!id) return zt_error((int)cudaErrorIllegalState, "graph_end: no graph is being recorded");
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    cudaGraph_t graph = NULL;
+    cudaError_t end = cudaStreamEndCapture(c->stream, &graph);
+    g_rec_owner.store(0);
+    g_rec_device = -1;
+    // A launch that failed while recording (sticky) or an invalidated capture: no graph.
+    int err = take_sticky();
+    if (!err) err = zt_cuda_check(end, "graph_end (cudaStreamEndCapture)");
+    cudaGraphExec_t exec = NULL;
+    if (!err) err = zt_cuda_check(cudaGraphInstantiate(&exec, graph, 0), "graph_end (cudaGraphInstantiate)");
+    if (err) {
+        cudaGetLastError();
+        if (graph) cudaGraphDestroy(graph);
+        pthread_mutex_lock(&g_alloc_lock);
+        release_graph_blocks(id, c->device);
+        pthread_mutex_unlock(&g_alloc_lock);
+        return err;
+    }
+    pthread_mutex_lock(&g_alloc_lock);
+    if (!g_graphs) g_graphs = new std::unordered_map<uint64_t, graph_entry>();
+    (*g_graphs)[id] = graph_entry{graph, exec, c->device};
+    pthread_mutex_unlock(&g_alloc_lock);
+    *out = id;
+    return 0;
+}
+
+static int api_graph_launch(uint64_t id) {
+    if (g_rec_owner.load()) return refuse_while_recording("graph_launch");
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    pthread_mutex_lock(&g_alloc_lock);
+    auto it = g_graphs ? g_graphs->find(id) : std::unordered_map<uint64_t, graph_entry>::iterator();
+    const bool found = g_graphs && it != g_graphs->end() && it->second.device == c->device;
+    cudaGraphExec_t exec = found ? it->second.exec : NULL;
+    pthread_mutex_unlock(&g_alloc_lock);
+    if (!found) return zt_error((int)cudaErrorInvalidValue, "graph_launch: no graph %llu on this device", (unsigned long long)id);
+    return zt_cuda_check_async(cudaGraphLaunch(exec, c->stream), "graph_launch");
+}
+
+static int api_graph_destroy(uint64_t id) {
+    if (!id) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    pthread_mutex_lock(&g_alloc_lock);
+    auto it = g_graphs ? g_graphs->find(id) : std::unordered_map<uint64_t, graph_entry>::iterator();
+    if (!g_graphs || it == g_graphs->end()) {
+        pthread_mutex_unlock(&g_alloc_lock);
+        return zt_error((int)cudaErrorInvalidValue, "graph_destroy: no graph %llu", (unsigned long long)id);
+    }
+    graph_entry e = it->second;
+    g_graphs->erase(it);
+    pthread_mutex_unlock(&g_alloc_lock);
+    // A replay still queued may write the blocks: wait before they can be handed out again.
+    int err = wait_stream(c, "graph_destroy");
+    cudaGraphExecDestroy(e.exec);
+    cudaGraphDestroy(e.graph);
+    pthread_mutex_lock(&g_alloc_lock);
+    release_graph_blocks(id, e.device);
+    pthread_mutex_unlock(&g_alloc_lock);
+    return err;
+}
 
 // ---- The table ---------------------------------------------------------------------------------
 
@@ -472,6 +642,12 @@ static const zt_backend_api cuda_table = {
     .masked_stream = zt_cu_masked_stream,
     .newton_schulz_batched = zt_cu_newton_schulz_batched,
     .gemm_half = zt_cu_gemm_half,
+    .rmsnorm_half = zt_cu_rmsnorm_half,
+    .swiglu_half = zt_cu_swiglu_half,
+    .graph_begin = api_graph_begin,
+    .graph_end = api_graph_end,
+    .graph_launch = api_graph_launch,
+    .graph_destroy = api_graph_destroy,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

@@ -6,6 +6,7 @@
 // tanhf and erff (≤ 2 ulp, not glibc's), with the surrounding arithmetic spelled with __f*_rn so
 // that no extra rounding difference comes from contraction.
 #include "kernels.cuh"
+#include "numerics.cuh"
 
 #define EW_THREADS 256
 
@@ -64,6 +65,33 @@ __global__ void __launch_bounds__(EW_THREADS) ew_kernel(float *out, const float 
     }
     for (int64_t i = t; i < n; i += stride)
         out[i] = ew_op<OP>(a[i], (OP == EW_ADD || OP == EW_MUL || OP == EW_SWIGLU) ? b[i] : 0.f, s);
+}
+
+// swiglu with its output also (out NULL: only) rounded to HD (bf16/f16) into half at the store: the
+// bits convert(swiglu(g, u)) gives, in the producing kernel. Grid-stride, one element per step
+// (the down projection's input: one read of gate and up, one 2-byte write).
+template <int HD>
+__global__ void __launch_bounds__(EW_THREADS) swiglu_half_kernel(float *out, void *half, const float *gate, const float *up,
+                                                                 int64_t n) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        const float v = ew_op<EW_SWIGLU>(gate[i], up[i], 0.f);
+        zt_st<HD>(half, i, v);
+        if (out) out[i] = v;
+    }
+}
+
+int zt_cu_swiglu_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_gate, const float *d_up, int64_t n) {
+    if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)
+        return zt_error((int)cudaErrorInvalidValue, "swiglu_half: half dtype %d is not bf16 or f16", (int)half_dtype);
+    if (n <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    const unsigned grid = zt_grid(c, n, EW_THREADS, 16);
+    if (half_dtype == ZT_BF16) swiglu_half_kernel<ZT_BF16><<<grid, EW_THREADS, 0, c->stream>>>(d_out, d_half, d_gate, d_up, n);
+    else swiglu_half_kernel<ZT_F16><<<grid, EW_THREADS, 0, c->stream>>>(d_out, d_half, d_gate, d_up, n);
+    zt_launch_check("swiglu_half");
+    return 0;
 }
 
 template <int OP>

@@ -46,6 +46,8 @@ ZT_INTERNAL void zt_cu_gelu_tanh(float *d_out, const float *d_x, int64_t n);
 ZT_INTERNAL void zt_cu_gelu_erf(float *d_out, const float *d_x, int64_t n);
 ZT_INTERNAL void zt_cu_swiglu(float *d_out, const float *d_gate, const float *d_up, int64_t n);
 ZT_INTERNAL void zt_cu_softcap(float *d_x, int64_t n, float cap);
+ZT_INTERNAL int zt_cu_swiglu_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_gate, const float *d_up,
+                                  int64_t n);
 ZT_INTERNAL void zt_cu_copy_2d(float *d_dst, int64_t ldd, const float *d_src, int64_t lds, int64_t rows, int64_t cols);
 
 // rows.cu
@@ -55,6 +57,8 @@ ZT_INTERNAL void zt_cu_token_logprobs(float *d_out, const float *d_x, const int3
 ZT_INTERNAL void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_gamma, const float *d_beta,
                                  int64_t rows, int64_t dim, float eps);
 ZT_INTERNAL void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
+ZT_INTERNAL int zt_cu_rmsnorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
+                                   int64_t rows, int64_t dim, float eps);
 
 // rows.cu (streamed head)
 ZT_INTERNAL void zt_cu_logsumexp_panel(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,

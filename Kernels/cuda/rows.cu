@@ -5,6 +5,7 @@
 // out may equal x: every thread reads x[j] before writing out[j] at the same j, and each pass that
 // reads the whole row ends in a block barrier (inside the reduction) before the writes.
 #include "kernels.cuh"
+#include "numerics.cuh"
 
 // Threads per row: enough to keep 4+ elements per thread on long rows, a full warp on short ones.
 static int row_threads(int64_t dim) {
@@ -126,17 +127,24 @@ __global__ void layernorm_kernel(float *out, const float *x, const float *gamma,
     }
 }
 
-__global__ void rmsnorm_kernel(float *out, const float *x, const float *gamma, int64_t rows, int64_t dim, float eps) {
+// HD: ZT_F32 writes out only; ZT_BF16 / ZT_F16 also (out NULL: only) the value rounded to HD into
+// half, at the store, with the integer rounding convert uses: one kernel makes the f32 value and its
+// 16-bit copy for the next GEMMs (gemm_half), where rmsnorm + convert took two passes.
+template <int HD>
+__global__ void rmsnorm_kernel(float *out, void *half, const float *x, const float *gamma, int64_t rows, int64_t dim,
+                               float eps) {
     __shared__ float scratch[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *xr = x + r * dim;
-        float *o = out + r * dim;
         float s = 0.0f;
         for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) s += xr[j] * xr[j];
         const float rinv = 1.0f / sqrtf(zt_block_sum(s, scratch) / (float)dim + eps);
         // (x·r)·γ in this order, as Hugging Face's RMSNorm (and the CPU) rounds it.
-        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x)
-            o[j] = gamma ? __fmul_rn(__fmul_rn(xr[j], rinv), gamma[j]) : __fmul_rn(xr[j], rinv);
+        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+            const float v = gamma ? __fmul_rn(__fmul_rn(xr[j], rinv), gamma[j]) : __fmul_rn(xr[j], rinv);
+            if (HD != ZT_F32) zt_st<HD>(half, r * dim + j, v);
+            if (HD == ZT_F32 || out) out[r * dim + j] = v;  // after the read of xr[j]: out may alias x
+        }
         __syncthreads();
     }
 }
@@ -169,5 +177,19 @@ void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_gamma, const
     ROW_LAUNCH(layernorm_kernel, "layernorm", d_out, d_x, d_gamma, d_beta, rows, dim, eps);
 }
 void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps) {
-    ROW_LAUNCH(rmsnorm_kernel, "rmsnorm", d_out, d_x, d_gamma, rows, dim, eps);
+    ROW_LAUNCH(rmsnorm_kernel<ZT_F32>, "rmsnorm", d_out, NULL, d_x, d_gamma, rows, dim, eps);
+}
+int zt_cu_rmsnorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
+                       int64_t rows, int64_t dim, float eps) {
+    if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)
+        return zt_error((int)cudaErrorInvalidValue, "rmsnorm_half: half dtype %d is not bf16 or f16", (int)half_dtype);
+    if (rows <= 0 || dim <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    if (half_dtype == ZT_BF16)
+        rmsnorm_kernel<ZT_BF16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, rows, dim, eps);
+    else
+        rmsnorm_kernel<ZT_F16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, rows, dim, eps);
+    zt_launch_check("rmsnorm_half");
+    return 0;
 }

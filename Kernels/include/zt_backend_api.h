@@ -42,7 +42,7 @@ typedef struct zt_zo_list_item {
     float decay;         // this tensor's ηλ (replaces args->decay)
 } zt_zo_list_item;
 
-#define ZT_BACKEND_ABI_VERSION 10u
+#define ZT_BACKEND_ABI_VERSION 11u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -197,6 +197,31 @@ typedef struct zt_backend_api {
     // device. d_workspace holds gemm_mixed_workspace(M, N, K) bytes (the CPU widens into it).
     int (*gemm_half)(int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const void *d_A, int64_t lda,
                      const void *d_B, zt_dtype dtype, int64_t ldb, float beta, float *d_C, int64_t ldc, void *d_workspace);
+    // ---- activations rounded where they are made (docs/cuda.md, "Precision") ----
+    // rmsnorm / swiglu that also write their output rounded to half_dtype (ZT_BF16 or ZT_F16, round
+    // to nearest even) into d_half, in the same kernel: the bits convert(rmsnorm(x)) and
+    // convert(swiglu(g, u)) give, without the second pass; d_out NULL writes the rounded copy only
+    // (d_out non-NULL: the bits of rmsnorm / swiglu). The next GEMMs read d_half through gemm_half.
+    // Returns 0, or an error code for another half_dtype.
+    int (*rmsnorm_half)(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma, int64_t rows,
+                        int64_t dim, float eps);
+    int (*swiglu_half)(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_gate, const float *d_up, int64_t n);
+    // ---- CUDA graphs (docs/cuda.md, "Graph capture") ----
+    // graph_begin starts recording the device's stream: the entries called until graph_end enqueue
+    // nothing but are recorded; graph_end returns the recording as a graph (*graph ≠ 0), which
+    // graph_launch replays on the stream in one call, on the addresses recorded. While recording,
+    // an entry that must wait for the device (host copies, synchronize, results read on the host,
+    // bad-id counts) fails without ending the recording. Blocks malloc'ed while recording belong
+    // to the graph until graph_destroy: a free of one keeps it for the graph (reused only by
+    // allocations of the same recording), so no other allocation can take an address a replay
+    // writes. Buffers made before graph_begin (inputs, outputs, weights) must outlive the graph;
+    // upload new inputs into them before each graph_launch. Record after one eager run of the same
+    // work (cuBLAS handles, library scratch and kernel attributes are set up on first use, not while
+    // recording). The CPU table returns an error ("not supported") from all four, *graph = 0.
+    int (*graph_begin)(void);
+    int (*graph_end)(uint64_t *graph);
+    int (*graph_launch)(uint64_t graph);
+    int (*graph_destroy)(uint64_t graph);
 } zt_backend_api;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);

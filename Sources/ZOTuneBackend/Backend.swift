@@ -84,6 +84,20 @@ public protocol Backend: AnyObject, Sendable {
     func logSumExpPanel(_ state: Tensor, _ x: Tensor, ldx: Int, cols: Int, col0: Int, targets: Tensor)
     func layerNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float)
     func rmsNorm(_ out: Tensor, _ x: Tensor, gamma: Tensor?, eps: Float)
+    /// rmsNorm that also writes its output rounded to `half`'s dtype (bf16 or f16), in the same
+    /// kernel: the bits of rmsNorm then convert, without the second pass; `out` nil writes the
+    /// rounded copy only (what the next matmulHalf calls read). docs/cuda.md, "Precision".
+    func rmsNormHalf(_ out: Tensor?, half: Tensor, _ x: Tensor, gamma: Tensor?, eps: Float)
+    /// swiglu with its output rounded the same way into `half` (out nil: only there).
+    func swigluHalf(_ out: Tensor?, half: Tensor, gate: Tensor, up: Tensor)
+    /// CUDA graphs (docs/cuda.md, "Graph capture"): records the launches `body` makes as one graph
+    /// instead of running them, or returns nil where graphs are off (the default: ZOTUNE_CUDA_GRAPHS=1
+    /// turns them on) or unsupported (the CPU), and the caller runs `body`'s work eagerly. `body` must
+    /// not read results on the host, and the tensors it reads and writes outside its own
+    /// allocations must outlive the graph; record after one eager run of the same work.
+    func recordGraph(_ body: () throws -> Void) throws -> DeviceGraph?
+    /// Replays a recorded graph on its addresses (upload new inputs into its input tensors first).
+    func launch(_ graph: DeviceGraph) throws
 
     // Transformer pieces.
     /// out (n, dim) = rows of `table` (vocab, dim) at i32 `ids` (n); throws on an out-of-range id.

@@ -123,19 +123,28 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     static let listLimit = 1 << 18
 
     private func streamList(_ op: Int, _ items: [StreamItem], seed: UInt64, stream: UInt32, a: Float, step: Float) {
-        var small: [zt_dtype: [zt_list_item]] = [:]
-        for it in items {
+        batchedByDtype(items, tensor: { $0.tensor }, alone: { it in
+            if op == ZT_LIST_PERTURB { self.perturb(it.tensor, seed: seed, tensorId: it.tensorId, stream: stream, scale: a) }
+            else { self.restoreUpdate(it.tensor, seed: seed, tensorId: it.tensorId, stream: stream, restore: a, step: step, decay: it.decay) }
+        }, item: { it in
             let x = it.tensor
-            if x.count > Self.listLimit {
-                if op == ZT_LIST_PERTURB { perturb(x, seed: seed, tensorId: it.tensorId, stream: stream, scale: a) }
-                else { restoreUpdate(x, seed: seed, tensorId: it.tensorId, stream: stream, restore: a, step: step, decay: it.decay) }
-            } else {
-                small[x.dtype.code, default: []].append(zt_list_item(x: x.pointer, n: Int64(x.count), first: UInt64(x.streamIndex),
-                                                                    tensor_id: it.tensorId, decay: it.decay))
-            }
+            return zt_list_item(x: x.pointer, n: Int64(x.count), first: UInt64(x.streamIndex), tensor_id: it.tensorId, decay: it.decay)
+        }, launch: { dtype, list, count in self.api.stream_list(Int32(op), list, count, dtype, seed, stream, a, step) })
+    }
+
+    /// The list-driven passes' one split (stream_list, zo_update_list): a tensor above `listLimit`
+    /// elements gets its own launch, the rest one list launch per dtype, in dtype-code order (the
+    /// same launches every step).
+    private func batchedByDtype<Item, Entry>(_ items: [Item], tensor: (Item) -> Tensor, alone: (Item) -> Void,
+                                             item: (Item) -> Entry,
+                                             launch: (zt_dtype, UnsafePointer<Entry>?, Int32) -> Void) {
+        var small: [zt_dtype: [Entry]] = [:]
+        for it in items {
+            let x = tensor(it)
+            if x.count > Self.listLimit { alone(it) } else { small[x.dtype.code, default: []].append(item(it)) }
         }
         for (dtype, list) in small.sorted(by: { $0.key < $1.key }) {
-            list.withUnsafeBufferPointer { api.stream_list(Int32(op), $0.baseAddress, Int32(list.count), dtype, seed, stream, a, step) }
+            list.withUnsafeBufferPointer { launch(dtype, $0.baseAddress, Int32(list.count)) }
         }
     }
 
@@ -165,27 +174,21 @@ public final class KernelBackend: Backend, @unchecked Sendable {
     }
 
     public func zoUpdate(_ kind: ZOUpdateKind, _ items: [ZOStreamItem], seed: UInt64, stream: UInt32, scalars: ZOUpdateScalars) {
-        var small: [zt_dtype: [zt_zo_list_item]] = [:]
-        for it in items {
-            let x = it.tensor
-            if x.count > Self.listLimit {
-                var s = scalars
-                s.decay = it.decay
-                zoUpdate(kind, x, state1: it.state1, state2: it.state2, seed: seed, tensorId: it.tensorId, stream: stream, scalars: s)
-                continue
-            }
-            precondition(it.state1.dtype == .f32 && it.state1.count == x.count, "optimizer state \(it.state1) for \(x)")
-            precondition((it.state2 != nil) == (kind == .adam || kind == .direction), "second state tensor is Adam's v or the direction D")
-            if let s2 = it.state2 { precondition(s2.dtype == .f32 && s2.count == x.count, "optimizer state \(s2) for \(x)") }
-            small[x.dtype.code, default: []].append(zt_zo_list_item(x: x.pointer, s1: it.state1.f32, s2: it.state2?.f32, n: Int64(x.count),
-                                                                   first: UInt64(x.streamIndex), tensor_id: it.tensorId, decay: it.decay))
-        }
         let s = scalars
         var args = zt_zo_update_args(a1: s.a1, a2: s.a2, restore: s.restore, g: s.g, lr: s.lr, decay: s.decay, beta1: s.beta1,
                                      beta2: s.beta2, adam_eps: s.adamEps, bc2_sqrt: s.bc2Sqrt, curvature: s.curvature, keep: s.keep)
-        for (dtype, list) in small.sorted(by: { $0.key < $1.key }) {
-            list.withUnsafeBufferPointer { api.zo_update_list(kind.rawValue, $0.baseAddress, Int32(list.count), dtype, seed, stream, &args) }
-        }
+        batchedByDtype(items, tensor: { $0.tensor }, alone: { it in
+            var s = scalars
+            s.decay = it.decay
+            self.zoUpdate(kind, it.tensor, state1: it.state1, state2: it.state2, seed: seed, tensorId: it.tensorId, stream: stream, scalars: s)
+        }, item: { it in
+            let x = it.tensor
+            precondition(it.state1.dtype == .f32 && it.state1.count == x.count, "optimizer state \(it.state1) for \(x)")
+            precondition((it.state2 != nil) == (kind == .adam || kind == .direction), "second state tensor is Adam's v or the direction D")
+            if let s2 = it.state2 { precondition(s2.dtype == .f32 && s2.count == x.count, "optimizer state \(s2) for \(x)") }
+            return zt_zo_list_item(x: x.pointer, s1: it.state1.f32, s2: it.state2?.f32, n: Int64(x.count),
+                                   first: UInt64(x.streamIndex), tensor_id: it.tensorId, decay: it.decay)
+        }, launch: { dtype, list, count in self.api.zo_update_list(kind.rawValue, list, count, dtype, seed, stream, &args) })
     }
 
     public func perturbHessian(_ x: Tensor, h: Tensor, seed: UInt64, tensorId: UInt32, stream: UInt32, scale: Float) {
@@ -292,6 +295,20 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         let (rows, dim) = rowsAndDim(x)
         precondition(gamma.map { $0.count == Int(dim) } ?? true, "rmsnorm gain does not match dim \(dim)")
         api.rmsnorm(out.f32, x.f32, gamma?.f32, rows, dim, eps)
+    }
+
+    public func rmsNormHalf(_ out: Tensor?, half: Tensor, _ x: Tensor, gamma: Tensor?, eps: Float) {
+        if let out { checkSame(out, x) }
+        precondition((half.dtype == .bf16 || half.dtype == .f16) && half.count == x.count, "rounded rmsnorm output \(half) for \(x)")
+        let (rows, dim) = rowsAndDim(x)
+        precondition(gamma.map { $0.count == Int(dim) } ?? true, "rmsnorm gain does not match dim \(dim)")
+        check(api.rmsnorm_half(out?.f32, half.pointer, half.dtype.code, x.f32, gamma?.f32, rows, dim, eps), "rmsnorm_half")
+    }
+
+    public func swigluHalf(_ out: Tensor?, half: Tensor, gate: Tensor, up: Tensor) {
+        if let out { checkSame(out, gate, up) } else { checkSame(gate, up) }
+        precondition((half.dtype == .bf16 || half.dtype == .f16) && half.count == gate.count, "rounded swiglu output \(half) for \(gate)")
+        check(api.swiglu_half(out?.f32, half.pointer, half.dtype.code, gate.f32, up.f32, Int64(gate.count)), "swiglu_half")
     }
 
     // MARK: matrix optimizers

@@ -33,7 +33,7 @@ cflags=(-O2 -ffp-contract=off -fno-fast-math -D_GNU_SOURCE -IKernels/include -pt
 # The CPU kernels the harness compares against. gemm.c and cpu_api.c need OpenBLAS: GEMM references
 # are naive loops in check.c, which also supplies a naive zt_sgemm for newton_schulz.c.
 # cuda_loader.c is the loader the Swift backend uses.
-cpu_srcs=(perturb frontier convert elementwise rows attention rope embedding newton_schulz jaguar projection local_grad dequant threads cuda_loader)
+cpu_srcs=(perturb frontier convert elementwise rows attention rope embedding newton_schulz jaguar projection local_grad dequant threads cuda_loader fused_half)
 objs=()
 pids=()
 for s in "${cpu_srcs[@]}"; do

@@ -194,3 +194,18 @@ extern "C" double zt_emu_sumsq(const void *a, const void *b, zt_dtype dt, int64_
 }
 
 extern "C" int64_t zt_emu_sumsq_depth(int64_t n) { return zt_red_depth(n); }
+
+// The store of rmsnorm_half / swiglu_half (rows.cu, elementwise.cu): each f32 value the kernel makes
+// rounded to half_dtype by numerics.cuh's zt_st, as the device does at the store. Returns −1 for
+// another dtype.
+extern "C" int zt_emu_round_store(void *half, zt_dtype half_dtype, const float *v, int64_t n) {
+    if (half_dtype == ZT_BF16) {
+        for (int64_t i = n; i-- > 0;) zt_st<ZT_BF16>(half, i, v[i]);
+        return 0;
+    }
+    if (half_dtype == ZT_F16) {
+        for (int64_t i = n; i-- > 0;) zt_st<ZT_F16>(half, i, v[i]);
+        return 0;
+    }
+    return -1;
+}

@@ -533,15 +533,15 @@ public final class CausalLM: @unchecked Sendable {
             let x16 = try roundedOnce(input, for: [gl, ul])
             try linear(gate!, input, gl, rounded: x16)
             try linear(up, input, ul, rounded: x16)
-            gatedActivation(gate: gate!, up: up)
-            try linear(out, up, dl)
+            let h16 = try gatedActivation(gate: gate!, up: up, roundedFor: dl)
+            try linear(out, up, dl, rounded: h16)
         case .fusedGated(let gul, let dl):
             let (n, f) = (input.shape[0], config.intermediateSize), both = fused!
             try linear(both, input, gul)
             backend.copy2D(gate!, ldd: f, from: both, lds: 2 * f, rows: n, cols: f)
             backend.copy2D(up, ldd: f, from: both.flatSlice(f, both.count - f), lds: 2 * f, rows: n, cols: f)
-            gatedActivation(gate: gate!, up: up)
-            try linear(out, up, dl)
+            let h16 = try gatedActivation(gate: gate!, up: up, roundedFor: dl)
+            try linear(out, up, dl, rounded: h16)
         case .plain(let ul, let dl):
             try linear(up, input, ul)
             backend.activation(plan.activation, up, up)
@@ -554,21 +554,35 @@ public final class CausalLM: @unchecked Sendable {
     /// (gemm_half(round(x)) == gemm_mixed(x)). nil when they do not all take one 16-bit operand
     /// as stored (precision f32, f32 weights, GGML blocks decoded per layer).
     func roundedOnce(_ x: Tensor, for layers: [LinearLayer]) throws -> Tensor? {
-        guard precision != .f32, let dt = layers.first.map({ weights[$0.weight].dtype }), dt == .bf16 || dt == .f16,
-              layers.allSatisfy({ weights[$0.weight].dtype == dt }) else { return nil }
+        guard let dt = halfOperand(layers) else { return nil }
         let r = try backend.allocate(x.shape, dtype: dt, tag: .activations, zeroed: false)
         backend.convert(into: r, from: x)
         return r
     }
 
+    /// The 16-bit dtype the mixed-precision GEMMs `layers` all take as stored, or nil.
+    func halfOperand(_ layers: [LinearLayer]) -> DType? {
+        guard precision != .f32, let dt = layers.first.map({ weights[$0.weight].dtype }), dt == .bf16 || dt == .f16,
+              layers.allSatisfy({ weights[$0.weight].dtype == dt }) else { return nil }
+        return dt
+    }
+
     /// up = act(gate) ⊙ up: SwiGLU in one kernel, other activations (Gemma's tanh-GELU) in two.
-    func gatedActivation(gate: Tensor, up: Tensor) {
+    /// With `next` taking a 16-bit operand as stored (mixed precision), SwiGLU also writes up rounded
+    /// to it, in the same kernel (swiglu_half: the bits convert would give), for `linear(rounded:)`.
+    func gatedActivation(gate: Tensor, up: Tensor, roundedFor next: LinearLayer) throws -> Tensor? {
         if plan.activation == .silu {
+            if let dt = halfOperand([next]) {
+                let r = try backend.allocate(up.shape, dtype: dt, tag: .activations, zeroed: false)
+                backend.swigluHalf(up, half: r, gate: gate, up: up)
+                return r
+            }
             backend.swiglu(up, gate: gate, up: up)
         } else {
             backend.activation(plan.activation, gate, gate)
             backend.mul(up, gate, up)
         }
+        return nil
     }
 
     /// Token ids (n), positions (n) and, without a cache, the key mask (B, T) as views of one

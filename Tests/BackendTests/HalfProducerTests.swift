@@ -1,0 +1,96 @@
+import Foundation
+import XCTest
+import ZOTuneBackend
+import ZOTuneKernels
+
+/// rmsNormHalf / swigluHalf (ABI 11): the activation rounded once by the kernel that makes it is the
+/// round-after pair (the op, then convert) bit for bit, and its f16 bits are Swift's own IEEE
+/// round-to-nearest-even conversion of the op's f32 values (an outside reference for the rounding).
+/// CUDA graphs are not a CPU feature: the CPU table says so through all four entries.
+final class HalfProducerTests: XCTestCase {
+    let backend = KernelBackend.cpu()
+
+    private func random(_ n: Int, scale: Float, seed: UInt64) -> [Float] {
+        var s = seed
+        return (0..<n).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return scale * (Float(Int64(bitPattern: s) >> 11) / Float(1 << 52))
+        }
+    }
+
+    private func bits(_ t: Tensor) -> [UInt16] {
+        var out = [UInt16](repeating: 0, count: t.count)
+        out.withUnsafeMutableBytes { backend.copy(t, toHost: $0) }
+        return out
+    }
+
+    private func check(_ v: Tensor, half: Tensor, pair: Tensor, _ what: String) {
+        backend.convert(into: pair, from: v)
+        XCTAssertEqual(bits(half), bits(pair), "\(what): rounded in the producer != op + convert")
+        if half.dtype == .f16 {
+            let ref = backend.toHost(v).map { Float16($0).bitPattern }  // IEEE RNE, overflow to ±inf
+            XCTAssertEqual(bits(half), ref, "\(what): f16 bits != Swift's Float16 conversion")
+        }
+    }
+
+    // 130 × 576 and 1 × 70001 cross the CPU kernel's 2^16-element panels; dim 7 is a ragged row.
+    func testRMSNormHalfIsRMSNormThenConvert() throws {
+        for dtype in [DType.bf16, .f16] {
+            for (rows, dim) in [(130, 576), (1, 70_001), (3, 7)] {
+                let n = rows * dim
+                let x = try backend.tensor(random(n, scale: 3, seed: UInt64(n)), shape: [rows, dim], tag: .activations)
+                let g = try backend.tensor(random(dim, scale: 1, seed: 9), shape: [dim], tag: .activations)
+                let ref = try backend.allocate([rows, dim], tag: .activations)
+                let out = try backend.allocate([rows, dim], tag: .activations)
+                let half = try backend.allocate([rows, dim], dtype: dtype, tag: .activations)
+                let pair = try backend.allocate([rows, dim], dtype: dtype, tag: .activations)
+                backend.rmsNorm(ref, x, gamma: g, eps: 1e-5)
+                backend.rmsNormHalf(out, half: half, x, gamma: g, eps: 1e-5)
+                XCTAssertEqual(backend.toHost(out).map(\.bitPattern), backend.toHost(ref).map(\.bitPattern), "f32 output \(rows)x\(dim)")
+                check(ref, half: half, pair: pair, "rmsnorm \(dtype) \(rows)x\(dim)")
+                let half2 = try backend.allocate([rows, dim], dtype: dtype, tag: .activations)
+                backend.rmsNormHalf(nil, half: half2, x, gamma: g, eps: 1e-5)
+                XCTAssertEqual(bits(half2), bits(half), "rounded copy only, \(dtype) \(rows)x\(dim)")
+            }
+        }
+        try backend.checkErrors()
+    }
+
+    func testSwiGLUHalfIsSwiGLUThenConvert() throws {
+        for dtype in [DType.bf16, .f16] {
+            for n in [1, 4099, 70_001] {
+                let gate = try backend.tensor(random(n, scale: 6, seed: 1), shape: [n], tag: .activations)
+                let up = try backend.tensor(random(n, scale: 2, seed: 2), shape: [n], tag: .activations)
+                let ref = try backend.allocate([n], tag: .activations)
+                let out = try backend.allocate([n], tag: .activations)
+                let half = try backend.allocate([n], dtype: dtype, tag: .activations)
+                let pair = try backend.allocate([n], dtype: dtype, tag: .activations)
+                backend.swiglu(ref, gate: gate, up: up)
+                backend.swigluHalf(out, half: half, gate: gate, up: up)
+                XCTAssertEqual(backend.toHost(out).map(\.bitPattern), backend.toHost(ref).map(\.bitPattern), "f32 output n \(n)")
+                check(ref, half: half, pair: pair, "swiglu \(dtype) n \(n)")
+                let half2 = try backend.allocate([n], dtype: dtype, tag: .activations)
+                backend.swigluHalf(nil, half: half2, gate: gate, up: up)
+                XCTAssertEqual(bits(half2), bits(half), "rounded copy only, \(dtype) n \(n)")
+            }
+        }
+        try backend.checkErrors()
+    }
+
+    // The CPU table's graph entries: a nonzero code, no graph, a line naming the entry; the backend
+    // then records nothing and the caller runs eagerly.
+    func testCPUHasNoGraphs() throws {
+        let api = zt_cpu_api()!.pointee
+        var g: UInt64 = 99
+        XCTAssertNotEqual(api.graph_begin(), 0)
+        XCTAssertTrue(String(cString: api.last_error()!).contains("graph_begin: CUDA graphs are not supported on the CPU"))
+        XCTAssertNotEqual(api.graph_end(&g), 0)
+        XCTAssertEqual(g, 0)
+        XCTAssertNotEqual(api.graph_launch(1), 0)
+        XCTAssertEqual(api.graph_destroy(0), 0, "destroying no graph is a no-op")
+        XCTAssertNotEqual(api.rmsnorm_half(nil, nil, DType.f32.code, nil, nil, 1, 1, 1e-5), 0, "f32 is not a half dtype")
+        var ran = false
+        XCTAssertNil(try backend.recordGraph { ran = true })
+        XCTAssertFalse(ran, "nothing is recorded or run on the CPU")
+    }
+}
