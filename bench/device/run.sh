@@ -7,6 +7,10 @@
 # 2. check.sh: every kernel against the CPU, timings, speed floors (perturb/update f32 ≥ 70% of the
 #    copy bandwidth, bf16 ≥ 85% of its instruction limit, see check.c; bf16 GEMM at Llama-7B shapes
 #    ≥ 50% of the bf16 peak; all measured in the run)
+#    Rows of their own from its lines: the multi-block reductions (== emulation bit for bit), NS
+#    batched vs per matrix (bit for bit, and the time ratio of 30 matrices one call each vs batched),
+#    activations rounded in their producer (rmsnorm_half / swiglu_half == op + convert), and the
+#    forward replayed from a CUDA graph vs eager (logits bit-identical, enqueue time saved)
 # 3. e2e.sh: the carried zotune on the tiny Llama fixture, device against CPU (forward, every
 #    optimizer family, PEFT, block-wise, pre-training; CPU trajectories replayed byte-identically)
 # 4. SmolLM2-135M's shapes (seeded random bf16 weights, smollm2_shaped.py: the real 98 MB GGUF does
@@ -132,6 +136,25 @@ summ=$(grep -E '^[0-9]+ checks, [0-9]+ failed' "$(L check)" | tail -n 1)
 row "kernels vs CPU (check.sh)" "$(status_of $s)" "${summ:-no summary} $(why $s)" check
 speed=$(grep '^speed:' "$(L check)" | tail -n 1)
 [[ -n $speed ]] && row "speed floors" - "${speed#speed: }"
+# Rows of their own for the checks issue 30 asked for, read from check.sh's lines ("  NAME … ok|FAIL
+# detail"): "ok/total" of the lines whose name starts with $1 (0/0 when the check never ran).
+tally() { awk -v p="  $1" 'index($0, p) == 1 { n++; if ($0 !~ / FAIL /) k++ } END { printf "%d %d\n", k, n }' "$(L check)"; }
+ok_of() { (( $2 > 0 && $1 == $2 )) && echo 1 || echo 0; }  # ok tally
+read -r k n < <(tally "reductions n ")
+row "reductions: multi-block == emulation" "$(ok_of "$k" "$n")" "$k/$n sizes x dtypes: run to run identical, == emulation bit for bit, within γ_L of long double" check
+read -r k n < <(tally "newton_schulz_batched ")
+bits=$(grep -c '^  newton_schulz_batched .*per-matrix newton_schulz: bit for bit' "$(L check)")
+ratio=$(awk '/NS [0-9]+x[0-9]+ (f32|bf16), one call each/ { split($0, a, ","); key = a[1]; one[key] = $(NF - 1) }
+             /NS [0-9]+x[0-9]+ (f32|bf16), batched/ { split($0, a, ","); key = a[1]; if (one[key] > 0) printf "%s%s %.2fx", sep, substr(key, 3), one[key] / $(NF - 1); sep = ", " }' "$(L check)")
+row "NS batched vs per matrix" "$(ok_of "$k" "$n")" "$k/$n ok; bit for bit in $bits/$n; one call each / batched time: ${ratio:-not timed}" check
+read -r k n < <(tally "rmsnorm_half ")
+read -r k2 n2 < <(tally "swiglu_half ")
+read -r k3 n3 < <(tally "CPU rmsnorm_half ")
+row "activations rounded in producer" "$(ok_of $((k + k2 + k3)) $((n + n2 + n3)))" "$((k + k2 + k3))/$((n + n2 + n3)) rmsnorm_half / swiglu_half == op + convert, bit for bit" check
+read -r k n < <(tally "graph ")
+read -r k2 n2 < <(tally "forward ")
+g=$(grep '^graph: forward' "$(L check)" | sed 's/^graph: forward //' | paste -sd ';' -)
+row "forward: graph replay vs eager" "$(ok_of $((k + k2)) $((n + n2)))" "$((k + k2))/$((n + n2)) ok (logits bit-identical); ${g:-no timing (no graphs on this device)}" check
 
 # 3. whole runs on the tiny fixture
 run 150 e2e env ZOTUNE="$Z" E2E_DEVICE="$dev" bench/device/e2e.sh; s=$?
