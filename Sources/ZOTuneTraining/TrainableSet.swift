@@ -14,7 +14,7 @@ public final class TrainableSet: @unchecked Sendable {
     }
 
     public let entries: [Entry]
-    /// How the set was chosen, as stored in trajectory files ("full", or "full-except:<names>").
+    /// How the set was chosen, as stored in trajectory files ("full", or "full-except:<name fragments>").
     public let spec: String
 
     public init(entries: [Entry], spec: String) {
@@ -35,10 +35,27 @@ public final class TrainableSet: @unchecked Sendable {
         return TrainableSet(entries: entries, spec: "full")
     }
 
+    /// Every weight but the frozen ones: tensors whose name contains one of `fragments` (kept out of
+    /// the set, so no step or block ever perturbs or moves them). Spec "full-except:a,b". A fragment
+    /// that matches no tensor, or one set that leaves nothing to train, is refused naming --freeze.
+    public static func full(_ model: CausalLM, freezing fragments: [String]) throws -> TrainableSet {
+        let all = full(model)
+        guard !fragments.isEmpty else { return all }
+        for f in fragments where !all.entries.contains(where: { $0.name.contains(f) }) {
+            throw RunConfigError("--freeze \"\(f)\" matches no tensor of the model (its names run from \(all.entries.first!.name) to \(all.entries.last!.name))")
+        }
+        let kept = all.entries.filter { e in !fragments.contains { e.name.contains($0) } }
+        guard !kept.isEmpty else { throw RunConfigError("--freeze \(fragments.joined(separator: ",")) freezes every tensor: nothing is left to train") }
+        return TrainableSet(entries: kept, spec: "full-except:" + fragments.joined(separator: ","))
+    }
+
     /// Rebuilds a set from its spec (trajectory replay and resume).
     public static func from(spec: String, model: CausalLM) throws -> TrainableSet {
+        if spec.hasPrefix("full-except:") {
+            return try full(model, freezing: spec.dropFirst("full-except:".count).split(separator: ",").map(String.init))
+        }
         guard spec == "full" else {
-            throw ModelError(file: "trajectory", field: "trainable", "unknown trainable-set spec \"\(spec)\" (this build knows \"full\")")
+            throw ModelError(file: "trajectory", field: "trainable", "unknown trainable-set spec \"\(spec)\" (this build knows \"full\" and \"full-except:<fragments>\")")
         }
         return full(model)
     }

@@ -29,14 +29,14 @@ final class OptionFuzzTests: XCTestCase {
         "ns-steps", "other-lr-ratio", "orthogonalize-every", "beta", "block-fraction", "dizo-interval", "dizo-iterations",
         "dizo-eps", "dizo-step", "dizo-clip", "lora-rank", "lora-alpha", "prefix-tokens", "prompt-tokens", "block-steps",
         "kv-heads", "intermediate", "run-seed", "seed", "zoop-blocks", "max-length", "weight-decay",
-        "probes", "min-std", "sparsity", "anchor-every", "anchor-batches", "anchor-lr-scale", "rank",
+        "probes", "min-std", "sparsity", "anchor-every", "anchor-batches", "anchor-lr-scale", "rank", "sliding-window", "window", "refresh-every",
     ]
     /// Options without a default that take text (paths, names, lists of names).
     static let textWithoutDefault: Set<String> = [
         "model", "task", "data-dir", "task-file", "train-file", "dev-file", "test-file", "template", "labels", "device",
         "ns-polynomial", "momentum-placement", "jaguar-variant", "dizo-layers", "zoop-layers", "zoop-update", "lora-targets",
         "block-patterns", "out", "resume", "corpus", "tokenizer", "config", "base", "trajectory", "adapter", "prompt", "text",
-        "name", "optimizers", "objective", "optimizer", "dtype", "precision", "grid", "cell",
+        "name", "optimizers", "objective", "optimizer", "dtype", "precision", "grid", "cell", "model-config", "init-from", "freeze",
     ]
     /// Options whose huge value is a legitimately long job: still running at the deadline is a pass.
     /// (mezo-svrg's anchor step runs --anchor-batches minibatch forwards.)
@@ -57,6 +57,7 @@ final class OptionFuzzTests: XCTestCase {
         "probes": ["--optimizer", "fzoo"], "min-std": ["--optimizer", "fzoo"], "sparsity": ["--optimizer", "sparse-mezo"],
         "anchor-every": ["--optimizer", "mezo-svrg"], "anchor-batches": ["--optimizer", "mezo-svrg"],
         "anchor-lr-scale": ["--optimizer", "mezo-svrg"], "rank": ["--optimizer", "lowrank-spsa"],
+        "window": ["--optimizer", "lozo"], "refresh-every": ["--optimizer", "subzero"],
         "lora-rank": ["--peft", "lora"], "lora-alpha": ["--peft", "lora"],
         "prefix-tokens": ["--peft", "prefix"], "prompt-tokens": ["--peft", "prompt"],
         "block-steps": ["--blocks", "layer", "--block-schedule", "sequential"],
@@ -73,7 +74,7 @@ final class OptionFuzzTests: XCTestCase {
         "lr", "eval-every", "eval-count", "seed", "warmup", "save-every", "eps", "weight-decay", "directions", "momentum",
         "beta1", "beta2", "adam-eps", "hessian-smoothing", "ns-steps", "other-lr-ratio", "orthogonalize-every", "beta",
         "block-fraction", "dizo-interval", "dizo-iterations", "dizo-eps", "dizo-step", "dizo-clip", "zoop-blocks", "block-steps",
-        "probes", "min-std", "sparsity", "anchor-every", "anchor-batches", "anchor-lr-scale", "rank",
+        "probes", "min-std", "sparsity", "anchor-every", "anchor-batches", "anchor-lr-scale", "rank", "window", "refresh-every",
     ]
 
     struct Case {

@@ -7,6 +7,9 @@ public enum BlockLevel: String, Sendable, Codable, CaseIterable {
     /// Each transformer layer one block; every tensor outside the layers (embeddings, positions,
     /// final norm, an untied head) a block of its own: ZO-Bench's "transformer-block".
     case layer
+    /// As `layer`, with the final norm in the last layer's block (the norm only scales that layer's
+    /// output for the head): block-wise pre-training, where a norm-only block would get a turn of its own.
+    case layerNorm = "layer+norm"
     /// Each layer's attention half (attention + the norm before it) and MLP half: ZO-Bench's "mlp-attn".
     case attnMLP = "attn-mlp"
     /// Every tensor a block.
@@ -53,12 +56,16 @@ public enum BlockPartition {
         }
         var keys: [String] = []
         var members: [String: [Int]] = [:]
+        let lastLayer = names.compactMap(layerIndex).max()
         for (i, name) in names.enumerated() {
             let key: String
             switch level {
             case .whole: key = "all"
             case .tensor: key = name
             case .layer: key = layerIndex(name).map { "layer \($0)" } ?? name
+            case .layerNorm:
+                let finalNorm = Architecture.role(of: name)?.role == .finalNorm
+                key = (layerIndex(name) ?? (finalNorm ? lastLayer : nil)).map { "layer \($0)" } ?? name
             case .attnMLP: key = layerIndex(name).map { "layer \($0) " + (isAttentionHalf(name) ? "attn" : "mlp") } ?? name
             case .patterns: preconditionFailure()
             }

@@ -119,6 +119,10 @@ public final class BlockwiseZO: ZOOptimizer, @unchecked Sendable {
         inner[b].resetState()
     }
 
+    /// Test hook: called with (block, step) when a sequential turn starts in a training step,
+    /// after its re-initialisation and before the block's first update.
+    public var turnStarted: ((Int, Int) -> Void)?
+
     public func step(_ context: StepContext) throws -> StepOutcome {
         let t = context.step
         let visit: [Int]
@@ -127,6 +131,7 @@ public final class BlockwiseZO: ZOOptimizer, @unchecked Sendable {
         } else {
             let (b, pass) = sequentialBlock(t)
             if reinitializes(t) { reinitialize(b, pass: pass) }
+            if t % options.stepsPerBlock == 0 { turnStarted?(b, t) }
             visit = [b]
         }
         var records: [ZORecord] = []

@@ -67,6 +67,55 @@ public enum InitCheckpoint {
         json["initializer_range"] = Double(initOptions.std)
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted]),
                              to: dir.appendingPathComponent("config.json"))
+        try writeTokenizer(from: tokenizerSource, to: dir)
+    }
+
+    /// The config of a checkpoint to start a run from (`--init-from DIR`): a directory with
+    /// config.json and one model.safetensors, a Llama, its vocabulary covering the tokenizer's ids.
+    /// Anything else is one line naming --init-from and the cause.
+    public static func checkSource(_ path: String, tokenizer: any Tokenizer) throws -> ModelConfig {
+        func fail(_ cause: String) -> RunConfigError { RunConfigError("--init-from \(path): \(cause)") }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw fail("no such directory") }
+        guard isDir.boolValue else { throw fail("not a directory (give a Hugging Face checkpoint directory: config.json + model.safetensors)") }
+        let dir = URL(fileURLWithPath: path)
+        for name in ["config.json", "model.safetensors"] where !FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path) {
+            let sharded = FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.safetensors.index.json").path)
+            throw fail("no \(name)" + (sharded && name == "model.safetensors" ? " (a sharded checkpoint: save it as one file)" : "") +
+                       " (a Hugging Face checkpoint directory holds config.json and model.safetensors)")
+        }
+        let c: ModelConfig
+        do { c = try ModelConfig.fromHuggingFace(configJSON: dir.appendingPathComponent("config.json")) } catch {
+            throw fail("config.json: \(error)")
+        }
+        guard c.architecture == .llama else { throw fail("a \(c.architecture.rawValue) checkpoint; pre-training builds Llama models") }
+        guard c.vocabSize >= tokenizer.vocabSize else {
+            throw fail("vocab_size \(c.vocabSize) is smaller than the tokenizer's \(tokenizer.vocabSize) ids")
+        }
+        return c
+    }
+
+    /// Copies a checkpoint (`checkSource`'s) to `dir` as the run's base: config.json and
+    /// model.safetensors byte for byte (so `dir` has the source's content hash), the tokenizer's
+    /// files from `tokenizerSource`. Written beside `dir` and renamed into place, so an interrupted
+    /// copy never leaves a half base.
+    public static func copy(from source: String, tokenizerSource: String, to dir: URL) throws {
+        let fm = FileManager.default
+        let partial = dir.deletingLastPathComponent().appendingPathComponent(dir.lastPathComponent + ".partial")
+        if fm.fileExists(atPath: partial.path) { try fm.removeItem(at: partial) }
+        try FileError.createDirectory(partial)
+        let src = URL(fileURLWithPath: source)
+        for name in ["config.json", "model.safetensors"] {
+            do { try fm.copyItem(at: src.appendingPathComponent(name), to: partial.appendingPathComponent(name)) } catch {
+                throw FileError(path: partial.appendingPathComponent(name).path, cause: FileError.describe(error) ?? "cannot be copied")
+            }
+        }
+        try writeTokenizer(from: tokenizerSource, to: partial)
+        if fm.fileExists(atPath: dir.path) { try fm.removeItem(at: dir) }
+        try fm.moveItem(at: partial, to: dir)
+    }
+
+    static func writeTokenizer(from tokenizerSource: String, to dir: URL) throws {
         if tokenizerSource.lowercased().hasSuffix(".json") {
             guard let data = FileManager.default.contents(atPath: tokenizerSource) else {
                 throw ModelError(file: tokenizerSource, field: "file", "cannot read the tokenizer")

@@ -4,10 +4,10 @@ import ZOTuneBackend
 import ZOTuneModels
 import ZOTuneTraining
 
-/// The model a pre-training run builds: a config.json, or the shape flags.
+/// The model a pre-training run builds: a config.json, or the shape flags (or a checkpoint: --init-from).
 struct LlamaShapeArguments: ParsableArguments {
-    @Option(help: "A Hugging Face config.json of a Llama to build (instead of the shape options below).")
-    var config: String?
+    @Option(name: .customLong("model-config"), help: "A Hugging Face config.json of a Llama to build (instead of the shape options below).")
+    var modelConfig: String?
     @Option(help: "Transformer layers.")
     var layers = 6
     @Option(help: "Hidden size.")
@@ -23,48 +23,37 @@ struct LlamaShapeArguments: ParsableArguments {
     @Flag(help: "An untied output head (default: tied to the token embeddings).")
     var untied = false
 
-    func validate() throws {
-        for (name, value) in [("--layers", layers), ("--hidden", hidden), ("--heads", heads), ("--kv-heads", kvHeads ?? 1),
-                              ("--intermediate", intermediate ?? 1), ("--max-positions", maxPositions)] where value < 1 {
-            throw ValidationError("\(name) must be at least 1 (got \(value))")
-        }
-        // The weights must fit this machine: 4 bytes × layers × (4·hidden² + 3·hidden·intermediate),
-        // the matrices alone. In Double: Int.max options would overflow the product.
-        let (h, l) = (Double(hidden), Double(layers))
-        let mlp = intermediate.map(Double.init) ?? 3 * h
-        let memory = Double(ProcessInfo.processInfo.physicalMemory)
-        if 4 * l * (4 * h * h + 3 * h * mlp) > memory {
-            throw ValidationError("--layers \(layers) × --hidden \(hidden) (--intermediate \(intermediate.map(String.init) ?? "default")): " +
-                                  "the weights exceed this machine's \(formatBytes(Int(memory))) of memory")
-        }
-    }
-
-    func modelConfig(tokenizer: any Tokenizer) throws -> ModelConfig {
-        if let config {
-            let c = try ModelConfig.fromHuggingFace(configJSON: URL(fileURLWithPath: config))
-            guard c.architecture == .llama else { throw ValidationError("\(config): pre-training builds Llama models, not \(c.architecture.rawValue)") }
-            guard c.vocabSize >= tokenizer.vocabSize else {
-                throw ValidationError("\(config): vocab_size \(c.vocabSize) is smaller than the tokenizer's \(tokenizer.vocabSize) ids")
-            }
-            return c
-        }
-        return try LlamaShape(layers: layers, hidden: hidden, heads: heads, kvHeads: kvHeads, intermediate: intermediate,
-                              maxPositions: maxPositions, tieEmbeddings: !untied).config(for: tokenizer)
+    /// The typed shape options into `run` (untyped ones stay nil: the defaults, and no conflict with --init-from).
+    func apply(to run: inout PretrainingRun, typed: Set<String>) {
+        if typed.contains("--model-config") { run.modelConfig = modelConfig }
+        if typed.contains("--layers") { run.layers = layers }
+        if typed.contains("--hidden") { run.hidden = hidden }
+        if typed.contains("--heads") { run.heads = heads }
+        if typed.contains("--kv-heads") { run.kvHeads = kvHeads }
+        if typed.contains("--intermediate") { run.intermediate = intermediate }
+        if typed.contains("--max-positions") { run.maxPositions = maxPositions }
+        if typed.contains("--untied") { run.untied = untied }
     }
 }
 
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Pre-train a Llama from seeded random weights on a text corpus with forward passes only (LM loss; any ZO optimizer, block-wise or not).")
+        abstract: "Pre-train a Llama (from seeded random weights, or from a checkpoint) on a text corpus with forward passes only (LM loss; any ZO optimizer, block-wise or not).")
 
+    @Option(help: "A run file: JSON keyed by these options without their -- (every run writes its own as config.json); options given here override it.")
+    var config: String?
     @Option(help: "Text corpus: a SQuAD v1.1 JSON file (its paragraphs, by article) or a UTF-8 text file (documents separated by blank lines).")
-    var corpus: String
+    var corpus: String?
     @Option(name: .customLong("held-out-every"), help: "Every Nth article (or document) is held out for perplexity.")
     var heldOutEvery = 10
     @Option(help: "Tokenizer: a tokenizer.json, or a model (GGUF file or HF directory) whose tokenizer to use; its vocabulary sizes the model.")
-    var tokenizer: String
+    var tokenizer: String?
     @OptionGroup(title: "Model") var shape: LlamaShapeArguments
-    @Option(name: .customLong("init-seed"), help: "Seed of the random initial weights.")
+    @Option(name: .customLong("init-from"), help: "Start from this Hugging Face Llama checkpoint directory (config.json + model.safetensors) instead of random weights; it sets the shape.")
+    var initFrom: String?
+    @Option(help: "Comma-separated name fragments: tensors whose name contains one are frozen (in no block, never moved), e.g. embed_tokens.")
+    var freeze: String?
+    @Option(name: .customLong("init-seed"), help: "Seed of the random initial weights (and of block re-initialisations).")
     var initSeed: UInt64 = 0
     @Option(name: .customLong("init-std"), help: "Standard deviation of the initial matrices (transformers' initializer_range).")
     var initStd: Float = 0.02
@@ -73,10 +62,10 @@ struct Pretrain: ParsableCommand {
     @Option(name: .customLong("data-seed"), help: "Seed of the window order.")
     var dataSeed: UInt64 = 0
     @OptionGroup var device: DeviceOptions
-    @OptionGroup(title: "Run (--eval-count: held-out windows per evaluation)") var runArguments: RunArguments
+    @OptionGroup(title: "Run (--eval-count: held-out windows per evaluation; --steps default: one pass over the blocks with --block-steps epoch, else 1000)") var runArguments: RunArguments
     @OptionGroup var optimizers: OptimizerArgumentGroups
     @OptionGroup(title: "Block-wise ZO") var blockArguments: BlockArguments
-    @Option(help: "Run directory: init/ (the random model), metrics.jsonl, trajectory.zot, loss.svg, model/.")
+    @Option(help: "Run directory: init/ (the initial model), config.json, metrics.jsonl, trajectory.zot, loss.svg, model/.")
     var out: String?
     @Option(help: "Resume the interrupted run in this directory (same options; another value of an option that changes the result is refused).")
     var resume: String?
@@ -87,69 +76,86 @@ struct Pretrain: ParsableCommand {
         // Pre-training's loss is the LM loss of each window, and its windows are --seq-len tokens.
         if runArguments.objective != nil { throw ValidationError("--objective is a train option: pretrain minimises the LM loss of each window") }
         if runArguments.maxLength != nil { throw ValidationError("--max-length is a train option: pretrain's windows are --seq-len tokens") }
-        // 1 would hold out every article and train on none.
-        guard heldOutEvery >= 2 else { throw ValidationError("--held-out-every must be at least 2 (got \(heldOutEvery))") }
-        guard seqLen >= 1 else { throw ValidationError("--seq-len must be at least 1 (got \(seqLen))") }
-        guard seqLen <= shape.maxPositions || shape.config != nil else {
-            throw ValidationError("--seq-len \(seqLen) exceeds --max-positions \(shape.maxPositions)")
+    }
+
+    /// The options typed on the command line over a run value (all of them without --config).
+    static let plain: [String: @Sendable (inout PretrainingRun, PretrainingRun) -> Void] = [
+        "--corpus": { $0.corpus = $1.corpus }, "--held-out-every": { $0.heldOutEvery = $1.heldOutEvery }, "--tokenizer": { $0.tokenizer = $1.tokenizer },
+        "--seq-len": { $0.seqLen = $1.seqLen }, "--data-seed": { $0.dataSeed = $1.dataSeed }, "--model-config": { $0.modelConfig = $1.modelConfig },
+        "--layers": { $0.layers = $1.layers }, "--hidden": { $0.hidden = $1.hidden }, "--heads": { $0.heads = $1.heads },
+        "--kv-heads": { $0.kvHeads = $1.kvHeads }, "--intermediate": { $0.intermediate = $1.intermediate },
+        "--max-positions": { $0.maxPositions = $1.maxPositions }, "--untied": { $0.untied = $1.untied },
+        "--init-seed": { $0.initSeed = $1.initSeed }, "--init-std": { $0.initStd = $1.initStd }, "--init-from": { $0.initFrom = $1.initFrom },
+        "--freeze": { $0.freeze = $1.freeze }, "--lr": { $0.lr = $1.lr }, "--batch-size": { $0.batchSize = $1.batchSize },
+        "--steps": { $0.steps = $1.steps }, "--schedule": { $0.schedule = $1.schedule }, "--warmup": { $0.warmup = $1.warmup },
+        "--eval-every": { $0.evalEvery = $1.evalEvery }, "--eval-count": { $0.evalCount = $1.evalCount }, "--seed": { $0.seed = $1.seed },
+        "--save-every": { $0.saveEvery = $1.saveEvery }, "--keep-last": { $0.keepLast = $1.keepLast }, "--out": { $0.out = $1.out },
+    ]
+
+    /// The run the command line describes: its flags, or the `--config` file with the typed options over it.
+    func pretrainingRun(typed: Set<String>) throws -> PretrainingRun {
+        var given = PretrainingRun(corpus: corpus ?? "", tokenizer: tokenizer ?? "")
+        (given.heldOutEvery, given.seqLen, given.dataSeed, given.initSeed, given.initStd) = (heldOutEvery, seqLen, dataSeed, initSeed, initStd)
+        shape.apply(to: &given, typed: typed)
+        given.initFrom = initFrom
+        given.freeze = freeze.map { $0.split(separator: ",").map(String.init).filter { !$0.isEmpty } } ?? []
+        if freeze != nil && given.freeze.isEmpty { throw ValidationError("--freeze needs at least one name fragment") }
+        let r = runArguments
+        (given.lr, given.batchSize, given.steps, given.evalEvery, given.evalCount, given.seed) =
+            (r.lr, r.batchSize, typed.contains("--steps") ? r.steps : nil, r.evalEvery, r.evalCount, r.seed)
+        (given.schedule, given.warmup, given.saveEvery, given.keepLast, given.out) = (r.schedule, r.warmup, r.saveEvery, r.keepLast, out)
+        guard let config else {
+            guard corpus != nil, tokenizer != nil else { throw ValidationError("give --corpus and --tokenizer, or a run file with --config") }
+            given.optimizer = try optimizers.config()
+            given.blocks = try blockArguments.options(seed: initSeed, epoch: 1)
+            given.blockEpoch = blockArguments.epochSteps
+            try given.validate()
+            return given
         }
+        var run = try PretrainingRun.load(URL(fileURLWithPath: config))
+        let unknown = typed.subtracting(Self.plain.keys).subtracting(RunArgumentParsing.blockFlags)
+            .subtracting(RunArgumentParsing.optimizerFlags).subtracting(RunArgumentParsing.launchFlags)
+        if let flag = unknown.sorted().first { throw ValidationError("\(flag) cannot be combined with --config: give it in the run file") }
+        for flag in typed { Self.plain[flag]?(&run, given) }
+        if !typed.isDisjoint(with: RunArgumentParsing.blockFlags) {
+            var a = blockArguments
+            if let base = run.blocks {
+                if !typed.contains("--blocks") { a.blocks = base.level.rawValue }
+                if !typed.contains("--block-patterns") && !base.patterns.isEmpty { a.blockPatterns = base.patterns.joined(separator: ",") }
+                if !typed.contains("--block-schedule") { a.blockSchedule = base.schedule.rawValue }
+                if !typed.contains("--block-steps") && base.schedule == .sequential { a.blockStepsText = run.blockEpoch ? "epoch" : String(base.stepsPerBlock) }
+                if !typed.contains("--block-reinit") { a.blockReinit = base.reinit != nil }
+            }
+            run.blocks = try a.options(seed: run.initSeed, epoch: 1)
+            run.blockEpoch = a.epochSteps
+        }
+        if !typed.isDisjoint(with: RunArgumentParsing.optimizerFlags) { run.optimizer = try optimizers.config(base: run.optimizer) }
+        do { try run.validate() } catch let e as RunConfigError { throw RunConfigError("\(e.description) (in \(config) or on the command line)") }
+        return run
     }
 
     func run() throws {
-        let config = try optimizers.config()
-        let text = try TextCorpus.load(corpus, heldOutEvery: heldOutEvery)
-        guard !text.heldOut.isEmpty else {
-            throw ValidationError("--held-out-every \(heldOutEvery) holds out nothing of \(corpus) (\(text.split)); give a smaller value")
-        }
-        var options = try runArguments.options(task: "pretrain:" + text.name, dataSeed: dataSeed)
-        guard initStd > 0 && initStd.isFinite else { throw ValidationError("--init-std must be positive") }
-        let initOptions = InitOptions(seed: initSeed, std: initStd)
-        // Re-initialised blocks draw from the model's own init options.
-        var blocks = try blockArguments.options(seed: initSeed)
-        if blocks?.reinit != nil { blocks?.reinit = initOptions }
-        let dir = try RunDirectory(out: out, resume: resume, overwrite: overwrite)
+        let run = try RunArgumentParsing.runConfigErrors { try pretrainingRun(typed: RunArgumentParsing.typedOptions()) }
+        let dir = try RunDirectory(out: run.out, resume: resume, overwrite: overwrite)
         defer { withExtendedLifetime(dir) {} }
         if case .finished(let progress) = dir.state { return print(dir.finishedNotice(progress)) }
-        let runDir = dir.url
-        let tok = try InitCheckpoint.tokenizer(tokenizer)
-        let modelConfig = try shape.modelConfig(tokenizer: tok)
-        let initDir = runDir.appendingPathComponent("init")
-        if !FileManager.default.fileExists(atPath: initDir.appendingPathComponent("model.safetensors").path) {
-            if dir.resuming { throw ValidationError("\(initDir.path): missing; the run cannot be resumed without its initial model") }
-            try InitCheckpoint.write(config: modelConfig, init: initOptions, tokenizerSource: tokenizer, to: initDir)
-        }
-        let file = try ModelFile.open(initDir.path)
-        guard file.config == modelConfig else { throw ValidationError("\(initDir.path)/config.json differs from the requested model; use the run's options") }
         let backend = try device.backend()
-        let lm = try file.load(on: backend)
-        let data = try CorpusData(corpus: text, tokenizer: tok, model: lm, length: seqLen, batchSize: options.batchSize,
-                                  dataSeed: dataSeed, evalWindows: options.evalCount)
-        options.maxLength = seqLen
-        print("corpus: \(text.name): \(text.split); \(data.train.count) training windows of \(seqLen) tokens (\(data.trainTokens) tokens), \(data.heldOut.count) held-out windows")
-        let base = BaseCheckpoint(path: initDir.path, hash: try checkpointHash(initDir.path), format: "hf", dtype: "f32", precision: lm.precision.rawValue)
-        let optimizer: any ZOOptimizer
-        do {
-            optimizer = try blocks == nil ? config.make(model: lm) : config.make(set: try config.trainableSet(lm), backend: backend, blocks: blocks)
-        } catch let e as BlockError { throw ValidationError(e.description) }
-        let trainer = try Trainer(model: lm, data: data, options: options, optimizer: optimizer, runDir: runDir, base: base)
-        trainer.dataFingerprint = DataFingerprint(options: ["--corpus": text.name, "--held-out-every": "\(heldOutEvery)", "--seq-len": "\(seqLen)"],
-                                                  contentHash: data.contentHash)
-        print("model: llama, \(modelConfig.numLayers) layers, hidden \(modelConfig.hiddenSize), \(modelConfig.numHeads) heads, vocab \(modelConfig.vocabSize): \(lm.weights.parameterCount) parameters (init seed \(initSeed), std \(initStd)); \(backend.summary)")
-        print("optimizer: \(config); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
-        if let b = optimizer as? BlockwiseZO { print("blocks: \(b.blocks.count) (\(b.options.summary))") }
-        let summary = try runWithProgress(trainer, resume: dir.resuming)
-        try HFExport.write(lm, file: file, to: runDir.appendingPathComponent("model"),
-                           metadata: ["zotune_trajectory": "trajectory.zot", "zotune_step": String(summary.bestStep)])
+        let session = try RunArgumentParsing.runConfigErrors { try run.prepare(in: dir, on: backend) { print($0) } }
+        let lm = session.model, c = lm.config, optimizer = session.optimizer, trainer = session.trainer
+        let start = run.initFrom.map { "from \($0)" } ?? "init seed \(run.initSeed), std \(run.initStd)"
+        print("model: llama, \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numHeads) heads, vocab \(c.vocabSize): \(lm.weights.parameterCount) parameters (\(start)); \(backend.summary)")
+        if !run.freeze.isEmpty {
+            print("frozen (--freeze \(run.freeze.joined(separator: ","))): \(lm.weights.parameterCount - trainer.set.parameterCount) parameters; \(trainer.set.parameterCount) trainable")
+        }
+        print("optimizer: \(session.run.optimizer!); \(String(format: "%g", optimizer.meanForwardsPerStep)) forwards per step, state \(formatBytes(optimizer.stateBytes))")
+        if let b = optimizer as? BlockwiseZO {
+            print("blocks: \(b.blocks.count) (\(b.options.summary)): " + b.blocks.prefix(6).map(\.name).joined(separator: ", ") + (b.blocks.count > 6 ? ", …" : ""))
+        }
+        let summary = try runWithProgress(trainer, resume: dir.resuming) { interrupt, progress in try session.train(interrupt: interrupt, progress: progress) }
+        try session.finish(summary)
         print(String(format: "held-out perplexity: %.2f before, %.2f after %d steps (best %.2f at step %d)",
                      summary.devBefore, summary.devAfter, summary.steps, summary.bestDev, summary.bestStep))
         print(String(format: "trained in %.0f s; peak %@ (ledger); run directory %@", summary.seconds,
-                     formatBytes(trainer.stepPeakBytes), runDir.path))
-        let json: [String: Any] = ["perplexity_before": summary.devBefore, "perplexity_after": summary.devAfter,
-                                   "best_step": summary.bestStep, "best_perplexity": summary.bestDev, "seconds": summary.seconds,
-                                   "parameters": lm.weights.parameterCount, "train_tokens": data.trainTokens,
-                                   "forwards_per_step": optimizer.meanForwardsPerStep, "optimizer_config": config.description,
-                                   "zo_peak_bytes": trainer.stepPeakBytes, "inference_peak_bytes": trainer.forwardPeakBytes]
-        try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]), to: runDir.appendingPathComponent("summary.json"))
-        try trainer.markFinished()
+                     formatBytes(trainer.stepPeakBytes), dir.url.path))
     }
 }
