@@ -199,49 +199,23 @@ struct Train: ParsableCommand {
             try run.validate()
             return run
         }
-        var run = try TrainingRun.load(URL(fileURLWithPath: config))
-        // The command line's values of every plain option, taken where typed.
-        var given = run
+        let file = try TrainingRun.load(URL(fileURLWithPath: config))
+        // The command line's run, read in the file's context: its adapter and block options
+        // complete the file's (the library takes each option where typed).
+        var given = file
         model.apply(to: &given)
         data.apply(to: &given)
         runArguments.apply(to: &given)
         (given.distributed, given.checkReplicasEvery, given.out) = (distributedArguments.distributed, distributedArguments.checkReplicasEvery, out)
-        let unknown = typed.subtracting(RunArgumentParsing.plain.keys).subtracting(RunArgumentParsing.peftFlags)
-            .subtracting(RunArgumentParsing.blockFlags).subtracting(RunArgumentParsing.optimizerFlags).subtracting(RunArgumentParsing.launchFlags)
-        if let flag = unknown.sorted().first { throw ValidationError("\(flag) cannot be combined with --config: give it in the run file") }
-        for flag in typed { RunArgumentParsing.plain[flag]?(&run, given) }
-        if !typed.isDisjoint(with: RunArgumentParsing.peftFlags) { run.peft = try peftOverlay(run.peft, typed: typed) }
-        if !typed.isDisjoint(with: RunArgumentParsing.blockFlags) { run.blocks = try blockOverlay(run.blocks, seed: run.seed, typed: typed) }
-        // A block re-init is seeded by the run seed.
-        if typed.contains("--seed"), var b = run.blocks, b.reinit != nil { b.reinit!.seed = run.seed; run.blocks = b }
-        // The typed optimizer options over the file's optimizer, checked as without a file.
-        if !typed.isDisjoint(with: RunArgumentParsing.optimizerFlags) { run.optimizer = try optimizers.config(base: run.optimizer, peft: run.peft) }
-        do { try run.validate() } catch let e as RunConfigError { throw RunConfigError("\(e.description) (in \(config) or on the command line)") }
-        return run
-    }
-
-    /// The file's adapter with the typed PEFT options over it (another --peft: that one, from its defaults).
-    func peftOverlay(_ base: PEFTConfig?, typed: Set<String>) throws -> PEFTConfig? {
-        var arguments = peftArguments
-        if !typed.contains("--peft") { arguments.peft = base?.name ?? "none" }
-        let flags = try arguments.config()
-        switch (base, flags) {
-        case (.lora(var o)?, .lora(let f)?):
-            if typed.contains("--lora-rank") { o.rank = f.rank }
-            if typed.contains("--lora-alpha") { o.alpha = f.alpha }
-            if typed.contains("--lora-targets") { o.targets = f.targets }
-            if typed.contains("--peft-seed") { o.seed = f.seed }
-            return .lora(o)
-        case (.prefix(var o)?, .prefix(let f)?):
-            if typed.contains("--prefix-tokens") { o.tokens = f.tokens }
-            if typed.contains("--peft-seed") { o.seed = f.seed }
-            return .prefix(o)
-        case (.prompt(var o)?, .prompt(let f)?):
-            if typed.contains("--prompt-tokens") { o.tokens = f.tokens }
-            if typed.contains("--peft-seed") { o.seed = f.seed }
-            return .prompt(o)
-        default: return flags
+        if !typed.isDisjoint(with: TrainingRun.peftOptions) {
+            var arguments = peftArguments
+            if !typed.contains("--peft") { arguments.peft = file.peft?.name ?? "none" }
+            given.peft = try arguments.config()
         }
+        if !typed.isDisjoint(with: TrainingRun.blockOptions) {
+            given.blocks = try blockOverlay(file.blocks, seed: typed.contains("--seed") ? given.seed : file.seed, typed: typed)
+        }
+        return try file.overlaid(by: given, typed: typed, source: config) { base, peft in try optimizers.config(base: base, peft: peft) }
     }
 
     /// The file's block-wise options with the typed ones over them.
@@ -313,27 +287,10 @@ enum RunArgumentParsing {
         do { return try body() } catch let e as RunConfigError { throw ValidationError(e.description) }
     }
 
-    typealias Overlay = @Sendable (inout TrainingRun, TrainingRun) -> Void
-    /// The options that set one field each.
-    static let plain: [String: Overlay] = [
-        "--model": { $0.model = $1.model }, "--dtype": { $0.dtype = $1.dtype }, "--precision": { $0.precision = $1.precision },
-        "--task": { $0.task = $1.task }, "--data-dir": { $0.dataDir = $1.dataDir }, "--task-file": { $0.taskFile = $1.taskFile },
-        "--train-file": { $0.trainFile = $1.trainFile }, "--dev-file": { $0.devFile = $1.devFile }, "--test-file": { $0.testFile = $1.testFile },
-        "--template": { $0.template = $1.template }, "--labels": { $0.labels = $1.labels }, "--data-seed": { $0.dataSeed = $1.dataSeed },
-        "--train-count": { $0.trainCount = $1.trainCount }, "--dev-count": { $0.devCount = $1.devCount }, "--test-count": { $0.testCount = $1.testCount },
-        "--lr": { $0.lr = $1.lr }, "--batch-size": { $0.batchSize = $1.batchSize }, "--steps": { $0.steps = $1.steps },
-        "--schedule": { $0.schedule = $1.schedule }, "--warmup": { $0.warmup = $1.warmup }, "--objective": { $0.objective = $1.objective },
-        "--max-length": { $0.maxLength = $1.maxLength }, "--eval-every": { $0.evalEvery = $1.evalEvery }, "--eval-count": { $0.evalCount = $1.evalCount },
-        "--seed": { $0.seed = $1.seed }, "--save-every": { $0.saveEvery = $1.saveEvery }, "--keep-last": { $0.keepLast = $1.keepLast },
-        "--distributed": { $0.distributed = $1.distributed }, "--check-replicas-every": { $0.checkReplicasEvery = $1.checkReplicasEvery },
-        "--out": { $0.out = $1.out },
-    ]
-    static let peftFlags: Set<String> = ["--peft", "--lora-rank", "--lora-alpha", "--lora-targets", "--prefix-tokens", "--prompt-tokens", "--peft-seed"]
-    static let blockFlags: Set<String> = ["--blocks", "--block-patterns", "--block-schedule", "--block-steps", "--block-reinit"]
-    /// Where the process runs, not what it computes: not in a run file.
-    static let launchFlags: Set<String> = ["--config", "--resume", "--overwrite", "--device", "--threads", "--help"]
-    /// The optimizer's options: --optimizer, --eps and every optimizer's own flags.
-    static let optimizerFlags = Set(["--optimizer", "--eps"] + OptimizerSpec.all.flatMap { $0.flags.map(\.flag) })
+    // The library's tables (TrainingRun), under the names pretrain reads them by.
+    static let blockFlags = TrainingRun.blockOptions
+    static let launchFlags = TrainingRun.launchOptions
+    static let optimizerFlags = TrainingRun.optimizerOptions
 
 }
 
