@@ -12,8 +12,9 @@
 // do not depend on which rows share its task, its lane or the thread count.
 // Memory beyond the caller's is Qᵀ, one tile of scores and a few floats per row, on the stack.
 // softcap > 0 (Gemma 2): each score becomes softcap·tanh(score / softcap) right after the scale and
-// before the mask and the online max, as transformers orders it; libm's tanhf, one call per score
-// the task computed. softcap = 0 skips that step, so those rows keep their bits.
+// before the mask and the online max, as transformers orders it; tanh is fast_tanh.h's (≤ 1.08 ulp,
+// vectorized over a key's rows) on the scores the task computed. softcap = 0 skips that step, so
+// those rows keep their bits.
 // A window is a key range, not a mask over all S: a task's key loop starts at the tile holding its
 // first query's first key, so a window costs O(window) per query. Key tiles start at the batch row's
 // first unmasked key rather than at key 0, so a left-padded row groups its keys into the same tiles
@@ -21,6 +22,7 @@
 #include "zt_cpu.h"
 #include "cpu_isa.h"
 #include "zt_threads.h"
+#include "fast_tanh.h"
 
 #include <math.h>
 
@@ -161,11 +163,11 @@ typedef struct {
 } attn_ctx;
 
 // Soft-capping of n keys' scores for `lanes` rows: s[j·RP + lane] = cap·tanh(s / cap) in f32 (the
-// division, tanhf and the product, transformers' three steps).
+// division, zt_tanh and the product, transformers' three steps), a key's rows as vectors.
 static inline __attribute__((always_inline)) void cap_scores(float *restrict s, int64_t RP, int64_t n, int lanes,
                                                              float cap) {
     for (int64_t j = 0; j < n; j++)
-        for (int r = 0; r < lanes; r++) s[j * RP + r] = cap * tanhf(s[j * RP + r] / cap);
+        for (int r = 0; r < lanes; r++) s[j * RP + r] = cap * zt_tanh(s[j * RP + r] / cap);
 }
 
 // Packs dims [d0, d0 + dn) of the task's R rows as qt[d·RP + r], lanes R … RP − 1 zero.

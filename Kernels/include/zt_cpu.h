@@ -83,8 +83,9 @@ void zt_silu(float *out, const float *x, int64_t n);                           /
 void zt_gelu_tanh(float *out, const float *x, int64_t n);                      // GPT-2 "gelu_new"
 void zt_gelu_erf(float *out, const float *x, int64_t n);                       // exact GELU
 void zt_swiglu(float *out, const float *gate, const float *up, int64_t n);     // silu(gate)·up
-// x = cap·tanh(x / cap) in place, f32 (the division, libm's tanhf, the product: Gemma 2's
-// final_logit_softcapping). cap > 0 and finite (the Swift backend checks); otherwise x is unchanged.
+// x = cap·tanh(x / cap) in place, f32 (the division, tanh within 1.08 ulp (cpu/fast_tanh.h), the
+// product: Gemma 2's final_logit_softcapping). cap > 0 and finite (the Swift backend checks);
+// otherwise x is unchanged.
 void zt_softcap(float *x, int64_t n, float cap);
 
 // ---- Rows: x(rows, dim); out may be x ------------------------------------------------------------

@@ -149,9 +149,9 @@ final class OpsTests: XCTestCase {
     }
 
     /// zt_softcap: x = cap·tanh(x / cap) against tanh in Double. Each f32 step rounds once: the
-    /// division (relative u = 2⁻²⁴, which tanh passes on damped: y·sech²y ≤ tanh y), glibc's tanhf
-    /// (≤ 2.19 ulp measured over every f32 input on glibc 2.36; later glibc rounds correctly; 3 ulp
-    /// ≤ 6u relative allowed) and the product (u): 8u relative. The absolute 8·cap·2⁻¹⁴⁹ covers x/cap
+    /// division (relative u = 2⁻²⁴, which tanh passes on damped: y·sech²y ≤ tanh y), zt_tanh
+    /// (fast_tanh.h: ≤ 3.8u relative derived, ≤ 1.08 ulp measured over every f32; FastTanhTests)
+    /// and the product (u): ≤ 5.8u, 8u relative allowed. The absolute 8·cap·2⁻¹⁴⁹ covers x/cap
     /// in the subnormal range (absolute, not relative, rounding). Wrong order (cap·tanh(x)/cap) or a
     /// missing cap moves the results by O(1).
     func testSoftcap() {
@@ -596,7 +596,7 @@ final class OpsTests: XCTestCase {
     /// Bound for soft-capped scores, derived as windowTolerance's with q in [−ρ, ρ): a score's f32
     /// error |Δs| ≤ (D + 2)·u·ρ·√D (D products and sums of terms |q_d·k_d| ≤ ρ, then the scale's
     /// product). Capping passes it on damped (d/ds cap·tanh(s / cap) = sech² ≤ 1) and adds the
-    /// division, tanhf and the product, ≤ 8u·m (as in testSoftcap) with m = min(cap, ρ√D) ≥ |capped s|.
+    /// division, zt_tanh and the product, ≤ 8u·m (as in testSoftcap) with m = min(cap, ρ√D) ≥ |capped s|.
     /// A weight exp(s − max) then errs by ε ≤ 2(|Δs| + 8u·m) + 2u·m (the subtraction) + 2u (zt_exp);
     /// a mean of values within 2 of each other moves by ≤ 2ε; the sums, per-tile rescales and the
     /// final division add (keys + keys/64 + 3)·u.
