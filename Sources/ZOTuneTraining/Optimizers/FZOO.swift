@@ -68,7 +68,8 @@ public final class FZOO: ZOOptimizer, @unchecked Sendable {
     public var stateBytes: Int { 0 }
     public func resetState() {}
 
-    static func stream(_ k: Int) -> UInt32 { ZT_STREAM_RADEMACHER + UInt32(k) }
+    /// The Philox stream of probe k (`zotune stream --rademacher` writes its signs).
+    public static func stream(_ k: Int) -> UInt32 { ZT_STREAM_RADEMACHER + UInt32(k) }
 
     func move(_ seed: UInt64, probe k: Int, _ a: Float) {
         for e in set.entries {

@@ -12,7 +12,10 @@ struct StreamCommand: ParsableCommand {
         abstract: "Write the z directions of steps (or of one seed) to a safetensors file.",
         discussion: """
         Tensors are named "step<t>/<name>" (z of step t, direction 0, from --run-seed as training derives it) or \
-        "<name>" with --seed. Names and shapes come from the trainable set of --model, or are one --name of --count elements.
+        "<name>" with --seed. Names and shapes come from the trainable set of --model, or are one --name of --count elements. \
+        --rademacher N adds FZOO's N sign probes ("step<t>/rademacher<k>/<name>"); --lowrank-directions q (with --model) \
+        adds the low-rank factors of the linear matrices ("step<t>/lowrank/<name>/A", q·r × rows, rows k·r … are A_kᵀ; \
+        ".../B", q·r × cols).
         """)
 
     @Option(help: "Model whose trainable tensors (full set) to cover.")
@@ -27,6 +30,12 @@ struct StreamCommand: ParsableCommand {
     var steps = 1
     @Option(help: "A raw 64-bit step seed instead of --run-seed.")
     var seed: UInt64?
+    @Option(help: "Also write FZOO's Rademacher probes 0 ..< N of each step (±1).")
+    var rademacher = 0
+    @Option(name: .customLong("lowrank-directions"), help: "Also write the factors of q low-rank directions (lowrank-spsa) of each step.")
+    var lowrankDirections = 0
+    @Option(name: .customLong("lowrank-rank"), help: "The rank r of --lowrank-directions.")
+    var rank = 1
     @Option(help: "Output .safetensors file.")
     var out: String
 
@@ -36,11 +45,24 @@ struct StreamCommand: ParsableCommand {
         guard runSeed == nil || steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
         // Every step's tensors are held until the file is written.
         guard runSeed == nil || steps <= 1_000_000 else { throw ValidationError("--steps must be at most 1000000 (got \(steps))") }
+        guard rademacher >= 0 && rademacher <= KernelBackend.maxSumTerms else {
+            throw ValidationError("--rademacher must be in 0...\(KernelBackend.maxSumTerms) (got \(rademacher))")
+        }
+        // q ≤ 65535 as lowrank-spsa's --directions (the record's 16-bit direction field).
+        guard lowrankDirections >= 0 && lowrankDirections <= Int(UInt16.max) else {
+            throw ValidationError("--lowrank-directions must be in 0...\(UInt16.max) (got \(lowrankDirections))")
+        }
+        guard rank >= 1 else { throw ValidationError("--lowrank-rank must be at least 1 (got \(rank))") }
+        guard lowrankDirections == 0 || model != nil else { throw ValidationError("--lowrank-directions needs --model (the linear matrices)") }
         let backend = KernelBackend.cpu()
         var targets: [(name: String, shape: [Int])] = []
+        var probe: LowRankProbe?
         if let model {
             let lm = try ModelFile.open(model).load(on: backend)
             targets = TrainableSet.full(lm).entries.map { ($0.name, $0.tensor.shape) }
+            if lowrankDirections > 0 {
+                probe = try LowRankProbe(model: lm, set: TrainableSet.full(lm), directions: lowrankDirections, rank: rank, eps: 1e-3)
+            }
         } else if let name {
             guard count > 0 else { throw ValidationError("--count must be positive") }
             guard count <= Int(ProcessInfo.processInfo.physicalMemory / 4) else {
@@ -56,6 +78,21 @@ struct StreamCommand: ParsableCommand {
                 let z = try backend.allocate(t.shape, dtype: .f32, tag: .scratch)
                 backend.fillNormal(z, seed: s, tensorId: TrainableSet.tensorId(t.name), stream: 0, scale: 1)
                 tensors.append((prefix + t.name, z))
+                for k in 0..<rademacher {
+                    // 0 + 1·u_k: the probe's signs exactly, from the kernel FZOO moves θ with.
+                    let u = try backend.allocate(t.shape, dtype: .f32, tag: .scratch)
+                    backend.streamSum(into: u, tensorId: TrainableSet.tensorId(t.name), direction: .rademacher,
+                                      terms: [SumTerm(seed: s, stream: FZOO.stream(k), coef: 1)])
+                    tensors.append((prefix + "rademacher\(k)/" + t.name, u))
+                }
+            }
+            if let probe {
+                for (i, e) in probe.directions.entries.enumerated() {
+                    let (aT, bT) = try probe.directions.hostFactors(i, seed: s)
+                    let qr = lowrankDirections * rank
+                    tensors.append((prefix + "lowrank/\(e.name)/A", try backend.tensor(aT, shape: [qr, e.tensor.shape[0]], tag: .scratch)))
+                    tensors.append((prefix + "lowrank/\(e.name)/B", try backend.tensor(bT, shape: [qr, e.tensor.shape[1]], tag: .scratch)))
+                }
             }
         }
         var meta = ["z_stream_version": String(zStreamVersion)]
