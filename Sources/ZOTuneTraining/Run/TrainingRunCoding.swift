@@ -74,26 +74,27 @@ extension TrainingRun: Codable {
         distributed = try get("distributed") ?? distributed
         checkReplicasEvery = try get("check-replicas-every") ?? checkReplicasEvery
         out = try get("out")
-        // The nested objects over their defaults; the optimizer's depend on the adapter.
-        if let p = try get("peft", JSONValue.self), p != .null {
-            let name = try Self.name(of: p, key: "peft", known: PEFTConfig.names + ["none"])
-            let defaults: PEFTConfig? = switch name {
+        // A nested object (or just its name) over the defaults its name picks; absent, null or
+        // "none": nil.
+        func nested<T: Codable>(_ key: String, field: String = "name", known: [String], defaults: (String) -> T?) throws -> T? {
+            guard let v = try get(key, JSONValue.self), v != .null else { return nil }
+            let name = try Self.name(of: v, key: key, field: field, known: known)
+            return try defaults(name).map { try Self.overlay(v, on: $0, key: key, field: field) }
+        }
+        peft = try nested("peft", known: PEFTConfig.names + ["none"]) { name -> PEFTConfig? in
+            switch name {
             case "lora": .lora(LoRAOptions())
             case "prefix": .prefix(PrefixOptions(tokens: 5))
             case "prompt": .prompt(PromptOptions(tokens: 10))
             default: nil
             }
-            peft = try defaults.map { try Self.overlay(p, on: $0, key: "peft") }
         }
-        if let b = try get("blocks", JSONValue.self), b != .null {
-            if case .string("none") = b { blocks = nil } else {
-                let level = try Self.name(of: b, key: "blocks", field: "level", known: BlockLevel.allCases.map(\.rawValue) + ["none"])
-                blocks = level == "none" ? nil : try Self.overlay(b, on: BlockwiseOptions(level: BlockLevel(rawValue: level)!), key: "blocks", field: "level")
-            }
+        blocks = try nested("blocks", field: "level", known: BlockLevel.allCases.map(\.rawValue) + ["none"]) {
+            BlockLevel(rawValue: $0).map { BlockwiseOptions(level: $0) }
         }
-        if let o = try get("optimizer", JSONValue.self), o != .null {
-            let name = try Self.name(of: o, key: "optimizer", known: OptimizerKind.allCases.map(\.rawValue))
-            optimizer = try Self.overlay(o, on: Self.defaultOptimizer(OptimizerKind(rawValue: name)!, peft: peft), key: "optimizer")
+        // The optimizer's defaults depend on the adapter.
+        optimizer = try nested("optimizer", known: OptimizerKind.allCases.map(\.rawValue)) { [peft] in
+            Self.defaultOptimizer(OptimizerKind(rawValue: $0)!, peft: peft)
         }
     }
 
