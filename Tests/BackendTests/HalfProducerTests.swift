@@ -77,6 +77,49 @@ final class HalfProducerTests: XCTestCase {
         try backend.checkErrors()
     }
 
+    // A gated MLP under mixed precision, as CausalLM ran it (rmsNorm, convert, gate/up on the rounded
+    // copy, swiglu, down through matmulMixed) and as it runs it now (rmsNormHalf, swigluHalf, every
+    // GEMM on a copy rounded by its producer): the same output bits (SmolLM2's widths, 5 tokens).
+    func testMixedMLPUnchangedByRoundingInTheProducer() throws {
+        let (n, h, f) = (5, 576, 1536)
+        let x = try backend.tensor(random(n * h, scale: 2, seed: 11), shape: [n, h], tag: .activations)
+        let g = try backend.tensor(random(h, scale: 1, seed: 12), shape: [h], tag: .activations)
+        func weight(_ rows: Int, _ cols: Int, _ seed: UInt64) throws -> Tensor {
+            let w32 = try backend.tensor(random(rows * cols, scale: 0.05, seed: seed), shape: [rows, cols], tag: .weights)
+            let w = try backend.allocate([rows, cols], dtype: .bf16, tag: .weights)
+            backend.convert(into: w, from: w32)
+            return w
+        }
+        let (wg, wu, wd) = (try weight(f, h, 13), try weight(f, h, 14), try weight(h, f, 15))
+        let wsBytes = max(backend.mixedWorkspaceBytes(m: n, n: f, k: h), backend.mixedWorkspaceBytes(m: n, n: h, k: f))
+        let ws = try backend.allocate([wsBytes], dtype: .u8, tag: .scratch)
+        func mlp(producers: Bool) throws -> [UInt32] {
+            let normed = try backend.allocate([n, h], tag: .activations)
+            let x16 = try backend.allocate([n, h], dtype: .bf16, tag: .activations)
+            let (gate, up) = (try backend.allocate([n, f], tag: .activations), try backend.allocate([n, f], tag: .activations))
+            let out = try backend.allocate([n, h], tag: .activations)
+            if producers { backend.rmsNormHalf(normed, half: x16, x, gamma: g, eps: 1e-5) } else {
+                backend.rmsNorm(normed, x, gamma: g, eps: 1e-5)
+                backend.convert(into: x16, from: normed)
+            }
+            backend.matmulHalf(gate, x16, weight: wg, transposeB: true, workspace: ws)
+            backend.matmulHalf(up, x16, weight: wu, transposeB: true, workspace: ws)
+            if producers {
+                let h16 = try backend.allocate([n, f], dtype: .bf16, tag: .activations)
+                backend.swigluHalf(up, half: h16, gate: gate, up: up)
+                backend.matmulHalf(out, h16, weight: wd, transposeB: true, workspace: ws)
+            } else {
+                backend.swiglu(up, gate: gate, up: up)
+                backend.matmulMixed(out, up, weight: wd, transposeB: true, workspace: ws)
+            }
+            return backend.toHost(out).map(\.bitPattern)
+        }
+        let before = try mlp(producers: false), after = try mlp(producers: true)
+        XCTAssertEqual(before, after)
+        XCTAssertTrue(before.contains { $0 != 0 }, "a zero output would pass trivially")
+        try backend.checkErrors()
+    }
+
     // The CPU table's graph entries: a nonzero code, no graph, a line naming the entry; the backend
     // then records nothing and the caller runs eagerly.
     func testCPUHasNoGraphs() throws {

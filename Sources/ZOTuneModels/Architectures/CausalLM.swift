@@ -289,8 +289,10 @@ public final class CausalLM: @unchecked Sendable {
         return f
     }
 
-    /// out = norm(x) over x's last dimension (rows of the gain's length).
-    func norm(_ out: Tensor, _ x: Tensor, _ n: NormLayer) {
+    /// out = norm(x) over x's last dimension (rows of the gain's length). `half` (RMSNorm only): out
+    /// also rounded to its 16-bit dtype by the same kernel (rmsnorm_half: the bits convert gives).
+    func norm(_ out: Tensor, _ x: Tensor, _ n: NormLayer, half: Tensor? = nil) {
+        precondition(half == nil || n.kind == .rmsNorm, "a rounded copy from \(n.kind)")
         let w = weights[n.weight]
         var gamma = w
         if n.unitOffset, let g = unitGains[n.weight] {
@@ -303,7 +305,9 @@ public final class CausalLM: @unchecked Sendable {
         let (o2, x2) = (out.reshaped([rows, w.count]), x.reshaped([rows, w.count]))
         switch n.kind {
         case .layerNorm: backend.layerNorm(o2, x2, gamma: gamma, beta: weights[n.bias!], eps: config.normEps)
-        case .rmsNorm: backend.rmsNorm(o2, x2, gamma: gamma, eps: config.normEps)
+        case .rmsNorm:
+            if let half { backend.rmsNormHalf(o2, half: half.reshaped([rows, w.count]), x2, gamma: gamma, eps: config.normEps) }
+            else { backend.rmsNorm(o2, x2, gamma: gamma, eps: config.normEps) }
         }
     }
 
@@ -423,7 +427,15 @@ public final class CausalLM: @unchecked Sendable {
             if !pre, let n = layer.attentionNorm { norm(x, x, n) }
 
             // ---- MLP ----
-            try mlp(layer, sublayerInput(layer.mlpNorm), gate: gate, up: up, fused: gateUp, out: proj)
+            // A pre-LN gated MLP under mixed precision: its RMSNorm also writes the copy gate and up
+            // read, rounded in the same kernel (rmsnorm_half), instead of a convert after it.
+            if pre, let n = layer.mlpNorm, n.kind == .rmsNorm, case .gated(let gl, let ul, _) = layer.mlp, let dt = halfOperand([gl, ul]) {
+                let x16 = try be.allocate(normed.shape, dtype: dt, tag: .activations, zeroed: false)
+                norm(normed, x, n, half: x16)
+                try mlp(layer, normed, gate: gate, up: up, fused: gateUp, out: proj, rounded: x16)
+            } else {
+                try mlp(layer, sublayerInput(layer.mlpNorm), gate: gate, up: up, fused: gateUp, out: proj)
+            }
             if let n = layer.postMLPNorm { norm(proj, proj, n) }
             be.add(x, x, proj)
             if !pre, let n = layer.mlpNorm { norm(x, x, n) }
@@ -527,10 +539,11 @@ public final class CausalLM: @unchecked Sendable {
 
     /// out (n, hidden) = the layer's MLP of its input: down(silu(gate)·up) or down(act(up)).
     /// `fused`: the (n, 2·intermediate) output of a fused gate/up GEMM, split into gate and up.
-    func mlp(_ layer: DecoderLayer, _ input: Tensor, gate: Tensor?, up: Tensor, fused: Tensor?, out: Tensor) throws {
+    /// `rounded`: the input already rounded for gate and up (by its norm).
+    func mlp(_ layer: DecoderLayer, _ input: Tensor, gate: Tensor?, up: Tensor, fused: Tensor?, out: Tensor, rounded: Tensor? = nil) throws {
         switch layer.mlp {
         case .gated(let gl, let ul, let dl):
-            let x16 = try roundedOnce(input, for: [gl, ul])
+            let x16 = try rounded ?? roundedOnce(input, for: [gl, ul])
             try linear(gate!, input, gl, rounded: x16)
             try linear(up, input, ul, rounded: x16)
             let h16 = try gatedActivation(gate: gate!, up: up, roundedFor: dl)
