@@ -17,7 +17,12 @@ struct ModelOptions: ParsableArguments {
                                discussion: "mixed: bf16/f16 weights are tensor-core operands as stored (activations rounded to their type, f32 accumulation); f32: every product in f32 (low-precision weights widened into a scratch copy first); tf32: mixed, and f32 weights on TF32 tensor cores (CUDA only). auto: mixed on CUDA, f32 on the CPU (where mixed is an exact emulation, slower). See docs/cuda.md."))
     var precision: String = "auto"
 
-    func open() throws -> ModelFile { try ModelFile.open(model) }
+    @Option(name: .customLong("sliding-window"),
+            help: ArgumentHelp("Attention window in keys (0: none) for a file that cannot state it.",
+                               discussion: "llama.cpp's converter drops the sliding window of Mistral and Qwen2 GGUF files: N makes every layer attend to its last N keys, as the Hugging Face config's sliding_window does. Applies to llama, mistral, qwen2, qwen3 and phi3 checkpoints whose file states no window; a file that states one is refused any other value. Not taken by train, memory or bench step yet. See docs/architecture.md."))
+    var slidingWindow: Int?
+
+    func open() throws -> ModelFile { try ModelFile.open(model).overridingSlidingWindow(slidingWindow) }
 
     /// Opens the checkpoint and loads its weights onto `backend` with the chosen storage.
     func load(on backend: any Backend) throws -> (file: ModelFile, model: CausalLM) {
