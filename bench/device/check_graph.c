@@ -386,24 +386,26 @@ static void dev_graph_forward(int mixed) {
             snprintf(name, sizeof name, "graph %s: new inputs, replay == eager", tag);
             result(memcmp(r, e2, N * V * 4) == 0 && memcmp(r, e1, N * V * 4) != 0, name, "logits %s the eager forward of the new ids (%s the old ones)",
                    memcmp(r, e2, N * V * 4) == 0 ? "==" : "DIFFER from", memcmp(r, e1, N * V * 4) != 0 ? "differ from" : "SAME as");
-            // Enqueue time per forward (host time to issue it) and wall time with the wait, best of 5.
+            // Enqueue time of one forward (host time to issue it, from an idle stream: a few forwards
+            // queued back to back would fill the launch queue and time the GPU instead) and its wall
+            // time to the end of the work; the best of `reps` each.
             const int reps = SZ(20, 2);
             double en_e = 1e9, en_g = 1e9, wall_e = 1e9, wall_g = 1e9;
-            for (int w = 0; w < 5; w++) {
+            for (int i = 0; i < reps; i++) {
                 dsync("timing");
                 double t0 = now();
-                for (int i = 0; i < reps; i++) fwd_run(&m);
+                fwd_run(&m);
                 const double t1 = now();
                 dsync("timing");
                 const double t2 = now();
-                for (int i = 0; i < reps; i++) dcheck(G->graph_launch(graph), "graph_launch");
+                dcheck(G->graph_launch(graph), "graph_launch");
                 const double t3 = now();
                 dsync("timing");
                 const double t4 = now();
-                en_e = fmin(en_e, (t1 - t0) / reps);
-                wall_e = fmin(wall_e, (t2 - t0) / reps);
-                en_g = fmin(en_g, (t3 - t2) / reps);
-                wall_g = fmin(wall_g, (t4 - t2) / reps);
+                en_e = fmin(en_e, t1 - t0);
+                wall_e = fmin(wall_e, t2 - t0);
+                en_g = fmin(en_g, t3 - t2);
+                wall_g = fmin(wall_g, t4 - t2);
             }
             printf("graph: forward %s %lldx%lld, %d calls: enqueue eager %.3f ms, graph %.3f ms (saved %.3f ms); wall eager %.3f ms, "
                    "graph %.3f ms (%.2fx)\n", tag, (long long)m.B, (long long)m.T, m.launches, en_e * 1e3, en_g * 1e3,
