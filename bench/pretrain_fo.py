@@ -10,7 +10,8 @@ Phases (--phase):
              tensor names, the tokenizer's files) that `zotune pretrain --init-from` loads.
   layerwise  the FO arm of seed 000's layer-wise schedule, from --init (the embed checkpoint):
              layer 0 for one epoch, frozen, layer 1 re-initialised and trained one epoch, ...
-             (embeddings and final norm stay frozen). Resumable block by block (OUT/partial/).
+             (embeddings frozen; the final norm trains with the last layer, as ZOTune's
+             --blocks layer+norm). Resumable block by block (OUT/partial/).
   full       every parameter from the seeded init for --epochs epochs (the schedule's total budget).
 An epoch is --epoch-steps steps of --batch windows (bench/pretrain_seed000.sh sizes it).
 
@@ -197,7 +198,6 @@ def main():
     ap.add_argument("--epochs", type=int, default=1, help="embed, full: epochs (layerwise: one per block)")
     ap.add_argument("--optim", choices=["adam", "sgd"], default="adam", help="adam (β 0.9/0.95) or plain SGD")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--init-std", type=float, default=0.02, help="layerwise: std of a re-initialised layer's matrices")
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
@@ -257,10 +257,10 @@ def main():
 
 
 def run_layerwise(a, data, model, summary):
-    """Layer k (the last with the final norm): re-initialised (matrices N(0, std²) from a generator
-    seeded by k, norm gains 1; ZOTune draws its own N(0, std²) values, so the arms start from equally
-    distributed, not equal, layers), trained alone for one epoch with a fresh optimizer, then
-    frozen. OUT/partial/ holds the weights and metrics after the last finished block, so an
+    """Layer k (the last with the final norm): re-initialised to the seeded init's values (the
+    --zo-run's init/ checkpoint: what ZOTune's --block-reinit draws in the first pass, so both arms
+    start each block from the same weights), trained alone for one epoch with a fresh optimizer,
+    then frozen. OUT/partial/ holds the weights and metrics after the last finished block, so an
     interrupted run resumes at the next block."""
     layers = model.config.num_hidden_layers
     partial = os.path.join(a.out, "partial")
@@ -279,14 +279,13 @@ def run_layerwise(a, data, model, summary):
         lines, done, spent = [{"step": 0, "dev_perplexity": before, "train_seconds": 0.0}], 0, 0.0
     for k in range(done, layers):
         # The last block holds the final norm too (ZOTune's --blocks layer+norm).
+        prefixes = (f"model.layers.{k}.",) + (("model.norm.",) if k == layers - 1 else ())
         block = [model.model.layers[k]] + ([model.model.norm] if k == layers - 1 else [])
-        g = torch.Generator().manual_seed(k)
-        with torch.no_grad():
-            for n, p in (q for m in block for q in m.named_parameters()):
-                if p.dim() == 2:
-                    p.copy_(torch.randn(p.shape, generator=g) * a.init_std)
-                else:
-                    p.fill_(1.0)
+        with safe_open(os.path.join(data.init, "model.safetensors"), "pt") as f, torch.no_grad():
+            params = dict(model.named_parameters())
+            for n in f.keys():
+                if n.startswith(prefixes):
+                    params[n].copy_(f.get_tensor(n))
         trained = [p for m in block for p in m.parameters()]
         for p in model.parameters():
             p.requires_grad_(any(p is q for q in trained))
