@@ -98,29 +98,6 @@ struct RunArguments: ParsableArguments {
         if let objective { run.objective = objective }
         if let maxLength { run.maxLength = maxLength }
     }
-
-    func options(task: String, dataSeed: UInt64, peft: PEFTConfig? = nil) throws -> RunOptions {
-        let lr = self.lr ?? peft?.defaultLR ?? 1e-6
-        guard let sched = LRSchedule(rawValue: schedule) else { throw ValidationError("--schedule must be constant, linear or cosine") }
-        let objective = self.objective ?? "ce", maxLength = self.maxLength ?? 256
-        guard let obj = ObjectiveKind(rawValue: objective) else { throw ValidationError("--objective must be ce, lm, neg-accuracy or neg-f1") }
-        guard steps >= 1 else { throw ValidationError("--steps must be at least 1 (got \(steps))") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1 (got \(batchSize))") }
-        // A step's examples are gathered at once, and the sampler counts examples as steps × batch.
-        guard batchSize <= 1 << 20 else { throw ValidationError("--batch-size must be at most \(1 << 20) (got \(batchSize))") }
-        guard !steps.multipliedReportingOverflow(by: batchSize).overflow else {
-            throw ValidationError("--steps \(steps) × --batch-size \(batchSize) examples overflow a 64-bit count")
-        }
-        guard lr.isFinite && lr > 0 else { throw ValidationError("--lr must be a positive number (got \(lr))") }
-        guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more (got \(warmup))") }
-        guard evalEvery >= 0 else { throw ValidationError("--eval-every must be 0 (only at the end) or more (got \(evalEvery))") }
-        if let evalCount, evalCount < 1 { throw ValidationError("--eval-count must be at least 1 (got \(evalCount))") }
-        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2 tokens (got \(maxLength))") }
-        guard saveEvery >= 1 else { throw ValidationError("--save-every must be at least 1 (got \(saveEvery))") }
-        return RunOptions(task: task, steps: steps, batchSize: batchSize, lr: lr, schedule: sched, warmupSteps: warmup, objective: obj,
-                          evalEvery: evalEvery, evalCount: evalCount, seed: seed, dataSeed: dataSeed, saveEvery: saveEvery,
-                          maxLength: maxLength, keepBest: !keepLast)
-    }
 }
 
 /// `--model`, `--dtype` and `--precision` of a run: optional, so that `train --config FILE` can
