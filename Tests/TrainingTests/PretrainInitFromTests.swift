@@ -129,6 +129,33 @@ final class PretrainInitFromTests: XCTestCase, TinyFixture {
         XCTAssertTrue(try fileWeights(replayed) == fileWeights(dirA.appendingPathComponent("model")))
     }
 
+    // A run file: JSON round trip to the same value; an unknown key, a wrong type, a nested field
+    // that does not exist and conflicting options are refused naming the key or option.
+    func testRunFileRoundTripAndRefusals() throws {
+        let f = try files()
+        var run = seed000(f, out: tempDir())
+        run.steps = 7
+        run.evalCount = 3
+        let url = tempDir().appendingPathComponent("run.json")
+        try run.resolved().write(to: url)
+        XCTAssertEqual(try PretrainingRun.load(url), run.resolved())
+        func refused(_ json: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+            try Data(json.utf8).write(to: url)
+            XCTAssertThrowsError(try PretrainingRun.load(url).validate(), file: file, line: line) {
+                XCTAssertTrue("\($0)".contains(expected), "\($0)", file: file, line: line)
+            }
+        }
+        let head = #""corpus": "c.txt", "tokenizer": "t.json""#
+        try refused("{\(head), \"sequence-length\": 64}", "unknown key \"sequence-length\"")
+        try refused("{\(head), \"seq-len\": \"64\"}", "\"seq-len\": expected an integer")
+        try refused("{\(head), \"freeze\": \"embed_tokens\"}", "\"freeze\": expected a list of strings")
+        try refused("{\(head), \"blocks\": {\"level\": \"layer+norm\", \"steps\": 3}}", "\"blocks\": unknown field \"steps\"")
+        try refused("{\(head), \"init-from\": \"ckpt\", \"hidden\": 64}", "--init-from ckpt and --hidden conflict")
+        try refused("{\(head), \"block-epoch\": true}", "--block-steps epoch applies to --block-schedule sequential")
+        try refused("{\(head), \"freeze\": [\"\"]}", "--freeze: an empty name fragment")
+        try refused("{\"tokenizer\": \"t.json\"}", "\"corpus\": missing")
+    }
+
     // The CLI: the flags run, then `--config RUN/config.json --out B`: the same trajectory and the
     // same exported bytes; a typed option overrides the file; bad --init-from values are one line.
     func testCLIConfigRoundTripAndBadInitFrom() throws {
