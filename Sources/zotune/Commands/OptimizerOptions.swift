@@ -41,12 +41,10 @@ func optimizerKind(_ name: String) throws -> OptimizerKind {
 struct OptimizerChoice: ParsableArguments {
     @Option(help: "Optimizer (its default hyper-parameters): \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var optimizer = "mezo"
-
-    func defaultConfig() throws -> OptimizerConfig { OptimizerConfig.defaults(try optimizerKind(optimizer)) }
 }
 
 struct MeZOArguments: ParsableArguments {
-    @Option(help: "SPSA directions per step: mezo's n-SPSA (default 1), lowrank-spsa's q (default 4).")
+    @Option(help: "SPSA directions per step: mezo's n-SPSA (default 1), the low-rank q of lowrank-spsa (default 4), lozo and subzero (default 1).")
     var directions: Int?
     @Flag(name: .customLong("one-sided"), help: "One-sided estimate (L(θ+εz) − L(θ))/ε.")
     var oneSided = false
@@ -55,7 +53,7 @@ struct MeZOArguments: ParsableArguments {
 }
 
 struct MomentumArguments: ParsableArguments {
-    @Option(help: "Momentum μ of the SGD buffer: m ← μm + g·z (zo-sgd-mmt), of NS(g·Z) (zo-muon), of the block gradient (jaguar-sign released); default 0.9.")
+    @Option(help: "Momentum μ of the SGD buffer: m ← μm + g·z (zo-sgd-mmt), of NS(g·Z) (zo-muon), of the block gradient (jaguar-sign released); default 0.9. lozo: β of LOZO-M's m×r momentum factor (default 0: plain LOZO).")
     var momentum: Float?
 
     var given: GivenFlags { typed([("--momentum", momentum)]) }
@@ -174,14 +172,14 @@ struct ZoopArguments: ParsableArguments {
 struct OptimizerArgumentGroups: ParsableArguments {
     @OptionGroup(title: "Optimizer") var optim: OptimizerOptions
     @OptionGroup(title: "MeZO options") var mezo: MeZOArguments
-    @OptionGroup(title: "Momentum (zo-sgd-mmt, zo-muon, jaguar-sign released)") var momentum: MomentumArguments
+    @OptionGroup(title: "Momentum (zo-sgd-mmt, zo-muon, jaguar-sign released, lozo)") var momentum: MomentumArguments
     @OptionGroup(title: "ZO-Adam options") var adam: AdamArguments
     @OptionGroup(title: "HiZOO options") var hizoo: HiZOOArguments
     @OptionGroup(title: "ZO-Muon and Jaguar-Muon options") var muon: MuonArguments
     @OptionGroup(title: "ZO-Jaguar options (jaguar-sign, jaguar-muon)") var jaguar: JaguarArguments
     @OptionGroup(title: "DiZO options") var dizo: DiZOArguments
     @OptionGroup(title: "Zoop options") var zoop: ZoopArguments
-    @OptionGroup(title: "FZOO, Sparse MeZO, MeZO-SVRG and low-rank SPSA options") var frontier: FrontierArguments
+    @OptionGroup(title: "FZOO, Sparse MeZO, MeZO-SVRG, low-rank SPSA, LOZO and SubZero options") var frontier: FrontierArguments
 
     /// The optimizer's configuration: the flags typed here on top of `base` (a `--config` file's
     /// optimizer; nil: the chosen optimizer's defaults, with PEFT's ε and DiZO's PEFT layers). A
