@@ -213,6 +213,25 @@ static void check_bits(const char *name, const void *dev, const void *cpu, int64
     result(diff_bits(dev, cpu, n, elem, d, sizeof d) == 0, name, "%s", d);
 }
 
+// One device-vs-CPU compare of a multi-array check: reads n elements (elem bytes) of dev into back,
+// counts the compare in *compares and a difference in *bad; the check's first difference is kept in
+// first_bad as the printf-style label, then diff_bits' detail.
+static void tally_bits(void *back, const void *dev, const void *cpu, int64_t n, int elem, int64_t *compares,
+                       int64_t *bad, char *first_bad, size_t len, const char *fmt, ...) {
+    char detail[200], label[200];
+    d2h(back, dev, (size_t)n * (size_t)elem);
+    ++*compares;
+    if (!diff_bits(back, cpu, n, elem, detail, sizeof detail)) return;
+    if (!*bad) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(label, sizeof label, fmt, ap);
+        va_end(ap);
+        snprintf(first_bad, len, "%s: %s", label, detail);
+    }
+    ++*bad;
+}
+
 // |dev − ref| ≤ atol + rtol·|ref| everywhere, NaN only where ref is NaN.
 static void check_close(const char *name, const float *dev, const float *ref, int64_t n, double atol, double rtol) {
     double worst = 0, max_abs = 0;
@@ -543,6 +562,8 @@ static int host_memory_stats(size_t *live, size_t *cached, size_t *library) {
     return 0;
 }
 
+#include "check_graph.c"
+
 static const zt_backend_api host_table = {
     .abi_version = ZT_BACKEND_ABI_VERSION, .struct_size = sizeof(zt_backend_api),
     .device_count = host_count, .set_device = host_set_device, .device_name = host_name, .mem_info = host_mem_info,
@@ -566,6 +587,8 @@ static const zt_backend_api host_table = {
     .logsumexp_panel = zt_logsumexp_panel,
     .stream_sum = zt_stream_sum, .masked_stream = zt_masked_stream,
     .newton_schulz_batched = host_ns_batched, .gemm_half = host_gemm_half,
+    .rmsnorm_half = host_rmsnorm_half, .swiglu_half = host_swiglu_half, .graph_begin = host_graph_begin,
+    .graph_end = host_graph_end, .graph_launch = host_graph_launch, .graph_destroy = host_graph_destroy,
 };
 
 // ---- Table and ABI ----------------------------------------------------------------------------------
@@ -580,7 +603,8 @@ static const zt_backend_api host_table = {
     X(attention) X(copy_2d) X(sgemm) X(sgemm_strided_batched) X(gemm_mixed) X(gemm_mixed_workspace)      \
     X(set_tf32) X(memory_stats) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
     X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)        \
-    X(dequantize_rows) X(logsumexp_panel) X(stream_sum) X(masked_stream) X(newton_schulz_batched) X(gemm_half)
+    X(dequantize_rows) X(logsumexp_panel) X(stream_sum) X(masked_stream) X(newton_schulz_batched) X(gemm_half) \
+    X(rmsnorm_half) X(swiglu_half) X(graph_begin) X(graph_end) X(graph_launch) X(graph_destroy)
 
 static void check_table(const zt_backend_api *t) {
     result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
@@ -1166,17 +1190,9 @@ static void dev_zo_ops(void) {
                     // x, s1 (h: must be unchanged by perturb_hessian) and s2 after the step
                     const struct { const void *dev, *cpu; int elem; const char *what; } arr[3] = {
                         {dx, hx, (int)es, "x"}, {ds1, h1, 4, "s1"}, {ds2, h2, 4, "s2"}};
-                    for (int k = 0; k < (h2 ? 3 : 2); k++) {
-                        char detail[200];
-                        d2h(back, arr[k].dev, n * (size_t)arr[k].elem);
-                        passes++;
-                        if (diff_bits(back, arr[k].cpu, n, arr[k].elem, detail, sizeof detail)) {
-                            if (!bad)
-                                snprintf(first_bad, sizeof first_bad, "%s, step %d, %s: %s", stream_at[ai].what, t,
-                                         arr[k].what, detail);
-                            bad++;
-                        }
-                    }
+                    for (int k = 0; k < (h2 ? 3 : 2); k++)
+                        tally_bits(back, arr[k].dev, arr[k].cpu, n, arr[k].elem, &passes, &bad, first_bad, sizeof first_bad,
+                                   "%s, step %d, %s", stream_at[ai].what, t, arr[k].what);
                 }
                 dfree(d); dfree(d1);
                 if (d2) dfree(d2);
@@ -1299,7 +1315,7 @@ static void dev_elementwise(void) {
     check_close("swiglu", g, c, n, 2e-6, 1e-5);
     // softcap in place, aligned (float4) and misaligned (scalar): 30·tanh(x / 30) (Gemma 2's final
     // logits) on x ~ N(0, 4²) and the specials (NaN, −inf → −30, a subnormal). Each side is within 8u
-    // of the exact value (division, tanhf ≤ 2 ulp on CUDA and ≤ 2.19 on glibc, product), so 1e-6
+    // of the exact value (division, tanhf ≤ 2 ulp on CUDA and the CPU's fast_tanh.h ≤ 3.8u, product), so 1e-6
     // relative; x / 30 of a subnormal rounds absolutely: 1e-40.
     for (int off = 0; off < 2; off++) {
         h2d(dout + off, a, n * 4);
@@ -2362,6 +2378,9 @@ static void run_device_checks(void) {
     dev_gemm(1);
     dev_gemm_mixed();
     dev_gemm_half();
+    dev_half_producers();
+    dev_graph_forward(0);
+    dev_graph_forward(1);
     dev_newton_schulz(0);
     dev_newton_schulz(1);
     dev_newton_schulz(2);
@@ -2463,6 +2482,12 @@ int main(int argc, char **argv) {
                    "malloc %d, mem_info %d, synchronize %d, device_name %d, memset %d, sgemm %d, NS %d, NS batched %d, "
                    "sum_squares %d, gemm_half %d, embedding %lld, dequantize %lld",
                    m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, (long long)e1, (long long)e2);
+            uint64_t gr = 5;
+            const int g1 = cuda->graph_begin(), g2 = cuda->graph_end(&gr), g3 = cuda->graph_launch(1);
+            const int g4 = cuda->rmsnorm_half(NULL, NULL, ZT_BF16, NULL, NULL, 2, 8, 1e-5f), g5 = cuda->swiglu_half(NULL, NULL, ZT_BF16, NULL, NULL, 8);
+            result(g1 && g2 && gr == 0 && g3 && g4 && g5, "ABI 11 entries fail cleanly without a GPU",
+                   "graph_begin %d, graph_end %d (graph %llu), graph_launch %d, rmsnorm_half %d, swiglu_half %d", g1, g2,
+                   (unsigned long long)gr, g3, g4, g5);
         } else {
             printf("  a CUDA device is present (%d): run check.sh without --self-test for the device checks\n", count);
         }

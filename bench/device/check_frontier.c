@@ -169,20 +169,11 @@ static void dev_frontier(void) {
                     }
                 }
                 }
-                char detail[200];
-                d2h(back, dx, n * es);
-                passes++;
-                if (diff_bits(back, hx, n, (int)es, detail, sizeof detail)) {
-                    if (!bad) snprintf(first_bad, sizeof first_bad, "%s, op %d: %s", stream_at[ai].what, op, detail);
-                    bad++;
-                }
+                tally_bits(back, dx, hx, n, (int)es, &passes, &bad, first_bad, sizeof first_bad, "%s, op %d",
+                           stream_at[ai].what, op);
             }
-            d2h(back, dm + off, (size_t)n);
-            passes++;
-            if (memcmp(back, hm, (size_t)n) != 0) {
-                if (!bad) snprintf(first_bad, sizeof first_bad, "%s: mask bytes differ", stream_at[ai].what);
-                bad++;
-            }
+            tally_bits(back, dm + off, hm, n, 1, &passes, &bad, first_bad, sizeof first_bad, "%s, mask bytes",
+                       stream_at[ai].what);
             dfree(d); dfree(ds); dfree(dm);
             free(hx); free(hs); free(back); free(hm);
         }
