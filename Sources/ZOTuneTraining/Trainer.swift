@@ -254,6 +254,8 @@ public final class Trainer: @unchecked Sendable {
             searchLoss: { j in try self.data.searchLoss(j, objective: objective) },
             scoreSamples: { try self.data.scoreSamples(step: t, objective: objective) },
             lowRankProbe: { probe, seed in
+                // Pre-training: the step's corpus windows.
+                if let corpus = self.data as? CorpusData { return try corpus.lowRankProbe(probe, seed: seed, step: t) }
                 guard let task = self.data as? TaskData else {
                     throw BackendError("low-rank probes score a task's minibatches; this run's data is not a task")
                 }

@@ -132,6 +132,22 @@ public final class CorpusData: TrainingData, @unchecked Sendable {
         mean(try windowLosses(sampler.indices(step: t).map { train[$0] }))
     }
 
+    /// (ℓ₊ₖ, ℓ₋ₖ) of step t's windows under the batched low-rank probe (lowrank-spsa): the 2q members'
+    /// copies of the windows in one forward, each member's loss the mean over its windows as `loss`.
+    public func lowRankProbe(_ probe: LowRankProbe, seed: UInt64, step t: Int) throws -> [(plus: Double, minus: Double)] {
+        let windows = sampler.indices(step: t).map { train[$0] }
+        let (n, b, l) = (probe.members, windows.count, length)
+        var ids = [Int32](), targets = [Int32]()
+        ids.reserveCapacity(n * b * l)
+        targets.reserveCapacity(n * b * l)
+        for _ in 0..<n { for w in windows { ids += w[0..<l]; targets += w[1...l] } }
+        let batch = TokenBatch(ids: ids, mask: [UInt8](repeating: 1, count: n * b * l), batch: n * b, length: l)
+        let lp = try probe.withProbe(seed: seed) { try model.tokenLogProbs(batch, targets: targets) }
+        let per = b * l
+        let losses = (0..<n).map { j in -lp[(j * per)..<((j + 1) * per)].reduce(0.0) { $0 + Double($1) } / Double(per) }
+        return (0..<(n / 2)).map { (losses[2 * $0], losses[2 * $0 + 1]) }
+    }
+
     public func searchLoss(_ j: Int, objective: ObjectiveKind) throws -> Double {
         mean(try windowLosses(searchSampler.indices(step: j).map { train[$0] }))
     }
