@@ -173,7 +173,9 @@ public struct OptimizerConfig: Sendable, Equatable, Codable, CustomStringConvert
     /// and biases, of its noisy linear layers).
     public func trainableSet(_ model: CausalLM) throws -> TrainableSet {
         if model.weights.hasBlocks {
-            throw ModelError(file: model.reader.path, field: "dtype", "the base is held in quantized blocks and stays frozen: train an adapter over it (--peft)")
+            let what = spec.refusesPEFT == nil ? "train an adapter over it (--peft)"
+                : "\(kind) moves the base itself (no --peft): load it as floats (--dtype f32 or bf16)"
+            throw ModelError(file: model.reader.path, field: "dtype", "the base is held in quantized blocks and stays frozen: \(what)")
         }
         return try spec.modelSet?(options, model) ?? TrainableSet.full(model)
     }

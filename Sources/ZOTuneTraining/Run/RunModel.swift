@@ -40,6 +40,11 @@ extension TrainingRun {
                                      set: TrainableSet? = nil) throws -> any ZOOptimizer {
         // The one place the frozen quantized base is refused for full tuning.
         if model.weights.hasBlocks && adapter == nil {
+            // An optimizer that refuses adapters (lowrank-spsa moves the base's own matrices) has no adapter to suggest.
+            if config.spec.refusesPEFT != nil {
+                throw RunConfigError("--dtype gguf keeps the base quantized and frozen, and --optimizer \(config.kind) moves the base itself (no --peft): "
+                                     + "load it as floats (--dtype f32, or bf16), or train an adapter with another optimizer (--peft lora, prefix or prompt)")
+            }
             throw RunConfigError("--dtype gguf keeps the base quantized and frozen: train an adapter over it (--peft lora, prefix or prompt)")
         }
         do {
