@@ -20,7 +20,7 @@ movie_data "$data"
 task=${TASK:-movies}
 if [[ $task != movies ]]; then data=${DATA_DIR:-../shared/data}; fi
 model=$(smollm2_gguf)
-Z=.build/release/zotune
+Z=${ZOTUNE:-.build/release/zotune}  # ZOTUNE: a copy, so a rebuild mid-run cannot swap the binary
 out=runs/optimizers
 cache=bench/results/optimizers_cells.json
 if [[ $task != movies ]]; then out=runs/optimizers-$task; cache=bench/results/optimizers_cells_$task.json; fi
@@ -32,13 +32,23 @@ grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1
       zo-adam:3e-4 zo-sign:3e-4 zo-sgd-mmt:3e-5 zo-adam:1e-3 zo-sign:1e-3 zo-cons:3e-4 hizoo:3e-4 mezo:3e-4
       jaguar-sign:1e-4 jaguar-sign:1e-3 jaguar-muon:1e-3 jaguar-muon:1e-2 zo-muon:1e-3 zo-muon:1e-4
       dizo:1e-4 zoop:1e-3 zoop:1e-2
-      mezo+lora:1e-3 mezo+prefix:1e-2 mezo+prompt:1e-3 mezo+lora:1e-2 mezo+prefix:1e-3 mezo+prompt:1e-2)
+      mezo+lora:1e-3 mezo+prefix:1e-2 mezo+prompt:1e-3 mezo+lora:1e-2 mezo+prefix:1e-3 mezo+prompt:1e-2
+      sparse-mezo:2e-4 fzoo:3e-3 lowrank-spsa:2e-4 mezo-svrg:1e-5)
 # Matrix optimizers at a CPU budget: ZO-Muon with 5 quintic iterations (the released code's 10
 # double the NS cost; both leave σ in ≈[0.7, 1.13]), Jaguar-Muon re-orthogonalising every 5 steps.
 # DiZO searches every 25 steps (the paper's K = 50…400 is for 4 000–20 000 steps; 25 gives four
 # searches, each just before a dev evaluation). Zoop takes 3 forwards a step: 67 steps spend
 # MeZO's 100 steps' forwards.
-declare -A extra=([zo-muon]="--ns-steps 5" [jaguar-muon]="--orthogonalize-every 5" [dizo]="--dizo-interval 25" [zoop]="--steps 67")
+# The frontier optimizers (issue 32) spend MeZO's 200 forwards too, dev every ~50 forwards, at their
+# defaults, at the lr whose per-coordinate step matches MeZO's η|g||z| (η 1e-4, |g| ≈ 9.3 mean, 14.7
+# rms over the demo's MeZO run): sparse-mezo's g is measured over 20 % of θ (|g| ≈ √0.2 of MeZO's),
+# so 1e-4/√0.2 ≈ 2e-4; fzoo moves each coordinate by η|Σ_k g_k u_k| ≈ η/√N (g_k normalised by σ),
+# so 9.3e-4·√8 ≈ 3e-3 (N = 8, 9 forwards a step: 22 steps); lowrank-spsa averages q = 4 rank-1
+# directions of unit-variance entries (η|g|/√q), so 2e-4 (8 forwards a step as one call: 25 steps);
+# mezo-svrg's full step, the one that carries ḡ, moves η₁ = 10η (anchor_lr_scale), so η 1e-5
+# (q 2, 4 anchor minibatches: full steps 8 forwards, the others 4: 33 steps = 200 forwards).
+declare -A extra=([zo-muon]="--ns-steps 5" [jaguar-muon]="--orthogonalize-every 5" [dizo]="--dizo-interval 25" [zoop]="--steps 67"
+                  [fzoo]="--steps 22 --eval-every 6" [lowrank-spsa]="--steps 25 --eval-every 6" [mezo-svrg]="--steps 33 --eval-every 8")
 cells=("${@:-${grid[@]}}")
 for cell in "${cells[@]}"; do
     opt=${cell%%:*} lr=${cell##*:}
@@ -54,8 +64,8 @@ for cell in "${cells[@]}"; do
     resume=()
     [[ -f $dir/trajectory.zot ]] && resume=(--resume "$dir") || resume=(--out "$dir")
     # shellcheck disable=SC2086
-    $Z train --model "$model" --task "$task" --data-dir "$data" "${method[@]}" --lr "$lr" --steps 100 ${extra[$opt]:-} \
-        --batch-size 16 --eval-every 25 --eval-count 200 --test-count 500 --seed 0 --data-seed 0 \
+    $Z train --model "$model" --task "$task" --data-dir "$data" "${method[@]}" --lr "$lr" --steps 100 --eval-every 25 ${extra[$opt]:-} \
+        --batch-size 16 --eval-count 200 --test-count 500 --seed 0 --data-seed 0 \
         "${resume[@]}" | grep -v '^step ' || true
 done
 python3 bench/optimizers_table.py runs/optimizers runs/optimizers-sst2 > bench/results/optimizers.md

@@ -13,9 +13,10 @@ import sys
 here = os.path.dirname(os.path.abspath(__file__))
 notes_path = os.path.join(here, "results", "optimizers_notes.md")
 ORDER = ["mezo", "zo-sgd-mmt", "zo-adam", "zo-sign", "zo-cons", "hizoo", "zo-muon", "jaguar-sign", "jaguar-muon", "dizo", "zoop",
+         "sparse-mezo", "fzoo", "lowrank-spsa", "mezo-svrg",
          "mezo+lora", "mezo+prefix", "mezo+prompt"]
 # Mean forwards per step of runs whose summary.json predates the field: the optimizer's ordinary count.
-FORWARDS = {"zo-cons": 5, "hizoo": 3, "zoop": 3}
+FORWARDS = {"zo-cons": 5, "hizoo": 3, "zoop": 3, "fzoo": 9, "lowrank-spsa": 8, "mezo-svrg": 6}
 
 
 def cells(root, cache_path):
