@@ -12,7 +12,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-PARITY='^(KernelTests\.(OpsTests|NewtonSchulzTests)|ModelTests\.(ForwardParityTests|SmolLM2ParityTests|GGUFTests)|TrainingTests\.(OptimizerReferenceTests|PretrainTests|PEFTTests|ExportTests|LoRATests|DiZOTests|MatrixOptimizerTests|ZoopTests|QuadraticOracleTests|LowRankProbeTests|LowRankSPSATests|FrontierOptimizerTests|NSGroupingTests|LOZOSubZeroTests))/'
+PARITY='^(KernelTests\.(OpsTests|NewtonSchulzTests)|ModelTests\.(ForwardParityTests|SmolLM2ParityTests|GGUFTests)|TrainingTests\.(OptimizerReferenceTests|PretrainTests|PEFTTests|ExportTests|LoRATests|DiZOTests|MatrixOptimizerTests|ZoopTests|QuadraticOracleTests|LowRankProbeTests|LowRankSPSATests|FrontierOptimizerTests|FrontierReferenceTests|NSGroupingTests|LOZOSubZeroTests))/'
 LIVE_TORCH='^TrainingTests\.(PretrainTests|PEFTTests|ExportTests)/'
 
 passed=0 failed=0 skipped=0
