@@ -98,15 +98,17 @@ public struct PretrainingRun: Sendable, Equatable {
             if let value, value < 1 { throw fail("\(name) must be at least 1 (got \(value))") }
         }
         if initFrom == nil && modelConfig == nil {
-            let s = shape
             // The weights must fit this machine: 4 bytes × layers × (4·hidden² + 3·hidden·intermediate),
-            // the matrices alone. In Double: Int.max options would overflow the product.
-            let (h, l) = (Double(s.hidden), Double(s.layers))
+            // the matrices alone. In Double, before LlamaShape: Int.max options would overflow its 8·hidden.
+            let (h, l) = (Double(hidden ?? 256), Double(layers ?? 6))
+            let mlp = intermediate.map(Double.init) ?? 8 * h / 3
             let memory = Double(ProcessInfo.processInfo.physicalMemory)
-            if 4 * l * (4 * h * h + 3 * h * Double(s.intermediate)) > memory {
-                throw fail("--layers \(s.layers) × --hidden \(s.hidden) (--intermediate \(s.intermediate)): the weights exceed this machine's \(formatBytes(Int(memory))) of memory")
+            if 4 * l * (4 * h * h + 3 * h * mlp) > memory {
+                throw fail("--layers \(layers ?? 6) × --hidden \(hidden ?? 256) (--intermediate \(intermediate.map(String.init) ?? "default")): " +
+                           "the weights exceed this machine's \(formatBytes(Int(memory))) of memory")
             }
-            guard seqLen <= s.maxPositions else { throw fail("--seq-len \(seqLen) exceeds --max-positions \(s.maxPositions)") }
+            let positions = maxPositions ?? 256
+            guard seqLen <= positions else { throw fail("--seq-len \(seqLen) exceeds --max-positions \(positions)") }
         }
         guard initStd > 0 && initStd.isFinite else { throw fail("--init-std must be positive (got \(initStd))") }
         if freeze.contains(where: \.isEmpty) { throw fail("--freeze: an empty name fragment would freeze every tensor") }
