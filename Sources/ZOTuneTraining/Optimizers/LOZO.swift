@@ -40,25 +40,15 @@ public struct LOZOOptions: Sendable, Equatable, Codable {
     }
 }
 
-extension LOZOOptions: ZOOptimizerOptions {
-    public static let spec = OptimizerSpec(
+extension LOZOOptions: ZOOptimizerOptions, LowRankOptions {
+    public static let spec = OptimizerSpec.onLowRankProbe(
         "lozo",
         "LOZO: low-rank U_k V_kᵀ/√r directions with V fixed for --window steps, the 2q members in one forward; --momentum β > 0 is LOZO-M (m×r factor)",
-        flags: [.init("--directions", "directions", \Self.directions), .init("--rank", "rank", \Self.rank),
-                .init("--window", "window", \Self.window), .init("--momentum", "momentum", \Self.momentum)],
-        refuses: ["--weight-decay": "the low-rank update has no decay term"],
-        refusesPEFT: "probes the base's linear matrices through its own forward hook, not an adapter's tensors",
-        defaults: { eps, _ in LOZOOptions(eps: eps) },
-        make: { _, _, _ in throw BackendError("lozo probes through the model's forward: it is built from the model (make(model:)), not from a trainable set") },
-        trainableSet: { _, model in TrainableSet.full(model) },
-        makeOnModel: { try LOZO(model: $1, set: $2, options: $0) })
+        flags: [.init("--window", "window", \Self.window), .init("--momentum", "momentum", \Self.momentum)],
+        defaults: { LOZOOptions(eps: $0) }, make: { try LOZO(model: $1, set: $2, options: $0) })
 
     public func validate() throws {
-        // The record's direction field is 16 bits.
-        guard directions >= 1 && directions <= Int(UInt16.max) else {
-            throw OptimizerOptionError(Self.self, "directions", "must be in 1...\(UInt16.max) (got \(directions))")
-        }
-        guard rank >= 1 else { throw OptimizerOptionError(Self.self, "rank", "must be at least 1 (got \(rank))") }
+        try Self.validateLowRank(directions: directions, rank: rank)
         // Steps are 32-bit in the trajectory: a longer window is one V for the whole run.
         guard window >= 1 && window <= Int(UInt32.max) else {
             throw OptimizerOptionError(Self.self, "window", "must be in 1...\(UInt32.max) steps (got \(window))")

@@ -27,18 +27,44 @@ public struct LowRankSPSAOptions: Sendable, Equatable, Codable {
 }
 
 extension LowRankSPSAOptions: ZOOptimizerOptions {
-    public static let spec = OptimizerSpec(
+    public static let spec = OptimizerSpec.onLowRankProbe(
         "lowrank-spsa",
         "Low-rank SPSA: q directions A_k B_kᵀ/√r on the linear matrices, the 2q members in one forward of 2q·B rows (norms, embeddings, head fixed)",
-        flags: [.init("--directions", "directions", \Self.directions), .init("--rank", "rank", \Self.rank)],
-        refuses: ["--weight-decay": "the low-rank update has no decay term"],
-        refusesPEFT: "probes the base's linear matrices through its own forward hook, not an adapter's tensors",
-        defaults: { eps, _ in LowRankSPSAOptions(eps: eps) },
-        make: { _, _, _ in throw BackendError("lowrank-spsa probes through the model's forward: it is built from the model (make(model:)), not from a trainable set") },
-        trainableSet: { _, model in TrainableSet.full(model) },
-        makeOnModel: { try LowRankSPSA(model: $1, set: $2, options: $0) })
+        flags: [], defaults: { LowRankSPSAOptions(eps: $0) }, make: { try LowRankSPSA(model: $1, set: $2, options: $0) })
 
-    public func validate() throws {
+    public func validate() throws { try Self.validateLowRank(directions: directions, rank: rank) }
+}
+
+extension OptimizerSpec {
+    /// The row of an optimizer that rides the batched low-rank probe (lowrank-spsa, lozo, subzero):
+    /// it probes the base's linear matrices through its own forward hook, so it is built on the
+    /// model over the full set, trains no adapter and has no decay term. `flags` beyond
+    /// --directions and --rank.
+    static func onLowRankProbe<O: ZOOptimizerOptions>(
+        _ name: String, _ summary: String, flags: [OptimizerFlag],
+        decay: String = "the low-rank update has no decay term",
+        defaults: @escaping @Sendable (Float) -> O,
+        make: @escaping @Sendable (O, CausalLM, TrainableSet) throws -> any ZOOptimizer) -> OptimizerSpec
+        where O: LowRankOptions {
+        OptimizerSpec(name, summary,
+                      flags: [.init("--directions", "directions", \O.directions), .init("--rank", "rank", \O.rank)] + flags,
+                      refuses: ["--weight-decay": decay],
+                      refusesPEFT: "probes the base's linear matrices through its own forward hook, not an adapter's tensors",
+                      defaults: { eps, _ in defaults(eps) },
+                      make: { _, _, _ in throw BackendError("\(name) probes through the model's forward: it is built from the model (make(model:)), not from a trainable set") },
+                      trainableSet: { _, model in TrainableSet.full(model) },
+                      makeOnModel: make)
+    }
+}
+
+/// Options of an optimizer on the batched low-rank probe: q directions of rank r.
+protocol LowRankOptions {
+    var directions: Int { get set }
+    var rank: Int { get set }
+}
+
+extension LowRankOptions where Self: ZOOptimizerOptions {
+    static func validateLowRank(directions: Int, rank: Int) throws {
         // The record's direction field is 16 bits.
         guard directions >= 1 && directions <= Int(UInt16.max) else {
             throw OptimizerOptionError(Self.self, "directions", "must be in 1...\(UInt16.max) (got \(directions))")
@@ -46,6 +72,8 @@ extension LowRankSPSAOptions: ZOOptimizerOptions {
         guard rank >= 1 else { throw OptimizerOptionError(Self.self, "rank", "must be at least 1 (got \(rank))") }
     }
 }
+
+extension LowRankSPSAOptions: LowRankOptions {}
 
 public final class LowRankSPSA: ZOOptimizer, @unchecked Sendable {
     /// The set it was given (header "full"); it moves `probe.directions.entries` only.

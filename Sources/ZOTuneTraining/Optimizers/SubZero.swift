@@ -42,24 +42,16 @@ public struct SubZeroOptions: Sendable, Equatable, Codable {
     }
 }
 
-extension SubZeroOptions: ZOOptimizerOptions {
-    public static let spec = OptimizerSpec(
+extension SubZeroOptions: ZOOptimizerOptions, LowRankOptions {
+    public static let spec = OptimizerSpec.onLowRankProbe(
         "subzero",
         "SubZero: directions √(mn)/r·U z0 Vᵀ with orthonormal U, V (QR) redrawn every --refresh-every steps, the 2q members in one forward",
-        flags: [.init("--directions", "directions", \Self.directions), .init("--rank", "rank", \Self.rank),
-                .init("--refresh-every", "refresh_every", \Self.refreshEvery)],
-        refuses: ["--weight-decay": "the released SGD has no decay and the low-rank update has no decay term"],
-        refusesPEFT: "probes the base's linear matrices through its own forward hook, not an adapter's tensors",
-        defaults: { eps, _ in SubZeroOptions(eps: eps) },
-        make: { _, _, _ in throw BackendError("subzero probes through the model's forward: it is built from the model (make(model:)), not from a trainable set") },
-        trainableSet: { _, model in TrainableSet.full(model) },
-        makeOnModel: { try SubZero(model: $1, set: $2, options: $0) })
+        flags: [.init("--refresh-every", "refresh_every", \Self.refreshEvery)],
+        decay: "the released SGD has no decay and the low-rank update has no decay term",
+        defaults: { SubZeroOptions(eps: $0) }, make: { try SubZero(model: $1, set: $2, options: $0) })
 
     public func validate() throws {
-        guard directions >= 1 && directions <= Int(UInt16.max) else {
-            throw OptimizerOptionError(Self.self, "directions", "must be in 1...\(UInt16.max) (got \(directions))")
-        }
-        guard rank >= 1 else { throw OptimizerOptionError(Self.self, "rank", "must be at least 1 (got \(rank))") }
+        try Self.validateLowRank(directions: directions, rank: rank)
         guard refreshEvery >= 1 && refreshEvery <= Int(UInt32.max) else {
             throw OptimizerOptionError(Self.self, "refresh_every", "must be in 1...\(UInt32.max) steps (got \(refreshEvery))")
         }
