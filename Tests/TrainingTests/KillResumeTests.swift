@@ -200,7 +200,7 @@ final class KillResumeTests: XCTestCase {
         let bin = try binary()
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
-        for (args, message) in [(["--optimizer", "zo-adam", "--momentum", "0.5"], "--momentum is an option of --optimizer zo-sgd-mmt/zo-muon/jaguar-sign, not zo-adam"),
+        for (args, message) in [(["--optimizer", "zo-adam", "--momentum", "0.5"], "--momentum is an option of --optimizer zo-sgd-mmt/zo-muon/jaguar-sign/lozo, not zo-adam"),
                                 (["--optimizer", "zo-lion"], "--optimizer must be one of"),
                                 (["--optimizer", "zo-muon", "--orthogonalize-every", "2"], "--orthogonalize-every is an option of --optimizer jaguar-muon"),
                                 (["--optimizer", "jaguar-sign", "--momentum", "0.5"], "belong to --jaguar-variant released"),
