@@ -6,7 +6,8 @@ import ZOTuneModels
 /// "path: cause" — never an NSError dump.
 func userMessage(for error: Error) -> String {
     if let line = FileError.describe(error) { return line }
-    if let e = error as? CustomStringConvertible { return e.description }
-    let ns = error as NSError
-    return ns.localizedDescription
+    // On Linux every error casts to CustomStringConvertible, so test for Foundation's class first:
+    // an NSError's description is a dump, its localized description the sentence.
+    if type(of: error) is NSError.Type { return (error as NSError).localizedDescription }
+    return String(describing: error)
 }
