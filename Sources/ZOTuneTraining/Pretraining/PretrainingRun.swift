@@ -285,26 +285,9 @@ extension PretrainingRun: Codable {
     typealias Key = TrainingRun.Key
 
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: Key.self)
-        let unknown = c.allKeys.map(\.stringValue).filter { !Self.keys.contains($0) }.sorted()
-        if !unknown.isEmpty {
-            throw RunConfigError("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) " +
-                                 "(a pretrain run file takes the options of `zotune pretrain` without their --: \(Self.keys.joined(separator: ", ")))")
-        }
-        func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? {
-            do { return try c.decodeIfPresent(T.self, forKey: Key(key)) } catch is DecodingError {
-                throw RunConfigError("\"\(key)\": expected \(TrainingRun.typeName(T.self))")
-            }
-        }
-        func u64(_ key: String) throws -> UInt64? {
-            switch try get(key, JSONValue.self) {
-            case nil, .null?: return nil
-            case .int(let i)? where i >= 0: return UInt64(i)
-            case .uint(let u)?: return u
-            case .string(let s)? where UInt64(s) != nil: return UInt64(s)
-            default: throw RunConfigError("\"\(key)\": expected an unsigned 64-bit integer (a number, or its decimal digits as a string)")
-            }
-        }
+        let r = try RunFileReader(decoder, keys: Self.keys, file: "a pretrain run file", command: "zotune pretrain")
+        func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? { try r.get(key, type) }
+        func u64(_ key: String) throws -> UInt64? { try r.u64(key) }
         guard let corpus = try get("corpus", String.self) else { throw RunConfigError("\"corpus\": missing (the text to pre-train on)") }
         guard let tokenizer = try get("tokenizer", String.self) else { throw RunConfigError("\"tokenizer\": missing (a tokenizer.json or a model carrying one)") }
         self.init(corpus: corpus, tokenizer: tokenizer)

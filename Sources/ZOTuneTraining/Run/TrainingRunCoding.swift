@@ -22,27 +22,9 @@ extension TrainingRun: Codable {
     }
 
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: Key.self)
-        let unknown = c.allKeys.map(\.stringValue).filter { !Self.keys.contains($0) }.sorted()
-        if !unknown.isEmpty {
-            throw RunConfigError("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) " +
-                                 "(a run file takes the options of `zotune train` without their --: \(Self.keys.joined(separator: ", ")))")
-        }
-        func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? {
-            do { return try c.decodeIfPresent(T.self, forKey: Key(key)) } catch is DecodingError {
-                throw RunConfigError("\"\(key)\": expected \(Self.typeName(T.self))")
-            }
-        }
-        // Seeds are 64-bit: a number, or a decimal string (which no JSON reader rounds through a double).
-        func u64(_ key: String) throws -> UInt64? {
-            switch try get(key, JSONValue.self) {
-            case nil, .null?: return nil
-            case .int(let i)? where i >= 0: return UInt64(i)
-            case .uint(let u)?: return u
-            case .string(let s)? where UInt64(s) != nil: return UInt64(s)
-            default: throw RunConfigError("\"\(key)\": expected an unsigned 64-bit integer (a number, or its decimal digits as a string)")
-            }
-        }
+        let r = try RunFileReader(decoder, keys: Self.keys, file: "a run file", command: "zotune train")
+        func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? { try r.get(key, type) }
+        func u64(_ key: String) throws -> UInt64? { try r.u64(key) }
         guard let model = try get("model", String.self) else { throw RunConfigError("\"model\": missing (the checkpoint to train)") }
         guard let task = try get("task", String.self) else { throw RunConfigError("\"task\": missing (a task name, or custom)") }
         self.init(model: model, task: task)
@@ -224,6 +206,38 @@ enum JSONValue: Codable, Equatable {
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
+        }
+    }
+}
+
+/// Reads a run file's keys (train's and pretrain's): an unknown key is refused listing the keys the
+/// command takes; a bad value names its key and the type expected.
+struct RunFileReader {
+    let c: KeyedDecodingContainer<TrainingRun.Key>
+
+    init(_ decoder: Decoder, keys: [String], file: String, command: String) throws {
+        c = try decoder.container(keyedBy: TrainingRun.Key.self)
+        let unknown = c.allKeys.map(\.stringValue).filter { !keys.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            throw RunConfigError("unknown key\(unknown.count > 1 ? "s" : "") \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")) " +
+                                 "(\(file) takes the options of `\(command)` without their --: \(keys.joined(separator: ", ")))")
+        }
+    }
+
+    func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? {
+        do { return try c.decodeIfPresent(T.self, forKey: TrainingRun.Key(key)) } catch is DecodingError {
+            throw RunConfigError("\"\(key)\": expected \(TrainingRun.typeName(T.self))")
+        }
+    }
+
+    /// Seeds are 64-bit: a number, or a decimal string (which no JSON reader rounds through a double).
+    func u64(_ key: String) throws -> UInt64? {
+        switch try get(key, JSONValue.self) {
+        case nil, .null?: return nil
+        case .int(let i)? where i >= 0: return UInt64(i)
+        case .uint(let u)?: return u
+        case .string(let s)? where UInt64(s) != nil: return UInt64(s)
+        default: throw RunConfigError("\"\(key)\": expected an unsigned 64-bit integer (a number, or its decimal digits as a string)")
         }
     }
 }
