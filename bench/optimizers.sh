@@ -2,8 +2,9 @@
 # Learning evidence for the ZO optimizer family: each optimizer fine-tunes SmolLM2-135M-Instruct
 # on the movie-review snippets (the demo's task and budget: 100 steps, batch 16, ε 1e-3, seed 0,
 # data seed 0, dev = 200 examples every 25 steps, test = 500 at the best dev step), for each
-# learning rate of its grid. Cells are resumable: a finished cell (summary.json present) is not
-# rerun, so the script can be stopped and restarted. The table goes to bench/results/optimizers.md.
+# learning rate of its grid. The cells are one `zotune sweep` over runs/optimizers/base.json
+# (docs/cli.md), so they are resumable cell by cell: a finished cell is not rerun, a started one
+# resumes, and the script can be stopped and restarted. The table goes to bench/results/optimizers.md.
 #   bench/optimizers.sh [cell ...]      cells are "optimizer:lr" or "optimizer+peft:lr" (peft: lora,
 #                                       prefix, prompt at their MeZO ε); default: the whole grid below
 # Takes about 10 minutes per 2-forward cell on 2 cores (zo-cons ~2.5x, hizoo ~1.5x; zo-muon with
@@ -11,6 +12,8 @@
 # Cells already in bench/results/optimizers_cells.json are in the table without a run directory.
 # TASK=sst2 runs the same protocol on SST-2 from ../shared/data (DATA_DIR overrides) into
 # runs/optimizers-sst2; its cells are cached in bench/results/optimizers_cells_sst2.json.
+# Smaller runs (a check of the script, not a result): STEPS, EVAL_EVERY, EVAL_COUNT, TEST_COUNT
+# override 100, 25, 200, 500 (cells with their own steps below keep them); THREADS sets --threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
@@ -47,26 +50,37 @@ grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1
 # directions of unit-variance entries (η|g|/√q), so 2e-4 (8 forwards a step as one call: 25 steps);
 # mezo-svrg's full step, the one that carries ḡ, moves η₁ = 10η (anchor_lr_scale), so η 1e-5
 # (q 2, 4 anchor minibatches: full steps 8 forwards, the others 4: 33 steps = 200 forwards).
-declare -A extra=([zo-muon]="--ns-steps 5" [jaguar-muon]="--orthogonalize-every 5" [dizo]="--dizo-interval 25" [zoop]="--steps 67"
-                  [fzoo]="--steps 22 --eval-every 6" [lowrank-spsa]="--steps 25 --eval-every 6" [mezo-svrg]="--steps 33 --eval-every 8")
-cells=("${@:-${grid[@]}}")
-for cell in "${cells[@]}"; do
+# Per-optimizer cell settings (a sweep cell's KEY=V: an option of the optimizer without its --, or
+# a run-file key such as steps).
+declare -A extra=([zo-muon]="ns-steps=5" [jaguar-muon]="orthogonalize-every=5" [dizo]="dizo-interval=25" [zoop]="steps=67"
+                  [fzoo]="steps=22,eval-every=6" [lowrank-spsa]="steps=25,eval-every=6" [mezo-svrg]="steps=33,eval-every=8")
+mkdir -p "$out"
+cat > "$out/base.json" <<JSON
+{"model": "$model", "task": "$task", "data-dir": "$data", "steps": ${STEPS:-100}, "eval-every": ${EVAL_EVERY:-25},
+ "batch-size": 16, "eval-count": ${EVAL_COUNT:-200}, "test-count": ${TEST_COUNT:-500}, "seed": 0, "data-seed": 0,
+ "optimizer": {"name": "mezo", "eps": 1e-3}}
+JSON
+sweep=()
+for cell in "${@:-${grid[@]}}"; do
     opt=${cell%%:*} lr=${cell##*:}
-    dir=$out/$opt-lr$lr
-    # PEFT cells: the adapter's own ε default (lora and prompt 1e-2, prefix 1e-1), as MeZO runs them.
-    method=(--optimizer "${opt%%+*}" --eps 1e-3)
-    [[ $opt == *+* ]] && method=(--optimizer "${opt%%+*}" --peft "${opt#*+}")
-    if [[ -f $dir/summary.json ]]; then echo "== $cell: done"; continue; fi
-    if [[ ! -d $dir ]] && python3 -c "import json,sys; sys.exit(0 if any(r['opt']=='$opt' and r['lr']=='$lr' for r in json.load(open('$cache'))) else 1)" 2>/dev/null; then
-        echo "== $cell: in bench/results/optimizers_cells.json"; continue
+    # The optimizer first: naming it resets its options to its defaults. PEFT cells keep the
+    # adapter's own ε default (lora and prompt 1e-2, prefix 1e-1), as MeZO runs them.
+    spec="optimizer=${opt%%+*},eps=1e-3"
+    [[ $opt == *+* ]] && spec="optimizer=${opt%%+*},peft=${opt#*+}"
+    spec+=",lr=$lr${extra[$opt]:+,${extra[$opt]}}"
+    # A run directory of the script before the sweep (OPT-lrLR) carries on as its cell.
+    [[ -d $out/$opt-lr$lr && ! -e $out/$spec ]] && mv "$out/$opt-lr$lr" "$out/$spec"
+    if [[ ! -d $out/$spec ]] && python3 -c "import json,sys; sys.exit(0 if any(r['opt']=='$opt' and r['lr']=='$lr' for r in json.load(open('$cache'))) else 1)" 2>/dev/null; then
+        echo "== $cell: in $cache"; continue
     fi
-    echo "== $cell"
-    resume=()
-    [[ -f $dir/trajectory.zot ]] && resume=(--resume "$dir") || resume=(--out "$dir")
-    # shellcheck disable=SC2086
-    $Z train --model "$model" --task "$task" --data-dir "$data" "${method[@]}" --lr "$lr" --steps 100 --eval-every 25 ${extra[$opt]:-} \
-        --batch-size 16 --eval-count 200 --test-count 500 --seed 0 --data-seed 0 \
-        "${resume[@]}" | grep -v '^step ' || true
+    sweep+=(--cell "$spec")
 done
+# Each cell's output goes to $out/<cell>.log. A failed cell fails the sweep after the other cells
+# ran; the table is still written, then the script exits with the sweep's status.
+status=0
+if ((${#sweep[@]})); then
+    $Z sweep --config "$out/base.json" "${sweep[@]}" --out "$out" ${THREADS:+--threads $THREADS} || status=$?
+fi
 python3 bench/optimizers_table.py runs/optimizers runs/optimizers-sst2 > bench/results/optimizers.md
 cat bench/results/optimizers.md
+exit $status

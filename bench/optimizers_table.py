@@ -1,10 +1,13 @@
-"""bench/results/optimizers.md from the run directories of bench/optimizers.sh (summary.json and
-metrics.jsonl of each optimizer:lr cell): one row per cell, the best cell per optimizer marked.
+"""bench/results/optimizers.md from the cells of bench/optimizers.sh's sweep: each cell's run
+directory (summary.json and metrics.jsonl, as `zotune train` writes them; the cell's name, e.g.
+"optimizer=zo-adam,eps=1e-3,lr=1e-4", gives its optimizer, adapter and lr): one row per cell, the
+best cell per optimizer marked.
 
 Finished cells are also kept in bench/results/optimizers_cells.json (run directories are not
 committed): a cell found on disk replaces its cached row, the others come from the cache, so the
-table survives a fresh clone and grows cell by cell. Hand-written notes come from
-bench/results/optimizers_notes.md."""
+table survives a fresh clone and grows cell by cell. Everything hand-written (notes, runs made
+outside the script) lives in bench/results/optimizers_notes.md, printed below the table, so a
+regeneration never loses it."""
 import json
 import os
 import sys
@@ -19,16 +22,37 @@ ORDER = ["mezo", "zo-sgd-mmt", "zo-adam", "zo-sign", "zo-cons", "hizoo", "zo-muo
 FORWARDS = {"zo-cons": 5, "hizoo": 3, "zoop": 3, "fzoo": 9, "lowrank-spsa": 8, "mezo-svrg": 6}
 
 
+def settings(name):
+    """A sweep cell's directory name as its settings: "optimizer=mezo,peft=lora,lr=1e-3" → dict
+    (`\\,` is a comma inside a value, `\\\\` a backslash, as `zotune sweep --cell` writes them)."""
+    items, item, escaped = [], "", False
+    for c in name:
+        if escaped:
+            item += c if c in ",\\" else "\\" + c
+            escaped = False
+        elif c == "\\":
+            escaped = True
+        elif c == ",":
+            items.append(item)
+            item = ""
+        else:
+            item += c
+    items.append(item)
+    return dict(i.split("=", 1) for i in items if "=" in i)
+
+
 def cells(root, cache_path):
     """Rows of the finished cells under root, merged with the cache (which is rewritten)."""
     rows = []
     for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         d = os.path.join(root, name)
         s_path = os.path.join(d, "summary.json")
-        if not os.path.isfile(s_path):
+        cell = settings(name)
+        if not os.path.isfile(s_path) or "optimizer" not in cell or "lr" not in cell:
             continue
         s = json.load(open(s_path))
-        opt, lr = name.rsplit("-lr", 1)
+        peft = cell.get("peft", "none")
+        opt, lr = cell["optimizer"] + ("" if peft == "none" else "+" + peft), cell["lr"]
         steps = [json.loads(l) for l in open(os.path.join(d, "metrics.jsonl")) if l.strip()]
         losses = [m["loss"] for m in steps if "loss" in m]
         dev = [m["dev_accuracy"] for m in steps if "dev_accuracy" in m]
