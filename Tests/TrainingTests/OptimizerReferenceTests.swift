@@ -45,34 +45,21 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
             let hyper: [String: Double]
             let steps: [Step]
         }
-        struct Batch: Decodable {
-            let batch: Int
-            let length: Int
-            let ids: [Int32]
-        }
         let runSeed: UInt64
         let steps: Int
         let eps: Double
         let stepSeeds: [UInt64]
-        let batch: Batch
+        let batch: ReferenceFixture.Batch
         let tensors: [String]
         let baseLoss: Double
         let optimizers: [String: Run]
     }
 
     func decode<T: Decodable>(_ type: T.Type, _ file: String) throws -> T {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(type, from: Data(contentsOf: Self.dir.appendingPathComponent(file)))
+        try ReferenceFixture.decode(type, Self.dir.appendingPathComponent(file))
     }
 
-    func floats(_ file: SafetensorsFile, _ name: String) throws -> [Float] {
-        let entry = try XCTUnwrap(file.entries[name], "\(name) missing from \(file.path)")
-        XCTAssertEqual(entry.dtype, "F32")
-        var out = [Float](repeating: 0, count: entry.count)
-        try out.withUnsafeMutableBytes { try file.read(name, into: $0, as: .f32) }
-        return out
-    }
+    func floats(_ file: SafetensorsFile, _ name: String) throws -> [Float] { try ReferenceFixture.floats(file, name) }
 
     /// Distance in units in the last place (0 for equal values, including +0/−0).
     static func ulps(_ a: Float, _ b: Float) -> Int {
@@ -179,8 +166,7 @@ final class OptimizerReferenceTests: XCTestCase, TinyFixture {
         let fx = try decode(E2EFixture.self, "e2e.json")
         let zFile = try SafetensorsFile(url: Self.dir.appendingPathComponent("e2e_z.safetensors"))
         let expected = try SafetensorsFile(url: Self.dir.appendingPathComponent("e2e_expected.safetensors"))
-        let batch = TokenBatch(ids: fx.batch.ids, mask: [UInt8](repeating: 1, count: fx.batch.ids.count),
-                               batch: fx.batch.batch, length: fx.batch.length)
+        let batch = fx.batch.tokens()
         let eps = Float(fx.eps)
 
         // The z stream: every tensor of every step, bit for bit, under the names and shapes of the

@@ -106,15 +106,9 @@ public final class LOZO: ZOOptimizer, @unchecked Sendable {
         let window = stepSeed(runSeed: c.runSeed, step: w * options.window, direction: 0)
         let previous = w > 0 ? stepSeed(runSeed: c.runSeed, step: (w - 1) * options.window, direction: 0) : nil
         probe.directions.windowSeed = window
-        let losses = try c.lowRankProbe(probe, seed)
-        // θ was never written while probing: nothing to move back.
-        if let bad = losses.flatMap({ [$0.plus, $0.minus] }).first(where: { !$0.isFinite }) { throw NonFiniteLoss(step: c.step, value: bad) }
-        let g = probe.projectedGradients(losses)
-        try updater.apply(step: c.step, seed: seed, g: g, lr: c.lr, window: window, previous: previous)
+        let outcome = try probe.step(c, seed: seed) { try updater.apply(step: c.step, seed: seed, g: $0, lr: c.lr, window: window, previous: previous) }
         windowSeeds = (window, previous)
-        let records = g.enumerated().map { k, gk in ZORecord(step: UInt32(c.step), direction: UInt16(k), seed: seed, lr: c.lr, values: [gk]) }
-        let mean = losses.reduce(0) { $0 + $1.plus + $1.minus } / Double(2 * losses.count)
-        return StepOutcome(records: records, loss: mean)
+        return outcome
     }
 
     /// Records grouped by step, from step 0 (as the trainer replays): each window's seed is taken
@@ -199,17 +193,4 @@ final class LOZOUpdate {
         }
         started = true
     }
-}
-
-/// Records grouped by step (in order): each step's first record and its g_1..g_q.
-func recordsByStep(_ records: [ZORecord]) -> [(ZORecord, [Float])] {
-    var out: [(ZORecord, [Float])] = []
-    var i = 0
-    while i < records.count {
-        var j = i + 1
-        while j < records.count && records[j].step == records[i].step { j += 1 }
-        out.append((records[i], records[i..<j].map(\.projectedGrad)))
-        i = j
-    }
-    return out
 }

@@ -216,6 +216,20 @@ public final class LowRankProbe: @unchecked Sendable {
         try directions.update(seed: seed, g: g, lr: lr)
     }
 
+    /// One step of an optimizer on the probe (lowrank-spsa, lozo, subzero): the 2q members scored
+    /// through `c` (a non-finite loss throws; θ was never written, so nothing moves back), g_k, then
+    /// `update(g)`; one record g_k per direction k, all with the step's seed; the reported loss is the
+    /// mean of the 2q members'.
+    func step(_ c: StepContext, seed: UInt64, update: ([Float]) throws -> Void) throws -> StepOutcome {
+        let losses = try c.lowRankProbe(self, seed)
+        if let bad = losses.flatMap({ [$0.plus, $0.minus] }).first(where: { !$0.isFinite }) { throw NonFiniteLoss(step: c.step, value: bad) }
+        let g = projectedGradients(losses)
+        try update(g)
+        let records = g.enumerated().map { k, gk in ZORecord(step: UInt32(c.step), direction: UInt16(k), seed: seed, lr: c.lr, values: [gk]) }
+        let mean = losses.reduce(0) { $0 + $1.plus + $1.minus } / Double(2 * losses.count)
+        return StepOutcome(records: records, loss: mean)
+    }
+
     /// Adds each member's ±(ε/√r)(X B_k)A_kᵀ to the covered layers' outputs.
     final class Hook: ForwardHook {
         unowned let probe: LowRankProbe
@@ -383,4 +397,17 @@ extension LowRankProbe {
         let losses = scores.map { Scorer.batchScore(examples, scores: $0, objective: objective).loss }
         return (0..<directions.directions).map { (losses[2 * $0], losses[2 * $0 + 1]) }
     }
+}
+
+/// Records grouped by step (in order): each step's first record and its g_1..g_q.
+func recordsByStep(_ records: [ZORecord]) -> [(ZORecord, [Float])] {
+    var out: [(ZORecord, [Float])] = []
+    var i = 0
+    while i < records.count {
+        var j = i + 1
+        while j < records.count && records[j].step == records[i].step { j += 1 }
+        out.append((records[i], records[i..<j].map(\.projectedGrad)))
+        i = j
+    }
+    return out
 }

@@ -109,30 +109,18 @@ public final class LowRankSPSA: ZOOptimizer, @unchecked Sendable {
     /// Reports the mean of the 2q members' losses.
     public func step(_ c: StepContext) throws -> StepOutcome {
         let seed = stepSeed(runSeed: c.runSeed, step: c.step, direction: 0)
-        let losses = try c.lowRankProbe(probe, seed)
-        // θ was never written while probing: nothing to move back.
-        if let bad = losses.flatMap({ [$0.plus, $0.minus] }).first(where: { !$0.isFinite }) { throw NonFiniteLoss(step: c.step, value: bad) }
-        let g = probe.projectedGradients(losses)
-        try probe.update(seed: seed, g: g, lr: c.lr)
-        let records = g.enumerated().map { k, gk in ZORecord(step: UInt32(c.step), direction: UInt16(k), seed: seed, lr: c.lr, values: [gk]) }
-        let mean = losses.reduce(0) { $0 + $1.plus + $1.minus } / Double(2 * losses.count)
-        return StepOutcome(records: records, loss: mean)
+        return try probe.step(c, seed: seed) { try probe.update(seed: seed, g: $0, lr: c.lr) }
     }
 
     /// Records grouped by step: each step's update with its recorded seed, g_1..g_q and η.
     public func replay(_ records: [ZORecord]) {
-        var i = 0
-        while i < records.count {
-            var j = i + 1
-            while j < records.count && records[j].step == records[i].step { j += 1 }
-            let r = records[i]
+        for (r, g) in recordsByStep(records) {
             do {
-                try probe.update(seed: r.seed, g: records[i..<j].map(\.projectedGrad), lr: r.lr)
+                try probe.update(seed: r.seed, g: g, lr: r.lr)
             } catch {
                 // Only the update's scratch allocation can fail; replay has no error path.
                 fatalError("lowrank-spsa replay of step \(r.step + 1): \(error)")
             }
-            i = j
         }
     }
 }

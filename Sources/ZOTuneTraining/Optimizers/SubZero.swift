@@ -96,13 +96,7 @@ public final class SubZero: ZOOptimizer, @unchecked Sendable {
     public func step(_ c: StepContext) throws -> StepOutcome {
         let seed = stepSeed(runSeed: c.runSeed, step: c.step, direction: 0)
         try basis.use(window: stepSeed(runSeed: c.runSeed, step: c.step / options.refreshEvery * options.refreshEvery, direction: 0))
-        let losses = try c.lowRankProbe(probe, seed)
-        if let bad = losses.flatMap({ [$0.plus, $0.minus] }).first(where: { !$0.isFinite }) { throw NonFiniteLoss(step: c.step, value: bad) }
-        let g = probe.projectedGradients(losses)
-        try probe.update(seed: seed, g: g, lr: c.lr)
-        let records = g.enumerated().map { k, gk in ZORecord(step: UInt32(c.step), direction: UInt16(k), seed: seed, lr: c.lr, values: [gk]) }
-        let mean = losses.reduce(0) { $0 + $1.plus + $1.minus } / Double(2 * losses.count)
-        return StepOutcome(records: records, loss: mean)
+        return try probe.step(c, seed: seed) { try probe.update(seed: seed, g: $0, lr: c.lr) }
     }
 
     /// From step 0: a window's bases from its first step's record seed, then the update call.
@@ -171,11 +165,7 @@ final class SubspaceBasis: LowRankFactorRule {
         let be = d.backend, e = d.entries[i], r = d.rank
         let (m, n) = (e.tensor.shape[0], e.tensor.shape[1])
         let c = (Double(m) * Double(n) / Double(r)).squareRoot()
-        if let z0Source {
-            z0Source(i, seed).withUnsafeBytes { be.copy(z0, fromHost: $0) }
-        } else {
-            be.fillNormal(z0, first: 0, seed: seed, tensorId: e.tensorId, stream: ZT_STREAM_LOWRANK, scale: 1)
-        }
+        fillZ0(i, seed: seed)
         for k in 0..<d.directions {
             let z = z0.flatSlice(k * r * r, r * r).reshaped([r, r])
             // A_kᵀ = c·s_k·(U z0_k)ᵀ = c·s_k·z0_kᵀ Uᵀ (r × m).
@@ -183,6 +173,35 @@ final class SubspaceBasis: LowRankFactorRule {
                       alpha: Float(c) * (scales?[k] ?? 1), beta: 0)
             be.copy(bT.flatSlice(k * r * n, r * n).reshaped([r, n]), from: vT[i])
         }
+    }
+}
+
+extension SubspaceBasis {
+    /// z0_k of entry i for step seed `seed`, all k, into `z0`.
+    func fillZ0(_ i: Int, seed: UInt64) {
+        let be = directions.backend
+        if let z0Source {
+            z0Source(i, seed).withUnsafeBytes { be.copy(z0, fromHost: $0) }
+        } else {
+            be.fillNormal(z0, first: 0, seed: seed, tensorId: directions.entries[i].tensorId, stream: ZT_STREAM_LOWRANK, scale: 1)
+        }
+    }
+}
+
+extension SubZero {
+    /// `zotune stream --subzero` (a PyTorch reference builds E_k itself from these): of covered
+    /// matrix `i`, U (m × r) and V (n × r) row-major as the QR gives them for a window whose first
+    /// step has seed `window`, and z0_k of step seed `seed` (q·r × r: rows k·r ..< (k+1)·r are z0_k).
+    /// Sets the bases to that window, as a step of it would.
+    public func hostFactors(_ i: Int, window: UInt64, seed: UInt64) throws -> (u: [Float], v: [Float], z0: [Float]) {
+        try basis.use(window: window)
+        let be = probe.directions.backend, r = options.rank
+        func untransposed(_ t: Tensor) -> [Float] {
+            let h = be.toHost(t), rows = t.shape[1]
+            return (0..<(rows * r)).map { j in h[(j % r) * rows + j / r] }
+        }
+        basis.fillZ0(i, seed: seed)
+        return (untransposed(basis.uT[i]), untransposed(basis.vT[i]), be.toHost(basis.z0))
     }
 }
 

@@ -15,7 +15,8 @@ struct StreamCommand: ParsableCommand {
         "<name>" with --seed. Names and shapes come from the trainable set of --model, or are one --name of --count elements. \
         --rademacher N adds FZOO's N sign probes ("step<t>/rademacher<k>/<name>"); --lowrank-directions q (with --model) \
         adds the low-rank factors of the linear matrices ("step<t>/lowrank/<name>/A", q·r × rows, rows k·r … are A_kᵀ; \
-        ".../B", q·r × cols).
+        ".../B", q·r × cols); with --subzero, SubZero's factors instead: "step<t>/subzero/<name>/U" (rows × r) and ".../V" \
+        (cols × r), the orthonormal bases of a window starting at step t, and ".../z0" (q·r × r, rows k·r … are z0_k of step t).
         """)
 
     @Option(help: "Model whose trainable tensors (full set) to cover.")
@@ -36,6 +37,8 @@ struct StreamCommand: ParsableCommand {
     var lowrankDirections = 0
     @Option(name: .customLong("lowrank-rank"), help: "The rank r of --lowrank-directions.")
     var rank = 1
+    @Flag(help: "With --lowrank-directions: write SubZero's bases U, V and z0 instead of the lowrank-spsa factors.")
+    var subzero = false
     @Option(help: "Output .safetensors file.")
     var out: String
 
@@ -54,13 +57,17 @@ struct StreamCommand: ParsableCommand {
         }
         guard rank >= 1 else { throw ValidationError("--lowrank-rank must be at least 1 (got \(rank))") }
         guard lowrankDirections == 0 || model != nil else { throw ValidationError("--lowrank-directions needs --model (the linear matrices)") }
+        guard !subzero || lowrankDirections > 0 else { throw ValidationError("--subzero needs --lowrank-directions q (and --lowrank-rank r)") }
         let backend = KernelBackend.cpu()
         var targets: [(name: String, shape: [Int])] = []
         var probe: LowRankProbe?
+        var subZero: SubZero?
         if let model {
             let lm = try ModelFile.open(model).load(on: backend)
             targets = TrainableSet.full(lm).entries.map { ($0.name, $0.tensor.shape) }
-            if lowrankDirections > 0 {
+            if subzero {
+                subZero = try SubZero(model: lm, set: TrainableSet.full(lm), options: SubZeroOptions(directions: lowrankDirections, rank: rank))
+            } else if lowrankDirections > 0 {
                 probe = try LowRankProbe(model: lm, set: TrainableSet.full(lm), directions: lowrankDirections, rank: rank, eps: 1e-3)
             }
         } else if let name {
@@ -92,6 +99,14 @@ struct StreamCommand: ParsableCommand {
                     let qr = lowrankDirections * rank
                     tensors.append((prefix + "lowrank/\(e.name)/A", try backend.tensor(aT, shape: [qr, e.tensor.shape[0]], tag: .scratch)))
                     tensors.append((prefix + "lowrank/\(e.name)/B", try backend.tensor(bT, shape: [qr, e.tensor.shape[1]], tag: .scratch)))
+                }
+            }
+            if let subZero {
+                for (i, e) in subZero.probe.directions.entries.enumerated() {
+                    let (u, v, z0) = try subZero.hostFactors(i, window: s, seed: s)
+                    tensors.append((prefix + "subzero/\(e.name)/U", try backend.tensor(u, shape: [e.tensor.shape[0], rank], tag: .scratch)))
+                    tensors.append((prefix + "subzero/\(e.name)/V", try backend.tensor(v, shape: [e.tensor.shape[1], rank], tag: .scratch)))
+                    tensors.append((prefix + "subzero/\(e.name)/z0", try backend.tensor(z0, shape: [lowrankDirections * rank, rank], tag: .scratch)))
                 }
             }
         }
