@@ -5,17 +5,23 @@ import ZOTuneTraining
 /// KillResumeTests' real interruption for the frontier optimizers: `zotune train` killed with
 /// SIGKILL after 5 saved steps, then `--resume`d, ends with the uninterrupted run's trajectory and
 /// exported weights bit for bit; the export is keep-best's (the best dev step's weights, the
-/// default), and `zotune replay` of the trajectory writes those same bytes.
+/// default), and `zotune replay` of the trajectory writes those same bytes. LOZO-M and SubZero are
+/// killed inside a window (ν = F = 4: after step 5, 6 or 7), so the resumed run rebuilds a window it
+/// did not start (LOZO-M's N and window seeds by replay, SubZero's bases from the window's first
+/// step) and crosses the boundary at step 8 after resuming.
 final class FrontierKillResumeTests: XCTestCase {
     func testKilledFrontierRunsResumeToTheSameResult() throws {
         let bin = try binary()
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
         // Small settings keep each run a few seconds on the tiny model: 3 FZOO probes (4 forwards),
-        // SVRG's full step over 2 minibatches, 2 rank-1 directions.
+        // SVRG's full step over 2 minibatches, 2 low-rank directions.
+        let window = 4
         let optimizers: [[String]] = [["--optimizer", "fzoo", "--probes", "3"], ["--optimizer", "sparse-mezo"],
                                       ["--optimizer", "mezo-svrg", "--anchor-batches", "2"],
-                                      ["--optimizer", "lowrank-spsa", "--directions", "2", "--rank", "1"]]
+                                      ["--optimizer", "lowrank-spsa", "--directions", "2", "--rank", "1"],
+                                      ["--optimizer", "lozo", "--directions", "2", "--rank", "1", "--window", "\(window)", "--momentum", "0.5"],
+                                      ["--optimizer", "subzero", "--directions", "2", "--rank", "2", "--refresh-every", "\(window)"]]
         for opt in optimizers {
             let name = opt[1]
             let whole = w.root.appendingPathComponent("whole-\(name)"), killed = w.root.appendingPathComponent("killed-\(name)")
@@ -25,15 +31,14 @@ final class FrontierKillResumeTests: XCTestCase {
 
             let b = try train(bin, w, opt + ["--out", killed.path])
             let traj = killed.appendingPathComponent("trajectory.zot")
-            let deadline = Date().addingTimeInterval(120)
-            while b.isRunning && Date() < deadline {
-                if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
-                   let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 5 { break }
-                usleep(20_000)
-            }
+            waitForSavedSteps(b, trajectory: traj, atLeast: 5)
             XCTAssertTrue(b.isRunning, "\(name): the run finished before it could be killed")
             kill(b.processIdentifier, SIGKILL)
             b.waitUntilExit()
+            if ["lozo", "subzero"].contains(name) {
+                let saved = try XCTUnwrap(savedSteps(traj), name)
+                XCTAssertNotEqual(saved % window, 0, "\(name): killed after \(saved) steps, at a window boundary, not inside a window")
+            }
             let exported = "model/model.safetensors"
             XCTAssertFalse(FileManager.default.fileExists(atPath: killed.appendingPathComponent(exported).path), name)
 
@@ -49,16 +54,8 @@ final class FrontierKillResumeTests: XCTestCase {
             XCTAssertTrue(mx == (try Data(contentsOf: killed.appendingPathComponent(exported))), "\(name): exported weights differ after kill + resume")
 
             // Keep-best: replay of the steps before the best dev step writes the exported bytes.
-            let r = Process()
-            r.executableURL = bin
             let replayed = w.root.appendingPathComponent("replayed-\(name)")
-            r.arguments = ["replay", "--base", w.model.path, "--trajectory", whole.appendingPathComponent("trajectory.zot").path,
-                           "--out", replayed.path, "--device", "cpu"]
-            r.standardOutput = FileHandle.nullDevice
-            r.standardError = FileHandle.nullDevice
-            try r.run()
-            r.waitUntilExit()
-            XCTAssertEqual(r.terminationStatus, 0, name)
+            XCTAssertEqual(try replay(bin, base: w.model, trajectory: whole.appendingPathComponent("trajectory.zot"), out: replayed), 0, name)
             XCTAssertTrue(try Data(contentsOf: replayed.appendingPathComponent("model.safetensors")) == mx,
                           "\(name): replay to the best step (\(x.header.progress.bestStep)) differs from the export")
         }

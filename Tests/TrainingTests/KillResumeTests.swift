@@ -2,64 +2,6 @@ import Foundation
 import XCTest
 import ZOTuneTraining
 
-private let cliFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../ModelTests/Fixtures").standardized
-
-/// Running the real `zotune` binary on the tiny model (KillResumeTests, DiskFullTests).
-extension XCTestCase {
-    /// Runs the binary to the end; its exit status and stderr.
-    func runCapturing(_ bin: URL, _ args: [String]) throws -> (status: Int32, stderr: String) {
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = args
-        let err = Pipe()
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = err
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
-    }
-
-    /// The zotune binary `swift test` built next to the test bundle.
-    func binary() throws -> URL {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir.appendingPathComponent("zotune"), dir.deletingLastPathComponent().appendingPathComponent("zotune")] {
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        throw XCTSkip("zotune binary not found next to \(dir.path)")
-    }
-
-    /// A tiny model directory (the random Llama fixture with a small BPE tokenizer) and SST-2-style data.
-    func workspace() throws -> (model: URL, data: URL, root: URL) {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-kill-\(UUID().uuidString)")
-        let model = root.appendingPathComponent("model"), data = root.appendingPathComponent("data/SST-2")
-        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
-        for f in ["config.json", "model.safetensors"] {
-            try FileManager.default.copyItem(at: cliFixtures.appendingPathComponent("models/llama/\(f)"), to: model.appendingPathComponent(f))
-        }
-        try FileManager.default.copyItem(at: cliFixtures.appendingPathComponent("tokenizers/smollm.json"), to: model.appendingPathComponent("tokenizer.json"))
-        let sentences = ["a joy to watch", "dull and slow", "warm and clever", "nothing works", "great fun", "a tedious mess",
-                         "worth every minute", "flat and lifeless", "a small marvel", "I wanted to leave", "moving and funny", "the worst"]
-        var tsv = "sentence\tlabel\n"
-        for (i, s) in sentences.enumerated() { tsv += "\(s) \t\((i + 1) % 2)\n" }
-        try tsv.write(to: data.appendingPathComponent("train.tsv"), atomically: true, encoding: .utf8)
-        return (model, root.appendingPathComponent("data"), root)
-    }
-
-    func train(_ bin: URL, _ w: (model: URL, data: URL, root: URL), _ args: [String]) throws -> Process {
-        let p = Process()
-        p.executableURL = bin
-        p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
-                       "--steps", "12", "--batch-size", "4", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "4",
-                       "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--save-every", "1", "--seed", "5"] + args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
-}
-
 /// A real interruption: `zotune train` killed with SIGKILL mid-run, then `--resume`d, ends with the
 /// same trajectory and the same exported weights as a run that was never interrupted — for every
 /// optimizer (stateful ones rebuild their state by replay); `zotune replay` writes that same file.
@@ -92,12 +34,7 @@ final class KillResumeTests: XCTestCase {
             let b = try train(bin, w, opt + ["--out", killed.path])
             // Kill once a few steps are on disk (the trajectory header records completed steps).
             let traj = killed.appendingPathComponent("trajectory.zot")
-            let deadline = Date().addingTimeInterval(120)
-            while b.isRunning && Date() < deadline {
-                if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
-                   let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 5 { break }
-                usleep(20_000)
-            }
+            waitForSavedSteps(b, trajectory: traj, atLeast: 5)
             XCTAssertTrue(b.isRunning, "\(name): the run finished before it could be killed")
             kill(b.processIdentifier, SIGKILL)
             b.waitUntilExit()
@@ -125,15 +62,8 @@ final class KillResumeTests: XCTestCase {
                 XCTAssertEqual(x.header.replayable, false)
                 continue
             }
-            let r = Process()
-            r.executableURL = bin
             let replayed = w.root.appendingPathComponent("replayed-\(name)")
-            r.arguments = ["replay", "--base", w.model.path, "--trajectory", whole.appendingPathComponent("trajectory.zot").path,
-                           "--out", replayed.path, "--device", "cpu"]
-            r.standardOutput = FileHandle.nullDevice
-            try r.run()
-            r.waitUntilExit()
-            XCTAssertEqual(r.terminationStatus, 0, name)
+            XCTAssertEqual(try replay(bin, base: w.model, trajectory: whole.appendingPathComponent("trajectory.zot"), out: replayed), 0, name)
             let replayedFile = replayed.appendingPathComponent(peft ? "adapter_model.safetensors" : "model.safetensors")
             XCTAssertTrue(try Data(contentsOf: replayedFile) == mx, "\(name): replay differs from the trained export")
         }
@@ -165,12 +95,7 @@ final class KillResumeTests: XCTestCase {
         XCTAssertEqual(a.terminationStatus, 0)
         let b = try pretrain(["--out", killed.path])
         let traj = killed.appendingPathComponent("trajectory.zot")
-        let deadline = Date().addingTimeInterval(120)
-        while b.isRunning && Date() < deadline {
-            if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
-               let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 5 { break }
-            usleep(5_000)
-        }
+        waitForSavedSteps(b, trajectory: traj, atLeast: 5, poll: 5_000)
         XCTAssertTrue(b.isRunning, "the run finished before it could be killed")
         kill(b.processIdentifier, SIGKILL)
         b.waitUntilExit()
@@ -183,15 +108,8 @@ final class KillResumeTests: XCTestCase {
         let model = try Data(contentsOf: whole.appendingPathComponent("model/model.safetensors"))
         XCTAssertTrue(model == (try Data(contentsOf: killed.appendingPathComponent("model/model.safetensors"))), "exported models differ")
         XCTAssertFalse(model == (try Data(contentsOf: whole.appendingPathComponent("init/model.safetensors"))), "nothing trained")
-        let r = Process()
-        r.executableURL = bin
         let replayed = w.root.appendingPathComponent("replayed")
-        r.arguments = ["replay", "--base", whole.appendingPathComponent("init").path, "--trajectory", whole.appendingPathComponent("trajectory.zot").path,
-                       "--out", replayed.path, "--device", "cpu"]
-        r.standardOutput = FileHandle.nullDevice
-        try r.run()
-        r.waitUntilExit()
-        XCTAssertEqual(r.terminationStatus, 0)
+        XCTAssertEqual(try replay(bin, base: whole.appendingPathComponent("init"), trajectory: whole.appendingPathComponent("trajectory.zot"), out: replayed), 0)
         XCTAssertTrue(try Data(contentsOf: replayed.appendingPathComponent("model.safetensors")) == model, "replay differs from the trained export")
     }
 
@@ -280,12 +198,7 @@ final class KillResumeTests: XCTestCase {
         let err = Pipe()
         let b = try run(["--out", stopped.path], stderr: err)
         let traj = stopped.appendingPathComponent("trajectory.zot")
-        let deadline = Date().addingTimeInterval(120)
-        while b.isRunning && Date() < deadline {
-            if let d = try? Data(contentsOf: traj), let s = String(data: d.prefix(4096), encoding: .isoLatin1),
-               let r = s.range(of: "\"completed_steps\":"), let n = Int(s[r.upperBound...].prefix { $0.isNumber }), n >= 3 { break }
-            usleep(20_000)
-        }
+        waitForSavedSteps(b, trajectory: traj, atLeast: 3)
         XCTAssertTrue(b.isRunning, "the run finished before it could be signalled")
         try expectRefusal(bin, ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--resume", stopped.path],
                           "in use by another zotune process (pid \(b.processIdentifier))")

@@ -35,20 +35,8 @@ final class SweepTests: XCTestCase {
         let bin = try binary()
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
-        let base = w.root.appendingPathComponent("base.json")
-        try Data("""
-        {"model": "\(w.model.path)", "task": "sst2", "data-dir": "\(w.data.path)", "steps": 40, "batch-size": 4, "train-count": 6,
-         "dev-count": 3, "test-count": 3, "eval-every": 8, "save-every": 1, "optimizer": {"name": "mezo", "eps": 1e-2}}
-        """.utf8).write(to: base)
-        func sweep(_ out: URL) throws -> Process {
-            let p = Process()
-            p.executableURL = bin
-            p.arguments = ["sweep", "--config", base.path, "--grid", "lr=1e-2,1e-3", "--out", out.path, "--device", "cpu", "--threads", "1"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
-        }
+        let base = try sweepBase(w)
+        func sweep(_ out: URL) throws -> Process { try startSweep(bin, base: base, grids: ["lr=1e-2,1e-3"], out: out) }
         /// The processes whose command line names `dir` (the cells' `train`s).
         func children(of dir: URL) -> [Int32] {
             let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? []
@@ -65,11 +53,7 @@ final class SweepTests: XCTestCase {
 
         let b = try sweep(killed)
         let second = killed.appendingPathComponent("lr=1e-3/trajectory.zot")
-        let deadline = Date().addingTimeInterval(120)
-        while b.isRunning && Date() < deadline {
-            if let h = try? TrajectoryFile.read(second).header, h.progress.completedSteps >= 5 { break }
-            usleep(10_000)
-        }
+        waitForSavedSteps(b, trajectory: second, atLeast: 5, poll: 10_000)
         let running = children(of: killed)
         XCTAssertEqual(running.count, 1, "the second cell's train is not running")
         kill(b.processIdentifier, SIGKILL)
@@ -85,13 +69,10 @@ final class SweepTests: XCTestCase {
         let c = try sweep(killed)
         c.waitUntilExit()
         XCTAssertEqual(c.terminationStatus, 0)
-        struct Table: Decodable { let cells: [Sweep.Row]; let best: String? }
-        let x = try JSONDecoder().decode(Table.self, from: Data(contentsOf: whole.appendingPathComponent("sweep.json")))
-        let y = try JSONDecoder().decode(Table.self, from: Data(contentsOf: killed.appendingPathComponent("sweep.json")))
-        func timeless(_ r: Sweep.Row) -> Sweep.Row { var r = r; r.secondsPerStep = nil; return r }
+        let x = try timelessSweepTable(whole), y = try timelessSweepTable(killed)
         XCTAssertEqual(x.cells.count, 2)
         XCTAssertTrue(x.cells.allSatisfy(\.finished))
-        XCTAssertEqual(x.cells.map(timeless), y.cells.map(timeless))
+        XCTAssertEqual(x.cells, y.cells)
         XCTAssertEqual(x.best, y.best)
     }
 }

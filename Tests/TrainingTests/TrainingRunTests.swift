@@ -104,20 +104,8 @@ final class TrainingRunTests: XCTestCase {
         let bin = try binary()
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
-        let base = w.root.appendingPathComponent("base.json")
-        try Data("""
-        {"model": "\(w.model.path)", "task": "sst2", "data-dir": "\(w.data.path)", "steps": 40, "batch-size": 4, "train-count": 6,
-         "dev-count": 3, "test-count": 3, "eval-every": 8, "save-every": 1, "optimizer": {"name": "mezo", "eps": 1e-2}}
-        """.utf8).write(to: base)
-        func sweep(_ out: URL) throws -> Process {
-            let p = Process()
-            p.executableURL = bin
-            p.arguments = ["sweep", "--config", base.path, "--grid", "lr=1e-2,1e-3", "--grid", "seed=0,1", "--out", out.path, "--device", "cpu", "--threads", "1"]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            return p
-        }
+        let base = try sweepBase(w)
+        func sweep(_ out: URL) throws -> Process { try startSweep(bin, base: base, grids: ["lr=1e-2,1e-3", "seed=0,1"], out: out) }
         let whole = w.root.appendingPathComponent("whole"), stopped = w.root.appendingPathComponent("stopped")
         let a = try sweep(whole)
         a.waitUntilExit()
@@ -126,11 +114,7 @@ final class TrainingRunTests: XCTestCase {
         let b = try sweep(stopped)
         // Stop once the first cell is done and the second has saved a few steps.
         let second = stopped.appendingPathComponent("lr=1e-2,seed=1/trajectory.zot")
-        let deadline = Date().addingTimeInterval(120)
-        while b.isRunning && Date() < deadline {
-            if let h = try? TrajectoryFile.read(second).header, h.progress.completedSteps >= 5 { break }
-            usleep(10_000)
-        }
+        waitForSavedSteps(b, trajectory: second, atLeast: 5, poll: 10_000)
         XCTAssertTrue(b.isRunning, "the sweep finished before it could be stopped")
         kill(b.processIdentifier, SIGTERM)
         b.waitUntilExit()
@@ -141,13 +125,9 @@ final class TrainingRunTests: XCTestCase {
         c.waitUntilExit()
         XCTAssertEqual(c.terminationStatus, 0)
 
-        struct Table: Decodable { let cells: [Sweep.Row]; let best: String? }
-        let x = try JSONDecoder().decode(Table.self, from: Data(contentsOf: whole.appendingPathComponent("sweep.json")))
-        let y = try JSONDecoder().decode(Table.self, from: Data(contentsOf: stopped.appendingPathComponent("sweep.json")))
+        let x = try timelessSweepTable(whole), y = try timelessSweepTable(stopped)
         XCTAssertEqual(x.cells.count, 4)
-        // Times differ from run to run; everything else is the same.
-        func timeless(_ r: Sweep.Row) -> Sweep.Row { var r = r; r.secondsPerStep = nil; return r }
-        XCTAssertEqual(x.cells.map(timeless), y.cells.map(timeless))
+        XCTAssertEqual(x.cells, y.cells)
         XCTAssertTrue(x.cells.allSatisfy(\.finished))
         XCTAssertEqual(x.best, y.best)
         let bestDev = x.cells.compactMap(\.bestDev).max()
