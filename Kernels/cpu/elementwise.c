@@ -64,11 +64,7 @@ ZT_ISA_CLONES static void gelu_tanh_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
-    const float k = 0.7978845608028654f;  // √(2/π)
-    for (int64_t i = lo; i < hi; i++) {
-        float v = x[i];
-        out[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
-    }
+    for (int64_t i = lo; i < hi; i++) out[i] = zt_gelu_tanh1(x[i]);  // vectorized (fast_tanh.h)
 }
 
 ZT_ISA_CLONES static void gelu_erf_range(void *p, int64_t lo, int64_t hi) {

@@ -11,7 +11,7 @@
 //              the result (≥ 0.716), plus the subtraction's u: ≤ 3.8u relative.
 // Measured over every f32 with |x| < 10 against tanh in double: ≤ 1.08 ulp without FMA, ≤ 1.03
 // with (glibc's tanhf: 2.19). tanh(±0) = ±0, subnormals pass through, ±inf → ±1, NaN → NaN.
-// ZT_TANH_LIBM (bench/softcap_kernel.sh's baseline build) makes zt_tanh libm's tanhf.
+// ZT_TANH_LIBM (bench/softcap_kernel.sh's baseline build) makes zt_tanh libm's tanhf (zt_gelu_tanh1's too).
 #ifndef ZT_FAST_TANH_H
 #define ZT_FAST_TANH_H
 #include <stdint.h>
@@ -48,5 +48,26 @@ static inline __attribute__((always_inline)) float zt_tanh(float x) {
     return __builtin_copysignf(a >= 0.9f ? large : small, x);
 }
 #endif
+
+// GELU in its tanh form (GPT-2's gelu_new, Gemma's GeGLU gate): 0.5·x·(1 + tanh(u)),
+// u = √(2/π)(x + 0.044715x³), through zt_tanh so that loops over it vectorize (libm's tanhf is a call
+// per element). Against the exact function of the f32 input (u = 2⁻²⁴, first order):
+//   û = u(1 + η), |η| ≤ 6u: x², x³, the two constants' f32 forms (½u each), the two products, the
+//   sum (its terms share x's sign, so it adds one u) and the product by √(2/π);
+//   tanh û − tanh u ≈ (1 − tanh²u)·u·η, and max (1 − tanh²u)|u| = 0.448: ≤ 2.7u absolute;
+//   zt_tanh's own ≤ 3.8u·|tanh| ≤ 3.8u absolute; so 1 + tanh is off by ≤ 6.5u absolute;
+//   then 1 + t rounds (u), 0.5·x is exact (but below 2⁻¹²⁶), the product rounds (u):
+//   |Δ| ≤ 3.25u·|x| + 2u·|gelu x|.
+// For x ≥ 0, 1 + tanh u ≥ 1 and that is ≤ 8.5u relative. For x < 0, 1 + tanh u = 2/(1 + e^{2|u|})
+// cancels: the absolute bound stands and the relative error grows as e^{2|u|} (≤ 23u at x = −1,
+// ~2700u = 1.6e-4 at x = −3; from x ≈ −5.16 tanh rounds to −1 and the result is −0 where the true
+// value is below 1.5e-8·|x|) — as in libm's tanhf and torch's f32 gelu_new, which compute the same
+// expression. Such outputs are below 0.004 in magnitude and multiply the up projection (GeGLU) or
+// feed c_proj (GPT-2): their absolute error, ≤ 3.25u·|x|, is what reaches the logits, whose parity
+// tests hold 1e-4. Tests/KernelTests/FastTanhTests.swift checks the bound over a dense sweep.
+static inline __attribute__((always_inline)) float zt_gelu_tanh1(float x) {
+    const float k = 0.7978845608028654f;  // √(2/π)
+    return 0.5f * x * (1.0f + zt_tanh(k * (x + 0.044715f * x * x * x)));
+}
 
 #endif

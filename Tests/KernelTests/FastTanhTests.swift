@@ -46,4 +46,47 @@ final class FastTanhTests: XCTestCase {
         XCTAssertEqual(s[2...7].map { $0 }, [1e-40, -1e-40, 1, -1, 1, -1])
         XCTAssertTrue(s[8].isNaN)
     }
+
+    /// zt_gelu_tanh (GPT-2's gelu_new, Gemma's GeGLU gate) through zt_tanh, against the same formula
+    /// in Double. Inputs: every 1009th f32 from 0 to 10 and their negatives (the cancellation region
+    /// of x < 0 included down to where tanh rounds to −1), every 2¹⁶th up to 1e13 (x³ overflows f32
+    /// from 7e12 on: the limits x and −0 must come out), and every f32 within 2¹² of 1, −0.75 (the
+    /// minimum) and −3. The bound is fast_tanh.h's derived one, |Δ| ≤ u·(3.25|x| + 2|gelu x|),
+    /// u = 2⁻²⁴ (the argument's 6u relative through (1 − tanh²)·u ≤ 0.448, zt_tanh's 3.8u, two
+    /// roundings), with 0.1% for second-order terms and 2⁻¹⁴⁹ where 0.5·x is subnormal. A wrong
+    /// constant (0.0447 for 0.044715 moves gelu(2) by 8.5e-6, 71u·|x|) or a dropped half far exceeds it.
+    func testGeluTanhAgainstDouble() {
+        var bits: [UInt32] = Array(stride(from: UInt32(0), to: Float(10).bitPattern, by: 1009))
+        bits += Array(stride(from: Float(10).bitPattern, to: Float(1e13).bitPattern, by: 1 << 16))
+        for center in [Float(1), 0.75, 3] {
+            let c = center.bitPattern
+            bits += Array((c - (1 << 12))...(c + (1 << 12)))
+        }
+        let x0 = bits.map { Float(bitPattern: $0) }.flatMap { [$0, -$0] }
+        var y = [Float](repeating: .nan, count: x0.count)
+        zt_gelu_tanh(&y, x0, Int64(x0.count))
+        let u = 0x1p-24, k = (2 / Double.pi).squareRoot()
+        var worstAbs = 0.0, worstRelPositive = 0.0, atAbs: Float = 0
+        for (x, got) in zip(x0, y) {
+            let d = Double(x), want = 0.5 * d * (1 + tanh(k * (d + 0.044715 * d * d * d)))
+            let err = abs(Double(got) - want), bound = u * (3.25 * abs(d) + 2 * abs(want)) * 1.001 + 0x1p-149
+            if !(err <= bound) {
+                XCTFail("gelu_tanh(\(x)) = \(got), want \(want): |Δ| \(err), bound \(bound)")
+                return
+            }
+            if abs(d) >= 0x1p-125, err / (u * abs(d)) > worstAbs { (worstAbs, atAbs) = (err / (u * abs(d)), x) }
+            if d > 0 && want >= 0x1p-126 { worstRelPositive = max(worstRelPositive, err / (u * want)) }
+        }
+        print("zt_gelu_tanh over \(x0.count) inputs: max |Δ| \(worstAbs)u·|x| at \(atAbs) (bound 3.25 + 2|gelu|/|x|); x > 0: max \(worstRelPositive)u relative (bound 8.5)")
+        // Specials: signs of zero, the limits where x³ overflows, ±∞ (−∞ gives NaN, ∞·0, as libm's and torch's f32 formula do), NaN.
+        let s0: [Float] = [0, -0.0, 1e30, -1e30, .infinity, .nan]
+        var s = s0
+        zt_gelu_tanh(&s, s0, Int64(s.count))
+        XCTAssertEqual(s[0].bitPattern, Float(0).bitPattern)
+        XCTAssertEqual(s[1].bitPattern, Float(-0.0).bitPattern)
+        XCTAssertEqual(s[2], 1e30)
+        XCTAssertEqual(s[3], 0)
+        XCTAssertEqual(s[4], .infinity)
+        XCTAssertTrue(s[5].isNaN)
+    }
 }
