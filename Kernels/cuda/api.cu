@@ -648,6 +648,9 @@ static const zt_backend_api cuda_table = {
     .graph_end = api_graph_end,
     .graph_launch = api_graph_launch,
     .graph_destroy = api_graph_destroy,
+    .layernorm_half = zt_cu_layernorm_half,
+    .activation_half = zt_cu_activation_half,
+    .attention_half = zt_cu_attention_half,
 };
 
 ZT_EXPORT const zt_backend_api *zt_cuda_get_api(void) { return &cuda_table; }

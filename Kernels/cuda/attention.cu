@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "kernels.cuh"
+#include "numerics.cuh"
 
 #define FULL_MASK 0xFFFFFFFFu
 
@@ -29,13 +30,23 @@ __device__ __forceinline__ float soft_cap(float s, float softcap) {
     return __fmul_rn(softcap, tanhf(__fdiv_rn(s, softcap)));
 }
 
+// An output element: into out (NULL: not written) and, with half (attention_half), rounded to hd
+// (ZT_BF16 / ZT_F16) by convert's integer rounding: o_proj's 16-bit input from the same kernel.
+__device__ __forceinline__ void attn_store(float *out, void *half, int hd, int64_t i, float v) {
+    if (half) {
+        if (hd == ZT_BF16) zt_st<ZT_BF16>(half, i, v);
+        else zt_st<ZT_F16>(half, i, v);
+    }
+    if (out) out[i] = v;
+}
+
 // ---- warp kernel ---------------------------------------------------------------------------------
 
 #define AW_WARPS 4
 
 // smem: per warp q (D) and acc (D).
 __global__ void __launch_bounds__(AW_WARPS * 32)
-attn_warp_kernel(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
+attn_warp_kernel(float *out, void *half, int hd, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                  int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                  int64_t window, float softcap, int vec) {
     extern __shared__ float4 smem_w[];
@@ -98,7 +109,7 @@ attn_warp_kernel(float *out, const float *q, const float *k, const float *v, con
         }
         const float lsum = zt_warp_sum(l);  // ≥ 1 once any key was allowed
         const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
-        for (int64_t d = lane; d < D; d += 32) out[row * D + d] = lsum > 0.0f ? acc[d] * inv : 0.0f;
+        for (int64_t d = lane; d < D; d += 32) attn_store(out, half, hd, row * D + d, lsum > 0.0f ? acc[d] * inv : 0.0f);
     }
 }
 
@@ -120,7 +131,7 @@ static constexpr size_t tile_smem_bytes() {
 // grid (ceil(T / BQ), Hq, B).
 template <int DMAX>
 __global__ void __launch_bounds__(AT_WARPS * 32)
-attn_tile_kernel(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
+attn_tile_kernel(float *out, void *half, int hd, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                  int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                  int64_t window, float softcap, int vec) {
     constexpr int KP = DMAX + 4;     // K row stride in shared memory
@@ -246,11 +257,11 @@ attn_tile_kernel(float *out, const float *q, const float *k, const float *v, con
         const float lsum = zt_warp_sum(l[r]);
         if (tq < T) {
             const float inv = lsum > 0.0f ? 1.0f / lsum : 0.0f;
-            float *o = out + ((b * T + tq) * Hq + h) * D;
+            const int64_t o = ((b * T + tq) * Hq + h) * D;
 #pragma unroll
             for (int i = 0; i < NI; i++) {
                 const int d = lane + 32 * i;
-                if (d < D) o[d] = lsum > 0.0f ? acc[r][i] * inv : 0.0f;
+                if (d < D) attn_store(out, half, hd, o + d, lsum > 0.0f ? acc[r][i] * inv : 0.0f);
             }
         }
     }
@@ -263,7 +274,7 @@ attn_tile_kernel(float *out, const float *q, const float *k, const float *v, con
 static int g_smem_set[ZT_MAX_DEVICES][4];
 
 template <int DMAX>
-static bool launch_tile(zt_ctx *c, float *out, const float *q, const float *k, const float *v, const uint8_t *mask,
+static bool launch_tile(zt_ctx *c, float *out, void *half, int hd, const float *q, const float *k, const float *v, const uint8_t *mask,
                         int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D,
                         float scale, int64_t window, float softcap, int slot) {
     constexpr size_t smem = tile_smem_bytes<DMAX>();
@@ -282,15 +293,15 @@ static bool launch_tile(zt_ctx *c, float *out, const float *q, const float *k, c
     }
     const int vec = D % 4 == 0 && zt_aligned(k, 16) && zt_aligned(v, 16);
     dim3 grid((unsigned)((T + AT_BQ - 1) / AT_BQ), (unsigned)Hq, (unsigned)B);
-    attn_tile_kernel<DMAX><<<grid, AT_WARPS * 32, smem, c->stream>>>(out, q, k, v, mask, T, S, S_cap, Hq, Hkv, D,
+    attn_tile_kernel<DMAX><<<grid, AT_WARPS * 32, smem, c->stream>>>(out, half, hd, q, k, v, mask, T, S, S_cap, Hq, Hkv, D,
                                                                       scale, window, softcap, vec);
     zt_launch_check("attention (tile)");
     return true;
 }
 
-void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
-                     int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
-                     int64_t window, float softcap) {
+static void attention(float *d_out, void *d_half, int hd, const float *d_q, const float *d_k, const float *d_v,
+                      const uint8_t *d_key_mask, int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv,
+                      int64_t D, float scale, int64_t window, float softcap) {
     if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return;
     zt_ctx *c = zt_ctx_get();
     if (!c) return;
@@ -310,9 +321,9 @@ void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const flo
         const float sc = scale, cap = softcap;
         const uint8_t *m = d_key_mask;
         const int64_t w = window;
-        bool done = D <= 64    ? launch_tile<64>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 0)
-                    : D <= 128 ? launch_tile<128>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 1)
-                               : launch_tile<256>(c, d_out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 2);
+        bool done = D <= 64    ? launch_tile<64>(c, d_out, d_half, hd, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 0)
+                    : D <= 128 ? launch_tile<128>(c, d_out, d_half, hd, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 1)
+                               : launch_tile<256>(c, d_out, d_half, hd, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, sc, w, cap, 2);
         if (done) return;
     }
     const size_t smem = (size_t)AW_WARPS * 2 * (size_t)D * sizeof(float);
@@ -331,8 +342,25 @@ void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const flo
     const int64_t rows = B * T * Hq;
     int64_t blocks = (rows + AW_WARPS - 1) / AW_WARPS;
     if (blocks > (int64_t)c->sm_count * 64) blocks = (int64_t)c->sm_count * 64;
-    attn_warp_kernel<<<(unsigned)blocks, AW_WARPS * 32, smem, c->stream>>>(d_out, d_q, d_k, d_v, d_key_mask, B, T, S,
+    attn_warp_kernel<<<(unsigned)blocks, AW_WARPS * 32, smem, c->stream>>>(d_out, d_half, hd, d_q, d_k, d_v, d_key_mask, B, T, S,
                                                                            S_cap, Hq, Hkv, D, scale, window, softcap,
                                                                            vec);
     zt_launch_check("attention (warp)");
+}
+
+void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const float *d_v, const uint8_t *d_key_mask,
+                     int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
+                     int64_t window, float softcap) {
+    attention(d_out, NULL, ZT_F32, d_q, d_k, d_v, d_key_mask, B, T, S, S_cap, Hq, Hkv, D, scale, window, softcap);
+}
+// The same kernels and launch choice with the rounded store on: the f32 output is attention's bits.
+int zt_cu_attention_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_q, const float *d_k,
+                         const float *d_v, const uint8_t *d_key_mask, int64_t B, int64_t T, int64_t S, int64_t S_cap,
+                         int64_t Hq, int64_t Hkv, int64_t D, float scale, int64_t window, float softcap) {
+    if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)
+        return zt_error((int)cudaErrorInvalidValue, "attention_half: half dtype %d is not bf16 or f16", (int)half_dtype);
+    if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return 0;
+    if (!zt_ctx_get()) return zt_ctx_status();  // no device: say so (shape errors stay sticky, as attention's)
+    attention(d_out, d_half, (int)half_dtype, d_q, d_k, d_v, d_key_mask, B, T, S, S_cap, Hq, Hkv, D, scale, window, softcap);
+    return 0;
 }

@@ -94,6 +94,46 @@ int zt_cu_swiglu_half(float *d_out, void *d_half, zt_dtype half_dtype, const flo
     return 0;
 }
 
+// act(x) (⊙ mul when mul is non-NULL: the bits of the act kernel then mul's) with the result also
+// (out NULL: only) rounded to HD into half at the store: activation_half, the MLP's input to down.
+template <int OP, int HD>
+__global__ void __launch_bounds__(EW_THREADS) act_half_kernel(float *out, void *half, const float *x, const float *mul,
+                                                              int64_t n) {
+    const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float v = ew_op<OP>(x[i], 0.f, 0.f);
+        if (mul) v = ew_op<EW_MUL>(v, mul[i], 0.f);
+        zt_st<HD>(half, i, v);
+        if (out) out[i] = v;
+    }
+}
+
+template <int OP>
+static void launch_act_half(zt_ctx *c, float *out, void *half, zt_dtype hd, const float *x, const float *mul, int64_t n) {
+    const unsigned grid = zt_grid(c, n, EW_THREADS, 16);
+    if (hd == ZT_BF16) act_half_kernel<OP, ZT_BF16><<<grid, EW_THREADS, 0, c->stream>>>(out, half, x, mul, n);
+    else act_half_kernel<OP, ZT_F16><<<grid, EW_THREADS, 0, c->stream>>>(out, half, x, mul, n);
+}
+
+int zt_cu_activation_half(int act, float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_mul,
+                          int64_t n) {
+    if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)
+        return zt_error((int)cudaErrorInvalidValue, "activation_half: half dtype %d is not bf16 or f16", (int)half_dtype);
+    if (act < ZT_ACT_RELU || act > ZT_ACT_GELU_ERF)
+        return zt_error((int)cudaErrorInvalidValue, "activation_half: unknown activation %d", act);
+    if (n <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    switch (act) {
+    case ZT_ACT_RELU: launch_act_half<EW_RELU>(c, d_out, d_half, half_dtype, d_x, d_mul, n); break;
+    case ZT_ACT_SILU: launch_act_half<EW_SILU>(c, d_out, d_half, half_dtype, d_x, d_mul, n); break;
+    case ZT_ACT_GELU_TANH: launch_act_half<EW_GELU_TANH>(c, d_out, d_half, half_dtype, d_x, d_mul, n); break;
+    default: launch_act_half<EW_GELU_ERF>(c, d_out, d_half, half_dtype, d_x, d_mul, n); break;
+    }
+    zt_launch_check("activation_half");
+    return 0;
+}
+
 template <int OP>
 static void launch_ew(float *out, const float *a, const float *b, float s, int64_t n, const char *what) {
     if (n <= 0) return;

@@ -48,6 +48,8 @@ ZT_INTERNAL void zt_cu_swiglu(float *d_out, const float *d_gate, const float *d_
 ZT_INTERNAL void zt_cu_softcap(float *d_x, int64_t n, float cap);
 ZT_INTERNAL int zt_cu_swiglu_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_gate, const float *d_up,
                                   int64_t n);
+ZT_INTERNAL int zt_cu_activation_half(int act, float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x,
+                                      const float *d_mul, int64_t n);
 ZT_INTERNAL void zt_cu_copy_2d(float *d_dst, int64_t ldd, const float *d_src, int64_t lds, int64_t rows, int64_t cols);
 
 // rows.cu
@@ -59,6 +61,8 @@ ZT_INTERNAL void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_
 ZT_INTERNAL void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps);
 ZT_INTERNAL int zt_cu_rmsnorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
                                    int64_t rows, int64_t dim, float eps);
+ZT_INTERNAL int zt_cu_layernorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
+                                     const float *d_beta, int64_t rows, int64_t dim, float eps);
 
 // rows.cu (streamed head)
 ZT_INTERNAL void zt_cu_logsumexp_panel(float *d_state, const float *d_x, int64_t ldx, const int32_t *d_targets, int64_t rows,
@@ -82,6 +86,10 @@ ZT_INTERNAL void zt_cu_rope(float *d_x, const int32_t *d_pos, int64_t n, int64_t
 ZT_INTERNAL void zt_cu_attention(float *d_out, const float *d_q, const float *d_k, const float *d_v,
                                  const uint8_t *d_key_mask, int64_t B, int64_t T, int64_t S, int64_t S_cap,
                                  int64_t Hq, int64_t Hkv, int64_t D, float scale, int64_t window, float softcap);
+ZT_INTERNAL int zt_cu_attention_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_q, const float *d_k,
+                                     const float *d_v, const uint8_t *d_key_mask, int64_t B, int64_t T, int64_t S,
+                                     int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale, int64_t window,
+                                     float softcap);
 // gemm.cu
 ZT_INTERNAL int zt_cu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                             const float *d_A, int64_t lda, const float *d_B, int64_t ldb, float beta,

@@ -96,13 +96,14 @@ __global__ void logsumexp_panel_kernel(float *state, const float *x, int64_t ldx
 
 // Corrected two-pass statistics as the CPU: mean, then Σd and Σd² of d = x − mean; the Σd term
 // removes the rounding error of the mean.
-__global__ void layernorm_kernel(float *out, const float *x, const float *gamma, const float *beta,
+// HD as rmsnorm_kernel's: ZT_BF16 / ZT_F16 also write the rounded copy (layernorm_half).
+template <int HD>
+__global__ void layernorm_kernel(float *out, void *half, const float *x, const float *gamma, const float *beta,
                                  int64_t rows, int64_t dim, float eps) {
     __shared__ float scratch[32];
     const float inv_n = 1.0f / (float)dim;
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *xr = x + r * dim;
-        float *o = out + r * dim;
         float s = 0.0f;
         for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) s += xr[j];
         float mean = zt_block_sum(s, scratch) * inv_n;
@@ -118,10 +119,12 @@ __global__ void layernorm_kernel(float *out, const float *x, const float *gamma,
         mean += corr;
         const float rstd = 1.0f / sqrtf(var + eps);
         for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
-            float v = (xr[j] - mean) * rstd;
-            if (gamma) v = v * gamma[j];
-            if (beta) v = v + beta[j];
-            o[j] = v;
+            // Each step rounded alone (no fused v·γ + β), as the CPU: every instantiation the same bits.
+            float v = __fmul_rn(__fsub_rn(xr[j], mean), rstd);
+            if (gamma) v = __fmul_rn(v, gamma[j]);
+            if (beta) v = __fadd_rn(v, beta[j]);
+            if (HD != ZT_F32) zt_st<HD>(half, r * dim + j, v);
+            if (HD == ZT_F32 || out) out[r * dim + j] = v;  // after the read of xr[j]: out may alias x
         }
         __syncthreads();
     }
@@ -174,7 +177,7 @@ void zt_cu_logsumexp_panel(float *d_state, const float *d_x, int64_t ldx, const 
 }
 void zt_cu_layernorm(float *d_out, const float *d_x, const float *d_gamma, const float *d_beta,
                      int64_t rows, int64_t dim, float eps) {
-    ROW_LAUNCH(layernorm_kernel, "layernorm", d_out, d_x, d_gamma, d_beta, rows, dim, eps);
+    ROW_LAUNCH(layernorm_kernel<ZT_F32>, "layernorm", d_out, NULL, d_x, d_gamma, d_beta, rows, dim, eps);
 }
 void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t rows, int64_t dim, float eps) {
     ROW_LAUNCH(rmsnorm_kernel<ZT_F32>, "rmsnorm", d_out, NULL, d_x, d_gamma, rows, dim, eps);
@@ -191,5 +194,21 @@ int zt_cu_rmsnorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const fl
     else
         rmsnorm_kernel<ZT_F16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, rows, dim, eps);
     zt_launch_check("rmsnorm_half");
+    return 0;
+}
+int zt_cu_layernorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
+                         const float *d_beta, int64_t rows, int64_t dim, float eps) {
+    if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)
+        return zt_error((int)cudaErrorInvalidValue, "layernorm_half: half dtype %d is not bf16 or f16", (int)half_dtype);
+    if (rows <= 0 || dim <= 0) return 0;
+    zt_ctx *c = zt_ctx_get();
+    if (!c) return zt_ctx_status();
+    if (half_dtype == ZT_BF16)
+        layernorm_kernel<ZT_BF16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, d_beta,
+                                                                                      rows, dim, eps);
+    else
+        layernorm_kernel<ZT_F16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, d_beta,
+                                                                                     rows, dim, eps);
+    zt_launch_check("layernorm_half");
     return 0;
 }

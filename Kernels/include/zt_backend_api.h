@@ -42,7 +42,7 @@ typedef struct zt_zo_list_item {
     float decay;         // this tensor's ηλ (replaces args->decay)
 } zt_zo_list_item;
 
-#define ZT_BACKEND_ABI_VERSION 11u
+#define ZT_BACKEND_ABI_VERSION 12u
 #define ZT_CUDA_ENTRY_POINT "zt_cuda_get_api"
 
 typedef struct zt_backend_api {
@@ -222,7 +222,25 @@ typedef struct zt_backend_api {
     int (*graph_end)(uint64_t *graph);
     int (*graph_launch)(uint64_t graph);
     int (*graph_destroy)(uint64_t graph);
+    // ---- more activations rounded where they are made (ABI 12; docs/cuda.md, "Precision") ----
+    // The same contract as rmsnorm_half: the op's f32 output (d_out; NULL: not written) and its bits
+    // rounded to half_dtype (d_half), in the producing kernel, == the op then convert bit for bit.
+    // layernorm_half: layernorm (GPT-2, OPT, GPT-NeoX's pre-norms, read by q/k/v or MLP-up).
+    int (*layernorm_half)(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
+                          const float *d_beta, int64_t rows, int64_t dim, float eps);
+    // activation_half: out = act(x), or act(x) ⊙ d_mul when d_mul is non-NULL (a gated MLP's GeGLU:
+    // the bits of act then mul); act is a zt_activation_kind. d_out may alias d_x or d_mul (each
+    // element is read before it is written).
+    int (*activation_half)(int act, float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_mul,
+                           int64_t n);
+    // attention_half: attention (arguments as `attention`) with its output also rounded (o_proj's input).
+    int (*attention_half)(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_q, const float *d_k,
+                          const float *d_v, const uint8_t *d_key_mask, int64_t B, int64_t T, int64_t S, int64_t S_cap,
+                          int64_t Hq, int64_t Hkv, int64_t D, float scale, int64_t window, float softcap);
 } zt_backend_api;
+
+// activation_half's act: the elementwise ops relu, silu, gelu_tanh, gelu_erf of the table.
+typedef enum zt_activation_kind { ZT_ACT_RELU = 0, ZT_ACT_SILU = 1, ZT_ACT_GELU_TANH = 2, ZT_ACT_GELU_ERF = 3 } zt_activation_kind;
 
 typedef const zt_backend_api *(*zt_cuda_get_api_fn)(void);
 

@@ -311,6 +311,29 @@ public final class KernelBackend: Backend, @unchecked Sendable {
         check(api.swiglu_half(out?.f32, half.pointer, half.dtype.code, gate.f32, up.f32, Int64(gate.count)), "swiglu_half")
     }
 
+    public func layerNormHalf(_ out: Tensor?, half: Tensor, _ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float) {
+        if let out { checkSame(out, x) }
+        precondition((half.dtype == .bf16 || half.dtype == .f16) && half.count == x.count, "rounded layernorm output \(half) for \(x)")
+        let (rows, dim) = rowsAndDim(x)
+        precondition((gamma.map { $0.count == Int(dim) } ?? true) && (beta.map { $0.count == Int(dim) } ?? true),
+                     "layernorm parameters do not match dim \(dim)")
+        check(api.layernorm_half(out?.f32, half.pointer, half.dtype.code, x.f32, gamma?.f32, beta?.f32, rows, dim, eps), "layernorm_half")
+    }
+
+    public func activationHalf(_ kind: Activation, _ out: Tensor?, half: Tensor, _ x: Tensor, times: Tensor?) {
+        if let out { checkSame(out, x) }
+        if let times { checkSame(times, x) }
+        precondition((half.dtype == .bf16 || half.dtype == .f16) && half.count == x.count, "rounded \(kind) output \(half) for \(x)")
+        let act: zt_activation_kind = switch kind {
+        case .relu: ZT_ACT_RELU
+        case .silu: ZT_ACT_SILU
+        case .geluTanh: ZT_ACT_GELU_TANH
+        case .geluErf: ZT_ACT_GELU_ERF
+        }
+        check(api.activation_half(Int32(act.rawValue), out?.f32, half.pointer, half.dtype.code, x.f32, times?.f32, Int64(x.count)),
+              "activation_half")
+    }
+
     // MARK: matrix optimizers
 
     public func newtonSchulz(_ out: Tensor, from src: Tensor, _ p: NewtonSchulz, steps: Int, workspace: Tensor, bf16: Bool) {
@@ -429,6 +452,14 @@ public final class KernelBackend: Backend, @unchecked Sendable {
 
     public func attention(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, scale: Float,
                           window: Int, softcap: Float) {
+        let a = attentionArguments(out, q: q, k: k, v: v, keyLength: keyLength, keyMask: keyMask, window: window, softcap: softcap)
+        api.attention(out.f32, q.f32, k.f32, v.f32, keyMask?.pointer.assumingMemoryBound(to: UInt8.self),
+                      a.b, a.t, a.s, a.cap, a.hq, a.hkv, a.d, scale, Int64(window), softcap)
+    }
+
+    /// attention's and attentionHalf's shape checks, and the sizes they pass.
+    private func attentionArguments(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?, window: Int,
+                                    softcap: Float) -> (b: Int64, t: Int64, s: Int64, cap: Int64, hq: Int64, hkv: Int64, d: Int64) {
         // q, out (B, T, Hq, D); k, v (B, S_cap, Hkv, D); keyMask (B, S_cap) u8
         precondition(q.rank == 4 && k.rank == 4 && k.shape == v.shape && out.shape == q.shape,
                      "attention shapes q \(q.shape) k \(k.shape) v \(v.shape) out \(out.shape)")
@@ -441,9 +472,15 @@ public final class KernelBackend: Backend, @unchecked Sendable {
                      "attention key mask must be u8 (B, S_cap) = (\(b), \(cap))")
         precondition(window >= 0, "attention window \(window) must be ≥ 0 (0: no window)")
         precondition(softcap >= 0 && softcap.isFinite, "attention softcap \(softcap) must be finite and ≥ 0 (0: none)")
-        api.attention(out.f32, q.f32, k.f32, v.f32, keyMask?.pointer.assumingMemoryBound(to: UInt8.self),
-                      Int64(b), Int64(t), Int64(s), Int64(cap), Int64(hq), Int64(hkv), Int64(d), scale, Int64(window),
-                      softcap)
+        return (Int64(b), Int64(t), Int64(s), Int64(cap), Int64(hq), Int64(hkv), Int64(d))
+    }
+
+    public func attentionHalf(_ out: Tensor, half: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?,
+                              scale: Float, window: Int, softcap: Float) {
+        precondition((half.dtype == .bf16 || half.dtype == .f16) && half.count == out.count, "rounded attention output \(half) for \(out)")
+        let args = attentionArguments(out, q: q, k: k, v: v, keyLength: keyLength, keyMask: keyMask, window: window, softcap: softcap)
+        check(api.attention_half(out.f32, half.pointer, half.dtype.code, q.f32, k.f32, v.f32, keyMask?.pointer.assumingMemoryBound(to: UInt8.self),
+                                 args.b, args.t, args.s, args.cap, args.hq, args.hkv, args.d, scale, Int64(window), softcap), "attention_half")
     }
 
     public func copy2D(_ dst: Tensor, ldd: Int, from src: Tensor, lds: Int, rows: Int, cols: Int) {

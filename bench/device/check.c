@@ -563,6 +563,7 @@ static int host_memory_stats(size_t *live, size_t *cached, size_t *library) {
 }
 
 #include "check_graph.c"
+#include "check_half.c"
 
 static const zt_backend_api host_table = {
     .abi_version = ZT_BACKEND_ABI_VERSION, .struct_size = sizeof(zt_backend_api),
@@ -589,6 +590,7 @@ static const zt_backend_api host_table = {
     .newton_schulz_batched = host_ns_batched, .gemm_half = host_gemm_half,
     .rmsnorm_half = host_rmsnorm_half, .swiglu_half = host_swiglu_half, .graph_begin = host_graph_begin,
     .graph_end = host_graph_end, .graph_launch = host_graph_launch, .graph_destroy = host_graph_destroy,
+    .layernorm_half = host_layernorm_half, .activation_half = host_activation_half, .attention_half = host_attention_half,
 };
 
 // ---- Table and ABI ----------------------------------------------------------------------------------
@@ -604,7 +606,8 @@ static const zt_backend_api host_table = {
     X(set_tf32) X(memory_stats) X(newton_schulz) X(add_scaled) X(jaguar_probe)    \
     X(jaguar_update) X(lerp) X(scale_rows) X(sum_squares) X(adam_direction) X(squared_distance)        \
     X(dequantize_rows) X(logsumexp_panel) X(stream_sum) X(masked_stream) X(newton_schulz_batched) X(gemm_half) \
-    X(rmsnorm_half) X(swiglu_half) X(graph_begin) X(graph_end) X(graph_launch) X(graph_destroy)
+    X(rmsnorm_half) X(swiglu_half) X(graph_begin) X(graph_end) X(graph_launch) X(graph_destroy)              \
+    X(layernorm_half) X(activation_half) X(attention_half)
 
 static void check_table(const zt_backend_api *t) {
     result(t->abi_version == ZT_BACKEND_ABI_VERSION && t->struct_size == sizeof(zt_backend_api), "table ABI",
@@ -2379,6 +2382,7 @@ static void run_device_checks(void) {
     dev_gemm_mixed();
     dev_gemm_half();
     dev_half_producers();
+    dev_half_producers_12();
     dev_graph_forward(0);
     dev_graph_forward(1);
     dev_newton_schulz(0);
@@ -2488,6 +2492,11 @@ int main(int argc, char **argv) {
             result(g1 && g2 && gr == 0 && g3 && g4 && g5, "ABI 11 entries fail cleanly without a GPU",
                    "graph_begin %d, graph_end %d (graph %llu), graph_launch %d, rmsnorm_half %d, swiglu_half %d", g1, g2,
                    (unsigned long long)gr, g3, g4, g5);
+            const int a1 = cuda->layernorm_half(NULL, NULL, ZT_BF16, NULL, NULL, NULL, 2, 8, 1e-5f);
+            const int a2 = cuda->activation_half(ZT_ACT_GELU_TANH, NULL, NULL, ZT_BF16, NULL, NULL, 8);
+            const int a3 = cuda->attention_half(NULL, NULL, ZT_BF16, NULL, NULL, NULL, NULL, 1, 1, 1, 1, 1, 1, 8, 1.0f, 0, 0.0f);
+            result(a1 && a2 && a3, "ABI 12 entries fail cleanly without a GPU", "layernorm_half %d, activation_half %d, attention_half %d",
+                   a1, a2, a3);
         } else {
             printf("  a CUDA device is present (%d): run check.sh without --self-test for the device checks\n", count);
         }
