@@ -6,10 +6,18 @@ import ZOTuneModels
 /// and the optimizer. `prepare` (train), `replay`, `zotune memory` and `zotune bench step /
 /// optimizers` all build them here, so a step sized or timed is the step `train` runs.
 extension TrainingRun {
-    /// The checkpoint (`file`: already open), loaded with `dtype` and `precision` resolved (auto
-    /// included) for `backend`'s device.
+    /// The checkpoint with the run's `--sliding-window` applied, and the window that option set:
+    /// nil when it is absent or changes nothing (0 on a file without a window, or the window the
+    /// file states), so the run header records only a window the file does not carry.
+    public func openModel() throws -> (file: ModelFile, windowSet: Int?) {
+        let stated = try ModelFile.open(model), file = try stated.overridingSlidingWindow(slidingWindow)
+        return (file, file.config.slidingWindow == stated.config.slidingWindow ? nil : slidingWindow)
+    }
+
+    /// The checkpoint (`file`: already open by `openModel`), loaded with `dtype` and `precision`
+    /// resolved (auto included) for `backend`'s device.
     public func loadModel(on backend: KernelBackend, file: ModelFile? = nil) throws -> (file: ModelFile, storage: WeightStorage, model: CausalLM) {
-        let file = try file ?? ModelFile.open(model)
+        let file = try file ?? openModel().file
         let storage = try WeightStorage.resolve(dtype: dtype, precision: precision, checkpoint: file.storedFloatDType, device: backend.device)
         let lm = try file.load(on: backend, dtype: storage.dtype, keepBlocks: storage.keepBlocks, precision: storage.precision)
         return (file, storage, lm)

@@ -9,6 +9,7 @@ extension TrainingRun {
     /// The options that set one field each, by their command-line name.
     public static let plainOptions: [String: Overlay] = [
         "--model": { $0.model = $1.model }, "--dtype": { $0.dtype = $1.dtype }, "--precision": { $0.precision = $1.precision },
+        "--sliding-window": { $0.slidingWindow = $1.slidingWindow },
         "--task": { $0.task = $1.task }, "--data-dir": { $0.dataDir = $1.dataDir }, "--task-file": { $0.taskFile = $1.taskFile },
         "--train-file": { $0.trainFile = $1.trainFile }, "--dev-file": { $0.devFile = $1.devFile }, "--test-file": { $0.testFile = $1.testFile },
         "--template": { $0.template = $1.template }, "--labels": { $0.labels = $1.labels }, "--data-seed": { $0.dataSeed = $1.dataSeed },

@@ -96,7 +96,7 @@ extension TrainingRun {
         try validate()
         let run = resolved()
         let options = try runOptions()
-        let file = try ModelFile.open(model)
+        let (file, windowSet) = try openModel()
         let tokenizer = try file.requireTokenizer()
         let splits = try loadData()
         // Dev accuracy before and after, and the best step, are measured on dev: a run needs one.
@@ -113,11 +113,16 @@ extension TrainingRun {
         let adapter = try makeAdapter(model: lm)
         let optimizer = try run.makeOptimizer(model: lm, adapter: adapter)
         let base = BaseCheckpoint(path: file.path, hash: try checkpointHash(file.path), format: file.format.rawValue,
-                                  dtype: storage.dtypeName, precision: lm.precision.rawValue)
+                                  dtype: storage.dtypeName, precision: lm.precision.rawValue, slidingWindow: windowSet)
         let trainer = try Trainer(model: lm, tokenizer: tokenizer, splits: splits, options: options, optimizer: optimizer,
                                   runDir: directory.url, base: base, adapter: adapter)
         trainer.dataFingerprint = DataFingerprint(options: dataFingerprintOptions, contentHash: splits.contentHash)
         trainer.writesFiles = writer
+        // A resume with other options is refused before config.json is rewritten: the file keeps
+        // describing the run its trajectory holds (the trainer checks again when it resumes).
+        if directory.resuming, let m = try TrajectoryFile.read(trainer.trajectoryURL).header.resumeMismatch(trainer.header, file: trainer.trajectoryURL.path) {
+            throw m
+        }
         if writer { try run.write(to: directory.url.appendingPathComponent("config.json")) }
         return RunSession(run: run, directory: directory, file: file, model: lm, adapter: adapter, optimizer: optimizer,
                           trainer: trainer, splits: splits, writer: writer)
@@ -158,7 +163,8 @@ extension TrainingRun {
         guard let dtype = keepBlocks ? .f32 : DType(rawValue: h.base.dtype) else {
             throw RunConfigError("\(trajectory.path): base.dtype: unknown dtype \(h.base.dtype)")
         }
-        let file = try ModelFile.open(base)
+        // The window the run set (--sliding-window): the export's config is the run's.
+        let file = try ModelFile.open(base).overridingSlidingWindow(h.base.slidingWindow)
         let lm = try file.load(on: backend, dtype: dtype, keepBlocks: keepBlocks)
         let adapter = try h.peft?.make(model: lm)
         lm.hook = adapter

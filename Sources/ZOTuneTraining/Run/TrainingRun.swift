@@ -25,6 +25,9 @@ public struct TrainingRun: Sendable, Equatable {
     public var dtype = "auto"
     /// GEMM precision: auto, f32, mixed or tf32.
     public var precision = "auto"
+    /// `--sliding-window N`: the attention window a file cannot state (ModelFile.overridingSlidingWindow;
+    /// nil: the file's own attention). It changes every forward, so it is part of the run.
+    public var slidingWindow: Int?
     // Data
     public var task: String
     public var dataDir: String?
@@ -103,6 +106,7 @@ public struct TrainingRun: Sendable, Equatable {
         // Model
         guard dtype == "gguf" || dtype == "auto" || DType(rawValue: dtype)?.isFloat == true else { throw fail("--dtype must be auto, f32, bf16, f16 or gguf") }
         guard GemmPrecision(rawValue: precision) != nil || precision == "auto" else { throw fail("--precision must be auto, f32, mixed or tf32 (got \(precision))") }
+        if let w = slidingWindow, w < 0 { throw fail("--sliding-window must be 0 (no window) or a positive number of keys (got \(w))") }
         // Trainable set
         switch peft {
         case .lora(let o)?:

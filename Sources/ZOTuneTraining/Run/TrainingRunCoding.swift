@@ -8,7 +8,7 @@ import ZOTuneModels
 /// A key this build does not know, a value of the wrong type and a nested field that does not
 /// exist are refused, naming the key.
 extension TrainingRun: Codable {
-    public static let keys = ["model", "dtype", "precision", "task", "data-dir", "task-file", "train-file", "dev-file", "test-file",
+    public static let keys = ["model", "dtype", "precision", "sliding-window", "task", "data-dir", "task-file", "train-file", "dev-file", "test-file",
                               "template", "labels", "data-seed", "train-count", "dev-count", "test-count", "peft", "blocks", "optimizer",
                               "lr", "batch-size", "steps", "schedule", "warmup", "objective", "max-length", "eval-every", "eval-count",
                               "seed", "save-every", "keep-last", "distributed", "check-replicas-every", "out"]
@@ -30,6 +30,7 @@ extension TrainingRun: Codable {
         self.init(model: model, task: task)
         dtype = try get("dtype") ?? dtype
         precision = try get("precision") ?? precision
+        slidingWindow = try get("sliding-window")
         dataDir = try get("data-dir")
         taskFile = try get("task-file")
         trainFile = try get("train-file")
@@ -83,7 +84,7 @@ extension TrainingRun: Codable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Key.self)
         func put<T: Encodable>(_ key: String, _ value: T?) throws { try c.encodeIfPresent(value, forKey: Key(key)) }
-        try put("model", model); try put("dtype", dtype); try put("precision", precision)
+        try put("model", model); try put("dtype", dtype); try put("precision", precision); try put("sliding-window", slidingWindow)
         try put("task", task); try put("data-dir", dataDir); try put("task-file", taskFile); try put("train-file", trainFile)
         try put("dev-file", devFile); try put("test-file", testFile); try put("template", template); try put("labels", labels)
         try put("data-seed", String(dataSeed)); try put("train-count", trainCount); try put("dev-count", devCount); try put("test-count", testCount)

@@ -17,14 +17,21 @@ public struct BaseCheckpoint: Sendable, Equatable, Codable {
     /// GEMM precision the run's forwards used (GemmPrecision; nil in trajectories written before
     /// it was recorded). The loss differences, and so the updates, depend on it: resume keeps it.
     public var precision: String?
+    /// The attention window `--sliding-window` gave a file that states none (nil: the file's own
+    /// attention, and trajectories written before it was recorded). Every forward depends on it:
+    /// resume keeps it, replay loads the base with it.
+    public var slidingWindow: Int?
 
-    public init(path: String, hash: String, format: String, dtype: String, precision: String? = nil) {
+    public init(path: String, hash: String, format: String, dtype: String, precision: String? = nil, slidingWindow: Int? = nil) {
         self.path = path
         self.hash = hash
         self.format = format
         self.dtype = dtype
         self.precision = precision
+        self.slidingWindow = slidingWindow
     }
+
+    enum CodingKeys: String, CodingKey { case path, hash, format, dtype, precision, slidingWindow = "sliding_window" }
 }
 
 /// How far a run got: rewritten with every save.
@@ -162,6 +169,10 @@ public struct RunHeader: Sendable, Equatable, Codable {
         }
         if let was = base.precision, let is_ = now.base.precision, was != is_ {
             return m("--precision", was, is_, "auto is mixed on CUDA, f32 on the CPU: pass --precision \(was)")
+        }
+        if base.slidingWindow != now.base.slidingWindow {
+            return m("--sliding-window", base.slidingWindow.map { "\($0)" } ?? "none (the file's attention)",
+                     now.base.slidingWindow.map { "\($0)" } ?? "none (the file's attention)")
         }
         if let saved = data, let current = now.data {
             let a = saved.options, b = current.options

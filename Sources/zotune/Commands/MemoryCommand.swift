@@ -199,10 +199,8 @@ struct BenchOptimizers: ParsableCommand {
 /// adapter, and the optimizer with the defaults `train` gives it (ε and DiZO's layers by the
 /// adapter). No data: the step runs on a batch of random tokens.
 func stepRun(model: ModelOptions, peft: PEFTConfig?, optimizer: String) throws -> TrainingRun {
-    // A TrainingRun has no window override: refused rather than sized or timed without it.
-    if let w = model.slidingWindow, w != 0 { throw ValidationError("--sliding-window \(w): memory and bench step do not take it yet (generate, logits, eval, merge and bench forward do)") }
     var run = TrainingRun(model: model.model, task: "none")
-    (run.dtype, run.precision, run.peft) = (model.dtype, model.precision, peft)
+    (run.dtype, run.precision, run.slidingWindow, run.peft) = (model.dtype, model.precision, model.slidingWindow, peft)
     run.optimizer = TrainingRun.defaultOptimizer(try optimizerKind(optimizer), peft: peft)
     try RunArgumentParsing.runConfigErrors { try run.validate() }
     return run

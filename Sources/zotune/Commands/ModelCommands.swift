@@ -19,8 +19,10 @@ struct ModelOptions: ParsableArguments {
 
     @Option(name: .customLong("sliding-window"),
             help: ArgumentHelp("Attention window in keys (0: none) for a file that cannot state it.",
-                               discussion: "llama.cpp's converter drops the sliding window of Mistral and Qwen2 GGUF files: N makes every layer attend to its last N keys, as the Hugging Face config's sliding_window does. Applies to llama, mistral, qwen2, qwen3 and phi3 checkpoints whose file states no window; a file that states one is refused any other value. Not taken by train, memory or bench step yet. See docs/architecture.md."))
+                               discussion: Self.slidingWindowDiscussion))
     var slidingWindow: Int?
+
+    static let slidingWindowDiscussion = "llama.cpp's converter drops the sliding window of Mistral and Qwen2 GGUF files: N makes every layer attend to its last N keys, as the Hugging Face config's sliding_window does. Applies to llama, mistral, qwen2, qwen3 and phi3 checkpoints whose file states no window; a file that states one is refused any other value. See docs/architecture.md."
 
     func open() throws -> ModelFile { try ModelFile.open(model).overridingSlidingWindow(slidingWindow) }
 

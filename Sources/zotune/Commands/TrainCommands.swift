@@ -111,11 +111,16 @@ struct RunModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp("GEMM precision: auto (default), f32, mixed or tf32.",
                                discussion: "mixed: bf16/f16 weights are tensor-core operands as stored (activations rounded to their type, f32 accumulation); f32: every product in f32 (low-precision weights widened into a scratch copy first); tf32: mixed, and f32 weights on TF32 tensor cores (CUDA only). auto: mixed on CUDA, f32 on the CPU (where mixed is an exact emulation, slower). See docs/cuda.md."))
     var precision: String?
+    @Option(name: .customLong("sliding-window"),
+            help: ArgumentHelp("Attention window in keys (0: none) for a file that cannot state it.",
+                               discussion: ModelOptions.slidingWindowDiscussion + " Part of the run: config.json keeps it, --resume refuses another value, replay loads the base with it."))
+    var slidingWindow: Int?
 
     func apply(to run: inout TrainingRun) {
         if let model { run.model = model }
         if let dtype { run.dtype = dtype }
         if let precision { run.precision = precision }
+        if let slidingWindow { run.slidingWindow = slidingWindow }
     }
 }
 
