@@ -15,6 +15,8 @@
 //         128, 256), used when T ≥ 8.
 //   warp: a warp per query row, any D (q and the accumulator in shared memory); decode (T small)
 //         and large D.
+// attention_half runs the same kernels and launch choice with the output also rounded to bf16/f16 at
+// the store (o_proj's 16-bit input): its f32 output is attention's bits, its copy convert's.
 // ZOTUNE_ATTN=tile|warp forces one (tests). Exponentials are CUDA's expf and dot products run in a
 // different order from the CPU, so results agree within tolerance, not bit for bit.
 #include <stdlib.h>
