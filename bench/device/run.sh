@@ -16,7 +16,10 @@
 # 4. SmolLM2-135M's shapes (seeded random bf16 weights, smollm2_shaped.py: the real 98 MB GGUF does
 #    not travel): next-token log-probs device vs CPU (f32 vs f32; mixed vs the CPU's emulation of
 #    mixed), two MeZO steps (loss and projected gradient; the CPU's trajectory replayed on the
-#    device gives byte-identical weights), forward tokens/s and MeZO s/step.
+#    device gives byte-identical weights), forward tokens/s and MeZO s/step, and the per-shape CUDA
+#    graphs of the scoring forward (on by default) against ZOTUNE_CUDA_GRAPHS=0: the same MeZO
+#    steps (mixed precision, SST-2's label words) give bit-identical losses and projected
+#    gradients, no "graphs off" notice, and the forward / step time ratio (eager / graphs).
 #
 # It cannot lose its run: each summary row is printed to stdout and appended to OUT/summary.txt as
 # its stage finishes; every command's output goes to one log, OUT/all.log (only a few small files
@@ -32,11 +35,13 @@
 # single-arch build is 77 s on 2 busy cores; 0 s when Kernels/build is there for that arch); check.sh
 # ≈ 150–240 s (CPU references dominate; the GPU part ≈ 30 s); e2e.sh ≈ 40–60 s (≈ 25 short zotune
 # runs, each mostly process start and model load); SmolLM2 shapes ≈ 60–90 s (checkpoint 5 s,
-# 4 logits 10 s, 2×2 MeZO/replay 25 s, forward/step on the GPU 10 s and on 16 CPU cores 30 s).
+# 4 logits 10 s, 2×2 MeZO/replay 25 s, forward/step on the GPU 10 s and on 16 CPU cores 30 s,
+# graphs on/off: 2 MeZO runs and 2 steps on the GPU ≈ 20 s).
 # Total ≈ 4.5–7 min (270–420 s): inside the 540 s deadline, under the 560 s command limit.
 #
 # RUN_DEVICE=cpu rehearses the whole script on a machine without a GPU (check.sh --self-test, and
-# the CPU against itself). Test-only: RUN_HANG=NAME makes the command of that name (a log name
+# the CPU against itself; the timed SmolLM2 forward and step at 4 × 64 tokens instead of 16 × 128,
+# said in their rows, so that two shared cores finish them: 16 × 128 took > 150 s there). Test-only: RUN_HANG=NAME makes the command of that name (a log name
 # below: build, check, e2e, smol-make, logits-cpu-f32, mezo-cpu, forward-cpu, …) sleep instead of
 # running, to show that a hang costs only the time left and the rows so far survive.
 set -uo pipefail
@@ -222,15 +227,51 @@ PY
     else
         row "SmolLM2 shapes: updated weights" 0 "replayed weights differ (or a replay failed: see replay-* in all.log)" mezo-cpu replay-cpu "replay-$side"
     fi
+    # The timed shape: 16 × 128 on a device run (its CPU side has the machine's cores); 4 × 64 in the
+    # CPU rehearsal, where both sides share two busy cores.
+    if [[ $dev == cpu ]]; then tb=4 tl=64 shape_note=" (rehearsal shape; 16x128 on a device)"; else tb=16 tl=128 shape_note=""; fi
     for d in "$side" cpu; do
         reps=$([[ $(on "$d") == cuda ]] && echo 10 || echo 1)
-        run 120 "forward-$d" "$Z" bench forward --model "$smol" --dtype bf16 --batch-size 16 --seq-len 128 --repeats "$reps" --json --device "$(on "$d")"
-        run 150 "step-$d" "$Z" bench step --model "$smol" --dtype bf16 --optimizer mezo --batch-size 16 --seq-len 128 --repeats "$((reps < 3 ? 1 : 3))" --json --device "$(on "$d")"
+        run 120 "forward-$d" "$Z" bench forward --model "$smol" --dtype bf16 --batch-size $tb --seq-len $tl --repeats "$reps" --json --device "$(on "$d")"
+        run 150 "step-$d" "$Z" bench step --model "$smol" --dtype bf16 --optimizer mezo --batch-size $tb --seq-len $tl --repeats "$((reps < 3 ? 1 : 3))" --json --device "$(on "$d")"
     done
     f_gpu=$(json "$(L "forward-$side")" tokens_per_s 2>/dev/null) f_cpu=$(json "$(L forward-cpu)" tokens_per_s 2>/dev/null)
     s_gpu=$(json "$(L "step-$side")" step_s 2>/dev/null) s_cpu=$(json "$(L step-cpu)" step_s 2>/dev/null)
-    row "SmolLM2 shapes: forward 16x128" "$([[ -n $f_gpu ]] && echo - || echo 0)" "$dev ${f_gpu:-?} tokens/s, cpu ${f_cpu:-?} tokens/s" "forward-$side" forward-cpu
-    row "SmolLM2 shapes: MeZO step 16x128" "$([[ -n $s_gpu ]] && echo - || echo 0)" "$dev ${s_gpu:-?} s/step, cpu ${s_cpu:-?} s/step" "step-$side" step-cpu
+    row "SmolLM2 shapes: forward ${tb}x${tl}" "$([[ -n $f_gpu ]] && echo - || echo 0)" "$dev ${f_gpu:-?} tokens/s, cpu ${f_cpu:-?} tokens/s$shape_note" "forward-$side" forward-cpu
+    row "SmolLM2 shapes: MeZO step ${tb}x${tl}" "$([[ -n $s_gpu ]] && echo - || echo 0)" "$dev ${s_gpu:-?} s/step, cpu ${s_cpu:-?} s/step$shape_note" "step-$side" step-cpu
+
+    # CUDA graphs of the scoring forward (ForwardGraphs.swift: on by default, each shape's first
+    # replay checked against its eager run) vs ZOTUNE_CUDA_GRAPHS=0, on the device side: two MeZO
+    # steps in mixed precision (SST-2's label words: lastTokenLogProbs) must give the same losses
+    # and projected gradients to the last bit, with no "graphs off" notice; then the LM-loss
+    # forward and MeZO step (tokenLogProbs) timed both ways. On the CPU there are no graphs: the
+    # rehearsal runs the same commands, both eager.
+    for g in 1 0; do
+        run 120 "graphs$g-mezo" env ZOTUNE_CUDA_GRAPHS=$g "$Z" train --model "$smol" --dtype bf16 --precision mixed --task sst2 \
+            --data-dir "$work/data" --steps 2 --batch-size 4 --lr 1e-4 --eps 1e-3 --train-count 8 --dev-count 4 --test-count 4 \
+            --eval-every 2 --seed 3 --device "$dev" --out "$work/graphs$g-mezo"
+        run 120 "graphs$g-step" env ZOTUNE_CUDA_GRAPHS=$g "$Z" bench step --model "$smol" --dtype bf16 --precision mixed --optimizer mezo \
+            --batch-size $tb --seq-len $tl --repeats "$([[ $dev == cuda ]] && echo 5 || echo 1)" --json --device "$dev"
+    done
+    read -r ok detail < <(python3 - "$work/graphs1-mezo/metrics.jsonl" "$work/graphs0-mezo/metrics.jsonl" "$(L graphs1-mezo)" "$(L graphs1-step)" \
+                              "$(L graphs0-step)" "$dev" <<'PY'
+import json, sys
+try:
+    on, off = ([json.loads(l) for l in open(p) if '"g"' in l] for p in sys.argv[1:3])
+    same = len(on) == len(off) == 2 and all(a["loss"] == b["loss"] and a["g"] == b["g"] for a, b in zip(on, off))
+    notice = any("CUDA graphs off" in open(p).read() for p in sys.argv[3:5])
+    t = []
+    for p in sys.argv[4:6]:
+        j = json.loads(open(p).read().strip().splitlines()[-1])
+        t.append((j["forward_s"], j["step_s"]))
+    ratio = f"eager/graphs: forward {t[1][0] / t[0][0]:.2f}x, MeZO step {t[1][1] / t[0][1]:.2f}x"
+    where = "" if sys.argv[6] == "cuda" else " (cpu: no graphs, both eager)"
+    print(int(same and not notice), f"2 MeZO steps: loss and g {'bit-identical' if same else 'DIFFER'}{', graphs-off notice' if notice else ''}; {ratio}{where}")
+except Exception as e:
+    print(0, f"no result ({e})")
+PY
+)
+    row "SmolLM2 shapes: CUDA graphs on/off" "$ok" "$detail" graphs1-mezo graphs0-mezo graphs1-step graphs0-step
 else
     row "SmolLM2 shapes" 0 "could not write the checkpoint (see smol-make in all.log)" smol-make
 fi
