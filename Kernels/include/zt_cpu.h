@@ -148,6 +148,11 @@ void zt_attention(float *out, const float *q, const float *k, const float *v, co
 // dst(rows, cols) with leading dimension ldd = src(rows, cols) with leading dimension lds (f32).
 void zt_copy_2d(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t cols);
 
+// Host buffers of the CPU backend (host_alloc.c): 64-byte aligned, not zeroed; ≥ 4 MiB on huge
+// pages and kept after free for the next request of their size. 0, or 2 when out of memory.
+int zt_host_malloc(void **p, size_t bytes);
+int zt_host_free(void *p);
+
 // ---- GEMM through OpenBLAS cblas (row-major) ---------------------------------------------------
 // C(M,N) = alpha·op(A)·op(B) + beta·C; op(A) is (M,K), op(B) is (K,N); trans = 1 transposes.
 // Sizes and leading dimensions must fit OpenBLAS's 32-bit blasint (< 2^31).
