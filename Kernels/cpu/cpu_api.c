@@ -18,13 +18,9 @@ static int cpu_device_name(int device, char *name, size_t len) {
     return 0;
 }
 static int cpu_mem_info(size_t *free_bytes, size_t *total_bytes) { *free_bytes = 0; *total_bytes = 0; return 0; }
-// 64-byte alignment: whole cache lines and aligned SIMD loads. Not zeroed (as cudaMalloc): the
-// backend memsets the buffers that are not fully written before they are read.
-static int cpu_malloc(void **p, size_t bytes) {
-    if (posix_memalign(p, 64, bytes ? bytes : 1) != 0) { *p = NULL; return 2; }
-    return 0;
-}
-static int cpu_free(void *p) { free(p); return 0; }
+// Host buffers (host_alloc.c): large ones on huge pages, and kept for the next request of their size.
+static int cpu_malloc(void **p, size_t bytes) { return zt_host_malloc(p, bytes); }
+static int cpu_free(void *p) { return zt_host_free(p); }
 static int cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); return 0; }
 // Large device-to-device copies run on the worker pool (a same-dtype convert is a parallel memcpy).
 static int cpu_copy_parallel(void *dst, const void *src, size_t bytes) {
@@ -194,6 +190,9 @@ static const zt_backend_api cpu_table = {
     .graph_end = cpu_graph_end,
     .graph_launch = cpu_graph_launch,
     .graph_destroy = cpu_graph_destroy,
+    .layernorm_half = zt_layernorm_half,
+    .activation_half = zt_activation_half,
+    .attention_half = zt_attention_half,
 };
 
 // ---- Fault injection (tests) ---------------------------------------------------------------------
@@ -244,6 +243,14 @@ static void inj_attention(float *out, const float *q, const float *k, const floa
     (void)D; (void)scale; (void)window; (void)softcap;
     inj_fail();
 }
+// attention's rounding twin fails with it (a mixed-precision forward calls that one instead).
+static int inj_attention_half(float *out, void *half, zt_dtype hd, const float *q, const float *k, const float *v,
+                              const uint8_t *m, int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv,
+                              int64_t D, float scale, int64_t window, float softcap) {
+    (void)half; (void)hd;
+    inj_attention(out, q, k, v, m, B, T, S, S_cap, Hq, Hkv, D, scale, window, softcap);
+    return 0;
+}
 static void inj_token_logprobs(float *out, const float *x, const int32_t *t, int64_t rows, int64_t dim) {
     (void)out; (void)x; (void)t; (void)rows; (void)dim;
     inj_fail();
@@ -255,7 +262,10 @@ const zt_backend_api *zt_cpu_api_with_failing(const char *kernel) {
     if (!strcmp(kernel, "perturb")) table.perturb = inj_perturb;
     else if (!strcmp(kernel, "stream_list")) table.stream_list = inj_stream_list;
     else if (!strcmp(kernel, "rmsnorm")) table.rmsnorm = inj_rmsnorm;
-    else if (!strcmp(kernel, "attention")) table.attention = inj_attention;
+    else if (!strcmp(kernel, "attention")) {
+        table.attention = inj_attention;
+        table.attention_half = inj_attention_half;
+    }
     else if (!strcmp(kernel, "token_logprobs")) table.token_logprobs = inj_token_logprobs;
     else return NULL;
     snprintf(inj_kernel, sizeof inj_kernel, "%s", kernel);
