@@ -90,12 +90,21 @@ public protocol Backend: AnyObject, Sendable {
     func rmsNormHalf(_ out: Tensor?, half: Tensor, _ x: Tensor, gamma: Tensor?, eps: Float)
     /// swiglu with its output rounded the same way into `half` (out nil: only there).
     func swigluHalf(_ out: Tensor?, half: Tensor, gate: Tensor, up: Tensor)
+    /// layerNorm with its output rounded the same way into `half` (out nil: only there).
+    func layerNormHalf(_ out: Tensor?, half: Tensor, _ x: Tensor, gamma: Tensor?, beta: Tensor?, eps: Float)
+    /// out = act(x), or act(x) ⊙ `times` (a gated MLP's GeGLU: the bits of activation then mul),
+    /// rounded the same way into `half` (out nil: only there); out may be x or `times`.
+    func activationHalf(_ kind: Activation, _ out: Tensor?, half: Tensor, _ x: Tensor, times: Tensor?)
+    /// attention with its output rounded the same way into `half` (o_proj's 16-bit input).
+    func attentionHalf(_ out: Tensor, half: Tensor, q: Tensor, k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor?,
+                       scale: Float, window: Int, softcap: Float)
     /// CUDA graphs (docs/cuda.md, "Graph capture"): records the launches `body` makes as one graph
-    /// instead of running them, or returns nil where graphs are off (the default: ZOTUNE_CUDA_GRAPHS=1
-    /// turns them on) or unsupported (the CPU), and the caller runs `body`'s work eagerly. `body` must
-    /// not read results on the host, and the tensors it reads and writes outside its own
-    /// allocations must outlive the graph; record after one eager run of the same work.
-    func recordGraph(_ body: () throws -> Void) throws -> DeviceGraph?
+    /// instead of running them, or returns nil where graphs are off (ZOTUNE_CUDA_GRAPHS=0, or
+    /// disabled after an error: GraphSwitch) or unsupported (the CPU), and the caller runs `body`'s
+    /// work eagerly. `body` must not read results on the host, and the tensors it reads and writes
+    /// outside its own allocations must outlive the graph; record after one eager run of the same
+    /// work. (Escaping only for the CPU's test emulation, which replays by calling it again.)
+    func recordGraph(_ body: @escaping () throws -> Void) throws -> DeviceGraph?
     /// Replays a recorded graph on its addresses (upload new inputs into its input tensors first).
     func launch(_ graph: DeviceGraph) throws
 

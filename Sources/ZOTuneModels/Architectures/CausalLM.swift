@@ -37,6 +37,12 @@ public final class CausalLM: @unchecked Sendable {
     public let reader: CheckpointReader
     /// Called at the start of each forward and after each linear layer (ForwardHook).
     public var hook: (any ForwardHook)?
+    /// Per-shape CUDA graphs of `tokenLogProbs`'s forward (ForwardGraphs.swift).
+    let forwardGraphs = ForwardGraphs()
+    /// Mixed precision: each GEMM's activation rounded by the kernel that makes it (the *_half
+    /// producers). false: by a convert or inside gemm_mixed instead, the same bits (the tests'
+    /// reference path).
+    var roundInProducers = true
 
     /// `keepBlocks`: matrices a GGUF file stores quantized stay in their block format and are
     /// dequantized one at a time before their GEMM (a frozen base; adapters train over it).
@@ -222,13 +228,18 @@ public final class CausalLM: @unchecked Sendable {
     /// The layers `parts` (in the group's row order) as one GEMM into `wide` (n, Σ out), whose
     /// columns are then split into each part's output; each part then gets its bias and its hook
     /// call, as if it had run alone.
-    func groupedLinear(_ x: Tensor, _ group: Tensor, into wide: Tensor, parts: [(LinearLayer, Tensor)]) throws {
+    /// `rounded`: x already rounded to the group's 16-bit dtype (by its norm), as `linear`'s.
+    func groupedLinear(_ x: Tensor, _ group: Tensor, into wide: Tensor, parts: [(LinearLayer, Tensor)], rounded: Tensor? = nil) throws {
         let n = x.shape[0], width = group.shape[0]
         let all = wide.flatSlice(0, n * width).reshaped([n, width])
         if group.dtype != .f32 {
             let k = x.shape[x.rank - 1]
             let ws = try workspace(bytes: backend.mixedWorkspaceBytes(m: n, n: width, k: k))
-            backend.matmulMixed(all, x, weight: group, transposeB: true, workspace: ws)
+            if let r = rounded, r.dtype == group.dtype {
+                backend.matmulHalf(all, r, weight: group, transposeB: true, workspace: ws)
+            } else {
+                backend.matmulMixed(all, x, weight: group, transposeB: true, workspace: ws)
+            }
         } else {
             backend.matmul(all, x, transposeA: false, group, transposeB: true, alpha: 1, beta: 0)
         }
@@ -261,6 +272,8 @@ public final class CausalLM: @unchecked Sendable {
     /// The mixed-precision workspace, at least `bytes` long (allocated again only when it grows).
     private func workspace(bytes: Int) throws -> Tensor {
         if let w = mixedWorkspace, w.bytes >= bytes { return w }
+        // A recorded graph may write the old one, which now goes back to the allocator.
+        forwardGraphs.removeAll()
         mixedWorkspace = nil
         let w = try backend.allocate([bytes], dtype: .u8, tag: .scratch, zeroed: false)
         mixedWorkspace = w
@@ -289,10 +302,9 @@ public final class CausalLM: @unchecked Sendable {
         return f
     }
 
-    /// out = norm(x) over x's last dimension (rows of the gain's length). `half` (RMSNorm only): out
-    /// also rounded to its 16-bit dtype by the same kernel (rmsnorm_half: the bits convert gives).
+    /// out = norm(x) over x's last dimension (rows of the gain's length). `half`: out also rounded
+    /// to its 16-bit dtype by the same kernel (rmsnorm_half / layernorm_half: the bits convert gives).
     func norm(_ out: Tensor, _ x: Tensor, _ n: NormLayer, half: Tensor? = nil) {
-        precondition(half == nil || n.kind == .rmsNorm, "a rounded copy from \(n.kind)")
         let w = weights[n.weight]
         var gamma = w
         if n.unitOffset, let g = unitGains[n.weight] {
@@ -304,7 +316,12 @@ public final class CausalLM: @unchecked Sendable {
         let rows = x.count / w.count
         let (o2, x2) = (out.reshaped([rows, w.count]), x.reshaped([rows, w.count]))
         switch n.kind {
-        case .layerNorm: backend.layerNorm(o2, x2, gamma: gamma, beta: weights[n.bias!], eps: config.normEps)
+        case .layerNorm:
+            if let half {
+                backend.layerNormHalf(o2, half: half.reshaped([rows, w.count]), x2, gamma: gamma, beta: weights[n.bias!], eps: config.normEps)
+            } else {
+                backend.layerNorm(o2, x2, gamma: gamma, beta: weights[n.bias!], eps: config.normEps)
+            }
         case .rmsNorm:
             if let half { backend.rmsNormHalf(o2, half: half.reshaped([rows, w.count]), x2, gamma: gamma, eps: config.normEps) }
             else { backend.rmsNorm(o2, x2, gamma: gamma, eps: config.normEps) }
@@ -342,24 +359,22 @@ public final class CausalLM: @unchecked Sendable {
     }
 
     /// `inputEmbeddings` (tokens, embedding width) replace the token embeddings of `batch` (its ids
-    /// are then ignored): how prompt tuning's virtual tokens enter.
-    func hiddenStates(_ batch: TokenBatch, cache: KVCache?, inputEmbeddings: Tensor?) throws -> Tensor {
+    /// are then ignored): how prompt tuning's virtual tokens enter. `uploaded`: the ids, positions and
+    /// mask already on the device (a recorded graph's input buffers; no cache).
+    func hiddenStates(_ batch: TokenBatch, cache: KVCache?, inputEmbeddings: Tensor?,
+                      uploaded: (ids: Tensor, positions: Tensor, mask: Tensor?)? = nil) throws -> Tensor {
         let c = config
         let (n, h) = (batch.tokenCount, c.hiddenSize)
         let be = backend
-        if let bad = batch.ids.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
-            throw ModelError(file: "input", field: "token ids", "id \(bad) is outside the vocabulary (\(c.vocabSize))")
-        }
+        try checkIds(batch)
         hook?.forwardBegins(batch)
         // Virtual positions in front of every sequence: asked once per sequence (a cache keeps them).
         let prefix = cache.map({ $0.length == 0 }) ?? true ? try hook?.attentionPrefix(self) : nil
         let prefixLength = prefix?.length ?? 0
         if let prefix, let cache { try cache.prefill(prefix, backend: be) }
         let pos = positions(batch, cache: cache, start: prefixLength)
-        if let maxPos = pos.max(), c.architecture.family.hasLearnedPositions, Int(maxPos) >= c.maxPositions + c.positionOffset {
-            throw ModelError(file: "input", field: "positions", "\(maxPos - Int32(c.positionOffset) + 1) positions exceed the model's \(c.maxPositions)")
-        }
-        let inputs = try upload(batch, positions: pos, mask: cache == nil)
+        try checkPositions(pos)
+        let inputs = try uploaded ?? upload(batch, positions: pos, mask: cache == nil)
         let (ids, posT) = (inputs.ids, inputs.positions)
         let keyLength = try cache?.append(batch, backend: be) ?? batch.length
         let mask = cache?.mask ?? inputs.mask!
@@ -404,21 +419,33 @@ public final class CausalLM: @unchecked Sendable {
             // has no input norm: OLMo 2); a post-LN one reads the stream and normalises it after
             // adding its output. An output norm (Gemma 2/3, OLMo 2) acts before the residual add.
             let pre = layer.normPlacement == .pre
-            func sublayerInput(_ n: NormLayer?) -> Tensor {
-                guard pre, let n else { return x }
-                norm(normed, x, n)
-                return normed
+            // Under mixed precision the norm also writes the 16-bit copy its GEMMs `readers` take as
+            // stored (rmsnorm_half / layernorm_half): rounded once, where it is made. A stream read
+            // without a norm (post-LN, OLMo 2) is rounded inside its GEMMs as before.
+            func sublayerInput(_ n: NormLayer?, roundedFor readers: [LinearLayer]) throws -> (Tensor, Tensor?) {
+                guard pre, let n else { return (x, nil) }
+                guard let dt = producerHalf(readers) else {
+                    norm(normed, x, n)
+                    return (normed, nil)
+                }
+                let r = try be.allocate(normed.shape, dtype: dt, tag: .activations, zeroed: false)
+                norm(normed, x, n, half: r)
+                return (normed, r)
             }
             // ---- attention ----
-            try projectQKV(layer, sublayerInput(layer.attentionNorm), q: q, k: k, v: v, fused: qkv, positions: posT,
-                           rope: layer.localRope ? localRope ?? rope : rope)
+            let (aIn, a16) = try sublayerInput(layer.attentionNorm, roundedFor: layer.projections.layers)
+            try projectQKV(layer, aIn, q: q, k: k, v: v, fused: qkv, positions: posT,
+                           rope: layer.localRope ? localRope ?? rope : rope, rounded: a16)
+            // attention's output rounded for o_proj by the attention kernel itself (attention_half).
+            let o16 = try producerHalf([layer.output]).map { try be.allocate(attn.shape, dtype: $0, tag: .activations, zeroed: false) }
             try attend(attn, q: q, k: k, v: v, layer: l, batch: batch, cache: cache, keyLength: keyLength, mask: mask,
-                       prefix: prefix, prefixed: prefixed)
-            try linear(proj, attn, layer.output)
+                       prefix: prefix, prefixed: prefixed, half: o16)
+            try linear(proj, attn, layer.output, rounded: o16)
             if let n = layer.postAttentionNorm { norm(proj, proj, n) }
             if layer.parallelResidual, let mlpOut {
                 // GPT-NeoX: both sublayers read the same stream; x + (mlp + attn) as transformers sums it.
-                try mlp(layer, sublayerInput(layer.mlpNorm), gate: gate, up: up, fused: gateUp, out: mlpOut)
+                let (mIn, m16) = try sublayerInput(layer.mlpNorm, roundedFor: layer.mlp.inputLayers)
+                try mlp(layer, mIn, gate: gate, up: up, fused: gateUp, out: mlpOut, rounded: m16)
                 be.add(mlpOut, mlpOut, proj)
                 be.add(x, mlpOut, x)
                 continue
@@ -427,15 +454,8 @@ public final class CausalLM: @unchecked Sendable {
             if !pre, let n = layer.attentionNorm { norm(x, x, n) }
 
             // ---- MLP ----
-            // A pre-LN gated MLP under mixed precision: its RMSNorm also writes the copy gate and up
-            // read, rounded in the same kernel (rmsnorm_half), instead of a convert after it.
-            if pre, let n = layer.mlpNorm, n.kind == .rmsNorm, case .gated(let gl, let ul, _) = layer.mlp, let dt = halfOperand([gl, ul]) {
-                let x16 = try be.allocate(normed.shape, dtype: dt, tag: .activations, zeroed: false)
-                norm(normed, x, n, half: x16)
-                try mlp(layer, normed, gate: gate, up: up, fused: gateUp, out: proj, rounded: x16)
-            } else {
-                try mlp(layer, sublayerInput(layer.mlpNorm), gate: gate, up: up, fused: gateUp, out: proj)
-            }
+            let (mIn, m16) = try sublayerInput(layer.mlpNorm, roundedFor: layer.mlp.inputLayers)
+            try mlp(layer, mIn, gate: gate, up: up, fused: gateUp, out: proj, rounded: m16)
             if let n = layer.postMLPNorm { norm(proj, proj, n) }
             be.add(x, x, proj)
             if !pre, let n = layer.mlpNorm { norm(x, x, n) }
@@ -451,6 +471,21 @@ public final class CausalLM: @unchecked Sendable {
         return x
     }
 
+    /// The host's checks of a forward's input (the device trusts them): ids inside the vocabulary,
+    /// positions inside a learned position table.
+    func checkIds(_ batch: TokenBatch) throws {
+        if let bad = batch.ids.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError(file: "input", field: "token ids", "id \(bad) is outside the vocabulary (\(config.vocabSize))")
+        }
+    }
+
+    func checkPositions(_ pos: [Int32]) throws {
+        let c = config
+        if let maxPos = pos.max(), c.architecture.family.hasLearnedPositions, Int(maxPos) >= c.maxPositions + c.positionOffset {
+            throw ModelError(file: "input", field: "positions", "\(maxPos - Int32(c.positionOffset) + 1) positions exceed the model's \(c.maxPositions)")
+        }
+    }
+
     /// q, k, v (n, heads·headDim) of a layer's input: three GEMMs or one fused GEMM split into
     /// them (`fused` is its (n, q + 2·kv) output buffer), then RoPE where the layer has it.
     /// The inverse frequencies and cos/sin factor of a forward over `positions`: LongRoPE takes
@@ -463,21 +498,21 @@ public final class CausalLM: @unchecked Sendable {
     }
 
     func projectQKV(_ layer: DecoderLayer, _ input: Tensor, q: Tensor, k: Tensor, v: Tensor, fused: Tensor?, positions: Tensor,
-                    rope: (invFreq: Tensor, scale: Float)?) throws {
+                    rope: (invFreq: Tensor, scale: Float)?, rounded: Tensor? = nil) throws {
         let c = config, be = backend, n = input.shape[0]
         let (qd, kvd) = (c.numHeads * c.headDim, c.numKVHeads * c.headDim)
         switch layer.projections {
         case .separate(let ql, let kl, let vl):
             if let group = gemmGroup(ql), let qkv = fused {
-                try groupedLinear(input, group, into: qkv, parts: [(ql, q), (kl, k), (vl, v)])
+                try groupedLinear(input, group, into: qkv, parts: [(ql, q), (kl, k), (vl, v)], rounded: rounded)
             } else {
-                try linear(q, input, ql)
-                try linear(k, input, kl)
-                try linear(v, input, vl)
+                try linear(q, input, ql, rounded: rounded)
+                try linear(k, input, kl, rounded: rounded)
+                try linear(v, input, vl, rounded: rounded)
             }
         case .fused(let fl, let interleaved):
             let w = qd + 2 * kvd, qkv = fused!
-            try linear(qkv, input, fl)
+            try linear(qkv, input, fl, rounded: rounded)
             if interleaved {
                 // GPT-NeoX: each head's q, k, v are side by side: rows of 3·head_dim per (token, head).
                 let d = c.headDim, rows = n * c.numHeads
@@ -504,12 +539,23 @@ public final class CausalLM: @unchecked Sendable {
     /// batch's alone (causal, masked), behind a prefix's (`prefixed` holds each row's P + T), or
     /// appended to the cache at positions [keyLength − T, keyLength) and attending to all of it.
     func attend(_ out: Tensor, q: Tensor, k: Tensor, v: Tensor, layer l: Int, batch: TokenBatch, cache: KVCache?, keyLength: Int,
-                mask: Tensor, prefix: AttentionPrefix?, prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?) throws {
+                mask: Tensor, prefix: AttentionPrefix?, prefixed: (keys: Tensor, values: Tensor, mask: Tensor)?,
+                half: Tensor? = nil) throws {
         let c = config, be = backend, kvd = c.numKVHeads * c.headDim
         let scale = plan.attentionScale ?? 1 / Float(c.headDim).squareRoot(), window = plan.layers[l].window
         let softcap = c.attentionSoftcap ?? 0
         let qv = q.reshaped([batch.batch, batch.length, c.numHeads, c.headDim])
         let attnOut = out.reshaped(qv.shape)
+        // With `half` (o_proj's 16-bit input), the kernel also writes its output rounded (attention_half).
+        func attention(k: Tensor, v: Tensor, keyLength: Int?, keyMask: Tensor, scale: Float, window: Int, softcap: Float) {
+            if let half {
+                be.attentionHalf(attnOut, half: half.reshaped(qv.shape), q: qv, k: k, v: v, keyLength: keyLength, keyMask: keyMask,
+                                 scale: scale, window: window, softcap: softcap)
+            } else {
+                be.attention(attnOut, q: qv, k: k, v: v, keyLength: keyLength, keyMask: keyMask, scale: scale, window: window,
+                             softcap: softcap)
+            }
+        }
         if let cache {
             // Append this batch's keys/values at positions [length − T, length) of every row.
             let row = kvd, start = keyLength - batch.length
@@ -520,7 +566,7 @@ public final class CausalLM: @unchecked Sendable {
                 be.copy2D(cache.values[l].flatSlice(dst, batch.length * row), ldd: row,
                           from: v.flatSlice(b * batch.length * row, batch.length * row), lds: row, rows: batch.length, cols: row)
             }
-            be.attention(attnOut, q: qv, k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale,
+            attention(k: cache.keys[l], v: cache.values[l], keyLength: keyLength, keyMask: mask, scale: scale,
                          window: window, softcap: softcap)
         } else if let prefixed, let prefix {
             let prefixLength = prefix.length, span = prefixLength + batch.length
@@ -528,11 +574,11 @@ public final class CausalLM: @unchecked Sendable {
                           span: span, batch: batch.batch, backend: be)
             KVCache.place(prefix: prefix.values[l], stride: prefix.stride, length: prefixLength, then: v, into: prefixed.values,
                           span: span, batch: batch.batch, backend: be)
-            be.attention(attnOut, q: qv, k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale,
+            attention(k: prefixed.keys, v: prefixed.values, keyLength: span, keyMask: prefixed.mask, scale: scale,
                          window: window, softcap: softcap)
         } else {
             let kv = [batch.batch, batch.length, c.numKVHeads, c.headDim]
-            be.attention(attnOut, q: qv, k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale, window: window,
+            attention(k: k.reshaped(kv), v: v.reshaped(kv), keyLength: nil, keyMask: mask, scale: scale, window: window,
                          softcap: softcap)
         }
     }
@@ -550,15 +596,21 @@ public final class CausalLM: @unchecked Sendable {
             try linear(out, up, dl, rounded: h16)
         case .fusedGated(let gul, let dl):
             let (n, f) = (input.shape[0], config.intermediateSize), both = fused!
-            try linear(both, input, gul)
+            try linear(both, input, gul, rounded: rounded)
             backend.copy2D(gate!, ldd: f, from: both, lds: 2 * f, rows: n, cols: f)
             backend.copy2D(up, ldd: f, from: both.flatSlice(f, both.count - f), lds: 2 * f, rows: n, cols: f)
             let h16 = try gatedActivation(gate: gate!, up: up, roundedFor: dl)
             try linear(out, up, dl, rounded: h16)
         case .plain(let ul, let dl):
-            try linear(up, input, ul)
-            backend.activation(plan.activation, up, up)
-            try linear(out, up, dl)
+            try linear(up, input, ul, rounded: rounded)
+            if let dt = producerHalf([dl]) {  // GELU / ReLU writes down's 16-bit input (activation_half)
+                let h16 = try backend.allocate(up.shape, dtype: dt, tag: .activations, zeroed: false)
+                backend.activationHalf(plan.activation, up, half: h16, up, times: nil)
+                try linear(out, up, dl, rounded: h16)
+            } else {
+                backend.activation(plan.activation, up, up)
+                try linear(out, up, dl)
+            }
         }
     }
 
@@ -573,6 +625,10 @@ public final class CausalLM: @unchecked Sendable {
         return r
     }
 
+    /// The 16-bit dtype a producer kernel rounds its output to for the GEMMs `layers` (halfOperand),
+    /// or nil (also with roundInProducers off).
+    func producerHalf(_ layers: [LinearLayer]) -> DType? { roundInProducers ? halfOperand(layers) : nil }
+
     /// The 16-bit dtype the mixed-precision GEMMs `layers` all take as stored, or nil.
     func halfOperand(_ layers: [LinearLayer]) -> DType? {
         guard precision != .f32, let dt = layers.first.map({ weights[$0.weight].dtype }), dt == .bf16 || dt == .f16,
@@ -581,15 +637,17 @@ public final class CausalLM: @unchecked Sendable {
     }
 
     /// up = act(gate) ⊙ up: SwiGLU in one kernel, other activations (Gemma's tanh-GELU) in two.
-    /// With `next` taking a 16-bit operand as stored (mixed precision), SwiGLU also writes up rounded
-    /// to it, in the same kernel (swiglu_half: the bits convert would give), for `linear(rounded:)`.
+    /// With `next` taking a 16-bit operand as stored (mixed precision), one kernel also writes up
+    /// rounded to it (swiglu_half, or activation_half for GeGLU: the bits of the op then convert),
+    /// for `linear(rounded:)`; gate is then left as it was.
     func gatedActivation(gate: Tensor, up: Tensor, roundedFor next: LinearLayer) throws -> Tensor? {
+        if let dt = producerHalf([next]) {
+            let r = try backend.allocate(up.shape, dtype: dt, tag: .activations, zeroed: false)
+            if plan.activation == .silu { backend.swigluHalf(up, half: r, gate: gate, up: up) }
+            else { backend.activationHalf(plan.activation, up, half: r, gate, times: up) }
+            return r
+        }
         if plan.activation == .silu {
-            if let dt = halfOperand([next]) {
-                let r = try backend.allocate(up.shape, dtype: dt, tag: .activations, zeroed: false)
-                backend.swigluHalf(up, half: r, gate: gate, up: up)
-                return r
-            }
             backend.swiglu(up, gate: gate, up: up)
         } else {
             backend.activation(plan.activation, gate, gate)
@@ -658,7 +716,10 @@ public final class CausalLM: @unchecked Sendable {
 
     /// Logits of each row's last position (B, vocab) — a real token under left padding.
     public func lastLogits(_ batch: TokenBatch, cache: KVCache? = nil) throws -> Tensor {
-        let hidden = try hiddenStates(batch, cache: cache)
+        try lastLogits(ofHidden: try hiddenStates(batch, cache: cache), batch: batch)
+    }
+
+    func lastLogits(ofHidden hidden: Tensor, batch: TokenBatch) throws -> Tensor {
         let e = outputWidth
         let last = try backend.allocate([batch.batch, e], tag: .activations, zeroed: false)
         backend.copy2D(last, ldd: e, from: hidden.flatSlice((batch.length - 1) * e, hidden.count - (batch.length - 1) * e),
@@ -674,22 +735,36 @@ public final class CausalLM: @unchecked Sendable {
     public func tokenLogProbs(_ batch: TokenBatch, targets: [Int32], chunk: Int? = nil) throws -> [Float] {
         precondition(targets.count == batch.tokenCount, "one target per position")
         let chunk = chunk ?? (backend.device == .cpu ? 64 : 1024)
-        let rows = batch.tokenCount, e = outputWidth
+        if !streamsHead, let replayed = try forwardGraphs.logProbs(self, batch, targets: targets, head: .tokens(chunk: chunk)) {
+            return replayed
+        }
+        let rows = batch.tokenCount
         // Uploaded before the forward is queued: an upload waits for the device's stream.
         let targetT = try backend.tensor(targets, shape: [rows], tag: .activations)
         let hidden = try hiddenStates(batch)
-        let headWeight = weights[plan.head.weight]
-        // The head as every chunk's GEMM operand, decoded or converted once (nothing else uses the
-        // scratch in between): a 16-bit operand in mixed precision, else f32.
-        let head: Tensor
-        if let op = mixedOperand(plan.head.weight) {
-            head = op
-        } else if let scratch, headWeight.dtype != .f32, headWeight.count > scratch.count {
-            return try streamedLogProbs(hidden, targets: targetT, hostTargets: targets, head: headWeight, scratch: scratch, chunk: chunk)
-        } else {
-            head = f32Weight(plan.head.weight)
+        if streamsHead, let scratch {
+            return try streamedLogProbs(hidden, targets: targetT, hostTargets: targets, head: weights[plan.head.weight], scratch: scratch, chunk: chunk)
         }
         let out = try backend.allocate([rows], tag: .activations, zeroed: false)
+        try headLogProbs(hidden, targets: targetT, chunk: chunk, into: out)
+        return try backend.read(out)  // throws a failed kernel (named) instead of returning its log-probs
+    }
+
+    /// A low-precision head larger than the f32 scratch (precision f32; mixed precision has no f32
+    /// scratch): its log-probs stream over panels of the vocabulary (`streamedLogProbs`).
+    var streamsHead: Bool {
+        let w = weights[plan.head.weight]
+        guard let scratch, w.dtype != .f32 else { return false }
+        return w.count > scratch.count
+    }
+
+    /// out (rows) = log-probs of `targets` from the final hidden states, `chunk` rows of logits at a
+    /// time, all on the device (nothing read back: the tail of a recorded graph).
+    func headLogProbs(_ hidden: Tensor, targets targetT: Tensor, chunk: Int, into out: Tensor) throws {
+        let rows = targetT.count, e = outputWidth
+        // The head as every chunk's GEMM operand, decoded or converted once (nothing else uses the
+        // scratch in between): a 16-bit operand in mixed precision, else f32.
+        let head = mixedOperand(plan.head.weight) ?? f32Weight(plan.head.weight)
         let logits = try backend.allocate([min(chunk, rows), config.vocabSize], tag: .activations, zeroed: false)
         var start = 0
         while start < rows {
@@ -700,7 +775,6 @@ public final class CausalLM: @unchecked Sendable {
             backend.tokenLogProbs(out.flatSlice(start, m), l, targets: targetT.flatSlice(start, m))
             start += m
         }
-        return try backend.read(out)  // throws a failed kernel (named) instead of returning its log-probs
     }
 
     /// log p(candidates[b][c] | row b) after each row's last position, for rows with one or more
@@ -717,13 +791,25 @@ public final class CausalLM: @unchecked Sendable {
                 ids[j * b + r] = t
             }
         }
-        // Uploaded before the forward is queued: an upload waits for the device's stream.
-        let targets = try backend.tensor(ids, shape: [b * c], tag: .activations)
-        let logits = try lastLogits(batch)
-        let out = try backend.allocate([b * c], tag: .activations, zeroed: false)
-        for j in 0..<c { backend.tokenLogProbs(out.flatSlice(j * b, b), logits, targets: targets.flatSlice(j * b, b)) }
-        let host = try backend.read(out)
+        let host: [Float]
+        if let replayed = try forwardGraphs.logProbs(self, batch, targets: ids, head: .lastCandidates(c)) {
+            host = replayed
+        } else {
+            // Uploaded before the forward is queued: an upload waits for the device's stream.
+            let targets = try backend.tensor(ids, shape: [b * c], tag: .activations)
+            let out = try backend.allocate([b * c], tag: .activations, zeroed: false)
+            try candidateLogProbs(try hiddenStates(batch), batch: batch, targets: targets, into: out)
+            host = try backend.read(out)
+        }
         return candidates.enumerated().map { r, row in row.indices.map { host[$0 * b + r] } }
+    }
+
+    /// out (C·B, column-major) = the log-probs of `targets` (C·B) after each row's last position.
+    func candidateLogProbs(_ hidden: Tensor, batch: TokenBatch, targets: Tensor, into out: Tensor) throws {
+        let b = batch.batch, logits = try lastLogits(ofHidden: hidden, batch: batch)
+        for j in 0..<(targets.count / max(b, 1)) {
+            backend.tokenLogProbs(out.flatSlice(j * b, b), logits, targets: targets.flatSlice(j * b, b))
+        }
     }
 
     /// Token log-probs through a low-precision head larger than the scratch: panels of the
@@ -791,4 +877,25 @@ public final class CausalLM: @unchecked Sendable {
 
     /// The token embedding table's name (its width is the embedding width e).
     public var embeddingTableName: String { plan.embed }
+}
+
+extension DecoderLayer.Projections {
+    /// The GEMMs that read the attention sublayer's input.
+    var layers: [LinearLayer] {
+        switch self {
+        case .separate(let q, let k, let v): return [q, k, v]
+        case .fused(let f, _): return [f]
+        }
+    }
+}
+
+extension DecoderLayer.MLP {
+    /// The GEMMs that read the MLP's input.
+    var inputLayers: [LinearLayer] {
+        switch self {
+        case .gated(let g, let u, _): return [g, u]
+        case .fusedGated(let gu, _): return [gu]
+        case .plain(let u, _): return [u]
+        }
+    }
 }
