@@ -12,9 +12,18 @@ enum { PANEL_ELEMS = 1 << 16 };  // 256 KiB of f32: an L2-sized panel
 
 static int half_ok(zt_dtype dt) { return dt == ZT_BF16 || dt == ZT_F16; }
 
-int zt_rmsnorm_half(float *out, void *half, zt_dtype half_dtype, const float *x, const float *gamma, int64_t rows,
-                    int64_t dim, float eps) {
+// A norm's rows a panel at a time: the norm into out's rows (or a scratch panel when out is NULL),
+// then those rows rounded. rmsnorm_half and layernorm_half differ only in the norm.
+typedef struct { const float *gamma, *beta; int64_t dim; float eps; int layer; } norm_args;
+
+static void norm_rows(float *o, const float *x, int64_t rows, const norm_args *a) {
+    if (a->layer) zt_layernorm(o, x, a->gamma, a->beta, rows, a->dim, a->eps);
+    else zt_rmsnorm(o, x, a->gamma, rows, a->dim, a->eps);
+}
+
+static int norm_half(float *out, void *half, zt_dtype half_dtype, const float *x, int64_t rows, const norm_args *a) {
     if (!half_ok(half_dtype)) return 1;
+    const int64_t dim = a->dim;
     if (rows <= 0 || dim <= 0) return 0;
     const int64_t panel = dim >= PANEL_ELEMS ? 1 : PANEL_ELEMS / dim;
     float *scratch = out ? NULL : malloc((size_t)(panel < rows ? panel : rows) * (size_t)dim * sizeof(float));
@@ -22,11 +31,16 @@ int zt_rmsnorm_half(float *out, void *half, zt_dtype half_dtype, const float *x,
     for (int64_t r = 0; r < rows; r += panel) {
         const int64_t k = rows - r < panel ? rows - r : panel;
         float *o = out ? out + r * dim : scratch;
-        zt_rmsnorm(o, x + r * dim, gamma, k, dim, eps);
+        norm_rows(o, x + r * dim, k, a);
         zt_convert((uint16_t *)half + r * dim, half_dtype, o, ZT_F32, k * dim);
     }
     free(scratch);
     return 0;
+}
+
+int zt_rmsnorm_half(float *out, void *half, zt_dtype half_dtype, const float *x, const float *gamma, int64_t rows,
+                    int64_t dim, float eps) {
+    return norm_half(out, half, half_dtype, x, rows, &(norm_args){gamma, NULL, dim, eps, 0});
 }
 
 int zt_swiglu_half(float *out, void *half, zt_dtype half_dtype, const float *gate, const float *up, int64_t n) {
@@ -46,19 +60,7 @@ int zt_swiglu_half(float *out, void *half, zt_dtype half_dtype, const float *gat
 
 int zt_layernorm_half(float *out, void *half, zt_dtype half_dtype, const float *x, const float *gamma, const float *beta,
                       int64_t rows, int64_t dim, float eps) {
-    if (!half_ok(half_dtype)) return 1;
-    if (rows <= 0 || dim <= 0) return 0;
-    const int64_t panel = dim >= PANEL_ELEMS ? 1 : PANEL_ELEMS / dim;
-    float *scratch = out ? NULL : malloc((size_t)(panel < rows ? panel : rows) * (size_t)dim * sizeof(float));
-    if (!out && !scratch) return 2;
-    for (int64_t r = 0; r < rows; r += panel) {
-        const int64_t k = rows - r < panel ? rows - r : panel;
-        float *o = out ? out + r * dim : scratch;
-        zt_layernorm(o, x + r * dim, gamma, beta, k, dim, eps);
-        zt_convert((uint16_t *)half + r * dim, half_dtype, o, ZT_F32, k * dim);
-    }
-    free(scratch);
-    return 0;
+    return norm_half(out, half, half_dtype, x, rows, &(norm_args){gamma, beta, dim, eps, 1});
 }
 
 // act(x) into a panel of its own (out may alias mul, which the product still reads), then ⊙ mul:
