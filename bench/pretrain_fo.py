@@ -13,6 +13,7 @@ Phases (--phase):
              (embeddings frozen; the final norm trains with the last layer, as ZOTune's
              --blocks layer+norm). Resumable block by block (OUT/partial/).
   full       every parameter from the seeded init for --epochs epochs (the schedule's total budget).
+embed and full resume from their last --save-every checkpoint (OUT/partial/state.pt).
 An epoch is --epoch-steps steps of --batch windows (bench/pretrain_seed000.sh sizes it).
 
 Same data as the ZO runs: the corpus split, the windows (documents tokenized without special
@@ -146,9 +147,11 @@ def make_opt(name, params, lr):
     return torch.optim.SGD(params, lr=lr)
 
 
-def train_steps(model, data, opt, t0, steps, eval_every, lines, spent, block=None, eval_at_end=True):
+def train_steps(model, data, opt, t0, steps, eval_every, lines, spent, block=None, eval_at_end=True, eval_from=None):
     """steps FO steps on the sampler's batches t0, t0+1, ...; an evaluation every eval_every steps
-    and (eval_at_end) after the last. Returns the training seconds spent so far."""
+    (counted from eval_from, default t0) and (eval_at_end) after the last. Returns the training
+    seconds spent so far."""
+    origin = t0 if eval_from is None else eval_from
     for t in range(t0, t0 + steps):
         x = data.batch_at(t)
         start = time.time()
@@ -161,7 +164,7 @@ def train_steps(model, data, opt, t0, steps, eval_every, lines, spent, block=Non
         o = {"step": t + 1, "loss": loss.item(), "train_seconds": round(spent, 3)}
         if block is not None:
             o["block"] = block
-        if (t + 1 - t0) % eval_every == 0 or (eval_at_end and t + 1 == t0 + steps):
+        if (t + 1 - origin) % eval_every == 0 or (eval_at_end and t + 1 == t0 + steps):
             o["dev_perplexity"] = math.exp(data.held_loss(model))
             print(f"step {t + 1}  loss {o['loss']:.4f}  held-out loss {math.log(o['dev_perplexity']):.4f}  {spent:.0f} s", flush=True)
         lines.append(o)
@@ -200,6 +203,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--save-every", type=int, default=50, help="embed, full: steps between resumable checkpoints")
     a = ap.parse_args()
     if os.path.exists(os.path.join(a.out, "summary.json")):
         print(f"{a.out}: done (summary.json)")
@@ -246,9 +250,30 @@ def main():
             trained = list(model.parameters())
         summary["trained_parameters"] = sum(p.numel() for p in trained)
         opt = make_opt(a.optim, trained, a.lr)
-        spent = train_steps(model, data, opt, 0, steps, a.eval_every, lines, 0.0)
+        # Resumable in chunks of --save-every steps: the model, Adam's moments, the metrics and the
+        # step go to OUT/partial/state.pt (temp file + rename); a rerun continues from there on the
+        # same batches (the sampler is a function of the step), so a stopped phase loses at most
+        # one chunk.
+        ckpt = os.path.join(a.out, "partial", "state.pt")
+        t, spent = 0, 0.0
+        if os.path.exists(ckpt):
+            st = torch.load(ckpt, weights_only=False)
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            t, spent, lines = st["step"], st["train_seconds"], st["lines"]
+            print(f"{a.out}: resuming at step {t} of {steps}", flush=True)
+        while t < steps:
+            chunk = min(a.save_every, steps - t)
+            spent = train_steps(model, data, opt, t, chunk, a.eval_every, lines, spent, eval_at_end=t + chunk == steps, eval_from=0)
+            t += chunk
+            if t < steps:
+                os.makedirs(os.path.dirname(ckpt), exist_ok=True)
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": t, "train_seconds": spent,
+                            "lines": lines}, ckpt + ".tmp")
+                os.replace(ckpt + ".tmp", ckpt)
         if a.phase == "embed":
             write_checkpoint(model, data.init, os.path.join(a.out, "model"))
+        shutil.rmtree(os.path.join(a.out, "partial"), ignore_errors=True)
     write_lines(os.path.join(a.out, "metrics.jsonl"), lines)
     summary.update({"steps": steps, "epochs": a.epochs if a.phase != "time" else None, "epoch_steps": a.epoch_steps,
                     "train_seconds": spent, "perplexity_before": before, "perplexity_after": lines[-1]["dev_perplexity"],
