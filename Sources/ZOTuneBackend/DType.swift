@@ -43,6 +43,19 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         self = d
     }
 
+    /// x rounded to the nearest value of this 16-bit float type (ties to even), as an f32; x itself
+    /// for any other type. For constants a model casts to its weights' dtype (Gemma's √hidden).
+    public func rounded(_ x: Float) -> Float {
+        switch self {
+        case .f16: return Float(Float16(x))
+        case .bf16:
+            guard x.isFinite else { return x }
+            let b = x.bitPattern
+            return Float(bitPattern: ((b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16) << 16)
+        default: return x
+        }
+    }
+
     /// Elements per block (1 for element types).
     public var blockElements: Int { ggmlType.map { Int(zt_quant_block_elems($0)) } ?? 1 }
 

@@ -52,9 +52,8 @@ extension ForwardParityTests {
 
     /// Gemma's numeric trap in bf16: its gains are 1 + w with |w| ~ 0.1, so a gain rounded to bf16
     /// (8 bits) would lose most of w. Norm gains stay f32 whatever --dtype says and 1 + w is formed
-    /// in f32 at each use, as transformers' `1.0 + weight.float()`; the √hidden scale is an f32
-    /// (ZOTune's activations are f32, so transformers' bf16-rounded scale of a bf16 run does not
-    /// apply). With bf16 matrices the logits stay within the bf16-storage bound of Llama's test
+    /// in f32 at each use, as transformers' `1.0 + weight.float()`; the √hidden scale is cast to
+    /// bf16 as transformers casts it (GemmaEmbeddingScaleTests). With bf16 matrices the logits stay within the bf16-storage bound of Llama's test
     /// (0.1: each weight rounded by ≤ 2^-9 relative, measured 0.044 there).
     func testGemmaBF16StorageKeepsF32Gains() throws {
         let lm = try load("gemma", dtype: .bf16)

@@ -16,6 +16,11 @@ public final class CausalLM: @unchecked Sendable {
     public let weights: ModelWeights
     /// The layers as the forward runs them, with each tensor's role and checkpoint name.
     public let plan: DecoderPlan
+    /// The plan's embedding factor (Gemma's √hidden) cast to the weights' dtype, as transformers
+    /// casts it (`normalizer`/`embed_scale` in the hidden dtype): a bf16 model multiplies by
+    /// bf16(√640) = 25.25, not 25.298. f32 (and GGUF, which transformers and llama.cpp dequantize
+    /// to f32) keeps the f32 value.
+    public let embeddingScale: Float?
     let linearsByWeight: [String: LinearLayer]
     let invFreq: Tensor?
     /// LongRoPE's long-context frequencies (used by a forward whose positions pass the original context).
@@ -60,6 +65,7 @@ public final class CausalLM: @unchecked Sendable {
                                             dtype: dtype, keepBlocks: keepBlocks)
         self.weights = weights
         plan = config.architecture.family.plan(config, has: { weights.optional($0) != nil })
+        embeddingScale = plan.embeddingScale.map { dtype.rounded($0) }
         linearsByWeight = Dictionary(plan.linears.map { ($0.weight, $0) }, uniquingKeysWith: { a, _ in a })
         if !config.architecture.family.hasLearnedPositions {
             let inv = RotaryEmbedding.inverseFrequencies(dim: config.rotaryDim, theta: config.ropeTheta, scaling: config.ropeScaling)
@@ -695,7 +701,7 @@ public final class CausalLM: @unchecked Sendable {
         } else {
             try tokens(x)
         }
-        if let s = plan.embeddingScale, override == nil { be.scale(x, x, by: s) }
+        if let s = embeddingScale, override == nil { be.scale(x, x, by: s) }
         if let pos { be.add(x, x, pos) }
     }
 

@@ -249,7 +249,7 @@ public struct DecoderPlan: Sendable {
     /// MLP activation (after `up`, or on `gate` of a gated MLP: silu is SwiGLU, gelu GeGLU).
     public let activation: Activation
     /// Token embeddings are multiplied by this as they are looked up (Gemma's scaled embedding
-    /// module: √hidden as an f32); embeddings given instead of ids (prompt tuning's virtual
+    /// module: √hidden, exact; the model casts it to its weights' dtype); embeddings given instead of ids (prompt tuning's virtual
     /// tokens) are taken as they are, as transformers takes `inputs_embeds`. nil: not scaled.
     public let embeddingScale: Float?
     /// Attention scores are q·k times this (Gemma 2/3: query_pre_attn_scalar^-½); nil: head_dim^-½.

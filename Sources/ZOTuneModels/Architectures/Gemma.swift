@@ -2,7 +2,8 @@ import Foundation
 import ZOTuneBackend
 
 /// Gemma (1): Llama's layer with RMSNorm gains of 1 + w, a tanh-GELU gated MLP (GeGLU), token
-/// embeddings scaled by √hidden (an f32, as transformers' normalizer), head_dim independent of
+/// embeddings scaled by √hidden (cast to the weights' dtype, as transformers' normalizer: see
+/// `CausalLM.embeddingScale`), head_dim independent of
 /// hidden/heads, and the head always tied to the embeddings.
 public enum Gemma: ArchitectureFamily {
     public static let names = Llama.names

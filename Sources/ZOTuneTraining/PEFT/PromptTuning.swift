@@ -35,7 +35,7 @@ public final class PromptTuning: PEFTAdapter, @unchecked Sendable {
         try model.backend.embedding(embeddings, table: model.weights[model.embeddingTableName], ids: ids)
         // The tokens' input embeddings as the model sees them (Gemma scales its lookups by √hidden;
         // given embeddings are not scaled again), as peft's init from the embedding module.
-        if let s = model.plan.embeddingScale { model.backend.scale(embeddings, embeddings, by: s) }
+        if let s = model.embeddingScale { model.backend.scale(embeddings, embeddings, by: s) }
     }
 
     public var virtualPositions: Int { options.tokens }

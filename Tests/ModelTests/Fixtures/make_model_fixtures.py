@@ -96,6 +96,8 @@ Only where the model has a sliding window:
 Gemma 1/2/3 only:
     "embed_scale"      {"f32", "bf16"}: the factor the embeddings are multiplied by, sqrt(hidden) cast to the
                        weights' dtype as transformers does (float32 5.656854; bf16 5.65625 for bf16 weights)
+    "embedded_16bit"   {"bf16", "f16"}: layer 0's input (7 x hidden) for the first sequence when transformers runs
+                       the model in that dtype: the embedding rounded to it times the scale cast to it, rounded once
     "norm_gain"        "1 + w": every RMSNorm (Gemma 3's q/k norms too) multiplies by 1 + w, computed in f32
     "head_dim", "hidden_activation" ("gelu_pytorch_tanh": the GeGLU gate is tanh-approximated GELU)
 Gemma 2/3 only: "query_pre_attn_scalar", "attn_logit_softcapping", "final_logit_softcapping" (null = none);
@@ -478,6 +480,28 @@ def make_tiny(name, config, cls_name, seed):
     return model
 
 
+def embedded_16bit(model, seq):
+    """{"bf16", "f16"}: the hidden states entering layer 0 for `seq` when transformers runs the model in that
+    dtype (a forward pre-hook on layer 0): the 16-bit embedding times sqrt(hidden) cast to the dtype (bf16 5.65625,
+    f16 5.65625 for hidden 32), rounded once to the dtype. (T, hidden) as float32 values."""
+    import copy
+    out = {}
+    for name, dt in (("bf16", torch.bfloat16), ("f16", torch.float16)):
+        m = copy.deepcopy(model).to(dt)
+        seen = []
+
+        def grab(module, args, kwargs):
+            seen.append((args[0] if args else kwargs["hidden_states"]).detach())
+
+        h = m.model.layers[0].register_forward_pre_hook(grab, with_kwargs=True)
+        with torch.no_grad():
+            m(input_ids=torch.tensor([seq]))
+        h.remove()
+        assert seen[0].dtype == dt
+        out[name] = f32_list(seen[0][0].float())
+    return out
+
+
 def family_facts(model, config, seq):
     """What a loader of Gemma 1/2/3, OLMo 2 or GPT-NeoX needs beyond config.json's plain fields, and "sensitivity":
     how far the logits of `seq` (length 7 > window 3) move when one feature is switched off, each asserted large
@@ -491,6 +515,7 @@ def family_facts(model, config, seq):
         used = model.model.embed_tokens.embed_scale.to(model.model.embed_tokens.weight.dtype)
         assert torch.equal(used, exact.float())
         out["embed_scale"] = {"f32": f32_list(exact.float()), "bf16": f32_list(exact.to(torch.bfloat16).float())}
+        out["embedded_16bit"] = embedded_16bit(model, seq)
         out["norm_gain"] = "1 + w"  # every Gemma RMSNorm (q/k norms of Gemma 3 too) computes x * (1 + w), in f32
         out["head_dim"] = config.head_dim
         out["hidden_activation"] = getattr(config, "hidden_activation", None) or config.hidden_act
