@@ -3,7 +3,8 @@
 # the embedding block trained first-order for 2 epochs, then each transformer layer in turn for one
 # epoch, ZO against FO, the trained layer frozen and the next one re-initialised; full-model FO for
 # the same total token budget as the third curve. Table and plot: bench/pretrain_seed000_table.py ->
-# bench/results/pretrain_seed000.{md,svg}; the reading in bench/results/pretrain_seed000_notes.md.
+# bench/results/pretrain_seed000.{md,svg} (pretrain_seed000_epoch<N>.{md,svg} for EPOCH_WINDOWS=N other
+# than 256); the reading in bench/results/pretrain_seed000_notes.md.
 #
 # Model (Llama2-20M-like): bench/pretrain.sh's Llama, 6 layers, hidden 256, 4 heads, MLP 688, tied
 # embeddings, SmolLM2's 49 152-id tokenizer: 17.33 M parameters, 12.58 M of them the embedding (the
@@ -19,7 +20,8 @@
 # (steps kE … kE+E-1, E = EPOCH_WINDOWS/16), and the embedding phase the first 2E.
 #
 # Cells (each resumable: a cell whose summary.json exists is skipped; a ZO cell with a trajectory
-# resumes; the FO layer-wise cell resumes at its next block):
+# resumes; the FO layer-wise cell resumes at its next block, fo-embed and fo-full from their last
+# 50-step checkpoint):
 #   init          the seeded model (init/) and its held-out loss: a 1-step ZOTune run whose header the
 #                 FO script reads (window length, batch, data seed, eval count)
 #   fo-embed      FO (Adam) on the token embeddings (tied head), 2 epochs, all else frozen at init;
@@ -113,5 +115,7 @@ for cell in "${cells[@]}"; do
     *) echo "unknown cell $cell (init fo-embed zo-grid zo zo-mmt zo-vr fo-layer fo-full)"; exit 1 ;;
     esac
 done
-$py bench/pretrain_seed000_table.py "$out" --svg bench/results/pretrain_seed000.svg > bench/results/pretrain_seed000.md
-cat bench/results/pretrain_seed000.md
+# The default epoch writes pretrain_seed000.{md,svg}; another EPOCH_WINDOWS its own pair beside it.
+res=bench/results/pretrain_seed000$([[ $epoch_windows == 256 ]] || echo "_epoch$epoch_windows")
+$py bench/pretrain_seed000_table.py "$out" --svg "$res.svg" > "$res.md"
+cat "$res.md"
