@@ -9,7 +9,7 @@
 # bench/convergence_table.py turns the run directories into bench/results/convergence.md + .svg:
 # forwards and seconds to reach MeZO's best (mean-of-seeds) dev accuracy, test at equal forwards, memory.
 #
-# NOT RUN IN FULL YET: the full protocol (2 tasks x 7 methods x 3 seeds x 1000 forwards) is ~40 h of
+# NOT RUN IN FULL YET: the full protocol (2 tasks x 9 methods x 3 seeds x 1000 forwards) is ~50 h of
 # this 2-core machine; the script was smoke-tested only, with
 #   FORWARDS=8 EVAL_FORWARDS=4 BATCH=2 EVAL_COUNT=4 TEST_COUNT=4 SEEDS=0 TASKS=movies METHODS="mezo lowrank-spsa" OUT=runs/convergence-smoke
 # Resumable: a finished run (summary.json) is skipped, an interrupted one resumes (--resume).
@@ -22,7 +22,7 @@ Z=${ZOTUNE:-.build/release/zotune}
 model=$(smollm2_gguf)
 movie_data runs/data
 TASKS=${TASKS:-"movies sst2"}
-METHODS=${METHODS:-"mezo hizoo dizo sparse-mezo fzoo lowrank-spsa mezo-svrg"}
+METHODS=${METHODS:-"mezo hizoo dizo sparse-mezo fzoo lowrank-spsa mezo-svrg lozo subzero"}
 SEEDS=${SEEDS:-"0 1 2"}
 FORWARDS=${FORWARDS:-1000}
 EVAL_FORWARDS=${EVAL_FORWARDS:-50}
@@ -32,9 +32,10 @@ TEST_COUNT=${TEST_COUNT:-500}
 OUT=${OUT:-runs/convergence}
 
 # lr (best of bench/optimizers.sh's grid), mean training forwards per step, and extra flags.
-declare -A lr=([mezo]=1e-4 [hizoo]=1e-4 [dizo]=1e-4 [sparse-mezo]=2e-4 [fzoo]=3e-3 [lowrank-spsa]=2e-4 [mezo-svrg]=1e-5)
+declare -A lr=([mezo]=1e-4 [hizoo]=1e-4 [dizo]=1e-4 [sparse-mezo]=2e-4 [fzoo]=3e-3 [lowrank-spsa]=2e-4 [mezo-svrg]=1e-5
+              [lozo]=1e-4 [subzero]=1e-4)
 # DiZO: ~2.8 forwards a step with its search every 25 steps (bench/results/optimizers.md: 280 over 100).
-declare -A fps=([mezo]=2 [hizoo]=3 [dizo]=2.8 [sparse-mezo]=2 [fzoo]=9 [lowrank-spsa]=8 [mezo-svrg]=6)
+declare -A fps=([mezo]=2 [hizoo]=3 [dizo]=2.8 [sparse-mezo]=2 [fzoo]=9 [lowrank-spsa]=8 [mezo-svrg]=6 [lozo]=2 [subzero]=2)
 declare -A extra=([dizo]="--dizo-interval 25")
 
 for task in $TASKS; do

@@ -36,7 +36,7 @@ grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1
       jaguar-sign:1e-4 jaguar-sign:1e-3 jaguar-muon:1e-3 jaguar-muon:1e-2 zo-muon:1e-3 zo-muon:1e-4
       dizo:1e-4 zoop:1e-3 zoop:1e-2
       mezo+lora:1e-3 mezo+prefix:1e-2 mezo+prompt:1e-3 mezo+lora:1e-2 mezo+prefix:1e-3 mezo+prompt:1e-2
-      sparse-mezo:2e-4 fzoo:3e-3 lowrank-spsa:2e-4 mezo-svrg:1e-5)
+      sparse-mezo:2e-4 fzoo:3e-3 lowrank-spsa:2e-4 mezo-svrg:1e-5 lozo:1e-4 subzero:1e-4)
 # Matrix optimizers at a CPU budget: ZO-Muon with 5 quintic iterations (the released code's 10
 # double the NS cost; both leave σ in ≈[0.7, 1.13]), Jaguar-Muon re-orthogonalising every 5 steps.
 # DiZO searches every 25 steps (the paper's K = 50…400 is for 4 000–20 000 steps; 25 gives four
@@ -49,7 +49,9 @@ grid=(mezo:1e-4 zo-sgd-mmt:1e-5 zo-adam:1e-5 zo-sign:1e-5 zo-adam:1e-4 zo-sign:1
 # so 9.3e-4·√8 ≈ 3e-3 (N = 8, 9 forwards a step: 22 steps); lowrank-spsa averages q = 4 rank-1
 # directions of unit-variance entries (η|g|/√q), so 2e-4 (8 forwards a step as one call: 25 steps);
 # mezo-svrg's full step, the one that carries ḡ, moves η₁ = 10η (anchor_lr_scale), so η 1e-5
-# (q 2, 4 anchor minibatches: full steps 8 forwards, the others 4: 33 steps = 200 forwards).
+# (q 2, 4 anchor minibatches: full steps 8 forwards, the others 4: 33 steps = 200 forwards);
+# lozo (U Vᵀ/√r, unit-variance entries) and subzero (√(mn)/r · U z0 Vᵀ, E‖E‖² = mn) perturb each
+# coordinate as much as MeZO's z on average, so MeZO's 1e-4, at their defaults (q 1: 100 steps).
 # Per-optimizer cell settings (a sweep cell's KEY=V: an option of the optimizer without its --, or
 # a run-file key such as steps).
 declare -A extra=([zo-muon]="ns-steps=5" [jaguar-muon]="orthogonalize-every=5" [dizo]="dizo-interval=25" [zoop]="steps=67"

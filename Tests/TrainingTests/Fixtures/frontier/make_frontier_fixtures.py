@@ -132,6 +132,25 @@ def run(name, hp, d, ids, search, mutant=False):
         forwards.append(loss)
         return loss
 
+    def probe(E, covered, q):
+        """Low-rank probes: member 2k θ + εE_k, 2k + 1 θ − εE_k, written in place one at a time; g_k per k."""
+        g = []
+        for k in range(q):
+            for n in covered:
+                params[n].add_(E[k][n], alpha=EPS)
+            lp = L()
+            for n in covered:
+                params[n].add_(E[k][n], alpha=-2 * EPS)
+            lm = L()
+            for n in covered:
+                params[n].add_(E[k][n], alpha=EPS)
+            g.append(f32((lp - lm) / (2 * EPS)))
+        return g
+
+    def descend(E, g, covered, q):
+        for n in covered:  # W ← W − (η/q) Σ_k g_k E_k
+            params[n].sub_(sum(g[k] * E[k][n] for k in range(q)), alpha=lr / q)
+
     steps = []
     anchor, gbar, zbar = None, None, None
     zN, Vold = {}, None
@@ -216,19 +235,8 @@ def run(name, hp, d, ids, search, mutant=False):
                 for k in range(q):  # E_k = A_k B_kᵀ/√r, A_kᵀ = rows k·r … of "A", B_kᵀ likewise
                     E.append({n: (d[f"step{t}/lowrank/{n}/A"][k * r:(k + 1) * r].T @ d[f"step{t}/lowrank/{n}/B"][k * r:(k + 1) * r])
                               / math.sqrt(r) for n in covered})
-                g = []
-                for k in range(q):  # member 2k: θ + εE_k, 2k + 1: θ − εE_k, written in place one at a time
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=EPS)
-                    lp = L()
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=-2 * EPS)
-                    lm = L()
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=EPS)
-                    g.append(f32((lp - lm) / (2 * EPS)))
-                for n in covered:  # W ← W − (η/q) Σ_k g_k E_k
-                    params[n].sub_(sum(g[k] * E[k][n] for k in range(q)), alpha=lr / q)
+                g = probe(E, covered, q)
+                descend(E, g, covered, q)
                 rec.update(g=g, covered=covered)
             elif name in ("lozo", "lozo-m"):
                 q, r, nu, beta = hp["directions"], hp["rank"], hp["window"], hp["momentum"]
@@ -237,20 +245,9 @@ def run(name, hp, d, ids, search, mutant=False):
                 U = [{n: d[f"step{t}/lowrank/{n}/A"][k * r:(k + 1) * r].T for n in covered} for k in range(q)]   # rows × r
                 V = [{n: d[f"step{w0}/lowrank/{n}/B"][k * r:(k + 1) * r].T for n in covered} for k in range(q)]  # cols × r
                 E = [{n: U[k][n] @ V[k][n].T / math.sqrt(r) for n in covered} for k in range(q)]
-                g = []
-                for k in range(q):  # the same in-place two-sided probes as lowrank-spsa
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=EPS)
-                    lp = L()
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=-2 * EPS)
-                    lm = L()
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=EPS)
-                    g.append(f32((lp - lm) / (2 * EPS)))
+                g = probe(E, covered, q)
                 if beta == 0:  # LOZO: W ← W − (η/q) Σ_k g_k U_k V_kᵀ/√r, U_k the probe's own
-                    for n in covered:
-                        params[n].sub_(sum(g[k] * E[k][n] for k in range(q)), alpha=lr / q)
+                    descend(E, g, covered, q)
                 else:  # LOZO-M: N_k (rows × r), re-projected onto the new V at a window's first step
                     gain = 0.0
                     for k in range(q):
@@ -285,19 +282,8 @@ def run(name, hp, d, ids, search, mutant=False):
                         Ek[n] = (math.sqrt(m_ * n_) / r) * (U @ z0 @ V.T)
                         biggest = max(biggest, float(Ek[n].abs().max()))
                     E.append(Ek)
-                g = []
-                for k in range(q):
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=EPS)
-                    lp = L()
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=-2 * EPS)
-                    lm = L()
-                    for n in covered:
-                        params[n].add_(E[k][n], alpha=EPS)
-                    g.append(f32((lp - lm) / (2 * EPS)))
-                for n in covered:  # W ← W − (η/q) Σ_k g_k E_k
-                    params[n].sub_(sum(g[k] * E[k][n] for k in range(q)), alpha=lr / q)
+                g = probe(E, covered, q)
+                descend(E, g, covered, q)
                 rec.update(g=g, max_direction=biggest)  # max |E_k| entry: the test's θ bound uses it
             else:
                 raise ValueError(name)
