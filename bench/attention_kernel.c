@@ -7,11 +7,9 @@
 // environment times both with Gemma 2's score soft-capping at c (default 0: none).
 #include "zt_cpu.h"
 #include "zt_threads.h"
+#include "bench_timing.h"
 
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 
 typedef void (*attn_fn)(float *, const float *, const float *, const float *, const uint8_t *, int64_t, int64_t,
                         int64_t, int64_t, int64_t, int64_t, int64_t, float, int64_t, float);
@@ -37,26 +35,6 @@ void ZT_ATTENTION_OTHER(float *out, const float *q, const float *k, const float 
 
 static float g_softcap;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float *randoms(int64_t n, uint64_t *state) {
-    float *x = malloc(n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
-        x[i] = (float)((*state >> 40) * 0x1p-24) * 2.0f - 1.0f;
-    }
-    return x;
-}
-
-static void sort(double *t, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) { double s = t[j]; t[j] = t[j - 1]; t[j - 1] = s; }
-}
-
 // Median ms of `reps` calls of each kernel after a warm-up; calls alternate between the kernels so
 // that load from other processes falls on both alike.
 static void time_ms(attn_fn f[2], int nf, float *out[2], const float *q, const float *k, const float *v, int64_t B,
@@ -69,10 +47,7 @@ static void time_ms(attn_fn f[2], int nf, float *out[2], const float *q, const f
             f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0, g_softcap);
             t[i][r] = (now() - t0) * 1e3;
         }
-    for (int i = 0; i < nf; i++) {
-        sort(t[i], reps);
-        ms[i] = t[i][reps / 2];
-    }
+    for (int i = 0; i < nf; i++) ms[i] = median(t[i], reps);
 }
 
 int main(int argc, char **argv) {
@@ -107,9 +82,7 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "B%lld T%lld S%lld", (long long)B, (long long)T, (long long)S);
         printf("%-22s%10.3f%10.1f", name, ms[0], flop / ms[0] * 1e-6);
 #ifdef ZT_ATTENTION_OTHER
-        float diff = 0;
-        for (int64_t i = 0; i < B * T * 9 * 64; i++) diff = fmaxf(diff, fabsf(out[0][i] - out[1][i]));
-        printf("%10.3f%10.2f%12.2e", ms[1], ms[1] / ms[0], diff);
+        printf("%10.3f%10.2f%12.2e", ms[1], ms[1] / ms[0], max_abs_diff(out[0], out[1], B * T * 9 * 64));
 #endif
         printf("\n");
         free(q); free(k); free(v); free(out[0]); free(out[1]);

@@ -7,11 +7,9 @@
 // both in one process (calls alternating) and print their largest output difference.
 #include "zt_cpu.h"
 #include "zt_threads.h"
+#include "bench_timing.h"
 
-#include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
 
 typedef void (*gemm_fn)(int, int, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t,
                         float, float *, int64_t);
@@ -19,34 +17,6 @@ typedef void (*gemm_fn)(int, int, int64_t, int64_t, int64_t, float, const float 
 void zt_sgemm_other(int, int, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t, float,
                     float *, int64_t);
 #endif
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-// CPU seconds of every thread of the process: on a machine shared with other work a variant's
-// cost shows here even when the wall clock mostly measures the other processes' time slices.
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static float *randoms(int64_t n, uint64_t *state) {
-    float *x = malloc(n * sizeof(float));
-    for (int64_t i = 0; i < n; i++) {
-        *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
-        x[i] = (float)((*state >> 40) * 0x1p-24) * 2.0f - 1.0f;
-    }
-    return x;
-}
-
-static void sort(double *t, int n) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) { double s = t[j]; t[j] = t[j - 1]; t[j - 1] = s; }
-}
 
 int main(int argc, char **argv) {
     if (argc > 1) zt_set_num_threads(atoi(argv[1]));
@@ -87,8 +57,7 @@ int main(int argc, char **argv) {
             double ms[2][2];
             for (int i = 0; i < nf; i++)
                 for (int j = 0; j < 2; j++) {
-                    sort(t[i][j], reps);
-                    ms[i][j] = t[i][j][reps / 2];
+                    ms[i][j] = median(t[i][j], reps);
                     total[i][j] += ms[i][j] * shapes[s].count;
                 }
             const double flop = 2.0 * M * N * K;
@@ -97,9 +66,8 @@ int main(int argc, char **argv) {
             snprintf(name, sizeof name, "%s M%lld", shapes[s].name, (long long)M);
             printf("%-16s%10.3f%10.3f%10.1f", name, ms[0][0], ms[0][1], flop / ms[0][0] * 1e-6);
             if (nf == 2) {
-                float diff = 0;
-                for (int64_t i = 0; i < M * N; i++) diff = fmaxf(diff, fabsf(c[0][i] - c[1][i]));
-                printf("%10.3f%10.3f%8.3f%8.3f%12.2e", ms[1][0], ms[1][1], ms[1][0] / ms[0][0], ms[1][1] / ms[0][1], diff);
+                printf("%10.3f%10.3f%8.3f%8.3f%12.2e", ms[1][0], ms[1][1], ms[1][0] / ms[0][0], ms[1][1] / ms[0][1],
+                       max_abs_diff(c[0], c[1], M * N));
             }
             printf("\n");
             free(x); free(w); free(c[0]); free(c[1]);
