@@ -131,6 +131,14 @@ static float rnd_normal(void) { return (float)(sqrt(-2.0 * log(rnd_unit())) * co
 static void fill_normal_host(float *x, int64_t n, float scale, float offset) {
     for (int64_t i = 0; i < n; i++) x[i] = offset + scale * rnd_normal();
 }
+// A device buffer of n + off floats whose elements off.. hold n fresh normals (off: a misaligned input).
+static float *dnormal(int64_t n, int64_t off, float scale, float offset) {
+    float *x = hmalloc(n * 4), *d = dalloc((n + off) * 4);
+    fill_normal_host(x, n, scale, offset);
+    h2d(d + off, x, n * 4);
+    free(x);
+    return d;
+}
 // Storage-dtype buffer of n random values (f32 math values rounded to the dtype).
 static void *random_storage(zt_dtype dt, int64_t n, float scale) {
     void *p = hmalloc((size_t)n * (size_t)zt_dtype_size(dt));
@@ -141,6 +149,43 @@ static void *random_storage(zt_dtype dt, int64_t n, float scale) {
         else ((uint16_t *)p)[i] = zt_f32_to_f16(v);
     }
     return p;
+}
+
+// Attention inputs, on the host and uploaded: q (B·T·Hq·D), k, v (B·S_cap·Hkv·D) ~ N(0, 1), drawn in
+// that order, then the key mask (B·S_cap). mask 0: every key; 1: each key masked with probability 1/10;
+// 2: batch 1's keys 0..5 and batch 0's key 0 masked, so that (with S − T = 4) batch 1's query 0 sees none.
+typedef struct {
+    float *q, *k, *v, *dq, *dk, *dv;
+    uint8_t *mask, *dm;
+} attn_inputs;
+static attn_inputs attn_inputs_new(int64_t B, int64_t T, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, int mask) {
+    const int64_t nq = B * T * Hq * D, nkv = B * S_cap * Hkv * D;
+    attn_inputs a;
+    a.q = hmalloc(nq * 4);
+    a.k = hmalloc(nkv * 4);
+    a.v = hmalloc(nkv * 4);
+    a.mask = hmalloc(B * S_cap);
+    fill_normal_host(a.q, nq, 1, 0);
+    fill_normal_host(a.k, nkv, 1, 0);
+    fill_normal_host(a.v, nkv, 1, 0);
+    for (int64_t i = 0; i < B * S_cap; i++) a.mask[i] = mask == 1 ? (rnd64() % 10 != 0) : 1;
+    if (mask == 2) {
+        for (int64_t s = 0; s <= 5; s++) a.mask[1 * S_cap + s] = 0;
+        a.mask[0] = 0;
+    }
+    a.dq = dalloc(nq * 4);
+    a.dk = dalloc(nkv * 4);
+    a.dv = dalloc(nkv * 4);
+    a.dm = dalloc(B * S_cap);
+    h2d(a.dq, a.q, nq * 4);
+    h2d(a.dk, a.k, nkv * 4);
+    h2d(a.dv, a.v, nkv * 4);
+    h2d(a.dm, a.mask, B * S_cap);
+    return a;
+}
+static void attn_inputs_free(attn_inputs *a) {
+    dfree(a->dq); dfree(a->dk); dfree(a->dv); dfree(a->dm);
+    free(a->q); free(a->k); free(a->v); free(a->mask);
 }
 
 static const char *dtname(zt_dtype d) { return d == ZT_F32 ? "f32" : d == ZT_BF16 ? "bf16" : d == ZT_F16 ? "f16" : "?"; }
@@ -1637,39 +1682,25 @@ static void dev_attention(void) {
     char name[128];
     for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
         const int64_t B = cs[k].B, T = cs[k].T, S = cs[k].S, Sc = cs[k].S_cap, Hq = cs[k].Hq, Hkv = cs[k].Hkv, D = cs[k].D;
-        const int64_t nq = B * T * Hq * D, nkv = B * Sc * Hkv * D;
-        float *q = hmalloc(nq * 4), *kk = hmalloc(nkv * 4), *v = hmalloc(nkv * 4), *g = hmalloc(nq * 4), *c = hmalloc(nq * 4);
-        uint8_t *mask = hmalloc(B * Sc);
-        fill_normal_host(q, nq, 1, 0);
-        fill_normal_host(kk, nkv, 1, 0);
-        fill_normal_host(v, nkv, 1, 0);
-        for (int64_t i = 0; i < B * Sc; i++) mask[i] = cs[k].mask == 1 ? (rnd64() % 10 != 0) : 1;
-        if (cs[k].mask == 2) {  // batch 1: keys 0..5 masked, so its query 0 (key index S − T = 4) sees none
-            for (int64_t s = 0; s <= 5; s++) mask[1 * Sc + s] = 0;
-            mask[0] = 0;
-        }
-        float *dq = dalloc(nq * 4), *dk = dalloc(nkv * 4), *dv = dalloc(nkv * 4), *dout = dalloc(nq * 4);
-        uint8_t *dm = dalloc(B * Sc);
-        h2d(dq, q, nq * 4);
-        h2d(dk, kk, nkv * 4);
-        h2d(dv, v, nkv * 4);
-        h2d(dm, mask, B * Sc);
+        const int64_t nq = B * T * Hq * D;
+        attn_inputs a = attn_inputs_new(B, T, Sc, Hq, Hkv, D, cs[k].mask);
+        float *g = hmalloc(nq * 4), *c = hmalloc(nq * 4), *dout = dalloc(nq * 4);
         const float scale = 1.0f / sqrtf((float)D);
         const int64_t W = cs[k].window;
         const float cap = cs[k].softcap;
-        zt_attention(c, q, kk, v, cs[k].mask ? mask : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W, cap);
+        zt_attention(c, a.q, a.k, a.v, cs[k].mask ? a.mask : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W, cap);
         float *g0 = W >= S ? hmalloc(nq * 4) : NULL;
         for (int mi = 0; mi < 3; mi++) {
             if (mi == 1 && D > 256) continue;
             if (modes[mi]) setenv("ZOTUNE_ATTN", modes[mi], 1); else unsetenv("ZOTUNE_ATTN");
             dpoison(dout, nq * 4);
-            G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W, cap);
+            G->attention(dout, a.dq, a.dk, a.dv, cs[k].mask ? a.dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, W, cap);
             d2h(g, dout, nq * 4);
             snprintf(name, sizeof name, "%s [%s]", cs[k].what, modes[mi] ? modes[mi] : "auto");
             check_close(name, g, c, nq, 1e-5, 1e-4);
             if (g0) {  // window ≥ S allows every causal key: the same kernel without a window
                 dpoison(dout, nq * 4);
-                G->attention(dout, dq, dk, dv, cs[k].mask ? dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, 0, cap);
+                G->attention(dout, a.dq, a.dk, a.dv, cs[k].mask ? a.dm : NULL, B, T, S, Sc, Hq, Hkv, D, scale, 0, cap);
                 d2h(g0, dout, nq * 4);
                 snprintf(name, sizeof name, "%s == window 0 [%s]", cs[k].what, modes[mi] ? modes[mi] : "auto");
                 check_bits(name, g, g0, nq, 4);
@@ -1677,8 +1708,9 @@ static void dev_attention(void) {
         }
         free(g0);
         unsetenv("ZOTUNE_ATTN");
-        dfree(dq); dfree(dk); dfree(dv); dfree(dout); dfree(dm);
-        free(q); free(kk); free(v); free(g); free(c); free(mask);
+        attn_inputs_free(&a);
+        dfree(dout);
+        free(g); free(c);
     }
 }
 

@@ -47,16 +47,60 @@ static int host_graph_launch(uint64_t g) { (void)g; return host_graph_no("graph_
 static int host_graph_destroy(uint64_t g) { return g ? host_graph_no("graph_destroy") : 0; }
 
 // ---- rmsnorm_half / swiglu_half -----------------------------------------------------------------
-// One compare of a multi-compare check: n elements (elem bytes) of dev read into back against cpu;
-// counts it, and a difference in *bad, keeping the first one's label and detail.
-static void half_tally(void *back, const void *dev, const void *cpu, int64_t n, int elem, int64_t *cmp, int64_t *bad,
-                       char *first, size_t len, const char *what, int gamma) {
+// One device check of a producer (here and in check_half.c), n elements: the round-after pair's f32
+// result dr and its half drh, read back into r and rh; the fused kernel's outputs dout and dh (one
+// spare element each, for a misaligned pointer) and dy (an output aliasing an input), read back into
+// o and h; and the compares so far, with the first difference's label and detail.
+typedef struct {
+    int64_t n, bad, cmp;
+    float *r, *o, *dr, *dout, *dy;
+    uint16_t *rh, *h, *drh, *dh;
+    char first[200];
+} half_case;
+static void half_case_init(half_case *c, int64_t n) {
+    const int64_t n1 = n + 1;
+    *c = (half_case){.n = n};
+    c->r = hmalloc(n * 4);
+    c->o = hmalloc(n * 4);
+    c->rh = hmalloc(n * 2);
+    c->h = hmalloc(n * 2);
+    c->dr = dalloc(n * 4);
+    c->dout = dalloc(n1 * 4);
+    c->dy = dalloc(n * 4);
+    c->drh = dalloc(n * 2);
+    c->dh = dalloc(n1 * 2);
+}
+// The pair's half from its f32 result (already in dr), both read back; the fused outputs poisoned.
+static void half_case_reference(half_case *c, zt_dtype dt) {
+    G->convert(c->drh, dt, c->dr, ZT_F32, c->n);
+    d2h(c->r, c->dr, c->n * 4);
+    d2h(c->rh, c->drh, c->n * 2);
+    dpoison(c->dout, (c->n + 1) * 4);
+    dpoison(c->dh, (c->n + 1) * 2);
+}
+// One compare: an f32 output (elem 4) against r or a half one (elem 2) against rh, read back from dev.
+// gamma < 0: no γ variant to name in the label.
+static void half_case_tally(half_case *c, const void *dev, int elem, const char *what, int gamma) {
+    void *back = elem == 4 ? (void *)c->o : (void *)c->h;
     char detail[160];
-    d2h(back, dev, (size_t)n * (size_t)elem);
-    ++*cmp;
-    if (!diff_bits(back, cpu, n, elem, detail, sizeof detail)) return;
-    if (!*bad) snprintf(first, len, "%s%s: %s", what, gamma < 0 ? "" : gamma ? " (γ)" : " (no γ)", detail);
-    ++*bad;
+    d2h(back, dev, (size_t)c->n * (size_t)elem);
+    c->cmp++;
+    if (!diff_bits(back, elem == 4 ? (void *)c->r : (void *)c->rh, c->n, elem, detail, sizeof detail)) return;
+    if (!c->bad) snprintf(c->first, sizeof c->first, "%s%s: %s", what, gamma < 0 ? "" : gamma ? " (γ)" : " (no γ)", detail);
+    c->bad++;
+}
+// A failed call counts as a difference; what (may be NULL) labels it.
+static void half_case_status(half_case *c, int rc, const char *what) {
+    if (!rc) return;
+    c->bad++;
+    snprintf(c->first, sizeof c->first, "%s%sstatus %d: %s", what ? what : "", what ? ": " : "", rc, G->last_error());
+}
+// The check's line (op: the pair it is held to), then the buffers freed.
+static void half_case_done(half_case *c, const char *name, const char *op) {
+    result(c->bad == 0, name, "%lld of %lld compares differ from %s + convert%s%s", (long long)c->bad, (long long)c->cmp, op,
+           c->bad ? "; first: " : "", c->first);
+    dfree(c->dr); dfree(c->dout); dfree(c->dy); dfree(c->drh); dfree(c->dh);
+    free(c->r); free(c->o); free(c->rh); free(c->h);
 }
 static void dev_half_producers(void) {
     section("activations rounded in the producing kernel: rmsnorm_half / swiglu_half == op + convert, bit for bit");
@@ -98,73 +142,47 @@ static void dev_half_producers(void) {
         const zt_dtype dt = di ? ZT_F16 : ZT_BF16;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t rows = shapes[s].rows, dim = shapes[s].dim, n = rows * dim;
-            float *x = hmalloc(n * 4), *g = hmalloc(dim * 4), *r = hmalloc(n * 4), *o = hmalloc(n * 4);
-            uint16_t *rh = hmalloc(n * 2), *h = hmalloc(n * 2);
-            fill_normal_host(x, n, 3, 0);
-            fill_normal_host(g, dim, 0.5f, 1);
-            float *dx = dalloc(n * 4), *dg = dalloc(dim * 4), *dr = dalloc(n * 4), *dout = dalloc(n * 4), *dy = dalloc(n * 4);
-            void *drh = dalloc(n * 2), *dh = dalloc(n * 2);
-            h2d(dx, x, n * 4);
-            h2d(dg, g, dim * 4);
-            int64_t bad = 0, cmp = 0;
-            char first[200] = "";
+            float *dx = dnormal(n, 0, 3, 0), *dg = dnormal(dim, 0, 0.5f, 1);
+            half_case c;
+            half_case_init(&c, n);
             for (int gi = 0; gi < 2; gi++) {  // with γ, without
                 const float *gm = gi ? NULL : dg;
-                G->rmsnorm(dr, dx, gm, rows, dim, 1e-5f);  // the round-after pair
-                G->convert(drh, dt, dr, ZT_F32, n);
-                d2h(r, dr, n * 4);
-                d2h(rh, drh, n * 2);
-                dpoison(dout, n * 4);
-                dpoison(dh, n * 2);
-                int rc = G->rmsnorm_half(dout, dh, dt, dx, gm, rows, dim, 1e-5f);
-                half_tally(o, dout, r, n, 4, &cmp, &bad, first, sizeof first, "f32 out", !gi);
-                half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, "half", !gi);
-                dpoison(dh, n * 2);
-                rc |= G->rmsnorm_half(NULL, dh, dt, dx, gm, rows, dim, 1e-5f);
-                half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, "half only", !gi);
-                G->memcpy_d2d(dy, dx, n * 4);  // in place: out = x
-                rc |= G->rmsnorm_half(dy, dh, dt, dy, gm, rows, dim, 1e-5f);
-                half_tally(o, dy, r, n, 4, &cmp, &bad, first, sizeof first, "in place", !gi);
-                half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, "in place half", !gi);
-                if (rc) { bad++; snprintf(first, sizeof first, "status %d: %s", rc, G->last_error()); }
+                G->rmsnorm(c.dr, dx, gm, rows, dim, 1e-5f);  // the round-after pair
+                half_case_reference(&c, dt);
+                int rc = G->rmsnorm_half(c.dout, c.dh, dt, dx, gm, rows, dim, 1e-5f);
+                half_case_tally(&c, c.dout, 4, "f32 out", !gi);
+                half_case_tally(&c, c.dh, 2, "half", !gi);
+                dpoison(c.dh, n * 2);
+                rc |= G->rmsnorm_half(NULL, c.dh, dt, dx, gm, rows, dim, 1e-5f);
+                half_case_tally(&c, c.dh, 2, "half only", !gi);
+                G->memcpy_d2d(c.dy, dx, n * 4);  // in place: out = x
+                rc |= G->rmsnorm_half(c.dy, c.dh, dt, c.dy, gm, rows, dim, 1e-5f);
+                half_case_tally(&c, c.dy, 4, "in place", !gi);
+                half_case_tally(&c, c.dh, 2, "in place half", !gi);
+                half_case_status(&c, rc, NULL);
             }
             snprintf(name, sizeof name, "rmsnorm_half %s %lldx%lld", dtname(dt), (long long)rows, (long long)dim);
-            result(bad == 0, name, "%lld of %lld compares differ from rmsnorm + convert%s%s", (long long)bad, (long long)cmp,
-                   bad ? "; first: " : "", first);
-            dfree(dx); dfree(dg); dfree(dr); dfree(dout); dfree(dy); dfree(drh); dfree(dh);
-            free(x); free(g); free(r); free(o); free(rh); free(h);
+            half_case_done(&c, name, "rmsnorm");
+            dfree(dx); dfree(dg);
         }
         const int64_t sizes[] = {1, 7, 4099, SZ(((int64_t)1 << 22) + 3, 70001)};
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             const int64_t n = sizes[s], off = s % 2;  // odd sizes at a misaligned offset too
-            float *a = hmalloc(n * 4), *b = hmalloc(n * 4), *r = hmalloc(n * 4), *o = hmalloc(n * 4);
-            uint16_t *rh = hmalloc(n * 2), *h = hmalloc(n * 2);
-            fill_normal_host(a, n, 4, 0);
-            fill_normal_host(b, n, 1, 0);
-            float *da = dalloc((n + 1) * 4), *db = dalloc((n + 1) * 4), *dr = dalloc(n * 4), *dout = dalloc((n + 1) * 4);
-            uint16_t *drh = dalloc(n * 2), *dh = dalloc((n + 1) * 2);
-            h2d(da + off, a, n * 4);
-            h2d(db + off, b, n * 4);
-            G->swiglu(dr, da + off, db + off, n);
-            G->convert(drh, dt, dr, ZT_F32, n);
-            d2h(r, dr, n * 4);
-            d2h(rh, drh, n * 2);
-            int64_t bad = 0, cmp = 0;
-            char first[200] = "";
-            dpoison(dout, (n + 1) * 4);
-            dpoison(dh, (n + 1) * 2);
-            int rc = G->swiglu_half(dout + off, dh + off, dt, da + off, db + off, n);
-            half_tally(o, dout + off, r, n, 4, &cmp, &bad, first, sizeof first, "f32 out", -1);
-            half_tally(h, dh + off, rh, n, 2, &cmp, &bad, first, sizeof first, "half", -1);
-            dpoison(dh, (n + 1) * 2);
-            rc |= G->swiglu_half(NULL, dh + off, dt, da + off, db + off, n);
-            half_tally(h, dh + off, rh, n, 2, &cmp, &bad, first, sizeof first, "half only", -1);
-            if (rc) { bad++; snprintf(first, sizeof first, "status %d: %s", rc, G->last_error()); }
+            float *da = dnormal(n, off, 4, 0), *db = dnormal(n, off, 1, 0);
+            half_case c;
+            half_case_init(&c, n);
+            G->swiglu(c.dr, da + off, db + off, n);
+            half_case_reference(&c, dt);
+            int rc = G->swiglu_half(c.dout + off, c.dh + off, dt, da + off, db + off, n);
+            half_case_tally(&c, c.dout + off, 4, "f32 out", -1);
+            half_case_tally(&c, c.dh + off, 2, "half", -1);
+            dpoison(c.dh, (n + 1) * 2);
+            rc |= G->swiglu_half(NULL, c.dh + off, dt, da + off, db + off, n);
+            half_case_tally(&c, c.dh + off, 2, "half only", -1);
+            half_case_status(&c, rc, NULL);
             snprintf(name, sizeof name, "swiglu_half %s n %lld%s", dtname(dt), (long long)n, off ? " (offset 1)" : "");
-            result(bad == 0, name, "%lld of %lld compares differ from swiglu + convert%s%s", (long long)bad, (long long)cmp,
-                   bad ? "; first: " : "", first);
-            dfree(da); dfree(db); dfree(dr); dfree(dout); dfree(drh); dfree(dh);
-            free(a); free(b); free(r); free(o); free(rh); free(h);
+            half_case_done(&c, name, "swiglu");
+            dfree(da); dfree(db);
         }
     }
     const int r1 = G->rmsnorm_half(NULL, NULL, ZT_F32, NULL, NULL, 1, 1, 1e-5f), r2 = G->swiglu_half(NULL, NULL, ZT_F32, NULL, NULL, 1);

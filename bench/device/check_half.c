@@ -136,90 +136,56 @@ static void dev_half_producers_12(void) {
         const struct { int64_t rows, dim; } shapes[] = {{1, 1}, {SZ(256, 64), 768}, {5, 2048}, {2, SZ(8192, 4100)}, {7, 33}};
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t rows = shapes[s].rows, dim = shapes[s].dim, n = rows * dim;
-            float *x = hmalloc(n * 4), *g = hmalloc(dim * 4), *b = hmalloc(dim * 4), *r = hmalloc(n * 4), *o = hmalloc(n * 4);
-            uint16_t *rh = hmalloc(n * 2), *h = hmalloc(n * 2);
-            fill_normal_host(x, n, 3, 0.5f);
-            fill_normal_host(g, dim, 0.5f, 1);
-            fill_normal_host(b, dim, 0.2f, 0);
-            float *dx = dalloc(n * 4), *dg = dalloc(dim * 4), *db = dalloc(dim * 4), *dr = dalloc(n * 4), *dout = dalloc(n * 4),
-                  *dy = dalloc(n * 4);
-            void *drh = dalloc(n * 2), *dh = dalloc(n * 2);
-            h2d(dx, x, n * 4);
-            h2d(dg, g, dim * 4);
-            h2d(db, b, dim * 4);
-            int64_t bad = 0, cmp = 0;
-            char first[200] = "";
+            float *dx = dnormal(n, 0, 3, 0.5f), *dg = dnormal(dim, 0, 0.5f, 1), *db = dnormal(dim, 0, 0.2f, 0);
+            half_case c;
+            half_case_init(&c, n);
             for (int gi = 0; gi < 2; gi++) {  // with γ and β, without
                 const float *gm = gi ? NULL : dg, *bt = gi ? NULL : db;
-                G->layernorm(dr, dx, gm, bt, rows, dim, 1e-5f);
-                G->convert(drh, dt, dr, ZT_F32, n);
-                d2h(r, dr, n * 4);
-                d2h(rh, drh, n * 2);
-                dpoison(dout, n * 4);
-                dpoison(dh, n * 2);
-                int rc = G->layernorm_half(dout, dh, dt, dx, gm, bt, rows, dim, 1e-5f);
-                half_tally(o, dout, r, n, 4, &cmp, &bad, first, sizeof first, "f32 out", !gi);
-                half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, "half", !gi);
-                dpoison(dh, n * 2);
-                rc |= G->layernorm_half(NULL, dh, dt, dx, gm, bt, rows, dim, 1e-5f);
-                half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, "half only", !gi);
-                G->memcpy_d2d(dy, dx, n * 4);  // in place: out = x
-                rc |= G->layernorm_half(dy, dh, dt, dy, gm, bt, rows, dim, 1e-5f);
-                half_tally(o, dy, r, n, 4, &cmp, &bad, first, sizeof first, "in place", !gi);
-                half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, "in place half", !gi);
-                if (rc) { bad++; snprintf(first, sizeof first, "status %d: %s", rc, G->last_error()); }
+                G->layernorm(c.dr, dx, gm, bt, rows, dim, 1e-5f);
+                half_case_reference(&c, dt);
+                int rc = G->layernorm_half(c.dout, c.dh, dt, dx, gm, bt, rows, dim, 1e-5f);
+                half_case_tally(&c, c.dout, 4, "f32 out", !gi);
+                half_case_tally(&c, c.dh, 2, "half", !gi);
+                dpoison(c.dh, n * 2);
+                rc |= G->layernorm_half(NULL, c.dh, dt, dx, gm, bt, rows, dim, 1e-5f);
+                half_case_tally(&c, c.dh, 2, "half only", !gi);
+                G->memcpy_d2d(c.dy, dx, n * 4);  // in place: out = x
+                rc |= G->layernorm_half(c.dy, c.dh, dt, c.dy, gm, bt, rows, dim, 1e-5f);
+                half_case_tally(&c, c.dy, 4, "in place", !gi);
+                half_case_tally(&c, c.dh, 2, "in place half", !gi);
+                half_case_status(&c, rc, NULL);
             }
             snprintf(name, sizeof name, "layernorm_half %s %lldx%lld", dtname(dt), (long long)rows, (long long)dim);
-            result(bad == 0, name, "%lld of %lld compares differ from layernorm + convert%s%s", (long long)bad, (long long)cmp,
-                   bad ? "; first: " : "", first);
-            dfree(dx); dfree(dg); dfree(db); dfree(dr); dfree(dout); dfree(dy); dfree(drh); dfree(dh);
-            free(x); free(g); free(b); free(r); free(o); free(rh); free(h);
+            half_case_done(&c, name, "layernorm");
+            dfree(dx); dfree(dg); dfree(db);
         }
         // activations: each alone (GPT-2/NeoX GELU, OPT ReLU) and ⊙ up (Gemma's GeGLU, out = up in place).
         const int64_t sizes[] = {1, 7, 4099, SZ(((int64_t)1 << 22) + 3, 70001)};
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             const int64_t n = sizes[s];
-            float *a = hmalloc(n * 4), *u = hmalloc(n * 4), *r = hmalloc(n * 4), *o = hmalloc(n * 4);
-            uint16_t *rh = hmalloc(n * 2), *h = hmalloc(n * 2);
-            fill_normal_host(a, n, 4, 0);
-            fill_normal_host(u, n, 1, 0);
-            float *da = dalloc(n * 4), *du = dalloc(n * 4), *dr = dalloc(n * 4), *dout = dalloc(n * 4), *dy = dalloc(n * 4);
-            void *drh = dalloc(n * 2), *dh = dalloc(n * 2);
-            h2d(da, a, n * 4);
-            h2d(du, u, n * 4);
-            int64_t bad = 0, cmp = 0;
-            char first[200] = "";
+            float *da = dnormal(n, 0, 4, 0), *du = dnormal(n, 0, 1, 0);
+            half_case c;
+            half_case_init(&c, n);
             for (int act = ZT_ACT_RELU; act <= ZT_ACT_GELU_ERF; act++)
                 for (int gated = 0; gated < 2; gated++) {
                     char what[48];
                     snprintf(what, sizeof what, "%s%s", act_name(act), gated ? " ⊙ up" : "");
-                    dev_act(act, dr, da, n);  // the pair: act, (mul), convert
-                    if (gated) G->mul(dr, dr, du, n);
-                    G->convert(drh, dt, dr, ZT_F32, n);
-                    d2h(r, dr, n * 4);
-                    d2h(rh, drh, n * 2);
-                    dpoison(dh, n * 2);
-                    int rc;
-                    if (gated) {  // out aliasing mul
-                        G->memcpy_d2d(dy, du, n * 4);
-                        rc = G->activation_half(act, dy, dh, dt, da, dy, n);
-                        half_tally(o, dy, r, n, 4, &cmp, &bad, first, sizeof first, what, -1);
-                    } else {  // out aliasing x
-                        G->memcpy_d2d(dy, da, n * 4);
-                        rc = G->activation_half(act, dy, dh, dt, dy, NULL, n);
-                        half_tally(o, dy, r, n, 4, &cmp, &bad, first, sizeof first, what, -1);
-                    }
-                    half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, what, -1);
-                    dpoison(dh, n * 2);
-                    rc |= G->activation_half(act, NULL, dh, dt, da, gated ? du : NULL, n);
-                    half_tally(h, dh, rh, n, 2, &cmp, &bad, first, sizeof first, what, -1);
-                    if (rc) { bad++; snprintf(first, sizeof first, "%s: status %d: %s", what, rc, G->last_error()); }
+                    dev_act(act, c.dr, da, n);  // the pair: act, (mul), convert
+                    if (gated) G->mul(c.dr, c.dr, du, n);
+                    half_case_reference(&c, dt);
+                    // out aliasing the input it overwrites: mul when gated, else x
+                    G->memcpy_d2d(c.dy, gated ? du : da, n * 4);
+                    int rc = G->activation_half(act, c.dy, c.dh, dt, gated ? da : c.dy, gated ? c.dy : NULL, n);
+                    half_case_tally(&c, c.dy, 4, what, -1);
+                    half_case_tally(&c, c.dh, 2, what, -1);
+                    dpoison(c.dh, n * 2);
+                    rc |= G->activation_half(act, NULL, c.dh, dt, da, gated ? du : NULL, n);
+                    half_case_tally(&c, c.dh, 2, what, -1);
+                    half_case_status(&c, rc, what);
                 }
             snprintf(name, sizeof name, "activation_half %s n %lld (4 acts, alone and gated)", dtname(dt), (long long)n);
-            result(bad == 0, name, "%lld of %lld compares differ from act (+ mul) + convert%s%s", (long long)bad, (long long)cmp,
-                   bad ? "; first: " : "", first);
-            dfree(da); dfree(du); dfree(dr); dfree(dout); dfree(dy); dfree(drh); dfree(dh);
-            free(a); free(u); free(r); free(o); free(rh); free(h);
+            half_case_done(&c, name, "act (+ mul)");
+            dfree(da); dfree(du);
         }
         // attention: prefill (tile kernel), decode with a cache (warp), GQA + mask + window, softcap, D 320.
         const struct { int64_t B, T, S, S_cap, Hq, Hkv, D, window; float softcap; const char *what; } cs[] = {
@@ -231,47 +197,30 @@ static void dev_half_producers_12(void) {
         const char *modes[3] = {NULL, "tile", "warp"};
         for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
             const int64_t B = cs[k].B, T = cs[k].T, S = cs[k].S, Sc = cs[k].S_cap, Hq = cs[k].Hq, Hkv = cs[k].Hkv, D = cs[k].D;
-            const int64_t nq = B * T * Hq * D, nkv = B * Sc * Hkv * D;
-            float *q = hmalloc(nq * 4), *kk = hmalloc(nkv * 4), *v = hmalloc(nkv * 4), *r = hmalloc(nq * 4), *o = hmalloc(nq * 4);
-            uint16_t *rh = hmalloc(nq * 2), *h = hmalloc(nq * 2);
-            uint8_t *mask = hmalloc(B * Sc);
-            fill_normal_host(q, nq, 1, 0);
-            fill_normal_host(kk, nkv, 1, 0);
-            fill_normal_host(v, nkv, 1, 0);
-            for (int64_t i = 0; i < B * Sc; i++) mask[i] = rnd64() % 10 != 0;
-            float *dq = dalloc(nq * 4), *dk = dalloc(nkv * 4), *dv = dalloc(nkv * 4), *dr = dalloc(nq * 4), *dout = dalloc(nq * 4);
-            void *drh = dalloc(nq * 2), *dh = dalloc(nq * 2);
-            uint8_t *dm = dalloc(B * Sc);
-            h2d(dq, q, nq * 4);
-            h2d(dk, kk, nkv * 4);
-            h2d(dv, v, nkv * 4);
-            h2d(dm, mask, B * Sc);
+            const int64_t nq = B * T * Hq * D;
+            attn_inputs a = attn_inputs_new(B, T, Sc, Hq, Hkv, D, 1);
+            half_case c;
+            half_case_init(&c, nq);
             const float scale = 1.0f / sqrtf((float)D);
-            int64_t bad = 0, cmp = 0;
-            char first[200] = "";
             for (int mi = 0; mi < 3; mi++) {
                 if (mi == 1 && D > 256) continue;
                 if (modes[mi]) setenv("ZOTUNE_ATTN", modes[mi], 1); else unsetenv("ZOTUNE_ATTN");
-                G->attention(dr, dq, dk, dv, dm, B, T, S, Sc, Hq, Hkv, D, scale, cs[k].window, cs[k].softcap);
-                G->convert(drh, dt, dr, ZT_F32, nq);
-                d2h(r, dr, nq * 4);
-                d2h(rh, drh, nq * 2);
-                dpoison(dout, nq * 4);
-                dpoison(dh, nq * 2);
-                int rc = G->attention_half(dout, dh, dt, dq, dk, dv, dm, B, T, S, Sc, Hq, Hkv, D, scale, cs[k].window, cs[k].softcap);
-                half_tally(o, dout, r, nq, 4, &cmp, &bad, first, sizeof first, modes[mi] ? modes[mi] : "auto", -1);
-                half_tally(h, dh, rh, nq, 2, &cmp, &bad, first, sizeof first, modes[mi] ? modes[mi] : "auto", -1);
-                dpoison(dh, nq * 2);
-                rc |= G->attention_half(NULL, dh, dt, dq, dk, dv, dm, B, T, S, Sc, Hq, Hkv, D, scale, cs[k].window, cs[k].softcap);
-                half_tally(h, dh, rh, nq, 2, &cmp, &bad, first, sizeof first, "half only", -1);
-                if (rc) { bad++; snprintf(first, sizeof first, "status %d: %s", rc, G->last_error()); }
+                G->attention(c.dr, a.dq, a.dk, a.dv, a.dm, B, T, S, Sc, Hq, Hkv, D, scale, cs[k].window, cs[k].softcap);
+                half_case_reference(&c, dt);
+                int rc = G->attention_half(c.dout, c.dh, dt, a.dq, a.dk, a.dv, a.dm, B, T, S, Sc, Hq, Hkv, D, scale, cs[k].window,
+                                           cs[k].softcap);
+                half_case_tally(&c, c.dout, 4, modes[mi] ? modes[mi] : "auto", -1);
+                half_case_tally(&c, c.dh, 2, modes[mi] ? modes[mi] : "auto", -1);
+                dpoison(c.dh, nq * 2);
+                rc |= G->attention_half(NULL, c.dh, dt, a.dq, a.dk, a.dv, a.dm, B, T, S, Sc, Hq, Hkv, D, scale, cs[k].window,
+                                        cs[k].softcap);
+                half_case_tally(&c, c.dh, 2, "half only", -1);
+                half_case_status(&c, rc, NULL);
             }
             unsetenv("ZOTUNE_ATTN");
             snprintf(name, sizeof name, "attention_half %s %s", dtname(dt), cs[k].what);
-            result(bad == 0, name, "%lld of %lld compares differ from attention + convert%s%s", (long long)bad, (long long)cmp,
-                   bad ? "; first: " : "", first);
-            dfree(dq); dfree(dk); dfree(dv); dfree(dr); dfree(dout); dfree(drh); dfree(dh); dfree(dm);
-            free(q); free(kk); free(v); free(r); free(o); free(rh); free(h); free(mask);
+            half_case_done(&c, name, "attention");
+            attn_inputs_free(&a);
         }
     }
     const int r1 = G->layernorm_half(NULL, NULL, ZT_F32, NULL, NULL, NULL, 2, 8, 1e-5f);
