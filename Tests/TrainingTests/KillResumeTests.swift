@@ -181,15 +181,7 @@ final class KillResumeTests: XCTestCase {
         let whole = w.root.appendingPathComponent("whole"), stopped = w.root.appendingPathComponent("stopped")
         // 200 steps (a few seconds): long enough to be signalled and probed while it runs.
         func run(_ out: [String], stderr: Pipe? = nil) throws -> Process {
-            let p = Process()
-            p.executableURL = bin
-            p.arguments = ["train", "--model", w.model.path, "--task", "sst2", "--data-dir", w.data.path, "--device", "cpu",
-                           "--steps", "200", "--batch-size", "4", "--lr", "1e-3", "--eps", "1e-2", "--eval-every", "50",
-                           "--train-count", "6", "--dev-count", "3", "--test-count", "3", "--save-every", "1", "--seed", "5"] + out
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = stderr ?? FileHandle.nullDevice
-            try p.run()
-            return p
+            try train(bin, w, out, steps: 200, evalEvery: 50, stderr: stderr)
         }
         let a = try run(["--out", whole.path])
         a.waitUntilExit()
