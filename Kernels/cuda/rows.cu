@@ -161,6 +161,23 @@ __global__ void rmsnorm_kernel(float *out, void *half, const float *x, const flo
         zt_launch_check(what);                                                                     \
     } while (0)
 
+// ROW_LAUNCH for a kernel templated on the half dtype it also writes, in an int entry (0, or the error
+// for a half dtype that is not bf16 or f16).
+#define HALF_ROW_LAUNCH(kernel, what, ...)                                                                          \
+    do {                                                                                                            \
+        if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)                                                          \
+            return zt_error((int)cudaErrorInvalidValue, what ": half dtype %d is not bf16 or f16", (int)half_dtype); \
+        if (rows <= 0 || dim <= 0) return 0;                                                                        \
+        zt_ctx *c = zt_ctx_get();                                                                                   \
+        if (!c) return zt_ctx_status();                                                                             \
+        if (half_dtype == ZT_BF16)                                                                                  \
+            kernel<ZT_BF16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(__VA_ARGS__);                       \
+        else                                                                                                        \
+            kernel<ZT_F16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(__VA_ARGS__);                        \
+        zt_launch_check(what);                                                                                      \
+        return 0;                                                                                                   \
+    } while (0)
+
 void zt_cu_softmax(float *d_out, const float *d_x, int64_t rows, int64_t dim) {
     ROW_LAUNCH(softmax_kernel, "softmax", d_out, d_x, rows, dim);
 }
@@ -184,31 +201,9 @@ void zt_cu_rmsnorm(float *d_out, const float *d_x, const float *d_gamma, int64_t
 }
 int zt_cu_rmsnorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
                        int64_t rows, int64_t dim, float eps) {
-    if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)
-        return zt_error((int)cudaErrorInvalidValue, "rmsnorm_half: half dtype %d is not bf16 or f16", (int)half_dtype);
-    if (rows <= 0 || dim <= 0) return 0;
-    zt_ctx *c = zt_ctx_get();
-    if (!c) return zt_ctx_status();
-    if (half_dtype == ZT_BF16)
-        rmsnorm_kernel<ZT_BF16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, rows, dim, eps);
-    else
-        rmsnorm_kernel<ZT_F16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, rows, dim, eps);
-    zt_launch_check("rmsnorm_half");
-    return 0;
+    HALF_ROW_LAUNCH(rmsnorm_kernel, "rmsnorm_half", d_out, d_half, d_x, d_gamma, rows, dim, eps);
 }
 int zt_cu_layernorm_half(float *d_out, void *d_half, zt_dtype half_dtype, const float *d_x, const float *d_gamma,
                          const float *d_beta, int64_t rows, int64_t dim, float eps) {
-    if (half_dtype != ZT_BF16 && half_dtype != ZT_F16)
-        return zt_error((int)cudaErrorInvalidValue, "layernorm_half: half dtype %d is not bf16 or f16", (int)half_dtype);
-    if (rows <= 0 || dim <= 0) return 0;
-    zt_ctx *c = zt_ctx_get();
-    if (!c) return zt_ctx_status();
-    if (half_dtype == ZT_BF16)
-        layernorm_kernel<ZT_BF16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, d_beta,
-                                                                                      rows, dim, eps);
-    else
-        layernorm_kernel<ZT_F16><<<row_grid(rows), row_threads(dim), 0, c->stream>>>(d_out, d_half, d_x, d_gamma, d_beta,
-                                                                                     rows, dim, eps);
-    zt_launch_check("layernorm_half");
-    return 0;
+    HALF_ROW_LAUNCH(layernorm_kernel, "layernorm_half", d_out, d_half, d_x, d_gamma, d_beta, rows, dim, eps);
 }
