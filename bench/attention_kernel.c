@@ -35,29 +35,35 @@ void ZT_ATTENTION_OTHER(float *out, const float *q, const float *k, const float 
 
 static float g_softcap;
 
-// Median ms of `reps` calls of each kernel after a warm-up; calls alternate between the kernels so
-// that load from other processes falls on both alike.
+// Median wall and CPU ms (all threads) of `reps` calls of each kernel after a warm-up; calls
+// alternate between the kernels so that load from other processes falls on both alike.
 static void time_ms(attn_fn f[2], int nf, float *out[2], const float *q, const float *k, const float *v, int64_t B,
-                    int64_t T, int64_t S, int reps, double ms[2]) {
-    double t[2][64];
+                    int64_t T, int64_t S, int reps, double ms[2], double cpu[2]) {
+    double t[2][2][256];
     for (int i = 0; i < nf; i++) f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0, g_softcap);
     for (int r = 0; r < reps; r++)
         for (int i = 0; i < nf; i++) {
-            double t0 = now();
+            const double t0 = now(), c0 = cpu_now();
             f[i](out[i], q, k, v, NULL, B, T, S, S, 9, 3, 64, 0.125f, 0, g_softcap);
-            t[i][r] = (now() - t0) * 1e3;
+            t[i][0][r] = (now() - t0) * 1e3;
+            t[i][1][r] = (cpu_now() - c0) * 1e3;
         }
-    for (int i = 0; i < nf; i++) ms[i] = median(t[i], reps);
+    for (int i = 0; i < nf; i++) {
+        ms[i] = median(t[i][0], reps);
+        cpu[i] = median(t[i][1], reps);
+    }
 }
 
 int main(int argc, char **argv) {
     if (argc > 1) zt_set_num_threads(atoi(argv[1]));
     if (getenv("SOFTCAP")) g_softcap = (float)atof(getenv("SOFTCAP"));
+    // REPS=k: k times the calls per shape (at most 250), for ratios on a busy machine.
+    const int more = getenv("REPS") && atoi(getenv("REPS")) > 0 ? atoi(getenv("REPS")) : 1;
     const int64_t shapes[][3] = {{1, 2048, 2048}, {4, 512, 512}, {16, 64, 64}, {1, 1, 2048}, {16, 1, 512}};
     printf("threads %d, Hq 9 Hkv 3 D 64, softcap %g, median ms per call\n", zt_num_threads(), g_softcap);
-    printf("%-22s%10s%10s", "shape", "ms", "GFLOP/s");
+    printf("%-22s%10s%10s%10s", "shape", "ms", "CPU ms", "GFLOP/s");
 #ifdef ZT_ATTENTION_OTHER
-    printf("%10s%10s%12s", "other ms", "ratio", "max |diff|");
+    printf("%10s%10s%8s%8s%12s", "other ms", "CPU ms", "ratio", "CPU", "max |diff|");
 #endif
     printf("\n");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -65,7 +71,8 @@ int main(int argc, char **argv) {
         uint64_t st = 42 + s;
         float *q = randoms(B * T * 9 * 64, &st), *k = randoms(B * S * 3 * 64, &st), *v = randoms(B * S * 3 * 64, &st);
         float *out[2] = {malloc(B * T * 9 * 64 * sizeof(float)), malloc(B * T * 9 * 64 * sizeof(float))};
-        const int reps = T == 1 ? 51 : (T * S > 1000000 ? 7 : 21);
+        int reps = (T == 1 ? 51 : (T * S > 1000000 ? 7 : 21)) * more;
+        if (reps > 250) reps = 250;
         // Causal multiply-adds: each query row sees S − T + t + 1 keys, twice D of them per key.
         double pairs = (double)B * 9 * (T * (S - T) + T * (T + 1) / 2.0);
         const double flop = pairs * 64 * 4;
@@ -76,13 +83,14 @@ int main(int argc, char **argv) {
         attn_fn f[2] = {zt_attention, zt_attention};
         const int nf = 1;
 #endif
-        double ms[2];
-        time_ms(f, nf, out, q, k, v, B, T, S, reps, ms);
+        double ms[2], cpu[2];
+        time_ms(f, nf, out, q, k, v, B, T, S, reps, ms, cpu);
         char name[64];
         snprintf(name, sizeof name, "B%lld T%lld S%lld", (long long)B, (long long)T, (long long)S);
-        printf("%-22s%10.3f%10.1f", name, ms[0], flop / ms[0] * 1e-6);
+        printf("%-22s%10.3f%10.3f%10.1f", name, ms[0], cpu[0], flop / ms[0] * 1e-6);
 #ifdef ZT_ATTENTION_OTHER
-        printf("%10.3f%10.2f%12.2e", ms[1], ms[1] / ms[0], max_abs_diff(out[0], out[1], B * T * 9 * 64));
+        printf("%10.3f%10.3f%8.3f%8.3f%12.2e", ms[1], cpu[1], ms[1] / ms[0], cpu[1] / cpu[0],
+               max_abs_diff(out[0], out[1], B * T * 9 * 64));
 #endif
         printf("\n");
         free(q); free(k); free(v); free(out[0]); free(out[1]);

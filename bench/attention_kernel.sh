@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Times the CPU attention kernel alone (bench/attention_kernel.c) at -O2 as the release build.
-#   [SOFTCAP=c] bench/attention_kernel.sh [THREADS] [OTHER.c]
+#   [SOFTCAP=c] [REPS=k] bench/attention_kernel.sh [THREADS] [OTHER.c]
 # OTHER.c: a second attention.c (e.g. `git show REV:Kernels/cpu/attention.c > /tmp/old.c`), timed in
 # the same process for a before/after ratio (other ms / this ms) and its largest output difference;
 # one from before the softcap argument is called without it. SOFTCAP=c: scores soft-capped at c.
+# REPS=k: k times the calls per shape. Wall and CPU ms (all threads) are both printed: on a busy
+# machine the CPU ratio is the steadier one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)

@@ -31,6 +31,7 @@
 #define Q_BLOCK_MAX 64   // queries per task at most (bounds the work past the causal diagonal)
 #define DIM_CHUNK 128    // head dims of Qᵀ packed at once; larger heads are scored in chunks
 #define GRAIN_WORK 32768 // multiply-adds per task at least
+#define DYNAMIC_WORK ((int64_t)1 << 28)  // multiply-adds of a call from which tasks are claimed
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4)));  // unaligned loads and stores
@@ -44,15 +45,17 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #define SPLAT8(x) ((v8){(x), (x), (x), (x), (x), (x), (x), (x)})
 #define SELECT8(m, a, b) ((v8)(((v8i)(m) & (v8i)(a)) | (~(v8i)(m) & (v8i)(b))))
 
-// x[0 … 7] = zt_exp (fast_exp.h) in place: the same steps, so a lane rounds as the scalar function
-// does with the same contractions; rint as (t + 1.5·2²³) − 1.5·2²³, exact for |t| ≤ 2²² (here ≤ 128).
+// x[0 … 7] = zt_exp (fast_exp.h) in place for x ≤ 0 (the softmax's s − max and α's m_old − m_new):
+// the same steps, so a lane rounds as the scalar function does with the same contractions; rint as
+// (t + 1.5·2²³) − 1.5·2²³, exact for |t| ≤ 2²² (here ≤ 128). zt_exp clamps x to [−87.3, 88] first;
+// here the top never binds, and below −87.3 (−inf included) the result is 0 whatever the steps
+// compute from the unclamped x, so the clamp is left out: the same bits, three vector ops fewer.
 static inline __attribute__((always_inline)) void exp8(float *x8) {
-    const v8 x = *(const v8 *)x8, lo = SPLAT8(-87.3f), hi = SPLAT8(88.0f), magic = SPLAT8(12582912.0f);
-    v8 xc = SELECT8(x < lo, lo, SELECT8(x > hi, hi, x));
-    v8 t = xc * 1.44269504f;
+    const v8 x = *(const v8 *)x8, lo = SPLAT8(-87.3f), magic = SPLAT8(12582912.0f);
+    v8 t = x * 1.44269504f;
     v8 k = t + magic;
     k = k - magic;
-    v8 r = k * -0.693145752f + xc;
+    v8 r = k * -0.693145752f + x;
     r = k * -1.42860677e-06f + r;
     v8 p = r * 1.98412698e-04f + 1.38888889e-03f;
     p = r * p + 8.33333333e-03f;
@@ -160,6 +163,9 @@ typedef struct {
     int64_t nq;               // queries per task (block)
     float scale;
     float softcap;            // > 0: scores → softcap·tanh(score / softcap); 0: none
+    int64_t tasks, grain;     // tasks in all; claimed `grain` at a time
+    int64_t next;             // the next unclaimed task (atomic)
+    int claimed;              // 1: tasks are claimed (attn_claim), 0: split in contiguous ranges
 } attn_ctx;
 
 // Soft-capping of n keys' scores for `lanes` rows: s[j·RP + lane] = cap·tanh(s / cap) in f32 (the
@@ -188,8 +194,12 @@ static inline int64_t keys_upto(const int64_t *nk, int64_t R, int64_t r_last, in
     return h < 0 ? 0 : h > n ? n : h;
 }
 
-// Tasks run heads fastest, then the query block in the order 0, last, 1, last − 1, …: the threads'
-// contiguous task ranges then get about equal causal work (a block's work grows with its index).
+// Tasks run heads fastest, then the query blocks. Large calls: blocks from the last (the most causal
+// work) to the first, claimed in turn by the threads (attn_claim): the light blocks at the end even
+// out the threads' finish, a thread that the machine's other work delays takes fewer tasks instead
+// of holding up the call, and consecutive tasks read nearly the same keys. Small calls: contiguous
+// ranges per thread, blocks in the order 0, last, 1, last − 1, … so each range gets about equal
+// causal work. A row's bits do not depend on which thread or task runs it.
 ZT_ISA_CLONES static void attn_range(void *p, int64_t lo_task, int64_t hi_task) {
     const attn_ctx *c = p;
     const int64_t T = c->T, S = c->S, S_cap = c->S_cap, Hq = c->Hq, Hkv = c->Hkv, D = c->D, W = c->window;
@@ -209,7 +219,7 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo_task, int64_t hi_task) 
     for (int64_t task = lo_task; task < hi_task; task++) {
         const int64_t sub = task % subs, g = task / subs % Hkv, slot = task / subs / Hkv % blocks,
                       b = task / subs / Hkv / blocks;
-        const int64_t blk = slot % 2 ? blocks - 1 - slot / 2 : slot / 2;
+        const int64_t blk = c->claimed ? blocks - 1 - slot : slot % 2 ? blocks - 1 - slot / 2 : slot / 2;
         const int64_t t0 = blk * nqb, nq = T - t0 < nqb ? T - t0 : nqb, h0 = g * (Hq / Hkv) + sub * hc;
         const int64_t R = nq * hc, RP = (R + 7) / 8 * 8;
         const float *kb = c->k + (b * S_cap * Hkv + g) * D;  // key 0 of this kv head
@@ -354,13 +364,20 @@ ZT_ISA_CLONES static void attn_range(void *p, int64_t lo_task, int64_t hi_task) 
     }
 }
 
+static void attn_claim(void *p, int64_t lo, int64_t hi) {
+    (void)lo, (void)hi;  // the range is not used: a serial fallback's one part claims every task
+    attn_ctx *c = p;
+    for (int64_t t; (t = __atomic_fetch_add(&c->next, c->grain, __ATOMIC_RELAXED)) < c->tasks;)
+        attn_range(c, t, t + c->grain < c->tasks ? t + c->grain : c->tasks);
+}
+
 void zt_attention(float *out, const float *q, const float *k, const float *v, const uint8_t *key_mask,
                   int64_t B, int64_t T, int64_t S, int64_t S_cap, int64_t Hq, int64_t Hkv, int64_t D, float scale,
                   int64_t window, float softcap) {
     if (B <= 0 || T <= 0 || Hq <= 0 || Hkv <= 0 || D <= 0) return;
     // A negative, NaN or infinite cap counts as none (cap·tanh(s / cap) → s as cap → ∞).
     attn_ctx c = {out, q, k, v, key_mask, T, S, S_cap < S ? S : S_cap, Hq, Hkv, D, window < 0 ? 0 : window, 0, 0,
-                  scale, softcap > 0.0f && softcap < INFINITY ? softcap : 0.0f};
+                  scale, softcap > 0.0f && softcap < INFINITY ? softcap : 0.0f, 0, 0, 0, 0};
     // Heads per task: the whole group (each key and value row read once for all its heads) unless
     // that leaves fewer tasks than threads can share evenly (decoding a short batch), then one.
     const int64_t group = Hq / Hkv;
@@ -378,5 +395,17 @@ void zt_attention(float *out, const float *q, const float *k, const float *v, co
     if (c.window > 0 && c.window < keys - nq - KEY_TILE) keys = c.window + nq + KEY_TILE;
     int64_t work = nq * hc * keys * 2 * D;
     int64_t grain = GRAIN_WORK / (work > 0 ? work : 1);
-    zt_parallel_for(B * blocks * Hkv * (group / hc), grain < 1 ? 1 : grain, attn_range, &c);
+    grain = grain < 1 ? 1 : grain;
+    c.tasks = B * blocks * Hkv * (group / hc);
+    const int64_t threads = zt_num_threads();
+    c.claimed = threads > 1 && c.tasks * work >= DYNAMIC_WORK;
+    if (!c.claimed) {
+        zt_parallel_for(c.tasks, grain, attn_range, &c);
+        return;
+    }
+    // Claims of at least an eighth of a thread's share: few enough that claiming costs nothing.
+    const int64_t share = c.tasks / (8 * threads);
+    c.grain = grain > share ? grain : share;
+    const int64_t units = (c.tasks + c.grain - 1) / c.grain;
+    zt_parallel_for(units < threads ? units : threads, 1, attn_claim, &c);
 }
