@@ -212,6 +212,11 @@ def main():
         ap.error("--phase time needs --seconds")
     if a.phase != "time" and not a.epoch_steps:
         ap.error(f"--phase {a.phase} needs --epoch-steps")
+    for what, path in (("--corpus", a.corpus), ("--zo-run", a.zo_run)):
+        if not os.path.exists(path):
+            ap.error(f"{what} {path}: no such file or directory")
+    if not a.save_every or a.save_every < 1:   # 0, negative (NaN cannot parse as int)
+        ap.error(f"--save-every must be a positive number of steps, got {a.save_every}")
     if a.phase == "layerwise" and not a.init:
         ap.error("--phase layerwise needs --init (the embed phase's model directory)")
     torch.set_num_threads(a.threads)
