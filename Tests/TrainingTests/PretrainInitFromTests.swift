@@ -153,7 +153,12 @@ final class PretrainInitFromTests: XCTestCase, TinyFixture {
         try refused("{\(head), \"init-from\": \"ckpt\", \"hidden\": 64}", "--init-from ckpt and --hidden conflict")
         try refused("{\(head), \"block-epoch\": true}", "--block-steps epoch applies to --block-schedule sequential")
         try refused("{\(head), \"freeze\": [\"\"]}", "--freeze: an empty name fragment")
-        try refused("{\"tokenizer\": \"t.json\"}", "\"corpus\": missing")
+        try refused("{\"tokenizer\": \"t.json\"}", "\"corpus\": missing (the text to pre-train on: give it in the file or with --corpus)")
+        // corpus and tokenizer typed on the command line stand in where the file has none.
+        try Data("{\"tokenizer\": \"t.json\"}".utf8).write(to: url)
+        let filled = try PretrainingRun.load(url, fallbacks: ["corpus": "c.txt", "tokenizer": "other.json"])
+        XCTAssertEqual(filled.corpus, "c.txt")
+        XCTAssertEqual(filled.tokenizer, "t.json")
     }
 
     // The CLI: the flags run, then `--config RUN/config.json --out B`: the same trajectory and the

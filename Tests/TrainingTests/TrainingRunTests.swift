@@ -40,20 +40,24 @@ final class TrainingRunTests: XCTestCase {
     }
 
     /// Options typed on the command line override the file's; the others keep the file's values
-    /// (ZO-Adam's β₂ from the file, β₁ and the learning rate from the command line).
+    /// (ZO-Adam's β₂ from the file, β₁ and the learning rate from the command line). The file may
+    /// leave the model and the task, which it otherwise requires, to the command line.
     func testTypedOptionsOverrideTheFile() throws {
         let bin = try binary()
         let w = try workspace()
         defer { try? FileManager.default.removeItem(at: w.root) }
         let file = w.root.appendingPathComponent("run.json")
         try Data("""
-        {"model": "\(w.model.path)", "task": "sst2", "data-dir": "\(w.data.path)", "steps": 3, "batch-size": 4, "train-count": 6,
+        {"data-dir": "\(w.data.path)", "steps": 3, "batch-size": 4, "train-count": 6,
          "dev-count": 3, "test-count": 3, "lr": 1e-3, "optimizer": {"name": "zo-adam", "beta2": 0.95}}
         """.utf8).write(to: file)
         let out = w.root.appendingPathComponent("run")
-        let r = try zotune(bin, ["train", "--config", file.path, "--lr", "2e-3", "--beta1", "0.8", "--steps", "2", "--out", out.path, "--device", "cpu"])
+        let r = try zotune(bin, ["train", "--config", file.path, "--model", w.model.path, "--task", "sst2",
+                                 "--lr", "2e-3", "--beta1", "0.8", "--steps", "2", "--out", out.path, "--device", "cpu"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let run = try TrainingRun.load(out.appendingPathComponent("config.json"))
+        XCTAssertEqual(run.model, w.model.path)
+        XCTAssertEqual(run.task, "sst2")
         XCTAssertEqual(run.lr, 2e-3)
         XCTAssertEqual(run.steps, 2)
         XCTAssertEqual(run.batchSize, 4)
@@ -81,13 +85,21 @@ final class TrainingRunTests: XCTestCase {
             ("{\(head), \"optimizer\": {\"name\": \"zo-adam\", \"beta1\": 1.5}}", ["--beta1"]),
             ("{\(head), \"optimizer\": \"zoop\", \"peft\": \"lora\"}", ["--optimizer zoop", "--peft"]),
             ("{\(head), \"task-file\": \"x.jsonl\"}", ["--task-file", "--task custom"]),
-            ("{\"task\": \"sst2\"}", ["\"model\"", "missing"]),
+            ("{\"task\": \"sst2\"}", ["\"model\"", "missing", "--model"]),
+            ("{\"model\": \"m\"}", ["\"task\"", "missing", "--task"]),
         ]
         for (json, words) in cases {
             guard let message = refusal(json) else { XCTFail("accepted: \(json)"); continue }
             for word in words { XCTAssertTrue(message.contains(word), "\(json): \(message) does not name \(word)") }
             XCTAssertFalse(message.contains("\n"), message)
         }
+        // The same keys given by the command line: taken where the file has none, never over the file's.
+        let filled = try TrainingRun.decode(Data("{\"model\": \"m\"}".utf8), fallbacks: ["model": "other", "task": "rte"])
+        XCTAssertEqual(filled.model, "m")
+        XCTAssertEqual(filled.task, "rte")
+        // A file that is not there: its path once, then the cause.
+        let absent = "/nonexistent-\(UUID().uuidString)/run.json"
+        XCTAssertThrowsError(try TrainingRun.load(URL(fileURLWithPath: absent))) { XCTAssertEqual("\($0)", "\(absent): no such file or directory") }
         // Through the command: one Error line, exit 64.
         let bin = try binary()
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("zotune-run-\(UUID().uuidString).json")

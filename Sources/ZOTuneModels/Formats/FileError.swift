@@ -41,10 +41,17 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     /// Foundation's file errors (CocoaError, or an NSError wrapping errno) as one line naming the
     /// path; nil for any other error.
     public static func describe(_ error: Error) -> String? {
+        guard let cause = cause(of: error) else { return nil }
+        let ns = error as NSError
+        let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+        return path.map { "\($0): \(cause)" } ?? cause
+    }
+
+    /// The cause alone ("no such file or directory"), for a FileError that names the path itself.
+    public static func cause(of error: Error) -> String? {
         let ns = error as NSError
         guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return nil }
-        let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
-        var cause: String
+        let cause: String
         if ns.domain == NSPOSIXErrorDomain {
             cause = String(cString: strerror(Int32(ns.code)))
         } else if let under = ns.userInfo[NSUnderlyingErrorKey] as? NSError, under.domain == NSPOSIXErrorDomain {
@@ -62,6 +69,6 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
             default: cause = "file operation failed (code \(ns.code))"
             }
         }
-        return path.map { "\($0): \(cause)" } ?? cause
+        return cause
     }
 }

@@ -107,7 +107,7 @@ public enum InitCheckpoint {
         let src = URL(fileURLWithPath: source)
         for name in ["config.json", "model.safetensors"] {
             do { try fm.copyItem(at: src.appendingPathComponent(name), to: partial.appendingPathComponent(name)) } catch {
-                throw FileError(path: partial.appendingPathComponent(name).path, cause: FileError.describe(error) ?? "cannot be copied")
+                throw FileError(path: partial.appendingPathComponent(name).path, cause: FileError.cause(of: error) ?? "cannot be copied")
             }
         }
         try writeTokenizer(from: tokenizerSource, to: partial)

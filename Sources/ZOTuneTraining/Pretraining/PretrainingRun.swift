@@ -288,8 +288,13 @@ extension PretrainingRun: Codable {
         let r = try RunFileReader(decoder, keys: Self.keys, file: "a pretrain run file", command: "zotune pretrain")
         func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? { try r.get(key, type) }
         func u64(_ key: String) throws -> UInt64? { try r.u64(key) }
-        guard let corpus = try get("corpus", String.self) else { throw RunConfigError("\"corpus\": missing (the text to pre-train on)") }
-        guard let tokenizer = try get("tokenizer", String.self) else { throw RunConfigError("\"tokenizer\": missing (a tokenizer.json or a model carrying one)") }
+        let typed = decoder.userInfo[.runFileFallbacks] as? [String: String] ?? [:]
+        guard let corpus = try get("corpus", String.self) ?? typed["corpus"] else {
+            throw RunConfigError("\"corpus\": missing (the text to pre-train on: give it in the file or with --corpus)")
+        }
+        guard let tokenizer = try get("tokenizer", String.self) ?? typed["tokenizer"] else {
+            throw RunConfigError("\"tokenizer\": missing (a tokenizer.json or a model carrying one: give it in the file or with --tokenizer)")
+        }
         self.init(corpus: corpus, tokenizer: tokenizer)
         heldOutEvery = try get("held-out-every") ?? heldOutEvery
         seqLen = try get("seq-len") ?? seqLen
@@ -339,11 +344,14 @@ extension PretrainingRun: Codable {
         try put("keep-last", keepLast); try put("out", out)
     }
 
-    /// The run in a file (`pretrain --config`); an error names the file and the key.
-    public static func load(_ url: URL) throws -> PretrainingRun {
+    /// The run in a file (`pretrain --config`); an error names the file and the key. `fallbacks`:
+    /// "corpus" and "tokenizer" as the command line gives them, used where the file has none.
+    public static func load(_ url: URL, fallbacks: [String: String] = [:]) throws -> PretrainingRun {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw FileError(path: url.path, cause: FileError.describe(error) ?? "cannot be read") }
-        do { return try JSONDecoder().decode(PretrainingRun.self, from: data) } catch let e as RunConfigError {
+        do { data = try Data(contentsOf: url) } catch { throw FileError(path: url.path, cause: FileError.cause(of: error) ?? "cannot be read") }
+        let decoder = JSONDecoder()
+        decoder.userInfo[.runFileFallbacks] = fallbacks
+        do { return try decoder.decode(PretrainingRun.self, from: data) } catch let e as RunConfigError {
             throw RunConfigError("\(url.path): \(e.description)")
         } catch let e as DecodingError {
             throw RunConfigError("\(url.path): \(TrainingRun.reason(e, expected: PretrainingRun.self))")

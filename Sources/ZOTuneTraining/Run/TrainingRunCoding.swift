@@ -7,6 +7,11 @@ import ZOTuneModels
 /// may give only some of their fields (the rest take the defaults), or just the name as a string.
 /// A key this build does not know, a value of the wrong type and a nested field that does not
 /// exist are refused, naming the key.
+extension CodingUserInfoKey {
+    /// [String: String]: values for a run file's required keys that the file leaves out.
+    static let runFileFallbacks = CodingUserInfoKey(rawValue: "zotune.run-file-fallbacks")!
+}
+
 extension TrainingRun: Codable {
     public static let keys = ["model", "dtype", "precision", "sliding-window", "task", "data-dir", "task-file", "train-file", "dev-file", "test-file",
                               "template", "labels", "data-seed", "train-count", "dev-count", "test-count", "peft", "blocks", "optimizer",
@@ -25,8 +30,10 @@ extension TrainingRun: Codable {
         let r = try RunFileReader(decoder, keys: Self.keys, file: "a run file", command: "zotune train")
         func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? { try r.get(key, type) }
         func u64(_ key: String) throws -> UInt64? { try r.u64(key) }
-        guard let model = try get("model", String.self) else { throw RunConfigError("\"model\": missing (the checkpoint to train)") }
-        guard let task = try get("task", String.self) else { throw RunConfigError("\"task\": missing (a task name, or custom)") }
+        // A file may leave the model and the task to the command line (`train --config hp.json --model M --task T`).
+        let typed = decoder.userInfo[.runFileFallbacks] as? [String: String] ?? [:]
+        guard let model = try get("model", String.self) ?? typed["model"] else { throw RunConfigError("\"model\": missing (the checkpoint to train: give it in the file or with --model)") }
+        guard let task = try get("task", String.self) ?? typed["task"] else { throw RunConfigError("\"task\": missing (a task name, or custom: give it in the file or with --task)") }
         self.init(model: model, task: task)
         dtype = try get("dtype") ?? dtype
         precision = try get("precision") ?? precision
@@ -95,15 +102,18 @@ extension TrainingRun: Codable {
         try put("distributed", distributed); try put("check-replicas-every", checkReplicasEvery); try put("out", out)
     }
 
-    /// The run in a file (`--config`); an error names the file and the key.
-    public static func load(_ url: URL) throws -> TrainingRun {
+    /// The run in a file (`--config`); an error names the file and the key. `fallbacks`: values of
+    /// the required keys ("model", "task") that the command line gives, used where the file has none.
+    public static func load(_ url: URL, fallbacks: [String: String] = [:]) throws -> TrainingRun {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw FileError(path: url.path, cause: FileError.describe(error) ?? "cannot be read") }
-        return try decode(data, source: url.path)
+        do { data = try Data(contentsOf: url) } catch { throw FileError(path: url.path, cause: FileError.cause(of: error) ?? "cannot be read") }
+        return try decode(data, source: url.path, fallbacks: fallbacks)
     }
 
-    public static func decode(_ data: Data, source: String = "run file") throws -> TrainingRun {
-        do { return try JSONDecoder().decode(TrainingRun.self, from: data) } catch let e as RunConfigError {
+    public static func decode(_ data: Data, source: String = "run file", fallbacks: [String: String] = [:]) throws -> TrainingRun {
+        let decoder = JSONDecoder()
+        decoder.userInfo[.runFileFallbacks] = fallbacks
+        do { return try decoder.decode(TrainingRun.self, from: data) } catch let e as RunConfigError {
             throw RunConfigError("\(source): \(e.description)")
         } catch let e as DecodingError {
             throw RunConfigError("\(source): \(reason(e, expected: TrainingRun.self))")

@@ -64,7 +64,7 @@ public final class RunDirectory {
             if lock {
                 for name in Self.runFiles where fm.fileExists(atPath: url.appendingPathComponent(name).path) {
                     do { try fm.removeItem(at: url.appendingPathComponent(name)) } catch {
-                        throw FileError(path: url.appendingPathComponent(name).path, cause: "cannot remove the old run's file (\(FileError.describe(error) ?? "\(error)"))")
+                        throw FileError(path: url.appendingPathComponent(name).path, cause: "cannot remove the old run's file (\(FileError.cause(of: error) ?? "\(error)"))")
                     }
                 }
             }

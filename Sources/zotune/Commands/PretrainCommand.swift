@@ -112,7 +112,7 @@ struct Pretrain: ParsableCommand {
             try given.validate()
             return given
         }
-        var run = try PretrainingRun.load(URL(fileURLWithPath: config))
+        var run = try PretrainingRun.load(URL(fileURLWithPath: config), fallbacks: ["corpus": corpus, "tokenizer": tokenizer].compactMapValues { $0 })
         let unknown = typed.subtracting(Self.plain.keys).subtracting(RunArgumentParsing.blockFlags)
             .subtracting(RunArgumentParsing.optimizerFlags).subtracting(RunArgumentParsing.launchFlags)
         if let flag = unknown.sorted().first { throw ValidationError("\(flag) cannot be combined with --config: give it in the run file") }

@@ -181,7 +181,7 @@ struct Train: ParsableCommand {
             try run.validate()
             return run
         }
-        let file = try TrainingRun.load(URL(fileURLWithPath: config))
+        let file = try TrainingRun.load(URL(fileURLWithPath: config), fallbacks: ["model": model.model, "task": data.task].compactMapValues { $0 })
         // The command line's run, read in the file's context: its adapter and block options
         // complete the file's (the library takes each option where typed).
         var given = file
