@@ -322,10 +322,16 @@ def run_layerwise(a, data, model, summary):
         print(f"== block {k + 1}: layer {k} ({sum(p.numel() for p in trained)} parameters)", flush=True)
         opt = make_opt(a.optim, trained, a.lr)
         spent = train_steps(model, data, opt, k * a.epoch_steps, a.epoch_steps, a.eval_every, lines, spent, block=k + 1)
+        # Each file through a temp file + rename, the weights first: a stop between the renames
+        # leaves this block's weights with the previous state, and the rerun redoes this block
+        # from its re-initialised layer (the other layers are the same in both), as if never run.
         os.makedirs(partial, exist_ok=True)
-        save_file({n: t.detach().contiguous().clone() for n, t in model.state_dict().items() if n != "lm_head.weight"},
-                  os.path.join(partial, "model.safetensors"))
-        json.dump({"lines": lines, "blocks_done": k + 1, "train_seconds": spent, "perplexity_before": before}, open(state_path, "w"))
+        weights = os.path.join(partial, "model.safetensors")
+        save_file({n: t.detach().contiguous().clone() for n, t in model.state_dict().items() if n != "lm_head.weight"}, weights + ".tmp")
+        with open(state_path + ".tmp", "w") as f:
+            json.dump({"lines": lines, "blocks_done": k + 1, "train_seconds": spent, "perplexity_before": before}, f)
+        os.replace(weights + ".tmp", weights)
+        os.replace(state_path + ".tmp", state_path)
     write_lines(os.path.join(a.out, "metrics.jsonl"), lines)
     summary.update({"steps": layers * a.epoch_steps, "blocks": layers, "epoch_steps": a.epoch_steps, "train_seconds": spent,
                     "perplexity_before": before, "perplexity_after": lines[-1]["dev_perplexity"],
