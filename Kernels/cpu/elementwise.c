@@ -5,6 +5,7 @@
 #include "zt_threads.h"
 #include "fast_exp.h"
 #include "fast_tanh.h"
+#include "fast_erf.h"
 
 #include <math.h>
 
@@ -71,11 +72,7 @@ ZT_ISA_CLONES static void gelu_erf_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
-    const float r = 0.7071067811865476f;  // 1/√2
-    for (int64_t i = lo; i < hi; i++) {
-        float v = x[i];
-        out[i] = 0.5f * v * (1.0f + erff(v * r));
-    }
+    for (int64_t i = lo; i < hi; i++) out[i] = zt_gelu_erf1(x[i]);  // vectorized (fast_erf.h)
 }
 
 ZT_ISA_CLONES static void swiglu_range(void *p, int64_t lo, int64_t hi) {
