@@ -1,5 +1,5 @@
-// Elementwise ops over flat f32 arrays. out may alias an input, so no restrict: clang still
-// vectorizes the loops behind a runtime overlap check.
+// Elementwise ops over flat f32 arrays. out may be an input (in place), so no restrict; the loops
+// are vectorized with ZT_ELEMENTWISE (cpu_isa.h) instead of behind clang's overlap check.
 #include "zt_cpu.h"
 #include "cpu_isa.h"
 #include "zt_threads.h"
@@ -25,6 +25,7 @@ ZT_ISA_CLONES static void add_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *a = c->a, *b = c->b;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = a[i] + b[i];
 }
 
@@ -32,6 +33,7 @@ ZT_ISA_CLONES static void mul_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *a = c->a, *b = c->b;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = a[i] * b[i];
 }
 
@@ -40,6 +42,7 @@ ZT_ISA_CLONES static void scale_range(void *p, int64_t lo, int64_t hi) {
     float *out = c->out;
     const float *a = c->a;
     const float s = c->s;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = s * a[i];
 }
 
@@ -48,6 +51,7 @@ ZT_ISA_CLONES static void relu_range(void *p, int64_t lo, int64_t hi) {
     float *out = c->out;
     const float *x = c->a;
     // x <= 0 is false for NaN, so NaN propagates as in torch.relu (fmaxf would drop it).
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = x[i] <= 0.0f ? 0.0f : x[i];
 }
 
@@ -58,6 +62,7 @@ ZT_ISA_CLONES static void silu_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = silu1(x[i]);
 }
 
@@ -65,6 +70,7 @@ ZT_ISA_CLONES static void gelu_tanh_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = zt_gelu_tanh1(x[i]);  // vectorized (fast_tanh.h)
 }
 
@@ -72,6 +78,7 @@ ZT_ISA_CLONES static void gelu_erf_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *x = c->a;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = zt_gelu_erf1(x[i]);  // vectorized (fast_erf.h)
 }
 
@@ -79,6 +86,7 @@ ZT_ISA_CLONES static void swiglu_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *out = c->out;
     const float *g = c->a, *u = c->b;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) out[i] = silu1(g[i]) * u[i];
 }
 
@@ -86,6 +94,7 @@ ZT_ISA_CLONES static void softcap_range(void *p, int64_t lo, int64_t hi) {
     const ew_ctx *c = p;
     float *x = c->out;
     const float cap = c->s;
+    ZT_ELEMENTWISE
     for (int64_t i = lo; i < hi; i++) x[i] = cap * zt_tanh(x[i] / cap);  // vectorized (fast_tanh.h)
 }
 

@@ -66,6 +66,7 @@ ZT_ISA_CLONES static void softmax_range(void *p, int64_t lo, int64_t hi) {
             s[0] += e;
         }
         const float sum = lanes_sum(s);  // ≥ 1: the max element contributes e⁰
+        ZT_ELEMENTWISE
         for (int64_t j = 0; j < n; j++) out[j] /= sum;
     }
 }
@@ -91,6 +92,7 @@ ZT_ISA_CLONES static void log_softmax_range(void *p, int64_t lo, int64_t hi) {
         float m;
         const float lse = row_log_sum_exp(x, n, &m);
         // (x − max) is exact-ish near the max, so subtract log-sum separately.
+        ZT_ELEMENTWISE
         for (int64_t j = 0; j < n; j++) out[j] = (x[j] - m) - lse;
     }
 }

@@ -79,6 +79,34 @@ final class OpsTests: XCTestCase {
         }
     }
 
+    /// In place (out == an input) the elementwise and row kernels give the out-of-place bits: the
+    /// same per-element operations, now in the vector body (ZT_ELEMENTWISE) where clang's overlap
+    /// check used to send out == x to the scalar loop. 4 099 elements: vector body and scalar tail.
+    func testInPlaceEqualsOutOfPlaceBitForBit() {
+        var rng = Rng(11)
+        let n = 4099
+        let a = rng.array(n, -9, 9), b = rng.array(n, -3, 3)
+        typealias Unary = (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, Int64) -> Void
+        let unary: [(String, Unary)] = [("relu", zt_relu), ("silu", zt_silu), ("gelu_tanh", zt_gelu_tanh), ("gelu_erf", zt_gelu_erf),
+                                        ("scale", { zt_scale($0, $1, 0.37, $2) }),
+                                        ("softmax", { zt_softmax($0, $1, 1, $2) }), ("log_softmax", { zt_log_softmax($0, $1, 1, $2) })]
+        for (name, f) in unary {
+            var out = [Float](repeating: .nan, count: n), y = a
+            f(&out, a, Int64(n))
+            y.withUnsafeMutableBufferPointer { f($0.baseAddress, $0.baseAddress, Int64(n)) }
+            assertBitwise(y, out, "\(name) in place")
+        }
+        typealias Binary = (UnsafeMutablePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, Int64) -> Void
+        for (name, f) in [("add", zt_add), ("mul", zt_mul), ("swiglu", zt_swiglu)] as [(String, Binary)] {
+            var out = [Float](repeating: .nan, count: n), y = a, z = b
+            f(&out, a, b, Int64(n))
+            y.withUnsafeMutableBufferPointer { f($0.baseAddress, $0.baseAddress, b, Int64(n)) }
+            z.withUnsafeMutableBufferPointer { f($0.baseAddress, a, $0.baseAddress, Int64(n)) }
+            assertBitwise(y, out, "\(name) out == first input")
+            assertBitwise(z, out, "\(name) out == second input")
+        }
+    }
+
     func testAddRows() {
         var rng = Rng(2)
         // 300×129 spans several tasks.
