@@ -6,18 +6,5 @@
 # timed in the same process, alternating, with its in-place bits compared to this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-flags=(-O2 -D_GNU_SOURCE -IKernels/include -IKernels/cpu -Ibench)
-objs=()
-if [ -n "${2:-}" ]; then
-    cp "$2" "$out/other.c"
-    clang "${flags[@]}" -c "$out/other.c" -o "$out/other_raw.o"
-    ren=()
-    for f in zt_swiglu zt_add zt_silu zt_gelu_erf; do ren+=(--redefine-sym "$f=${f}_other" -G "${f}_other"); done
-    objcopy "${ren[@]}" "$out/other_raw.o" "$out/other.o"
-    objs+=("$out/other.o")
-    flags+=(-DZT_EW_OTHER)
-fi
-clang "${flags[@]}" bench/elementwise_kernel.c Kernels/cpu/elementwise.c Kernels/cpu/threads.c "${objs[@]}" -o "$out/elementwise_kernel" -lpthread -lm
-"$out/elementwise_kernel" "${1:-$(nproc)}"
+exec bench/kernel_ab.sh bench/elementwise_kernel.c Kernels/cpu/elementwise.c "zt_swiglu zt_add zt_silu zt_gelu_erf" \
+    ZT_EW_OTHER "${1:-$(nproc)}" "${2:-}"

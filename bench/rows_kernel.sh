@@ -6,18 +6,5 @@
 # difference. Wall and CPU ms are both printed: on a busy machine the CPU ratio is the steadier one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-flags=(-O2 -D_GNU_SOURCE -IKernels/include -IKernels/cpu -Ibench)
-objs=()
-if [ -n "${2:-}" ]; then
-    cp "$2" "$out/other.c"
-    clang "${flags[@]}" -c "$out/other.c" -o "$out/other_raw.o"
-    ren=()
-    for f in zt_token_logprobs zt_log_softmax zt_softmax zt_logsumexp_panel; do ren+=(--redefine-sym "$f=${f}_other" -G "${f}_other"); done
-    objcopy "${ren[@]}" "$out/other_raw.o" "$out/other.o"
-    objs+=("$out/other.o")
-    flags+=(-DZT_ROWS_OTHER)
-fi
-clang "${flags[@]}" bench/rows_kernel.c Kernels/cpu/rows.c Kernels/cpu/threads.c "${objs[@]}" -o "$out/rows_kernel" -lpthread -lm
-"$out/rows_kernel" "${1:-$(nproc)}"
+exec bench/kernel_ab.sh bench/rows_kernel.c Kernels/cpu/rows.c "zt_token_logprobs zt_log_softmax zt_softmax zt_logsumexp_panel" \
+    ZT_ROWS_OTHER "${1:-$(nproc)}" "${2:-}"
