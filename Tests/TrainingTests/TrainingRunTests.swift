@@ -71,7 +71,7 @@ final class TrainingRunTests: XCTestCase {
     /// are refused with one line naming the key; the command exits 64 (a usage error).
     func testBadRunFilesAreRefusedNamingTheKey() throws {
         func refusal(_ json: String) -> String? {
-            do { _ = try TrainingRun.decode(Data(json.utf8), source: "run.json").validate(); return nil } catch { return "\(error)" }
+            do { _ = try TrainingRun.decode(Data(json.utf8), source: "run.json", fallbacks: [:]).validate(); return nil } catch { return "\(error)" }
         }
         let head = #""model": "m", "task": "sst2""#
         let cases: [(String, [String])] = [
@@ -97,6 +97,10 @@ final class TrainingRunTests: XCTestCase {
         let filled = try TrainingRun.decode(Data("{\"model\": \"m\"}".utf8), fallbacks: ["model": "other", "task": "rte"])
         XCTAssertEqual(filled.model, "m")
         XCTAssertEqual(filled.task, "rte")
+        // A sweep's base run has no command line to give them: the message names no flag.
+        XCTAssertThrowsError(try TrainingRun.decode(Data("{\"task\": \"sst2\"}".utf8), source: "base.json")) {
+            XCTAssertEqual("\($0)", "base.json: \"model\": missing (the checkpoint to train)")
+        }
         // A file that is not there: its path once, then the cause.
         let absent = "/nonexistent-\(UUID().uuidString)/run.json"
         XCTAssertThrowsError(try TrainingRun.load(URL(fileURLWithPath: absent))) { XCTAssertEqual("\($0)", "\(absent): no such file or directory") }

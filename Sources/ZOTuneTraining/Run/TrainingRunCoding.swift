@@ -31,9 +31,13 @@ extension TrainingRun: Codable {
         func get<T: Decodable>(_ key: String, _ type: T.Type = T.self) throws -> T? { try r.get(key, type) }
         func u64(_ key: String) throws -> UInt64? { try r.u64(key) }
         // A file may leave the model and the task to the command line (`train --config hp.json --model M --task T`).
-        let typed = decoder.userInfo[.runFileFallbacks] as? [String: String] ?? [:]
-        guard let model = try get("model", String.self) ?? typed["model"] else { throw RunConfigError("\"model\": missing (the checkpoint to train: give it in the file or with --model)") }
-        guard let task = try get("task", String.self) ?? typed["task"] else { throw RunConfigError("\"task\": missing (a task name, or custom: give it in the file or with --task)") }
+        // With no command line behind the file (sweep's base run) the message names no flag.
+        let typed = decoder.userInfo[.runFileFallbacks] as? [String: String]
+        func missing(_ key: String, _ what: String) -> RunConfigError {
+            RunConfigError("\"\(key)\": missing (\(what)" + (typed == nil ? ")" : ": give it in the file or with --\(key))"))
+        }
+        guard let model = try get("model", String.self) ?? typed?["model"] else { throw missing("model", "the checkpoint to train") }
+        guard let task = try get("task", String.self) ?? typed?["task"] else { throw missing("task", "a task name, or custom") }
         self.init(model: model, task: task)
         dtype = try get("dtype") ?? dtype
         precision = try get("precision") ?? precision
@@ -103,14 +107,15 @@ extension TrainingRun: Codable {
     }
 
     /// The run in a file (`--config`); an error names the file and the key. `fallbacks`: values of
-    /// the required keys ("model", "task") that the command line gives, used where the file has none.
-    public static func load(_ url: URL, fallbacks: [String: String] = [:]) throws -> TrainingRun {
+    /// the required keys ("model", "task") that the command line gives, used where the file has none
+    /// (nil: no command line can give them, as for a sweep's base run).
+    public static func load(_ url: URL, fallbacks: [String: String]? = nil) throws -> TrainingRun {
         let data: Data
         do { data = try Data(contentsOf: url) } catch { throw FileError(path: url.path, cause: FileError.cause(of: error) ?? "cannot be read") }
         return try decode(data, source: url.path, fallbacks: fallbacks)
     }
 
-    public static func decode(_ data: Data, source: String = "run file", fallbacks: [String: String] = [:]) throws -> TrainingRun {
+    public static func decode(_ data: Data, source: String = "run file", fallbacks: [String: String]? = nil) throws -> TrainingRun {
         let decoder = JSONDecoder()
         decoder.userInfo[.runFileFallbacks] = fallbacks
         do { return try decoder.decode(TrainingRun.self, from: data) } catch let e as RunConfigError {
